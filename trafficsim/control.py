@@ -1,0 +1,295 @@
+"""Traffic controls that a scenario carries: signal plans, meters and lane-blocking events.
+
+Controls are plain data. Engines compile them into arrays: a fixed-time signal becomes green
+windows per movement (movements flow only during green; amber and all-red are lost time), a
+meter caps a link's discharge rate, a blocking event removes lanes from a link for a time
+window (illegal parking, loading, a broken-down truck). Every control serialises to a TOML table
+with a ``kind`` field; :data:`CONTROL_KINDS` maps kinds to classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .network import Network, NetworkError
+
+__all__ = [
+    "ControlError",
+    "Phase",
+    "FixedTimeSignal",
+    "FixedRateMeter",
+    "Blocking",
+    "CONTROL_KINDS",
+    "control_from_dict",
+]
+
+
+class ControlError(ValueError):
+    """A control has an invalid field (the message names the control and the field)."""
+
+
+def _num(el: str, name: str, value, *, minimum: float = 0.0, strict: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ControlError(f"{el}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x < minimum or (strict and x == minimum):
+        rel = ">" if strict else ">="
+        raise ControlError(f"{el}: {name} must be finite and {rel} {minimum:g}, got {value!r}")
+    return x
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of a fixed-time plan.
+
+    Parameters
+    ----------
+    green_s : float
+        Green time [s], > 0.
+    movements : tuple of (str, str)
+        ``(in_link, out_link)`` pairs that have right of way during this green.
+    amber_s : float
+        Amber after the green [s]; lost time, no flow.
+    all_red_s : float
+        All-red clearance after the amber [s].
+    """
+
+    green_s: float
+    movements: tuple[tuple[str, str], ...]
+    amber_s: float = 3.0
+    all_red_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        """Green + amber + all-red [s]."""
+        return self.green_s + self.amber_s + self.all_red_s
+
+
+@dataclass(frozen=True)
+class FixedTimeSignal:
+    """A fixed-time signal plan at a node.
+
+    Parameters
+    ----------
+    node : str
+        The signalised node.
+    phases : tuple of Phase
+        Stages in order; the cycle is the sum of their durations.
+    offset_s : float
+        Start of the first green relative to time 0 [s] (coordination offset).
+    """
+
+    node: str
+    phases: tuple[Phase, ...]
+    offset_s: float = 0.0
+    kind: str = field(default="signal", init=False)
+
+    @property
+    def cycle_s(self) -> float:
+        """Cycle length [s]."""
+        return sum(p.duration_s for p in self.phases)
+
+    def green_windows(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        """Green windows ``(start, end)`` [s] within the cycle (from the offset) per movement."""
+        windows: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        t = 0.0
+        for p in self.phases:
+            for mv in p.movements:
+                windows.setdefault(tuple(mv), []).append((t, t + p.green_s))
+            t += p.duration_s
+        return windows
+
+    def green_share(self, in_link: str, out_link: str) -> float:
+        """Fraction of the cycle during which the movement has green."""
+        w = self.green_windows().get((in_link, out_link), [])
+        return sum(b - a for a, b in w) / self.cycle_s
+
+    def is_green(self, in_link: str, out_link: str, t_s: float) -> bool:
+        """Whether the movement has green at time ``t_s`` [s]."""
+        tc = (t_s - self.offset_s) % self.cycle_s
+        return any(a <= tc < b for a, b in self.green_windows().get((in_link, out_link), []))
+
+    def validate(self, network: Network) -> "FixedTimeSignal":
+        """Check the plan against ``network``; returns a normalised copy."""
+        el = f"signal at node {self.node!r}"
+        try:
+            network.node(self.node)
+        except NetworkError:
+            raise ControlError(f"{el}: node is not in the network") from None
+        if not self.phases:
+            raise ControlError(f"{el}: phases is empty")
+        phases = []
+        for i, p in enumerate(self.phases):
+            if isinstance(p, dict):
+                p = Phase(**p)
+            pel = f"{el}, phase {i}"
+            green = _num(pel, "green_s", p.green_s, strict=True)
+            amber = _num(pel, "amber_s", p.amber_s)
+            red = _num(pel, "all_red_s", p.all_red_s)
+            mvs = []
+            for mv in p.movements:
+                try:
+                    a, b = mv
+                except (TypeError, ValueError):
+                    raise ControlError(f"{pel}: movement must be an (in_link, out_link) pair, got {mv!r}") from None
+                for lid in (a, b):
+                    if lid not in network.links:
+                        raise ControlError(f"{pel}: movement {a!r}->{b!r}: link {lid!r} is not in the network")
+                if network.links[a].to_node != self.node or network.links[b].from_node != self.node:
+                    raise ControlError(f"{pel}: movement {a!r}->{b!r} does not pass through node {self.node!r}")
+                mvs.append((a, b))
+            phases.append(Phase(green, tuple(mvs), amber, red))
+        offset = _num(el, "offset_s", self.offset_s, minimum=-math.inf)
+        return FixedTimeSignal(self.node, tuple(phases), offset)
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML."""
+        return {
+            "kind": self.kind,
+            "node": self.node,
+            "offset_s": self.offset_s,
+            "phases": [
+                {"green_s": p.green_s, "amber_s": p.amber_s, "all_red_s": p.all_red_s,
+                 "movements": [list(m) for m in p.movements]}
+                for p in self.phases
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FixedTimeSignal":
+        """Inverse of :meth:`to_dict`."""
+        phases = tuple(
+            Phase(p["green_s"], tuple(tuple(m) for m in p.get("movements", [])), p.get("amber_s", 3.0), p.get("all_red_s", 0.0))
+            for p in d["phases"]
+        )
+        return cls(d["node"], phases, d.get("offset_s", 0.0))
+
+
+@dataclass(frozen=True)
+class FixedRateMeter:
+    """Caps the discharge of a link (a ramp meter or a merge-release signal) to a rate.
+
+    Parameters
+    ----------
+    link : str
+        The metered link; its outflow at its downstream node is capped.
+    profile : tuple of (float, float)
+        Piecewise-constant metering rate ``((start_s, veh_per_h), ...)`` [s, veh/h]; before the
+        first start the link is not metered.
+    """
+
+    link: str
+    profile: tuple[tuple[float, float], ...]
+    kind: str = field(default="meter", init=False)
+
+    def rate_at(self, t_s: float) -> float:
+        """Metering rate [veh/h] at ``t_s`` [s] (``inf`` when not metered)."""
+        rate = math.inf
+        for s, q in self.profile:
+            if s <= t_s:
+                rate = q
+        return rate
+
+    def validate(self, network: Network) -> "FixedRateMeter":
+        """Check against ``network``; returns a normalised copy."""
+        el = f"meter on link {self.link!r}"
+        if self.link not in network.links:
+            raise ControlError(f"{el}: link is not in the network")
+        prof, last = [], -math.inf
+        for i, e in enumerate(self.profile):
+            s = _num(el, f"profile[{i}] start_s", e[0], minimum=-math.inf)
+            q = _num(el, f"profile[{i}] veh_per_h", e[1])
+            if s <= last:
+                raise ControlError(f"{el}: profile start times must be strictly increasing")
+            last = s
+            prof.append((s, q))
+        if not prof:
+            raise ControlError(f"{el}: profile is empty")
+        return FixedRateMeter(self.link, tuple(prof))
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML."""
+        return {"kind": self.kind, "link": self.link, "profile": [list(e) for e in self.profile]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FixedRateMeter":
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["link"], tuple(tuple(e) for e in d["profile"]))
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """Lanes of a link blocked during a time window (illegal parking, loading, an incident).
+
+    The macro engine removes ``lanes`` from the link's lane count during ``[start_s, end_s)``
+    (vehicles already there stay and drain); the micro engine blocks the lane segment.
+
+    Parameters
+    ----------
+    link : str
+        The link.
+    start_s, end_s : float
+        Time window [s].
+    lanes : int
+        Lanes blocked, >= 1.
+    position_m : float
+        Distance of the blocked segment's start from the link start [m] (micro engine).
+    length_m : float
+        Length of the blocked segment [m] (micro engine).
+    """
+
+    link: str
+    start_s: float
+    end_s: float
+    lanes: int = 1
+    position_m: float = 0.0
+    length_m: float = 20.0
+    kind: str = field(default="blocking", init=False)
+
+    def validate(self, network: Network) -> "Blocking":
+        """Check against ``network``; returns a normalised copy."""
+        el = f"blocking on link {self.link!r}"
+        if self.link not in network.links:
+            raise ControlError(f"{el}: link is not in the network")
+        s = _num(el, "start_s", self.start_s)
+        e = _num(el, "end_s", self.end_s)
+        if e <= s:
+            raise ControlError(f"{el}: end_s ({e:g}) must be after start_s ({s:g})")
+        if isinstance(self.lanes, bool) or int(self.lanes) != self.lanes or self.lanes < 1:
+            raise ControlError(f"{el}: lanes must be a whole number >= 1, got {self.lanes!r}")
+        pos = _num(el, "position_m", self.position_m)
+        length = _num(el, "length_m", self.length_m, strict=True)
+        if pos + length > network.links[self.link].length_m + 1e-9:
+            raise ControlError(f"{el}: position_m + length_m exceeds the link length")
+        return Blocking(self.link, s, e, int(self.lanes), pos, length)
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML."""
+        return {"kind": self.kind, "link": self.link, "start_s": self.start_s, "end_s": self.end_s,
+                "lanes": self.lanes, "position_m": self.position_m, "length_m": self.length_m}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Blocking":
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["link"], d["start_s"], d["end_s"], d.get("lanes", 1), d.get("position_m", 0.0), d.get("length_m", 20.0))
+
+
+#: kind -> control class, for deserialisation. Measures may register further kinds.
+CONTROL_KINDS: dict[str, type] = {
+    "signal": FixedTimeSignal,
+    "meter": FixedRateMeter,
+    "blocking": Blocking,
+}
+
+
+def control_from_dict(d: dict):
+    """Build a control from its TOML table (dispatch on ``kind``)."""
+    kind = d.get("kind")
+    if kind not in CONTROL_KINDS:
+        raise ControlError(f"control {d!r}: unknown kind {kind!r}; known: {sorted(CONTROL_KINDS)}")
+    try:
+        return CONTROL_KINDS[kind].from_dict({k: v for k, v in d.items() if k != "kind"} | {"kind": kind})
+    except (KeyError, TypeError) as exc:
+        raise ControlError(f"control of kind {kind!r}: missing or malformed field {exc}") from None

@@ -1,0 +1,105 @@
+"""What every engine needs from a scenario: resolved routes, time breakpoints, step choice."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..control import Blocking, FixedRateMeter, FixedTimeSignal
+from ..demand import DemandError
+from ..scenario import Scenario
+
+__all__ = ["SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for"]
+
+
+class SimulationError(RuntimeError):
+    """A run failed (a kernel status, an inconsistent option); the message says what to change."""
+
+
+@dataclass
+class RouteTable:
+    """Every route of every OD flow, one row each (the commodities of the engines)."""
+
+    flow: list[int]
+    links: list[tuple[str, ...]]
+    share: list[float]
+    label: list[str]
+
+    def __len__(self) -> int:
+        return len(self.links)
+
+
+def build_routes(scenario: Scenario) -> RouteTable:
+    """Resolve routes (free-flow shortest paths where none given) into a :class:`RouteTable`."""
+    resolved = scenario.demand.resolve_routes(scenario.network)
+    flows, links, shares, labels = [], [], [], []
+    for fi, (flow, routes) in enumerate(zip(scenario.demand.flows, resolved)):
+        for ri, (path, share) in enumerate(routes):
+            if len(set(path)) != len(path):
+                raise DemandError(f"flow {flow.label()}: route {list(path)} visits a link twice")
+            flows.append(fi)
+            links.append(tuple(path))
+            shares.append(float(share))
+            suffix = f"#{ri}" if len(routes) > 1 else ""
+            labels.append(f"{fi}:{flow.label()}{suffix}")
+    return RouteTable(flows, links, shares, labels)
+
+
+def lanes_in_force(scenario: Scenario, t_s: float) -> dict[str, int]:
+    """Lanes per link at ``t_s`` [s]: the lane schedule minus blocked lanes (never below 0)."""
+    lanes = {lid: lk.lanes_at(t_s) for lid, lk in scenario.network.links.items()}
+    for c in scenario.controls:
+        if isinstance(c, Blocking) and c.start_s <= t_s < c.end_s:
+            lanes[c.link] = max(0, lanes[c.link] - c.lanes)
+    return lanes
+
+
+def breakpoints(scenario: Scenario) -> list[float]:
+    """Times [s] at which some piecewise-constant input (demand, lanes, meters, blocking) changes."""
+    times: set[float] = set()
+    for f in scenario.demand.flows:
+        times.update(s for s, _ in f.profile)
+    for lk in scenario.network.links.values():
+        times.update(s for s, _ in lk.lane_schedule)
+    for c in scenario.controls:
+        if isinstance(c, FixedRateMeter):
+            times.update(s for s, _ in c.profile)
+        elif isinstance(c, Blocking):
+            times.update((c.start_s, c.end_s))
+    return sorted(t for t in times if 0 < t < scenario.duration_s)
+
+
+def steps_for(scenario: Scenario, dt_s: float, record_interval_s: float) -> tuple[int, int]:
+    """Number of steps and steps per record interval; clear errors when they do not divide."""
+    for name, v in (("dt_s", dt_s), ("record_interval_s", record_interval_s)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise SimulationError(f"{name} must be a finite number > 0, got {v!r}")
+    spr = record_interval_s / dt_s
+    if abs(spr - round(spr)) > 1e-9 * spr:
+        raise SimulationError(
+            f"record_interval_s={record_interval_s:g} must be a whole multiple of dt_s={dt_s:g}"
+        )
+    n_steps = int(math.ceil(scenario.duration_s / dt_s - 1e-9))
+    return n_steps, int(round(spr))
+
+
+def has_signals(scenario: Scenario) -> bool:
+    """Whether the scenario has at least one signal plan."""
+    return any(isinstance(c, FixedTimeSignal) for c in scenario.controls)
+
+
+def step_index(t_s: float, dt_s: float) -> int:
+    """First step whose start time is at or after ``t_s``."""
+    return int(math.ceil(t_s / dt_s - 1e-9))
+
+
+def int_array(values) -> np.ndarray:
+    """A C-contiguous int64 array."""
+    return np.ascontiguousarray(np.asarray(values, dtype=np.int64))
+
+
+def float_array(values) -> np.ndarray:
+    """A C-contiguous float64 array."""
+    return np.ascontiguousarray(np.asarray(values, dtype=np.float64))

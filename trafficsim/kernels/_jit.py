@@ -1,0 +1,24 @@
+"""The one place that configures numba for every kernel.
+
+Kernels are compiled lazily on first call and cached on disk (``cache=True``) so that a second
+process starts warm. ``fastmath`` stays off: conservation tests compare sums to 1e-6 vehicles and
+reassociation would make results depend on the compiler. Set ``TRAFFICSIM_NO_CACHE=1`` to disable
+the on-disk cache (e.g. on a read-only install).
+"""
+
+import os
+
+import numba
+
+__all__ = ["jit"]
+
+_CACHE = os.environ.get("TRAFFICSIM_NO_CACHE", "") not in ("1", "true", "yes")
+
+
+def jit(fn=None, **overrides):
+    """``numba.njit`` with the project's settings (cache, no fastmath, numpy error model)."""
+    options = dict(cache=_CACHE, fastmath=False, error_model="numpy", boundscheck=False, nogil=True)
+    options.update(overrides)
+    if fn is None:
+        return lambda f: numba.njit(**options)(f)
+    return numba.njit(**options)(fn)

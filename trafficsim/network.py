@@ -1,0 +1,473 @@
+"""The road network: nodes, directed links with a triangular fundamental diagram, lane schedules.
+
+This module owns the one network description that every engine reads. Units at this surface are
+the ones traffic engineers use and are named in each parameter (``length_m``,
+``free_speed_kmh``, ``capacity_vph_per_lane``, ``jam_density_vpkm_per_lane``); engines convert to
+SI when they compile a scenario.
+
+A link's fundamental diagram is triangular (Daganzo 1994; Newell 1993): free-flow speed
+``v_f``, capacity per lane ``q_c`` and jam density per lane ``k_j`` fix the critical density
+``k_c = q_c / v_f`` and the backward wave speed ``w = q_c / (k_j - k_c)``. Capacity is an
+explicit parameter, never emergent; ``w`` follows and must lie in the physical range
+``WAVE_SPEED_RANGE_KMH`` (observed congestion fronts move upstream at about 10-25 km/h,
+Kerner & Rehborn 1996; Treiber, Kesting & Helbing 2010).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+__all__ = [
+    "WAVE_SPEED_RANGE_KMH",
+    "Node",
+    "Link",
+    "Network",
+    "NetworkError",
+]
+
+#: Accepted range of the backward wave speed [km/h]. The literature range is about 10-25 km/h;
+#: the bounds leave a margin for slow inner streets and fast expressways.
+WAVE_SPEED_RANGE_KMH = (8.0, 30.0)
+
+
+class NetworkError(ValueError):
+    """A network element has an invalid or inconsistent field (the message names both)."""
+
+
+def _finite(element: str, name: str, value, *, positive: bool = True, allow_zero: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise NetworkError(f"{element}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise NetworkError(f"{element}: {name} must be finite, got {value!r}")
+    if positive and (x < 0 or (x == 0 and not allow_zero)):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise NetworkError(f"{element}: {name} must be {bound}, got {value!r}")
+    return x
+
+
+def _lane_count(element: str, name: str, value, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise NetworkError(f"{element}: {name} must be a whole number of lanes, got {value!r}")
+    if int(value) < minimum:
+        raise NetworkError(f"{element}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A junction, an origin or a destination.
+
+    Parameters
+    ----------
+    id : str
+        Unique identifier.
+    x, y : float, optional
+        Position [m] for maps and plots; engines do not need it.
+    """
+
+    id: str
+    x: float | None = None
+    y: float | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A directed road section with a triangular fundamental diagram.
+
+    Parameters
+    ----------
+    id : str
+        Unique identifier.
+    from_node, to_node : str
+        Upstream and downstream node ids.
+    length_m : float
+        Length [m], > 0.
+    lanes : int
+        Number of lanes at time 0, >= 1 (the lane schedule may change it later).
+    free_speed_kmh : float
+        Free-flow speed [km/h].
+    capacity_vph_per_lane : float
+        Capacity [veh/h/lane].
+    jam_density_vpkm_per_lane : float
+        Jam density [veh/km/lane].
+    lane_schedule : tuple of (float, int)
+        Piecewise-constant lane count after time 0: ``((start_s, lanes), ...)`` with strictly
+        increasing ``start_s`` [s] > 0 and ``lanes`` >= 0. A lane count of 0 closes the link.
+    priority : float or None
+        Merge priority of this link at its downstream node. ``None`` (default) means
+        capacity-proportional priority (Tampere et al. 2011).
+    name : str
+        Human-readable street name, for plots and cards.
+    """
+
+    id: str
+    from_node: str
+    to_node: str
+    length_m: float
+    lanes: int
+    free_speed_kmh: float = 50.0
+    capacity_vph_per_lane: float = 1800.0
+    jam_density_vpkm_per_lane: float = 150.0
+    lane_schedule: tuple[tuple[float, int], ...] = ()
+    priority: float | None = None
+    name: str = ""
+
+    @property
+    def critical_density_vpkm_per_lane(self) -> float:
+        """Critical density ``k_c = q_c / v_f`` [veh/km/lane]."""
+        return self.capacity_vph_per_lane / self.free_speed_kmh
+
+    @property
+    def wave_speed_kmh(self) -> float:
+        """Backward wave speed ``w = q_c / (k_j - k_c)`` [km/h] (positive number, moving upstream)."""
+        kc = self.critical_density_vpkm_per_lane
+        return self.capacity_vph_per_lane / (self.jam_density_vpkm_per_lane - kc)
+
+    @property
+    def free_flow_time_s(self) -> float:
+        """Free-flow travel time ``L / v_f`` [s]."""
+        return self.length_m / (self.free_speed_kmh / 3.6)
+
+    def lanes_at(self, t_s: float) -> int:
+        """Lane count in force at time ``t_s`` [s] according to the lane schedule."""
+        lanes = self.lanes
+        for start, n in self.lane_schedule:
+            if start <= t_s:
+                lanes = n
+            else:
+                break
+        return lanes
+
+    @property
+    def max_lanes(self) -> int:
+        """Largest lane count the link ever has."""
+        return max([self.lanes] + [n for _, n in self.lane_schedule])
+
+
+def _validate_link(link: Link, nodes: dict[str, Node]) -> Link:
+    el = f"link {link.id!r}"
+    if not isinstance(link.id, str) or not link.id:
+        raise NetworkError(f"link {link.id!r}: id must be a non-empty string")
+    for name in ("from_node", "to_node"):
+        nid = getattr(link, name)
+        if nid not in nodes:
+            raise NetworkError(f"{el}: {name} {nid!r} is not a node of the network (add_node it first)")
+    if link.from_node == link.to_node:
+        raise NetworkError(f"{el}: from_node and to_node are both {link.from_node!r}; self-loops are not allowed")
+    length = _finite(el, "length_m", link.length_m)
+    lanes = _lane_count(el, "lanes", link.lanes, minimum=1)
+    vf = _finite(el, "free_speed_kmh", link.free_speed_kmh)
+    cap = _finite(el, "capacity_vph_per_lane", link.capacity_vph_per_lane)
+    kj = _finite(el, "jam_density_vpkm_per_lane", link.jam_density_vpkm_per_lane)
+    kc = cap / vf
+    if kc >= kj:
+        raise NetworkError(
+            f"{el}: capacity_vph_per_lane / free_speed_kmh = {kc:.1f} veh/km must be below "
+            f"jam_density_vpkm_per_lane = {kj:g} (no congested branch otherwise)"
+        )
+    w = cap / (kj - kc)
+    lo, hi = WAVE_SPEED_RANGE_KMH
+    if not lo <= w <= hi:
+        raise NetworkError(
+            f"{el}: the backward wave speed q_c/(k_j - k_c) = {w:.1f} km/h is outside the physical "
+            f"range {lo:g}-{hi:g} km/h; check capacity_vph_per_lane={cap:g}, "
+            f"free_speed_kmh={vf:g}, jam_density_vpkm_per_lane={kj:g}"
+        )
+    schedule = []
+    last = 0.0
+    for i, entry in enumerate(link.lane_schedule):
+        try:
+            start, n = entry
+        except (TypeError, ValueError):
+            raise NetworkError(f"{el}: lane_schedule[{i}] must be a (start_s, lanes) pair, got {entry!r}") from None
+        start = _finite(el, f"lane_schedule[{i}] start_s", start)
+        if start <= last:
+            raise NetworkError(
+                f"{el}: lane_schedule start times must be strictly increasing and > 0, got {start:g} after {last:g}"
+            )
+        last = start
+        schedule.append((start, _lane_count(el, f"lane_schedule[{i}] lanes", n, minimum=0)))
+    priority = link.priority
+    if priority is not None:
+        priority = _finite(el, "priority", priority)
+    return replace(
+        link,
+        length_m=length,
+        lanes=lanes,
+        free_speed_kmh=vf,
+        capacity_vph_per_lane=cap,
+        jam_density_vpkm_per_lane=kj,
+        lane_schedule=tuple(schedule),
+        priority=priority,
+    )
+
+
+@dataclass
+class Network:
+    """A directed road network of nodes and links.
+
+    Build one with :meth:`add_node` and :meth:`add_link`; every field is validated on entry and
+    errors name the element and the field.
+
+    Examples
+    --------
+    >>> net = Network()
+    >>> net.add_node("A"); net.add_node("B")
+    >>> net.add_link("up", "A", "B", length_m=1500, lanes=2)
+    """
+
+    nodes: dict[str, Node] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)
+    banned_turns: set[tuple[str, str]] = field(default_factory=set)
+    allow_u_turns: bool = False
+
+    # ------------------------------------------------------------------ building
+    def add_node(self, id: str, x: float | None = None, y: float | None = None) -> Node:
+        """Add a node; ``x``, ``y`` [m] are optional coordinates for plotting."""
+        if not isinstance(id, str) or not id:
+            raise NetworkError(f"node {id!r}: id must be a non-empty string")
+        if id in self.nodes:
+            raise NetworkError(f"node {id!r}: duplicate id")
+        if (x is None) != (y is None):
+            raise NetworkError(f"node {id!r}: give both x and y or neither")
+        if x is not None:
+            x = _finite(f"node {id!r}", "x", x, positive=False)
+            y = _finite(f"node {id!r}", "y", y, positive=False)
+        node = Node(id, x, y)
+        self.nodes[id] = node
+        return node
+
+    def add_link(
+        self,
+        id: str,
+        from_node: str,
+        to_node: str,
+        *,
+        length_m: float,
+        lanes: int,
+        free_speed_kmh: float = 50.0,
+        capacity_vph_per_lane: float = 1800.0,
+        jam_density_vpkm_per_lane: float = 150.0,
+        lane_schedule: Iterable[tuple[float, int]] = (),
+        priority: float | None = None,
+        name: str = "",
+    ) -> Link:
+        """Add a directed link; see :class:`Link` for the fields and their units."""
+        if id in self.links:
+            raise NetworkError(f"link {id!r}: duplicate id")
+        link = Link(
+            id=id,
+            from_node=from_node,
+            to_node=to_node,
+            length_m=length_m,
+            lanes=lanes,
+            free_speed_kmh=free_speed_kmh,
+            capacity_vph_per_lane=capacity_vph_per_lane,
+            jam_density_vpkm_per_lane=jam_density_vpkm_per_lane,
+            lane_schedule=tuple(tuple(e) if isinstance(e, list) else e for e in lane_schedule),
+            priority=priority,
+            name=name,
+        )
+        link = _validate_link(link, self.nodes)
+        self.links[id] = link
+        return link
+
+    def update_link(self, id: str, **fields) -> Link:
+        """Replace fields of an existing link (validated like :meth:`add_link`)."""
+        link = self.link(id)
+        if "lane_schedule" in fields:
+            fields["lane_schedule"] = tuple(tuple(e) for e in fields["lane_schedule"])
+        unknown = set(fields) - set(Link.__dataclass_fields__) - {"id"}
+        if unknown:
+            raise NetworkError(f"link {id!r}: unknown field(s) {sorted(unknown)}")
+        new = _validate_link(replace(link, **fields), self.nodes)
+        self.links[id] = new
+        return new
+
+    def set_lane_schedule(self, link_id: str, schedule: Sequence[tuple[float, int]]) -> Link:
+        """Set a piecewise-constant lane count after time 0: ``[(start_s, lanes), ...]``."""
+        return self.update_link(link_id, lane_schedule=schedule)
+
+    def remove_link(self, id: str) -> None:
+        """Remove a link (and the turn bans that name it)."""
+        self.link(id)
+        del self.links[id]
+        self.banned_turns = {t for t in self.banned_turns if id not in t}
+
+    def ban_turn(self, from_link: str, to_link: str) -> None:
+        """Forbid the movement ``from_link -> to_link`` at their common node."""
+        a, b = self.link(from_link), self.link(to_link)
+        if a.to_node != b.from_node:
+            raise NetworkError(
+                f"turn {from_link!r} -> {to_link!r}: link {from_link!r} ends at {a.to_node!r} "
+                f"but {to_link!r} starts at {b.from_node!r}"
+            )
+        self.banned_turns.add((from_link, to_link))
+
+    def copy(self) -> "Network":
+        """A copy that can be edited without touching this network (links are immutable)."""
+        return Network(dict(self.nodes), dict(self.links), set(self.banned_turns), self.allow_u_turns)
+
+    # ------------------------------------------------------------------ queries
+    def node(self, id: str) -> Node:
+        """The node ``id``; a clear error when there is none."""
+        try:
+            return self.nodes[id]
+        except KeyError:
+            raise NetworkError(f"node {id!r}: not in the network") from None
+
+    def link(self, id: str) -> Link:
+        """The link ``id``; a clear error when there is none."""
+        try:
+            return self.links[id]
+        except KeyError:
+            raise NetworkError(f"link {id!r}: not in the network") from None
+
+    def out_links(self, node_id: str) -> list[Link]:
+        """Links leaving ``node_id``, in insertion order."""
+        return [lk for lk in self.links.values() if lk.from_node == node_id]
+
+    def in_links(self, node_id: str) -> list[Link]:
+        """Links entering ``node_id``, in insertion order."""
+        return [lk for lk in self.links.values() if lk.to_node == node_id]
+
+    def turn_allowed(self, from_link: str, to_link: str) -> bool:
+        """Whether vehicles may go from ``from_link`` onto ``to_link`` (adjacent links only)."""
+        a, b = self.links[from_link], self.links[to_link]
+        if a.to_node != b.from_node or (from_link, to_link) in self.banned_turns:
+            return False
+        if not self.allow_u_turns and b.to_node == a.from_node:
+            # A U-turn onto the opposite carriageway; allowed only where it is the only way on.
+            return len(self.out_links(a.to_node)) == 1
+        return True
+
+    def shortest_path(self, origin: str, destination: str, weight: str = "free_flow_time_s") -> list[str]:
+        """Links of the least-``weight`` path from node ``origin`` to node ``destination``.
+
+        Dijkstra over links (so that turn bans are respected), ties broken by link insertion order
+        so the result is deterministic. ``weight`` names a :class:`Link` attribute (free-flow
+        travel time by default). Raises :class:`NetworkError` if the destination is unreachable.
+        """
+        self.node(origin)
+        self.node(destination)
+        out_by_node: dict[str, list[Link]] = {}
+        for lk in self.links.values():
+            out_by_node.setdefault(lk.from_node, []).append(lk)
+        order = {lid: i for i, lid in enumerate(self.links)}
+        best: dict[str, float] = {}
+        prev: dict[str, str | None] = {}
+        heap: list[tuple[float, int, str]] = []
+        for lk in out_by_node.get(origin, []):
+            c = getattr(lk, weight)
+            if c < best.get(lk.id, math.inf):
+                best[lk.id] = c
+                prev[lk.id] = None
+                heapq.heappush(heap, (c, order[lk.id], lk.id))
+        done: set[str] = set()
+        while heap:
+            c, _, lid = heapq.heappop(heap)
+            if lid in done:
+                continue
+            done.add(lid)
+            lk = self.links[lid]
+            if lk.to_node == destination:
+                path = [lid]
+                while prev[path[-1]] is not None:
+                    path.append(prev[path[-1]])
+                return path[::-1]
+            for nxt in out_by_node.get(lk.to_node, []):
+                if nxt.id in done or not self.turn_allowed(lid, nxt.id):
+                    continue
+                cn = c + getattr(nxt, weight)
+                if cn < best.get(nxt.id, math.inf):
+                    best[nxt.id] = cn
+                    prev[nxt.id] = lid
+                    heapq.heappush(heap, (cn, order[nxt.id], nxt.id))
+        raise NetworkError(f"destination {destination!r} is unreachable from origin {origin!r}")
+
+    def validate_route(self, links: Sequence[str], origin: str | None = None, destination: str | None = None) -> None:
+        """Check that ``links`` is a connected, allowed path (from ``origin`` to ``destination``)."""
+        if len(links) == 0:
+            raise NetworkError("route: must contain at least one link")
+        for lid in links:
+            self.link(lid)
+        if origin is not None and self.links[links[0]].from_node != origin:
+            raise NetworkError(f"route {list(links)}: first link {links[0]!r} does not start at origin {origin!r}")
+        if destination is not None and self.links[links[-1]].to_node != destination:
+            raise NetworkError(
+                f"route {list(links)}: last link {links[-1]!r} does not end at destination {destination!r}"
+            )
+        for a, b in zip(links[:-1], links[1:]):
+            if self.links[a].to_node != self.links[b].from_node:
+                raise NetworkError(f"route {list(links)}: link {a!r} does not lead to link {b!r}")
+            if not self.turn_allowed(a, b):
+                raise NetworkError(f"route {list(links)}: the turn {a!r} -> {b!r} is not allowed")
+
+    def to_dict(self) -> dict:
+        """Plain-data form (used by TOML serialisation)."""
+        nodes = []
+        for n in self.nodes.values():
+            d = {"id": n.id}
+            if n.x is not None:
+                d["x"], d["y"] = n.x, n.y
+            nodes.append(d)
+        links = []
+        for lk in self.links.values():
+            d = {
+                "id": lk.id,
+                "from": lk.from_node,
+                "to": lk.to_node,
+                "length_m": lk.length_m,
+                "lanes": lk.lanes,
+                "free_speed_kmh": lk.free_speed_kmh,
+                "capacity_vph_per_lane": lk.capacity_vph_per_lane,
+                "jam_density_vpkm_per_lane": lk.jam_density_vpkm_per_lane,
+            }
+            if lk.lane_schedule:
+                d["lane_schedule"] = [[s, n] for s, n in lk.lane_schedule]
+            if lk.priority is not None:
+                d["priority"] = lk.priority
+            if lk.name:
+                d["name"] = lk.name
+            links.append(d)
+        out = {"nodes": nodes, "links": links}
+        if self.banned_turns:
+            out["banned_turns"] = [list(t) for t in sorted(self.banned_turns)]
+        if self.allow_u_turns:
+            out["allow_u_turns"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Network":
+        """Inverse of :meth:`to_dict`, validating every field."""
+        net = cls()
+        known_node = {"id", "x", "y"}
+        for i, d in enumerate(data.get("nodes", [])):
+            extra = set(d) - known_node
+            if extra:
+                raise NetworkError(f"nodes[{i}] ({d.get('id')!r}): unknown field(s) {sorted(extra)}")
+            if "id" not in d:
+                raise NetworkError(f"nodes[{i}]: missing field 'id'")
+            net.add_node(d["id"], d.get("x"), d.get("y"))
+        known_link = {
+            "id", "from", "to", "length_m", "lanes", "free_speed_kmh", "capacity_vph_per_lane",
+            "jam_density_vpkm_per_lane", "lane_schedule", "priority", "name",
+        }
+        for i, d in enumerate(data.get("links", [])):
+            extra = set(d) - known_link
+            if extra:
+                raise NetworkError(f"links[{i}] ({d.get('id')!r}): unknown field(s) {sorted(extra)}")
+            for req in ("id", "from", "to", "length_m", "lanes"):
+                if req not in d:
+                    raise NetworkError(f"links[{i}] ({d.get('id')!r}): missing field {req!r}")
+            kw = {k: v for k, v in d.items() if k not in ("id", "from", "to")}
+            net.add_link(d["id"], d["from"], d["to"], **kw)
+        for t in data.get("banned_turns", []):
+            net.ban_turn(*t)
+        net.allow_u_turns = bool(data.get("allow_u_turns", False))
+        return net

@@ -1,0 +1,182 @@
+"""A scenario: network + demand + controls + horizon, and its TOML form.
+
+The TOML schema (documented in ``docs/scenario-toml.md``)::
+
+    [scenario]
+    name = "merge"            # optional
+    description = "..."       # optional
+    duration_s = 7200
+
+    [[nodes]]                 # id, optional x, y [m]
+    id = "A"
+
+    [[links]]                 # id, from, to, length_m, lanes, free_speed_kmh,
+    id = "up"                 # capacity_vph_per_lane, jam_density_vpkm_per_lane,
+    from = "A"                # optional lane_schedule = [[start_s, lanes], ...],
+    to = "B"                  # priority, name
+    length_m = 1500.0
+    lanes = 2
+
+    [[demand]]                # origin, destination, profile = [[start_s, veh_per_h], ...],
+    origin = "A"              # optional routes = [{links = [...], share = 0.7}, ...],
+    destination = "C"         # vehicle_class, name
+    profile = [[0, 4500], [2700, 2000]]
+
+    [[controls]]              # kind = "signal" | "meter" | "blocking" | ...
+    kind = "meter"
+    link = "ramp"
+    profile = [[0, 900]]
+
+Round trip is exact: ``Scenario.from_toml(p)`` of ``sc.to_toml(p)`` equals ``sc`` (measures,
+which are code, are not serialised).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .control import ControlError, control_from_dict
+from .demand import Demand, DemandError
+from .network import Network, NetworkError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Scenario", "ScenarioError"]
+
+
+class ScenarioError(ValueError):
+    """A scenario, or its TOML file, is malformed (the message says where)."""
+
+
+@dataclass
+class Scenario:
+    """What to simulate: a network, its demand, its controls and a horizon.
+
+    Parameters
+    ----------
+    network : Network
+    demand : Demand
+    duration_s : float
+        Simulated horizon [s].
+    controls : list
+        Signal plans, meters, blocking events (see :mod:`trafficsim.control`).
+    name, description : str
+        Labels for reports.
+    measures : dict of str to list
+        Remedies that apply to this scenario (filled by the scenario library).
+    meta : dict
+        Free-form information (the scenario card's facts: bottleneck link, cause class, ...).
+    """
+
+    network: Network
+    demand: Demand
+    duration_s: float
+    controls: list = field(default_factory=list)
+    name: str = ""
+    description: str = ""
+    measures: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        try:
+            d = float(self.duration_s)
+        except (TypeError, ValueError):
+            raise ScenarioError(f"scenario {self.name!r}: duration_s must be a number, got {self.duration_s!r}") from None
+        if not math.isfinite(d) or d <= 0:
+            raise ScenarioError(f"scenario {self.name!r}: duration_s must be finite and > 0, got {self.duration_s!r}")
+        self.duration_s = d
+        self.controls = list(self.controls)
+
+    def validate(self) -> "Scenario":
+        """Check demand routes and controls against the network; raises with a clear message."""
+        self.demand.resolve_routes(self.network)
+        for c in self.controls:
+            c.validate(self.network)
+        return self
+
+    def replace(self, **changes) -> "Scenario":
+        """A shallow copy with fields replaced (never mutates ``self``)."""
+        return replace(self, **changes)
+
+    def copy(self) -> "Scenario":
+        """A copy whose network, demand and controls can be edited without touching this one."""
+        return replace(
+            self, network=self.network.copy(), demand=self.demand.copy(), controls=list(self.controls),
+            measures=dict(self.measures), meta=dict(self.meta),
+        )
+
+    # ------------------------------------------------------------------ TOML
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form following the TOML schema in this module's docstring."""
+        head: dict[str, Any] = {"duration_s": self.duration_s}
+        if self.name:
+            head["name"] = self.name
+        if self.description:
+            head["description"] = self.description
+        out: dict[str, Any] = {"scenario": head}
+        out.update(self.network.to_dict())
+        out["demand"] = self.demand.to_list()
+        if self.controls:
+            out["controls"] = [c.to_dict() for c in self.controls]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "scenario") -> "Scenario":
+        """Build and validate a scenario from its plain-data form."""
+        known = {"scenario", "nodes", "links", "banned_turns", "allow_u_turns", "demand", "controls"}
+        extra = set(data) - known
+        if extra:
+            raise ScenarioError(f"{source}: unknown table(s) {sorted(extra)}; known: {sorted(known)}")
+        head = data.get("scenario")
+        if not isinstance(head, dict) or "duration_s" not in head:
+            raise ScenarioError(f"{source}: missing [scenario] table with duration_s")
+        extra = set(head) - {"duration_s", "name", "description"}
+        if extra:
+            raise ScenarioError(f"{source}: [scenario] has unknown field(s) {sorted(extra)}")
+        try:
+            net = Network.from_dict(data)
+            demand = Demand.from_list(data.get("demand", []))
+            controls = [control_from_dict(c) for c in data.get("controls", [])]
+        except (NetworkError, DemandError, ControlError) as exc:
+            raise ScenarioError(f"{source}: {exc}") from None
+        sc = cls(net, demand, head["duration_s"], controls, head.get("name", ""), head.get("description", ""))
+        try:
+            sc.validate()
+        except (NetworkError, DemandError, ControlError) as exc:
+            raise ScenarioError(f"{source}: {exc}") from None
+        return sc
+
+    def to_toml(self, path: str | Path) -> Path:
+        """Write the scenario to a TOML file (schema in this module's docstring)."""
+        import tomli_w
+
+        path = Path(path)
+        path.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Scenario":
+        """Read a scenario from a TOML file; malformed files give a :class:`ScenarioError`."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"{path}: malformed TOML: {exc}") from None
+        return cls.from_dict(data, source=str(path))
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
