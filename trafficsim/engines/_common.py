@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..control import Blocking, FixedRateMeter, FixedTimeSignal
+from ..control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal
 from ..demand import DemandError
 from ..scenario import Scenario
 
@@ -47,12 +47,29 @@ def build_routes(scenario: Scenario) -> RouteTable:
     return RouteTable(flows, links, shares, labels)
 
 
-def lanes_in_force(scenario: Scenario, t_s: float) -> dict[str, int]:
-    """Lanes per link at ``t_s`` [s]: the lane schedule minus blocked lanes (never below 0)."""
-    lanes = {lid: lk.lanes_at(t_s) for lid, lk in scenario.network.links.items()}
+def lanes_in_force(scenario: Scenario, t_s: float, routes: "RouteTable | None" = None) -> dict[str, float]:
+    """Effective lanes per link at ``t_s`` [s] as the macro engine sees them.
+
+    The lane schedule, minus lanes blocked by :class:`~trafficsim.control.Blocking` events,
+    minus the share of time a kerbside :class:`~trafficsim.control.BusStop` holds one lane
+    (bus flow on the link x (dwell + clearance) / 3600, at most one lane). Never below 0.
+    """
+    lanes = {lid: float(lk.lanes_at(t_s)) for lid, lk in scenario.network.links.items()}
     for c in scenario.controls:
         if isinstance(c, Blocking) and c.start_s <= t_s < c.end_s:
-            lanes[c.link] = max(0, lanes[c.link] - c.lanes)
+            lanes[c.link] = max(0.0, lanes[c.link] - c.lanes)
+    stops = [c for c in scenario.controls if isinstance(c, BusStop) and not c.bay]
+    if stops:
+        routes = routes if routes is not None else build_routes(scenario)
+        flows = scenario.demand.flows
+        for stop in stops:
+            bus_vph = sum(
+                flows[f].rate_at(t_s) * share
+                for f, path, share in zip(routes.flow, routes.links, routes.share)
+                if flows[f].vehicle_class == "bus" and stop.link in path
+            )
+            blocked = min(1.0, bus_vph * (stop.dwell_mean_s + stop.clearance_s) / 3600.0)
+            lanes[stop.link] = max(0.0, lanes[stop.link] - blocked)
     return lanes
 
 
@@ -68,6 +85,8 @@ def breakpoints(scenario: Scenario) -> list[float]:
             times.update(s for s, _ in c.profile)
         elif isinstance(c, Blocking):
             times.update((c.start_s, c.end_s))
+        elif isinstance(c, BusStop):
+            times.update(s for f in scenario.demand.flows if f.vehicle_class == "bus" for s, _ in f.profile)
     return sorted(t for t in times if 0 < t < scenario.duration_s)
 
 

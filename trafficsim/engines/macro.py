@@ -78,7 +78,7 @@ class CompiledMacro:
     def controls_at(self, t_s: float) -> CTMControls:
         """Control arrays in force at time ``t_s`` [s]."""
         sc = self.scenario
-        lanes = lanes_in_force(sc, t_s)
+        lanes = lanes_in_force(sc, t_s, self.routes)
         lanes_arr = float_array([lanes[lid] for lid in self.link_ids])
         meter = np.full(len(self.link_ids), np.inf)
         index = {lid: i for i, lid in enumerate(self.link_ids)}
