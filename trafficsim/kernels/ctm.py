@@ -3,9 +3,14 @@
 Links are chains of cells. Inside a link the Godunov/CTM scheme of Daganzo (1994) moves
 vehicles between cells with the triangular sending and receiving functions::
 
-    S_c = min(v_f dt/dx * n_c, Q dt)                 (capacity drop: Q (1 - drop) when n_c > n_crit)
+    S_c = min(v_f dt/dx * n_c, Q dt)
     R_c = max(0, min(Q dt, w dt/dx * (N_jam - n_c)))
     y_c = min(S_c, R_{c+1})
+
+Optional capacity drop (default off): at a queue head, where a congested cell (``n > n_crit``)
+feeds an uncongested one, the flow is ``min(S_c, (1 - drop) R_{c+1})``, so an active bottleneck
+discharges below its capacity once a queue stands behind it (Cassidy & Bertini 1999); the same
+rule applies at nodes to every uncongested outgoing link fed by a congested incoming one.
 
 with ``Q = lanes * q_lane`` and ``N_jam = lanes * k_j dx`` following the lane count in force,
 and the CFL condition ``v_f dt <= dx``. Clipping ``R`` at 0 keeps the vehicles of a link whose
@@ -142,15 +147,17 @@ class CTMRecord(NamedTuple):
 
 
 @jit
-def _sending(net, ctl, st, l, capacity_drop):
+def _congested(net, ctl, st, c, l):
+    """Whether cell ``c`` of link ``l`` is on the congested branch of the diagram."""
+    return st.n[c] > net.ncrit_lane[l] * ctl.lanes[l] * 1.0000001
+
+
+@jit
+def _sending(net, ctl, st, l):
     """Vehicles link ``l`` can send this step from its last cell."""
     c = net.cell_off[l + 1] - 1
-    lanes = ctl.lanes[l]
-    q = net.qstep_lane[l] * lanes
-    n = st.n[c]
-    if capacity_drop > 0.0 and n > net.ncrit_lane[l] * lanes * 1.0000001:
-        q = q * (1.0 - capacity_drop)
-    s = net.alpha[l] * n
+    q = net.qstep_lane[l] * ctl.lanes[l]
+    s = net.alpha[l] * st.n[c]
     if s > q:
         s = q
     if s > ctl.meter[l]:
@@ -312,7 +319,7 @@ def _node_model(net, ctl, st, nd, capacity_drop):
     for i in range(ni):
         inp = net.node_in[i0 + i]
         if inp < L:
-            s = _sending(net, ctl, st, inp, capacity_drop)
+            s = _sending(net, ctl, st, inp)
             if s > 0.0:
                 _window_by_output(net, st, inp, s, i, max_out)
             st.a_i[i] = net.prio[inp] if net.prio[inp] >= 0.0 else net.qstep_lane[inp] * ctl.lanes[inp]
@@ -341,6 +348,12 @@ def _node_model(net, ctl, st, nd, capacity_drop):
     for o in range(no):
         out = net.node_out[o0 + o]
         st.r_o[o] = np.inf if out == _SINK else _receiving(net, ctl, st, out)
+        if capacity_drop > 0.0 and out != _SINK and not _congested(net, ctl, st, net.cell_off[out], out):
+            for i in range(ni):
+                inp = net.node_in[i0 + i]
+                if inp < L and s_io[i * max_out + o] > 0.0 and _congested(net, ctl, st, net.cell_off[inp + 1] - 1, inp):
+                    st.r_o[o] *= 1.0 - capacity_drop
+                    break
     # --- incremental transfer
     for i in range(ni):
         tot = 0.0
@@ -399,7 +412,7 @@ def _node_model(net, ctl, st, nd, capacity_drop):
         if inp < L:
             if ratio > 0.0:
                 # window = what the link could send; remove the flowing share of each movement
-                window = _sending(net, ctl, st, inp, capacity_drop)
+                window = _sending(net, ctl, st, inp)
                 moved = _take_from_window(net, st, inp, window, s_io, i, max_out)
                 st.y[net.cell_off[inp + 1] - 1] = moved
                 st.cum_out[inp] += moved
@@ -492,23 +505,22 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         for l in range(L):
             lanes = ctl.lanes[l]
             q = net.qstep_lane[l] * lanes
-            qd = q * (1.0 - capacity_drop)
             njam = net.njam_lane[l] * lanes
             ncrit = net.ncrit_lane[l] * lanes * 1.0000001
             a = net.alpha[l]
             b = net.beta[l]
             c1 = net.cell_off[l + 1] - 1
             for c in range(net.cell_off[l], c1):
-                nc = st.n[c]
-                s = a * nc
-                cap = qd if (capacity_drop > 0.0 and nc > ncrit) else q
-                if s > cap:
-                    s = cap
+                s = a * st.n[c]
+                if s > q:
+                    s = q
                 r = b * (njam - st.n[c + 1])
                 if r > q:
                     r = q
                 if r < 0.0:
                     r = 0.0
+                if capacity_drop > 0.0 and st.n[c] > ncrit and st.n[c + 1] <= ncrit:
+                    r *= 1.0 - capacity_drop
                 st.y[c] = s if s < r else r
             st.y[c1] = 0.0
             st.link_inflow[l] = 0.0

@@ -1,0 +1,251 @@
+"""CTM engine against analytic traffic-flow solutions (LWR, Daganzo merge/diverge, signals).
+
+Every check derives its expected value from the scenario's own parameters.
+"""
+
+import numpy as np
+import pytest
+
+import trafficsim as ts
+from conftest import corridor
+
+VF, Q, KJ = 100.0, 2000.0, 150.0           # km/h, veh/h/lane, veh/km/lane
+W = Q / (KJ - Q / VF)                       # backward wave speed, km/h
+
+
+def test_lwr_bottleneck_discharge_shock_speed_and_storage():
+    """2 lanes into 1 lane, demand 3600 veh/h above the 2000 veh/h bottleneck capacity (anchors V7)."""
+    qa, qb = 3600.0, Q
+    ka = qa / VF                            # free-flow upstream state, veh/km
+    kb = 2 * KJ - qb / W                    # congested upstream state at bottleneck flow
+    shock_kmh = (qb - qa) / (kb - ka)       # negative: moves upstream
+    assert shock_kmh == pytest.approx(-11.94, abs=0.01)
+    L_up, dt = 10000.0, 3.6
+    sc = corridor(lanes=(2, 1), lengths=(L_up, 2000.0), demand=[(0, qa)], duration=1800)
+    res = ts.simulate(sc, dt_s=dt, record_interval_s=dt, record_cells=True)
+    ds = res.data
+    # discharge equals the bottleneck capacity once the queue stands
+    t_arrive = L_up / (VF / 3.6)            # first vehicles reach the bottleneck
+    discharge = ds.outflow.sel(link="L1").where(ds.time > t_arrive + 2 * 2000 / (VF / 3.6)).dropna("time")
+    assert float(discharge.mean()) == pytest.approx(qb, rel=0.01)
+    # the queue tail follows the shock within one cell
+    up = ds.cell_density.where(ds.cell_link == "L0", drop=True)
+    dx = float(np.diff(up.cell_x.values)[0])
+    for t in (600.0, 1200.0, 1800.0):
+        row = up.sel(time=t, method="nearest")
+        congested = row.cell_x.values[row.values > (ka + kb) / 2]
+        expected = L_up + shock_kmh / 3.6 * (t - t_arrive)
+        assert abs(congested.min() - dx / 2 - expected) <= dx + 1e-6
+    # stored vehicles = (qa - qb) (t - t_arrive)
+    stored = float(ds.cum_in.sel(link="L0")[-1] - ds.cum_out.sel(link="L0")[-1]) - ka * L_up / 1000
+    assert stored == pytest.approx((qa - qb) * (1800 - t_arrive) / 3600, rel=0.01)
+    assert res.conservation_error() < 1e-6
+
+
+def test_free_flow_travel_time_is_length_over_speed():
+    sc = corridor(lanes=(2, 2), lengths=(3000.0, 2000.0), demand=[(0, 1000), (600, 0)], duration=1200)
+    dt = 1.8
+    res = ts.simulate(sc, dt_s=dt, record_interval_s=dt)
+    ds = res.data
+    n_in = ds.route_departed.isel(route=0).values
+    n_out = ds.route_arrived.isel(route=0).values
+    # mean travel time = area between the cumulative curves / vehicles (FIFO)
+    mean_tt = float(np.sum(n_in - n_out) * dt / n_in[-1])
+    assert n_out[-1] == pytest.approx(n_in[-1], abs=1e-6)
+    assert mean_tt == pytest.approx(5000.0 / (VF / 3.6), abs=dt)
+    assert res.kpis["delay_vh"] == pytest.approx(0.0, abs=1e-6)
+    assert res.kpis["travel_time_index"] == pytest.approx(1.0, abs=1e-6)
+
+
+def _merge(demand_a, demand_b, lanes=(2, 1), priority=(None, None)):
+    net = ts.Network()
+    for n in ("A", "B", "M", "D"):
+        net.add_node(n)
+    net.add_link("a", "A", "M", length_m=3000, lanes=lanes[0], free_speed_kmh=VF, capacity_vph_per_lane=Q,
+                 jam_density_vpkm_per_lane=KJ, priority=priority[0])
+    net.add_link("b", "B", "M", length_m=3000, lanes=lanes[1], free_speed_kmh=VF, capacity_vph_per_lane=Q,
+                 jam_density_vpkm_per_lane=KJ, priority=priority[1])
+    net.add_link("out", "M", "D", length_m=2000, lanes=2, free_speed_kmh=VF, capacity_vph_per_lane=Q,
+                 jam_density_vpkm_per_lane=KJ)
+    d = ts.Demand()
+    d.add("A", "D", [(0, demand_a)])
+    d.add("B", "D", [(0, demand_b)])
+    return ts.simulate(ts.Scenario(net, d, 3600), dt_s=3.6, record_interval_s=36.0)
+
+
+def _late(da):
+    return float(da.where(da.time > 1800).dropna("time").mean())
+
+
+def test_merge_both_congested_splits_by_capacity():
+    res = _merge(4000, 2000)               # 6000 > 4000 downstream capacity
+    qa, qb = _late(res.data.outflow.sel(link="a")), _late(res.data.outflow.sel(link="b"))
+    assert qa + qb == pytest.approx(2 * Q, rel=1e-3)
+    assert qa / qb == pytest.approx(2.0, rel=1e-3)   # capacity-proportional: 2 lanes vs 1 lane
+
+
+def test_merge_follows_configured_priorities():
+    res = _merge(4000, 2000, priority=(3.0, 1.0))
+    qa, qb = _late(res.data.outflow.sel(link="a")), _late(res.data.outflow.sel(link="b"))
+    assert qa + qb == pytest.approx(2 * Q, rel=1e-3)
+    assert qa / qb == pytest.approx(3.0, rel=1e-3)
+    # a priority share above what an input can send goes to the other input
+    res = _merge(4000, 2000, priority=(1.0, 3.0))
+    qa, qb = _late(res.data.outflow.sel(link="a")), _late(res.data.outflow.sel(link="b"))
+    assert qb == pytest.approx(Q, rel=1e-3)                # b is capped by its own 1-lane capacity
+    assert qa == pytest.approx(2 * Q - qb, rel=1e-3)
+
+
+def test_merge_light_input_gets_all_its_demand():
+    res = _merge(4000, 500)
+    qa, qb = _late(res.data.outflow.sel(link="a")), _late(res.data.outflow.sel(link="b"))
+    assert qb == pytest.approx(500, rel=1e-3)
+    assert qa == pytest.approx(2 * Q - 500, rel=1e-3)
+    assert res.kpis["bottleneck"] == "a"
+
+
+def test_diverge_fifo_spills_back_to_the_shared_upstream():
+    """A branch blocked downstream holds back the vehicles for the free branch too (FIFO)."""
+    net = ts.Network()
+    for n in ("A", "M", "B", "C", "Bx"):
+        net.add_node(n)
+    kw = dict(free_speed_kmh=VF, capacity_vph_per_lane=Q, jam_density_vpkm_per_lane=KJ)
+    net.add_link("up", "A", "M", length_m=4000, lanes=2, **kw)
+    net.add_link("to_b", "M", "B", length_m=1000, lanes=1, **kw)
+    net.add_link("b_exit", "B", "Bx", length_m=1000, lanes=1, **kw)
+    net.add_link("to_c", "M", "C", length_m=1000, lanes=2, **kw)
+    d = ts.Demand()
+    d.add("A", "Bx", [(0, 1000)])
+    d.add("A", "C", [(0, 2000)])
+    exit_meter = ts.FixedRateMeter("b_exit", ((0, 500.0),))   # e.g. a downstream signal
+    res = ts.simulate(ts.Scenario(net, d, 3600, [exit_meter]), dt_s=3.6, record_interval_s=36.0)
+    ds = res.data
+    to_b, to_c = _late(ds.inflow.sel(link="to_b")), _late(ds.inflow.sel(link="to_c"))
+    # the B branch discharges 500 veh/h downstream; FIFO keeps the 1:2 mix, so C gets 1000, not 2000
+    assert to_b == pytest.approx(500, rel=0.02)
+    assert to_c == pytest.approx(2 * to_b, rel=0.02)
+    assert float(ds.queue_length.sel(link="up").isel(time=-1)) > 1000  # spilled back onto the shared link
+    assert res.conservation_error() < 1e-6
+
+
+def test_every_vehicle_exits_at_its_route_destination():
+    net = ts.Network()
+    for n in ("A", "M", "B", "C"):
+        net.add_node(n)
+    net.add_link("up", "A", "M", length_m=2000, lanes=2)
+    net.add_link("mb", "M", "B", length_m=1000, lanes=1)
+    net.add_link("mc", "M", "C", length_m=1000, lanes=1)
+    d = ts.Demand()
+    d.add("A", "B", [(0, 600), (1200, 0)])
+    d.add("A", "C", [(0, 300), (1200, 0)])
+    ds = ts.simulate(ts.Scenario(net, d, 2400)).data
+    last = ds.isel(time=-1)
+    assert float(last.cum_out.sel(link="mb")) == pytest.approx(200, abs=1e-6)
+    assert float(last.cum_out.sel(link="mc")) == pytest.approx(100, abs=1e-6)
+    assert list(last.route_arrived.values) == pytest.approx([200, 100], abs=1e-6)
+
+
+def test_signal_discharge_is_saturation_flow_times_green_share():
+    net = ts.Network()
+    for n in ("A", "S", "B"):
+        net.add_node(n)
+    net.add_link("app", "A", "S", length_m=1000, lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    net.add_link("exit", "S", "B", length_m=500, lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    sig = ts.FixedTimeSignal("S", (ts.Phase(40, (("app", "exit"),), amber_s=3, all_red_s=2),
+                                   ts.Phase(40, (), amber_s=3, all_red_s=2)))
+    d = ts.Demand()
+    d.add("A", "B", [(0, 3000)])
+    res = ts.simulate(ts.Scenario(net, d, 3600, [sig]), dt_s=1.0, record_interval_s=90.0)
+    out = res.data.outflow.sel(link="app").where(res.data.time > 900).dropna("time")
+    assert float(out.mean()) == pytest.approx(2 * 1800 * 40 / 90, rel=0.01)
+    assert res.kpis["bottleneck"] == "app"
+
+
+def test_lane_drop_in_time_keeps_vehicles_and_drains_them():
+    """A loaded 3-lane link drops to 1 lane: it holds more than its new storage; nobody vanishes."""
+    net = ts.Network()
+    for n in ("A", "B", "C"):
+        net.add_node(n)
+    net.add_link("a", "A", "B", length_m=2000, lanes=3, lane_schedule=[(900, 1)])
+    net.add_link("b", "B", "C", length_m=500, lanes=1)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 1800), (900, 0)])
+    meter = ts.FixedRateMeter("b", ((0, 600.0),))
+    res = ts.simulate(ts.Scenario(net, d, 7200, [meter]), dt_s=2.0, record_interval_s=60.0)
+    ds = res.data
+    assert res.conservation_error() < 1e-6
+    assert float(ds.lanes.sel(link="a").sel(time=960)) == 1
+    on_a = ds.cum_in.sel(link="a") - ds.cum_out.sel(link="a")
+    jam_1_lane = 150 * 2.0
+    assert float(on_a.sel(time=960)) < jam_1_lane          # (demand was moderate) stored within jam
+    assert float(ds.route_arrived.isel(time=-1).sum()) == pytest.approx(450, abs=1e-6)
+
+
+def test_lane_closure_while_overfull_never_creates_negative_supply():
+    net = ts.Network()
+    for n in ("A", "B", "C"):
+        net.add_node(n)
+    net.add_link("a", "A", "B", length_m=1000, lanes=3, lane_schedule=[(1200, 1), (2400, 3)])
+    net.add_link("b", "B", "C", length_m=500, lanes=1)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 5000), (1200, 0)])
+    meter = ts.FixedRateMeter("b", ((0, 300.0),))
+    res = ts.simulate(ts.Scenario(net, d, 9000, [meter]), dt_s=2.0, record_interval_s=60.0, record_cells=True)
+    cells = res.data.cell_density.where(res.data.cell_link == "a", drop=True)
+    # the link was fuller than 1-lane jam density when the lanes closed, and it stays that way a while
+    assert float(cells.sel(time=1260).max()) > 150.0
+    assert float(res.data.cell_density.min()) >= 0.0
+    assert res.conservation_error() < 1e-6
+    assert float(res.data.origin_queue.isel(time=-1).sum()) + float(res.kpis["inside"]) + float(
+        res.kpis["completed"]) == pytest.approx(float(res.kpis["demand"]), abs=1e-6)
+
+
+def test_finer_step_converges():
+    """Total delay of the LWR bottleneck converges as the step (and cell) shrinks."""
+    def delay(dt):
+        sc = corridor(lanes=(2, 1), lengths=(5000.0, 1000.0), demand=[(0, 3600), (900, 1000)], duration=3600)
+        return float(ts.simulate(sc, dt_s=dt, record_interval_s=36.0).kpis["delay_vh"])
+
+    ref = delay(0.36)
+    errors = [abs(delay(dt) - ref) for dt in (3.6, 1.8, 0.9)]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_capacity_drop_lowers_queue_discharge():
+    sc = corridor(lanes=(2, 1), lengths=(5000.0, 1000.0), demand=[(0, 3000)], duration=3600)
+    base = ts.simulate(sc, dt_s=3.6, record_interval_s=36.0)
+    drop = ts.simulate(sc, dt_s=3.6, record_interval_s=36.0, capacity_drop=0.1)
+    assert base.kpis["bottleneck_discharge_vph"] == pytest.approx(Q, rel=0.01)
+    assert drop.kpis["bottleneck_discharge_vph"] == pytest.approx(0.9 * Q, rel=0.01)
+
+
+def test_demand_beyond_entry_capacity_waits_in_origin_queue():
+    """3000 veh/h for 30 min onto a 2000 veh/h road: 500 vehicles wait, then all enter."""
+    sc = corridor(lanes=(1, 1), lengths=(1000.0, 1000.0), demand=[(0, 3000), (1800, 0)], duration=3600)
+    res = ts.simulate(sc, dt_s=1.8, record_interval_s=36.0)
+    ds, k = res.data, res.kpis
+    at_peak_end = ds.sel(time=1800)
+    assert float(at_peak_end.route_departed.sum()) == pytest.approx(Q * 0.5, rel=0.01)
+    assert float(at_peak_end.origin_queue.sum()) == pytest.approx(500, rel=0.02)
+    assert k["demand"] == pytest.approx(1500, abs=1e-6)
+    assert k["entered"] == pytest.approx(1500, abs=1e-6)
+    assert k["unserved"] == pytest.approx(0, abs=1e-6)
+    # queue grows at 1000 veh/h for 0.5 h, drains at 2000 veh/h for 0.25 h: 0.5 * 500 * 0.75 veh h
+    assert k["origin_wait_vh"] == pytest.approx(187.5, rel=0.02)
+    assert res.conservation_error() < 1e-6
+
+
+def test_cfl_violation_is_a_clear_error():
+    sc = corridor(lanes=(1, 1), lengths=(100.0, 1000.0))
+    with pytest.raises(ts.SimulationError, match="link 'L0': CFL violated"):
+        ts.simulate(sc, dt_s=5.0, record_interval_s=60.0)
+
+
+def test_record_interval_must_be_a_multiple_of_the_step():
+    with pytest.raises(ts.SimulationError, match="whole multiple of dt_s"):
+        ts.simulate(corridor(), dt_s=3.6, record_interval_s=60.0)
+
+
+def test_unknown_engine_is_a_clear_error():
+    with pytest.raises(ts.SimulationError, match="unknown engine 'warp'"):
+        ts.simulate(corridor(), engine="warp")

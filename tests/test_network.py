@@ -1,0 +1,117 @@
+"""Network, demand and scenario validation: bad input gets a clear error naming element and field."""
+
+import math
+
+import pytest
+
+import trafficsim as ts
+
+
+def _net():
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    return net
+
+
+def test_fundamental_diagram_derived_quantities():
+    net = _net()
+    lk = net.add_link("a", "A", "B", length_m=1000, lanes=2, free_speed_kmh=100, capacity_vph_per_lane=2000,
+                      jam_density_vpkm_per_lane=150)
+    assert lk.critical_density_vpkm_per_lane == pytest.approx(20.0)
+    assert lk.wave_speed_kmh == pytest.approx(2000 / 130)
+    assert lk.free_flow_time_s == pytest.approx(36.0)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("length_m", 0, "link 'a': length_m must be > 0"),
+        ("length_m", -5, "link 'a': length_m must be > 0"),
+        ("length_m", math.nan, "link 'a': length_m must be finite"),
+        ("length_m", math.inf, "link 'a': length_m must be finite"),
+        ("lanes", 0, "link 'a': lanes must be >= 1"),
+        ("lanes", 1.5, "link 'a': lanes must be a whole number"),
+        ("free_speed_kmh", 0, "link 'a': free_speed_kmh must be > 0"),
+        ("capacity_vph_per_lane", "x", "link 'a': capacity_vph_per_lane must be a number"),
+        ("jam_density_vpkm_per_lane", 10, "must be below jam_density_vpkm_per_lane"),
+        ("jam_density_vpkm_per_lane", 40, "backward wave speed"),
+        ("jam_density_vpkm_per_lane", 1000, "backward wave speed"),
+    ],
+)
+def test_bad_link_fields_name_element_and_field(field, value, match):
+    kw = dict(length_m=1000, lanes=2, free_speed_kmh=60, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
+    kw[field] = value
+    with pytest.raises(ts.NetworkError, match=match):
+        _net().add_link("a", "A", "B", **kw)
+
+
+def test_unknown_node_duplicate_ids_and_self_loop():
+    net = _net()
+    with pytest.raises(ts.NetworkError, match="link 'a': to_node 'Z' is not a node"):
+        net.add_link("a", "A", "Z", length_m=100, lanes=1)
+    net.add_link("a", "A", "B", length_m=100, lanes=1)
+    with pytest.raises(ts.NetworkError, match="link 'a': duplicate id"):
+        net.add_link("a", "A", "C", length_m=100, lanes=1)
+    with pytest.raises(ts.NetworkError, match="node 'A': duplicate id"):
+        net.add_node("A")
+    with pytest.raises(ts.NetworkError, match="self-loops"):
+        net.add_link("b", "A", "A", length_m=100, lanes=1)
+
+
+def test_lane_schedule_validation():
+    net = _net()
+    with pytest.raises(ts.NetworkError, match="strictly increasing"):
+        net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, 1), (50, 2)])
+    with pytest.raises(ts.NetworkError, match=r"lane_schedule\[0\] lanes must be >= 0"):
+        net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, -1)])
+    lk = net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, 1), (200, 3)])
+    assert [lk.lanes_at(t) for t in (0, 99, 100, 150, 200, 1e9)] == [2, 2, 1, 1, 3, 3]
+    assert lk.max_lanes == 3
+
+
+def test_demand_errors():
+    d = ts.Demand()
+    with pytest.raises(ts.DemandError, match=r"flow A->B: profile\[0\] veh_per_h must be >= 0"):
+        d.add("A", "B", [(0, -1)])
+    with pytest.raises(ts.DemandError, match="strictly increasing"):
+        d.add("A", "B", [(10, 1), (5, 2)])
+    with pytest.raises(ts.DemandError, match="must be finite"):
+        d.add("A", "B", [(0, math.nan)])
+    with pytest.raises(ts.DemandError, match="vehicle_class"):
+        d.add("A", "B", [(0, 1)], vehicle_class="tram")
+
+
+def test_unreachable_destination_and_bad_route_are_clear():
+    net = _net()
+    net.add_link("ab", "A", "B", length_m=100, lanes=1)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 100)])
+    with pytest.raises(ts.DemandError, match="flow A->C: destination 'C' is unreachable from origin 'A'"):
+        ts.Scenario(net, d, 100).validate()
+    d = ts.Demand()
+    d.add("A", "B", [(0, 100)], route=["nope"])
+    with pytest.raises(ts.DemandError, match="link 'nope': not in the network"):
+        ts.Scenario(net, d, 100).validate()
+    d = ts.Demand()
+    d.add("X", "B", [(0, 100)])
+    with pytest.raises(ts.DemandError, match="origin 'X' is not a node"):
+        ts.Scenario(net, d, 100).validate()
+
+
+def test_shortest_path_respects_turn_bans_and_is_deterministic():
+    net = ts.Network()
+    for n in "ABCD":
+        net.add_node(n)
+    net.add_link("ab", "A", "B", length_m=1000, lanes=1)
+    net.add_link("bd", "B", "D", length_m=1000, lanes=1)
+    net.add_link("ac", "A", "C", length_m=1000, lanes=1)
+    net.add_link("cd", "C", "D", length_m=1200, lanes=1)
+    assert net.shortest_path("A", "D") == ["ab", "bd"]
+    net.ban_turn("ab", "bd")
+    assert net.shortest_path("A", "D") == ["ac", "cd"]
+
+
+def test_scenario_duration_must_be_positive():
+    with pytest.raises(ts.ScenarioError, match="duration_s must be finite and > 0"):
+        ts.Scenario(ts.Network(), ts.Demand(), 0)

@@ -1,0 +1,646 @@
+"""SUMO files both ways: export a Scenario to a SUMO network, routes and programs; import a
+SUMO ``.net.xml`` (and routes/flows) into a trafficsim Network and Demand.
+
+Export writes SUMO "plain" XML (nodes, edges, connections), runs ``netconvert`` on it, then
+writes the demand as ``<flow>`` elements (one per route and demand segment), one ``vType`` per
+vehicle class, and a ``tlLogic`` program per :class:`~trafficsim.control.FixedTimeSignal`
+(built after netconvert, because SUMO numbers the controlled links of a junction itself).
+
+**Capacity match.** SUMO's lane capacity is emergent; trafficsim's is a parameter. For the
+Krauss model with all vehicles at speed ``v`` the gross time headway is
+``(length + minGap) / v + tau`` (SUMO docs, *Simulation/RoadCapacity*), so with ``sigma = 0``
+and ``speedDev = 0`` a lane carries ``q = 3600 / ((length + minGap)/v_f + tau)`` veh/h. We set
+
+* ``length + minGap = 1000 / k_j`` (so the jam density per lane equals the link's
+  ``jam_density_vpkm_per_lane``),
+* ``tau = 3600 / q_c - (length + minGap) / v_f`` (so the capacity equals
+  ``capacity_vph_per_lane``),
+
+which makes Krauss' steady states the triangular fundamental diagram of the link: the backward
+wave speed ``(length + minGap) / tau`` then equals ``q_c / (k_j - q_c / v_f)`` (Newell 2002).
+A vehicle type cannot change per link, so ``tau`` is matched on one *reference link* (by
+default the used link with the lowest capacity per lane: the bottleneck that sets discharge);
+other links with other ``v_f`` or ``q_c`` get the capacity the formula gives them.
+
+Import reads a ``.net.xml`` with :mod:`sumolib`: every non-internal edge that admits passenger
+cars becomes a link (lanes admitting cars, length, speed), a missing edge-to-edge connection
+becomes a turn ban, and static ``tlLogic`` programs become fixed-time signals where their
+phases map onto movements.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from .control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, Phase
+from .demand import Demand, DemandError
+from .network import Link, Network, NetworkError
+from .scenario import Scenario
+
+__all__ = [
+    "SumoError",
+    "SumoExport",
+    "sumo_binary",
+    "krauss_params",
+    "write_plain_network",
+    "netconvert",
+    "export_scenario",
+    "network_from_sumo",
+    "signals_from_sumo",
+    "demand_from_sumo",
+    "scenario_from_sumo",
+]
+
+#: trafficsim vehicle class -> SUMO vClass.
+SUMO_VCLASS = {"car": "passenger", "bus": "bus", "truck": "truck"}
+#: Physical length [m] of buses and trucks in SUMO (cars take theirs from the jam density).
+HEAVY_LENGTH_M = {"bus": 12.0, "truck": 10.0}
+#: SUMO's standstill gap between vehicles [m] (its default).
+MIN_GAP_M = 2.5
+#: Name of the programs trafficsim writes (SUMO keeps netconvert's as "0").
+PROGRAM_ID = "trafficsim"
+#: Green time [s] of a ramp-meter release (about one vehicle per lane per green, as in the field).
+METER_GREEN_S = 2.0
+
+
+class SumoError(RuntimeError):
+    """A SUMO tool failed; the message quotes its error output."""
+
+
+def sumo_home() -> Path:
+    """SUMO's installation directory (the ``eclipse-sumo`` wheel, else ``$SUMO_HOME``)."""
+    try:
+        import sumo  # the eclipse-sumo wheel
+
+        return Path(sumo.SUMO_HOME)
+    except ImportError:
+        home = os.environ.get("SUMO_HOME")
+        if not home:
+            raise SumoError("SUMO is not installed: pip install 'trafficsim[sumo]' (or set SUMO_HOME)") from None
+        return Path(home)
+
+
+def sumo_binary(name: str) -> str:
+    """Path of a SUMO executable (``sumo``, ``netconvert``, ...)."""
+    for cand in (sumo_home() / "bin" / name, sumo_home() / "bin" / f"{name}.exe"):
+        if cand.exists():
+            return str(cand)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise SumoError(f"SUMO executable {name!r} not found under {sumo_home() / 'bin'}")
+
+
+# ---------------------------------------------------------------------------------- vehicles
+def krauss_params(link: Link, min_gap_m: float = MIN_GAP_M) -> dict[str, float]:
+    """Krauss ``length`` [m] and ``tau`` [s] that reproduce ``link``'s capacity and jam density.
+
+    ``length + minGap = 1000 / k_j`` and ``tau = 3600 / q_c - (length + minGap) / v_f``
+    (see the module docstring). Raises :class:`SumoError` if the jam spacing is shorter than
+    the gap or ``tau`` would not be positive.
+    """
+    spacing = 1000.0 / link.jam_density_vpkm_per_lane
+    length = spacing - min_gap_m
+    tau = 3600.0 / link.capacity_vph_per_lane - spacing / (link.free_speed_kmh / 3.6)
+    if length <= 0.5 or tau <= 0.05:
+        raise SumoError(
+            f"link {link.id!r}: cannot match capacity_vph_per_lane={link.capacity_vph_per_lane:g} and "
+            f"jam_density_vpkm_per_lane={link.jam_density_vpkm_per_lane:g} with Krauss "
+            f"(length={length:.2f} m, tau={tau:.2f} s)"
+        )
+    return {"length": length, "minGap": min_gap_m, "tau": tau}
+
+
+# ---------------------------------------------------------------------------------- layout
+def _layout(net: Network) -> dict[str, tuple[float, float]]:
+    """Node coordinates [m]: the given ones, else placed along links at their length.
+
+    Edge lengths are written explicitly, so positions only shape junctions and turn directions.
+    An unplaced node is put at its link's length from a placed neighbour, straight on for the
+    first neighbour and fanned out by 35 degrees for the next ones (ramps come in from below).
+    """
+    pos = {nid: (n.x, n.y) for nid, n in net.nodes.items() if n.x is not None}
+    if len(pos) == len(net.nodes):
+        return pos
+    heading: dict[str, float] = {}
+    fan: dict[str, int] = {}
+    offsets = [0.0, -35.0, 35.0, -70.0, 70.0, -105.0, 105.0, 180.0]
+    links = list(net.links.values())
+    order = list(net.nodes)
+    while len(pos) < len(net.nodes):
+        progress = False
+        for lk in links:
+            a, b = lk.from_node, lk.to_node
+            if (a in pos) == (b in pos):
+                continue
+            known, new, sign = (a, b, 1.0) if a in pos else (b, a, -1.0)
+            k = fan.get(known, 0)
+            fan[known] = k + 1
+            base = heading.get(known, 0.0)
+            ang = math.radians(base + offsets[k % len(offsets)] * sign)
+            x0, y0 = pos[known]
+            d = sign * lk.length_m
+            p = (x0 + d * math.cos(ang), y0 + d * math.sin(ang))
+            while any(abs(p[0] - q[0]) < 1 and abs(p[1] - q[1]) < 1 for q in pos.values()):
+                p = (p[0] + 7.0, p[1] + 11.0)
+            pos[new] = p
+            heading[new] = math.degrees(ang)
+            progress = True
+        if not progress:
+            # a new component: start it below everything placed so far
+            nid = next(n for n in order if n not in pos)
+            low = min((q[1] for q in pos.values()), default=0.0)
+            pos[nid] = (0.0, low - 500.0)
+    return pos
+
+
+# ---------------------------------------------------------------------------------- plain XML
+def _lane_merge_map(net: Network, node: str) -> list[tuple[str, int, str, int]] | None:
+    """Lane-level connections for a merge or lane drop (one out-link, more lanes in than out).
+
+    In-lanes are stacked right to left (lower-capacity links, usually ramps, on the right) and
+    spread evenly onto the out-lanes, so that several lanes feed each out-lane as a zipper.
+    """
+    outs = net.out_links(node)
+    ins = net.in_links(node)
+    if len(outs) != 1 or not ins:
+        return None
+    out = outs[0]
+    ins = [lk for lk in ins if net.turn_allowed(lk.id, out.id)]
+    n_in = sum(lk.max_lanes for lk in ins)
+    if n_in <= out.max_lanes or any(lk.priority is not None for lk in ins):
+        return None
+    ins.sort(key=lambda lk: (lk.max_lanes * lk.capacity_vph_per_lane, lk.id))
+    stacked = [(lk.id, i) for lk in ins for i in range(lk.max_lanes)]
+    return [(lid, i, out.id, j * out.max_lanes // n_in) for j, (lid, i) in enumerate(stacked)]
+
+
+def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, Path]:
+    """Write SUMO plain ``.nod.xml``, ``.edg.xml`` and ``.con.xml`` for ``scenario``'s network.
+
+    Signalised and metered nodes become ``traffic_light`` junctions; merges and lane drops
+    without explicit priorities become ``zipper`` junctions; others ``priority``. Every allowed
+    turn is an explicit connection and every banned turn a ``<delete>``.
+    """
+    directory = Path(directory)
+    net = scenario.network
+    pos = _layout(net)
+    tl_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
+    tl_nodes |= {net.links[c.link].to_node for c in scenario.controls if isinstance(c, FixedRateMeter)}
+    nod = ['<nodes>']
+    for nid in net.nodes:
+        x, y = pos[nid]
+        if nid in tl_nodes:
+            kind = "traffic_light"
+        elif _lane_merge_map(net, nid) is not None:
+            kind = "zipper"
+        else:
+            kind = "priority"
+        extra = ' tlType="static"' if kind == "traffic_light" else ""
+        nod.append(f'  <node id={quoteattr(nid)} x="{x:.2f}" y="{y:.2f}" type="{kind}"{extra}/>')
+    nod.append('</nodes>')
+    edg = ['<edges>']
+    for lk in net.links.values():
+        prio = "" if lk.priority is None else f' priority="{int(round(lk.priority * 100))}"'
+        edg.append(
+            f'  <edge id={quoteattr(lk.id)} from={quoteattr(lk.from_node)} to={quoteattr(lk.to_node)} '
+            f'numLanes="{lk.max_lanes}" speed="{lk.free_speed_kmh / 3.6:.4f}" length="{lk.length_m:.2f}"{prio}/>'
+        )
+    edg.append('</edges>')
+    con = ['<connections>']
+    for nid in net.nodes:
+        lane_map = _lane_merge_map(net, nid)
+        if lane_map is not None:
+            for a, i, b, j in lane_map:
+                con.append(f'  <connection from={quoteattr(a)} to={quoteattr(b)} fromLane="{i}" toLane="{j}"/>')
+            continue
+        for a in net.in_links(nid):
+            for b in net.out_links(nid):
+                if net.turn_allowed(a.id, b.id):
+                    con.append(f'  <connection from={quoteattr(a.id)} to={quoteattr(b.id)}/>')
+                else:
+                    con.append(f'  <delete from={quoteattr(a.id)} to={quoteattr(b.id)}/>')
+    con.append('</connections>')
+    paths = {}
+    for key, lines in (("nod", nod), ("edg", edg), ("con", con)):
+        p = directory / f"network.{key}.xml"
+        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths[key] = p
+    return paths
+
+
+def netconvert(plain: dict[str, Path], out: str | Path, *, timeout_s: float = 120.0) -> Path:
+    """Run ``netconvert`` on plain files; a failure raises :class:`SumoError` with its output."""
+    out = Path(out)
+    cmd = [
+        sumo_binary("netconvert"), "--node-files", str(plain["nod"]), "--edge-files", str(plain["edg"]),
+        "--connection-files", str(plain["con"]), "--output-file", str(out), "--no-turnarounds", "true",
+        "--offset.disable-normalization", "true", "--tls.default-type", "static", "--no-warnings", "true",
+        "--junctions.limit-turn-speed", "-1",
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise SumoError(f"netconvert did not finish within {timeout_s:g} s on {plain['edg']}") from None
+    if proc.returncode != 0 or not out.exists():
+        raise SumoError(f"netconvert failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return out
+
+
+# ---------------------------------------------------------------------------------- export
+@dataclass
+class SumoExport:
+    """The files of an exported scenario and the maps the engine needs at run time."""
+
+    directory: Path
+    net_file: Path
+    route_file: Path
+    additional_file: Path
+    reference_link: str
+    vtypes: dict[str, dict[str, float]]
+    route_ids: list[str]
+    tls_links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    lanes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _reference_link(scenario: Scenario, routes) -> Link:
+    used = {lid for path in routes.links for lid in path} or set(scenario.network.links)
+    links = [scenario.network.links[lid] for lid in scenario.network.links if lid in used]
+    return min(links, key=lambda lk: (lk.capacity_vph_per_lane, lk.max_lanes * lk.capacity_vph_per_lane))
+
+
+def _tls_state(links: list[tuple[str, str]], movements: set, code: str) -> str:
+    return "".join(code if mv in movements else "r" for mv in links)
+
+
+def _tls_program(sig: FixedTimeSignal, links: list[tuple[str, str]]) -> str:
+    """A ``tlLogic`` for ``sig``: green ``G``, amber ``y`` then all-red per phase."""
+    out = [f'  <tlLogic id={quoteattr(sig.node)} type="static" programID="{PROGRAM_ID}" offset="{sig.offset_s:g}">']
+    for p in sig.phases:
+        mv = set(p.movements)
+        out.append(f'    <phase duration="{p.green_s:g}" state="{_tls_state(links, mv, "G")}"/>')
+        if p.amber_s > 0:
+            out.append(f'    <phase duration="{p.amber_s:g}" state="{_tls_state(links, mv, "y")}"/>')
+        if p.all_red_s > 0:
+            out.append(f'    <phase duration="{p.all_red_s:g}" state="{"r" * len(links)}"/>')
+    out.append("  </tlLogic>")
+    return "\n".join(out)
+
+
+def export_scenario(
+    scenario: Scenario,
+    directory: str | Path,
+    *,
+    routes=None,
+    arrivals: str = "uniform",
+    sigma: float = 0.0,
+    reference_link: str | None = None,
+    edge_data_file: str | Path | None = None,
+    record_interval_s: float = 60.0,
+    timeout_s: float = 120.0,
+) -> SumoExport:
+    """Export ``scenario`` to SUMO files in ``directory``.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    directory : path
+        Where to write ``network.net.xml``, ``demand.rou.xml`` and ``controls.add.xml``.
+    routes : RouteTable, optional
+        Resolved routes (computed when omitted).
+    arrivals : {"uniform", "poisson"}
+        Equidistant insertions at the demand rate (deterministic, like the macro engine) or
+        exponential headways.
+    sigma : float
+        Krauss driver imperfection (0 keeps the capacity exactly as matched).
+    reference_link : str, optional
+        Link whose capacity and jam density set the car type (default: see module docstring).
+    edge_data_file : path, optional
+        Where SUMO writes edge aggregates every ``record_interval_s`` [s] (none if omitted).
+    """
+    from .engines._common import build_routes
+
+    if arrivals not in ("uniform", "poisson"):
+        raise SumoError(f"arrivals must be 'uniform' or 'poisson', got {arrivals!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    net = scenario.network
+    routes = routes if routes is not None else build_routes(scenario)
+    plain = write_plain_network(scenario, directory)
+    net_file = netconvert(plain, directory / "network.net.xml", timeout_s=timeout_s)
+
+    ref = net.link(reference_link) if reference_link else _reference_link(scenario, routes)
+    car = krauss_params(ref)
+    vtypes = {}
+    for vc in ("car", "bus", "truck"):
+        length = car["length"] if vc == "car" else HEAVY_LENGTH_M[vc]
+        vtypes[vc] = {"length": length, "minGap": MIN_GAP_M, "tau": car["tau"]}
+    # ---- routes and flows
+    rou = ['<routes>']
+    for vc, p in vtypes.items():
+        rou.append(
+            f'  <vType id="{vc}" vClass="{SUMO_VCLASS[vc]}" length="{p["length"]:.4f}" minGap="{p["minGap"]:g}" '
+            f'tau="{p["tau"]:.4f}" sigma="{sigma:g}" speedFactor="1" speedDev="0" maxSpeed="70" '
+            f'accel="2.6" decel="4.5" emergencyDecel="9"/>'
+        )
+    route_ids = []
+    for r, path in enumerate(routes.links):
+        rid = f"r{r}"
+        route_ids.append(rid)
+        rou.append(f'  <route id="{rid}" edges={quoteattr(" ".join(path))}/>')
+    stops = [c for c in scenario.controls if isinstance(c, BusStop)]
+    flows = []
+    for r, path in enumerate(routes.links):
+        f = scenario.demand.flows[routes.flow[r]]
+        prof = list(f.profile)
+        for s, (start, q) in enumerate(prof):
+            end = prof[s + 1][0] if s + 1 < len(prof) else scenario.duration_s
+            end = min(end, scenario.duration_s)
+            rate = q * routes.share[r]
+            if rate <= 0 or end <= max(start, 0.0):
+                continue
+            begin = max(start, 0.0)
+            if arrivals == "uniform":
+                freq = f'vehsPerHour="{rate:.6f}"'
+            else:
+                freq = f'period="exp({rate / 3600.0:.8f})"'
+            body = ""
+            if f.vehicle_class == "bus":
+                for k, stop in enumerate(stops):
+                    if stop.link in path:
+                        park = ' parking="true"' if stop.bay else ""
+                        body += f'\n    <stop busStop="stop{k}" duration="{stop.dwell_mean_s + stop.clearance_s:g}"{park}/>'
+            close = f">{body}\n  </flow>" if body else "/>"
+            flows.append((begin, (
+                f'  <flow id="{r}_{s}" type="{f.vehicle_class}" route="r{r}" begin="{begin:g}" end="{end:g}" '
+                f'{freq} departLane="best" departSpeed="max" departPos="base"{close}'
+            )))
+    flows.sort(key=lambda e: e[0])
+    rou.extend(line for _, line in flows)
+    rou.append('</routes>')
+    route_file = directory / "demand.rou.xml"
+    route_file.write_text("\n".join(rou) + "\n", encoding="utf-8")
+
+    # ---- signal programs and additional outputs
+    import sumolib
+
+    snet = sumolib.net.readNet(str(net_file), withPrograms=True)
+    add = ['<additional>']
+    tls_links: dict[str, list[tuple[str, str]]] = {}
+    for tls in snet.getTrafficLights():
+        n = max((c[2] for c in tls.getConnections()), default=-1) + 1
+        links = [("", "")] * n
+        for in_lane, out_lane, idx in tls.getConnections():
+            links[idx] = (in_lane.getEdge().getID(), out_lane.getEdge().getID())
+        tls_links[tls.getID()] = links
+    for c in scenario.controls:
+        if isinstance(c, FixedTimeSignal):
+            add.append(_tls_program(c, tls_links[c.node]))
+    for k, stop in enumerate(stops):
+        lane = f"{stop.link}_0"
+        add.append(
+            f'  <busStop id="stop{k}" lane={quoteattr(lane)} startPos="{stop.position_m:g}" '
+            f'endPos="{stop.position_m + stop.length_m:g}"/>'
+        )
+    if edge_data_file is not None:
+        add.append(
+            f'  <edgeData id="trafficsim" file={quoteattr(str(edge_data_file))} period="{record_interval_s:g}" '
+            f'excludeEmpty="false" withInternal="false"/>'
+        )
+    add.append('</additional>')
+    additional = directory / "controls.add.xml"
+    additional.write_text("\n".join(add) + "\n", encoding="utf-8")
+    lanes = {e.getID(): [ln.getID() for ln in e.getLanes()] for e in snet.getEdges() if e.getFunction() == ""}
+    return SumoExport(directory, net_file, route_file, additional, ref.id, vtypes, route_ids, tls_links, lanes)
+
+
+# ---------------------------------------------------------------------------------- import
+def _capacity_for(free_speed_kmh: float, jam: float, default: float) -> float:
+    """A lane capacity [veh/h] whose backward wave speed stays at most 25 km/h."""
+    wmax = 25.0
+    return min(default, 0.98 * wmax * jam / (1.0 + wmax / free_speed_kmh))
+
+
+def network_from_sumo(
+    path: str | Path,
+    *,
+    vehicle_class: str = "passenger",
+    capacity_vph_per_lane: float = 1800.0,
+    jam_density_vpkm_per_lane: float = 150.0,
+) -> Network:
+    """A trafficsim :class:`~trafficsim.network.Network` from a SUMO ``.net.xml``.
+
+    Every non-internal edge that admits ``vehicle_class`` becomes a link with the lanes that
+    admit it, the edge length [m] and speed limit. Capacity and jam density per lane are not in
+    a SUMO network; they take the given values (capacity lowered on slow streets so that the
+    backward wave speed stays physical). An edge pair meeting at a junction without a SUMO
+    connection becomes a banned turn.
+    """
+    import sumolib
+
+    path = Path(path)
+    if not path.exists():
+        raise NetworkError(f"SUMO network {str(path)!r}: file not found")
+    try:
+        snet = sumolib.net.readNet(str(path), withPrograms=True)
+    except Exception as exc:  # sumolib raises plain SAX/ValueErrors
+        raise NetworkError(f"SUMO network {str(path)!r}: cannot read: {exc}") from None
+    net = Network()
+    edges = []
+    for e in snet.getEdges():
+        if e.getFunction() not in ("", "normal") or not e.allows(vehicle_class):
+            continue
+        lanes = [ln for ln in e.getLanes() if ln.allows(vehicle_class)]
+        if not lanes or e.getFromNode().getID() == e.getToNode().getID():
+            continue
+        edges.append((e, len(lanes)))
+    for e, _ in edges:
+        for node in (e.getFromNode(), e.getToNode()):
+            if node.getID() not in net.nodes:
+                x, y = node.getCoord()[:2]
+                net.add_node(node.getID(), x=float(x), y=float(y))
+    for e, n in edges:
+        vf = e.getSpeed() * 3.6
+        net.add_link(
+            e.getID(), e.getFromNode().getID(), e.getToNode().getID(), length_m=max(e.getLength(), 0.1),
+            lanes=n, free_speed_kmh=vf,
+            capacity_vph_per_lane=_capacity_for(vf, jam_density_vpkm_per_lane, capacity_vph_per_lane),
+            jam_density_vpkm_per_lane=jam_density_vpkm_per_lane, name=e.getName() or "",
+        )
+    ids = set(net.links)
+    for e, _ in edges:
+        connected = {o.getID() for o in e.getOutgoing()}
+        for nxt in e.getToNode().getOutgoing():
+            if nxt.getID() in ids and nxt.getID() not in connected:
+                net.ban_turn(e.getID(), nxt.getID())
+    return net
+
+
+def signals_from_sumo(path: str | Path, network: Network, *, program: str | None = None) -> list[FixedTimeSignal]:
+    """Fixed-time signals from the static ``tlLogic`` programs of a SUMO ``.net.xml``.
+
+    Each run of phases that show green (``G``/``g``) becomes a :class:`Phase` whose movements
+    are the green (in_link, out_link) pairs; the ``y`` phases after it are its amber and
+    all-red phases its all-red. A traffic light that controls several junctions gives one
+    signal per junction. Programs that are not static, or movements on links the network did not
+    import, are skipped.
+    """
+    import sumolib
+
+    snet = sumolib.net.readNet(str(path), withPrograms=True)
+    out = []
+    for tls in snet.getTrafficLights():
+        progs = tls.getPrograms()
+        if not progs:
+            continue
+        prog = progs.get(program) if program else progs[sorted(progs)[0]]
+        if prog is None or prog.getType() not in ("static", None, ""):
+            continue
+        links: dict[int, list[tuple[str, str]]] = {}
+        for in_lane, out_lane, idx in tls.getConnections():
+            a, b = in_lane.getEdge().getID(), out_lane.getEdge().getID()
+            if a in network.links and b in network.links:
+                links.setdefault(idx, []).append((a, b))
+        groups: list[list] = []  # [green_s, movements, amber_s, all_red_s]
+        for ph in prog.getPhases():
+            green = {mv for i, ch in enumerate(ph.state) if ch in "Gg" for mv in links.get(i, [])}
+            if green:
+                groups.append([float(ph.duration), green, 0.0, 0.0])
+            elif groups and "y" in ph.state and groups[-1][3] == 0.0:
+                groups[-1][2] += float(ph.duration)
+            elif groups:
+                groups[-1][3] += float(ph.duration)
+            else:
+                groups.append([None, set(), 0.0, float(ph.duration)])  # leading red: folded below
+        if groups and groups[0][0] is None:
+            lead = groups.pop(0)
+            if groups:
+                groups[-1][3] += lead[3]
+        if not groups:
+            continue
+        nodes = {network.links[a].to_node for mv in links.values() for a, _ in mv}
+        for node in sorted(nodes):
+            phases = tuple(
+                Phase(g, tuple(sorted(mv for mv in m if network.links[mv[0]].to_node == node)), a, r)
+                for g, m, a, r in groups
+            )
+            out.append(FixedTimeSignal(node, phases, float(prog.getOffset() or 0.0)).validate(network))
+    return out
+
+
+_VCLASS_BACK = {"passenger": "car", "bus": "bus", "coach": "bus", "truck": "truck", "trailer": "truck", "delivery": "truck"}
+
+
+def _num_attr(el, name: str, default=None):
+    v = el.get(name)
+    return default if v is None else float(v)
+
+
+def demand_from_sumo(
+    path: str | Path, network: Network, *, duration_s: float | None = None, bin_s: float = 900.0,
+    on_unmapped: str = "error",
+) -> Demand:
+    """A :class:`~trafficsim.demand.Demand` from a SUMO routes file.
+
+    ``<flow>`` elements (``vehsPerHour``, ``period``, ``number`` or ``probability`` with
+    ``begin``/``end``) become piecewise-constant OD flows on their route; ``<vehicle>`` and
+    ``<trip>`` elements are counted per route in bins of ``bin_s`` [s] and become rates. Routes
+    are given by ``route`` (id or embedded ``<route edges>``) or ``from``/``to`` edges (shortest
+    path). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
+    with ``on_unmapped="skip"``.
+    """
+    if on_unmapped not in ("error", "skip"):
+        raise DemandError(f"on_unmapped must be 'error' or 'skip', got {on_unmapped!r}")
+    root = ET.parse(str(path)).getroot()
+    named_routes = {r.get("id"): r.get("edges", "").split() for r in root.iter("route") if r.get("id")}
+    vclass = {t.get("id"): _VCLASS_BACK.get(t.get("vClass", "passenger"), "car") for t in root.iter("vType")}
+
+    def path_of(el) -> tuple[str, ...] | None:
+        ref = el.get("route")
+        if ref is not None:
+            edges = named_routes.get(ref)
+        else:
+            sub = el.find("route")
+            if sub is not None:
+                edges = sub.get("edges", "").split()
+            elif el.get("from") and el.get("to"):
+                a, b = el.get("from"), el.get("to")
+                if a not in network.links or b not in network.links:
+                    edges = [a, b]
+                else:
+                    mid = [] if network.links[a].to_node == network.links[b].from_node else network.shortest_path(
+                        network.links[a].to_node, network.links[b].from_node)
+                    edges = [a, *mid, b]
+            else:
+                edges = None
+        if not edges or any(e not in network.links for e in edges):
+            if on_unmapped == "error":
+                raise DemandError(f"{el.tag} {el.get('id')!r}: route {edges} uses edges not in the network")
+            return None
+        return tuple(edges)
+
+    segments: dict[tuple[tuple[str, ...], str], list[tuple[float, float, float]]] = {}
+    horizon = duration_s
+    for el in root:
+        if el.tag not in ("flow", "vehicle", "trip"):
+            continue
+        p = path_of(el)
+        if p is None:
+            continue
+        vc = vclass.get(el.get("type", ""), "car")
+        key = (p, vc)
+        if el.tag == "flow":
+            begin = _num_attr(el, "begin", 0.0)
+            end = _num_attr(el, "end", horizon if horizon is not None else begin + 3600.0)
+            if el.get("vehsPerHour") is not None:
+                rate = float(el.get("vehsPerHour"))
+            elif el.get("period") is not None and not el.get("period").startswith("exp"):
+                rate = 3600.0 / float(el.get("period"))
+            elif el.get("period") is not None:
+                rate = float(el.get("period")[4:-1]) * 3600.0
+            elif el.get("probability") is not None:
+                rate = float(el.get("probability")) * 3600.0
+            elif el.get("number") is not None:
+                rate = float(el.get("number")) / max(end - begin, 1e-9) * 3600.0
+            else:
+                raise DemandError(f"flow {el.get('id')!r}: no rate (vehsPerHour, period, probability or number)")
+            segments.setdefault(key, []).append((begin, end, rate))
+        else:
+            t = float(el.get("depart", "0"))
+            b0 = math.floor(t / bin_s) * bin_s
+            segments.setdefault(key, []).append((b0, b0 + bin_s, 3600.0 / bin_s))
+    demand = Demand()
+    for (p, vc), segs in segments.items():
+        times = sorted({s for s, _, _ in segs} | {e for _, e, _ in segs})
+        prof = []
+        for s in times:
+            q = sum(r for a, b, r in segs if a <= s < b)
+            if not prof or prof[-1][1] != q:
+                prof.append((s, q))
+        if prof and prof[0][1] == 0.0 and len(prof) > 1:
+            prof = prof[1:] if prof[0][0] == min(times) else prof
+        o, d = network.links[p[0]].from_node, network.links[p[-1]].to_node
+        demand.add(o, d, prof, route=list(p), vehicle_class=vc)
+    demand.resolve_routes(network)
+    return demand
+
+
+def scenario_from_sumo(
+    net_file: str | Path, route_files=(), *, duration_s: float = 3600.0, name: str = "", **network_options
+) -> Scenario:
+    """A Scenario from a SUMO network, its route files and its static signal programs."""
+    net = network_from_sumo(net_file, **network_options)
+    demand = Demand()
+    if isinstance(route_files, (str, Path)):
+        route_files = [route_files]
+    for rf in route_files:
+        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s).flows)
+    controls = signals_from_sumo(net_file, net)
+    return Scenario(net, demand, duration_s, controls, name=name or Path(net_file).stem)
