@@ -123,7 +123,7 @@ def _load_scenario(target: str, params: dict[str, Any]):
         return lib.load(target, **params)
     except TypeError as exc:
         if params:
-            raise CLIError(f"bad --param for scenario {target!r}: {exc}; `trafficsim show {target}` lists its parameters") from None
+            raise CLIError(f"bad --param: {exc}; `trafficsim show {target}` lists the parameters") from None
         raise
 
 
@@ -211,7 +211,14 @@ def _cmd_list(args) -> int:
     lib = _require_library()
     rows = []
     for sid in lib.names():
-        sc = lib.load(sid)
+        try:
+            sc = lib.load(sid)
+        except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+            if args.debug:
+                raise
+            print(f"trafficsim: warning: scenario {sid!r} cannot be built: {type(exc).__name__}: {exc}", file=sys.stderr)
+            rows.append({"id": sid, "name": "?", "original_name": "", "cause_class": "", "symptom": "(unavailable)"})
+            continue
         meta = sc.meta or {}
         rows.append({
             "id": sid,
@@ -247,37 +254,50 @@ def _card(sid: str, sc) -> dict[str, Any]:
         "peak_demand_vph": peak,
         "controls": [type(c).__name__ for c in sc.controls],
         "measures": sorted((sc.measures or {}).keys()),
-        "remedies": meta.get("remedies", []),
+        "remedies": list(meta.get("remedies", []) or []),
+        "parameters": dict(meta.get("parameters", {}) or {}),
+        "seed": meta.get("seed", ""),
     }
+
+
+def _plain(markdown: str) -> str:
+    """Card text for a terminal: drop the emphasis and code markers of markdown."""
+    return markdown.replace("**", "").replace("``", "").replace("`", "")
 
 
 def _cmd_show(args) -> int:
     sc = _load_scenario(args.scenario, {})
     card = _card(args.scenario, sc)
+    lib = None if _looks_like_file(args.scenario) else _scenario_library()
+    text = _plain(lib.card(args.scenario)) if lib is not None and callable(getattr(lib, "card", None)) else ""
     if args.json:
-        print(json.dumps(card, ensure_ascii=False, indent=2, default=str))
+        print(json.dumps({**card, "card": text}, ensure_ascii=False, indent=2, default=str))
         return 0
-    title = card["name"] + (f"  ({card['original_name']})" if card["original_name"] else "")
-    lines = [title, "=" * min(len(title) + 4, 100)]
+    if text:
+        lines = [text.strip(), ""]
+    else:
+        title = card["name"] + (f"  ({card['original_name']})" if card["original_name"] else "")
+        lines = [title, "=" * min(len(title) + 4, 100)]
+        if card["description"]:
+            lines += [card["description"].strip(), ""]
     facts = [
         ("id", card["id"]),
         ("cause", card["cause_class"]),
         ("symptom", card["symptom"]),
         ("bottleneck link", card["bottleneck_link"]),
         ("corridor", " \u2192 ".join(card["corridor"])),
-        ("network", f"{card['nodes']} nodes, {card['links']} links, {card['network_length_km']:.1f} km"),
-        ("demand", f"{card['od_flows']} OD flows, peak {card['peak_demand_vph']:,.0f} veh/h in total"),
+        ("network", f"{card['nodes']} nodes, {card['links']} links, {card['network_length_km']:.1f} km of road"),
+        ("demand", f"{card['od_flows']} OD flows, {card['peak_demand_vph']:,.0f} veh/h at their peaks"),
         ("horizon", f"{card['duration_s'] / 60:.0f} min"),
         ("controls", ", ".join(card["controls"])),
+        ("seed remedies", ", ".join(card["remedies"])),
         ("measures", ", ".join(card["measures"])),
+        ("source", card["seed"]),
     ]
-    lines += [f"{k:>16}: {v}" for k, v in facts if v]
-    remedies = card["remedies"]
-    if remedies:
-        lines.append(f"{'remedies':>16}:")
-        lines += [f"{'':>16}  - {r}" for r in (remedies if isinstance(remedies, (list, tuple)) else [remedies])]
-    if card["description"]:
-        lines += ["", card["description"].strip()]
+    lines += [f"{k:>15}: {v}" for k, v in facts if v]
+    if card["parameters"]:
+        lines += ["", f"parameters (trafficsim run {card['id']} --param NAME=VALUE):"]
+        lines += [f"  {k} = {v}" for k, v in card["parameters"].items()]
     print("\n".join(lines))
     return 0
 

@@ -1,0 +1,320 @@
+"""The ``trafficsim`` command, run in-process through ``main(argv) -> int``.
+
+The scenario library and ``evaluate`` are replaced by small fakes so that these tests check the
+command line's behaviour (output, files, exit codes, messages) quickly and on their own; one
+test at the end runs the real library when it is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+import trafficsim as ts  # noqa: E402
+from trafficsim import cli  # noqa: E402
+
+
+def lane_drop(demand_scale: float = 1.0, bridge_lanes: int = 2) -> ts.Scenario:
+    net = ts.Network()
+    for nid, x in (("A", 0.0), ("B", 1500.0), ("C", 3500.0)):
+        net.add_node(nid, x=x, y=0.0)
+    net.add_link("up", "A", "B", length_m=1500, lanes=6, free_speed_kmh=60, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
+    net.add_link("bridge", "B", "C", length_m=2000, lanes=bridge_lanes, free_speed_kmh=60, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
+    demand = ts.Demand()
+    demand.add("A", "C", [(0, 4500 * demand_scale), (1200, 1000 * demand_scale)])
+    return ts.Scenario(network=net, demand=demand, duration_s=2400, name="lane-drop")
+
+
+class Widen:
+    """A stand-in measure: one more bridge lane."""
+
+    def apply(self, sc):
+        sc = sc.copy()
+        sc.network.update_link("bridge", lanes=3)
+        return sc
+
+
+def fake_load(id, demand_scale=1.0, bridge_lanes=2):
+    if id != "lane-drop":
+        raise KeyError(id)
+    sc = lane_drop(demand_scale, bridge_lanes)
+    sc.meta.update(
+        english_name="Lane drop", original_name="车道减少", cause_class="road condition",
+        symptom="6 lanes squeeze into 2", bottleneck_link="up", corridor=["up", "bridge"],
+        remedies=["Widening"], parameters={"demand_scale": demand_scale, "bridge_lanes": bridge_lanes},
+    )
+    sc.measures = {"widen": [Widen()]}
+    return sc
+
+
+@pytest.fixture
+def library(monkeypatch):
+    lib = types.SimpleNamespace(names=lambda: ["lane-drop"], load=fake_load, card=lambda id: "Lane drop\n\n**Mechanism.** six into two.")
+    monkeypatch.setattr(cli, "_scenario_library", lambda: lib)
+    return lib
+
+
+@pytest.fixture
+def no_library(monkeypatch):
+    monkeypatch.setattr(cli, "_scenario_library", lambda: None)
+
+
+@pytest.fixture
+def toml_file(tmp_path):
+    return str(lane_drop().to_toml(tmp_path / "lane_drop.toml"))
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ----------------------------------------------------------------------------- run
+def test_run_toml_prints_kpis_and_writes_files(capsys, tmp_path, toml_file):
+    nc, csv, png = tmp_path / "r.nc", tmp_path / "k.csv", tmp_path / "p.png"
+    code, out, err = run(capsys, "run", toml_file, "--out", str(nc), "--kpis", str(csv), "--plot", str(png), "-q")
+    assert code == 0, err
+    assert err == ""  # -q: no progress bar, no informational lines
+    assert "delay_vh" in out and "veh h" in out
+    ds = xr.open_dataset(nc)
+    assert set(ds["link"].values) == {"up", "bridge"} and "cell_density" in ds
+    ds.close()
+    kpis = pd.read_csv(csv, index_col="kpi")["value"]
+    assert float(kpis["completed"]) > 0
+    assert png.stat().st_size > 10_000
+
+
+def test_run_json_is_machine_readable_and_scales_demand(capsys, toml_file):
+    code, out, _ = run(capsys, "run", toml_file, "--json", "-q")
+    full = json.loads(out)["kpis"]
+    code, out, _ = run(capsys, "run", toml_file, "--json", "-q", "--param", "demand_scale=0.5")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["engine"] == "macro" and doc["params"] == {"demand_scale": 0.5}
+    assert doc["kpis"]["demand"] == pytest.approx(0.5 * full["demand"])
+    assert doc["kpis"]["delay_vh"] < full["delay_vh"]
+
+
+def test_run_shows_progress_and_info_unless_quiet(capsys, toml_file):
+    code, out, err = run(capsys, "run", toml_file, "--record-interval", "120")
+    assert code == 0
+    assert "running lane-drop on macro" in err
+
+
+def test_run_library_scenario_with_param_and_measure(capsys, library):
+    code, out, _ = run(capsys, "run", "lane-drop", "--json", "-q")
+    base = json.loads(out)["kpis"]
+    code, out, _ = run(capsys, "run", "lane-drop", "--json", "-q", "-m", "widen")
+    assert code == 0
+    widened = json.loads(out)
+    assert widened["measures"] == ["widen"]
+    assert widened["kpis"]["delay_vh"] < base["delay_vh"]
+    code, out, _ = run(capsys, "run", "lane-drop", "--json", "-q", "-p", "bridge_lanes=3")
+    assert json.loads(out)["kpis"]["delay_vh"] == pytest.approx(widened["kpis"]["delay_vh"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "lane-drp"], "unknown scenario 'lane-drp'; did you mean 'lane-drop'?"),
+        (["run", "lane-drop", "--param", "demand_scale"], "bad --param 'demand_scale': write it as NAME=VALUE"),
+        (["run", "lane-drop", "--param", "lanes=3"], "bad --param"),
+        (["run", "lane-drop", "--measure", "teleport"], "has no measure 'teleport'; its measures: widen"),
+        (["run", "lane-drop", "--engine", "warp"], "unknown engine 'warp'; choose one of: macro"),
+        (["run", "missing.toml"], "scenario file 'missing.toml' does not exist"),
+        (["show", "nope"], "unknown scenario 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, library, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("trafficsim: error: ")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_malformed_toml_exit_2(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[scenario]\nduration_s = 60\n[[links]]\nid = 'x'\nfrom = 'A'\n")
+    code, _, err = run(capsys, "run", str(bad))
+    assert code == 2
+    assert "bad.toml" in err and "missing field" in err and err.count("\n") == 1
+    bad.write_text("[scenario\n")
+    code, _, err = run(capsys, "run", str(bad))
+    assert code == 2 and "malformed TOML" in err
+
+
+def test_toml_rejects_library_params(capsys, toml_file):
+    code, _, err = run(capsys, "run", toml_file, "-p", "bridge_lanes=3")
+    assert code == 2 and "only demand_scale applies" in err
+
+
+def test_simulation_error_exit_1_and_debug_traceback(capsys, toml_file, monkeypatch):
+    import trafficsim
+
+    def broken(*args, **kwargs):
+        raise trafficsim.SimulationError("kernel status 3 on link 'up': reduce dt_s")
+
+    monkeypatch.setattr(trafficsim, "simulate", broken)
+    code, _, err = run(capsys, "run", toml_file, "-q")
+    assert code == 1
+    assert err.strip() == "trafficsim: error: kernel status 3 on link 'up': reduce dt_s (run with --debug for the traceback)"
+    code, _, err = run(capsys, "--debug", "run", toml_file, "-q")
+    assert code == 1 and "Traceback" in err
+
+
+def test_unexpected_error_names_its_type(capsys, toml_file, monkeypatch):
+    import trafficsim
+
+    monkeypatch.setattr(trafficsim, "simulate", lambda *a, **k: 1 / 0)
+    code, _, err = run(capsys, "run", toml_file, "-q")
+    assert code == 1 and "ZeroDivisionError" in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert run(capsys, )[0] == 2
+    assert run(capsys, "run")[0] == 2
+    assert run(capsys, "frobnicate")[0] == 2
+    assert run(capsys, "run", "x", "--seed", "abc")[0] == 2
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "evaluate" in out and "sweep" not in out.replace("exit codes", "")
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and ts.__version__ in out
+
+
+# ----------------------------------------------------------------------------- list / show
+def test_list_table_and_json(capsys, library):
+    code, out, _ = run(capsys, "list")
+    assert code == 0
+    header, _, row = out.splitlines()[:3]
+    assert header.split() == ["id", "name", "cause", "symptom"]
+    assert row.startswith("lane-drop") and "road condition" in row
+    code, out, _ = run(capsys, "list", "--json")
+    (entry,) = json.loads(out)
+    assert entry == {
+        "id": "lane-drop", "name": "Lane drop", "original_name": "车道减少",
+        "cause_class": "road condition", "symptom": "6 lanes squeeze into 2",
+    }
+
+
+def test_list_keeps_going_when_one_scenario_is_broken(capsys, library):
+    library.names = lambda: ["lane-drop", "broken"]
+    code, out, err = run(capsys, "list")
+    assert code == 0
+    assert "broken" in out and "(unavailable)" in out
+    assert "scenario 'broken' cannot be built" in err
+
+
+def test_show_card(capsys, library):
+    code, out, _ = run(capsys, "show", "lane-drop")
+    assert code == 0
+    assert "Mechanism. six into two." in out  # markdown emphasis dropped
+    assert "bottleneck link: up" in out
+    assert "corridor: up \u2192 bridge" in out
+    assert "measures: widen" in out
+    assert "bridge_lanes = 2" in out
+    code, out, _ = run(capsys, "show", "lane-drop", "--json")
+    card = json.loads(out)
+    assert card["links"] == 2 and card["measures"] == ["widen"]
+
+
+def test_show_toml_file(capsys, toml_file, no_library):
+    code, out, _ = run(capsys, "show", toml_file)
+    assert code == 0
+    assert "3 nodes, 2 links, 3.5 km of road" in out
+
+
+def test_library_missing_is_one_clear_line(capsys, no_library):
+    for argv in (["list"], ["show", "jiangwan-bridge"], ["run", "jiangwan-bridge"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2
+        assert "scenario library (trafficsim.scenarios) is not available" in err and "pass a scenario .toml file" in err
+
+
+# ----------------------------------------------------------------------------- evaluate
+@pytest.fixture
+def fake_evaluate(monkeypatch):
+    calls = {}
+
+    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False):
+        calls.update(engine=engine, seed=seed, progress=progress)
+        results = {"baseline": ts.simulate(sc, engine)}
+        for name, measures in sc.measures.items():
+            variant = sc
+            for m in measures:
+                variant = m.apply(variant)
+            results[name] = ts.simulate(variant, engine)
+        kpis = pd.DataFrame({k: r.kpis for k, r in results.items()}).T
+        data = xr.concat([r.data for r in results.values()], dim=pd.Index(list(results), name="variant"))
+        return types.SimpleNamespace(kpis=kpis, data=data)
+
+    module = types.ModuleType("trafficsim.measures")
+    module.evaluate = evaluate
+    monkeypatch.setitem(sys.modules, "trafficsim.measures", module)
+    return calls
+
+
+def test_evaluate_table_csv_plot(capsys, tmp_path, library, fake_evaluate):
+    csv, png = tmp_path / "k.csv", tmp_path / "e.png"
+    code, out, err = run(capsys, "evaluate", "lane-drop", "--out", str(csv), "--plot", str(png), "-q")
+    assert code == 0, err
+    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False}
+    header = out.splitlines()[0].split()
+    assert header == ["kpi", "baseline", "widen"]
+    assert any(line.startswith("delay_vh") for line in out.splitlines())
+    table = pd.read_csv(csv, index_col=0)
+    assert list(table.index) == ["baseline", "widen"]
+    assert table.loc["widen", "delay_vh"] < table.loc["baseline", "delay_vh"]
+    assert png.stat().st_size > 10_000
+
+
+def test_evaluate_json(capsys, library, fake_evaluate):
+    code, out, _ = run(capsys, "evaluate", "lane-drop", "--json", "-q")
+    doc = json.loads(out)
+    assert set(doc["kpis"]) == {"baseline", "widen"}
+    assert doc["kpis"]["widen"]["delay_vh"] < doc["kpis"]["baseline"]["delay_vh"]
+
+
+def test_evaluate_without_measures_module(capsys, library, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trafficsim.measures", None)
+    code, _, err = run(capsys, "evaluate", "lane-drop")
+    assert code == 2 and "trafficsim.measures (evaluate) is not available" in err
+
+
+# ----------------------------------------------------------------------------- the real library
+def _real_library_has(sid: str) -> bool:
+    lib = cli._scenario_library()
+    if lib is None or sid not in lib.names():
+        return False
+    try:
+        lib.load(sid)
+    except Exception:  # noqa: BLE001 - not built yet by its owner
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _real_library_has("jiangwan-bridge"), reason="scenario library not installed yet")
+def test_real_library_show_and_run(capsys):
+    code, out, _ = run(capsys, "show", "jiangwan-bridge")
+    assert code == 0 and "Jiangwan" in out
+    code, out, _ = run(capsys, "run", "jiangwan-bridge", "--json", "-q")
+    assert code == 0
+    assert json.loads(out)["kpis"]["completed"] > 0
+
+
+def test_python_dash_m(capsys):
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "trafficsim", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and ts.__version__ in out.stdout
