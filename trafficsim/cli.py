@@ -418,6 +418,7 @@ def _cmd_evaluate(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trafficsim`` command."""
     from . import __version__
+    from .engines import ENGINES
 
     def common(default):
         p = argparse.ArgumentParser(add_help=False)
@@ -446,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p):
         p.add_argument("scenario", metavar="SCENARIO", help="scenario id (see `trafficsim list`) or a scenario .toml file")
-        p.add_argument("--engine", "-e", default="macro", help="simulation engine: macro, micro, sumo (default: macro)")
+        p.add_argument("--engine", "-e", default="macro", help=f"simulation engine: {', '.join(ENGINES)} (default: macro)")
         p.add_argument("--param", "-p", action="append", default=[], metavar="K=V", help="scenario parameter, e.g. demand_scale=1.2 (repeatable)")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         p.add_argument("--dt", type=float, default=None, metavar="S", help="time step [s] (default: the engine's)")

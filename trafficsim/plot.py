@@ -9,17 +9,15 @@ Functions accept a result dataset (``Result.data``) or a :class:`~trafficsim.res
 passing the ``Result`` lets a plot read what the dataset does not carry (node coordinates, the
 scenario's corridor, jam densities).
 
-=======================  =====================================================================
-``time_space``           speed or density along a path of links over time: the queue growing
-                         upstream of a bottleneck and its wave moving back
-``cumulative_curves``    N-curves at a link's two ends; the vertical gap is the vehicles held,
-                         the area between them the delay
-``fundamental_diagram``  flow-density scatter of the detectors with the triangular FD
-``network_map``          links coloured by speed (or any variable) at one time
-``kpi_bars``             KPIs of variants side by side, relative to the baseline
-``compare_time_space``   one time-space diagram per variant, on a shared colour scale
-``trajectories``         vehicle positions over time from a micro trajectory dataset
-=======================  =====================================================================
+- ``time_space``: speed or density along a path of links over time; the queue growing
+  upstream of a bottleneck and its wave moving back.
+- ``cumulative_curves``: N-curves at a link's two ends; the vertical gap is the vehicles held,
+  the area between them the delay.
+- ``fundamental_diagram``: flow-density scatter of the links with their triangular FD.
+- ``network_map``: links coloured by speed (or any variable) at one time.
+- ``kpi_bars``: KPIs of variants side by side, relative to the baseline.
+- ``compare_time_space``: one time-space diagram per variant, on a shared colour scale.
+- ``trajectories``: vehicle positions over time from a micro trajectory dataset.
 """
 
 from __future__ import annotations
