@@ -227,3 +227,15 @@ def test_plots_draw_on_given_axes_and_never_close(result):
     assert plot.cumulative_curves(result, "bridge", ax=axes[1]) is axes[1]
     assert plot.fundamental_diagram(result, ax=axes[2]) is axes[2]
     assert plt.fignum_exists(fig.number)
+
+
+def test_animate_network_saves_a_gif(result, tmp_path):
+    _, ax = plt.subplots()
+    anim = plot.animate_network(result, step=10, ax=ax)
+    path = tmp_path / "run.gif"
+    anim.save(path, writer="pillow", fps=4)
+    from PIL import Image
+
+    with Image.open(path) as gif:
+        assert gif.n_frames == len(result.data["time"].values[::10])
+    assert ax.get_title() == f"speed at {float(result.data['time'].values[::10][-1]) / 60:.0f} min"

@@ -15,6 +15,7 @@ scenario's corridor, jam densities).
   the area between them the delay.
 - ``fundamental_diagram``: flow-density scatter of the links with their triangular FD.
 - ``network_map``: links coloured by speed (or any variable) at one time.
+- ``animate_network``: the same map over the run, as an animation to save as GIF or MP4.
 - ``kpi_bars``: KPIs of variants side by side, relative to the baseline.
 - ``compare_time_space``: one time-space diagram per variant, on a shared colour scale.
 - ``trajectories``: vehicle positions over time from a micro trajectory dataset.
@@ -35,6 +36,7 @@ __all__ = [
     "cumulative_curves",
     "fundamental_diagram",
     "network_map",
+    "animate_network",
     "kpi_bars",
     "compare_time_space",
     "trajectories",
@@ -451,6 +453,51 @@ def network_map(
     if colorbar:
         ax.figure.colorbar(lc, ax=ax, label=label, shrink=0.8)
     return ax
+
+
+def animate_network(result, variable: str = "speed", ax: "Axes | None" = None, *, scenario=None, interval_ms: int = 200, step: int = 1):
+    """The network map over the run, one frame per record interval.
+
+    Parameters
+    ----------
+    result : Result or xarray.Dataset
+        The run (a dataset needs ``scenario=`` for node coordinates).
+    variable : str
+        A ``time x link`` variable, e.g. ``"speed"`` [km/h].
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure when None.
+    scenario : Scenario, optional
+        Supplies node coordinates when ``result`` is a dataset.
+    interval_ms : int
+        Delay between frames when played [ms].
+    step : int
+        Draw every ``step``-th record interval.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+        Save it with ``anim.save("run.gif", writer="pillow")`` (or ``"run.mp4"`` with ffmpeg
+        installed); in a notebook, ``IPython.display.HTML(anim.to_jshtml())`` plays it.
+    """
+    from matplotlib.animation import FuncAnimation
+
+    ds, sc = _split(result)
+    if ds is None:
+        raise ValueError("animate_network needs a result (a Scenario has no time to animate)")
+    times = ds["time"].values[:: max(int(step), 1)]
+    ax = network_map(result, time=float(times[0]), variable=variable, ax=ax, scenario=scenario)
+    lc = ax.collections[0]
+    links = [lid for lid in _link_ids(ds) if lid in (scenario or sc).network.links]
+    values = ds[variable].sel(link=links).values.astype(float)
+    index = {float(t): i for i, t in enumerate(ds["time"].values)}
+    name = ax.get_title().rsplit(" at ", 1)[0]
+
+    def draw(t):
+        lc.set_array(values[index[float(t)]])
+        ax.set_title(f"{name} at {float(t) / 60.0:.0f} min")
+        return (lc,)
+
+    return FuncAnimation(ax.figure, draw, frames=list(times), interval=interval_ms, blit=False)
 
 
 def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = None, *, baseline: str | None = None, relative: bool = True) -> "Axes":
