@@ -12,6 +12,8 @@ __all__ = ["SimulationError", "ENGINES", "get_engine"]
 #: engine name -> "module:function" that runs it (imported on first use).
 ENGINES = {
     "macro": "trafficsim.engines.macro:run_macro",
+    "micro": "trafficsim.engines.micro:run_micro",
+    "sumo": "trafficsim.engines.sumo:run_sumo",
 }
 
 
