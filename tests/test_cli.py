@@ -271,8 +271,9 @@ def test_evaluate_table_csv_plot(capsys, tmp_path, library, fake_evaluate):
     assert code == 0, err
     assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False}
     header = out.splitlines()[0].split()
-    assert header == ["kpi", "baseline", "widen"]
-    assert any(line.startswith("delay_vh") for line in out.splitlines())
+    assert header == ["kpi", "unit", "baseline", "widen"]
+    (delay,) = [line for line in out.splitlines() if line.startswith("delay_vh ")]
+    assert "veh h" in delay and "%)" in delay  # the change from the baseline
     table = pd.read_csv(csv, index_col=0)
     assert list(table.index) == ["baseline", "widen"]
     assert table.loc["widen", "delay_vh"] < table.loc["baseline", "delay_vh"]

@@ -369,6 +369,28 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _variant_table(table) -> str:
+    """KPIs as rows, variants as columns, each numeric value with its change from the baseline."""
+    from .results import KPI_DESCRIPTIONS
+
+    rows_kpis = [k for k in KPI_DESCRIPTIONS if k in table.columns] or [str(c) for c in table.columns]
+    variants = list(table.index)
+    base = "baseline" if "baseline" in variants else variants[0]
+    rows = []
+    for kpi in rows_kpis:
+        unit = KPI_DESCRIPTIONS.get(kpi, ("", ""))[0]
+        ref = _jsonable(table.loc[base, kpi])
+        row = [kpi, unit]
+        for v in variants:
+            value = _jsonable(table.loc[v, kpi])
+            text = _fmt(value)
+            if v != base and isinstance(value, (int, float)) and isinstance(ref, (int, float)) and ref:
+                text += f" ({(value - ref) / abs(ref) * 100:+.0f}%)"
+            row.append(text)
+        rows.append(row)
+    return _table(rows, ["kpi", "unit"] + [str(v) for v in variants], align="ll" + "r" * len(variants))
+
+
 def _cmd_evaluate(args) -> int:
     try:
         from .measures import evaluate
@@ -408,9 +430,7 @@ def _cmd_evaluate(args) -> int:
         records = {str(v): {str(k): _jsonable(x) for k, x in row.items()} for v, row in table.iterrows()}
         print(json.dumps({"scenario": sc.name or args.scenario, "engine": args.engine, "kpis": records}, ensure_ascii=False, indent=2))
     else:
-        shown = table.T
-        rows = [[str(k)] + [_fmt(v) for v in shown.loc[k].values] for k in shown.index]
-        print(_table(rows, ["kpi"] + [str(c) for c in shown.columns], align="l" + "r" * len(shown.columns)))
+        print(_variant_table(table))
     return 0
 
 

@@ -559,7 +559,7 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
     else:
         ax.set_ylabel(_kpi_label(columns[0]) if len(columns) == 1 else "value")
     ax.set_title("KPIs by variant")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best")
     return ax
 
 
