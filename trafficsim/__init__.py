@@ -19,6 +19,7 @@ from .network import Link, Network, NetworkError, Node
 from .results import Result
 from .scenario import Scenario, ScenarioError
 from .simulation import simulate
+from . import scenarios
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimulationError",
+    "scenarios",
     "simulate",
     "__version__",
 ]

@@ -26,6 +26,10 @@ __all__ = [
     "PeakShape",
     "Site",
     "two_phase_signal",
+    "signal_corridor",
+    "road_chain",
+    "kerbside_capacity_vph",
+    "Corridor",
     "card_meta",
     "finish",
     "SEED_CITATION",
@@ -77,6 +81,11 @@ ROAD_CLASSES = {
     "ramp": RoadClass(
         40.0, 1600.0, 150.0,
         "single-lane ramp or slip road, 40 km/h: 1600 veh/h (CJJ 37-2012 ramp capacity 1500-1800)",
+    ),
+    "toll": RoadClass(
+        30.0, 450.0, 60.0,
+        "toll booth lane: 450 veh/h per booth (manual/mixed collection, 7-9 s per vehicle); the jam "
+        "density of 60 veh/km/lane is a surrogate that keeps the booth link's wave speed physical",
     ),
     "street": RoadClass(
         25.0, 800.0, 125.0,
@@ -329,3 +338,106 @@ def finish(name: str, description: str, site: Site, demand: Demand, peak: PeakSh
     meta["assumptions"] = site.assumptions() + peak.assumptions() + list(meta["assumptions"])
     sc = Scenario(site.net, demand, peak.duration_s, list(controls), name, description, {}, meta)
     return sc.validate()
+
+
+@dataclass
+class Corridor:
+    """Link ids of a signalised corridor built by :func:`signal_corridor`."""
+
+    main: list[str]          # feeder, approach to each junction, exit (upstream order)
+    cross_in: dict[str, str]  # junction -> cross-street approach
+    cross_out: dict[str, str]  # junction -> cross-street exit
+
+    def approach(self, junction_index: int) -> str:
+        """The main-road link that ends at junction ``junction_index`` (0-based)."""
+        return self.main[junction_index + 1]
+
+
+def signal_corridor(
+    site: Site,
+    *,
+    key: str,
+    name: str,
+    junctions: list[tuple[str, str]],
+    spacing_m: list[float],
+    lanes: int,
+    cross_lanes: int,
+    feeder_length_m: float,
+    exit_length_m: float = 400.0,
+    cross_length_m: float = 300.0,
+    origin: tuple[float, float] = (0.0, 0.0),
+    heading: tuple[float, float] = (1.0, 0.0),
+    kind: str = "arterial",
+) -> Corridor:
+    """A main road through a row of junctions, each crossed by a two-way-less cross street.
+
+    The main road runs from ``origin`` along the unit vector ``heading``: a feeder of
+    ``feeder_length_m``, then one approach per junction (``spacing_m[i]`` long, the first
+    measured from the feeder's end), then an exit. ``junctions`` holds ``(node id, cross-street
+    name)``; each cross street runs through its junction at right angles (left to right of the
+    main direction) with an approach and an exit of ``cross_length_m``. Signals are left to the
+    caller (:func:`two_phase_signal`).
+    """
+    if len(spacing_m) != len(junctions):
+        raise ValueError(f"corridor {key!r}: give one spacing per junction")
+    hx, hy = heading
+    lx, ly = -hy, hx  # left of the heading
+    x0, y0 = origin
+
+    def at(dist: float, side: float = 0.0) -> tuple[float, float]:
+        return (x0 + hx * dist + lx * side, y0 + hy * dist + ly * side)
+
+    dist = 0.0
+    site.node(f"{key}-start", *at(dist))
+    dist += feeder_length_m
+    site.node(f"{key}-feed", *at(dist))
+    main = [site.road(f"{key}-feeder", f"{key}-start", f"{key}-feed", lanes=lanes, kind=kind, name=name)]
+    prev = f"{key}-feed"
+    cross_in, cross_out = {}, {}
+    for (jid, cross_name), gap in zip(junctions, spacing_m):
+        dist += gap
+        site.node(jid, *at(dist))
+        main.append(site.road(f"{key}-to-{jid}", prev, jid, lanes=lanes, kind=kind, name=name))
+        site.node(f"{jid}-left", *at(dist, cross_length_m))
+        site.node(f"{jid}-right", *at(dist, -cross_length_m))
+        cross_in[jid] = site.road(f"{jid}-cross-in", f"{jid}-left", jid, lanes=cross_lanes, name=cross_name)
+        cross_out[jid] = site.road(f"{jid}-cross-out", jid, f"{jid}-right", lanes=cross_lanes, name=cross_name)
+        prev = jid
+    dist += exit_length_m
+    site.node(f"{key}-end", *at(dist))
+    main.append(site.road(f"{key}-exit", prev, f"{key}-end", lanes=lanes, kind=kind, name=name))
+    return Corridor(main, cross_in, cross_out)
+
+
+def road_chain(
+    site: Site,
+    segments: list[tuple[str, float]],
+    *,
+    lanes: int,
+    name: str,
+    kind: str = "arterial",
+    origin: tuple[float, float] = (0.0, 0.0),
+    heading: tuple[float, float] = (1.0, 0.0),
+) -> list[str]:
+    """A straight road of consecutive links ``[(link id, length_m), ...]`` from ``origin`` along
+    ``heading``; nodes are named ``<first id>.0``, then after each link ``<link id>.end``.
+    Returns the link ids in order."""
+    hx, hy = heading
+    x, y = origin
+    prev = site.node(f"{segments[0][0]}.0", x, y)
+    out = []
+    for lid, length in segments:
+        x, y = x + hx * length, y + hy * length
+        nxt = site.node(f"{lid}.end", x, y)
+        out.append(site.road(lid, prev, nxt, lanes=lanes, kind=kind, name=name))
+        prev = nxt
+    return out
+
+
+def kerbside_capacity_vph(site: Site, link_id: str, bus_vph: float = 0.0, dwell_s: float = 0.0,
+                          clearance_s: float = 10.0, blocked_lanes: int = 0) -> float:
+    """Capacity [veh/h] of a link with a kerbside bus stop and/or blocked lanes, as the macro engine
+    models them: ``(lanes - blocked - min(1, bus_vph (dwell + clearance) / 3600)) x lane capacity``."""
+    lk = site.net.link(link_id)
+    bus_lanes = min(1.0, bus_vph * (dwell_s + clearance_s) / 3600.0) if bus_vph > 0 else 0.0
+    return max(0.0, lk.lanes - blocked_lanes - bus_lanes) * lk.capacity_vph_per_lane

@@ -13,8 +13,11 @@ deck (2 lanes).
 **Mechanism.** In the weaving section ramp vehicles cut across mainline vehicles; the lane
 changes cost capacity. The section's capacity is ``weave_lanes x 1900 x weave_capacity_factor``
 (HCM weaving-segment capacities are 10-20 % below the basic segment's); it is below the
-deck's, so the queue head stands at the section's entrance: on Dongxiao Road
-(``dongxiao-approach``), whose queue spills back over ``dongxiao-feeder``, and on the ramp.
+deck's, so the queue head stands at the section's entrance on Dongxiao Road
+(``dongxiao-approach``) and spills back over ``dongxiao-feeder``. The ramp gets a share of the
+section proportional to its capacity (Tampere et al. 2011); at baseline demand it stays within
+that share, so the mainline carries the whole queue, which is why the seed's short-term
+remedies control the ramp flow.
 
 **Engines.** Macro: the weaving loss is a lower lane capacity of the ``weave`` link (the CTM has
 no lane changes). Micro: MOBIL lane changes happen in the section; its lane capacity is the same

@@ -1,0 +1,91 @@
+"""Xingang West Road x Ruikang Road junction (新港西路瑞康路口) — road condition / order.
+
+**Seed (row 15).** "该路口交通压力较大，瑞康路交通组织混乱，影响新港路交通通行，中大进出车流量大":
+a heavily loaded junction; traffic on Ruikang Road is disorderly and holds up Xingang Road; many
+vehicles enter and leave Sun Yat-sen University (中大). Remedy: peak manual control.
+
+**Layout.** Xingang West Road eastbound (3 lanes) through the junction ``R`` (two-phase signal);
+right-turners enter Ruikang Road southbound (2 lanes): 150 m of entry, then the market stretch
+(400 m) where double parking and jaywalking shoppers occupy a lane and slow the other. The
+university's north gate faces Ruikang Road across Xingang West Road: its traffic crosses
+straight into Ruikang Road in the second phase.
+
+**Mechanism.** Ruikang Road's market stretch carries only
+``(2 - 1) x 1800 x disorder_factor`` veh/h, less than the right-turners and university traffic
+bring: the queue head stands at the end of ``ruikang-entry``; the entry fills, and its queue
+blocks Xingang West Road's approach (first in, first out), delaying its through traffic.
+
+**Engines.** The disorder is a blocked lane (Blocking, all day) plus a lower lane capacity of the
+market link (friction from shoppers and parking manoeuvres) in both engines.
+"""
+
+from __future__ import annotations
+
+from ..control import Blocking
+from ..demand import Demand
+from ._build import PeakShape, Site, card_meta, finish, kerbside_capacity_vph, two_phase_signal
+
+__all__ = ["build"]
+
+
+def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int = 1, cycle_s: float = 130.0,
+          xingang_green_share: float = 0.65, through_peak_vph: float = 2000.0, right_peak_vph: float = 800.0,
+          gate_peak_vph: float = 550.0, entry_length_m: float = 150.0, approach_length_m: float = 400.0,
+          feeder_length_m: float = 1000.0):
+    """Build the Xingang West Road x Ruikang Road scenario.
+
+    Parameters
+    ----------
+    peak : PeakShape
+        Demand time profile.
+    disorder_factor : float
+        Lane capacity of Ruikang Road's market stretch relative to an orderly lane.
+    blocked_lanes : int
+        Lanes of the market stretch occupied by double parking.
+    cycle_s, xingang_green_share : float
+        Cycle [s] and Xingang West Road's share of the effective green.
+    through_peak_vph, right_peak_vph, gate_peak_vph : float
+        Peak demand: Xingang through, Xingang right into Ruikang Road, university gate into Ruikang Road [veh/h].
+    entry_length_m, approach_length_m, feeder_length_m : float
+        Lengths [m].
+    """
+    e, a, f = entry_length_m, approach_length_m, feeder_length_m
+    s = Site()
+    s.nodes(X0=(-a - f, 0), X1=(-a, 0), R=(0, 0), XE=(700, 0), G=(0, 200), K1=(0, -e), K2=(0, -e - 400), K3=(0, -e - 800))
+    s.road("xingang-feeder", "X0", "X1", lanes=3, name="Xingang West Road")
+    s.road("xingang-approach", "X1", "R", lanes=3, name="Xingang West Road")
+    s.road("xingang-east", "R", "XE", lanes=3, name="Xingang West Road")
+    s.road("university-gate", "G", "R", lanes=1, name="Sun Yat-sen University north gate")
+    s.road("ruikang-entry", "R", "K1", lanes=2, name="Ruikang Road")
+    s.road("ruikang-market", "K1", "K2", lanes=2, capacity_factor=disorder_factor, name="Ruikang Road market stretch")
+    s.road("ruikang-south", "K2", "K3", lanes=2, name="Ruikang Road")
+    sig = two_phase_signal("R", [("xingang-approach", "xingang-east"), ("xingang-approach", "ruikang-entry")],
+                           [("university-gate", "ruikang-entry")], cycle_s=cycle_s, main_green_share=xingang_green_share)
+    d = Demand()
+    d.add("X0", "XE", peak.profile(through_peak_vph), name="Xingang West Road through")
+    d.add("X0", "K3", peak.profile(right_peak_vph), name="Xingang West Road to Ruikang Road")
+    d.add("G", "K3", peak.profile(gate_peak_vph), name="university gate to Ruikang Road")
+    controls = [sig]
+    if blocked_lanes > 0:
+        controls.append(Blocking("ruikang-market", 0.0, peak.duration_s, blocked_lanes, position_m=100.0, length_m=200.0))
+    meta = card_meta(
+        row=15, original_name="新港西路瑞康路口", english_name="Xingang West Road x Ruikang Road junction",
+        cause_class="order", seed_category="道路条件",
+        symptom="disorderly Ruikang Road cannot take the turning and university traffic; its queue blocks Xingang West Road",
+        bottleneck_link="ruikang-entry", queue_links=["ruikang-entry", "xingang-approach"], discharge_link="ruikang-market",
+        capacity_vph=kerbside_capacity_vph(s, "ruikang-market", blocked_lanes=blocked_lanes),
+        capacity_basis="(2 - blocked_lanes) x 1800 veh/h x disorder_factor",
+        remedies=["PeakControl", "Enforcement"],
+        corridor=["xingang-feeder", "xingang-approach", "ruikang-entry", "ruikang-market", "ruikang-south"],
+        assumptions=[
+            ("Ruikang Road disorder", f"{blocked_lanes} lane double-parked, the other at {disorder_factor:g} x capacity",
+             "'交通组织混乱': parking manoeuvres and shoppers crossing at random (row 11's market is on this road)"),
+            ("signal plan", f"2 phases, cycle {cycle_s:g} s, Xingang {xingang_green_share:.0%} of the effective green",
+             "arterial-priority plan"),
+            ("peak demand", f"through {through_peak_vph:g}, right {right_peak_vph:g}, gate {gate_peak_vph:g} veh/h",
+             "flows into Ruikang Road about 1.1 x its market stretch's capacity"),
+        ],
+        approximations=["disorder: a blocked lane plus a lane-capacity factor"],
+    )
+    return finish("xingang-ruikang", "Disorderly Ruikang Road backs up into Xingang West Road at their junction.",
+                  s, d, peak, meta, controls)
