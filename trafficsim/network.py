@@ -471,3 +471,10 @@ class Network:
             net.ban_turn(*t)
         net.allow_u_turns = bool(data.get("allow_u_turns", False))
         return net
+
+    @classmethod
+    def from_sumo(cls, path, **options) -> "Network":
+        """A network from a SUMO ``.net.xml`` (see :func:`trafficsim.sumo_io.network_from_sumo`)."""
+        from .sumo_io import network_from_sumo
+
+        return network_from_sumo(path, **options)

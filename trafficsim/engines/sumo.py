@@ -175,7 +175,7 @@ def _meter_plan(scenario: Scenario, exp, t_s: float) -> dict[str, str]:
             release = ((t_s - start) % cycle) < green
         prev = states.get(node, "G" * len(links))
         states[node] = "".join(
-            ("g" if release else "r") if a == c.link else prev[i] for i, (a, _) in enumerate(links)
+            ("G" if release else "r") if a == c.link else prev[i] for i, (a, _) in enumerate(links)
         )
     return states
 
@@ -374,6 +374,10 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         except SimulationError:
             raise
         except Exception as exc:  # noqa: BLE001 - libsumo/traci raise their own exception types
+            if session.killed:
+                raise SimulationError(
+                    f"engine 'sumo': SUMO did not start within timeout_s={timeout_s:g} s of wall time and was stopped"
+                ) from None
             raise SimulationError(f"engine 'sumo': SUMO failed to start: {exc}\n{session.error_text()}") from None
         api = session.api
         try:

@@ -1,0 +1,201 @@
+"""The ``sumo`` engine: common schema, conservation, capacity match, run-time controls, failures.
+
+Networks are small and horizons short so the file runs in well under a minute; SUMO runs at a
+1 s step here (the engine default is 0.5 s).
+"""
+
+import numpy as np
+import pytest
+
+import trafficsim as ts
+from trafficsim.control import Blocking, FixedRateMeter, FixedTimeSignal, Phase
+from trafficsim.engines import SimulationError
+from trafficsim.engines import sumo as sumo_engine
+
+DT = 1.0
+
+
+def chain(up_lanes=3, down_lanes=2, demand=4500, duration=600, length=500):
+    net = ts.Network()
+    net.add_node("A", 0, 0)
+    net.add_node("B", length, 0)
+    net.add_node("C", 2 * length, 0)
+    net.add_link("up", "A", "B", length_m=length, lanes=up_lanes, free_speed_kmh=60)
+    net.add_link("down", "B", "C", length_m=length, lanes=down_lanes, free_speed_kmh=60)
+    d = ts.Demand()
+    d.add("A", "C", [(0, demand)])
+    return ts.Scenario(network=net, demand=d, duration_s=duration, name="chain")
+
+
+def merge(main=3000, ramp=1200, duration=900):
+    net = ts.Network()
+    net.add_node("A", 0, 0)
+    net.add_node("B", 1000, 0)
+    net.add_node("C", 2000, 0)
+    net.add_node("R", 600, -250)
+    net.add_link("main", "A", "B", length_m=1000, lanes=2, free_speed_kmh=80)
+    net.add_link("ramp", "R", "B", length_m=450, lanes=1, free_speed_kmh=80)
+    net.add_link("down", "B", "C", length_m=1000, lanes=2, free_speed_kmh=80)
+    d = ts.Demand()
+    d.add("A", "C", [(0, main)], name="main")
+    d.add("R", "C", [(0, ramp)], name="ramp")
+    return ts.Scenario(network=net, demand=d, duration_s=duration, name="merge")
+
+
+@pytest.fixture(scope="module")
+def drop_runs():
+    sc = chain(demand=4500, duration=600)
+    return sc, ts.simulate(sc, engine="sumo", dt_s=DT), ts.simulate(sc, engine="macro")
+
+
+def test_schema_matches_macro(drop_runs):
+    _, rs, rm = drop_runs
+    assert set(rs.data.data_vars) == set(rm.data.data_vars)
+    assert rs.data.sizes == rm.data.sizes
+    for v in rm.data.data_vars:
+        assert rs.data[v].attrs["units"] == rm.data[v].attrs["units"]
+    assert rs.engine == "sumo" and rs.data.attrs["engine"] == "sumo"
+    assert set(rs.kpis.index) == set(rm.kpis.index)
+
+
+def test_conservation(drop_runs):
+    sc, rs, _ = drop_runs
+    last = rs.data.isel(time=-1)
+    demanded = float(last.route_demand.sum())
+    departed = float(last.route_departed.sum())
+    arrived = float(last.route_arrived.sum())
+    waiting = float(last.origin_queue.sum())
+    assert demanded == departed + waiting
+    assert departed - arrived == rs.final_state["vehicles_inside"]
+    assert rs.conservation_error() == 0.0
+    # SUMO's flow emits at the demand rate: within one vehicle of the demanded integral
+    assert abs(demanded - sc.demand.total(sc.duration_s)) <= 1.0
+    # per link: what entered and has not left is still on it (or on a junction's internal lane)
+    on_links = (last.cum_in - last.cum_out).values
+    assert (on_links >= 0).all()
+    assert on_links.sum() <= rs.final_state["vehicles_inside"]
+    # the first link's inflow is the network's departures
+    assert float(last.cum_in.sel(link="up")) == departed
+
+
+def test_lane_drop_discharge_matches_capacity(drop_runs):
+    _, rs, rm = drop_runs
+    q_sumo = float(rs.data.outflow.sel(link="down")[-5:].mean())
+    q_macro = float(rm.data.outflow.sel(link="down")[-5:].mean())
+    assert q_macro == pytest.approx(3600, rel=1e-6)
+    assert q_sumo == pytest.approx(q_macro, rel=0.05)
+    # the queue stands on the wider upstream link in both engines
+    assert float(rs.data.queue.sel(link="up")[-3:].mean()) > 20
+    assert rs.kpis["bottleneck"] == rm.kpis["bottleneck"] == "up"
+
+
+def test_undersaturated_flow_passes_at_free_speed():
+    sc = chain(up_lanes=2, down_lanes=2, demand=1800, duration=600)
+    rs = ts.simulate(sc, engine="sumo", dt_s=DT)
+    out = rs.data.outflow.sel(link="down")[-5:].mean()
+    assert float(out) == pytest.approx(1800, rel=0.03)
+    speed = rs.data.speed.sel(link="up")[-5:].mean()
+    assert float(speed) == pytest.approx(60, rel=0.03)
+    assert rs.kpis["travel_time_index"] < 1.05
+
+
+def test_merge_discharge_cross_check():
+    sc = merge()
+    rs = ts.simulate(sc, engine="sumo", dt_s=DT)
+    rm = ts.simulate(sc, engine="macro")
+    q_sumo = float(rs.data.outflow.sel(link="down")[-5:].mean())
+    q_macro = float(rm.data.outflow.sel(link="down")[-5:].mean())
+    assert q_sumo == pytest.approx(q_macro, rel=0.10)
+
+
+def test_lane_schedule_and_blocking_close_lanes():
+    sc = chain(up_lanes=2, down_lanes=2, demand=3000, duration=900)
+    sc.network.set_lane_schedule("down", [(300, 1), (600, 2)])
+    rs = ts.simulate(sc, engine="sumo", dt_s=DT)
+    out = rs.data.outflow.sel(link="down").values
+    lanes = rs.data.lanes.sel(link="down").values
+    assert lanes[3] == 2 and lanes[6] == 1 and lanes[-1] == 2
+    assert np.mean(out[6:10]) == pytest.approx(1800, rel=0.10)
+    blocked = chain(up_lanes=2, down_lanes=2, demand=3000, duration=600)
+    blocked.controls.append(Blocking("down", 120, 600, lanes=1))
+    rb = ts.simulate(blocked, engine="sumo", dt_s=DT)
+    assert float(rb.data.outflow.sel(link="down")[-4:].mean()) == pytest.approx(1800, rel=0.10)
+    assert float(rb.data.lanes.sel(link="down")[-2]) == 1  # the window ends at the horizon
+
+
+def test_ramp_meter_caps_ramp_flow():
+    sc = merge(main=1500, ramp=1200, duration=900)
+    sc.controls.append(FixedRateMeter("ramp", ((0, 600),)))
+    rs = ts.simulate(sc, engine="sumo", dt_s=0.5)
+    ramp_out = float(rs.data.outflow.sel(link="ramp")[-10:].mean())
+    assert ramp_out == pytest.approx(600, rel=0.10)
+    assert float(rs.data.origin_queue.sel(origin="R")[-1]) > 50  # the meter holds the ramp back
+
+
+def test_signal_program_gives_green_share():
+    net = ts.Network()
+    for i, x in enumerate((0, 400, 800)):
+        net.add_node("ABC"[i], x, 0)
+    net.add_node("S", 400, -400)
+    net.add_link("a", "A", "B", length_m=400, lanes=1, free_speed_kmh=50)
+    net.add_link("s", "S", "B", length_m=400, lanes=1, free_speed_kmh=50)
+    net.add_link("b", "B", "C", length_m=400, lanes=1, free_speed_kmh=50)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 1500)])
+    sig = FixedTimeSignal("B", (Phase(27, (("a", "b"),), 3, 0), Phase(27, (("s", "b"),), 3, 0)))
+    sc = ts.Scenario(net, d, 900, [sig])
+    rs = ts.simulate(sc, engine="sumo", dt_s=DT)
+    rm = ts.simulate(sc, engine="macro")
+    q_sumo = float(rs.data.outflow.sel(link="a")[-5:].mean())
+    q_macro = float(rm.data.outflow.sel(link="a")[-5:].mean())
+    assert q_macro == pytest.approx(1800 * 27 / 60, rel=0.05)  # green windows snap to the 2 s step
+    # SUMO loses start-up time at each green (vehicles accelerate from rest): within 15%
+    assert q_sumo == pytest.approx(q_macro, rel=0.15)
+    unused = ts.Scenario(net, d, 300, [FixedTimeSignal("B", (Phase(30, (("s", "b"),)),))])
+    with pytest.raises(SimulationError, match="green in no phase"):
+        ts.simulate(unused, engine="sumo", dt_s=DT)
+
+
+def test_traci_backend_agrees_with_libsumo():
+    sc = chain(up_lanes=2, down_lanes=1, demand=2400, duration=300)
+    a = ts.simulate(sc, engine="sumo", dt_s=DT, backend="libsumo")
+    b = ts.simulate(sc, engine="sumo", dt_s=DT, backend="traci")
+    assert b.data.attrs["sumo_backend"] == "traci"
+    np.testing.assert_allclose(a.data.cum_out.values, b.data.cum_out.values)
+    np.testing.assert_allclose(a.data.vht.values, b.data.vht.values, rtol=1e-3)
+
+
+def test_failing_sumo_gives_clear_error_and_no_leftovers(monkeypatch, tmp_path):
+    import libsumo
+
+    real_export = sumo_engine.export_scenario
+
+    def broken_export(*args, **kwargs):
+        exp = real_export(*args, **kwargs)
+        exp.additional_file.write_text("<additional><notAnElement/></additional", encoding="utf-8")
+        return exp
+
+    monkeypatch.setattr(sumo_engine, "export_scenario", broken_export)
+    sc = chain(duration=120)
+    for backend in ("libsumo", "traci"):
+        with pytest.raises(SimulationError, match="SUMO failed"):
+            ts.simulate(sc, engine="sumo", dt_s=DT, backend=backend, keep_files=tmp_path / backend)
+    assert not libsumo.simulation.isLoaded()
+    monkeypatch.undo()
+    # a working run afterwards: nothing was left half-open
+    assert ts.simulate(sc, engine="sumo", dt_s=DT).kpis["entered"] > 0
+
+
+@pytest.mark.parametrize("backend", ["libsumo", "traci"])
+def test_wall_clock_timeout(backend):
+    import libsumo
+
+    sc = chain(demand=4500, duration=3600)
+    with pytest.raises(SimulationError, match="timeout_s"):
+        ts.simulate(sc, engine="sumo", dt_s=0.25, backend=backend, timeout_s=0.5, record_interval_s=30)
+    assert not libsumo.simulation.isLoaded()
+
+
+def test_bad_backend_name():
+    with pytest.raises(SimulationError, match="backend"):
+        ts.simulate(chain(duration=60), engine="sumo", backend="gui")
