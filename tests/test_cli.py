@@ -319,3 +319,18 @@ def test_python_dash_m(capsys):
 
     out = subprocess.run([sys.executable, "-m", "trafficsim", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and ts.__version__ in out.stdout
+
+
+def test_extension_module_adds_a_command(capsys, monkeypatch):
+    module = types.ModuleType("fake_sweep")
+
+    def add_command(subparsers, common):
+        p = subparsers.add_parser("sweep", parents=[common], help="sweep parameters")
+        p.add_argument("scenario")
+        p.set_defaults(handler=lambda args: print(f"swept {args.scenario} quiet={args.quiet}") or 0)
+
+    module.add_command = add_command
+    monkeypatch.setitem(sys.modules, "fake_sweep", module)
+    monkeypatch.setattr(cli, "EXTENSIONS", ("fake_sweep", "trafficsim.not_there"))
+    code, out, _ = run(capsys, "sweep", "merge", "-q")
+    assert code == 0 and out.strip() == "swept merge quiet=True"

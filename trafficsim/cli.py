@@ -18,8 +18,10 @@ error or bad input (unknown scenario id, bad ``--param``, malformed TOML), with 
 stderr saying what is wrong and how to fix it; 1 a simulation error.
 
 Other modules may add a command: a module listed in :data:`EXTENSIONS` that defines
-``add_command(subparsers, common)`` registers its sub-parser there and sets
-``handler=func(args) -> int`` as its default (``trafficsim.sweep`` does this when present).
+``add_command(subparsers, common)`` registers its sub-parser there (``common`` is the parent
+parser holding ``-q`` and ``--debug``) and sets ``handler=func(args) -> int`` as its default.
+``trafficsim.sweep`` is listed: when it exists and defines ``add_command``, ``trafficsim
+sweep`` appears; keep that module's import light (import dask inside the handler).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import importlib.util
 import inspect
 import json
 import math
+import os
 import shutil
 import sys
 import traceback
@@ -489,10 +491,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_evaluate)
 
     for name in EXTENSIONS:
-        if importlib.util.find_spec(name) is not None:
-            hook = getattr(importlib.import_module(name), "add_command", None)
-            if callable(hook):
-                hook(sub, shared)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # not installed: the command is simply absent
+                continue
+            raise
+        hook = getattr(module, "add_command", None)
+        if callable(hook):
+            hook(sub, shared)
     return parser
 
 
@@ -527,6 +534,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args, exc, 2)
     except SimulationError as exc:
         return _error(args, exc, 1)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
     except KeyboardInterrupt:
         print("trafficsim: interrupted", file=sys.stderr)
         return 130
