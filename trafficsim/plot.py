@@ -178,10 +178,11 @@ def _space_time_field(ds: xr.Dataset, scenario: Any, links: list[str], variable:
     return np.array(edges), np.vstack(rows), bounds
 
 
-def _colour_scale(variable: str, ds: xr.Dataset, links: Sequence[str]) -> tuple[str, float, float]:
+def _colour_scale(variable: str, ds: xr.Dataset, links: Sequence[str]) -> tuple[str, float, float | None]:
+    """Colour map and limits: speed red (stopped) to green (free-flow speed); others 0 to data max."""
     if variable == "speed":
         return "RdYlGn", 0.0, float(ds["free_speed_kmh"].sel(link=list(links)).max())
-    return "viridis_r", 0.0, None  # type: ignore[return-value]
+    return "viridis_r", 0.0, None
 
 
 # ----------------------------------------------------------------------------- plots
