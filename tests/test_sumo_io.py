@@ -1,0 +1,185 @@
+"""SUMO import and export: a small net built with netconvert from plain XML in the test."""
+
+import subprocess
+
+import pytest
+
+import trafficsim as ts
+from trafficsim.demand import DemandError
+from trafficsim.sumo_io import (
+    demand_from_sumo,
+    export_scenario,
+    krauss_params,
+    network_from_sumo,
+    scenario_from_sumo,
+    signals_from_sumo,
+    sumo_binary,
+)
+
+NODES = """<nodes>
+  <node id="W" x="-300" y="0" type="priority"/>
+  <node id="X" x="0" y="0" type="traffic_light"/>
+  <node id="E" x="300" y="0" type="priority"/>
+  <node id="S" x="0" y="-300" type="priority"/>
+</nodes>"""
+EDGES = """<edges>
+  <edge id="we" from="W" to="X" numLanes="2" speed="13.89"/>
+  <edge id="xe" from="X" to="E" numLanes="2" speed="13.89"/>
+  <edge id="sx" from="S" to="X" numLanes="1" speed="11.11"/>
+  <edge id="ew" from="E" to="X" numLanes="1" speed="13.89"/>
+  <edge id="xw" from="X" to="W" numLanes="1" speed="13.89"/>
+  <edge id="foot" from="S" to="W" numLanes="1" speed="2" allow="pedestrian"/>
+</edges>"""
+# no connection sx -> xw: a banned left turn
+CONNECTIONS = """<connections>
+  <connection from="we" to="xe"/>
+  <connection from="sx" to="xe"/>
+  <connection from="ew" to="xw"/>
+  <delete from="sx" to="xw"/>
+</connections>"""
+TLS = """<tlLogics>
+  <tlLogic id="X" type="static" programID="p" offset="0">
+    <phase duration="30" state="GGGrr"/>
+    <phase duration="3" state="yyyrr"/>
+    <phase duration="20" state="rrrGG"/>
+    <phase duration="3" state="rrryy"/>
+    <phase duration="2" state="rrrrr"/>
+  </tlLogic>
+</tlLogics>"""
+ROUTES = """<routes>
+  <vType id="bus" vClass="bus"/>
+  <route id="main" edges="we xe"/>
+  <flow id="f1" route="main" begin="0" end="1800" vehsPerHour="900"/>
+  <flow id="f2" route="main" begin="1800" end="3600" period="6"/>
+  <flow id="f3" from="sx" to="xe" begin="0" end="3600" number="300" type="bus"/>
+  <vehicle id="v1" depart="10"><route edges="ew xw"/></vehicle>
+  <vehicle id="v2" depart="20"><route edges="ew xw"/></vehicle>
+</routes>"""
+
+
+@pytest.fixture(scope="module")
+def sumo_net(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sumonet")
+    (d / "n.nod.xml").write_text(NODES)
+    (d / "n.edg.xml").write_text(EDGES)
+    (d / "n.con.xml").write_text(CONNECTIONS)
+    (d / "routes.rou.xml").write_text(ROUTES)
+    out = d / "n.net.xml"
+    subprocess.run(
+        [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-x",
+         str(d / "n.con.xml"), "-o", str(out), "--no-turnarounds", "--no-warnings"],
+        check=True, capture_output=True,
+    )
+    return out
+
+
+def test_network_from_sumo(sumo_net):
+    net = ts.Network.from_sumo(sumo_net)
+    assert set(net.links) == {"we", "xe", "sx", "ew", "xw"}  # the footpath is not for cars
+    assert net.links["we"].lanes == 2 and net.links["sx"].lanes == 1
+    assert net.links["we"].free_speed_kmh == pytest.approx(50.0, abs=0.1)
+    assert net.links["sx"].free_speed_kmh == pytest.approx(40.0, abs=0.1)
+    assert 250 < net.links["we"].length_m < 300  # SUMO trims edges at the junction shape
+    assert net.links["we"].from_node == "W" and net.links["we"].to_node == "X"
+    assert not net.turn_allowed("sx", "xw")
+    assert net.turn_allowed("sx", "xe") and net.turn_allowed("we", "xe")
+    assert net.nodes["X"].x - net.nodes["W"].x == pytest.approx(300.0)  # netconvert shifts the origin
+
+
+def test_signals_from_sumo_map_phases(sumo_net, tmp_path):
+    # replace netconvert's program with ours (known link order) by re-running with a tls file
+    d = sumo_net.parent
+    (d / "p.tll.xml").write_text(TLS)
+    out = tmp_path / "tls.net.xml"
+    subprocess.run(
+        [sumo_binary("netconvert"), "-s", str(sumo_net), "--tllogic-files", str(d / "p.tll.xml"), "-o", str(out),
+         "--no-warnings"],
+        check=True, capture_output=True,
+    )
+    net = network_from_sumo(out)
+    sigs = signals_from_sumo(out, net, program="p")
+    assert len(sigs) == 1
+    sig = sigs[0]
+    assert sig.node == "X"
+    assert sig.cycle_s == pytest.approx(58.0)
+    assert [p.green_s for p in sig.phases] == [30.0, 20.0]
+    assert [p.amber_s for p in sig.phases] == [3.0, 3.0]
+    assert sig.phases[1].all_red_s == 2.0
+    import sumolib
+
+    tls = sumolib.net.readNet(str(out), withPrograms=True).getTLS("X")
+    by_index: dict[int, set] = {}
+    for a, b, i in tls.getConnections():
+        by_index.setdefault(i, set()).add((a.getEdge().getID(), b.getEdge().getID()))
+    states = [ph.state for ph in tls.getPrograms()["p"].getPhases()]
+    for phase, state in zip(sig.phases, (states[0], states[2])):
+        expected = set().union(*(by_index.get(i, set()) for i, ch in enumerate(state) if ch == "G"))
+        assert set(phase.movements) == expected and expected
+
+
+def test_demand_from_sumo(sumo_net):
+    net = network_from_sumo(sumo_net)
+    d = demand_from_sumo(sumo_net.parent / "routes.rou.xml", net, duration_s=3600, bin_s=900)
+    by_route = {(f.routes[0][0], f.vehicle_class): f for f in d.flows}
+    main = by_route[(("we", "xe"), "car")]
+    assert main.rate_at(0) == pytest.approx(900) and main.rate_at(2000) == pytest.approx(600)
+    bus = by_route[(("sx", "xe"), "bus")]
+    assert bus.rate_at(100) == pytest.approx(300)
+    single = by_route[(("ew", "xw"), "car")]
+    assert single.total(3600) == pytest.approx(2.0)
+    assert main.origin == "W" and main.destination == "E"
+
+
+def test_unmapped_route_is_an_error_or_skipped(sumo_net, tmp_path):
+    net = network_from_sumo(sumo_net)
+    bad = tmp_path / "bad.rou.xml"
+    bad.write_text('<routes><flow id="x" begin="0" end="60" vehsPerHour="10"><route edges="foot"/></flow></routes>')
+    with pytest.raises(DemandError, match="not in the network"):
+        demand_from_sumo(bad, net)
+    assert demand_from_sumo(bad, net, on_unmapped="skip").flows == []
+
+
+def test_imported_scenario_runs_on_macro_and_sumo(sumo_net):
+    sc = scenario_from_sumo(sumo_net, [sumo_net.parent / "routes.rou.xml"], duration_s=600)
+    assert {s.node for s in sc.controls} == {"X"}
+    rm = ts.simulate(sc, engine="macro")
+    rs = ts.simulate(sc, engine="sumo", dt_s=1.0)
+    for r in (rm, rs):
+        assert r.kpis["completed"] > 50
+    assert rs.kpis["entered"] == pytest.approx(rm.kpis["entered"], rel=0.1)
+
+
+def test_export_round_trip(tmp_path):
+    net = ts.Network()
+    net.add_node("A")
+    net.add_node("B")
+    net.add_node("C")
+    net.add_node("D")
+    net.add_link("ab", "A", "B", length_m=800, lanes=3, free_speed_kmh=70)
+    net.add_link("bc", "B", "C", length_m=600, lanes=2, free_speed_kmh=50)
+    net.add_link("bd", "B", "D", length_m=500, lanes=1, free_speed_kmh=40)
+    net.ban_turn("ab", "bd")
+    d = ts.Demand()
+    d.add("A", "C", [(0, 1000)])
+    sc = ts.Scenario(net, d, 600)
+    exp = export_scenario(sc, tmp_path)
+    back = network_from_sumo(exp.net_file)
+    for lid, lk in net.links.items():
+        assert back.links[lid].lanes == lk.lanes
+        assert back.links[lid].length_m == pytest.approx(lk.length_m)
+        assert back.links[lid].free_speed_kmh == pytest.approx(lk.free_speed_kmh, abs=0.05)  # SUMO keeps m/s to 2 decimals
+    assert not back.turn_allowed("ab", "bd") and back.turn_allowed("ab", "bc")
+
+
+def test_krauss_params_reproduce_the_fundamental_diagram():
+    net = ts.Network()
+    net.add_node("A")
+    net.add_node("B")
+    lk = net.add_link("x", "A", "B", length_m=100, lanes=1, free_speed_kmh=60, capacity_vph_per_lane=1800,
+                      jam_density_vpkm_per_lane=150)
+    p = krauss_params(lk)
+    spacing = p["length"] + p["minGap"]
+    assert 1000 / spacing == pytest.approx(150)
+    assert 3600 / (spacing / (60 / 3.6) + p["tau"]) == pytest.approx(1800)
+    # Newell: the wave speed of Krauss' steady states equals the link's triangular FD
+    assert spacing / p["tau"] * 3.6 == pytest.approx(lk.wave_speed_kmh, rel=1e-9)
