@@ -1,0 +1,752 @@
+"""The microscopic engine (``engine="micro"``): IDM car-following and MOBIL lane changing.
+
+This module compiles a :class:`~trafficsim.scenario.Scenario` into the flat arrays of
+:mod:`trafficsim.kernels.micro`, draws every random number in Python from the seed (arrivals,
+bus dwell times), runs the kernel in chunks between record boundaries and input breakpoints, and
+returns the common :class:`~trafficsim.results.Result` (plus point detectors and sampled
+trajectories when asked).
+
+Lane-level rules derived from the network (no lane connectors need to be given):
+
+* lanes are numbered from the right (0 = kerb lane); a lane count ``n`` in force (the lane
+  schedule) opens lanes ``0 .. n-1``: closing lanes closes them from the left (median side);
+* at a diverge, the lanes of the upstream link are shared among the used downstream links in
+  proportion to their lanes, from right to left (a lane on a boundary serves both);
+* at a merge, the widest feeding movement takes the leftmost lanes of the downstream link and
+  the others attach from the right; when they do not fit side by side they share lanes and
+  merge by zipper at the node;
+* when a movement feeds fewer downstream lanes than it has, its rightmost lanes end (an
+  acceleration lane or a kerb lane ends on the right): vehicles must leave them;
+* right-to-left order comes from the turning angle when nodes have coordinates; without
+  coordinates the widest link is the through road on the left and the others attach on the
+  right in insertion order.
+
+Blocking events block the ``lanes`` rightmost lanes over their segment; kerbside bus stops are
+on lane 0; a vehicle is *queued* when its speed is below ``queue_speed_frac`` (default 0.5)
+times its desired speed, and a link's queue length is the length of the run of queued vehicles
+that starts at the link's downstream end (longest over lanes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from ..control import Blocking, BusStop, FixedTimeSignal
+from ..demand import VEHICLE_CLASSES
+from ..kernels.idm import critical_speed, headway_for_capacity
+from ..kernels.micro import (
+    C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, STATUS_OK, STATUS_POOL,
+    MicroControls, MicroNet, MicroRecord, MicroState, micro_advance,
+)
+from ..results import Result, build_dataset
+from ..scenario import Scenario
+from ._common import SimulationError, breakpoints, build_routes, float_array, int_array, step_index, steps_for
+
+__all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "run_micro"]
+
+#: Default IDM parameters per vehicle class: length [m], jam distance s0 [m], maximum
+#: acceleration a [m/s2], comfortable deceleration b [m/s2] (Treiber & Kesting 2013, Table 11.2,
+#: city/highway a = 1.0, b = 1.5), desired-speed cap [km/h] (``inf``: the link's free speed),
+#: and the time-gap factor relative to the car's ``T`` on the same link. The car's ``T`` is
+#: derived per link from ``capacity_vph_per_lane`` unless ``T_s`` is given.
+VEHICLE_DEFAULTS = {
+    "car": {"length_m": 5.0, "s0_m": 2.0, "a_ms2": 1.0, "b_ms2": 1.5, "max_speed_kmh": math.inf, "T_factor": 1.0},
+    "bus": {"length_m": 12.0, "s0_m": 2.0, "a_ms2": 0.8, "b_ms2": 1.5, "max_speed_kmh": 70.0, "T_factor": 1.2},
+    "truck": {"length_m": 12.0, "s0_m": 2.0, "a_ms2": 0.6, "b_ms2": 1.5, "max_speed_kmh": 90.0, "T_factor": 1.2},
+}
+
+#: MOBIL and node-behaviour parameters (Kesting, Treiber & Helbing 2007 typical values).
+LANE_CHANGE_DEFAULTS = {
+    "politeness": 0.2,          # p
+    "b_safe_ms2": 4.0,          # safety limit on the new follower's braking
+    "threshold_ms2": 0.1,       # switching threshold
+    "bias_right_ms2": 0.1,      # keep-right bias
+    "min_gap_m": 0.5,           # geometric gap needed front and back
+    "cooldown_s": 3.0,          # no second change within this time
+    "free_distance_m": 300.0,   # discretionary moves off the route's lanes only this far from the link end
+    "yield_distance_m": 100.0,  # zipper courtesy for vehicles this close to where their lane ends
+    "lookahead_m": 300.0,       # how far a vehicle looks across nodes
+    "amber_decel_ms2": 3.0,     # at amber, go on when stopping needs more than this
+    "queue_speed_frac": 0.5,    # queued: speed below this fraction of the desired speed
+    "insert_decel_ms2": 1.0,    # inserted vehicles never need to brake harder than this
+}
+
+IDM_DELTA = 4.0
+#: Dwell draws prepared per bus stop and chunk (reused cyclically if a chunk needs more).
+DWELL_POOL = 64
+
+
+def _class_params(vehicle_params: dict | None) -> dict:
+    out = {c: dict(p) for c, p in VEHICLE_DEFAULTS.items()}
+    for cls, over in (vehicle_params or {}).items():
+        if cls not in out:
+            raise SimulationError(f"vehicle_params: unknown vehicle class {cls!r}; known: {list(VEHICLE_CLASSES)}")
+        for k, v in over.items():
+            if k not in out[cls] and k != "T_s" and k != "v0_kmh":
+                raise SimulationError(f"vehicle_params[{cls!r}]: unknown field {k!r}; known: {sorted(out[cls])} + ['T_s', 'v0_kmh']")
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise SimulationError(f"vehicle_params[{cls!r}]: {k} must be a number > 0, got {v!r}")
+            out[cls][k] = float(v)
+    return out
+
+
+def _turn_angle(net, a, b):
+    """Turning angle [rad] from link a into link b (negative = right), or None without coordinates."""
+    la, lb = net.links[a], net.links[b]
+    pts = [net.nodes[n] for n in (la.from_node, la.to_node, lb.to_node)]
+    if any(p.x is None for p in pts):
+        return None
+    u = (pts[1].x - pts[0].x, pts[1].y - pts[0].y)
+    w = (pts[2].x - pts[1].x, pts[2].y - pts[1].y)
+    return math.atan2(u[0] * w[1] - u[1] * w[0], u[0] * w[0] + u[1] * w[1])
+
+
+def _right_to_left(net, pairs, key_link, order):
+    """Sort movements ``pairs`` ((a, b) tuples) right to left (see the module docstring)."""
+    angles = [_turn_angle(net, a, b) for a, b in pairs]
+    if all(x is not None for x in angles):
+        return [p for _, p in sorted(zip(angles, pairs), key=lambda t: (t[0], order[key_link(t[1])]))]
+    widest = max(pairs, key=lambda p: (net.links[key_link(p)].max_lanes, -order[key_link(p)]))
+    rest = sorted((p for p in pairs if p != widest), key=lambda p: order[key_link(p)])
+    return rest + [widest]
+
+
+def derive_connectors(net, movements, open_lanes):
+    """Lane connectors in force: ``{(a, b): (lo, hi, targets)}``.
+
+    Lanes ``lo..hi`` of link ``a`` lead to link ``b``; ``targets[i - lo]`` is the lane index of
+    ``b`` that lane ``i`` enters. ``open_lanes`` maps link id -> lanes in force. See the module
+    docstring for the rules. Movements into a closed link get ``lo > hi``.
+    """
+    order = {lid: i for i, lid in enumerate(net.links)}
+    by_in: dict[str, list] = {}
+    by_out: dict[str, list] = {}
+    for a, b in movements:
+        by_in.setdefault(a, []).append((a, b))
+        by_out.setdefault(b, []).append((a, b))
+    src_range = {}
+    for a, mvs in by_in.items():
+        na = open_lanes[a] or net.links[a].max_lanes
+        mvs = _right_to_left(net, mvs, lambda p: p[1], order)
+        weights = [max(open_lanes[b], 1) for _, b in mvs]
+        total = float(sum(weights))
+        cum = 0.0
+        for (mv, wgt) in zip(mvs, weights):
+            f0, f1 = na * cum / total, na * (cum + wgt) / total
+            cum += wgt
+            src_range[mv] = (int(math.floor(f0 + 1e-9)), int(math.ceil(f1 - 1e-9)) - 1)
+    out = {}
+    for b, mvs in by_out.items():
+        nb = open_lanes[b]
+        if nb == 0:
+            for mv in mvs:
+                out[mv] = (0, -1, [])
+            continue
+        nsrc = {mv: src_range[mv][1] - src_range[mv][0] + 1 for mv in mvs}
+        main = max(mvs, key=lambda mv: (nsrc[mv], net.links[mv[0]].max_lanes, -order[mv[0]]))
+        others = [mv for mv in _right_to_left(net, mvs, lambda p: p[0], order) if mv != main]
+        starts = {}
+        m = min(nsrc[main], nb)
+        starts[main] = (nb - m, m)
+        offset = 0
+        for mv in others:
+            m = min(nsrc[mv], nb)
+            starts[mv] = (min(offset, nb - m), m)
+            offset += m
+        for mv in mvs:
+            lo, hi = src_range[mv]
+            t0, m = starts[mv]
+            lo = hi - m + 1  # the rightmost lanes end when fewer lanes continue
+            out[mv] = (lo, hi, [t0 + i for i in range(m)])
+    return out
+
+
+@dataclass
+class CompiledMicro:
+    """A scenario compiled for the microscopic kernel, plus the maps back to ids."""
+
+    scenario: Scenario
+    dt: float
+    n_steps: int
+    steps_per_record: int
+    link_ids: list
+    routes: object
+    n_demand_routes: int
+    source_nodes: list
+    net: MicroNet
+    movements: list
+    slot_move_pair: list
+    blockings: list
+    stops: list
+    detectors: list
+    lane0: np.ndarray
+
+
+def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: float = 60.0, *,
+                  vehicle_params=None, lane_change=None, detectors=None, initial_vehicles=None,
+                  capacity_preset: bool = True) -> CompiledMicro:
+    """Compile ``scenario`` into :class:`~trafficsim.kernels.micro.MicroNet` arrays."""
+    scenario.validate()
+    controls = [c.validate(scenario.network) for c in scenario.controls]
+    scenario = scenario.replace(controls=controls)
+    net = scenario.network
+    n_steps, spr = steps_for(scenario, dt_s, record_interval_s)
+    link_ids = list(net.links)
+    L = len(link_ids)
+    lidx = {lid: i for i, lid in enumerate(link_ids)}
+    links = [net.links[lid] for lid in link_ids]
+    for lk in links:
+        if lk.length_m < lk.free_speed_kmh / 3.6 * dt_s:
+            raise SimulationError(
+                f"link {lk.id!r}: length_m={lk.length_m:g} is shorter than one step at free speed "
+                f"({lk.free_speed_kmh / 3.6 * dt_s:.1f} m); use dt_s <= {lk.length_m / (lk.free_speed_kmh / 3.6):.3g}"
+            )
+    lanes_max = [lk.max_lanes for lk in links]
+    lane0 = np.concatenate([[0], np.cumsum(lanes_max)]).astype(np.int64)
+    lane_link = np.repeat(np.arange(L), lanes_max)
+    lane_idx = np.concatenate([np.arange(n) for n in lanes_max]) if L else np.zeros(0, np.int64)
+    maxl = max(lanes_max)
+
+    # ---- vehicle classes
+    cp = _class_params(vehicle_params)
+    C = len(VEHICLE_CLASSES)
+    cl_v0 = np.zeros(C * L)
+    cl_T = np.zeros(C * L)
+    cl_vc = np.zeros(C * L)
+    cache: dict = {}
+    for l, lk in enumerate(links):
+        car = cp["car"]
+        vf = lk.free_speed_kmh / 3.6
+        for c, name in enumerate(VEHICLE_CLASSES):
+            p = cp[name]
+            v0 = p["v0_kmh"] / 3.6 if "v0_kmh" in p else min(vf, p["max_speed_kmh"] / 3.6)
+            if "T_s" in p:
+                T = p["T_s"]
+            elif not capacity_preset:
+                T = 1.0 * p["T_factor"]
+            else:
+                key = (lk.capacity_vph_per_lane, vf, car["s0_m"], car["length_m"])
+                if key not in cache:
+                    try:
+                        cache[key] = headway_for_capacity(lk.capacity_vph_per_lane / 3600.0, vf, car["s0_m"], car["length_m"], IDM_DELTA)
+                    except ValueError as exc:
+                        raise SimulationError(f"link {lk.id!r}: capacity_vph_per_lane: {exc}") from None
+                T = cache[key] * p["T_factor"]
+            cl_v0[c * L + l] = v0
+            cl_T[c * L + l] = T
+            cl_vc[c * L + l] = critical_speed(v0, T, p["s0_m"], p["length_m"], IDM_DELTA)
+    cls_len = float_array([cp[n]["length_m"] for n in VEHICLE_CLASSES])
+
+    # ---- routes (demand, then the cyclic or explicit routes of initial vehicles)
+    routes = build_routes(scenario)
+    route_links = [tuple(p) for p in routes.links]
+    route_cls = [VEHICLE_CLASSES.index(scenario.demand.flows[f].vehicle_class) for f in routes.flow]
+    cyclic = [False] * len(route_links)
+    R_d = len(route_links)
+    init = []
+    for i, iv in enumerate(initial_vehicles or []):
+        el = f"initial_vehicles[{i}]"
+        try:
+            lid = iv["link"]
+        except (KeyError, TypeError):
+            raise SimulationError(f"{el}: needs a 'link'") from None
+        if lid not in net.links:
+            raise SimulationError(f"{el}: link {lid!r} is not in the network")
+        path = tuple(iv.get("route", (lid,)))
+        try:
+            net.validate_route(path)
+        except Exception as exc:  # NetworkError
+            raise SimulationError(f"{el}: route: {exc}") from None
+        if lid not in path:
+            raise SimulationError(f"{el}: route {list(path)} does not contain link {lid!r}")
+        cyc = bool(iv.get("cyclic", False))
+        if cyc and net.links[path[-1]].to_node != net.links[path[0]].from_node:
+            raise SimulationError(f"{el}: cyclic route must end where it starts")
+        cname = iv.get("vehicle_class", "car")
+        if cname not in VEHICLE_CLASSES:
+            raise SimulationError(f"{el}: vehicle_class must be one of {VEHICLE_CLASSES}, got {cname!r}")
+        lane = int(iv.get("lane", 0))
+        if not 0 <= lane < net.links[lid].max_lanes:
+            raise SimulationError(f"{el}: lane {lane} does not exist on link {lid!r}")
+        x = float(iv.get("x_m", 0.0))
+        if not cp[cname]["length_m"] <= x <= net.links[lid].length_m:
+            raise SimulationError(f"{el}: x_m must lie in [vehicle length, link length], got {x:g}")
+        key = (path, cyc, VEHICLE_CLASSES.index(cname))
+        if key not in [(route_links[r], cyclic[r], route_cls[r]) for r in range(R_d, len(route_links))]:
+            route_links.append(path)
+            cyclic.append(cyc)
+            route_cls.append(VEHICLE_CLASSES.index(cname))
+        r = [k for k in range(R_d, len(route_links)) if (route_links[k], cyclic[k], route_cls[k]) == key][0]
+        init.append((r, path.index(lid), lidx[lid], lane, x, float(iv.get("speed_kmh", 0.0)) / 3.6))
+    R = len(route_links)
+    route_off = np.concatenate([[0], np.cumsum([len(p) for p in route_links])]).astype(np.int64)
+    movements: list = []
+    mv_index: dict = {}
+    slot_link, slot_next, slot_move, slot_route, slot_pair = [], [], [], [], []
+    for r, path in enumerate(route_links):
+        for k, lid in enumerate(path):
+            slot_link.append(lidx[lid])
+            slot_route.append(r)
+            if k + 1 < len(path) or cyclic[r]:
+                nxt_link = path[k + 1] if k + 1 < len(path) else path[0]
+                pair = (lid, nxt_link)
+                if pair not in mv_index:
+                    mv_index[pair] = len(movements)
+                    movements.append(pair)
+                slot_next.append(route_off[r] + (k + 1 if k + 1 < len(path) else 0))
+                slot_move.append(mv_index[pair])
+                slot_pair.append(pair)
+            else:
+                slot_next.append(-1)
+                slot_move.append(-1)
+                slot_pair.append(None)
+    # sources: one per (origin node, first link), as in the macro engine
+    src_key: dict = {}
+    route_src = []
+    for r in range(R):
+        if r < R_d:
+            origin = scenario.demand.flows[routes.flow[r]].origin
+            key = (origin, route_links[r][0])
+            src_key.setdefault(key, len(src_key))
+            route_src.append(src_key[key])
+        else:
+            route_src.append(-1)
+    source_nodes = [o for (o, _) in src_key]
+    src_link = [lidx[f] for (_, f) in src_key]
+
+    # ---- signals
+    signals = [c for c in controls if isinstance(c, FixedTimeSignal)]
+    sig_of_node = {s.node: i for i, s in enumerate(signals)}
+    move_sig, win_off, ws, we, wa = [], [0], [], [], []
+    for a, b in movements:
+        node = net.links[a].to_node
+        if node in sig_of_node:
+            sig = signals[sig_of_node[node]]
+            t = 0.0
+            found = False
+            for p in sig.phases:
+                if (a, b) in [tuple(m) for m in p.movements]:
+                    ws.append(t)
+                    we.append(t + p.green_s)
+                    wa.append(t + p.green_s + p.amber_s)
+                    found = True
+                t += p.duration_s
+            if not found:
+                raise SimulationError(
+                    f"signal at node {node!r}: movement {a!r} -> {b!r} is used by demand but has green in no phase; add it to a phase"
+                )
+            move_sig.append(sig_of_node[node])
+        else:
+            move_sig.append(-1)
+        win_off.append(len(ws))
+
+    # ---- feeders: every lane of every link with a movement into the target's link
+    feeders: list[list[int]] = [[] for _ in range(int(lane0[-1]))]
+    for a, b in movements:
+        la, lb = lidx[a], lidx[b]
+        for j in range(lane0[lb], lane0[lb + 1]):
+            feeders[j].extend(range(lane0[la], lane0[la + 1]))
+    feeders = [sorted(set(f)) for f in feeders]
+    feed_off = np.concatenate([[0], np.cumsum([len(f) for f in feeders])]).astype(np.int64)
+
+    # ---- blocked segments (the `lanes` rightmost lanes), bus stops, detectors
+    blockings = [c for c in controls if isinstance(c, Blocking)]
+    obs: list[list[tuple]] = [[] for _ in range(int(lane0[-1]))]
+    for bi, c in enumerate(blockings):
+        l = lidx[c.link]
+        for i in range(min(c.lanes, lanes_max[l])):
+            obs[lane0[l] + i].append((c.position_m, c.position_m + c.length_m, bi))
+    obs_flat = [o for lst in obs for o in lst]
+    obs_off = np.concatenate([[0], np.cumsum([len(o) for o in obs])]).astype(np.int64)
+    stops = sorted((c for c in controls if isinstance(c, BusStop)), key=lambda c: (lidx[c.link], c.position_m))
+    stop_count = np.bincount([lidx[c.link] for c in stops], minlength=L) if stops else np.zeros(L, np.int64)
+    dets = []
+    for i, d in enumerate(detectors or []):
+        if isinstance(d, dict):
+            lid, pos = d.get("link"), d.get("position_m")
+        else:
+            lid, pos = d
+        if lid not in net.links:
+            raise SimulationError(f"detectors[{i}]: link {lid!r} is not in the network")
+        if not (isinstance(pos, (int, float)) and 0 < pos <= net.links[lid].length_m):
+            raise SimulationError(f"detectors[{i}]: position_m must lie in (0, length_m] of link {lid!r}, got {pos!r}")
+        dets.append((lidx[lid], float(pos), i))
+    dets_sorted = sorted(dets)
+    det_count = np.bincount([d[0] for d in dets], minlength=L) if dets else np.zeros(L, np.int64)
+
+    lc = dict(LANE_CHANGE_DEFAULTS)
+    for k, v in (lane_change or {}).items():
+        if k not in lc:
+            raise SimulationError(f"lane_change: unknown parameter {k!r}; known: {sorted(lc)}")
+        if not (isinstance(v, (int, float)) and v >= 0):
+            raise SimulationError(f"lane_change: {k} must be a number >= 0, got {v!r}")
+        lc[k] = float(v)
+    par = float_array([
+        IDM_DELTA, lc["politeness"], lc["b_safe_ms2"], lc["threshold_ms2"], lc["bias_right_ms2"], lc["min_gap_m"],
+        lc["cooldown_s"], lc["free_distance_m"], lc["yield_distance_m"], lc["lookahead_m"], lc["amber_decel_ms2"],
+        lc["queue_speed_frac"], lc["insert_decel_ms2"],
+    ])
+    mnet = MicroNet(
+        link_len=float_array([lk.length_m for lk in links]), link_lane0=int_array(lane0),
+        lane_link=int_array(lane_link), lane_idx=int_array(lane_idx), cls_len=cls_len,
+        cls_s0=float_array([cp[n]["s0_m"] for n in VEHICLE_CLASSES]),
+        cls_a=float_array([cp[n]["a_ms2"] for n in VEHICLE_CLASSES]),
+        cls_b=float_array([cp[n]["b_ms2"] for n in VEHICLE_CLASSES]),
+        cl_v0=float_array(cl_v0), cl_T=float_array(cl_T), cl_vcrit=float_array(cl_vc),
+        route_cls=int_array(route_cls), route_off=int_array(route_off), route_src=int_array(route_src),
+        slot_link=int_array(slot_link), slot_route=int_array(slot_route), slot_next=int_array(slot_next),
+        slot_move=int_array(slot_move), move_sig=int_array(move_sig), move_win_off=int_array(win_off),
+        win_start=float_array(ws), win_end=float_array(we), win_amber=float_array(wa),
+        sig_cycle=float_array([s.cycle_s for s in signals]), sig_offset=float_array([s.offset_s for s in signals]),
+        feed_off=int_array(feed_off), feed_lane=int_array([j for f in feeders for j in f]),
+        obs_off=int_array(obs_off), obs_pos=float_array([o[0] for o in obs_flat]),
+        obs_end=float_array([o[1] for o in obs_flat]),
+        stop_off=int_array(np.concatenate([[0], np.cumsum(stop_count)])),
+        stop_pos=float_array([c.position_m + c.length_m for c in stops]),
+        stop_bay=int_array([1 if c.bay else 0 for c in stops]),
+        det_off=int_array(np.concatenate([[0], np.cumsum(det_count)])),
+        det_pos=float_array([d[1] for d in dets_sorted]), det_id=int_array([d[2] for d in dets_sorted]),
+        src_link=int_array(src_link), par=par, maxl=int(maxl),
+    )
+    c = CompiledMicro(scenario, float(dt_s), n_steps, spr, link_ids, routes, R_d, source_nodes, mnet,
+                      movements, slot_pair, blockings, stops, [(link_ids[d[0]], d[1]) for d in dets], lane0)
+    c.obs_block = [o[2] for o in obs_flat]
+    c.init = init
+    c.route_links = route_links
+    c.class_params = cp
+    c.lane_change = lc
+    return c
+
+
+def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator) -> MicroControls:
+    sc = c.scenario
+    net = sc.network
+    mn = c.net
+    L = len(c.link_ids)
+    open_lanes = {lid: net.links[lid].lanes_at(t) for lid in c.link_ids}
+    lane_open = np.zeros(int(c.lane0[-1]), np.uint8)
+    for l, lid in enumerate(c.link_ids):
+        lane_open[c.lane0[l]:c.lane0[l] + open_lanes[lid]] = 1
+    conn = derive_connectors(net, c.movements, open_lanes)
+    NS = len(c.slot_move_pair)
+    lo = np.zeros(NS, np.int64)
+    hi = np.full(NS, -1, np.int64)
+    smap = np.full(NS * mn.maxl, -1, np.int64)
+    lidx = {lid: i for i, lid in enumerate(c.link_ids)}
+    for s, pair in enumerate(c.slot_move_pair):
+        if pair is None:
+            l = int(mn.slot_link[s])
+            n = open_lanes[c.link_ids[l]] or net.links[c.link_ids[l]].max_lanes
+            lo[s], hi[s] = 0, n - 1
+            continue
+        a, b = pair
+        lo[s], hi[s], targets = conn[pair]
+        for i, tgt in zip(range(lo[s], hi[s] + 1), targets):
+            smap[s * mn.maxl + i] = c.lane0[lidx[b]] + tgt
+    active = np.array([1 if c.blockings[b].start_s <= t < c.blockings[b].end_s else 0 for b in c.obs_block], np.uint8)
+    lanes_rec = np.array([float(open_lanes[lid]) for lid in c.link_ids])
+    for b in c.blockings:
+        if b.start_s <= t < b.end_s:
+            l = lidx[b.link]
+            lanes_rec[l] = max(0.0, lanes_rec[l] - b.lanes)
+    R = len(c.route_links)
+    rate = np.zeros(R)
+    flows = sc.demand.flows
+    for r in range(c.n_demand_routes):
+        rate[r] = flows[c.routes.flow[r]].rate_at(t) * c.routes.share[r] / 3600.0 * c.dt
+    arrivals = rng.poisson(rate[None, :], size=(max(n_chunk, 1), R)).astype(np.int64)
+    dwell = np.zeros((max(len(c.stops), 1), DWELL_POOL))
+    for s, stop in enumerate(c.stops):
+        if stop.dwell_cv > 0:
+            k = 1.0 / stop.dwell_cv ** 2
+            dwell[s] = rng.gamma(k, stop.dwell_mean_s / k, DWELL_POOL)
+        else:
+            dwell[s] = stop.dwell_mean_s
+        dwell[s] = np.maximum(dwell[s], 1e-3)
+    return MicroControls(lane_open, lo, hi, smap, active, arrivals, dwell, lanes_rec)
+
+
+def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
+    mn = c.net
+    N = n_pool
+    NL = int(c.lane0[-1])
+    S = len(c.source_nodes)
+    R = len(c.route_links)
+    L = len(c.link_ids)
+    f8 = lambda: np.zeros(N)  # noqa: E731
+    i8 = lambda: np.full(N, -1, np.int64)  # noqa: E731
+    return MicroState(
+        x=f8(), v=f8(), acc=f8(), lim=f8(), dwell=f8(), lc_until=f8(), cls=np.zeros(N, np.int64), slot=i8(),
+        lane=i8(), nxt=i8(), prv=i8(), tgt=i8(), yld=i8(), stop_next=i8(), flags=np.zeros(N, np.uint8),
+        uid=i8(), free=np.arange(N - 1, -1, -1, dtype=np.int64), n_free=np.array([N], np.int64),
+        lane_head=np.full(NL, -1, np.int64), lane_tail=np.full(NL, -1, np.int64),
+        qbuf=np.zeros(max(S, 1) * 64, np.int64), q_off=np.arange(S + 1, dtype=np.int64) * 64,
+        q_head=np.zeros(S, np.int64), q_len=np.zeros(S, np.int64), bay=np.zeros(N, np.int64),
+        n_bay=np.zeros(1, np.int64), cum_in=np.zeros(L, np.int64), cum_out=np.zeros(L, np.int64),
+        sink_exits=np.zeros(L, np.int64), route_gen=np.zeros(R, np.int64), route_in=np.zeros(R, np.int64),
+        route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
+        stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
+        lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64),
+    )
+
+
+_PER_VEHICLE = ("x", "v", "acc", "lim", "dwell", "lc_until", "cls", "slot", "lane", "nxt", "prv", "tgt", "yld",
+                "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l")
+
+
+def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
+    """Enlarge the vehicle pool and the origin-queue rings so that the next chunk fits."""
+    changes = {}
+    N = st.x.shape[0]
+    if st.n_free[0] < need_free:
+        new_n = max(2 * N, N + need_free - int(st.n_free[0]) + 64)
+        for name in _PER_VEHICLE:
+            old = getattr(st, name)
+            fill = -1 if old.dtype == np.int64 and name not in ("cls", "bay", "lc_v", "lc_f", "lc_l") else 0
+            arr = np.full(new_n, fill, dtype=old.dtype)
+            arr[:N] = old
+            changes[name] = arr
+        free = np.zeros(new_n, np.int64)
+        nf = int(st.n_free[0])
+        free[:nf] = st.free[:nf]
+        added = np.arange(new_n - 1, N - 1, -1, dtype=np.int64)
+        free[nf:nf + len(added)] = added
+        changes["free"] = free
+        changes["n_free"] = np.array([nf + len(added)], np.int64)
+    caps = np.diff(st.q_off)
+    if np.any(st.q_len + need_queue > caps):
+        new_caps = np.maximum(caps, 2 * (st.q_len + need_queue) + 64)
+        off = np.concatenate([[0], np.cumsum(new_caps)]).astype(np.int64)
+        buf = np.zeros(int(off[-1]), np.int64)
+        for s in range(len(caps)):
+            n = int(st.q_len[s])
+            idx = (st.q_head[s] + np.arange(n)) % caps[s]
+            buf[off[s]:off[s] + n] = st.qbuf[st.q_off[s] + idx]
+        changes.update(qbuf=buf, q_off=off, q_head=np.zeros_like(st.q_head))
+    return st._replace(**changes) if changes else st
+
+
+def _place_initial(c: CompiledMicro, st: MicroState, traj_vehicles: int, rec: MicroRecord) -> None:
+    """Put the initial vehicles on their lanes (sorted by position), checking they do not overlap."""
+    mn = c.net
+    by_lane: dict[int, list] = {}
+    for (r, k, l, lane, x, v) in c.init:
+        by_lane.setdefault(int(c.lane0[l]) + lane, []).append((x, r, k, v))
+    for gl, items in by_lane.items():
+        items.sort()
+        prev = -1
+        for x, r, k, v in items:
+            nf = int(st.n_free[0]) - 1
+            w = int(st.free[nf])
+            st.n_free[0] = nf
+            cls = int(mn.route_cls[r])
+            if prev >= 0 and x - mn.cls_len[cls] < st.x[prev]:
+                raise SimulationError(f"initial_vehicles: vehicles overlap on link {c.link_ids[mn.lane_link[gl]]!r}, lane {mn.lane_idx[gl]} at x={x:g} m")
+            st.x[w], st.v[w], st.cls[w] = x, v, cls
+            st.slot[w] = mn.route_off[r] + k
+            st.lane[w] = gl
+            st.prv[w] = prev
+            st.nxt[w] = -1
+            st.flags[w] = 0
+            u = int(st.counters[C_UID])
+            st.uid[w] = u
+            st.counters[C_UID] += 1
+            if u < traj_vehicles:
+                rec.veh_cls[u] = cls
+                rec.veh_route[u] = r
+            if prev >= 0:
+                st.nxt[prev] = w
+            else:
+                st.lane_tail[gl] = w
+            st.lane_head[gl] = w
+            prev = w
+            st.counters[C_INSIDE] += 1
+
+
+def run_micro(
+    scenario: Scenario,
+    *,
+    dt_s: float | None = None,
+    record_interval_s: float = 60.0,
+    progress: bool = False,
+    seed: int | None = 0,
+    vehicle_params: dict | None = None,
+    lane_change: dict | None = None,
+    capacity_preset: bool = True,
+    detectors=None,
+    trajectories: dict | None = None,
+    initial_vehicles=None,
+) -> Result:
+    """Run the microscopic engine; see :func:`trafficsim.simulate` for the common options.
+
+    Parameters
+    ----------
+    dt_s : float, optional
+        Time step [s], default 0.5.
+    seed : int or None
+        Seed of every random draw (arrivals, dwell times): the same seed gives bit-identical
+        results.
+    vehicle_params : dict, optional
+        ``{class: {field: value}}`` overriding :data:`VEHICLE_DEFAULTS`; ``T_s`` [s] fixes the
+        time gap (otherwise derived from the link capacity), ``v0_kmh`` fixes the desired speed.
+    lane_change : dict, optional
+        Overrides of :data:`LANE_CHANGE_DEFAULTS` (MOBIL and node behaviour).
+    capacity_preset : bool
+        Derive the car's ``T`` per link so that the IDM's steady-state capacity equals
+        ``capacity_vph_per_lane`` (default). False uses ``T = 1.0 s`` times the class factor.
+    detectors : list of (link, position_m), optional
+        Point (loop) detectors; the result gains ``det_count``, ``det_flow``, ``det_occupancy``
+        and ``det_speed`` per (time, detector, lane).
+    trajectories : dict, optional
+        ``{"every_s": 1.0, "max_vehicles": 2000}``: sample position, speed, link and lane of the
+        first ``max_vehicles`` vehicles every ``every_s`` seconds into
+        ``result.final_state["trajectories"]`` (an ``xarray.Dataset`` over (time, vehicle)).
+    initial_vehicles : list of dict, optional
+        Vehicles present at time 0: ``{"link", "lane", "x_m", "speed_kmh", "vehicle_class",
+        "route", "cyclic"}``; a cyclic route (a closed ring of links) is driven forever.
+    """
+    dt = 0.5 if dt_s is None else float(dt_s)
+    c = compile_micro(scenario, dt, record_interval_s, vehicle_params=vehicle_params, lane_change=lane_change,
+                      detectors=detectors, initial_vehicles=initial_vehicles, capacity_preset=capacity_preset)
+    mn = c.net
+    L = len(c.link_ids)
+    T = int(math.ceil(c.n_steps / c.steps_per_record))
+    R = len(c.route_links)
+    S = len(c.source_nodes)
+    D = len(c.detectors)
+    traj = dict(trajectories or {})
+    traj_every = 0
+    V = 0
+    K = 0
+    if trajectories is not None:
+        every = float(traj.get("every_s", 1.0))
+        traj_every = max(1, int(round(every / dt)))
+        V = int(traj.get("max_vehicles", 2000))
+        K = c.n_steps // traj_every
+    z = lambda *shape: np.zeros(shape)  # noqa: E731
+    rec = MicroRecord(
+        vkt=z(T, L), vht=z(T, L), cum_in=z(T, L), cum_out=z(T, L), queue_vs=z(T, L), queue_m=z(T, L), lanes=z(T, L),
+        route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S), wait=z(T),
+        det_count=z(T, D, mn.maxl), det_occ=z(T, D, mn.maxl), det_vsum=z(T, D, mn.maxl),
+        traj_x=np.full((K, V), np.nan, np.float32), traj_v=np.full((K, V), np.nan, np.float32),
+        traj_link=np.full((K, V), -1, np.int32), traj_lane=np.full((K, V), -1, np.int8),
+        veh_cls=np.full(V, -1, np.int8), veh_route=np.full(V, -1, np.int32), veh_exit=np.full(V, -1, np.int32),
+    )
+    st = _new_state(c, max(256, 2 * len(c.init) + 64))
+    _place_initial(c, st, V, rec)
+    rng = np.random.default_rng(seed)
+    cuts = {0, c.n_steps}
+    cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
+    cuts.update(range(0, c.n_steps, c.steps_per_record))
+    cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=c.n_steps, desc=f"micro {scenario.name or 'scenario'}", unit="step", leave=False)
+    try:
+        for k0, k1 in zip(cuts[:-1], cuts[1:]):
+            ctl = _controls(c, k0 * c.dt, k1 - k0, rng)
+            st.stop_used[:] = 0
+            arr = ctl.arrivals.sum(axis=0)
+            need_q = np.zeros(S, np.int64)
+            for r in range(c.n_demand_routes):
+                need_q[mn.route_src[r]] += arr[r]
+            st = _grow(st, int(st.q_len.sum() + need_q.sum()) + 1, need_q)
+            status = micro_advance(k0, k1, c.n_steps, c.dt, c.steps_per_record, traj_every, mn, ctl, st, rec)
+            if status == STATUS_POOL:
+                raise SimulationError(f"micro engine: vehicle pool exhausted between t={k0 * c.dt:g} s and {k1 * c.dt:g} s")
+            if status != STATUS_OK:
+                raise SimulationError(f"micro engine: kernel status {status} between t={k0 * c.dt:g} s and {k1 * c.dt:g} s")
+            if bar is not None:
+                bar.update(k1 - k0)
+    finally:
+        if bar is not None:
+            bar.close()
+    span = np.minimum((np.arange(T) + 1) * record_interval_s, c.n_steps * c.dt) - np.arange(T) * record_interval_s
+    ds = build_dataset(
+        c.scenario, engine="micro", dt_s=c.dt, record_interval_s=record_interval_s, n_steps=c.n_steps,
+        link_ids=c.link_ids, route_labels=c.routes.label, route_links=c.routes.links, origins=c.source_nodes,
+        vkt_m=rec.vkt, vht_s=rec.vht, cum_in=rec.cum_in, cum_out=rec.cum_out, queue_veh=rec.queue_vs / span[:, None],
+        queue_m=rec.queue_m, lanes=rec.lanes, route_in=rec.route_in[:, :c.n_demand_routes],
+        route_out=rec.route_out[:, :c.n_demand_routes], route_gen=rec.route_gen[:, :c.n_demand_routes],
+        origin_queue=rec.src_queue, wait_s=rec.wait,
+        extra_attrs={"seed": -1 if seed is None else int(seed), "queue_speed_frac": c.lane_change["queue_speed_frac"]},
+    )
+    if D:
+        ds = _add_detectors(ds, c, rec, span)
+    counters = st.counters
+    state = {
+        "inside": int(counters[C_INSIDE]),
+        "entered": int(counters[C_ENTERED]),
+        "exited": int(counters[C_EXITED]),
+        "initial": len(c.init),
+        "clamps": int(counters[C_CLAMP]),
+        "lane_changes": int(counters[C_LC]),
+        "vehicles_created": int(counters[C_UID]),
+        "sink_exits": dict(zip(c.link_ids, st.sink_exits.tolist())),
+        "lanes_listed": _count_listed(st) + int(st.n_bay[0]),
+        "origin_queue": int(st.q_len.sum()),
+    }
+    if trajectories is not None:
+        state["trajectories"] = _trajectory_dataset(c, rec, traj_every)
+    return Result(ds, scenario=scenario, engine="micro", final_state=state)
+
+
+def _count_listed(st: MicroState) -> int:
+    n = 0
+    for head in st.lane_head:
+        w = int(head)
+        while w >= 0:
+            n += 1
+            w = int(st.prv[w])
+    return n
+
+
+def _add_detectors(ds: xr.Dataset, c: CompiledMicro, rec: MicroRecord, span: np.ndarray) -> xr.Dataset:
+    count = rec.det_count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        speed = np.where(count > 0, rec.det_vsum / np.where(count > 0, count, 1) * 3.6, np.nan)
+    dims = ("time", "detector", "lane")
+    coords = {
+        "detector": np.arange(len(c.detectors)),
+        "detector_link": ("detector", np.array([d[0] for d in c.detectors], dtype=str)),
+        "detector_position_m": ("detector", np.array([d[1] for d in c.detectors]), {"units": "m"}),
+        "lane": ("lane", np.arange(c.net.maxl), {"long_name": "lane index from the right (0 = kerb lane)"}),
+    }
+    extra = xr.Dataset(
+        {
+            "det_count": (dims, count, {"units": "veh", "long_name": "vehicles crossing the detector in the interval"}),
+            "det_flow": (dims, count / span[:, None, None] * 3600.0, {"units": "veh/h", "long_name": "detector flow per lane"}),
+            "det_occupancy": (dims, rec.det_occ / span[:, None, None], {"units": "1", "long_name": "share of time the detector was occupied"}),
+            "det_speed": (dims, speed, {"units": "km/h", "long_name": "time-mean speed of crossing vehicles"}),
+        },
+        coords={"time": ds["time"], **coords},
+    )
+    return xr.merge([ds, extra], combine_attrs="override")
+
+
+def _trajectory_dataset(c: CompiledMicro, rec: MicroRecord, every: int) -> xr.Dataset:
+    K, V = rec.traj_x.shape
+    used = np.flatnonzero(rec.veh_cls >= 0)
+    V = int(used.max()) + 1 if used.size else 0
+    t = (np.arange(K) + 1) * every * c.dt
+    links = np.array(c.link_ids + [""], dtype=str)
+    return xr.Dataset(
+        {
+            "x": (("time", "vehicle"), rec.traj_x[:, :V], {"units": "m", "long_name": "front position from the link start"}),
+            "speed": (("time", "vehicle"), rec.traj_v[:, :V] * np.float32(3.6), {"units": "km/h", "long_name": "speed"}),
+            "link_index": (("time", "vehicle"), rec.traj_link[:, :V], {"long_name": "index into link_ids, -1 when absent"}),
+            "lane": (("time", "vehicle"), rec.traj_lane[:, :V], {"long_name": "lane index from the right, -1 in a bus bay or absent"}),
+            "vehicle_class": ("vehicle", np.array([VEHICLE_CLASSES[k] if k >= 0 else "" for k in rec.veh_cls[:V]], dtype=str)),
+            "route": ("vehicle", rec.veh_route[:V]),
+            "exit_link": ("vehicle", links[rec.veh_exit[:V]]),
+            "length_m": ("vehicle", np.array([c.net.cls_len[k] if k >= 0 else np.nan for k in rec.veh_cls[:V]]), {"units": "m"}),
+        },
+        coords={"time": ("time", t, {"units": "s"}), "vehicle": np.arange(V), "link_ids": ("link_id", np.array(c.link_ids, dtype=str))},
+        attrs={"sample_every_s": every * c.dt},
+    )
