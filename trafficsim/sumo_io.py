@@ -19,7 +19,8 @@ and ``speedDev = 0`` a lane carries ``q = 3600 / ((length + minGap)/v_f + tau)``
 which makes Krauss' steady states the triangular fundamental diagram of the link: the backward
 wave speed ``(length + minGap) / tau`` then equals ``q_c / (k_j - q_c / v_f)`` (Newell 2002).
 A vehicle type cannot change per link, so ``tau`` is matched on one *reference link* (by
-default the used link with the lowest capacity per lane: the bottleneck that sets discharge);
+default the used link with the lowest capacity per lane, then the most loaded: the bottleneck
+that sets discharge);
 other links with other ``v_f`` or ``q_c`` get the capacity the formula gives them.
 
 Import reads a ``.net.xml`` with :mod:`sumolib`: every non-internal edge that admits passenger
@@ -260,9 +261,15 @@ class SumoExport:
 
 
 def _reference_link(scenario: Scenario, routes) -> Link:
-    used = {lid for path in routes.links for lid in path} or set(scenario.network.links)
-    links = [scenario.network.links[lid] for lid in scenario.network.links if lid in used]
-    return min(links, key=lambda lk: (lk.capacity_vph_per_lane, lk.max_lanes * lk.capacity_vph_per_lane))
+    """The used link with the lowest capacity per lane; among equals the one most demand
+    crosses, then the one with the fewest lanes (the likely bottleneck)."""
+    load: dict[str, float] = {}
+    for r, path in enumerate(routes.links):
+        f = scenario.demand.flows[routes.flow[r]]
+        for lid in path:
+            load[lid] = load.get(lid, 0.0) + max(q for _, q in f.profile) * routes.share[r]
+    links = [lk for lid, lk in scenario.network.links.items() if lid in load] or list(scenario.network.links.values())
+    return min(links, key=lambda lk: (lk.capacity_vph_per_lane, -round(load.get(lk.id, 0.0), 6), lk.max_lanes))
 
 
 def _tls_state(links: list[tuple[str, str]], movements: set, code: str) -> str:
