@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import types
 import sys
 
 import matplotlib
@@ -239,3 +240,30 @@ def test_animate_network_saves_a_gif(result, tmp_path):
     with Image.open(path) as gif:
         assert gif.n_frames == len(result.data["time"].values[::10])
     assert ax.get_title() == f"speed at {float(result.data['time'].values[::10][-1]) / 60:.0f} min"
+
+
+def test_trajectories_micro_engine_layout():
+    """The micro engine's layout: link_index into a link_ids coordinate, x [m], speed [km/h]."""
+    simple = synthetic_trajectories()
+    on = simple["link"].values
+    index = np.select([on == "a", on == "b"], [0, 1], default=-1).astype(np.int32)
+    ds = xr.Dataset(
+        {
+            "x": (("time", "vehicle"), simple["position"].values.astype(np.float32), {"units": "m"}),
+            "speed": (("time", "vehicle"), (simple["speed"].values * 3.6).astype(np.float32), {"units": "km/h"}),
+            "link_index": (("time", "vehicle"), index),
+        },
+        coords={"time": simple["time"], "vehicle": simple["vehicle"], "link_ids": ("link_id", np.array(["a", "b"]))},
+    )
+    sc = ts.Scenario(network=ts.Network(), demand=ts.Demand(), duration_s=30.0)
+    sc.network.add_node("A"); sc.network.add_node("B"); sc.network.add_node("C")
+    sc.network.add_link("a", "A", "B", length_m=100.0, lanes=1)
+    sc.network.add_link("b", "B", "C", length_m=100.0, lanes=1)
+    result = types.SimpleNamespace(final_state={"trajectories": ds}, scenario=sc)
+    sc.meta["corridor"] = ["a", "b"]
+    ax = plot.trajectories(result)
+    (lc,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(lc.get_segments()) == 3 * 19
+    assert np.asarray(lc.get_array()) == pytest.approx(36.0)
+    with pytest.raises(ValueError, match="holds no trajectories"):
+        plot.trajectories(types.SimpleNamespace(final_state={}, scenario=sc))

@@ -634,8 +634,20 @@ def _lengths(source) -> dict[str, float]:
     return {lid: lk.length_m for lid, lk in sc.network.links.items()}
 
 
+def _trajectory_links(traj_ds: xr.Dataset) -> np.ndarray:
+    """The link id of each (time, vehicle) sample, "" where the vehicle is not in the network."""
+    if "link_index" in traj_ds and "link_ids" in traj_ds.coords:
+        ids = np.array([str(x) for x in traj_ds["link_ids"].values] + [""], dtype=object)
+        idx = traj_ds["link_index"].transpose("time", "vehicle").values.astype(int)
+        return ids[np.where(idx >= 0, idx, len(ids) - 1)].astype(str)
+    if "link" in traj_ds:
+        on = traj_ds["link"].transpose("time", "vehicle").values.astype(str)
+        return np.where(np.isin(on, ["nan", "None"]), "", on)
+    raise ValueError("a trajectory dataset needs 'link_index' with a 'link_ids' coordinate, or 'link' (see trafficsim.plot.trajectories)")
+
+
 def trajectories(
-    traj_ds: xr.Dataset,
+    traj_ds,
     ax: "Axes | None" = None,
     *,
     links: Sequence[str] | None = None,
@@ -645,80 +657,90 @@ def trajectories(
 ) -> "Axes":
     """Vehicle trajectories (position over time) from a micro trajectory dataset.
 
-    Expected layout (``xarray.Dataset``, dims ``("time", "vehicle")``, NaN / ``""`` where a
-    vehicle is not in the network):
+    The layout is the micro engine's (``simulate(sc, engine="micro",
+    trajectories={"every_s": 1.0})`` puts it in ``result.final_state["trajectories"]``), an
+    ``xarray.Dataset`` over ``("time", "vehicle")``:
 
     - ``time`` coordinate [s];
-    - ``link`` (str): the link the vehicle is on;
-    - ``position`` [m]: distance from that link's upstream end;
-    - optional ``speed`` [m/s]: colours the lines (km/h on the colour bar);
-    - alternatively ``distance`` [m]: distance along the vehicle's route, used when no
-      ``links`` are given.
+    - ``link_index`` (int, -1 when absent) into the ``link_ids`` coordinate, or ``link`` (str,
+      ``""`` when absent);
+    - ``x`` (or ``position``) [m]: front position from that link's upstream end;
+    - optional ``speed``, in the unit of its ``units`` attribute (``km/h``, or ``m/s``): colours
+      the lines.
 
-    Positions are drawn as distance along ``links``, stacked end to end with the lengths from
-    ``lengths_m``; vehicles off the path are left out. Without ``links`` the dataset must hold
-    a single link, or a ``distance`` variable.
+    Positions are drawn as distance along ``links``, stacked end to end with the link lengths;
+    samples on other links are left out.
 
     Parameters
     ----------
-    traj_ds : xarray.Dataset
-        Trajectories in the layout above.
+    traj_ds : xarray.Dataset or Result
+        Trajectories in the layout above, or a micro Result that holds them (which also gives
+        link lengths and, from the scenario's ``meta["corridor"]``, the default path).
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure when None.
     links : sequence of str, optional
-        Path of link ids in travel order.
+        Path of link ids in travel order. Default: the scenario's corridor, or the only link
+        the vehicles use.
     lengths_m : mapping of str to float, or Scenario or Result, optional
-        Link lengths [m], needed when ``links`` has more than one link.
+        Link lengths [m], needed when the path has more than one link.
     max_vehicles : int or None
         Draw at most this many vehicles (every n-th), to keep long runs readable.
     colorbar : bool
-        Add a speed colour bar when speed is present.
+        Add a speed colour bar [km/h] when speed is present.
 
     Returns
     -------
     matplotlib.axes.Axes
         The axes; the trajectories are its first ``LineCollection`` (one segment per vehicle
-        and time step).
+        and sample interval).
     """
     from matplotlib.collections import LineCollection
 
+    if not isinstance(traj_ds, xr.Dataset):
+        result = traj_ds
+        traj_ds = getattr(result, "final_state", {}).get("trajectories")
+        if traj_ds is None:
+            raise ValueError("the result holds no trajectories; run the micro engine with trajectories={'every_s': 1.0}")
+        lengths_m = result if lengths_m is None else lengths_m
+        corridor = getattr(getattr(result, "scenario", None), "meta", {}).get("corridor")
+        links = list(corridor) if links is None and corridor else links
     if "vehicle" not in traj_ds.dims or "time" not in traj_ds.dims:
         raise ValueError("a trajectory dataset needs dims ('time', 'vehicle'); see trafficsim.plot.trajectories")
     t = traj_ds["time"].values.astype(float) / 60.0
-    if "distance" in traj_ds and links is None:
-        pos = traj_ds["distance"].transpose("time", "vehicle").values.astype(float)
-    else:
-        if "link" not in traj_ds or "position" not in traj_ds:
-            raise ValueError("a trajectory dataset needs 'link' and 'position' [m] variables (or 'distance' [m])")
-        on = traj_ds["link"].transpose("time", "vehicle").values.astype(str)
-        if links is None:
-            present = sorted(set(on.ravel()) - {"", "nan"})
-            if len(present) != 1:
-                raise ValueError(f"trajectories on several links {present[:5]}: give links= in travel order")
-            links = present
-        lengths = _lengths(lengths_m)
-        offset, start = {}, 0.0
-        for lid in links:
-            offset[lid] = start
-            if lid not in lengths and lid != links[-1]:
-                raise ValueError(f"link {lid!r}: its length is needed to stack the path; pass lengths_m= (a mapping or the Scenario)")
-            start += float(lengths.get(lid, 0.0))
-        raw = traj_ds["position"].transpose("time", "vehicle").values.astype(float)
-        base = np.vectorize(lambda s: offset.get(s, np.nan), otypes=[float])(on)
-        pos = raw + base
-    speed = traj_ds["speed"].transpose("time", "vehicle").values.astype(float) * 3.6 if "speed" in traj_ds else None
+    on = _trajectory_links(traj_ds)
+    if links is None:
+        present = sorted(set(on.ravel()) - {""})
+        if len(present) != 1:
+            raise ValueError(f"trajectories on several links {present[:5]}: give links= in travel order")
+        links = present
+    lengths = _lengths(lengths_m)
+    offset, start = {}, 0.0
+    for lid in links:
+        offset[lid] = start
+        if lid not in lengths and lid != links[-1]:
+            raise ValueError(f"link {lid!r}: its length is needed to stack the path; pass lengths_m= (a mapping or the Scenario)")
+        start += float(lengths.get(lid, 0.0))
+    name = "x" if "x" in traj_ds else "position"
+    if name not in traj_ds:
+        raise ValueError("a trajectory dataset needs an 'x' (or 'position') variable [m]")
+    raw = traj_ds[name].transpose("time", "vehicle").values.astype(float)
+    base = np.vectorize(lambda s: offset.get(s, np.nan), otypes=[float])(on) if on.size else np.zeros_like(raw)
+    pos = raw + base
+    speed = None
+    if "speed" in traj_ds:
+        factor = 1.0 if traj_ds["speed"].attrs.get("units", "m/s") == "km/h" else 3.6
+        speed = traj_ds["speed"].transpose("time", "vehicle").values.astype(float) * factor
     n_veh = pos.shape[1]
     keep = np.arange(n_veh)
     if max_vehicles is not None and n_veh > max_vehicles:
         keep = keep[:: int(np.ceil(n_veh / max_vehicles))]
-    segments, colours = [], []
-    for v in keep:
-        p = pos[:, v]
-        ok = np.isfinite(p[:-1]) & np.isfinite(p[1:])
-        for i in np.flatnonzero(ok):
-            segments.append([(t[i], p[i] / 1000.0), (t[i + 1], p[i + 1] / 1000.0)])
-            if speed is not None:
-                colours.append(speed[i, v])
+    p = pos[:, keep] / 1000.0
+    # a segment joins two consecutive samples of one vehicle that are both on the path and
+    # moving forward (a jump back means the vehicle left the path and came round again)
+    ok = np.isfinite(p[:-1]) & np.isfinite(p[1:]) & (p[1:] >= p[:-1] - 1e-9)
+    i, v = np.nonzero(ok)  # sample index, kept-vehicle index
+    segments = np.stack([np.column_stack([t[i], p[i, v]]), np.column_stack([t[i + 1], p[i + 1, v]])], axis=1)
+    colours = speed[i, keep[v]] if speed is not None else None
     ax = _axes(ax)
     lc = LineCollection(segments, linewidths=0.8, colors="C0" if speed is None else None, cmap="RdYlGn" if speed is not None else None)
     if speed is not None:
