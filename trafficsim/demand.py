@@ -205,6 +205,7 @@ class Demand:
         unreachable or an explicit route is not a valid path.
         """
         resolved = []
+        trees: dict[str, dict[str, list[str]]] = {}
         for f in self.flows:
             label = f.label()
             for end in ("origin", "destination"):
@@ -218,11 +219,13 @@ class Demand:
                         raise DemandError(f"flow {label}: {exc}") from None
                 resolved.append(list(f.routes))
             else:
-                try:
-                    path = network.shortest_path(f.origin, f.destination)
-                except NetworkError as exc:
-                    raise DemandError(f"flow {label}: {exc}") from None
-                resolved.append([(tuple(path), 1.0)])
+                if f.origin not in trees:
+                    trees[f.origin] = network.shortest_paths_from(f.origin)
+                if f.destination not in trees[f.origin]:
+                    raise DemandError(
+                        f"flow {label}: destination {f.destination!r} is unreachable from origin {f.origin!r}"
+                    )
+                resolved.append([(tuple(trees[f.origin][f.destination]), 1.0)])
         return resolved
 
     def to_list(self) -> list[dict]:

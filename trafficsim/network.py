@@ -353,42 +353,57 @@ class Network:
         so the result is deterministic. ``weight`` names a :class:`Link` attribute (free-flow
         travel time by default). Raises :class:`NetworkError` if the destination is unreachable.
         """
-        self.node(origin)
         self.node(destination)
-        out_by_node: dict[str, list[Link]] = {}
-        for lk in self.links.values():
-            out_by_node.setdefault(lk.from_node, []).append(lk)
+        paths = self.shortest_paths_from(origin, weight)
+        if destination not in paths:
+            raise NetworkError(f"destination {destination!r} is unreachable from origin {origin!r}")
+        return paths[destination]
+
+    def shortest_paths_from(self, origin: str, weight: str | dict = "free_flow_time_s") -> dict[str, list[str]]:
+        """Least-cost link paths from node ``origin`` to every reachable node (one Dijkstra).
+
+        ``weight`` is a :class:`Link` attribute name or a dict ``link id -> cost``.
+        """
+        self.node(origin)
+        cost = weight if isinstance(weight, dict) else {lid: getattr(lk, weight) for lid, lk in self.links.items()}
         order = {lid: i for i, lid in enumerate(self.links)}
+        out_by_node: dict[str, list[str]] = {}
+        for lid, lk in self.links.items():
+            out_by_node.setdefault(lk.from_node, []).append(lid)
         best: dict[str, float] = {}
         prev: dict[str, str | None] = {}
         heap: list[tuple[float, int, str]] = []
-        for lk in out_by_node.get(origin, []):
-            c = getattr(lk, weight)
-            if c < best.get(lk.id, math.inf):
-                best[lk.id] = c
-                prev[lk.id] = None
-                heapq.heappush(heap, (c, order[lk.id], lk.id))
+        for lid in out_by_node.get(origin, []):
+            best[lid], prev[lid] = cost[lid], None
+            heapq.heappush(heap, (cost[lid], order[lid], lid))
         done: set[str] = set()
+        reached: dict[str, str] = {}   # node -> last link of its best path
         while heap:
             c, _, lid = heapq.heappop(heap)
             if lid in done:
                 continue
             done.add(lid)
             lk = self.links[lid]
-            if lk.to_node == destination:
-                path = [lid]
-                while prev[path[-1]] is not None:
-                    path.append(prev[path[-1]])
-                return path[::-1]
-            for nxt in out_by_node.get(lk.to_node, []):
-                if nxt.id in done or not self.turn_allowed(lid, nxt.id):
+            reached.setdefault(lk.to_node, lid)
+            outs = out_by_node.get(lk.to_node, [])
+            for nxt in outs:
+                if nxt in done or (lid, nxt) in self.banned_turns:
                     continue
-                cn = c + getattr(nxt, weight)
-                if cn < best.get(nxt.id, math.inf):
-                    best[nxt.id] = cn
-                    prev[nxt.id] = lid
-                    heapq.heappush(heap, (cn, order[nxt.id], nxt.id))
-        raise NetworkError(f"destination {destination!r} is unreachable from origin {origin!r}")
+                if not self.allow_u_turns and self.links[nxt].to_node == lk.from_node and len(outs) > 1:
+                    continue
+                cn = c + cost[nxt]
+                if cn < best.get(nxt, math.inf):
+                    best[nxt], prev[nxt] = cn, lid
+                    heapq.heappush(heap, (cn, order[nxt], nxt))
+        paths = {}
+        for node, last in reached.items():
+            if node == origin:
+                continue
+            path = [last]
+            while prev[path[-1]] is not None:
+                path.append(prev[path[-1]])
+            paths[node] = path[::-1]
+        return paths
 
     def validate_route(self, links: Sequence[str], origin: str | None = None, destination: str | None = None) -> None:
         """Check that ``links`` is a connected, allowed path (from ``origin`` to ``destination``)."""

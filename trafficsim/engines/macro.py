@@ -85,19 +85,24 @@ class CompiledMacro:
         for c in sc.controls:
             if isinstance(c, FixedRateMeter):
                 meter[index[c.link]] = min(meter[index[c.link]], c.rate_at(t_s) / 3600.0 * self.dt)
-        G = self.net.slot_route.shape[0]
-        rate = np.zeros(G)
+        flow_rate = np.array([f.rate_at(t_s) for f in sc.demand.flows] or [0.0])
+        route_rate = flow_rate[self._route_flow] * self._route_share / 3600.0 * self.dt
+        rate = np.zeros(self.net.slot_route.shape[0])
         first_src_slot = int(self.net.slot_off[-1])
-        flows = sc.demand.flows
-        for g in range(first_src_slot, G):
-            r = int(self.net.slot_route[g])
-            rate[g] = flows[self.routes.flow[r]].rate_at(t_s) * self.routes.share[r] / 3600.0 * self.dt
+        rate[first_src_slot:] = route_rate[self.net.slot_route[first_src_slot:]]
         return CTMControls(lanes_arr, meter, rate)
+
+    @property
+    def _route_flow(self) -> np.ndarray:
+        return np.asarray(self.routes.flow, dtype=np.int64)
+
+    @property
+    def _route_share(self) -> np.ndarray:
+        return np.asarray(self.routes.share, dtype=np.float64)
 
 
 def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval_s: float = 60.0) -> CompiledMacro:
     """Compile ``scenario`` into CTM arrays; raises with a clear message on bad input."""
-    scenario.validate()
     controls = [c.validate(scenario.network) for c in scenario.controls]
     scenario = scenario.replace(controls=controls)
     net = scenario.network

@@ -146,57 +146,42 @@ class CTMRecord(NamedTuple):
     cell_veh: np.ndarray      # (T, C) time-mean vehicles per cell, or (0, C) when not recorded
 
 
-@jit
-def _congested(net, ctl, st, c, l):
-    """Whether cell ``c`` of link ``l`` is on the congested branch of the diagram."""
-    return st.n[c] > net.ncrit_lane[l] * ctl.lanes[l] * 1.0000001
+# The helpers below take plain arrays, never the NamedTuples: extracting an array from a tuple
+# costs an atomic reference-count update, which inside per-link loops dominated the run time.
 
 
-@jit
-def _sending(net, ctl, st, l):
+@jit(inline="always")
+def _sending(n, cell_off, qstep_lane, lanes, alpha, meter, l):
     """Vehicles link ``l`` can send this step from its last cell."""
-    c = net.cell_off[l + 1] - 1
-    q = net.qstep_lane[l] * ctl.lanes[l]
-    s = net.alpha[l] * st.n[c]
-    if s > q:
-        s = q
-    if s > ctl.meter[l]:
-        s = ctl.meter[l]
-    return s
+    s = alpha[l] * n[cell_off[l + 1] - 1]
+    return min(s, qstep_lane[l] * lanes[l], meter[l])
 
 
-@jit
-def _receiving(net, ctl, st, l):
+@jit(inline="always")
+def _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, l):
     """Vehicles link ``l`` can receive this step into its first cell (never negative)."""
-    c = net.cell_off[l]
-    lanes = ctl.lanes[l]
-    q = net.qstep_lane[l] * lanes
-    r = net.beta[l] * (net.njam_lane[l] * lanes - st.n[c])
-    if r > q:
-        r = q
-    if r < 0.0:
-        r = 0.0
-    return r
+    q = qstep_lane[l] * lanes[l]
+    r = beta[l] * (njam_lane[l] * lanes[l] - n[cell_off[l]])
+    return max(0.0, min(q, r))
 
 
-@jit
-def _window_by_output(net, st, l, window, i, max_out):
-    """Split the first ``window`` vehicles of link ``l``'s FIFO by local output into ``s_io``."""
-    P = net.n_packets
-    s0 = net.slot_off[l]
-    m = net.slot_off[l + 1] - s0
-    base = net.pk_base[l]
+@jit(inline="always")
+def _window_by_output(l, window, row, s_io, slot_off, slot_out, pk_base, pk_head, pk_count, pk_total, pk_amt, P):
+    """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]``."""
+    s0 = slot_off[l]
+    m = slot_off[l + 1] - s0
+    base = pk_base[l]
     left = window
-    p = st.pk_head[l]
-    for _ in range(st.pk_count[l]):
-        tot = st.pk_total[l * P + p]
+    p = pk_head[l]
+    for _ in range(pk_count[l]):
+        tot = pk_total[l * P + p]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             off = base + p * m
             for j in range(m):
-                a = st.pk_amt[off + j]
+                a = pk_amt[off + j]
                 if a > 0.0:
-                    st.s_io[i * max_out + net.slot_out[s0 + j]] += a * frac
+                    s_io[row + slot_out[s0 + j]] += a * frac
             left -= tot * frac
             if left <= _EPS:
                 break
@@ -205,36 +190,37 @@ def _window_by_output(net, st, l, window, i, max_out):
             p = 0
 
 
-@jit
-def _take_from_window(net, st, l, window, ratio_of_output, i, max_out):
-    """Remove from link ``l``'s window the share ``ratio_of_output[o]`` of each output's vehicles.
+@jit(inline="always")
+def _take_from_window(l, window, row, ratio, slot_off, slot_out, pk_base, pk_head, pk_count, pk_total, pk_amt,
+                      slot_flow, P):
+    """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles.
 
-    The removed vehicles are added to ``st.slot_flow`` per route slot; returns the total removed.
+    Removed vehicles are added to ``slot_flow`` per route slot; returns the total removed.
+    Packets emptied at the head are popped, any rounding residue folded into the next one.
     """
-    P = net.n_packets
-    s0 = net.slot_off[l]
-    m = net.slot_off[l + 1] - s0
-    base = net.pk_base[l]
+    s0 = slot_off[l]
+    m = slot_off[l + 1] - s0
+    base = pk_base[l]
     left = window
-    p = st.pk_head[l]
+    p = pk_head[l]
     removed = 0.0
-    for _ in range(st.pk_count[l]):
+    for _ in range(pk_count[l]):
         idx = l * P + p
-        tot = st.pk_total[idx]
+        tot = pk_total[idx]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             off = base + p * m
             took = 0.0
             for j in range(m):
-                a = st.pk_amt[off + j]
+                a = pk_amt[off + j]
                 if a > 0.0:
-                    r = ratio_of_output[i * max_out + net.slot_out[s0 + j]]
+                    r = ratio[row + slot_out[s0 + j]]
                     if r > 0.0:
                         d = a * frac * r
-                        st.pk_amt[off + j] = a - d
-                        st.slot_flow[s0 + j] += d
+                        pk_amt[off + j] = a - d
+                        slot_flow[s0 + j] += d
                         took += d
-            st.pk_total[idx] = tot - took
+            pk_total[idx] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -242,10 +228,9 @@ def _take_from_window(net, st, l, window, ratio_of_output, i, max_out):
         p += 1
         if p == P:
             p = 0
-    # pop packets that emptied at the head, folding any rounding residue into the next one
-    while st.pk_count[l] > 1:
-        h = st.pk_head[l]
-        if st.pk_total[l * P + h] > 1e-9:
+    while pk_count[l] > 1:
+        h = pk_head[l]
+        if pk_total[l * P + h] > 1e-9:
             break
         nxt = h + 1
         if nxt == P:
@@ -254,222 +239,111 @@ def _take_from_window(net, st, l, window, ratio_of_output, i, max_out):
         offn = base + nxt * m
         res = 0.0
         for j in range(m):
-            st.pk_amt[offn + j] += st.pk_amt[offh + j]
-            res += st.pk_amt[offh + j]
-            st.pk_amt[offh + j] = 0.0
-        st.pk_total[l * P + nxt] += res
-        st.pk_total[l * P + h] = 0.0
-        st.pk_head[l] = nxt
-        st.pk_count[l] -= 1
+            pk_amt[offn + j] += pk_amt[offh + j]
+            res += pk_amt[offh + j]
+            pk_amt[offh + j] = 0.0
+        pk_total[l * P + nxt] += res
+        pk_total[l * P + h] = 0.0
+        pk_head[l] = nxt
+        pk_count[l] -= 1
     return removed
 
 
-@jit
-def _push_inflow(net, st, l):
-    """Append this step's inflow of link ``l`` (in ``slot_flow``) to its packet ring."""
-    P = net.n_packets
-    s0 = net.slot_off[l]
-    m = net.slot_off[l + 1] - s0
-    total = 0.0
-    for j in range(m):
-        total += st.slot_flow[s0 + j]
-    if total <= 0.0:
-        return
-    base = net.pk_base[l]
-    cnt = st.pk_count[l]
+@jit(inline="always")
+def _push_inflow(l, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P):
+    """Append this step's inflow of link ``l`` (``total`` vehicles, per slot in ``slot_flow``)
+    to its packet ring: into the tail packet while it is small or the ring is full, else a new one."""
+    s0 = slot_off[l]
+    m = slot_off[l + 1] - s0
+    base = pk_base[l]
+    cnt = pk_count[l]
+    merge = False
     if cnt > 0:
-        tail = st.pk_head[l] + cnt - 1
+        tail = pk_head[l] + cnt - 1
         if tail >= P:
             tail -= P
-        if cnt == P or st.pk_total[l * P + tail] < net.pk_min[l]:
-            off = base + tail * m
-            for j in range(m):
-                st.pk_amt[off + j] += st.slot_flow[s0 + j]
-                st.slot_flow[s0 + j] = 0.0
-            st.pk_total[l * P + tail] += total
-            return
-        tail += 1
-        if tail == P:
-            tail = 0
+        if cnt == P or pk_total[l * P + tail] < pk_min[l]:
+            merge = True
+        else:
+            tail += 1
+            if tail == P:
+                tail = 0
     else:
-        tail = st.pk_head[l]
+        tail = pk_head[l]
     off = base + tail * m
-    for j in range(m):
-        st.pk_amt[off + j] = st.slot_flow[s0 + j]
-        st.slot_flow[s0 + j] = 0.0
-    st.pk_total[l * P + tail] = total
-    st.pk_count[l] = cnt + 1
+    if merge:
+        for j in range(m):
+            pk_amt[off + j] += slot_flow[s0 + j]
+            slot_flow[s0 + j] = 0.0
+        pk_total[l * P + tail] += total
+    else:
+        for j in range(m):
+            pk_amt[off + j] = slot_flow[s0 + j]
+            slot_flow[s0 + j] = 0.0
+        pk_total[l * P + tail] = total
+        pk_count[l] = cnt + 1
+
+
+@jit(inline="always")
+def _cell_flows(n, y, c0, c1, alpha, beta, q, njam):
+    """Godunov flows ``y[c]`` between cells ``c0 .. c1`` of one link (the last cell excluded)."""
+    for c in range(c0, c1):
+        s = min(alpha * n[c], q)
+        r = max(0.0, min(q, beta * (njam - n[c + 1])))
+        y[c] = min(s, r)
+
+
+@jit(inline="always")
+def _cell_flows_drop(n, y, c0, c1, alpha, beta, q, njam, ncrit, keep):
+    """As :func:`_cell_flows`, with the discharge at a queue head lowered to ``keep`` of supply."""
+    for c in range(c0, c1):
+        s = min(alpha * n[c], q)
+        r = max(0.0, min(q, beta * (njam - n[c + 1])))
+        if n[c] > ncrit and n[c + 1] <= ncrit:
+            r *= keep
+        y[c] = min(s, r)
+
+
+@jit(inline="always")
+def _cell_update(n, y, c0, c1, inflow, ncrit):
+    """Apply one step's flows to the cells of a link; returns (vehicles, moved, queued, lowest).
+
+    Rounding can leave ``-1e-17`` vehicles: those are clipped to 0; anything below ``-1e-9``
+    is reported through ``lowest`` as a kernel error.
+    """
+    veh = 0.0
+    moved = 0.0
+    queued = 0.0
+    lowest = 0.0
+    for c in range(c0, c1):
+        out = y[c]
+        nc = n[c] + inflow - out
+        lowest = min(lowest, nc)
+        nc = max(nc, 0.0)
+        n[c] = nc
+        inflow = out
+        veh += nc
+        moved += out
+        if nc > ncrit:
+            queued += nc
+    return veh, moved, queued, lowest
 
 
 @jit
-def _node_model(net, ctl, st, nd, capacity_drop):
-    """Tampere et al. (2011) node model at node ``nd``; moves vehicles between links."""
-    L = net.alpha.shape[0]
-    max_out = net.max_out
-    i0 = net.node_in_off[nd]
-    ni = net.node_in_off[nd + 1] - i0
-    o0 = net.node_out_off[nd]
-    no = net.node_out_off[nd + 1] - o0
-    if ni == 0:
-        return
-    s_io = st.s_io
-    for k in range(ni * max_out):
-        s_io[k] = 0.0
-    # --- demand per movement
-    for i in range(ni):
-        inp = net.node_in[i0 + i]
-        if inp < L:
-            s = _sending(net, ctl, st, inp)
-            if s > 0.0:
-                _window_by_output(net, st, inp, s, i, max_out)
-            st.a_i[i] = net.prio[inp] if net.prio[inp] >= 0.0 else net.qstep_lane[inp] * ctl.lanes[inp]
-            st.s_i[i] = s
-            # red movements wait in their turn pocket: drop them from the FIFO set
-            g0 = net.slot_off[inp]
-            g1 = net.slot_off[inp + 1]
-            for g in range(g0, g1):
-                if st.green[net.slot_move[g]] == 0:
-                    s_io[i * max_out + net.slot_out[g]] = 0.0
-        else:
-            src = inp - L
-            g0 = net.src_slot_off[src]
-            g1 = net.src_slot_off[src + 1]
-            q = 0.0
-            o = -1
-            for g in range(g0, g1):
-                q += st.queue[g]
-                o = net.slot_out[g]
-            if o >= 0 and st.green[net.slot_move[g0]] != 0:
-                s_io[i * max_out + o] = q
-            lk = net.src_link[src]
-            st.a_i[i] = net.qstep_lane[lk] * ctl.lanes[lk]
-            st.s_i[i] = q
-    # --- supply per output
-    for o in range(no):
-        out = net.node_out[o0 + o]
-        st.r_o[o] = np.inf if out == _SINK else _receiving(net, ctl, st, out)
-        if capacity_drop > 0.0 and out != _SINK and not _congested(net, ctl, st, net.cell_off[out], out):
-            for i in range(ni):
-                inp = net.node_in[i0 + i]
-                if inp < L and s_io[i * max_out + o] > 0.0 and _congested(net, ctl, st, net.cell_off[inp + 1] - 1, inp):
-                    st.r_o[o] *= 1.0 - capacity_drop
-                    break
-    # --- incremental transfer
-    for i in range(ni):
-        tot = 0.0
-        for o in range(no):
-            tot += s_io[i * max_out + o]
-        st.s_i[i] = tot
-        st.f_i[i] = 0.0
-        st.act[i] = 1 if (tot > _EPS and st.a_i[i] > 0.0) else 0
-    while True:
-        best = np.inf
-        ostar = -1
-        for o in range(no):
-            w = 0.0
-            for i in range(ni):
-                if st.act[i] and s_io[i * max_out + o] > 0.0:
-                    w += st.a_i[i] * s_io[i * max_out + o] / st.s_i[i]
-            if w > 0.0:
-                a = max(st.r_o[o], 0.0) / w
-                if a < best:
-                    best = a
-                    ostar = o
-        if ostar < 0:
-            break
-        constrained_by_demand = False
-        for i in range(ni):
-            if st.act[i] and s_io[i * max_out + ostar] > 0.0 and st.s_i[i] <= best * st.a_i[i]:
-                constrained_by_demand = True
-                st.f_i[i] = st.s_i[i]
-                st.act[i] = 0
-                for o in range(no):
-                    st.r_o[o] -= s_io[i * max_out + o]
-        if constrained_by_demand:
-            continue
-        for i in range(ni):
-            if st.act[i] and s_io[i * max_out + ostar] > 0.0:
-                f = best * st.a_i[i]
-                st.f_i[i] = f
-                st.act[i] = 0
-                for o in range(no):
-                    st.r_o[o] -= f * s_io[i * max_out + o] / st.s_i[i]
-    # inputs left active only feed sinks (infinite supply): they send all they have
-    for i in range(ni):
-        if st.act[i]:
-            st.f_i[i] = st.s_i[i]
-            st.act[i] = 0
-    # --- move vehicles: s_io becomes the ratio of each movement's demand that flows (FIFO: one
-    # ratio per input)
-    for i in range(ni):
-        inp = net.node_in[i0 + i]
-        ratio = st.f_i[i] / st.s_i[i] if st.s_i[i] > _EPS else 0.0
-        if ratio > 1.0:
-            ratio = 1.0
-        for o in range(no):
-            k = i * max_out + o
-            s_io[k] = ratio if s_io[k] > 0.0 else 0.0
-        if inp < L:
-            if ratio > 0.0:
-                # window = what the link could send; remove the flowing share of each movement
-                window = _sending(net, ctl, st, inp)
-                moved = _take_from_window(net, st, inp, window, s_io, i, max_out)
-                st.y[net.cell_off[inp + 1] - 1] = moved
-                st.cum_out[inp] += moved
-        elif ratio > 0.0:
-            src = inp - L
-            for g in range(net.src_slot_off[src], net.src_slot_off[src + 1]):
-                d = st.queue[g] * ratio
-                st.queue[g] -= d
-                st.slot_flow[g] += d
-    # --- hand moved vehicles to the next link of their route (or out of the network)
-    for i in range(ni):
-        inp = net.node_in[i0 + i]
-        if inp < L:
-            g0 = net.slot_off[inp]
-            g1 = net.slot_off[inp + 1]
-        else:
-            g0 = net.src_slot_off[inp - L]
-            g1 = net.src_slot_off[inp - L + 1]
-        for g in range(g0, g1):
-            d = st.slot_flow[g]
-            if d > 0.0:
-                st.slot_flow[g] = 0.0
-                nxt = net.slot_next[g]
-                r = net.slot_route[g]
-                if inp >= L:
-                    st.route_in[r] += d
-                if nxt < 0:
-                    st.route_out[r] += d
-                else:
-                    st.slot_flow[nxt] += d
-    for o in range(no):
-        out = net.node_out[o0 + o]
-        if out != _SINK:
-            total = 0.0
-            for g in range(net.slot_off[out], net.slot_off[out + 1]):
-                total += st.slot_flow[g]
-            if total > 0.0:
-                st.link_inflow[out] = total
-                st.cum_in[out] += total
-                _push_inflow(net, st, out)
-
-
-@jit
-def _update_green(net, st, t):
-    for m in range(net.move_sig.shape[0]):
-        s = net.move_sig[m]
+def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, t):
+    """Green (1) or red (0) for every movement at time ``t`` [s]; unsignalised movements are green."""
+    for m in range(move_sig.shape[0]):
+        s = move_sig[m]
         if s < 0:
-            st.green[m] = 1
+            green[m] = 1
             continue
-        cyc = net.sig_cycle[s]
-        tc = (t - net.sig_offset[s]) % cyc
+        tc = (t - sig_offset[s]) % sig_cycle[s]
         g = 0
-        for w in range(net.move_win_off[m], net.move_win_off[m + 1]):
-            if net.win_start[w] <= tc < net.win_end[w]:
+        for w in range(move_win_off[m], move_win_off[m + 1]):
+            if win_start[w] <= tc < win_end[w]:
                 g = 1
                 break
-        st.green[m] = g
+        green[m] = g
 
 
 @jit
@@ -480,111 +354,258 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     node (which also moves vehicles between links and out of the network); cell update; and
     accumulation into ``rec`` row ``k // steps_per_record``. Returns a status code.
     """
-    L = net.alpha.shape[0]
-    N = net.node_in_off.shape[0] - 1
-    G = st.queue.shape[0]
-    record_cells = rec.cell_veh.shape[0] > 0
-    has_signals = net.sig_cycle.shape[0] > 0
-    if not has_signals:
-        _update_green(net, st, 0.0)
+    # every array is taken out of its tuple once, here (see the note above the helpers)
+    cell_off, alpha, beta, qstep_lane = net.cell_off, net.alpha, net.beta, net.qstep_lane
+    njam_lane, ncrit_lane, dx, prio = net.njam_lane, net.ncrit_lane, net.dx, net.prio
+    slot_off, slot_next, slot_out, slot_move = net.slot_off, net.slot_next, net.slot_out, net.slot_move
+    slot_route, src_slot_off, src_link = net.slot_route, net.src_slot_off, net.src_link
+    node_in_off, node_in, node_out_off, node_out = net.node_in_off, net.node_in, net.node_out_off, net.node_out
+    move_sig, move_win_off, win_start, win_end = net.move_sig, net.move_win_off, net.win_start, net.win_end
+    sig_cycle, sig_offset, pk_base, pk_min = net.sig_cycle, net.sig_offset, net.pk_base, net.pk_min
+    P, max_out = net.n_packets, net.max_out
+    lanes, meter, src_rate = ctl.lanes, ctl.meter, ctl.src_rate
+    n, pk_amt, pk_total, pk_head, pk_count = st.n, st.pk_amt, st.pk_total, st.pk_head, st.pk_count
+    queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
+    route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
+    y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
+    s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
+    rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
+
+    L = alpha.shape[0]
+    N = node_in_off.shape[0] - 1
+    G = queue.shape[0]
+    first_src_slot = slot_off[L]
+    record_cells = rec_cells.shape[0] > 0
+    has_signals = sig_cycle.shape[0] > 0
+    keep = 1.0 - capacity_drop
+    _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, k0 * dt)
     for k in range(k0, k1):
         t = k * dt
         row = k // steps_per_record
         if has_signals:
-            _update_green(net, st, t)
+            _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, t)
         # demand arrives in the origin queues (waiting counted from the step after arrival)
         waiting = 0.0
-        for g in range(net.slot_off[L], G):
-            waiting += st.queue[g]
-            a = ctl.src_rate[g]
+        for g in range(first_src_slot, G):
+            waiting += queue[g]
+            a = src_rate[g]
             if a > 0.0:
-                st.queue[g] += a
-                st.route_gen[net.slot_route[g]] += a
-        rec.wait[row] += waiting * dt
+                queue[g] += a
+                route_gen[slot_route[g]] += a
+        rec_wait[row] += waiting * dt
         # phase 1: flows between cells inside links, from the state at the start of the step
         for l in range(L):
-            lanes = ctl.lanes[l]
-            q = net.qstep_lane[l] * lanes
-            njam = net.njam_lane[l] * lanes
-            ncrit = net.ncrit_lane[l] * lanes * 1.0000001
-            a = net.alpha[l]
-            b = net.beta[l]
-            c1 = net.cell_off[l + 1] - 1
-            for c in range(net.cell_off[l], c1):
-                s = a * st.n[c]
-                if s > q:
-                    s = q
-                r = b * (njam - st.n[c + 1])
-                if r > q:
-                    r = q
-                if r < 0.0:
-                    r = 0.0
-                if capacity_drop > 0.0 and st.n[c] > ncrit and st.n[c + 1] <= ncrit:
-                    r *= 1.0 - capacity_drop
-                st.y[c] = s if s < r else r
-            st.y[c1] = 0.0
-            st.link_inflow[l] = 0.0
-        # phase 2: node model everywhere (reads only the start-of-step cell state)
+            q = qstep_lane[l] * lanes[l]
+            c0 = cell_off[l]
+            c1 = cell_off[l + 1] - 1
+            if capacity_drop > 0.0:
+                _cell_flows_drop(n, y, c0, c1, alpha[l], beta[l], q, njam_lane[l] * lanes[l],
+                                 ncrit_lane[l] * lanes[l] * 1.0000001, keep)
+            else:
+                _cell_flows(n, y, c0, c1, alpha[l], beta[l], q, njam_lane[l] * lanes[l])
+            y[c1] = 0.0
+            link_inflow[l] = 0.0
+        # phase 2: the node model (Tampere et al. 2011) at every node; reads only the
+        # start-of-step cell state, moves vehicles between links
         for nd in range(N):
-            _node_model(net, ctl, st, nd, capacity_drop)
+            i0 = node_in_off[nd]
+            ni = node_in_off[nd + 1] - i0
+            o0 = node_out_off[nd]
+            no = node_out_off[nd + 1] - o0
+            if ni == 0:
+                continue
+            for kk in range(ni * max_out):
+                s_io[kk] = 0.0
+            # demand per movement
+            for i in range(ni):
+                inp = node_in[i0 + i]
+                if inp < L:
+                    s = _sending(n, cell_off, qstep_lane, lanes, alpha, meter, inp)
+                    if s > 0.0:
+                        _window_by_output(inp, s, i * max_out, s_io, slot_off, slot_out, pk_base, pk_head,
+                                          pk_count, pk_total, pk_amt, P)
+                        # red movements wait in their turn pocket: out of the FIFO set
+                        if has_signals:
+                            for g in range(slot_off[inp], slot_off[inp + 1]):
+                                if green[slot_move[g]] == 0:
+                                    s_io[i * max_out + slot_out[g]] = 0.0
+                    a_i[i] = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
+                else:
+                    src = inp - L
+                    g0 = src_slot_off[src]
+                    qsum = 0.0
+                    for g in range(g0, src_slot_off[src + 1]):
+                        qsum += queue[g]
+                    s_io[i * max_out + slot_out[g0]] = qsum
+                    a_i[i] = qstep_lane[src_link[src]] * lanes[src_link[src]]
+            # supply per output; capacity drop where a queue head feeds a free-flowing link
+            for o in range(no):
+                out = node_out[o0 + o]
+                if out == _SINK:
+                    r_o[o] = np.inf
+                    continue
+                r_o[o] = _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, out)
+                if capacity_drop > 0.0 and n[cell_off[out]] <= ncrit_lane[out] * lanes[out] * 1.0000001:
+                    for i in range(ni):
+                        inp = node_in[i0 + i]
+                        if inp < L and s_io[i * max_out + o] > 0.0 and (
+                                n[cell_off[inp + 1] - 1] > ncrit_lane[inp] * lanes[inp] * 1.0000001):
+                            r_o[o] *= keep
+                            break
+            # incremental transfer
+            any_demand = False
+            for i in range(ni):
+                tot = 0.0
+                for o in range(no):
+                    tot += s_io[i * max_out + o]
+                s_i[i] = tot
+                f_i[i] = 0.0
+                act[i] = 1 if (tot > _EPS and a_i[i] > 0.0) else 0
+                any_demand = any_demand or act[i] == 1
+            if not any_demand:
+                continue
+            # fast path: every output can take all its demand (the common, uncongested case)
+            free = True
+            for o in range(no):
+                d = 0.0
+                for i in range(ni):
+                    if act[i]:
+                        d += s_io[i * max_out + o]
+                if d > r_o[o]:
+                    free = False
+                    break
+            while not free:
+                best = np.inf
+                ostar = -1
+                for o in range(no):
+                    w = 0.0
+                    for i in range(ni):
+                        if act[i] and s_io[i * max_out + o] > 0.0:
+                            w += a_i[i] * s_io[i * max_out + o] / s_i[i]
+                    if w > 0.0:
+                        a = max(r_o[o], 0.0) / w
+                        if a < best:
+                            best = a
+                            ostar = o
+                if ostar < 0:
+                    break
+                by_demand = False
+                for i in range(ni):
+                    if act[i] and s_io[i * max_out + ostar] > 0.0 and s_i[i] <= best * a_i[i]:
+                        by_demand = True
+                        f_i[i] = s_i[i]
+                        act[i] = 0
+                        for o in range(no):
+                            r_o[o] -= s_io[i * max_out + o]
+                if by_demand:
+                    continue
+                for i in range(ni):
+                    if act[i] and s_io[i * max_out + ostar] > 0.0:
+                        f = best * a_i[i]
+                        f_i[i] = f
+                        act[i] = 0
+                        for o in range(no):
+                            r_o[o] -= f * s_io[i * max_out + o] / s_i[i]
+            # inputs left active feed only sinks (infinite supply): they send all they have
+            for i in range(ni):
+                if act[i]:
+                    f_i[i] = s_i[i]
+                    act[i] = 0
+            # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements
+            for i in range(ni):
+                inp = node_in[i0 + i]
+                ratio = min(1.0, f_i[i] / s_i[i]) if s_i[i] > _EPS else 0.0
+                for o in range(no):
+                    kk = i * max_out + o
+                    s_io[kk] = ratio if s_io[kk] > 0.0 else 0.0
+                if ratio <= 0.0:
+                    continue
+                if inp < L:
+                    window = _sending(n, cell_off, qstep_lane, lanes, alpha, meter, inp)
+                    moved = _take_from_window(inp, window, i * max_out, s_io, slot_off, slot_out, pk_base, pk_head,
+                                              pk_count, pk_total, pk_amt, slot_flow, P)
+                    y[cell_off[inp + 1] - 1] = moved
+                    cum_out[inp] += moved
+                    g0 = slot_off[inp]
+                    g1 = slot_off[inp + 1]
+                else:
+                    g0 = src_slot_off[inp - L]
+                    g1 = src_slot_off[inp - L + 1]
+                    for g in range(g0, g1):
+                        d = queue[g] * ratio
+                        queue[g] -= d
+                        slot_flow[g] += d
+                # hand the moved vehicles to the next link of their route (or out of the network)
+                for g in range(g0, g1):
+                    d = slot_flow[g]
+                    if d > 0.0:
+                        slot_flow[g] = 0.0
+                        r = slot_route[g]
+                        if inp >= L:
+                            route_in[r] += d
+                        nxt = slot_next[g]
+                        if nxt < 0:
+                            route_out[r] += d
+                        else:
+                            slot_flow[nxt] += d
+            for o in range(no):
+                out = node_out[o0 + o]
+                if out != _SINK:
+                    total = 0.0
+                    for g in range(slot_off[out], slot_off[out + 1]):
+                        total += slot_flow[g]
+                    if total > 0.0:
+                        link_inflow[out] = total
+                        cum_in[out] += total
+                        _push_inflow(out, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min,
+                                     slot_flow, P)
         # phase 3: update cells and accumulate the record
+        lowest = 0.0
         for l in range(L):
-            c0 = net.cell_off[l]
-            c1 = net.cell_off[l + 1]
-            dxl = net.dx[l]
-            ncrit = net.ncrit_lane[l] * ctl.lanes[l] * 1.05
-            inflow = st.link_inflow[l]
-            veh = 0.0
-            moved = 0.0
-            queued = 0.0
-            for c in range(c0, c1):
-                out = st.y[c]
-                nc = st.n[c] + inflow - out
-                if nc < 0.0:
-                    if nc < -1e-9:
-                        return STATUS_NEGATIVE
-                    nc = 0.0
-                st.n[c] = nc
-                inflow = out
-                veh += nc
-                moved += out
-                if nc > ncrit:
-                    queued += nc
-                if record_cells:
-                    rec.cell_veh[row, c] += nc / steps_per_record
-            rec.vkt[row, l] += moved * dxl
-            rec.vht[row, l] += veh * dt
-            rec.queue_veh[row, l] += queued / steps_per_record
+            c0 = cell_off[l]
+            c1 = cell_off[l + 1]
+            veh, moved, queued, low = _cell_update(n, y, c0, c1, link_inflow[l], ncrit_lane[l] * lanes[l] * 1.05)
+            lowest = min(lowest, low)
+            if record_cells:
+                for c in range(c0, c1):
+                    rec_cells[row, c] += n[c] / steps_per_record
+            rec_vkt[row, l] += moved * dx[l]
+            rec_vht[row, l] += veh * dt
+            rec_queue[row, l] += queued / steps_per_record
+        if lowest < -1e-9:
+            return STATUS_NEGATIVE
         if (k + 1) % steps_per_record == 0 or k + 1 == k1:
             _snapshot(net, ctl, st, rec, row)
             for l in range(L):
-                if not (st.n[net.cell_off[l]] == st.n[net.cell_off[l]]):
+                if not (n[cell_off[l]] == n[cell_off[l]]):
                     return STATUS_NAN
     return STATUS_OK
 
 
 @jit
 def _snapshot(net, ctl, st, rec, row):
-    L = net.alpha.shape[0]
+    """Snapshots at the end of record interval ``row`` (cumulative counts, queue length, lanes)."""
+    cell_off, ncrit_lane, dx = net.cell_off, net.ncrit_lane, net.dx
+    lanes, n = ctl.lanes, st.n
+    L = cell_off.shape[0] - 1
     for l in range(L):
         rec.cum_in[row, l] = st.cum_in[l]
         rec.cum_out[row, l] = st.cum_out[l]
-        rec.lanes[row, l] = ctl.lanes[l]
-        ncrit = net.ncrit_lane[l] * ctl.lanes[l] * 1.05
+        rec.lanes[row, l] = lanes[l]
+        ncrit = ncrit_lane[l] * lanes[l] * 1.05
         qlen = 0.0
-        for c in range(net.cell_off[l + 1] - 1, net.cell_off[l] - 1, -1):
-            if st.n[c] > ncrit:
-                qlen += net.dx[l]
+        for c in range(cell_off[l + 1] - 1, cell_off[l] - 1, -1):
+            if n[c] > ncrit:
+                qlen += dx[l]
             else:
                 break
         rec.queue_m[row, l] = qlen
-    for r in range(st.route_in.shape[0]):
-        rec.route_in[row, r] = st.route_in[r]
-        rec.route_out[row, r] = st.route_out[r]
-        rec.route_gen[row, r] = st.route_gen[r]
-    S = net.src_link.shape[0]
-    for s in range(S):
+    rec.route_in[row, :] = st.route_in
+    rec.route_out[row, :] = st.route_out
+    rec.route_gen[row, :] = st.route_gen
+    src_slot_off, queue = net.src_slot_off, st.queue
+    for s in range(src_slot_off.shape[0] - 1):
         q = 0.0
-        for g in range(net.src_slot_off[s], net.src_slot_off[s + 1]):
-            q += st.queue[g]
+        for g in range(src_slot_off[s], src_slot_off[s + 1]):
+            q += queue[g]
         rec.src_queue[row, s] = q
