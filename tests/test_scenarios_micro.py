@@ -13,25 +13,13 @@ from collections import Counter
 import pytest
 
 import trafficsim as ts
-from trafficsim.engines import ENGINES
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif("micro" not in ENGINES, reason="micro engine not available"),
-]
+pytestmark = pytest.mark.slow
 
 #: Relative tolerance of micro's discharge against macro's (documented in the scenario cards).
 AGREEMENT_TOL = 0.15
 
 _RUNS: dict[tuple[str, str], ts.Result] = {}
-
-
-@pytest.fixture(autouse=True)
-def _only_when_slow_selected(request):
-    """Each micro run takes minutes: run these only when ``-m slow`` selects them."""
-    expr = request.config.getoption("markexpr") or ""
-    if "slow" not in expr or "not slow" in expr:
-        pytest.skip("micro scenario runs take minutes each; select them with -m slow")
 
 
 def run(sid: str, engine: str) -> ts.Result:
