@@ -439,6 +439,46 @@ def _mandatory_dir(net, ctl, st, w, lane, x):
     return 0
 
 
+@jit
+def _swap(net, ctl, st, w, lane, j, md):
+    """Two standing vehicles side by side, each needing the other's lane, trade places.
+
+    Without this, a vehicle waiting at the end of its lane for the lane of a neighbour that
+    waits for its lane would deadlock both (they see each other as the blocking vehicle)."""
+    if st.v[w] > 0.5 or ctl.lane_open[j] == 0:
+        return False
+    lw = net.cls_len[st.cls[w]]
+    u = st.lane_head[j]
+    while u >= 0 and st.x[u] - net.cls_len[st.cls[u]] >= st.x[w]:
+        u = st.prv[u]
+    if u < 0 or st.x[u] <= st.x[w] - lw or st.v[u] > 0.5 or st.dwell[u] > 0.0:
+        return False
+    if _mandatory_dir(net, ctl, st, u, j, st.x[u]) != -md:
+        return False
+    lu = net.cls_len[st.cls[u]]
+    a = st.nxt[u]
+    b = st.prv[u]
+    if (a >= 0 and st.x[a] - net.cls_len[st.cls[a]] < st.x[w]) or (b >= 0 and st.x[w] - lw < st.x[b]):
+        return False
+    a = st.nxt[w]
+    b = st.prv[w]
+    if (a >= 0 and st.x[a] - net.cls_len[st.cls[a]] < st.x[u]) or (b >= 0 and st.x[u] - lu < st.x[b]):
+        return False
+    fw = st.prv[w]
+    lw_ = st.nxt[w]
+    fu = st.prv[u]
+    lu_ = st.nxt[u]
+    _unlink(st, lane, w)
+    _unlink(st, j, u)
+    _link_between(st, j, w, fu, lu_)
+    _link_between(st, lane, u, fw, lw_)
+    for q in (w, u):
+        st.tgt[q] = _crossing(net, ctl, st, st.slot[q], st.lane[q], st.x[q], st.v[q], 0)
+        st.yld[q] = -1
+    st.counters[C_LC] += 2
+    return True
+
+
 # ---------------------------------------------------------------------------- passes
 @jit
 def _permissions(net, ctl, st):
@@ -467,6 +507,10 @@ def _permissions(net, ctl, st):
                 w = st.prv[w]
                 continue
             md = _mandatory_dir(net, ctl, st, w, lane, st.x[w])
+            nw = st.prv[w]
+            if md != 0 and st.dwell[w] <= 0.0 and _swap(net, ctl, st, w, lane, lane + md, md):
+                w = nw
+                continue
             if md != 0 and st.dwell[w] <= 0.0:
                 j = lane + md
                 rear = st.x[w] - net.cls_len[st.cls[w]]
@@ -657,8 +701,10 @@ def _move(net, ctl, st, rec, ti, dt):
                 continue
             xo = st.x[w]
             xn, vn = ballistic_step(xo, st.v[w], st.acc[w], dt)
-            if xn > st.lim[w] + 1e-9:
-                st.counters[C_CLAMP] += 1
+            if xn > st.lim[w]:
+                # an emergency stop by the IDM travels ~1e-4 m; only a real overshoot is counted
+                if xn > st.lim[w] + 0.01 and xn > xo + 0.01:
+                    st.counters[C_CLAMP] += 1
                 xn = st.lim[w] if st.lim[w] > xo else xo
                 vmax = (xn - xo) / dt
                 if vn > vmax:
@@ -789,7 +835,13 @@ def _insert(net, ctl, st, rec, t, dt):
             best_lane = -1
             best_v = -1.0
             best_x = lc
-            for idx in range(ctl.slot_lo[slot], ctl.slot_hi[slot] + 1):
+            lo = ctl.slot_lo[slot]
+            hi = ctl.slot_hi[slot]
+            if net.link_len[link] > net.par[P_FREEDIST] + lc:
+                # far enough from the link end to change into the route's lanes later
+                lo = 0
+                hi = net.link_lane0[link + 1] - net.link_lane0[link] - 1
+            for idx in range(lo, hi + 1):
                 ln = net.link_lane0[link] + idx
                 if ctl.lane_open[ln] == 0:
                     continue

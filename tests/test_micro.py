@@ -1,0 +1,335 @@
+"""Physics tests of the microscopic engine (IDM + MOBIL): analytics, invariants, bottlenecks.
+
+Every scenario runs through ``ts.simulate(..., engine="micro")``; the invariants (no overlap, no
+negative speed, integer conservation, route compliance) are checked on every scenario built here.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import trafficsim as ts
+from trafficsim.control import Blocking, BusStop, FixedTimeSignal, Phase
+from trafficsim.engines import SimulationError
+from trafficsim.engines.micro import derive_connectors
+from trafficsim.kernels.idm import (
+    FREE_GAP, ballistic_step, equilibrium_gap, headway_for_capacity, idm_acceleration, steady_state_capacity,
+)
+from trafficsim.kernels.mobil import mobil_incentive, mobil_safe
+
+from reference_micro import gaps_from_trajectories, idm_platoon
+
+TRAJ = {"every_s": 0.5, "max_vehicles": 6000}
+
+
+def _link(net, lid, a, b, **kw):
+    base = dict(length_m=1000, lanes=1, free_speed_kmh=80, capacity_vph_per_lane=2000, jam_density_vpkm_per_lane=150)
+    base.update(kw)
+    net.add_link(lid, a, b, **base)
+
+
+def check_invariants(res, *, max_clamp_share=0.0):
+    """No overlap, no negative speed, exact conservation, route compliance."""
+    fs = res.final_state
+    tr = fs["trajectories"]
+    gaps = gaps_from_trajectories(tr)
+    assert gaps.size == 0 or gaps.min() >= -1e-6, f"overlap: min gap {gaps.min()}"
+    assert np.nanmin(tr["speed"].values, initial=0.0) >= 0.0
+    # integer conservation: created = exited + inside; the lane lists hold exactly `inside`
+    assert fs["entered"] + fs["initial"] == fs["exited"] + fs["inside"]
+    assert fs["lanes_listed"] == fs["inside"]
+    last = res.data.isel(time=-1)
+    assert int(last["route_departed"].sum()) == fs["entered"]
+    assert int(last["route_demand"].sum()) == fs["entered"] + fs["origin_queue"]
+    # route compliance: every completed vehicle left at the last link of its own route
+    done = tr["exit_link"].values != ""
+    paths = [str(p).split() for p in res.data["route_path"].values]
+    for r, exit_link in zip(tr["route"].values[done], tr["exit_link"].values[done]):
+        assert exit_link == paths[r][-1]
+    vehicle_steps = res.kpis["vht"] * 3600 / res.data.attrs["dt_s"]
+    assert fs["clamps"] <= max_clamp_share * vehicle_steps
+
+
+# ---------------------------------------------------------------------------- IDM and MOBIL analytics
+def test_free_road_acceleration_matches_idm():
+    for v in (0.0, 5.0, 10.0, 20.0):
+        assert idm_acceleration(v, FREE_GAP, 0.0, 25.0, 1.2, 2.0, 1.0, 1.5, 4.0) == pytest.approx(1.0 - (v / 25.0) ** 4)
+
+
+def test_equilibrium_gap_is_a_steady_state():
+    v0, T, s0 = 25.0, 1.2, 2.0
+    for v in (1.0, 8.0, 15.0, 22.0):
+        s = float(equilibrium_gap(v, v0, T, s0))
+        assert abs(idm_acceleration(v, s, 0.0, v0, T, s0, 1.0, 1.5, 4.0)) < 1e-12
+    assert float(equilibrium_gap(0.0, v0, T, s0)) == pytest.approx(s0)
+
+
+def test_ballistic_step_stops_without_reversing():
+    x, v = ballistic_step(0.0, 2.0, -8.0, 0.5)
+    assert v == 0.0 and x == pytest.approx(0.25)
+    x, v = ballistic_step(0.0, 10.0, 1.0, 0.5)
+    assert v == pytest.approx(10.5) and x == pytest.approx(5.125)
+
+
+def test_headway_for_capacity_inverts_the_fundamental_diagram():
+    for cap, vf in ((1800, 50), (2000, 80), (2200, 100)):
+        T = headway_for_capacity(cap / 3600, vf / 3.6, 2.0, 5.0)
+        assert steady_state_capacity(vf / 3.6, T, 2.0, 5.0) * 3600 == pytest.approx(cap, rel=1e-4)
+    # Treiber & Kesting highway set: v0=120 km/h, T=1.0 s -> about 2,519 veh/h (anchors V4)
+    assert steady_state_capacity(120 / 3.6, 1.0, 2.0, 5.0) * 3600 == pytest.approx(2519, abs=5)
+
+
+def test_mobil_incentive_and_safety():
+    assert mobil_incentive(1.0, 0.2, -0.5, 0.0, 0.3, 0.0, 0.5, 0.0) == pytest.approx(0.8 + 0.5 * (-0.5 + 0.3))
+    assert not mobil_safe(-4.5, 0.0, 4.0)
+    assert mobil_safe(-3.9, -1.0, 4.0)
+
+
+def test_kernel_matches_naive_platoon_reference():
+    """A platoon on an open single lane: the kernel and the naive numpy IDM agree to rounding."""
+    net = ts.Network()
+    for n in "AB":
+        net.add_node(n)
+    _link(net, "road", "A", "B", length_m=5000, free_speed_kmh=72)
+    x0 = np.array([300.0, 270.0, 250.0, 228.0])
+    v0 = np.array([5.0, 12.0, 15.0, 8.0])
+    iv = [dict(link="road", x_m=float(x), speed_kmh=float(v * 3.6)) for x, v in zip(x0, v0)]
+    p = dict(a_ms2=1.0, b_ms2=1.5, T_s=1.2, s0_m=2.0)
+    res = ts.simulate(ts.Scenario(net, ts.Demand(), 60), engine="micro", initial_vehicles=iv,
+                      vehicle_params={"car": p}, trajectories={"every_s": 0.5, "max_vehicles": 10}, record_interval_s=60)
+    tr = res.final_state["trajectories"]
+    xs, vs = idm_platoon(x0, v0, 5.0, 120, 0.5, 20.0, 1.2, 2.0, 1.0, 1.5)
+    # initial vehicles get ids from the most upstream one: reverse the reference's columns
+    assert np.allclose(tr["x"].values, xs[1:, ::-1], atol=2e-3)  # float32 storage
+    assert np.allclose(tr["speed"].values / 3.6, vs[1:, ::-1], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------- capacity and invariants
+def test_single_lane_saturated_capacity_matches_analytic():
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    _link(net, "up", "A", "B", length_m=2000, free_speed_kmh=100)
+    _link(net, "dn", "B", "C", length_m=1000, free_speed_kmh=100)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 3000)])
+    res = ts.simulate(ts.Scenario(net, d, 1500), engine="micro", seed=3, trajectories=TRAJ, record_interval_s=300)
+    check_invariants(res)
+    assert res.final_state["origin_queue"] > 100  # fed at saturation
+    measured = float(res.data["outflow"].sel(link="dn").isel(time=slice(1, None)).mean())
+    assert measured == pytest.approx(2000.0, rel=0.03)
+
+
+def _lane_drop(duration=1200, seed=1):
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    _link(net, "up", "A", "B", length_m=1500, lanes=3)
+    _link(net, "dn", "B", "C", length_m=800, lanes=2)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 4800)])
+    return ts.Scenario(net, d, duration)
+
+
+def test_lane_drop_discharges_near_remaining_capacity_and_queues_upstream():
+    res = ts.simulate(_lane_drop(), engine="micro", seed=1, trajectories=TRAJ, record_interval_s=300)
+    check_invariants(res, max_clamp_share=2e-3)
+    ds = res.data
+    discharge = float(ds["outflow"].sel(link="dn").isel(time=slice(1, None)).mean())
+    # FD range for 2 lanes at 2,000 veh/h/lane: at most capacity; IDM queue discharge lies below
+    # the static capacity (the capacity drop, anchors V3: 5-30%) and the forced merge costs more.
+    # Measured ~69% here: a larger drop than observed, see docs/models/micro.md (calibration).
+    assert 0.60 * 4000 <= discharge <= 1.02 * 4000
+    assert float(ds["queue_length"].sel(link="up").max()) > 300
+    assert float(ds["queue_length"].sel(link="dn").max()) < 50
+
+
+def _on_ramp(duration=1200, main=4700, ramp=1000):
+    net = ts.Network()
+    for n in "ABCDR":
+        net.add_node(n)
+    _link(net, "m1", "A", "B", length_m=1500, lanes=3, free_speed_kmh=100)
+    _link(net, "ramp", "R", "B", length_m=400, lanes=1, free_speed_kmh=60, capacity_vph_per_lane=1800)
+    _link(net, "acc", "B", "C", length_m=300, lanes=4, free_speed_kmh=100)
+    _link(net, "m2", "C", "D", length_m=1000, lanes=3, free_speed_kmh=100)
+    d = ts.Demand()
+    d.add("A", "D", [(0, main)])
+    d.add("R", "D", [(0, ramp)], name="ramp")
+    return ts.Scenario(net, d, duration)
+
+
+def test_on_ramp_merge_discharge_and_queue_upstream():
+    res = ts.simulate(_on_ramp(), engine="micro", seed=2, trajectories=TRAJ, record_interval_s=300)
+    check_invariants(res, max_clamp_share=2e-3)
+    ds = res.data
+    discharge = float(ds["outflow"].sel(link="m2").isel(time=slice(1, None)).mean())
+    assert 0.60 * 6000 <= discharge <= 1.02 * 6000
+    assert float(ds["queue_length"].sel(link="m2").max()) < 50
+    assert float(ds["queue_length"].sel(link="m1").max()) > 100 or float(ds["queue_length"].sel(link="ramp").max()) > 100
+    # the acceleration lane (lane 0 of 'acc') ends: nobody leaves 'acc' from it, nobody is lost
+    assert res.final_state["inside"] + res.final_state["exited"] == res.final_state["entered"]
+
+
+def test_connectors_follow_the_documented_rules():
+    sc = _on_ramp()
+    net = sc.network
+    mv = [("m1", "acc"), ("ramp", "acc"), ("acc", "m2")]
+    conn = derive_connectors(net, mv, {lid: lk.lanes for lid, lk in net.links.items()})
+    assert conn[("m1", "acc")] == (0, 2, [1, 2, 3])  # the widest feeder takes the left lanes
+    assert conn[("ramp", "acc")] == (0, 0, [0])  # the ramp attaches on the right
+    assert conn[("acc", "m2")] == (1, 3, [0, 1, 2])  # the rightmost lane (acceleration lane) ends
+
+
+# ---------------------------------------------------------------------------- ring road
+def test_sugiyama_ring_develops_stop_and_go_moving_upstream():
+    net = ts.Network()
+    net.add_node("P", 0, 0)
+    net.add_node("Q", 1, 0)
+    for lid, f, t in (("pq", "P", "Q"), ("qp", "Q", "P")):
+        _link(net, lid, f, t, length_m=115, free_speed_kmh=60, capacity_vph_per_lane=1800)
+    n, circ = 22, 230.0
+    sp = circ / n
+    for p0 in np.linspace(0.0, sp, 200):
+        pos = (p0 + np.arange(n) * sp) % circ
+        if np.all(pos % 115 >= 5.01):
+            break
+    iv = [dict(link="pq" if q <= 115 else "qp", x_m=float(q if q <= 115 else q - 115),
+               speed_kmh=20.0 if i else 15.0, route=["pq", "qp"], cyclic=True) for i, q in enumerate(pos)]
+    res = ts.simulate(ts.Scenario(net, ts.Demand(), 600), engine="micro", initial_vehicles=iv,
+                      vehicle_params={"car": dict(a_ms2=1.0, b_ms2=1.5, T_s=1.0, s0_m=2.0, v0_kmh=54)},
+                      trajectories={"every_s": 1.0, "max_vehicles": 30}, record_interval_s=60)
+    check_invariants(res)
+    assert res.final_state["inside"] == n
+    tr = res.final_state["trajectories"]
+    X = tr["x"].values + np.where(tr["link_index"].values == 1, 115.0, 0.0)
+    V = tr["speed"].values
+    late = slice(300, None)
+    assert V[late].min() < 3.0 and V[late].max() > 20.0  # stop-and-go, not a homogeneous flow
+    jam = np.array([X[k, np.argmin(V[k])] for k in range(300, V.shape[0])])
+    jam = np.unwrap(jam / circ * 2 * np.pi) * circ / (2 * np.pi)
+    wave_kmh = np.polyfit(np.arange(jam.size) * 1.0, jam, 1)[0] * 3.6
+    assert -25.0 <= wave_kmh <= -10.0
+
+
+# ---------------------------------------------------------------------------- signals, buses, blocking
+def _signal(green=30.0, bus=0.0, stop=None, duration=1200, cars=1500):
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    _link(net, "in", "A", "B", length_m=600, free_speed_kmh=50, capacity_vph_per_lane=1900)
+    _link(net, "out", "B", "C", length_m=400, free_speed_kmh=50, capacity_vph_per_lane=1900)
+    d = ts.Demand()
+    d.add("A", "C", [(0, cars)])
+    if bus:
+        d.add("A", "C", [(0, bus)], vehicle_class="bus", name="bus")
+    controls = [FixedTimeSignal("B", (Phase(green, (("in", "out"),), amber_s=3.0, all_red_s=0.0),
+                                      Phase(27.0, (), amber_s=0.0)))]
+    if stop is not None:
+        controls.append(stop)
+    return ts.Scenario(net, d, duration, controls=controls)
+
+
+def test_signal_saturation_flow_and_stop_at_red():
+    res = ts.simulate(_signal(), engine="micro", seed=4, detectors=[("in", 600.0)], trajectories=TRAJ, record_interval_s=60)
+    check_invariants(res)
+    tr = res.final_state["trajectories"]
+    # nobody crosses the stop line during red: the outflow comes in green (+amber) only
+    t = tr["time"].values
+    cycle = 60.0
+    x_in = np.where(tr["link_index"].values == 0, tr["x"].values, np.nan)
+    # saturation headway: exits of queued vehicles during green after the first four
+    crossings = []
+    prev = x_in[:-1]
+    nowout = (tr["link_index"].values[1:] == 1) & (tr["link_index"].values[:-1] == 0)
+    for k, v in zip(*np.nonzero(nowout)):
+        crossings.append(t[k + 1])
+        assert (t[k + 1] % cycle) <= 33.5 + 0.5  # green 30 s + amber 3 s
+    crossings = np.array(crossings)
+    heads = []
+    for c0 in np.arange(120.0, 1200.0, cycle):
+        cyc = crossings[(crossings >= c0) & (crossings < c0 + 30.0)]
+        if cyc.size >= 10:
+            heads.append(np.diff(cyc[4:]).mean())
+    sat = 3600.0 / np.mean(heads)
+    assert 1800.0 <= sat <= 2000.0, sat
+    assert float(res.data["queue_length"].sel(link="in").max()) > 30
+    assert "det_count" in res.data and int(res.data["det_count"].sum()) == int(res.data["cum_out"].sel(link="in").isel(time=-1))
+
+
+def test_bus_stop_in_lane_reduces_discharge_and_bay_does_not():
+    base = dict(green=60.0, cars=1800, duration=1800)
+    runs = {}
+    for name, stop in (("none", None), ("kerb", BusStop("in", 450.0, dwell_mean_s=30.0, dwell_cv=0.3)),
+                       ("bay", BusStop("in", 450.0, bay=True, dwell_mean_s=30.0, dwell_cv=0.3))):
+        res = ts.simulate(_signal(bus=60.0 if stop is not None else 0.0, stop=stop, **base), engine="micro", seed=5,
+                          trajectories=TRAJ, record_interval_s=300)
+        check_invariants(res, max_clamp_share=2e-3)
+        runs[name] = float(res.data["outflow"].sel(link="in").isel(time=slice(1, None)).mean())
+    assert runs["kerb"] < 0.95 * runs["none"]
+    assert runs["bay"] > runs["kerb"]
+
+
+def test_blocking_forces_lane_changes_and_lane_schedule_never_deletes_vehicles():
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    _link(net, "up", "A", "B", length_m=1200, lanes=2, lane_schedule=[(300.0, 1)])
+    _link(net, "dn", "B", "C", length_m=500, lanes=2)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 2400)])
+    sc = ts.Scenario(net, d, 900, controls=[Blocking("up", 100.0, 500.0, lanes=1, position_m=600.0, length_m=30.0)])
+    res = ts.simulate(sc, engine="micro", seed=6, trajectories=TRAJ, record_interval_s=60)
+    check_invariants(res, max_clamp_share=2e-3)
+    tr = res.final_state["trajectories"]
+    # while the kerb lane is blocked nobody stands inside the blocked segment on lane 0
+    t = tr["time"].values
+    on = (tr["link_index"].values == 0) & (tr["lane"].values == 0)
+    rear = tr["x"].values - tr["length_m"].values[None, :]
+    inside = on & (rear > 600.0 + 0.5) & (tr["x"].values < 630.0)
+    during = (t > 130.0) & (t < 500.0)
+    assert not inside[during].any()
+    # after 300 s lane 1 of 'up' is closed: it empties (vehicles leave it, none vanish)
+    lane1 = (tr["link_index"].values == 0) & (tr["lane"].values == 1)
+    assert lane1[t > 700.0].sum() == 0
+    assert float(res.data["lanes"].sel(link="up").isel(time=-1)) == 1.0
+
+
+def test_route_compliance_at_a_diverge_with_route_aware_lanes():
+    net = ts.Network()
+    for n, x, y in (("A", 0, 0), ("B", 1500, 0), ("C", 2500, 0), ("D", 2400, -400)):
+        net.add_node(n, x, y)
+    _link(net, "up", "A", "B", length_m=1500, lanes=3, free_speed_kmh=100)
+    _link(net, "main", "B", "C", length_m=1000, lanes=2, free_speed_kmh=100)
+    _link(net, "off", "B", "D", length_m=500, lanes=1, free_speed_kmh=60, capacity_vph_per_lane=1800)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 2400)])
+    d.add("A", "D", [(0, 900)], name="exit")
+    res = ts.simulate(ts.Scenario(net, d, 900), engine="micro", seed=7, trajectories=TRAJ, record_interval_s=60)
+    check_invariants(res, max_clamp_share=2e-3)
+    assert res.final_state["sink_exits"]["up"] == 0
+    assert res.final_state["sink_exits"]["off"] > 100 and res.final_state["sink_exits"]["main"] > 300
+
+
+def test_determinism_per_seed_and_independent_seeds():
+    sc = _lane_drop(duration=300)
+    a = ts.simulate(sc, engine="micro", seed=11)
+    b = ts.simulate(sc, engine="micro", seed=11)
+    c = ts.simulate(sc, engine="micro", seed=12)
+    assert a.data.equals(b.data)
+    assert not np.array_equal(a.data["vkt"].values, c.data["vkt"].values)
+
+
+def test_result_schema_matches_macro_and_errors_name_the_element():
+    sc = _lane_drop(duration=300)
+    micro = ts.simulate(sc, engine="micro", seed=0)
+    macro = ts.simulate(sc, engine="macro")
+    assert set(macro.data.data_vars) <= set(micro.data.data_vars)
+    assert micro.data["flow"].attrs["units"] == "veh/h"
+    assert micro.kpis["completed"] > 0
+    with pytest.raises(SimulationError, match="link 'dn'"):
+        net = sc.network.copy()
+        net.update_link("dn", length_m=5.0)
+        ts.simulate(sc.replace(network=net), engine="micro")
+    with pytest.raises(SimulationError, match="lane_change: unknown parameter"):
+        ts.simulate(sc, engine="micro", lane_change={"politness": 0.3})
