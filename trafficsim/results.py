@@ -7,10 +7,10 @@ definitions over the link and the interval (Edie 1963)::
     density = VHT / (L T)         [veh/km]
     speed   = VKT / VHT           [km/h]   (free-flow speed when the link was empty)
 
-plus the queue (vehicles in congested cells, time-mean), the queue length at the interval's end
-(congested length from the link's downstream end), cumulative counts in and out, inflow and
-outflow rates at the link ends, and the lanes in force. ``time`` labels the *end* of each
-interval [s]; snapshots (cumulative counts, queue length, lanes) are taken at that instant.
+plus the queue (vehicles in congested state, time-mean), the queue length (congested length
+from the link's downstream end at the interval's end), cumulative counts in and out, inflow and outflow rates at the
+link ends, and the lanes in force. ``time`` labels the *end* of each interval [s]; snapshots
+(cumulative counts, lanes) are taken at that instant.
 Per route: cumulative vehicles demanded, departed (entered the network) and arrived. Per origin:
 the origin queue (demand that could not enter yet). Units and descriptions live in each
 variable's CF ``units`` / ``long_name`` attributes.
@@ -139,6 +139,7 @@ def build_dataset(
             "length_m": ("link", length, _attrs("m", "link length")),
             "free_speed_kmh": ("link", vf, _attrs("km/h", "free-flow speed")),
             "capacity_vph_per_lane": ("link", np.array([lk.capacity_vph_per_lane for lk in links]), _attrs("veh/h/lane", "lane capacity")),
+            "jam_density_vpkm_per_lane": ("link", np.array([lk.jam_density_vpkm_per_lane for lk in links]), _attrs("veh/km/lane", "jam density")),
             "route_origin": ("route", np.array([flows[f].origin for f in route_flow], dtype=str)),
             "route_destination": ("route", np.array([flows[f].destination for f in route_flow], dtype=str)),
             "route_path": ("route", np.array([" ".join(p) for p in route_links], dtype=str)),

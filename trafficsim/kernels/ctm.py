@@ -136,7 +136,7 @@ class CTMRecord(NamedTuple):
     cum_in: np.ndarray        # (T, L) snapshot at interval end
     cum_out: np.ndarray       # (T, L)
     queue_veh: np.ndarray     # (T, L) time-mean vehicles in congested cells
-    queue_m: np.ndarray       # (T, L) snapshot: congested length from the downstream end [m]
+    queue_m: np.ndarray       # (T, L) congested length from the downstream end at interval end [m]
     lanes: np.ndarray         # (T, L) lanes in force at interval end
     route_in: np.ndarray      # (T, R) snapshot
     route_out: np.ndarray     # (T, R)
@@ -306,15 +306,18 @@ def _cell_flows_drop(n, y, c0, c1, alpha, beta, q, njam, ncrit, keep):
 
 @jit(inline="always")
 def _cell_update(n, y, c0, c1, inflow, ncrit):
-    """Apply one step's flows to the cells of a link; returns (vehicles, moved, queued, lowest).
+    """Apply one step's flows to the cells of a link.
 
-    Rounding can leave ``-1e-17`` vehicles: those are clipped to 0; anything below ``-1e-9``
-    is reported through ``lowest`` as a kernel error.
+    Returns (vehicles, moved, queued, run, lowest): vehicles on the link, vehicles that moved
+    out of a cell, vehicles in congested cells, the number of congested cells in a row at the
+    downstream end (the queue), and the lowest cell count before clipping. Rounding can leave
+    ``-1e-17`` vehicles: those are clipped to 0; anything below ``-1e-9`` is a kernel error.
     """
     veh = 0.0
     moved = 0.0
     queued = 0.0
     lowest = 0.0
+    run = 0
     for c in range(c0, c1):
         out = y[c]
         nc = n[c] + inflow - out
@@ -326,7 +329,10 @@ def _cell_update(n, y, c0, c1, inflow, ncrit):
         moved += out
         if nc > ncrit:
             queued += nc
-    return veh, moved, queued, lowest
+            run += 1
+        else:
+            run = 0
+    return veh, moved, queued, run, lowest
 
 
 @jit
@@ -370,6 +376,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
+    rec_qlen = rec.queue_m
 
     L = alpha.shape[0]
     N = node_in_off.shape[0] - 1
@@ -564,8 +571,10 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         for l in range(L):
             c0 = cell_off[l]
             c1 = cell_off[l + 1]
-            veh, moved, queued, low = _cell_update(n, y, c0, c1, link_inflow[l], ncrit_lane[l] * lanes[l] * 1.05)
+            veh, moved, queued, run, low = _cell_update(n, y, c0, c1, link_inflow[l],
+                                                        ncrit_lane[l] * lanes[l] * 1.05)
             lowest = min(lowest, low)
+            rec_qlen[row, l] = run * dx[l]          # the value at the interval's last step
             if record_cells:
                 for c in range(c0, c1):
                     rec_cells[row, c] += n[c] / steps_per_record
@@ -584,22 +593,13 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
 
 @jit
 def _snapshot(net, ctl, st, rec, row):
-    """Snapshots at the end of record interval ``row`` (cumulative counts, queue length, lanes)."""
-    cell_off, ncrit_lane, dx = net.cell_off, net.ncrit_lane, net.dx
-    lanes, n = ctl.lanes, st.n
-    L = cell_off.shape[0] - 1
+    """Snapshots at the end of record interval ``row`` (cumulative counts, lanes, queues)."""
+    lanes = ctl.lanes
+    L = lanes.shape[0]
     for l in range(L):
         rec.cum_in[row, l] = st.cum_in[l]
         rec.cum_out[row, l] = st.cum_out[l]
         rec.lanes[row, l] = lanes[l]
-        ncrit = ncrit_lane[l] * lanes[l] * 1.05
-        qlen = 0.0
-        for c in range(cell_off[l + 1] - 1, cell_off[l] - 1, -1):
-            if n[c] > ncrit:
-                qlen += dx[l]
-            else:
-                break
-        rec.queue_m[row, l] = qlen
     rec.route_in[row, :] = st.route_in
     rec.route_out[row, :] = st.route_out
     rec.route_gen[row, :] = st.route_gen
