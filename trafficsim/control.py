@@ -21,6 +21,7 @@ __all__ = [
     "FixedRateMeter",
     "Blocking",
     "BusStop",
+    "AlineaMeter",
     "CONTROL_KINDS",
     "control_from_dict",
 ]
@@ -345,12 +346,109 @@ class BusStop:
         return cls(d["link"], d["position_m"], **{k: d[k] for k in keys if k in d})
 
 
+@dataclass(frozen=True)
+class AlineaMeter:
+    """ALINEA feedback ramp metering (Papageorgiou, Hadj-Salem & Blosseville 1991).
+
+    Every ``interval_s`` the controller reads the occupancy ``o`` [%] measured over the last
+    interval on the first ``detector_length_m`` of ``detector_link`` (downstream of the merge)
+    and sets the metering rate of ``link``::
+
+        r(k) = r(k-1) + K_R * (o_set - o(k))        clipped to [min_rate_vph, max_rate_vph]
+
+    With queue override: when the vehicles stored on the ramp exceed ``queue_override`` times its
+    storage (lanes x jam density x length) the rate is ``max_rate_vph`` for that interval, so the
+    ramp queue does not spill onto the street. Occupancy is the share of road covered by
+    vehicles, ``o = 100 k / k_j`` with an effective vehicle length ``1 / k_j`` per lane.
+
+    Parameters
+    ----------
+    link : str
+        The metered on-ramp (it must end at a merge).
+    detector_link : str
+        The link downstream of the merge whose first cells are the detector.
+    gain_vph_per_pct : float
+        ``K_R`` [veh/h per % occupancy]; 70 in the field trials.
+    setpoint_pct : float
+        ``o_set`` [%]; about the critical occupancy of the detector link.
+    min_rate_vph, max_rate_vph : float
+        Bounds of the rate [veh/h].
+    interval_s : float
+        Control interval [s] (40-60 s in practice).
+    detector_length_m : float
+        Detector zone from the start of ``detector_link`` [m].
+    queue_override : float
+        Fraction of the ramp's storage that triggers the override (in (0, 1]); 0 disables it.
+    start_s, end_s : float
+        Active window [s]; outside it the ramp is not metered.
+    """
+
+    link: str
+    detector_link: str
+    setpoint_pct: float
+    gain_vph_per_pct: float = 70.0
+    min_rate_vph: float = 200.0
+    max_rate_vph: float = 1800.0
+    interval_s: float = 60.0
+    detector_length_m: float = 100.0
+    queue_override: float = 0.8
+    start_s: float = 0.0
+    end_s: float = math.inf
+    kind: str = field(default="alinea", init=False)
+
+    def validate(self, network: Network) -> "AlineaMeter":
+        """Check against ``network``; returns a normalised copy."""
+        el = f"ALINEA meter on link {self.link!r}"
+        for name in ("link", "detector_link"):
+            if getattr(self, name) not in network.links:
+                raise ControlError(f"{el}: {name} {getattr(self, name)!r} is not in the network")
+        ramp, det = network.links[self.link], network.links[self.detector_link]
+        if len(network.in_links(ramp.to_node)) < 2:
+            raise ControlError(f"{el}: link does not end at a merge (node {ramp.to_node!r} has one incoming link)")
+        if det.from_node != ramp.to_node:
+            raise ControlError(f"{el}: detector_link {self.detector_link!r} does not leave the merge node {ramp.to_node!r}")
+        lo = _num(el, "min_rate_vph", self.min_rate_vph)
+        hi = _num(el, "max_rate_vph", self.max_rate_vph, strict=True)
+        if hi < lo:
+            raise ControlError(f"{el}: max_rate_vph ({hi:g}) is below min_rate_vph ({lo:g})")
+        qo = _num(el, "queue_override", self.queue_override)
+        if qo > 1.0:
+            raise ControlError(f"{el}: queue_override must be a fraction in [0, 1], got {qo!r}")
+        end = float(self.end_s)
+        if not end > float(self.start_s):
+            raise ControlError(f"{el}: end_s must be after start_s")
+        return AlineaMeter(
+            self.link, self.detector_link, _num(el, "setpoint_pct", self.setpoint_pct, strict=True),
+            _num(el, "gain_vph_per_pct", self.gain_vph_per_pct, strict=True), lo, hi,
+            _num(el, "interval_s", self.interval_s, strict=True), _num(el, "detector_length_m", self.detector_length_m, strict=True),
+            qo, _num(el, "start_s", self.start_s), end,
+        )
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML (an infinite ``end_s`` is left out)."""
+        d = {"kind": self.kind, "link": self.link, "detector_link": self.detector_link, "setpoint_pct": self.setpoint_pct,
+             "gain_vph_per_pct": self.gain_vph_per_pct, "min_rate_vph": self.min_rate_vph,
+             "max_rate_vph": self.max_rate_vph, "interval_s": self.interval_s,
+             "detector_length_m": self.detector_length_m, "queue_override": self.queue_override, "start_s": self.start_s}
+        if math.isfinite(self.end_s):
+            d["end_s"] = self.end_s
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AlineaMeter":
+        """Inverse of :meth:`to_dict`."""
+        keys = ("gain_vph_per_pct", "min_rate_vph", "max_rate_vph", "interval_s", "detector_length_m",
+                "queue_override", "start_s", "end_s")
+        return cls(d["link"], d["detector_link"], d["setpoint_pct"], **{k: d[k] for k in keys if k in d})
+
+
 #: kind -> control class, for deserialisation. Measures may register further kinds.
 CONTROL_KINDS: dict[str, type] = {
     "signal": FixedTimeSignal,
     "meter": FixedRateMeter,
     "blocking": Blocking,
     "bus_stop": BusStop,
+    "alinea": AlineaMeter,
 }
 
 

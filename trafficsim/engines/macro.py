@@ -27,6 +27,7 @@ from ..kernels.ctm import (
 )
 from ..results import Result, build_dataset
 from ..scenario import Scenario
+from ._feedback import MacroFeedback
 from ._common import (
     RouteTable,
     SimulationError,
@@ -324,6 +325,9 @@ def run_macro(
     cuts = {0, c.n_steps}
     cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
     cuts.update(range(0, c.n_steps, c.steps_per_record))
+    feedback = MacroFeedback.build(c)  # controllers (ALINEA) cut chunks at their sample/interval steps
+    if feedback is not None:
+        cuts.update(feedback.cut_steps(c.n_steps))
     cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
     bar = None
     if progress:
@@ -333,6 +337,8 @@ def run_macro(
     try:
         for k0, k1 in zip(cuts[:-1], cuts[1:]):
             ctl = c.controls_at(k0 * c.dt)
+            if feedback is not None:
+                feedback.step(k0, st, ctl)
             status = ctm_advance(k0, k1, c.dt, c.steps_per_record, capacity_drop, c.net, ctl, st, rec)
             if status == STATUS_NEGATIVE:
                 raise SimulationError(f"CTM produced a negative cell count between t={k0 * c.dt:g} s and {k1 * c.dt:g} s")
@@ -379,4 +385,6 @@ def run_macro(
             {"units": "veh/km", "long_name": "time-mean density of each cell (all lanes)"},
         )
     state = {"cells": st.n.copy(), "queues": st.queue.copy()}
+    if feedback is not None:
+        state["controllers"] = feedback.log()
     return Result(ds, scenario=scenario, engine="macro", final_state=state)

@@ -103,6 +103,9 @@ def load(id: str, **params) -> Scenario:
     peak = replace(getattr(mod, "PEAK", PeakShape()), **peak_kw)
     sc = mod.build(peak, **params)
     sc.meta["parameters"] = {**valid, **peak_kw, **params}
+    from ..measures.library import measures_for  # measures import only the core
+
+    sc.measures = measures_for(sc)
     return sc
 
 

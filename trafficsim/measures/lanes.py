@@ -1,0 +1,284 @@
+"""Lane measures: tidal (reversible) lanes, variable lanes, widening.
+
+All three are lane schedules, the primitive every engine reads (``Link.lane_schedule``).
+
+TidalLane
+    ``lanes`` lanes of the road move from the ``opposite`` link to ``link`` during each window.
+    At the window start the lanes close on ``opposite`` (entry closed, vehicles already there
+    drain); ``clearance_s`` later they open on ``link``. At the window end they close on
+    ``link`` and reopen on ``opposite`` after the same clearance. The clearance must be at
+    least the free-flow traversal time of the section so that a vehicle that entered the
+    reversed lane just before closure has left before opposing traffic is admitted. A reversed
+    lane has the per-lane fundamental diagram of the link it serves (Lambert & Wolshon 2010:
+    reversed lanes flow like normal lanes).
+
+VariableLane
+    A lane whose permitted movement changes by time of day. In the macro engine a lane group
+    per movement is a parallel link: the measure splits ``link`` into the through link and a
+    pocket link (same end nodes) dedicated to the movement onto ``turn_to``. During each window
+    ``lanes`` lanes leave the through link for the pocket and the turning flows use the pocket;
+    outside the windows the lane is general-purpose again (the through link has all lanes and
+    the turning flows use it, as in the baseline). The demand of each turning flow is split
+    into its in-window and out-of-window parts so each part has its own route.
+
+Widening
+    More lanes on links (added to the lane count and every schedule entry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..scenario import Scenario
+from ._base import Measure, add_lane_delta, finite
+
+__all__ = ["TidalLane", "VariableLane", "Widening"]
+
+
+def _windows(owner: str, windows, duration_s: float) -> tuple[tuple[float, float], ...]:
+    out, last = [], -1.0
+    for i, w in enumerate(windows):
+        try:
+            a, b = float(w[0]), float(w[1])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"{owner}.windows[{i}]: must be a (start_s, end_s) pair, got {w!r}") from None
+        if not (0.0 <= a < b) or a < last:
+            raise ValueError(f"{owner}.windows[{i}]: need 0 <= start_s < end_s, in order and not overlapping, got {w!r}")
+        out.append((a, min(b, duration_s)))
+        last = b
+    if not out:
+        raise ValueError(f"{owner}.windows: empty")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TidalLane(Measure):
+    """Reversible lanes: ``lanes`` lanes of ``opposite`` serve ``link`` during ``windows``.
+
+    Parameters
+    ----------
+    link : str
+        The peak-direction link that gains lanes.
+    windows : tuple of (float, float)
+        ``((start_s, end_s), ...)`` [s] during which the lanes are reversed (e.g. the AM peak).
+    lanes : int
+        Lanes reversed, >= 1; ``opposite`` keeps at least one lane.
+    opposite : str, optional
+        The opposing link (``to_node``/``from_node`` swapped); found from the network when None.
+    clearance_s : float, optional
+        Closure of the reversed lanes in both directions at each change [s]; default the
+        free-flow traversal time of the longer of the two links, rounded up to 10 s. Must be at
+        least that traversal time.
+    label : str
+        Name of the variant in reports.
+    """
+
+    link: str
+    windows: tuple = ((0.0, float("inf")),)
+    lanes: int = 1
+    opposite: str | None = None
+    clearance_s: float | None = None
+    label: str = ""
+
+    def opposite_of(self, sc: Scenario) -> str:
+        """The opposing link id (validated)."""
+        lk = self.need_link(sc, "link", self.link)
+        cands = [o.id for o in sc.network.links.values() if o.from_node == lk.to_node and o.to_node == lk.from_node]
+        if self.opposite is not None:
+            if self.opposite not in cands:
+                raise self.error("opposite", f"link {self.opposite!r} does not run opposite to {self.link!r} "
+                                             f"({lk.to_node!r} -> {lk.from_node!r})")
+            return self.opposite
+        if not cands:
+            raise self.error("link", f"link {self.link!r} has no opposite link ({lk.to_node!r} -> {lk.from_node!r}): "
+                                     "a tidal lane needs a two-way road, this one is one-way")
+        return cands[0]
+
+    def schedule(self, sc: Scenario) -> dict[str, list[tuple[float, int]]]:
+        """Lane deltas per link: ``{link: [(t, delta)], opposite: [(t, delta)]}``."""
+        opp = self.opposite_of(sc)
+        a, b = sc.network.links[self.link], sc.network.links[opp]
+        traverse = max(a.free_flow_time_s, b.free_flow_time_s)
+        clear = self.clearance_s
+        if clear is None:
+            clear = 10.0 * -(-traverse // 10.0)
+        clear = finite(type(self).__name__, "clearance_s", clear)
+        if clear < traverse - 1e-9:
+            raise self.error("clearance_s", f"{clear:g} s is shorter than the free-flow traversal time {traverse:.1f} s "
+                                            f"of {self.link!r}/{opp!r}: the reversed lane would not empty before reversal")
+        if isinstance(self.lanes, bool) or int(self.lanes) != self.lanes or self.lanes < 1:
+            raise self.error("lanes", f"must be a whole number >= 1, got {self.lanes!r}")
+        k = int(self.lanes)
+        for t in (0.0,) + tuple(s for s, _ in b.lane_schedule):
+            if b.lanes_at(t) - k < 1:
+                raise self.error("lanes", f"reversing {k} lane(s) leaves {opp!r} with {b.lanes_at(t) - k} lanes at "
+                                          f"t={t:g} s; the opposite direction must keep >= 1")
+        wins = _windows(type(self).__name__, self.windows, sc.duration_s)
+        gain, lose = [], []
+        for s, e in wins:
+            lose.append((s, -k))
+            # a window from time 0 starts reversed: no clearance at the start of the run
+            gain.append((s + clear if s > 0 else 0.0, k))
+            gain.append((e, 0))
+            lose.append((e + clear, 0))
+        return {self.link: sorted(gain), opp: sorted(lose)}
+
+    def _edit(self, sc: Scenario) -> None:
+        for lid, deltas in self.schedule(sc).items():
+            add_lane_delta(sc.network, lid, [(t, d) for t, d in deltas if t < sc.duration_s], owner=type(self).__name__)
+
+    def describe(self) -> str:
+        w = ", ".join(f"{a:g}-{b:g} s" for a, b in self.windows)
+        return f"TidalLane: {self.lanes} lane(s) of the opposite road serve {self.link!r} during {w}"
+
+
+@dataclass(frozen=True)
+class VariableLane(Measure):
+    """A lane that serves only the movement ``link -> turn_to`` during ``windows``.
+
+    Parameters
+    ----------
+    link : str
+        The approach link whose lane changes use.
+    turn_to : str
+        The downstream link of the movement the lane is dedicated to (a left turn, a U-turn).
+    windows : tuple of (float, float)
+        ``((start_s, end_s), ...)`` [s] when the lane is dedicated.
+    lanes : int
+        Lanes dedicated, >= 1, fewer than the link has.
+    pocket_capacity_vph_per_lane, through_capacity_vph_per_lane : float, optional
+        Per-lane capacity [veh/h/lane] of the dedicated lane and of the remaining lanes (e.g.
+        restored once turners no longer block the through lanes); default the link's.
+    label : str
+        Name of the variant in reports.
+    """
+
+    link: str
+    turn_to: str
+    windows: tuple = ((0.0, float("inf")),)
+    lanes: int = 1
+    pocket_capacity_vph_per_lane: float | None = None
+    through_capacity_vph_per_lane: float | None = None
+    label: str = ""
+
+    @property
+    def pocket_id(self) -> str:
+        """Id of the pocket link the measure creates."""
+        return f"{self.link}:pocket"
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        lk = self.need_link(sc, "link", self.link)
+        out = self.need_link(sc, "turn_to", self.turn_to)
+        if out.from_node != lk.to_node:
+            raise self.error("turn_to", f"link {self.turn_to!r} does not start where {self.link!r} ends ({lk.to_node!r})")
+        k = self.lanes
+        if isinstance(k, bool) or int(k) != k or not (1 <= k < lk.lanes):
+            raise self.error("lanes", f"must be a whole number in [1, {lk.lanes - 1}] (link {self.link!r} has {lk.lanes}), got {k!r}")
+        wins = _windows(owner, self.windows, sc.duration_s)
+        net = sc.network
+        pocket_cap = lk.capacity_vph_per_lane if self.pocket_capacity_vph_per_lane is None else finite(
+            owner, "pocket_capacity_vph_per_lane", self.pocket_capacity_vph_per_lane, strict=True)
+        net.add_link(self.pocket_id, lk.from_node, lk.to_node, length_m=lk.length_m, lanes=int(k),
+                     free_speed_kmh=lk.free_speed_kmh, capacity_vph_per_lane=pocket_cap,
+                     jam_density_vpkm_per_lane=lk.jam_density_vpkm_per_lane, name=f"{lk.name or lk.id} (dedicated lane)")
+        if self.through_capacity_vph_per_lane is not None:
+            net.update_link(self.link, capacity_vph_per_lane=finite(owner, "through_capacity_vph_per_lane",
+                                                                    self.through_capacity_vph_per_lane, strict=True))
+        deltas = []
+        for s, e in wins:
+            deltas += [(s, -int(k)), (e, 0)]
+        add_lane_delta(net, self.link, [(t, d) for t, d in deltas if t < sc.duration_s], owner=owner)
+        for (a, b) in list(net.banned_turns):
+            if a == self.link:
+                net.ban_turn(self.pocket_id, b)
+        # the pocket serves only the dedicated movement; the through link keeps the other ones
+        for o in net.out_links(lk.to_node):
+            if o.id != self.turn_to:
+                net.ban_turn(self.pocket_id, o.id)
+        # split each turning flow into its in-window part (via the pocket) and the rest
+        resolved = sc.demand.resolve_routes(net)
+        flows = []
+        for f, routes in zip(sc.demand.flows, resolved):
+            turning = any(self._turns(path) for path, _ in routes)
+            if not turning:
+                flows.append(f)
+                continue
+            inside = _mask_profile(f.profile, wins, inside=True)
+            outside = _mask_profile(f.profile, wins, inside=False)
+            pocket_routes = tuple((self._via_pocket(path), share) for path, share in routes)
+            if outside:
+                flows.append(replace(f, profile=outside, routes=tuple((tuple(p), s) for p, s in routes)))
+            if inside:
+                flows.append(replace(f, profile=inside, routes=pocket_routes,
+                                     name=f"{f.label()} (dedicated lane)"))
+        sc.demand.flows[:] = flows
+
+    def _turns(self, path) -> bool:
+        return any(a == self.link and b == self.turn_to for a, b in zip(path[:-1], path[1:]))
+
+    def _via_pocket(self, path) -> tuple[str, ...]:
+        out = list(path)
+        for i in range(len(out) - 1):
+            if out[i] == self.link and out[i + 1] == self.turn_to:
+                out[i] = self.pocket_id
+        return tuple(out)
+
+    def describe(self) -> str:
+        w = ", ".join(f"{a:g}-{b:g} s" for a, b in self.windows)
+        return f"VariableLane: {self.lanes} lane(s) of {self.link!r} serve only the movement to {self.turn_to!r} during {w}"
+
+
+def _mask_profile(profile, windows, *, inside: bool) -> tuple[tuple[float, float], ...]:
+    """The profile kept only inside (or only outside) the windows; () when it is all zero."""
+    times = sorted({s for s, _ in profile} | {t for w in windows for t in w if t != float("inf")} | {0.0})
+
+    def rate(t):
+        q = 0.0
+        for s, v in profile:
+            if s <= t:
+                q = v
+        return q
+
+    out = []
+    for t in times:
+        in_w = any(a <= t < b for a, b in windows)
+        q = rate(t) if in_w == inside else 0.0
+        if not out or out[-1][1] != q:
+            out.append((t, q))
+    if all(q == 0.0 for _, q in out):
+        return ()
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Widening(Measure):
+    """More lanes on links (a wider deck, an extra approach lane, more toll booths).
+
+    Parameters
+    ----------
+    links : tuple of str
+        Links to widen.
+    add_lanes : int
+        Lanes added to each, >= 1 (also to every lane-schedule entry).
+    label : str
+        Name of the variant in reports.
+    """
+
+    links: tuple = ()
+    add_lanes: int = 1
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        if isinstance(self.links, str):
+            raise self.error("links", "must be a sequence of link ids, got a string")
+        if not self.links:
+            raise self.error("links", "empty")
+        if isinstance(self.add_lanes, bool) or int(self.add_lanes) != self.add_lanes or self.add_lanes < 1:
+            raise self.error("add_lanes", f"must be a whole number >= 1, got {self.add_lanes!r}")
+        for lid in self.links:
+            self.need_link(sc, "links", lid)
+            add_lane_delta(sc.network, lid, [(0.0, int(self.add_lanes))], owner=type(self).__name__)
+
+    def describe(self) -> str:
+        return f"Widening: +{self.add_lanes} lane(s) on {', '.join(self.links)}"

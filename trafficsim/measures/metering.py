@@ -1,0 +1,255 @@
+"""Metering measures: ramp metering (fixed-rate or ALINEA), merge metering, peak manual control.
+
+RampMetering
+    A meter on an on-ramp that ends at a merge. ``mode="fixed"`` caps the ramp's discharge at
+    ``rate_vph`` (a :class:`~trafficsim.control.FixedRateMeter`); ``mode="alinea"`` adds an
+    :class:`~trafficsim.control.AlineaMeter` (Papageorgiou et al. 1991): every control interval
+    ``r(k) = r(k-1) + K_R (o_set - o_out(k))`` from the occupancy measured just downstream of the
+    merge, ``K_R`` = 70 veh/h per % and ``o_set`` the critical occupancy ``100 k_c / k_j`` of the
+    downstream link by default, with a queue override that protects the ramp's storage.
+
+MergeMetering ("开启分流灯，分道放行": release lane by lane)
+    A signal at the merge node that gives green to one approach at a time, greens in
+    proportion to the approaches' peak demand.
+
+PeakControl (高峰管控: peak manual control)
+    Officers at the spot during the peak. In simulation: at a merge they release the streams in
+    proportion to their demand instead of their lane counts (merge ``priority`` of the node
+    model, which only matters while the merge is congested, i.e. during the peak); at a
+    signalised junction they extend green for the congested approach, i.e. flow-proportional
+    splits on the existing cycle. The spot decides the mode (see ``node``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
+from ..scenario import Scenario
+from ._base import Measure, finite, peak_window
+from .signals import _replace_signal, movement_peak_flows, webster
+
+__all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH"]
+
+#: Rate [veh/h] that stands for "not metered" in a fixed-rate profile after its window.
+UNMETERED_VPH = 1.0e6
+
+
+def _link_peak_flows(sc: Scenario) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for f, routes in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network)):
+        q = max(v for _, v in f.profile)
+        for path, share in routes:
+            for lid in path:
+                out[lid] = out.get(lid, 0.0) + q * share
+    return out
+
+
+@dataclass(frozen=True)
+class RampMetering(Measure):
+    """Meter an on-ramp at a merge: fixed rate or ALINEA feedback.
+
+    Parameters
+    ----------
+    link : str
+        The on-ramp (must end at a merge).
+    mode : str
+        ``"alinea"`` or ``"fixed"``.
+    rate_vph : float, optional
+        Fixed rate [veh/h] (``mode="fixed"``).
+    detector_link : str, optional
+        Link downstream of the merge carrying the detector; the merge's only outgoing link when None.
+    setpoint_pct : float, optional
+        ALINEA set-point [%]; the detector link's critical occupancy ``100 k_c / k_j`` when None.
+    gain_vph_per_pct : float
+        ALINEA gain ``K_R`` [veh/h per %].
+    min_rate_vph, max_rate_vph : float, optional
+        Rate bounds [veh/h]; ``max`` defaults to the ramp's capacity.
+    interval_s : float
+        Control interval [s].
+    queue_override : float
+        Fraction of ramp storage that triggers the override (0 disables it).
+    window : tuple of (float, float), optional
+        Active ``(start_s, end_s)`` [s]; the whole run when None.
+    label : str
+        Name of the variant in reports.
+    """
+
+    link: str = ""
+    mode: str = "alinea"
+    rate_vph: float | None = None
+    detector_link: str | None = None
+    setpoint_pct: float | None = None
+    gain_vph_per_pct: float = 70.0
+    min_rate_vph: float = 200.0
+    max_rate_vph: float | None = None
+    interval_s: float = 60.0
+    queue_override: float = 0.8
+    window: tuple | None = None
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        ramp = self.need_link(sc, "link", self.link)
+        ins = sc.network.in_links(ramp.to_node)
+        if len(ins) < 2:
+            raise self.error("link", f"link {self.link!r} does not end at a merge (node {ramp.to_node!r} has one "
+                                     "incoming link): there is nothing to meter it against")
+        start, end = (0.0, math.inf) if self.window is None else (float(self.window[0]), float(self.window[1]))
+        if self.mode == "fixed":
+            if self.rate_vph is None:
+                raise self.error("rate_vph", "a fixed-rate meter needs rate_vph [veh/h]")
+            rate = finite(owner, "rate_vph", self.rate_vph)
+            prof = [(start, rate)] + ([(end, UNMETERED_VPH)] if math.isfinite(end) else [])
+            sc.controls.append(FixedRateMeter(self.link, tuple(prof)))
+            return
+        if self.mode != "alinea":
+            raise self.error("mode", f"must be 'alinea' or 'fixed', got {self.mode!r}")
+        outs = sc.network.out_links(ramp.to_node)
+        det = self.detector_link
+        if det is None:
+            if len(outs) != 1:
+                raise self.error("detector_link", f"the merge node {ramp.to_node!r} has {len(outs)} outgoing links; name one")
+            det = outs[0].id
+        dlk = self.need_link(sc, "detector_link", det)
+        if dlk.from_node != ramp.to_node:
+            raise self.error("detector_link", f"link {det!r} is not downstream of the merge node {ramp.to_node!r}")
+        setpoint = self.setpoint_pct
+        if setpoint is None:
+            setpoint = 100.0 * dlk.critical_density_vpkm_per_lane / dlk.jam_density_vpkm_per_lane
+        hi = ramp.lanes * ramp.capacity_vph_per_lane if self.max_rate_vph is None else self.max_rate_vph
+        sc.controls.append(AlineaMeter(
+            self.link, det, finite(owner, "setpoint_pct", setpoint, strict=True),
+            finite(owner, "gain_vph_per_pct", self.gain_vph_per_pct, strict=True),
+            finite(owner, "min_rate_vph", self.min_rate_vph), finite(owner, "max_rate_vph", hi, strict=True),
+            finite(owner, "interval_s", self.interval_s, strict=True), min(100.0, dlk.length_m),
+            finite(owner, "queue_override", self.queue_override), start, end,
+        ))
+
+    def describe(self) -> str:
+        if self.mode == "fixed":
+            return f"RampMetering: fixed {self.rate_vph:g} veh/h on {self.link!r}"
+        return f"RampMetering: ALINEA on {self.link!r} (K_R={self.gain_vph_per_pct:g} veh/h/%, queue override)"
+
+
+@dataclass(frozen=True)
+class MergeMetering(Measure):
+    """Release lane by lane: a signal at the merge alternates green between the approaches.
+
+    Parameters
+    ----------
+    node : str
+        The merge node (>= 2 incoming links, no signal yet).
+    approaches : tuple of str, optional
+        Incoming links, one phase each, in order; all incoming links when None.
+    cycle_s : float
+        Cycle [s].
+    amber_s : float
+        Lost time after each green [s] (a merge release needs little clearance).
+    min_green_s : float
+        Minimum green per approach [s].
+    label : str
+        Name of the variant in reports.
+    """
+
+    node: str = ""
+    approaches: tuple | None = None
+    cycle_s: float = 60.0
+    amber_s: float = 2.0
+    min_green_s: float = 7.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        if self.node not in sc.network.nodes:
+            raise self.error("node", f"node {self.node!r} is not in the network")
+        ins = [lk.id for lk in sc.network.in_links(self.node)]
+        if len(ins) < 2:
+            raise self.error("node", f"node {self.node!r} is not a merge (it has {len(ins)} incoming link)")
+        if any(isinstance(c, FixedTimeSignal) and c.node == self.node for c in sc.controls):
+            raise self.error("node", f"node {self.node!r} is already signalised; use SignalRetiming")
+        apps = list(self.approaches) if self.approaches is not None else ins
+        for a in apps:
+            if a not in ins:
+                raise self.error("approaches", f"link {a!r} does not enter node {self.node!r}")
+        outs = [lk.id for lk in sc.network.out_links(self.node)]
+        flows = _link_peak_flows(sc)
+        cycle = finite(owner, "cycle_s", self.cycle_s, strict=True)
+        eff = cycle - self.amber_s * len(apps)
+        if eff < self.min_green_s * len(apps):
+            raise self.error("cycle_s", f"{cycle:g} s is too short for {len(apps)} approaches")
+        dem = [flows.get(a, 0.0) for a in apps]
+        tot = sum(dem) or 1.0
+        greens = [max(self.min_green_s, eff * d / tot) for d in dem]
+        k = eff / sum(greens)
+        phases = tuple(Phase(round(g * k, 1), tuple((a, o) for o in outs), self.amber_s, 0.0) for a, g in zip(apps, greens))
+        sc.controls.append(FixedTimeSignal(self.node, phases, 0.0))
+
+    def describe(self) -> str:
+        return f"MergeMetering: release lane by lane at {self.node!r} ({self.cycle_s:g} s cycle, green by demand)"
+
+
+@dataclass(frozen=True)
+class PeakControl(Measure):
+    """Peak manual control at the spot (see the module docstring for its simulation meaning).
+
+    Parameters
+    ----------
+    node : str
+        The merge or signalised junction the officers control (ignored with ``gate_link``).
+    gate_link : str, optional
+        Instead: officers hold the inflow of this link to ``gate_rate_vph`` during the peak window
+        (the "drip" method, 滴水法), keeping the queue off the critical section.
+    gate_rate_vph : float, optional
+        Gate rate [veh/h]; required with ``gate_link``.
+    label : str
+        Name of the variant in reports.
+    """
+
+    node: str = ""
+    gate_link: str | None = None
+    gate_rate_vph: float | None = None
+    label: str = ""
+
+    def mode(self, sc: Scenario) -> str:
+        """``"gate"`` with a gate link, ``"green"`` at a signalised node, ``"priority"`` at a merge."""
+        if self.gate_link is not None:
+            return "gate"
+        if self.node not in sc.network.nodes:
+            raise self.error("node", f"node {self.node!r} is not in the network")
+        if any(isinstance(c, FixedTimeSignal) and c.node == self.node for c in sc.controls):
+            return "green"
+        if len(sc.network.in_links(self.node)) >= 2:
+            return "priority"
+        raise self.error("node", f"node {self.node!r} is neither a merge nor a signalised junction")
+
+    def _edit(self, sc: Scenario) -> None:
+        if self.mode(sc) == "gate":
+            self.need_link(sc, "gate_link", self.gate_link)
+            if self.gate_rate_vph is None:
+                raise self.error("gate_rate_vph", "a gate needs its rate [veh/h]")
+            start, end = peak_window(sc)
+            rate = finite(type(self).__name__, "gate_rate_vph", self.gate_rate_vph)
+            sc.controls.append(FixedRateMeter(self.gate_link, ((start, rate), (end, UNMETERED_VPH))))
+            return
+        if self.mode(sc) == "green":
+            sig = next(c for c in sc.controls if isinstance(c, FixedTimeSignal) and c.node == self.node)
+            plan, rep = webster(sc, sig, cycle_s=sig.cycle_s)
+            _replace_signal(sc, plan)
+            sc.meta["peak_control"] = rep
+            return
+        flows = _link_peak_flows(sc)
+        ins = sc.network.in_links(self.node)
+        tot = sum(flows.get(lk.id, 0.0) for lk in ins)
+        if tot <= 0:
+            raise self.error("node", f"no demand enters node {self.node!r}")
+        for lk in ins:
+            sc.network.update_link(lk.id, priority=max(flows.get(lk.id, 0.0) / tot, 1e-3))
+        sc.meta["peak_control"] = {"node": self.node, "window_s": peak_window(sc),
+                                   "priority": {lk.id: sc.network.links[lk.id].priority for lk in ins}}
+
+    def describe(self) -> str:
+        if self.gate_link is not None:
+            return f"PeakControl: officers hold {self.gate_link!r} to {self.gate_rate_vph:g} veh/h in the peak"
+        return f"PeakControl: officers at {self.node!r} release each stream by its demand (merge) or green by demand (signal)"

@@ -1,0 +1,143 @@
+"""Network edits: one-way loops (micro-circulation) and new links, with re-routing.
+
+Both change which paths exist, so demand is re-routed on the changed network: explicit routes
+that are no longer valid (or that a new link could shorten, when ``reroute`` is true) are
+dropped and the flows take the free-flow shortest path (Dijkstra over links, so turn bans hold).
+``meta["assignment"] = "msa"`` asks :func:`trafficsim.evaluate` for the iterative dynamic
+assignment of :mod:`trafficsim.assignment` instead (drivers adapt to congestion). Every OD pair
+must stay reachable; otherwise the error names the OD that is cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..scenario import Scenario
+from ._base import Measure, check_reachable, finite, reroute_flows
+
+__all__ = ["OneWayLoop", "NewLink"]
+
+
+@dataclass(frozen=True)
+class OneWayLoop(Measure):
+    """Two-way streets become one-way couplets.
+
+    Parameters
+    ----------
+    keep : tuple of str
+        For each street, the link whose direction stays; its opposite link is removed.
+    widen : bool
+        Give the kept direction the removed direction's lanes (a one-way street uses the whole
+        carriageway).
+    assignment : str
+        ``"free-flow"`` (shortest paths on the changed network) or ``"msa"`` (ask evaluate for
+        the dynamic assignment).
+    label : str
+        Name of the variant in reports.
+    """
+
+    keep: tuple = ()
+    widen: bool = True
+    assignment: str = "free-flow"
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        if isinstance(self.keep, str) or not self.keep:
+            raise self.error("keep", "must be a non-empty sequence of link ids")
+        if self.assignment not in ("free-flow", "msa"):
+            raise self.error("assignment", f"must be 'free-flow' or 'msa', got {self.assignment!r}")
+        net = sc.network
+        removed = set()
+        for lid in self.keep:
+            lk = self.need_link(sc, "keep", lid)
+            opp = [o for o in net.links.values() if o.from_node == lk.to_node and o.to_node == lk.from_node]
+            if not opp:
+                raise self.error("keep", f"link {lid!r} has no opposite link: the street is already one-way")
+            if opp[0].id in self.keep:
+                raise self.error("keep", f"links {lid!r} and {opp[0].id!r} are the two directions of one street; keep one")
+            removed.add(opp[0].id)
+        for lid in self.keep:
+            lk = net.links[lid]
+            opp = next(o for o in net.links.values() if o.id in removed and o.from_node == lk.to_node and o.to_node == lk.from_node)
+            if self.widen:
+                net.update_link(lid, lanes=lk.lanes + opp.lanes,
+                                lane_schedule=[(t, n + opp.lanes) for t, n in lk.lane_schedule])
+        for lid in removed:
+            net.remove_link(lid)
+        for c in sc.controls:
+            for attr in ("link",):
+                if getattr(c, attr, None) in removed:
+                    raise self.error("keep", f"a {type(c).__name__} stands on link {getattr(c, attr)!r}, which the loop removes")
+        reroute_flows(sc, removed)
+        check_reachable(sc, type(self).__name__)
+        sc.meta["assignment"] = self.assignment
+        sc.meta["one_way_removed"] = sorted(removed)
+
+    def describe(self) -> str:
+        return f"OneWayLoop: {len(self.keep)} street(s) made one-way{' (full width)' if self.widen else ''}, demand re-routed"
+
+
+@dataclass(frozen=True)
+class NewLink(Measure):
+    """A missing link or a new crossing, with re-routing.
+
+    Parameters
+    ----------
+    id, from_node, to_node : str
+        The new link; both nodes must exist (or be listed in ``new_nodes``).
+    length_m : float
+        Length [m].
+    lanes : int
+        Lanes.
+    free_speed_kmh, capacity_vph_per_lane, jam_density_vpkm_per_lane : float
+        Fundamental diagram [km/h, veh/h/lane, veh/km/lane] (urban arterial by default).
+    new_nodes : tuple of (str, float, float)
+        Nodes to add first: ``(id, x_m, y_m)``.
+    reroute : bool
+        Drop every explicit route so all flows take the free-flow shortest path on the new
+        network (otherwise only routes made invalid are dropped).
+    assignment : str
+        ``"free-flow"`` or ``"msa"`` (see :mod:`trafficsim.assignment`).
+    street_name, label : str
+        Street name; variant name in reports.
+    """
+
+    id: str = ""
+    from_node: str = ""
+    to_node: str = ""
+    length_m: float = 0.0
+    lanes: int = 2
+    free_speed_kmh: float = 50.0
+    capacity_vph_per_lane: float = 1800.0
+    jam_density_vpkm_per_lane: float = 150.0
+    new_nodes: tuple = ()
+    reroute: bool = True
+    assignment: str = "free-flow"
+    street_name: str = ""
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        if not self.id:
+            raise self.error("id", "the new link needs an id")
+        if self.id in sc.network.links:
+            raise self.error("id", f"link {self.id!r} already exists")
+        if self.assignment not in ("free-flow", "msa"):
+            raise self.error("assignment", f"must be 'free-flow' or 'msa', got {self.assignment!r}")
+        for nid, x, y in self.new_nodes:
+            sc.network.add_node(nid, x, y)
+        for field in ("from_node", "to_node"):
+            if getattr(self, field) not in sc.network.nodes:
+                raise self.error(field, f"node {getattr(self, field)!r} is not in the network (list it in new_nodes)")
+        sc.network.add_link(self.id, self.from_node, self.to_node, length_m=finite(owner, "length_m", self.length_m, strict=True),
+                            lanes=self.lanes, free_speed_kmh=self.free_speed_kmh,
+                            capacity_vph_per_lane=self.capacity_vph_per_lane,
+                            jam_density_vpkm_per_lane=self.jam_density_vpkm_per_lane, name=self.street_name)
+        if self.reroute:
+            reroute_flows(sc, set(sc.network.links))
+        check_reachable(sc, owner)
+        sc.meta["assignment"] = self.assignment
+
+    def describe(self) -> str:
+        return (f"NewLink: {self.street_name or self.id} {self.from_node!r} -> {self.to_node!r}, {self.length_m:g} m, "
+                f"{self.lanes} lane(s); demand re-routed ({self.assignment})")

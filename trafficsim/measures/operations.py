@@ -1,0 +1,191 @@
+"""Operational measures: bus bays, bus-stop relocation, enforcement.
+
+BusBay
+    Buses dwell in a bay off the running lane (``BusStop.bay = True``): the macro engine no
+    longer takes the share of a lane the stop held (bus flow x (dwell + clearance) / 3600); the
+    micro engine no longer blocks the lane.
+StopRelocation
+    A kerbside stop moves to another link (away from the merge or the queue) and, optionally,
+    fewer buses pass the spot (routes moved to another crossing: ``bus_flow_factor``).
+Enforcement (电子警察, cameras and patrols)
+    Fewer lane-blocking events: each :class:`~trafficsim.control.Blocking` lasts
+    ``1 - blocking_reduction`` of its time; trucks in a ban zone fall by ``truck_reduction``;
+    links whose lane capacity is lowered by disorder (illegal U-turns cutting across,
+    double-parking manoeuvres) get ``capacity_restore`` of the lost capacity back; illegal stopping
+    at bus stops stops (stop clearance times the ``stop_clearance_factor``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..control import Blocking, BusStop
+from ..scenario import Scenario
+from ._base import Measure, finite
+
+__all__ = ["BusBay", "StopRelocation", "Enforcement"]
+
+
+def _stops(sc: Scenario, links) -> list[int]:
+    return [i for i, c in enumerate(sc.controls) if isinstance(c, BusStop) and (links is None or c.link in links)]
+
+
+@dataclass(frozen=True)
+class BusBay(Measure):
+    """Bus bays at the kerbside stops on ``links`` (all stops when None).
+
+    Parameters
+    ----------
+    links : tuple of str, optional
+        Links whose stops get a bay.
+    label : str
+        Name of the variant in reports.
+    """
+
+    links: tuple | None = None
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        idx = [i for i in _stops(sc, self.links) if not sc.controls[i].bay]
+        if not idx:
+            where = f"on {', '.join(self.links)}" if self.links else "in the scenario"
+            raise self.error("links", f"no kerbside bus stop {where}")
+        for i in idx:
+            sc.controls[i] = replace(sc.controls[i], bay=True)
+
+    def describe(self) -> str:
+        return f"BusBay: bays at the stops on {', '.join(self.links) if self.links else 'every kerbside stop'}"
+
+
+@dataclass(frozen=True)
+class StopRelocation(Measure):
+    """Move the bus stop(s) on ``link`` to ``to_link`` and/or route fewer buses past it.
+
+    Parameters
+    ----------
+    link : str
+        Link whose stop(s) move.
+    to_link : str, optional
+        Where the stop goes (at ``position_m``); the stop stays when None.
+    position_m : float
+        Stop position on ``to_link`` from its start [m].
+    bus_flow_factor : float
+        Multiplier of the bus flows that use ``link`` (fewer buses at the spot), in [0, 1].
+    label : str
+        Name of the variant in reports.
+    """
+
+    link: str = ""
+    to_link: str | None = None
+    position_m: float = 0.0
+    bus_flow_factor: float = 1.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        self.need_link(sc, "link", self.link)
+        idx = _stops(sc, (self.link,))
+        if not idx:
+            raise self.error("link", f"link {self.link!r} has no bus stop to move")
+        factor = finite(owner, "bus_flow_factor", self.bus_flow_factor)
+        if factor > 1.0:
+            raise self.error("bus_flow_factor", f"must be in [0, 1], got {factor!r}")
+        if self.to_link is None and factor == 1.0:
+            raise self.error("to_link", "give to_link or a bus_flow_factor below 1 (otherwise nothing changes)")
+        if self.to_link is not None:
+            self.need_link(sc, "to_link", self.to_link)
+            for i in idx:
+                sc.controls[i] = replace(sc.controls[i], link=self.to_link, position_m=finite(owner, "position_m", self.position_m))
+        if factor < 1.0:
+            routes = sc.demand.resolve_routes(sc.network)
+            flows = []
+            for f, rts in zip(sc.demand.flows, routes):
+                if f.vehicle_class == "bus" and any(self.link in p for p, _ in rts):
+                    f = replace(f, profile=tuple((s, q * factor) for s, q in f.profile))
+                flows.append(f)
+            sc.demand.flows[:] = flows
+
+    def describe(self) -> str:
+        parts = []
+        if self.to_link:
+            parts.append(f"stop on {self.link!r} moved to {self.to_link!r}")
+        if self.bus_flow_factor < 1.0:
+            parts.append(f"{1 - self.bus_flow_factor:.0%} fewer buses past {self.link!r}")
+        return "StopRelocation: " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Enforcement(Measure):
+    """Fewer lane-blocking events (illegal parking, trucks in a ban zone, U-turns cutting across).
+
+    Parameters
+    ----------
+    blocking_reduction : float
+        Share of each blocking event's duration removed, in [0, 1].
+    truck_reduction : float
+        Share of truck flows removed (trucks kept out of the ban zone), in [0, 1].
+    capacity_restore : tuple of (str, float, float)
+        ``(link, lowered_capacity_vph_per_lane, normal_capacity_vph_per_lane)``: ``restore_share``
+        of the gap is won back.
+    restore_share : float
+        Share of the disorder loss that enforcement removes, in [0, 1].
+    stop_clearance_factor : float
+        Multiplier of the bus stops' clearance time (cars no longer stop in the bus berth).
+    label : str
+        Name of the variant in reports.
+    """
+
+    blocking_reduction: float = 0.7
+    truck_reduction: float = 0.0
+    capacity_restore: tuple = ()
+    restore_share: float = 0.5
+    stop_clearance_factor: float = 1.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        for f in ("blocking_reduction", "truck_reduction", "restore_share"):
+            if finite(owner, f, getattr(self, f)) > 1.0:
+                raise self.error(f, f"must be a fraction in [0, 1], got {getattr(self, f)!r}")
+        acted = False
+        ctl = []
+        for c in sc.controls:
+            if isinstance(c, Blocking) and self.blocking_reduction > 0:
+                acted = True
+                dur = (c.end_s - c.start_s) * (1.0 - self.blocking_reduction)
+                if dur <= 0:
+                    continue
+                c = replace(c, end_s=c.start_s + dur)
+            elif isinstance(c, BusStop) and self.stop_clearance_factor != 1.0:
+                acted = True
+                c = replace(c, clearance_s=c.clearance_s * finite(owner, "stop_clearance_factor", self.stop_clearance_factor))
+            ctl.append(c)
+        sc.controls[:] = ctl
+        if self.truck_reduction > 0:
+            trucks = [i for i, f in enumerate(sc.demand.flows) if f.vehicle_class == "truck"]
+            if trucks:
+                acted = True
+            for i in trucks:
+                f = sc.demand.flows[i]
+                sc.demand.flows[i] = replace(f, profile=tuple((s, q * (1 - self.truck_reduction)) for s, q in f.profile))
+        for entry in self.capacity_restore:
+            lid, low, normal = entry
+            lk = self.need_link(sc, "capacity_restore", lid)
+            cap = lk.capacity_vph_per_lane + self.restore_share * max(0.0, float(normal) - float(low))
+            sc.network.update_link(lid, capacity_vph_per_lane=cap)
+            acted = True
+        if not acted:
+            raise self.error("blocking_reduction", f"scenario {sc.name or 'scenario'!r} has no blocking events, trucks, "
+                                                   "bus stops or listed links for enforcement to act on")
+
+    def describe(self) -> str:
+        parts = []
+        if self.blocking_reduction:
+            parts.append(f"lane blocking -{self.blocking_reduction:.0%}")
+        if self.truck_reduction:
+            parts.append(f"trucks -{self.truck_reduction:.0%}")
+        if self.capacity_restore:
+            parts.append(f"{self.restore_share:.0%} of the disorder loss recovered on {', '.join(e[0] for e in self.capacity_restore)}")
+        if self.stop_clearance_factor != 1.0:
+            parts.append(f"bus-stop clearance x{self.stop_clearance_factor:g}")
+        return "Enforcement: " + ", ".join(parts)

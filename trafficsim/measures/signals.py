@@ -1,0 +1,360 @@
+"""Signal measures: Webster retiming, green waves, bus priority, off-ramp keep-clear.
+
+Webster (1958) cycle and splits::
+
+    C0 = (1.5 L + 5) / (1 - Y),   Y = sum_i y_i,   y_i = max over the phase's approaches of q / s
+    g_i = (C0 - L) y_i / Y
+
+with ``L`` the lost time per cycle (amber + all-red of every phase), ``q`` the peak demand of
+the approach's movements in the phase [veh/h] and ``s`` the approach's saturation flow (lanes x
+lane capacity) [veh/h].
+
+Green wave: with signals ``j`` along a corridor and ``x_j`` the distance from the first one,
+``offset_j = offset_1 + x_j / v_design`` (mod the common cycle), so that a vehicle released at
+the start of green at the first signal meets green everywhere at the design speed. The
+bandwidth is the length of the intersection of the corridor greens shifted by the travel
+times ``x_j / v_design``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ..control import FixedTimeSignal, Phase
+from ..scenario import Scenario
+from ._base import Measure, finite
+
+__all__ = ["SignalRetiming", "GreenWave", "BusPriority", "OffRampKeepClear", "movement_peak_flows", "webster"]
+
+
+def movement_peak_flows(sc: Scenario, *, vehicle_class: str | None = None) -> dict[tuple[str, str], float]:
+    """Peak demand [veh/h] of every movement ``(in_link, out_link)`` from the routes' flows.
+
+    Each flow counts at its highest rate; ``vehicle_class`` keeps only that class.
+    """
+    out: dict[tuple[str, str], float] = {}
+    for f, routes in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network)):
+        if vehicle_class is not None and f.vehicle_class != vehicle_class:
+            continue
+        q = max(v for _, v in f.profile)
+        for path, share in routes:
+            for a, b in zip(path[:-1], path[1:]):
+                out[(a, b)] = out.get((a, b), 0.0) + q * share
+    return out
+
+
+def _phase_ratios(sc: Scenario, sig: FixedTimeSignal, flows) -> list[float]:
+    """Critical flow ratio y_i of each phase."""
+    ys = []
+    for p in sig.phases:
+        by_link: dict[str, float] = {}
+        for a, b in p.movements:
+            by_link[a] = by_link.get(a, 0.0) + flows.get((a, b), 0.0)
+        y = 0.0
+        for a, q in by_link.items():
+            lk = sc.network.links[a]
+            y = max(y, q / (lk.lanes * lk.capacity_vph_per_lane))
+        ys.append(y)
+    return ys
+
+
+def webster(sc: Scenario, sig: FixedTimeSignal, *, min_cycle_s: float = 40.0, max_cycle_s: float = 150.0,
+            min_green_s: float = 7.0, cycle_s: float | None = None) -> tuple[FixedTimeSignal, dict]:
+    """Webster's cycle and flow-proportional splits for ``sig``; returns the plan and a report.
+
+    With ``cycle_s`` given, only the splits are recomputed for that cycle.
+    """
+    flows = movement_peak_flows(sc)
+    ys = _phase_ratios(sc, sig, flows)
+    lost = sum(p.amber_s + p.all_red_s for p in sig.phases)
+    Y = sum(ys)
+    if cycle_s is None:
+        c0 = (1.5 * lost + 5.0) / (1.0 - Y) if Y < 0.95 else max_cycle_s
+        cycle = min(max_cycle_s, max(min_cycle_s, c0))
+    else:
+        c0, cycle = math.nan, float(cycle_s)
+    eff = cycle - lost
+    n = len(sig.phases)
+    if eff < n * min_green_s:
+        raise ValueError(f"signal at node {sig.node!r}: cycle {cycle:g} s leaves less than {min_green_s:g} s green per phase")
+    weights = [y if Y > 0 else 1.0 / n for y in ys]
+    total = sum(weights) or 1.0
+    greens = [max(min_green_s, eff * w / total) for w in weights]
+    scale = (eff - n * min_green_s) / max(sum(g - min_green_s for g in greens), 1e-9)
+    greens = [min_green_s + (g - min_green_s) * min(1.0, scale) for g in greens]
+    greens[-1] += eff - sum(greens)
+    plan = replace(sig, phases=tuple(replace(p, green_s=round(g, 1)) for p, g in zip(sig.phases, greens)))
+    return plan, {"node": sig.node, "Y": Y, "lost_time_s": lost, "webster_cycle_s": c0, "cycle_s": plan.cycle_s,
+                  "greens_s": [p.green_s for p in plan.phases]}
+
+
+def _signals(sc: Scenario, nodes, owner: str) -> dict[str, FixedTimeSignal]:
+    sigs = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
+    if nodes is None:
+        if not sigs:
+            raise ValueError(f"{owner}.nodes: scenario {sc.name or 'scenario'!r} has no signals")
+        return sigs
+    for n in nodes:
+        if n not in sigs:
+            raise ValueError(f"{owner}.nodes: node {n!r} has no signal plan")
+    return {n: sigs[n] for n in nodes}
+
+
+def _replace_signal(sc: Scenario, plan: FixedTimeSignal) -> None:
+    sc.controls[:] = [plan if isinstance(c, FixedTimeSignal) and c.node == plan.node else c for c in sc.controls]
+
+
+@dataclass(frozen=True)
+class SignalRetiming(Measure):
+    """Webster cycle and green splits from the peak flows at each listed signal.
+
+    Parameters
+    ----------
+    nodes : tuple of str, optional
+        Signalised nodes to retime; all when None.
+    keep_cycle : bool
+        Keep each plan's cycle and recompute only the splits.
+    min_cycle_s, max_cycle_s, min_green_s : float
+        Bounds [s].
+    label : str
+        Name of the variant in reports.
+    """
+
+    nodes: tuple | None = None
+    keep_cycle: bool = False
+    min_cycle_s: float = 40.0
+    max_cycle_s: float = 150.0
+    min_green_s: float = 7.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        try:
+            sigs = _signals(sc, self.nodes, owner)
+            reports = []
+            for sig in sigs.values():
+                plan, rep = webster(sc, sig, min_cycle_s=self.min_cycle_s, max_cycle_s=self.max_cycle_s,
+                                    min_green_s=self.min_green_s, cycle_s=sig.cycle_s if self.keep_cycle else None)
+                _replace_signal(sc, plan)
+                reports.append(rep)
+        except ValueError as exc:
+            raise self.error("nodes", str(exc).split(": ", 1)[-1]) from None
+        sc.meta["signal_retiming"] = reports
+
+    def describe(self) -> str:
+        where = ", ".join(self.nodes) if self.nodes else "every signal"
+        return f"SignalRetiming: Webster {'splits' if self.keep_cycle else 'cycle and splits'} at {where}"
+
+
+@dataclass(frozen=True)
+class GreenWave(Measure):
+    """Offsets for a design speed along a corridor (one direction), on a common cycle.
+
+    Parameters
+    ----------
+    corridor : tuple of str
+        Main-road links in travel order; the signals are at their downstream nodes.
+    design_speed_kmh : float
+        Progression speed [km/h].
+    cycle_s : float, optional
+        Common cycle [s]; default the longest cycle of the corridor's signals. Plans with another
+        cycle are scaled (greens in proportion, amber and all-red kept).
+    label : str
+        Name of the variant in reports.
+    """
+
+    corridor: tuple = ()
+    design_speed_kmh: float = 50.0
+    cycle_s: float | None = None
+    label: str = ""
+
+    def offsets(self, sc: Scenario) -> dict:
+        """The signals along the corridor with their distance [m], travel time [s] and new plans."""
+        owner = type(self).__name__
+        v = finite(owner, "design_speed_kmh", self.design_speed_kmh, strict=True) / 3.6
+        if isinstance(self.corridor, str) or len(self.corridor) < 2:
+            raise self.error("corridor", "needs at least two links in travel order")
+        sigs = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
+        x, nodes = 0.0, []
+        for i, lid in enumerate(self.corridor):
+            lk = self.need_link(sc, "corridor", lid)
+            if i and sc.network.links[self.corridor[i - 1]].to_node != lk.from_node:
+                raise self.error("corridor", f"link {self.corridor[i - 1]!r} does not lead to {lid!r}")
+            if nodes:
+                x += lk.length_m
+            if lk.to_node in sigs and i + 1 < len(self.corridor):
+                if not nodes:
+                    x = 0.0
+                nodes.append((lk.to_node, lid, self.corridor[i + 1], x))
+        if len(nodes) < 2:
+            raise self.error("corridor", f"passes fewer than two signals ({[n for n, *_ in nodes]})")
+        cycle = self.cycle_s if self.cycle_s is not None else max(sigs[n].cycle_s for n, *_ in nodes)
+        cycle = finite(owner, "cycle_s", cycle, strict=True)
+        out = []
+        for node, a, b, dist in nodes:
+            sig = _scale_cycle(sigs[node], cycle)
+            wins = sig.green_windows().get((a, b))
+            if not wins:
+                raise self.error("corridor", f"the movement {a!r} -> {b!r} has no green at node {node!r}")
+            travel = dist / v
+            offset = (travel - wins[0][0]) % cycle
+            out.append({"node": node, "distance_m": dist, "travel_s": travel, "green": wins[0],
+                        "plan": replace(sig, offset_s=round(offset, 2))})
+        return {"cycle_s": cycle, "signals": out, "bandwidth_s": _bandwidth(out, cycle)}
+
+    def _edit(self, sc: Scenario) -> None:
+        res = self.offsets(sc)
+        for s in res["signals"]:
+            _replace_signal(sc, s["plan"])
+        sc.meta["green_wave"] = {"design_speed_kmh": self.design_speed_kmh, "cycle_s": res["cycle_s"],
+                                 "bandwidth_s": res["bandwidth_s"],
+                                 "offsets_s": {s["node"]: s["plan"].offset_s for s in res["signals"]}}
+
+    def bandwidth_s(self, sc: Scenario) -> float:
+        """Bandwidth [s] of the wave this measure sets on ``sc``."""
+        return self.offsets(sc)["bandwidth_s"]
+
+    def describe(self) -> str:
+        return f"GreenWave: offsets for {self.design_speed_kmh:g} km/h along {self.corridor[0]} .. {self.corridor[-1]}"
+
+
+def corridor_bandwidth_s(sc: Scenario, corridor, design_speed_kmh: float) -> float:
+    """Bandwidth [s] of the current plans along ``corridor`` at ``design_speed_kmh`` (any offsets)."""
+    sigs = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
+    v, x, rows = design_speed_kmh / 3.6, 0.0, []
+    for i, lid in enumerate(corridor):
+        lk = sc.network.links[lid]
+        if rows:
+            x += lk.length_m
+        if lk.to_node in sigs and i + 1 < len(corridor):
+            if not rows:
+                x = 0.0
+            sig = sigs[lk.to_node]
+            a, b = sig.green_windows()[(lid, corridor[i + 1])][0]
+            rows.append({"travel_s": x / v, "green": (a, b), "plan": sig})
+    cycles = {r["plan"].cycle_s for r in rows}
+    if len(cycles) != 1:
+        return 0.0
+    return _bandwidth(rows, cycles.pop())
+
+
+def _bandwidth(rows, cycle: float) -> float:
+    """Length [s] of the set of release times at the first signal that meet green everywhere."""
+    grid = [i * 0.5 for i in range(int(cycle / 0.5))]
+    ok = 0
+    for t0 in grid:
+        good = True
+        for r in rows:
+            a, b = r["green"]
+            tc = (t0 + r["travel_s"] - r["plan"].offset_s) % cycle
+            if not (a <= tc < b):
+                good = False
+                break
+        ok += good
+    return ok * 0.5
+
+
+def _scale_cycle(sig: FixedTimeSignal, cycle: float) -> FixedTimeSignal:
+    if abs(sig.cycle_s - cycle) < 1e-9:
+        return sig
+    lost = sum(p.amber_s + p.all_red_s for p in sig.phases)
+    green = sum(p.green_s for p in sig.phases)
+    k = (cycle - lost) / green
+    if k <= 0:
+        raise ValueError(f"signal at node {sig.node!r}: cycle {cycle:g} s is shorter than its lost time")
+    return replace(sig, phases=tuple(replace(p, green_s=p.green_s * k) for p in sig.phases))
+
+
+def _extend_green(sc: Scenario, sig: FixedTimeSignal, served, extra_s: float) -> FixedTimeSignal:
+    """Move ``extra_s`` of green to the phases serving any movement in ``served``, from the others."""
+    gain = [i for i, p in enumerate(sig.phases) if any(tuple(m) in served for m in p.movements)]
+    lose = [i for i in range(len(sig.phases)) if i not in gain]
+    if not gain or not lose:
+        raise ValueError(f"signal at node {sig.node!r} has no phase to take green from")
+    pool = sum(sig.phases[i].green_s for i in lose)
+    take = min(extra_s, pool - 7.0 * len(lose))
+    if take <= 0:
+        raise ValueError(f"signal at node {sig.node!r}: the other phases are at their minimum green")
+    phases = list(sig.phases)
+    for i in gain:
+        phases[i] = replace(phases[i], green_s=phases[i].green_s + take / len(gain))
+    for i in lose:
+        phases[i] = replace(phases[i], green_s=phases[i].green_s - take * sig.phases[i].green_s / pool)
+    return replace(sig, phases=tuple(phases))
+
+
+@dataclass(frozen=True)
+class BusPriority(Measure):
+    """Green extension for the phases that serve buses (cycle unchanged).
+
+    The macro engine has fixed-time plans, so the extension is the average one: ``extra_green_s``
+    per cycle moves to the phases that serve bus movements.
+
+    Parameters
+    ----------
+    nodes : tuple of str, optional
+        Signals to change; every signal that a bus route crosses when None.
+    extra_green_s : float
+        Green moved to the bus phases per cycle [s].
+    label : str
+        Name of the variant in reports.
+    """
+
+    nodes: tuple | None = None
+    extra_green_s: float = 10.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        extra = finite(type(self).__name__, "extra_green_s", self.extra_green_s, strict=True)
+        bus = set(movement_peak_flows(sc, vehicle_class="bus"))
+        if not bus:
+            raise self.error("nodes", f"scenario {sc.name or 'scenario'!r} has no bus flows")
+        try:
+            sigs = _signals(sc, self.nodes, type(self).__name__)
+            changed = 0
+            for sig in sigs.values():
+                if any(tuple(m) in bus for p in sig.phases for m in p.movements):
+                    _replace_signal(sc, _extend_green(sc, sig, bus, extra))
+                    changed += 1
+        except ValueError as exc:
+            raise self.error("nodes", str(exc).split(": ", 1)[-1]) from None
+        if not changed:
+            raise self.error("nodes", "no listed signal serves a bus movement")
+
+    def describe(self) -> str:
+        return f"BusPriority: +{self.extra_green_s:g} s green per cycle for bus phases"
+
+
+@dataclass(frozen=True)
+class OffRampKeepClear(Measure):
+    """Off-ramp keep-clear (下行保畅): more green for the off-ramp at its downstream signal.
+
+    Parameters
+    ----------
+    link : str
+        The off-ramp; its downstream node must be signalised.
+    extra_green_s : float
+        Green moved per cycle to the phases serving the off-ramp [s].
+    label : str
+        Name of the variant in reports.
+    """
+
+    link: str = ""
+    extra_green_s: float = 10.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        lk = self.need_link(sc, "link", self.link)
+        extra = finite(type(self).__name__, "extra_green_s", self.extra_green_s, strict=True)
+        sig = next((c for c in sc.controls if isinstance(c, FixedTimeSignal) and c.node == lk.to_node), None)
+        if sig is None:
+            raise self.error("link", f"link {self.link!r} ends at node {lk.to_node!r}, which has no signal to give it green")
+        served = {tuple(m) for p in sig.phases for m in p.movements if m[0] == self.link}
+        try:
+            _replace_signal(sc, _extend_green(sc, sig, served, extra))
+        except ValueError as exc:
+            raise self.error("link", str(exc)) from None
+
+    def describe(self) -> str:
+        return f"OffRampKeepClear: +{self.extra_green_s:g} s green per cycle for off-ramp {self.link!r}"
