@@ -312,26 +312,28 @@ def _cell_update(n, y, c0, c1, inflow, ncrit):
     out of a cell, vehicles in congested cells, the number of congested cells in a row at the
     downstream end (the queue), and the lowest cell count before clipping. Rounding can leave
     ``-1e-17`` vehicles: those are clipped to 0; anything below ``-1e-9`` is a kernel error.
+    The loop body is branch-free so that it vectorises.
     """
-    veh = 0.0
-    moved = 0.0
-    queued = 0.0
-    lowest = 0.0
-    run = 0
-    for c in range(c0, c1):
-        out = y[c]
-        nc = n[c] + inflow - out
+    nc = n[c0] + inflow - y[c0]
+    lowest = min(0.0, nc)
+    nc = max(nc, 0.0)
+    n[c0] = nc
+    veh = nc
+    moved = y[c0]
+    queued = nc if nc > ncrit else 0.0
+    for c in range(c0 + 1, c1):
+        nc = n[c] + y[c - 1] - y[c]
         lowest = min(lowest, nc)
         nc = max(nc, 0.0)
         n[c] = nc
-        inflow = out
         veh += nc
-        moved += out
-        if nc > ncrit:
-            queued += nc
-            run += 1
-        else:
-            run = 0
+        moved += y[c]
+        queued += nc * (nc > ncrit)
+    run = 0
+    for c in range(c1 - 1, c0 - 1, -1):
+        if n[c] <= ncrit:
+            break
+        run += 1
     return veh, moved, queued, run, lowest
 
 
