@@ -19,13 +19,16 @@ from .network import Link, Network, NetworkError, Node
 from .results import Result
 from .scenario import Scenario, ScenarioError
 from .simulation import simulate
-from . import scenarios
+from .sweep import sweep
+from . import measures, scenarios
+from .evaluation import Comparison, evaluate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Blocking",
     "BusStop",
+    "Comparison",
     "Demand",
     "DemandError",
     "FixedRateMeter",
@@ -40,7 +43,10 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "SimulationError",
+    "evaluate",
+    "measures",
     "scenarios",
     "simulate",
+    "sweep",
     "__version__",
 ]

@@ -1,0 +1,286 @@
+"""Mechanisms of the measures on the macro engine (not whether they help: that is the simulation's answer)."""
+
+import numpy as np
+import pytest
+
+import trafficsim as ts
+from trafficsim.control import AlineaMeter, FixedTimeSignal
+from trafficsim.measures import (
+    BusBay, DemandRestriction, Enforcement, GreenWave, MeasureError, MergeMetering, NewLink, OneWayLoop,
+    PeakControl, RampMetering, SignalRetiming, StopRelocation, TidalLane, VariableLane, Widening,
+    corridor_bandwidth_s,
+)
+
+
+def two_way(demand_in=3000.0, demand_out=600.0, duration=3600.0, lanes=2, length=1000.0):
+    net = ts.Network()
+    for n in "ABCD":
+        net.add_node(n)
+    net.add_link("in-up", "A", "B", length_m=500, lanes=4)
+    net.add_link("in", "B", "C", length_m=length, lanes=lanes)
+    net.add_link("in-down", "C", "D", length_m=500, lanes=4)
+    net.add_link("out-up", "D", "C", length_m=500, lanes=4)
+    net.add_link("out", "C", "B", length_m=length, lanes=lanes)
+    net.add_link("out-down", "B", "A", length_m=500, lanes=4)
+    d = ts.Demand()
+    d.add("A", "D", [(0, demand_in)])
+    d.add("D", "A", [(0, demand_out)])
+    return ts.Scenario(net, d, duration, name="two-way")
+
+
+# ----------------------------------------------------------------------------- tidal lane
+def test_tidal_lane_capacity_changes_exactly_on_schedule():
+    sc = two_way()
+    m = TidalLane(link="in", windows=((600.0, 2400.0),), clearance_s=120.0)
+    v = m.apply(sc)
+    assert sc.network.links["in"].lane_schedule == ()          # pure: input untouched
+    lk_in, lk_out = v.network.links["in"], v.network.links["out"]
+    assert [lk_in.lanes_at(t) for t in (0, 599, 600, 719, 720, 2399, 2400, 3000)] == [2, 2, 2, 2, 3, 3, 2, 2]
+    assert [lk_out.lanes_at(t) for t in (0, 599, 600, 2400, 2519, 2520)] == [2, 2, 1, 1, 1, 2]
+    res = ts.simulate(v, record_interval_s=60)
+    lanes = res.data["lanes"].sel(link="in").values
+    t = res.data["time"].values
+    assert np.all(lanes[(t > 720) & (t <= 2400)] == 3) and np.all(lanes[t <= 660] == 2)
+    assert res.conservation_error() < 1e-6
+
+
+def test_tidal_lane_clearance_empties_the_lane_and_keeps_supply_non_negative():
+    sc = two_way(demand_out=1500.0)
+    m = TidalLane(link="in", windows=((600.0, 2400.0),))
+    v = m.apply(sc)
+    # dt = 4 s makes the cells exactly v_f dt long: the CTM moves free-flow traffic without diffusion
+    res = ts.simulate(v, dt_s=4.0, record_interval_s=20)
+    ds = res.data.sel(link="out")
+    closed = 600.0
+    reopen_in = m.schedule(sc)["in"][0][0]
+    assert reopen_in - closed >= sc.network.links["out"].free_flow_time_s
+    # every vehicle on 'out' when its lane closed has left it before 'in' gets that lane
+    cin = float(ds["cum_in"].sel(time=closed))
+    cout = float(ds["cum_out"].sel(time=reopen_in))
+    assert cout >= cin - 1e-6
+    assert float(res.data["queue"].min()) >= 0.0 and float(res.data["density"].min()) >= 0.0
+    assert res.conservation_error() < 1e-6
+
+
+def test_tidal_lane_invalid_uses_are_clear_errors():
+    sc = ts.scenarios.load("merge")
+    with pytest.raises(MeasureError, match="TidalLane.link: .*one-way"):
+        TidalLane(link="section").apply(sc)
+    with pytest.raises(MeasureError, match="clearance_s"):
+        TidalLane(link="in", windows=((600, 1200),), clearance_s=5).apply(two_way())
+    with pytest.raises(MeasureError, match="lanes"):
+        TidalLane(link="in", lanes=2).apply(two_way())
+
+
+# ----------------------------------------------------------------------------- ALINEA
+def merge_sc(main, ramp, duration=5400.0):
+    net = ts.Network()
+    for n in "ABRMC":
+        net.add_node(n)
+    net.add_link("up", "A", "B", length_m=2000, lanes=3, free_speed_kmh=80, capacity_vph_per_lane=2000, jam_density_vpkm_per_lane=140)
+    net.add_link("main", "B", "M", length_m=1000, lanes=3, free_speed_kmh=80, capacity_vph_per_lane=2000, jam_density_vpkm_per_lane=140)
+    net.add_link("ramp", "R", "M", length_m=400, lanes=1, free_speed_kmh=40, capacity_vph_per_lane=1600)
+    net.add_link("down", "M", "C", length_m=1500, lanes=2, free_speed_kmh=80, capacity_vph_per_lane=2000, jam_density_vpkm_per_lane=140)
+    d = ts.Demand()
+    d.add("A", "C", [(0, main)])
+    d.add("R", "C", [(0, ramp)])
+    return ts.Scenario(net, d, duration, name="merge-test")
+
+
+def test_alinea_holds_occupancy_near_setpoint_when_demand_exceeds_capacity():
+    sc = merge_sc(3300, 900)   # 4200 > 4000
+    v = RampMetering(link="ramp", queue_override=0.0).apply(sc)
+    meter = next(c for c in v.controls if isinstance(c, AlineaMeter))
+    res = ts.simulate(v)
+    log = res.final_state["controllers"]["ramp"]
+    late = log["time_s"] > 2400
+    assert abs(np.mean(log["occupancy_pct"][late]) - meter.setpoint_pct) < 2.0
+    assert np.mean(log["rate_vph"][late]) < meter.max_rate_vph
+
+
+def test_alinea_leaves_the_ramp_free_when_demand_is_below_capacity():
+    v = RampMetering(link="ramp").apply(merge_sc(2000, 600))
+    log = ts.simulate(v).final_state["controllers"]["ramp"]
+    assert np.all(log["rate_vph"][log["time_s"] > 600] == 1600.0)
+
+
+def test_alinea_queue_override_protects_ramp_storage():
+    sc = merge_sc(3900, 1200)
+    strict = ts.simulate(RampMetering(link="ramp", queue_override=0.0, min_rate_vph=100).apply(sc))
+    guarded = ts.simulate(RampMetering(link="ramp", queue_override=0.5, min_rate_vph=100).apply(sc))
+    log = guarded.final_state["controllers"]["ramp"]
+    assert log["override"].any()
+    storage = 1 * 150 * 0.4
+    assert float(guarded.data["queue"].sel(link="ramp").max()) <= float(strict.data["queue"].sel(link="ramp").max())
+    assert float(guarded.data["density"].sel(link="ramp").max()) * 0.4 < storage
+
+
+def test_meter_on_a_link_without_merge_is_an_error():
+    with pytest.raises(MeasureError, match="RampMetering.link: .*does not end at a merge"):
+        RampMetering(link="up").apply(merge_sc(1000, 100))
+    with pytest.raises(MeasureError, match="rate_vph"):
+        RampMetering(link="ramp", mode="fixed").apply(merge_sc(1000, 100))
+
+
+def test_alinea_meter_round_trips_toml(tmp_path):
+    v = RampMetering(link="ramp").apply(merge_sc(1000, 100))
+    back = ts.Scenario.from_toml(v.to_toml(tmp_path / "m.toml"))
+    assert back == v
+
+
+# ----------------------------------------------------------------------------- signals
+def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping():
+    """Macro (the micro engine is still being finished): a light corridor flow at the design
+    (free-flow) speed; with the wave's offsets the corridor links' delay is ~0, without it not."""
+    base = ts.scenarios.load("changgang-corridor", demand_scale=0.15)
+    cor = tuple(base.meta["corridor"])
+    wave = GreenWave(corridor=cor, design_speed_kmh=50.0)
+    v = wave.apply(base)
+    assert v.meta["green_wave"]["bandwidth_s"] > 0
+    assert wave.bandwidth_s(base) == pytest.approx(v.meta["green_wave"]["bandwidth_s"])
+    assert corridor_bandwidth_s(v, cor, 50.0) == pytest.approx(v.meta["green_wave"]["bandwidth_s"])
+    pulse = lambda sc: _corridor_pulse(sc, cor)  # noqa: E731
+    d_wave, d_base = pulse(v), pulse(base)
+    assert d_wave < 0.05 * 60          # under 3 s of delay per vehicle along 5 signals
+    assert d_base > 5 * d_wave
+
+
+def _corridor_pulse(sc, cor):
+    sc = sc.copy()
+    sig = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
+    first = sc.network.links[cor[1]].to_node
+    a = sig[first].green_windows()[(cor[1], cor[2])][0][0]
+    cycle = sig[first].cycle_s
+    # release a platoon so that it reaches the first signal at the start of its green
+    t_first = sum(sc.network.links[l].free_flow_time_s for l in cor[:2])
+    start = 10 * cycle + sig[first].offset_s + a - t_first
+    start = start % cycle + 5 * cycle
+    d = ts.Demand()
+    d.add(sc.network.links[cor[0]].from_node, sc.network.links[cor[-1]].to_node,
+          [(0, 0.0), (start, 600.0), (start + 10, 0.0)], route=list(cor))
+    sc = sc.replace(demand=d, duration_s=start + 600)
+    res = ts.simulate(sc, dt_s=1.0, record_interval_s=10)
+    veh = float(res.data["route_arrived"].isel(time=-1).sum())
+    ff = sum(sc.network.links[l].free_flow_time_s for l in cor)
+    return (float(res.data["vht"].sel(link=list(cor)).sum()) * 3600 - veh * ff) / veh
+
+
+def test_webster_cycle_and_splits_follow_the_flows():
+    sc = ts.scenarios.load("dongxiao-nanzhou")
+    v = SignalRetiming().apply(sc)
+    rep = v.meta["signal_retiming"][0]
+    L, Y = rep["lost_time_s"], rep["Y"]
+    assert rep["webster_cycle_s"] == pytest.approx((1.5 * L + 5) / (1 - Y))
+    sig = next(c for c in v.controls if isinstance(c, FixedTimeSignal))
+    assert sig.cycle_s == pytest.approx(min(150, max(40, rep["webster_cycle_s"])), abs=0.5)
+    with pytest.raises(MeasureError, match="SignalRetiming.nodes"):
+        SignalRetiming().apply(ts.scenarios.load("merge"))
+
+
+# ----------------------------------------------------------------------------- network edits
+def test_one_way_loop_keeps_every_od_reachable_and_reroutes():
+    sc = ts.scenarios.load("haizhu-inner-streets")
+    m = sc.measures["OneWayLoop"][0]
+    v = m.apply(sc)
+    removed = set(v.meta["one_way_removed"])
+    assert removed and not removed & set(v.network.links)
+    before = {f.label(): p for f, ((p, _),) in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network))}
+    after = {f.label(): p for f, ((p, _),) in zip(v.demand.flows, v.demand.resolve_routes(v.network))}
+    assert any(before[k] != after[k] for k in before)
+    res = ts.simulate(v)
+    assert res.conservation_error() < 1e-6
+    assert float(res.kpis["entered"]) == pytest.approx(float(res.kpis["completed"]) + float(res.kpis["inside"]))
+
+
+def test_one_way_loop_that_cuts_an_od_names_it():
+    sc = two_way()
+    with pytest.raises(MeasureError, match=r"OD 'D' -> 'A'.*cut"):
+        OneWayLoop(keep=("in",)).apply(sc)
+    with pytest.raises(MeasureError, match="already one-way"):
+        OneWayLoop(keep=("section",)).apply(ts.scenarios.load("merge"))
+
+
+def test_new_link_reroutes_demand():
+    sc = ts.scenarios.load("keyun-missing-link")
+    v = sc.measures["NewLink"][0].apply(sc)
+    paths = [p for ((p, _),) in v.demand.resolve_routes(v.network)]
+    assert any("fengpu-keyun" in p for p in paths)
+    with pytest.raises(MeasureError, match="NewLink.from_node"):
+        NewLink(id="x", from_node="nowhere", to_node="C", length_m=100).apply(sc)
+
+
+def test_variable_lane_moves_a_lane_to_the_turn_pocket_in_its_window():
+    sc = ts.scenarios.load("guangzhou-ave-south")
+    m = VariableLane(link="uturn-section", turn_to="uturn", windows=((1800.0, 7200.0),))
+    v = m.apply(sc)
+    lk = v.network.links["uturn-section"]
+    assert [lk.lanes_at(t) for t in (0, 1800, 7199, 7200)] == [3, 2, 2, 3]
+    assert not v.network.turn_allowed(m.pocket_id, "north")
+    res = ts.simulate(v)
+    assert float(res.data["inflow"].sel(link=m.pocket_id).sel(time=slice(2400, 6600)).mean()) > 0
+    # only the in-window departures use the pocket (they may still drain through it afterwards)
+    ds = res.data
+    via = [i for i, p in enumerate(ds["route_path"].values) if m.pocket_id in str(p).split()]
+    assert via
+    entered_pocket = float(ds["cum_in"].sel(link=m.pocket_id).isel(time=-1))
+    assert 0 < entered_pocket <= float(ds["route_departed"].isel(time=-1, route=via).sum()) + 1e-6
+    assert res.conservation_error() < 1e-6
+    with pytest.raises(MeasureError, match="VariableLane.turn_to"):
+        VariableLane(link="feeder", turn_to="uturn").apply(sc)
+
+
+# ----------------------------------------------------------------------------- demand, stops, enforcement
+def test_demand_restriction_cuts_volume_by_the_documented_share():
+    sc = ts.scenarios.load("jiangwan-bridge")
+    m = DemandRestriction()
+    assert 0.2 <= m.volume_cut <= 0.4
+    v = m.apply(sc)
+    cars = [f for f in sc.demand.flows if f.vehicle_class == "car"]
+    cars_v = [f for f in v.demand.flows if f.vehicle_class == "car"]
+    t = 4000.0
+    assert sum(f.rate_at(t) for f in cars_v) == pytest.approx((1 - m.volume_cut) * sum(f.rate_at(t) for f in cars))
+    bus = [f for f in v.demand.flows if f.vehicle_class == "bus"]
+    assert bus == [f for f in sc.demand.flows if f.vehicle_class == "bus"]
+    with pytest.raises(MeasureError, match="banned_share"):
+        DemandRestriction(banned_share=1.5).apply(sc)
+
+
+def test_bus_and_enforcement_measures_and_their_errors():
+    sc = ts.scenarios.load("kecun-bus-stops")
+    v = BusBay().apply(sc)
+    assert all(c.bay for c in v.controls if hasattr(c, "bay"))
+    with pytest.raises(MeasureError, match="BusBay.links"):
+        BusBay().apply(ts.scenarios.load("merge"))
+    with pytest.raises(MeasureError, match="StopRelocation.link"):
+        StopRelocation(link="section", bus_flow_factor=0.5).apply(ts.scenarios.load("merge"))
+    z = ts.scenarios.load("zhongda-market")
+    e = Enforcement(blocking_reduction=0.5).apply(z)
+    b0 = [c for c in z.controls if type(c).__name__ == "Blocking"]
+    b1 = [c for c in e.controls if type(c).__name__ == "Blocking"]
+    assert [c.end_s - c.start_s for c in b1] == pytest.approx([0.5 * (c.end_s - c.start_s) for c in b0])
+    with pytest.raises(MeasureError, match="Enforcement"):
+        Enforcement().apply(ts.scenarios.load("merge"))
+    with pytest.raises(MeasureError, match="MergeMetering.node"):
+        MergeMetering(node="A").apply(ts.scenarios.load("merge"))
+    with pytest.raises(MeasureError, match="PeakControl.node"):
+        PeakControl(node="A").apply(ts.scenarios.load("merge"))
+    with pytest.raises(MeasureError, match="Widening.links"):
+        Widening(links=("nope",)).apply(ts.scenarios.load("merge"))
+
+
+# ----------------------------------------------------------------------------- every scenario
+@pytest.mark.parametrize("sid", ts.scenarios.names())
+def test_every_listed_remedy_is_configured_pure_and_runs_on_macro(sid):
+    sc = ts.scenarios.load(sid)
+    assert set(sc.measures) == set(sc.meta["remedies"])
+    before = sc.to_dict()
+    for name, ms in sc.measures.items():
+        v = sc
+        for m in ms:
+            assert m.describe() and m.name
+            v = m.apply(v)
+        assert v is not sc and v.to_dict() != before, name
+        res = ts.simulate(v)
+        assert res.conservation_error() < 1e-6, name
+        assert np.isfinite(float(res.kpis["travel_time_index"])), name
+    assert sc.to_dict() == before

@@ -1,0 +1,287 @@
+"""Evaluate measures: the baseline and each variant on identical demand, compared by KPIs.
+
+``evaluate(sc)`` runs the baseline and every measure of ``sc.measures`` (the seed's remedies
+for the spot) on one engine and returns a :class:`Comparison`: ``kpis`` has one row per
+variant with each KPI, its change from the baseline (``<kpi>_delta``) and the relative change
+(``<kpi>_pct`` [%]). Stochastic engines (micro, sumo) run several seeds with common random
+numbers (the same seeds for every variant), so deltas are paired; the table then also holds
+the 95 % confidence half-width of each KPI and of each delta (``_ci95``, Student t over seeds).
+
+Variants that change the network may ask (``meta["assignment"] = "msa"``, or
+``assignment="msa"`` here) for the dynamic assignment of :mod:`trafficsim.assignment`; its final
+relative gap is reported in the ``assignment_gap`` column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .scenario import Scenario
+
+__all__ = ["evaluate", "Comparison", "KPI_COLUMNS", "spillback"]
+
+#: KPIs of the comparison table (results.KPI_DESCRIPTIONS names, plus throughput and spillback).
+KPI_COLUMNS = (
+    "travel_time_index", "delay_vh", "vht", "vkt", "mean_speed_kmh", "completed", "throughput_vph",
+    "unserved", "origin_wait_vh", "max_queue_m", "max_queue_veh", "spillback_m", "spillback_links",
+    "bottleneck_discharge_vph",
+)
+
+#: Seeds of stochastic engines when none are given.
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+_STOCHASTIC = {"micro", "sumo", "hybrid"}
+
+# two-sided 95 % Student t quantiles by degrees of freedom
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def spillback(ds: xr.Dataset, *, full: float = 0.95) -> tuple[float, int]:
+    """Spillback onto other roads: the largest total length [m] of links whose queue fills at
+    least ``full`` of their length at one record time, and how many links were ever so filled."""
+    ql = ds["queue_length"].values
+    length = ds["length_m"].values
+    filled = ql >= full * length[None, :]
+    total = (filled * length[None, :]).sum(axis=1)
+    return float(total.max() if total.size else 0.0), int(filled.any(axis=0).sum())
+
+
+def _row(result) -> dict[str, float]:
+    k = result.kpis
+    ds = result.data
+    row = {c: float(k[c]) for c in KPI_COLUMNS if c in k.index}
+    row["throughput_vph"] = float(k["completed"]) / float(ds.attrs.get("duration_s", np.nan)) * 3600.0
+    row["spillback_m"], row["spillback_links"] = spillback(ds)
+    return row
+
+
+@dataclass
+class Comparison:
+    """Baseline and variants, run on identical demand.
+
+    Attributes
+    ----------
+    kpis : pandas.DataFrame
+        One row per variant (index ``variant``, ``"baseline"`` first): the KPIs of
+        :data:`KPI_COLUMNS` (seed means), ``<kpi>_delta`` and ``<kpi>_pct`` [%] from the
+        baseline, and with several seeds ``<kpi>_ci95`` and ``<kpi>_delta_ci95``.
+    data : xarray.Dataset
+        The result datasets (first seed) stacked along a ``variant`` dimension (outer join on
+        links and routes: a link a variant adds is NaN elsewhere).
+    results : dict of str to list of Result
+        Every run, per variant, in seed order.
+    descriptions : dict of str to str
+        What each variant does.
+    engine : str
+    seeds : list of int
+    """
+
+    kpis: pd.DataFrame
+    data: xr.Dataset
+    results: dict
+    descriptions: dict
+    engine: str
+    seeds: list
+    scenario: Scenario | None = None
+    errors: dict = field(default_factory=dict)
+
+    def plot(self, kind: str = "kpis", ax=None, **kwargs):
+        """Draw the comparison with :mod:`trafficsim.plot`.
+
+        ``kind="kpis"``: before/after bars (:func:`trafficsim.plot.kpi_bars`), returns the axes;
+        ``kind="time-space"``: side-by-side time-space diagrams
+        (:func:`trafficsim.plot.compare_time_space`), ``ax`` a sequence of axes, one per variant.
+        """
+        from . import plot
+
+        if kind == "kpis":
+            return plot.kpi_bars(self.kpis, ax=ax, **kwargs)
+        if kind in ("time-space", "time_space"):
+            links = kwargs.pop("links", None)
+            if links is None and self.scenario is not None:
+                links = plot.default_path(self.data.isel(variant=0), self.scenario)
+            return plot.compare_time_space(self.data, links=links, axes=ax, **kwargs)
+        raise ValueError(f"Comparison.plot: kind must be 'kpis' or 'time-space', got {kind!r}")
+
+    def __repr__(self) -> str:
+        cols = [c for c in ("travel_time_index", "delay_vh", "completed", "max_queue_m") if c in self.kpis]
+        return f"<Comparison {self.engine}, {len(self.kpis)} variants, seeds {self.seeds}>\n{self.kpis[cols].round(2)}"
+
+
+def _variants(sc: Scenario, variants) -> dict[str, Any]:
+    if variants is None:
+        variants = dict(sc.measures or {})
+    if isinstance(variants, Mapping):
+        return dict(variants)
+    out: dict[str, Any] = {}
+    for v in variants:
+        name = getattr(v, "name", None) or type(v).__name__
+        base, i = name, 2
+        while name in out:
+            name, i = f"{base} ({i})", i + 1
+        out[name] = v
+    return out
+
+
+def _apply(sc: Scenario, variant) -> Scenario:
+    if isinstance(variant, Scenario):
+        return variant
+    measures = variant if isinstance(variant, (list, tuple)) else [variant]
+    for m in measures:
+        sc = m.apply(sc) if hasattr(m, "apply") else m(sc)
+    return sc
+
+
+def _describe(variant) -> str:
+    if isinstance(variant, Scenario):
+        return variant.description or variant.name
+    measures = variant if isinstance(variant, (list, tuple)) else [variant]
+    return "; ".join(m.describe() if hasattr(m, "describe") else repr(m) for m in measures)
+
+
+def evaluate(
+    scenario: Scenario,
+    variants: Mapping[str, Any] | Sequence[Any] | None = None,
+    engine: str = "macro",
+    *,
+    seeds: Sequence[int] | None = None,
+    seed: int | None = None,
+    assignment: str | None = None,
+    msa_iterations: int = 8,
+    progress: bool = False,
+    **options,
+) -> Comparison:
+    """Run the baseline and each variant on identical demand and compare their KPIs.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The baseline.
+    variants : dict or sequence, optional
+        ``name -> measure | [measures] | Scenario``, or a sequence of measures (named by their
+        ``name``); ``None`` takes ``scenario.measures`` (the seed's remedies for the spot).
+    engine : str
+        ``"macro"``, ``"micro"``, ``"sumo"``.
+    seeds : sequence of int, optional
+        Seeds, shared by every variant (common random numbers). Default: ``(seed,)`` on the
+        deterministic macro engine, :data:`DEFAULT_SEEDS` on stochastic engines.
+    seed : int, optional
+        One seed (shorthand for ``seeds=(seed,)``).
+    assignment : str, optional
+        ``"msa"`` re-assigns every variant dynamically; ``None`` follows each variant's
+        ``meta["assignment"]`` (free-flow shortest paths otherwise).
+    msa_iterations : int
+        Iterations of the MSA assignment.
+    progress : bool
+        A progress bar over variants.
+    **options
+        Passed to :func:`trafficsim.simulate` (``dt_s``, ``record_interval_s``, engine options).
+
+    Returns
+    -------
+    Comparison
+    """
+    from .simulation import simulate
+
+    if seeds is None:
+        seeds = [0 if seed is None else seed] if engine not in _STOCHASTIC or seed is not None else list(DEFAULT_SEEDS)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("evaluate: seeds is empty")
+    table = {"baseline": scenario, **_variants(scenario, variants)}
+    if not len(table) > 1:
+        raise ValueError(f"evaluate: scenario {scenario.name or 'scenario'!r} has no measures and no variants were given")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(table), desc=f"evaluate {scenario.name or 'scenario'}", unit="variant")
+    rows: dict[str, list[dict]] = {}
+    results: dict[str, list] = {}
+    descriptions: dict[str, str] = {}
+    gaps: dict[str, float] = {}
+    try:
+        for name, variant in table.items():
+            sc = scenario if name == "baseline" else _apply(scenario, variant)
+            descriptions[name] = "no measure" if name == "baseline" else _describe(variant)
+            mode = assignment or sc.meta.get("assignment")
+            if name != "baseline" and mode == "msa":
+                from .assignment import msa
+
+                assigned = msa(sc, engine, iterations=msa_iterations, seed=seeds[0], **options)
+                sc, gaps[name] = assigned.scenario, assigned.gap
+            results[name] = [simulate(sc, engine=engine, seed=s, **options) for s in seeds]
+            rows[name] = [_row(r) for r in results[name]]
+            if bar is not None:
+                bar.set_postfix_str(name)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    kpis = _table(rows, gaps)
+    data = _stack([results[n][0].data for n in table], list(table))
+    return Comparison(kpis, data, results, descriptions, engine, seeds, scenario)
+
+
+def _stack(datasets: list[xr.Dataset], names: list[str]) -> xr.Dataset:
+    """Datasets along a ``variant`` dim; links and routes are the union in first-seen order and
+    each per-link coordinate is taken from the first variant that has the link."""
+    union = {}
+    for dim in ("link", "route", "origin"):
+        seen: dict[str, None] = {}
+        for ds in datasets:
+            seen.update(dict.fromkeys(str(v) for v in ds[dim].values))
+        union[dim] = list(seen)
+    aligned = []
+    for ds in datasets:
+        bare = ds.drop_vars([c for c in ds.coords if c not in ds.dims])
+        aligned.append(bare.reindex({d: union[d] for d in union}))
+    out = xr.concat(aligned, dim="variant", combine_attrs="drop_conflicts")
+    for name in datasets[0].coords:
+        dims = datasets[0][name].dims
+        if name in datasets[0].dims or len(dims) != 1 or dims[0] not in union:
+            continue
+        dim = dims[0]
+        values: dict[str, Any] = {}
+        for ds in datasets:
+            if name in ds.coords:
+                for key, v in zip(ds[dim].values, ds[name].values):
+                    values.setdefault(str(key), v)
+        arr = np.array([values.get(k, np.nan) for k in union[dim]], dtype=datasets[0][name].dtype
+                       if datasets[0][name].dtype.kind == "f" else object)
+        if arr.dtype == object:
+            arr = arr.astype(str)
+        out = out.assign_coords({name: (dim, arr, datasets[0][name].attrs)})
+    return out.assign_coords(variant=("variant", np.array(names, dtype=str)))
+
+
+def _table(rows: dict[str, list[dict]], gaps: dict[str, float]) -> pd.DataFrame:
+    names = list(rows)
+    cols = [c for c in KPI_COLUMNS if c in rows[names[0]][0]]
+    n = len(rows[names[0]])
+    base = np.array([[r[c] for c in cols] for r in rows["baseline"]])
+    out = {}
+    for name in names:
+        vals = np.array([[r[c] for c in cols] for r in rows[name]])
+        mean = vals.mean(axis=0)
+        delta = vals - base          # paired: same seed, common random numbers
+        rec = dict(zip(cols, mean))
+        for j, c in enumerate(cols):
+            d = float(delta[:, j].mean())
+            ref = float(base[:, j].mean())
+            rec[f"{c}_delta"] = d
+            rec[f"{c}_pct"] = 100.0 * d / abs(ref) if ref and math.isfinite(ref) else float("nan")
+            if n > 1:
+                t = _T95.get(n - 1, 1.96)
+                rec[f"{c}_ci95"] = float(t * vals[:, j].std(ddof=1) / math.sqrt(n))
+                rec[f"{c}_delta_ci95"] = float(t * delta[:, j].std(ddof=1) / math.sqrt(n))
+        rec["assignment_gap"] = gaps.get(name, float("nan"))
+        out[name] = rec
+    df = pd.DataFrame.from_dict(out, orient="index")
+    df.index.name = "variant"
+    return df
