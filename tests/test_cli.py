@@ -188,7 +188,7 @@ def test_usage_errors_exit_2(capsys):
     assert run(capsys, "frobnicate")[0] == 2
     assert run(capsys, "run", "x", "--seed", "abc")[0] == 2
     code, out, _ = run(capsys, "--help")
-    assert code == 0 and "evaluate" in out and "sweep" not in out.replace("exit codes", "")
+    assert code == 0 and "evaluate" in out and "sweep" in out
     code, out, _ = run(capsys, "--version")
     assert code == 0 and ts.__version__ in out
 
@@ -294,18 +294,6 @@ def test_evaluate_without_measures_module(capsys, library, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- the real library
-def _real_library_has(sid: str) -> bool:
-    lib = cli._scenario_library()
-    if lib is None or sid not in lib.names():
-        return False
-    try:
-        lib.load(sid)
-    except Exception:  # noqa: BLE001 - not built yet by its owner
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _real_library_has("jiangwan-bridge"), reason="scenario library not installed yet")
 def test_real_library_show_and_run(capsys):
     code, out, _ = run(capsys, "show", "jiangwan-bridge")
     assert code == 0 and "Jiangwan" in out
