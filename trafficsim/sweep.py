@@ -315,10 +315,11 @@ class _DaskRunner:
 class _PoolRunner:
     """Runs tasks on a local process pool (no Dask) or, with ``max_workers=0``, in this process."""
 
-    def __init__(self, max_workers: int, retries: int):
+    def __init__(self, max_workers: int, retries: int, executor=None):
         self.max_workers = max_workers
         self.retries = retries
-        self._pool = None
+        self._pool = executor
+        self._owned = executor is None
 
     def _new_pool(self):
         import multiprocessing
@@ -349,7 +350,7 @@ class _PoolRunner:
                 attempts[key] += 1
                 if isinstance(exc, BrokenProcessPool):  # a worker died: every task in flight is lost
                     self._pool.shutdown(cancel_futures=True)
-                    self._pool = self._new_pool()
+                    self._pool, self._owned = self._new_pool(), True
                     lost = [pending.pop(f) for f in list(pending)]
                     for other in lost:
                         pending[self._pool.submit(run_task, *calls[other])] = other
@@ -368,9 +369,9 @@ class _PoolRunner:
                     return None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._owned:
             self._pool.shutdown()
-            self._pool = None
+        self._pool = None
 
 
 # ----------------------------------------------------------------------------- results
@@ -504,8 +505,10 @@ def sweep(
         Number of replications (seeds ``0 .. seeds - 1``) or the seeds themselves.
     engine : str
         Simulation engine (``"macro"``, ``"micro"``, ``"sumo"``).
-    client : distributed.Client, optional
-        Run on this client (left open). Otherwise ``scheduler`` or a new LocalCluster.
+    client : distributed.Client or concurrent.futures.Executor, optional
+        Run on this client (left open). Otherwise ``scheduler`` or a new LocalCluster. With
+        ``backend="processes"``, an executor (e.g. a ``ProcessPoolExecutor`` kept warm across
+        sweeps) to run on instead of a new pool.
     scheduler : str, optional
         Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``; its workers need
         trafficsim installed. Ignored when ``client`` is given.
@@ -593,7 +596,8 @@ def sweep(
         if backend == "dask":
             runner = _DaskRunner(client, scheduler, int(n_workers), int(retries))
         else:
-            runner = _PoolRunner(0 if backend == "serial" else int(n_workers), int(retries))
+            runner = _PoolRunner(0 if backend == "serial" else int(n_workers), int(retries),
+                                 executor=client if backend == "processes" else None)
         bar = tqdm(total=len(tasks), initial=resumed, desc="sweep", unit="run", disable=not progress, file=sys.stderr)
         try:
             for digest, ds, error in runner.run(todo):
