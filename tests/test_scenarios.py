@@ -86,7 +86,9 @@ def test_parameters_change_the_scenario():
 def test_card_facts(sid):
     sc = ts.scenarios.load(sid)
     m = sc.meta
-    assert sc.name == sid and sc.description and sc.measures == {}
+    assert sc.name == sid and sc.description
+    # every listed remedy is there as configured measures
+    assert sc.measures and set(sc.measures) <= set(m["remedies"]) | {"PeakControl"}
     assert m["cause_class"] in CAUSE_CLASSES
     for key in ("original_name", "english_name", "seed", "symptom", "remedies", "capacity_basis"):
         assert m[key], key
