@@ -14,6 +14,7 @@ ENGINES = {
     "macro": "trafficsim.engines.macro:run_macro",
     "micro": "trafficsim.engines.micro:run_micro",
     "sumo": "trafficsim.engines.sumo:run_sumo",
+    "hybrid": "trafficsim.engines.hybrid:run_hybrid",
 }
 
 

@@ -1,0 +1,664 @@
+"""The ``hybrid`` engine: a region of the network in SUMO, the rest in the CTM, coupled every step.
+
+The scenario is split by a set of ``region`` links into two sub-scenarios:
+
+* the **macro** part (every other link) runs in the cell-transmission model
+  (:mod:`trafficsim.engines.macro`). A route that enters the region becomes, in the macro
+  part, a *prefix* route ending at the region's entry node (a virtual sink there) and, if it
+  leaves the region again, a *suffix* route starting at the exit node with no demand of its
+  own; a route that never touches the region is unchanged;
+* the **SUMO** part (the region links) is exported with
+  :func:`trafficsim.sumo_io.export_scenario` (same capacity-matched vehicle types as
+  ``engine="sumo"``) but without flows: every vehicle is inserted by the coupling.
+
+Every coupling step ``dt_s`` (default 1 s; SUMO runs ``dt_s / sumo_dt_s`` sub-steps):
+
+1. **Receiving flow of the region.** For each entry edge SUMO's available space is read from a
+   lane-area detector on the first ``v_f dt_s`` metres of each lane (subscriptions, no
+   per-vehicle calls): ``R = min(Q dt, (w / v_f) (k_j lanes v_f dt - n)) - pending``, the CTM
+   receiving function of that stretch minus the vehicles already handed over but not yet
+   inserted. ``R`` caps the discharge of the macro links feeding the entry node (through the
+   kernel's ``meter`` array, split among several feeding links by their sending flows).
+2. **Macro step.** One :func:`~trafficsim.kernels.ctm.ctm_advance` step; the fractional
+   vehicles of each prefix route that reach the virtual sink are accumulated per route.
+3. **Insertion.** Each time a route's accumulator passes a whole vehicle, one vehicle is added
+   to SUMO on the route's region part (``vehicle.add``, ``departLane="free"``,
+   ``departSpeed="max"``); the remainder (< 1 vehicle per route) stays in the accumulator.
+   Demand whose origin lies inside the region is accumulated the same way from its rate.
+4. **SUMO steps.** Vehicles that arrive at the end of their region part and continue in the
+   macro part are added, as whole vehicles, to the origin queue of their suffix route's source
+   at the exit node (the *exit buffer*), from which the CTM's node model lets them onto the
+   downstream link as its receiving flow allows.
+
+Conservation is exact: every vehicle demanded is, at every step, in exactly one of the origin
+queues, the macro links, the fractional transfer accumulators, SUMO's insertion backlog of
+handed-over vehicles, SUMO's network, the exit buffers, or arrived
+(``Result.final_state["conservation"]`` lists the terms).
+
+Limitations (see ``docs/hybrid.md``): each route may enter the region at most once; every
+out-link of an entry node must be a region link; a signal must lie wholly inside or outside
+the region; a queue in the macro part downstream of an exit does not spill back into SUMO (it
+waits in the exit buffer, counted and reported as ``boundary_wait_vh``); ALINEA meters are not
+supported.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal
+from ..demand import Demand, ODFlow
+from ..kernels.ctm import STATUS_NAN, STATUS_NEGATIVE, ctm_advance
+from ..network import Network
+from ..results import Result, build_dataset
+from ..scenario import Scenario
+from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary
+from ._common import SimulationError, breakpoints, build_routes, step_index, steps_for
+
+__all__ = ["run_hybrid", "split_scenario", "HybridSplit", "default_region", "measure_overhead"]
+
+#: Default coupling step [s] (also the CTM step of the macro part).
+DEFAULT_DT_S = 1.0
+#: Default SUMO step [s] inside the region.
+DEFAULT_SUMO_DT_S = 0.5
+_LAST_STEP_VEHICLE_NUMBER = 0x10  # traci.constants.LAST_STEP_VEHICLE_NUMBER
+_JAM_LENGTH_METERS = 0x19
+
+
+def default_region(scenario: Scenario) -> list[str]:
+    """The scenario's ``meta["bottleneck_link"]`` plus its immediate neighbours (the links
+    into its upstream node and out of its downstream node)."""
+    b = scenario.meta.get("bottleneck_link")
+    if not b:
+        raise SimulationError("engine 'hybrid': give region=[link ids] (the scenario has no meta['bottleneck_link'])")
+    net = scenario.network
+    lk = net.link(b)
+    region = [b] + [x.id for x in net.in_links(lk.from_node)] + [x.id for x in net.out_links(lk.to_node)]
+    return list(dict.fromkeys(region))
+
+
+def _subnetwork(net: Network, keep: set[str]) -> Network:
+    sub = net.copy()
+    for lid in list(sub.links):
+        if lid not in keep:
+            sub.remove_link(lid)
+    used = {n for lk in sub.links.values() for n in (lk.from_node, lk.to_node)}
+    for nid in list(sub.nodes):
+        if nid not in used:
+            del sub.nodes[nid]
+    return sub
+
+
+@dataclass
+class HybridSplit:
+    """A scenario split into a macro and a SUMO sub-scenario, with the route maps between them.
+
+    For original route ``r``: ``parts[r] = (prefix, middle, suffix)`` link tuples (``middle``
+    in the region); ``macro_first[r]`` / ``macro_last[r]`` index the macro sub-scenario's flow
+    that carries the route's first / last macro part (or -1), ``region_route[r]`` the SUMO
+    sub-scenario's flow of its region part (or -1).
+    """
+
+    scenario: Scenario
+    region: list[str]
+    macro: Scenario | None
+    sumo: Scenario
+    parts: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]
+    macro_first: list[int] = field(default_factory=list)
+    macro_last: list[int] = field(default_factory=list)
+    region_route: list[int] = field(default_factory=list)
+    entry_nodes: list[str] = field(default_factory=list)
+
+
+def split_scenario(scenario: Scenario, region) -> HybridSplit:
+    """Split ``scenario`` by the ``region`` links (see the module docstring for the rules).
+
+    ``split.sumo`` carries the region part of every route at the route's own demand rate, so
+    ``simulate(split.sumo, engine="sumo")`` is SUMO alone on the same region (the baseline of
+    the coupling-overhead figure).
+    """
+    scenario.validate()
+    net = scenario.network
+    region = list(dict.fromkeys(region))
+    rset = set(region)
+    for lid in region:
+        net.link(lid)
+    if not rset:
+        raise SimulationError("engine 'hybrid': region is empty")
+    mset = set(net.links) - rset
+    routes = build_routes(scenario)
+    flows = scenario.demand.flows
+    parts = []
+    for r, path in enumerate(routes.links):
+        inside = [lid in rset for lid in path]
+        idx = [i for i, x in enumerate(inside) if x]
+        if idx and idx[-1] - idx[0] + 1 != len(idx):
+            raise SimulationError(
+                f"engine 'hybrid': route {routes.label[r]} enters the region twice ({' '.join(path)}); "
+                f"choose a region that each route crosses at most once"
+            )
+        if not idx:
+            parts.append((tuple(path), (), ()))
+        else:
+            parts.append((tuple(path[: idx[0]]), tuple(path[idx[0]: idx[-1] + 1]), tuple(path[idx[-1] + 1:])))
+    entry_nodes = sorted({net.links[p[0][-1]].to_node for p in parts if p[0] and p[1]})
+    for n in entry_nodes:
+        outs = [lk.id for lk in net.out_links(n) if lk.id in mset]
+        if outs:
+            raise SimulationError(
+                f"engine 'hybrid': node {n!r} feeds the region but also macro link(s) {outs}; "
+                f"add them to the region or move the boundary"
+            )
+    macro_ctl, sumo_ctl = [], []
+    for c in scenario.controls:
+        if isinstance(c, AlineaMeter):
+            raise SimulationError("engine 'hybrid': ALINEA meters are not supported yet")
+        if isinstance(c, FixedTimeSignal):
+            touched = {lk.id for lk in net.in_links(c.node)} | {lk.id for lk in net.out_links(c.node)}
+            if touched <= rset:
+                sumo_ctl.append(c)
+            elif touched <= mset:
+                macro_ctl.append(c)
+            else:
+                raise SimulationError(
+                    f"engine 'hybrid': signal at node {c.node!r} straddles the region boundary; "
+                    f"put all its links inside or outside the region"
+                )
+        elif isinstance(c, (FixedRateMeter, Blocking, BusStop)):
+            (sumo_ctl if c.link in rset else macro_ctl).append(c)
+        else:
+            raise SimulationError(f"engine 'hybrid': control {type(c).__name__} is not supported")
+    # ---- macro sub-scenario: one flow per route part
+    m_flows: list[ODFlow] = []
+    macro_first, macro_last, region_route = [], [], []
+    s_flows: list[ODFlow] = []
+    for r, (pre, mid, suf) in enumerate(parts):
+        f = flows[routes.flow[r]]
+        share = routes.share[r]
+        prof = tuple((s, q * share) for s, q in f.profile)
+        name = routes.label[r]
+        first = last = -1
+        if not mid:
+            m_flows.append(ODFlow(f.origin, f.destination, prof, ((pre, 1.0),), f.vehicle_class, name))
+            first = last = len(m_flows) - 1
+        else:
+            if pre:
+                m_flows.append(ODFlow(f.origin, net.links[pre[-1]].to_node, prof, ((pre, 1.0),), f.vehicle_class,
+                                      name + " (to region)"))
+                first = len(m_flows) - 1
+            if suf:
+                zero = ((0.0, 0.0),)
+                m_flows.append(ODFlow(net.links[suf[0]].from_node, f.destination, zero, ((suf, 1.0),),
+                                      f.vehicle_class, name + " (from region)"))
+                last = len(m_flows) - 1
+            s_flows.append(ODFlow(net.links[mid[0]].from_node, net.links[mid[-1]].to_node, prof, ((mid, 1.0),),
+                                  f.vehicle_class, name))
+        macro_first.append(first)
+        macro_last.append(last)
+        region_route.append(len(s_flows) - 1 if mid else -1)
+    meta = dict(scenario.meta)
+    macro = None
+    if mset:
+        macro = Scenario(_subnetwork(net, mset), Demand(m_flows), scenario.duration_s, macro_ctl,
+                         name=f"{scenario.name} (macro part)", meta=meta)
+        macro.validate()
+    sumo = Scenario(_subnetwork(net, rset), Demand(s_flows), scenario.duration_s, sumo_ctl,
+                    name=f"{scenario.name} (SUMO region)", meta=meta)
+    sumo.validate()
+    return HybridSplit(scenario, region, macro, sumo, parts, macro_first, macro_last, region_route, entry_nodes)
+
+
+def _strip_flows(route_file: Path) -> None:
+    tree = ET.parse(str(route_file))
+    root = tree.getroot()
+    for el in list(root):
+        if el.tag == "flow":
+            root.remove(el)
+    tree.write(str(route_file), encoding="utf-8")
+
+
+def run_hybrid(
+    scenario: Scenario,
+    *,
+    region=None,
+    dt_s: float | None = None,
+    sumo_dt_s: float = DEFAULT_SUMO_DT_S,
+    record_interval_s: float = 60.0,
+    capacity_drop: float = 0.0,
+    progress: bool = False,
+    seed: int | None = 0,
+    reference_link: str | None = None,
+    timeout_s: float = 600.0,
+    keep_files: str | Path | None = None,
+) -> Result:
+    """Run ``scenario`` with the ``region`` links in SUMO and the rest in the CTM.
+
+    Parameters
+    ----------
+    region : list of str, optional
+        Links simulated in SUMO; default :func:`default_region` (the scenario's bottleneck link
+        and its neighbours).
+    dt_s : float, optional
+        Coupling step and CTM step [s]; default :data:`DEFAULT_DT_S`. Must satisfy the CFL
+        condition on the macro links and be a whole multiple of ``sumo_dt_s``.
+    sumo_dt_s : float
+        SUMO step [s] inside the region.
+    capacity_drop : float
+        As for the macro engine (macro part only).
+    seed : int or None
+        SUMO's random seed.
+    reference_link : str, optional
+        Region link on which SUMO's vehicle type matches capacity (see the ``sumo`` engine).
+    timeout_s : float
+        Wall-clock limit [s] for the whole run.
+    keep_files : path, optional
+        Keep the exported SUMO files and outputs there.
+    """
+    from . import sumo as sumo_engine
+    from .macro import _new_record, _new_state, compile_macro
+
+    t_wall0 = time.perf_counter()
+    if not (0.0 <= capacity_drop < 0.5):
+        raise SimulationError(f"capacity_drop must be in [0, 0.5), got {capacity_drop!r}")
+    region = default_region(scenario) if region is None else list(region)
+    split = split_scenario(scenario, region)
+    if split.macro is None:
+        raise SimulationError("engine 'hybrid': the region covers the whole network; use engine='sumo'")
+    dt = DEFAULT_DT_S if dt_s is None else float(dt_s)
+    sub = dt / sumo_dt_s
+    if sumo_dt_s <= 0 or abs(sub - round(sub)) > 1e-9 or round(sub) < 1:
+        raise SimulationError(f"engine 'hybrid': dt_s={dt:g} must be a whole multiple of sumo_dt_s={sumo_dt_s:g}")
+    sub = int(round(sub))
+    n_steps, spr = steps_for(scenario, dt, record_interval_s)
+    T = int(math.ceil(n_steps / spr))
+    net = scenario.network
+    routes = build_routes(scenario)
+    R = len(routes)
+    link_ids = list(net.links)
+    L = len(link_ids)
+
+    # ---- macro part
+    cm = compile_macro(split.macro, dt, record_interval_s)
+    st = _new_state(cm)
+    rec = _new_record(cm, False)
+    m_index = {lid: i for i, lid in enumerate(cm.link_ids)}
+    G = cm.net.slot_route.shape[0]
+    first_src = int(cm.net.slot_off[-1])
+    src_slot_of_route = {int(cm.net.slot_route[g]): g for g in range(first_src, G)}
+    cuts = sorted({step_index(t, dt) for t in breakpoints(split.macro)} | {0})
+    ctl_cache = {}
+
+    def controls(k: int):
+        key = max(c for c in cuts if c <= k)
+        if key not in ctl_cache:
+            ctl_cache[key] = cm.controls_at(key * dt)
+        return ctl_cache[key]
+
+    # ---- route maps (original route -> macro route ids / region route ids)
+    first = np.array(split.macro_first)
+    last = np.array(split.macro_last)
+    reg = np.array(split.region_route)
+    pre_r = [r for r in range(R) if split.parts[r][0] and split.parts[r][1]]       # macro -> SUMO
+    suf_r = [r for r in range(R) if split.parts[r][1] and split.parts[r][2]]       # SUMO -> macro
+    inreg_origin = [r for r in range(R) if not split.parts[r][0]]                  # origin in the region
+    ends_in_region = np.array([bool(split.parts[r][1]) and not split.parts[r][2] for r in range(R)])
+    flows = scenario.demand.flows
+    vclass = [flows[routes.flow[r]].vehicle_class for r in range(R)]
+    suffix_slot = {r: src_slot_of_route[int(last[r])] for r in suf_r}
+    # boundary links: macro links into each entry node
+    entry_edges: dict[str, list[str]] = {}
+    feeders: dict[str, list[int]] = {}
+    for n in split.entry_nodes:
+        entry_edges[n] = [lk.id for lk in net.out_links(n)]
+        feeders[n] = [m_index[lk.id] for lk in net.in_links(n) if lk.id in m_index]
+    entry_edge_of_route = {r: split.parts[r][1][0] for r in pre_r}
+
+    # ---- SUMO part
+    work = Path(keep_files) if keep_files is not None else Path(tempfile.mkdtemp(prefix="trafficsim-hybrid-"))
+    work.mkdir(parents=True, exist_ok=True)
+    reg_sc = split.sumo
+    reg_ids = list(reg_sc.network.links)
+    try:
+        reg_routes = build_routes(reg_sc)
+        try:
+            exp = export_scenario(
+                reg_sc, work, routes=reg_routes, reference_link=reference_link, edge_data_file=work / "edgedata",
+                record_interval_s=record_interval_s, queue_speed_fraction=sumo_engine.QUEUE_SPEED_FRACTION,
+            )
+        except SumoError as exc:
+            raise SimulationError(f"engine 'hybrid': SUMO export failed: {exc}") from None
+        _strip_flows(exp.route_file)
+        # detectors on the first v_f*dt metres of every entry lane: SUMO's available entry space
+        import sumolib
+
+        snet = sumolib.net.readNet(str(exp.net_file))
+        det_lines = ["<additional>"]
+        entry_info = {}
+        for n, edges in entry_edges.items():
+            for e in edges:
+                lk = net.links[e]
+                seg = []
+                for ln in snet.getEdge(e).getLanes():
+                    length = min(lk.free_speed_kmh / 3.6 * dt, ln.getLength())
+                    seg.append((ln.getID(), length))
+                    det_lines.append(
+                        f'  <laneAreaDetector id="hyb_{ln.getID()}" lane="{ln.getID()}" pos="0" endPos="{length:.2f}" '
+                        f'period="{record_interval_s:g}" file="{work / "hybrid.e2.xml"}"/>'
+                    )
+                entry_info[e] = seg
+        det_lines.append("</additional>")
+        det_file = work / "hybrid.add.xml"
+        det_file.write_text("\n".join(det_lines) + "\n", encoding="utf-8")
+        log = work / "sumo.log"
+        cmd = [
+            sumo_binary("sumo"), "-n", str(exp.net_file), "-r", str(exp.route_file),
+            "-a", f"{exp.additional_file},{det_file}",
+            "--step-length", f"{sumo_dt_s:g}", "--begin", "0", "--seed", str(0 if seed is None else int(seed)),
+            "--time-to-teleport", "-1", "--no-step-log", "true", "--duration-log.disable", "true",
+            "--error-log", str(log), "--no-warnings", "true", "--collision.action", "warn",
+            "--max-depart-delay", "-1", "--precision", "4", "--xml-validation", "never",
+        ]
+        # receiving function parameters of each entry edge's first stretch
+        qdt, wvf, kj = {}, {}, {}
+        for e in entry_info:
+            lk = net.links[e]
+            qdt[e] = lk.capacity_vph_per_lane / 3600.0 * dt
+            wvf[e] = lk.wave_speed_kmh / lk.free_speed_kmh
+            kj[e] = lk.jam_density_vpkm_per_lane / 1000.0
+
+        # ---- run state
+        gen = np.zeros(R)          # cumulative demand (region-origin routes only; others from the CTM)
+        dep_sumo = np.zeros(R)     # departures in SUMO of region-origin routes
+        arr_sumo = np.zeros(R)     # arrivals in SUMO of routes that end in the region
+        handed = np.zeros(R)       # whole vehicles handed to SUMO (prefix routes)
+        acc = np.zeros(R)          # fractional vehicles waiting to become whole (prefix and region-origin)
+        to_exit = np.zeros(R)      # vehicles moved into exit buffers
+        seq = np.zeros(R, np.int64)
+        route_gen = np.zeros((T, R))
+        route_in = np.zeros((T, R))
+        route_out = np.zeros((T, R))
+        wait_s = np.zeros(T)
+        boundary_wait = 0.0
+        jam_end = np.zeros((T, len(reg_ids)))
+        lanes_end = np.zeros((T, len(reg_ids)))
+        rate_of = np.zeros(R)
+        t_sumo = t_macro = 0.0
+        session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_steps, desc=f"hybrid {scenario.name or 'scenario'}", unit="step", leave=False)
+        lanes_of = exp.lanes
+        reg_lanes = [ln for lid in reg_ids for ln in lanes_of[lid]]
+        meters = any(isinstance(c, FixedRateMeter) for c in reg_sc.controls)
+        signal_nodes = [c.node for c in reg_sc.controls if isinstance(c, FixedTimeSignal)]
+        cell_last = cm.net.cell_off[1:] - 1
+        k = 0
+        try:
+            try:
+                session.start()
+            except SimulationError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise SimulationError(f"engine 'hybrid': SUMO failed to start: {exc}\n{session.error_text()}") from None
+            api = session.api
+            try:
+                for node in signal_nodes:
+                    api.trafficlight.setProgram(node, PROGRAM_ID)
+                allowed0 = {ln: list(api.lane.getAllowed(ln)) for ln in reg_lanes}
+                for ln in reg_lanes:
+                    api.lanearea.subscribe("q_" + ln, [_JAM_LENGTH_METERS])
+                for e, seg in entry_info.items():
+                    for ln, _ in seg:
+                        api.lanearea.subscribe("hyb_" + ln, [_LAST_STEP_VEHICLE_NUMBER])
+                closed: set[str] = set()
+                meter_state: dict[str, str] = {}
+                pending_edge = {e: 0 for e in entry_info}
+                for k in range(n_steps):
+                    t = k * dt
+                    row = k // spr
+                    # -- SUMO-side controls
+                    want = sumo_engine._closed_lanes(reg_sc, t, lanes_of)
+                    if want != closed:
+                        for ln in want - closed:
+                            api.lane.setAllowed(ln, ["authority"])
+                        for ln in closed - want:
+                            api.lane.setAllowed(ln, allowed0[ln])
+                        closed = want
+                    if meters:
+                        for node, state in sumo_engine._meter_plan(reg_sc, exp, t).items():
+                            if meter_state.get(node) != state:
+                                api.trafficlight.setRedYellowGreenState(node, state)
+                                meter_state[node] = state
+                    # -- 1. receiving flow of each entry edge -> cap on the feeding macro links
+                    base = controls(k)
+                    meter = base.meter.copy()
+                    if entry_info:
+                        subs = api.lanearea.getAllSubscriptionResults()
+                        for n, edges in entry_edges.items():
+                            supply = 0.0
+                            for e in edges:
+                                seg = entry_info[e]
+                                open_ = [(ln, x) for ln, x in seg if ln not in closed]
+                                veh = sum(subs["hyb_" + ln][_LAST_STEP_VEHICLE_NUMBER] for ln, _ in open_)
+                                room = wvf[e] * (kj[e] * sum(x for _, x in open_) - veh)
+                                supply += max(0.0, min(qdt[e] * len(open_), room) - pending_edge[e])
+                            fl = feeders[n]
+                            if len(fl) == 1:
+                                meter[fl[0]] = min(meter[fl[0]], supply)
+                            else:
+                                lanes = base.lanes[fl]
+                                s = np.minimum(cm.net.alpha[fl] * st.n[cell_last[fl]],
+                                               np.minimum(cm.net.qstep_lane[fl] * lanes, meter[fl]))
+                                tot = s.sum()
+                                share = s / tot if tot > 1e-12 else np.full(len(fl), 1.0 / len(fl))
+                                meter[fl] = np.minimum(meter[fl], supply * share)
+                    # -- region-origin demand accumulates
+                    for r in inreg_origin:
+                        f = flows[routes.flow[r]]
+                        rate_of[r] = f.rate_at(t) * routes.share[r] / 3600.0 * dt
+                    # -- 2. macro step
+                    t0 = time.perf_counter()
+                    out_before = st.route_out[first[pre_r]].copy() if pre_r else None
+                    status = ctm_advance(k, k + 1, dt, spr, capacity_drop, cm.net, base._replace(meter=meter), st, rec)
+                    t_macro += time.perf_counter() - t0
+                    if status == STATUS_NEGATIVE:
+                        raise SimulationError(f"engine 'hybrid': CTM produced a negative cell count at t={t:g} s")
+                    if status == STATUS_NAN:
+                        raise SimulationError(f"engine 'hybrid': CTM produced NaN at t={t:g} s")
+                    # -- 3. whole vehicles into SUMO
+                    if pre_r:
+                        acc[pre_r] += st.route_out[first[pre_r]] - out_before
+                    for r in inreg_origin:
+                        if rate_of[r] > 0:
+                            gen[r] += rate_of[r]
+                            acc[r] += rate_of[r]
+                    for r in pre_r + inreg_origin:
+                        if reg[r] < 0:
+                            continue
+                        whole = int(math.floor(acc[r] + 1e-9))
+                        for _ in range(whole):
+                            api.vehicle.add(f"{r}_{seq[r]}", f"r{reg[r]}", typeID=vclass[r], depart="now",
+                                            departLane="free", departPos="base", departSpeed="max")
+                            seq[r] += 1
+                        if whole:
+                            acc[r] -= whole
+                            if r in entry_edge_of_route:
+                                handed[r] += whole
+                    # -- 4. SUMO sub-steps; arrivals feed the exit buffers
+                    t0 = time.perf_counter()
+                    for j in range(sub):
+                        api.simulationStep(t + (j + 1) * sumo_dt_s)
+                        for vid in api.simulation.getDepartedIDList():
+                            r = int(vid.split("_", 1)[0])
+                            if r not in entry_edge_of_route:
+                                dep_sumo[r] += 1
+                        for vid in api.simulation.getArrivedIDList():
+                            r = int(vid.split("_", 1)[0])
+                            if ends_in_region[r]:
+                                arr_sumo[r] += 1
+                            else:
+                                g = suffix_slot[r]
+                                st.queue[g] += 1.0
+                                st.route_gen[int(last[r])] += 1.0
+                                to_exit[r] += 1
+                    pending = api.simulation.getPendingVehicles()
+                    t_sumo += time.perf_counter() - t0
+                    for e in pending_edge:
+                        pending_edge[e] = 0
+                    n_pend_origin = 0
+                    for vid in pending:
+                        r = int(vid.split("_", 1)[0])
+                        e = entry_edge_of_route.get(r)
+                        if e is None:
+                            n_pend_origin += 1
+                        else:
+                            pending_edge[e] += 1
+                    # -- bookkeeping per original route
+                    g_now, i_now, o_now = _route_totals(st, first, last, gen, dep_sumo, arr_sumo, ends_in_region, R)
+                    wait_s[row] += float((g_now - i_now).sum()) * dt
+                    exit_q = sum(st.queue[g] for g in suffix_slot.values())
+                    boundary_wait += (sum(pending_edge.values()) + exit_q) * dt
+                    if (k + 1) % spr == 0 or k + 1 == n_steps:
+                        route_gen[row], route_in[row], route_out[row] = g_now, i_now, o_now
+                        subs = api.lanearea.getAllSubscriptionResults()
+                        jam_end[row] = [max(subs["q_" + ln][_JAM_LENGTH_METERS] for ln in lanes_of[lid]) for lid in reg_ids]
+                        cl = sumo_engine._closed_lanes(reg_sc, (k + 1) * dt, lanes_of)
+                        lanes_end[row] = [sum(ln not in cl for ln in lanes_of[lid]) for lid in reg_ids]
+                        session.check_time()
+                        if bar is not None:
+                            bar.update(spr)
+                sumo_running = float(api.vehicle.getIDCount())
+                pending_boundary = float(sum(pending_edge.values()))
+            except SimulationError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if session.killed:
+                    raise SimulationError(
+                        f"engine 'hybrid': SUMO did not finish within timeout_s={timeout_s:g} s of wall time"
+                    ) from None
+                raise SimulationError(f"engine 'hybrid': SUMO failed at t={k * dt:g} s: {exc}\n{session.error_text()}") from None
+        finally:
+            session.close()
+            if bar is not None:
+                bar.close()
+        s_vkt, s_vht, s_in, s_out, s_wait, span = sumo_engine._read_edge_data(exp.edge_data_files, reg_ids, T,
+                                                                              record_interval_s)
+    finally:
+        if keep_files is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # ---- assemble the common Result over all links
+    z = lambda: np.zeros((T, L))  # noqa: E731
+    vkt, vht, cum_in, cum_out, queue_veh, queue_m, lanes = z(), z(), z(), z(), z(), z(), z()
+    for lid, i in m_index.items():
+        j = link_ids.index(lid)
+        vkt[:, j], vht[:, j] = rec.vkt[:, i], rec.vht[:, i]
+        cum_in[:, j], cum_out[:, j] = rec.cum_in[:, i], rec.cum_out[:, i]
+        queue_veh[:, j], queue_m[:, j], lanes[:, j] = rec.queue_veh[:, i], rec.queue_m[:, i], rec.lanes[:, i]
+    length = np.array([net.links[lid].length_m for lid in reg_ids])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s_queue = np.where(span[:, None] > 0, s_wait / np.where(span[:, None] > 0, span[:, None], 1.0), 0.0)
+    for i, lid in enumerate(reg_ids):
+        j = link_ids.index(lid)
+        vkt[:, j], vht[:, j], cum_in[:, j], cum_out[:, j] = s_vkt[:, i], s_vht[:, i], s_in[:, i], s_out[:, i]
+        queue_veh[:, j] = s_queue[:, i]
+        queue_m[:, j] = np.minimum(length[i], jam_end[:, i])
+        lanes[:, j] = lanes_end[:, i]
+    src_key: dict[tuple[str, str], int] = {}
+    route_src = np.array([src_key.setdefault((flows[routes.flow[r]].origin, routes.links[r][0]), len(src_key))
+                          for r in range(R)], dtype=np.int64)
+    S = len(src_key)
+    origin_queue = np.stack([np.bincount(route_src, weights=route_gen[t] - route_in[t], minlength=S) for t in range(T)])
+    wall = time.perf_counter() - t_wall0
+    conservation = {
+        "demanded": float(route_gen[-1].sum()),
+        "arrived": float(route_out[-1].sum()),
+        "origin_waiting": float((route_gen[-1] - route_in[-1]).sum()),
+        "macro_links": float(st.n.sum()),
+        "transfer_fraction": float(acc[pre_r].sum()) if pre_r else 0.0,
+        "sumo_pending_boundary": pending_boundary,
+        "sumo_network": sumo_running,
+        "exit_buffer": float(sum(st.queue[g] for g in suffix_slot.values())),
+    }
+    ds = build_dataset(
+        scenario, engine="hybrid", dt_s=dt, record_interval_s=record_interval_s, n_steps=n_steps,
+        link_ids=link_ids, route_labels=routes.label, route_links=routes.links,
+        origins=[o for (o, _) in src_key], vkt_m=vkt, vht_s=vht, cum_in=cum_in, cum_out=cum_out,
+        queue_veh=queue_veh, queue_m=queue_m, lanes=lanes, route_in=route_in, route_out=route_out,
+        route_gen=route_gen, origin_queue=origin_queue, wait_s=wait_s,
+        extra_attrs={
+            "hybrid_region": " ".join(split.region), "sumo_dt_s": float(sumo_dt_s),
+            "sumo_reference_link": exp.reference_link, "capacity_drop": capacity_drop,
+            "boundary_wait_vh": boundary_wait / 3600.0,
+            "wall_s": wall, "wall_sumo_s": t_sumo, "wall_macro_s": t_macro,
+            "wall_coupling_s": wall - t_sumo - t_macro,
+        },
+    )
+    final = {
+        "conservation": conservation,
+        "timing": {"wall_s": wall, "sumo_s": t_sumo, "macro_s": t_macro, "coupling_s": wall - t_sumo - t_macro},
+        "handed_to_sumo": handed.copy(), "to_exit_buffer": to_exit.copy(),
+    }
+    return Result(ds, scenario=scenario, engine="hybrid", final_state=final)
+
+
+def _has_libsumo() -> bool:
+    try:
+        import libsumo  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def _route_totals(st, first, last, gen, dep_sumo, arr_sumo, ends_in_region, R):
+    """Cumulative (demanded, departed, arrived) per original route from both engines."""
+    g = gen.copy()
+    i = dep_sumo.copy()
+    o = arr_sumo.copy()
+    has_first = first >= 0
+    g[has_first] = st.route_gen[first[has_first]]
+    i[has_first] = st.route_in[first[has_first]]
+    has_last = (last >= 0) & ~ends_in_region
+    o[has_last] = st.route_out[last[has_last]]
+    return g, i, o
+
+
+def measure_overhead(scenario: Scenario, region=None, *, repeat: int = 1, **options) -> dict[str, float]:
+    """Wall time of the coupled run against SUMO alone on the same region.
+
+    SUMO alone runs ``split_scenario(scenario, region).sumo`` (the region's links with the
+    region part of every route at its own demand rate) with ``engine="sumo"`` and the same
+    SUMO step; both timings include export, ``netconvert`` and result assembly. Returns the
+    best of ``repeat`` runs of each and their ratio (``ratio`` <= 2 is the target).
+    """
+    from .sumo import run_sumo
+
+    region = default_region(scenario) if region is None else list(region)
+    split = split_scenario(scenario, region)
+    sumo_dt = options.get("sumo_dt_s", DEFAULT_SUMO_DT_S)
+    rec = options.get("record_interval_s", 60.0)
+    t_h, t_s, timing = [], [], {}
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res = run_hybrid(scenario, region=region, **options)
+        t_h.append(time.perf_counter() - t0)
+        timing = res.final_state["timing"]
+        t0 = time.perf_counter()
+        run_sumo(split.sumo, dt_s=sumo_dt, record_interval_s=rec)
+        t_s.append(time.perf_counter() - t0)
+    return {
+        "hybrid_s": min(t_h), "sumo_alone_s": min(t_s), "ratio": min(t_h) / min(t_s),
+        "hybrid_sumo_step_s": timing["sumo_s"], "hybrid_macro_s": timing["macro_s"],
+        "hybrid_coupling_s": timing["coupling_s"],
+    }
