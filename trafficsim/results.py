@@ -7,6 +7,9 @@ definitions over the link and the interval (Edie 1963)::
     density = VHT / (L T)         [veh/km]
     speed   = VKT / VHT           [km/h]   (free-flow speed when the link was empty)
 
+Engines count a step's vehicle-time with the vehicles present at the start of the step, the same
+vehicles whose moves make the step's VKT, so the speed never exceeds the free-flow speed.
+
 plus the queue (vehicles in congested state, time-mean), the queue length (congested length
 from the link's downstream end at the interval's end), cumulative counts in and out, inflow and outflow rates at the
 link ends, and the lanes in force. ``time`` labels the *end* of each interval [s]; snapshots

@@ -308,25 +308,26 @@ def _cell_flows_drop(n, y, c0, c1, alpha, beta, q, njam, ncrit, keep):
 def _cell_update(n, y, c0, c1, inflow, ncrit):
     """Apply one step's flows to the cells of a link.
 
-    Returns (vehicles, moved, queued, run, lowest): vehicles on the link, vehicles that moved
-    out of a cell, vehicles in congested cells, the number of congested cells in a row at the
-    downstream end (the queue), and the lowest cell count before clipping. Rounding can leave
-    ``-1e-17`` vehicles: those are clipped to 0; anything below ``-1e-9`` is a kernel error.
-    The loop body is branch-free so that it vectorises.
+    Returns (vehicles, moved, queued, run, lowest): vehicles on the link at the start of the
+    step (the step's vehicle-time, consistent with ``moved`` so that VKT <= v_f VHT holds step by
+    step), vehicles that moved out of a cell, vehicles in congested cells after the update, the
+    number of congested cells in a row at the downstream end (the queue), and the lowest cell
+    count before clipping. Rounding can leave ``-1e-17`` vehicles: those are clipped to 0;
+    anything below ``-1e-9`` is a kernel error. The loop body is branch-free so it vectorises.
     """
+    veh = n[c0]
     nc = n[c0] + inflow - y[c0]
     lowest = min(0.0, nc)
     nc = max(nc, 0.0)
     n[c0] = nc
-    veh = nc
     moved = y[c0]
     queued = nc if nc > ncrit else 0.0
     for c in range(c0 + 1, c1):
+        veh += n[c]
         nc = n[c] + y[c - 1] - y[c]
         lowest = min(lowest, nc)
         nc = max(nc, 0.0)
         n[c] = nc
-        veh += nc
         moved += y[c]
         queued += nc * (nc > ncrit)
     run = 0
