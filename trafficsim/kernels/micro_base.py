@@ -1,0 +1,261 @@
+"""Constants, lane-list primitives and per-vehicle queries of the microscopic engine.
+
+Shared by :mod:`trafficsim.kernels.micro` (the time loop), :mod:`trafficsim.kernels.micro_lanes`
+(permissions and lane changes) and :mod:`trafficsim.kernels.micro_io` (insertion, records).
+
+Every helper here takes plain arrays and scalars, never the ``Micro*`` NamedTuples: in numba each
+extraction of an array from a tuple costs an atomic reference-count increment/decrement pair
+that is not hoisted out of loops, and that dominated the run time when the helpers (called per
+vehicle, several times per step) read ``st.x[w]``. ``micro_advance`` takes every array out of its
+tuple once and passes them down; passing arrays between jitted functions is cheap.
+
+Naming in argument lists: per-vehicle state arrays keep their ``MicroState`` field names, except
+``MicroState.lane`` which is ``vlane`` (``lane`` is always a lane index); positions passed as
+scalars are ``xp``.
+"""
+
+from ._jit import jit
+from .idm import FREE_GAP, idm_acceleration
+
+
+def kernel(fn):
+    """:func:`~trafficsim.kernels._jit.jit` without numba's reference counting (``_nrt=False``).
+
+    The micro kernels allocate nothing, so they need no NRT. With it, numba increfs every array
+    argument on entry to a jitted function and decrefs it on exit (atomic operations); the LLVM
+    pass that prunes those pairs gives up on callees with loops and branches, and the per-vehicle
+    helpers here take 10-40 arrays: measured 12 ns per array per call, 2-4 us per vehicle-update
+    in all. Without NRT the same call costs nothing. Any array allocation in a ``kernel``
+    function fails to compile, which keeps the "nothing allocated here" rule honest.
+    """
+    return jit(fn, _nrt=False)
+
+# indices of MicroNet.par
+P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC, P_BINS = range(13)
+# indices of MicroState.counters
+C_INSIDE, C_CLAMP, C_UID, C_LC, C_ENTERED, C_EXITED = range(6)
+
+STATUS_OK = 0
+STATUS_POOL = 1
+STATUS_NAN = 2
+
+RED = 0
+GREEN = 1
+AMBER = 2
+SINK = -2
+BLOCKED = -1
+UNKNOWN = -3
+F_COMMITTED = 1
+F_BAY = 2
+
+
+# ---------------------------------------------------------------------------- list helpers
+@kernel
+def _unlink(prv, nxt, lane_head, lane_tail, lane, w):
+    p = prv[w]
+    n = nxt[w]
+    if p >= 0:
+        nxt[p] = n
+    else:
+        lane_tail[lane] = n
+    if n >= 0:
+        prv[n] = p
+    else:
+        lane_head[lane] = p
+    prv[w] = -1
+    nxt[w] = -1
+
+
+@kernel
+def _link_between(prv, nxt, lane_head, lane_tail, vlane, lane, w, fol, lead):
+    """Insert ``w`` into ``lane`` between follower ``fol`` and leader ``lead`` (-1: none)."""
+    prv[w] = fol
+    nxt[w] = lead
+    if fol >= 0:
+        nxt[fol] = w
+    else:
+        lane_tail[lane] = w
+    if lead >= 0:
+        prv[lead] = w
+    else:
+        lane_head[lane] = w
+    vlane[w] = lane
+
+
+@kernel
+def _link_sorted(x, prv, nxt, lane_head, lane_tail, vlane, lane, w):
+    """Insert ``w`` at its position in ``lane``, searching from the tail (entries arrive there)."""
+    fol = -1
+    p = lane_tail[lane]
+    while p >= 0 and x[p] <= x[w]:
+        fol = p
+        p = nxt[p]
+    _link_between(prv, nxt, lane_head, lane_tail, vlane, lane, w, fol, p)
+
+
+# ---------------------------------------------------------------------------- small queries
+@kernel
+def _accel(c, link, gap, v_lead, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta):
+    """IDM acceleration of a vehicle of class ``c`` on ``link`` at speed ``vw``."""
+    j = c * L + link
+    return idm_acceleration(vw, gap, vw - v_lead, cl_v0[j], cl_T[j], cls_s0[c], cls_a[c], cls_b[c], delta)
+
+
+@kernel
+def _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active):
+    """Distance [m] from front position ``xp`` to the nearest active blocked segment ahead."""
+    g = FREE_GAP
+    for o in range(obs_off[lane], obs_off[lane + 1]):
+        if obs_active[o] and obs_pos[o] >= xp - 1e-9:
+            d = obs_pos[o] - xp
+            if d < g:
+                g = d
+    return g
+
+
+@kernel
+def _blocked(lane, x0, x1, obs_off, obs_pos, obs_end, obs_active):
+    """Whether an active blocked segment of ``lane`` overlaps ``[x0, x1]``."""
+    for o in range(obs_off[lane], obs_off[lane + 1]):
+        if obs_active[o] and obs_pos[o] < x1 and obs_end[o] > x0:
+            return True
+    return False
+
+
+@kernel
+def _crossing(slot, lane, xp, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len, maxl,
+              slot_lo, slot_hi, slot_map, lane_open, move_state, amber):
+    """Lane entered at the end of the link (>= 0), ``SINK`` at the destination, or ``BLOCKED``."""
+    if slot_next[slot] < 0:
+        return SINK
+    idx = lane_idx[lane]
+    if idx < slot_lo[slot] or idx > slot_hi[slot]:
+        return BLOCKED
+    tg = slot_map[slot * maxl + idx]
+    if tg < 0 or lane_open[tg] == 0:
+        return BLOCKED
+    state = move_state[slot_move[slot]]
+    if state == GREEN or committed:
+        return tg
+    if state == AMBER:
+        d = link_len[lane_link[lane]] - xp
+        if d < 1e-3:
+            d = 1e-3
+        if vw * vw > 2.0 * amber * d:
+            return tg
+    return BLOCKED
+
+
+@kernel
+def _ahead(w, slot, lane, xp, tg,
+           x, v, cls, prv, tgt, lane_head, lane_tail,
+           link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+           obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, look):
+    """Gap [m] and speed [m/s] of what a vehicle at front ``xp`` in ``lane`` meets past its link's
+    vehicles: the stop line, a zipper partner on another feeder lane, downstream tails."""
+    dist = link_len[lane_link[lane]] - xp
+    if tg == SINK:
+        return FREE_GAP, 0.0
+    if tg == BLOCKED:
+        return dist, 0.0
+    best = FREE_GAP
+    bv = 0.0
+    # zipper: a vehicle on another feeder of the same target lane that is closer to the node
+    for f in range(feed_off[tg], feed_off[tg + 1]):
+        fl = feed_lane[f]
+        if fl == lane:
+            continue
+        flen = link_len[lane_link[fl]]
+        u = lane_head[fl]
+        while u >= 0:
+            du = flen - x[u]
+            if du > dist or (du == dist and u >= w):
+                break
+            if tgt[u] == tg:
+                g = dist - du - cls_len[cls[u]]
+                if g < best:
+                    best = g
+                    bv = v[u]
+            u = prv[u]
+    s_on = slot_next[slot]
+    lane_on = tg
+    for _ in range(3):
+        tail = lane_tail[lane_on]
+        cand = FREE_GAP
+        cv = 0.0
+        if tail >= 0:
+            cand = dist + x[tail] - cls_len[cls[tail]]
+            cv = v[tail]
+        og = _obstacle_gap(lane_on, 0.0, obs_off, obs_pos, obs_active)
+        if og < FREE_GAP and dist + og < cand:
+            cand = dist + og
+            cv = 0.0
+        if cand < FREE_GAP:
+            if cand < best:
+                best = cand
+                bv = cv
+            break
+        dist += link_len[slot_link[s_on]]
+        s_nx = slot_next[s_on]
+        if dist > look or s_nx < 0:
+            break
+        lo = slot_lo[s_on]
+        hi = slot_hi[s_on]
+        idx = lane_idx[lane_on]
+        if idx < lo:
+            idx = lo
+        if idx > hi:
+            idx = hi
+        t2 = slot_map[s_on * maxl + idx] if lo <= hi else -1
+        if t2 < 0 or lane_open[t2] == 0 or move_state[slot_move[s_on]] != GREEN:
+            if dist < best:
+                best = dist
+                bv = 0.0
+            break
+        s_on = s_nx
+        lane_on = t2
+    return best, bv
+
+
+@kernel
+def _front(w, lane, xp, lead, tg, use_yield,
+           x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+           link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+           obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber):
+    """Gap [m] and speed [m/s] of the nearest constraint ahead of vehicle ``w`` placed at ``xp`` in
+    ``lane`` with same-lane leader ``lead`` and node permission ``tg`` (``UNKNOWN``: compute)."""
+    if tg == UNKNOWN:
+        tg = _crossing(slot[w], lane, xp, v[w], flags[w] & F_COMMITTED, slot_next, slot_move, lane_idx, lane_link,
+                       link_len, maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
+    if lead >= 0:
+        g = x[lead] - cls_len[cls[lead]] - xp
+        vl = v[lead]
+        if tg == BLOCKED:
+            d = link_len[lane_link[lane]] - xp
+            if d < g:
+                g = d
+                vl = 0.0
+    else:
+        g, vl = _ahead(w, slot[w], lane, xp, tg, x, v, cls, prv, tgt, lane_head, lane_tail,
+                       link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl, feed_off,
+                       feed_lane, obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                       look)
+    og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
+    if og < g:
+        g = og
+        vl = 0.0
+    s = stop_next[w]
+    if s >= 0:
+        # the bus's front halts at the stop position: the IDM keeps s0 to a standing obstacle
+        d = stop_pos[s] + cls_s0[cls[w]] - xp
+        if d < g:
+            g = d if d > 0.0 else 0.0
+            vl = 0.0
+    if use_yield:
+        y = yld[w]
+        if y >= 0:
+            d = x[y] - cls_len[cls[y]] - xp
+            if 0.0 <= d < g:
+                g = d
+                vl = v[y]
+    return g, vl

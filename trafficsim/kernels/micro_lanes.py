@@ -1,0 +1,307 @@
+"""Node permissions, the zipper and MOBIL lane changes of the microscopic engine (passes 2-3).
+
+See :mod:`trafficsim.kernels.micro` for the step and :mod:`trafficsim.kernels.micro_base` for the
+argument conventions (plain arrays, never the ``Micro*`` NamedTuples). The pass functions take
+the same argument blocks in the same order: the vehicle state (``x`` ... ``counters``), the
+network (``link_len`` ... ``stop_pos``), the controls (``obs_active`` ... ``move_state``) and the
+parameters (``delta`` ... ``amber``).
+"""
+
+from .micro_base import kernel
+from .micro_base import (
+    BLOCKED, C_LC, F_COMMITTED, GREEN, UNKNOWN,
+    _accel, _blocked, _crossing, _front, _link_between, _obstacle_gap, _unlink,
+)
+from .mobil import mobil_incentive
+
+
+@kernel
+def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
+                   obs_active, slot_lo, slot_hi, lane_open, yield_d):
+    """+1 / -1 when vehicle ``w`` must move left / right (route, closure, blockage, bus stop), else 0."""
+    sl = slot[w]
+    idx = lane_idx[lane]
+    lo = slot_lo[sl]
+    hi = slot_hi[sl]
+    if lo <= hi:
+        if idx < lo:
+            return 1
+        if idx > hi:
+            return -1
+    if stop_next[w] >= 0 and idx > 0:
+        return -1
+    link = lane_link[lane]
+    og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
+    if og < yield_d:
+        n = link_lane0[link + 1] - link_lane0[link]
+        reach = xp + og + 30.0
+        if idx + 1 < n and lane_open[lane + 1] and not _blocked(lane + 1, xp - 20.0, reach, obs_off, obs_pos,
+                                                                 obs_end, obs_active):
+            return 1
+        if idx >= 1 and lane_open[lane - 1] and not _blocked(lane - 1, xp - 20.0, reach, obs_off, obs_pos,
+                                                             obs_end, obs_active):
+            return -1
+    return 0
+
+
+@kernel
+def _swap(w, lane, j, md,
+          x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail, counters,
+          link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off, obs_pos, obs_end,
+          obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
+    """Two standing vehicles side by side, each needing the other's lane, trade places.
+
+    Without this, a vehicle waiting at the end of its lane for the lane of a neighbour that
+    waits for its lane would deadlock both (they see each other as the blocking vehicle)."""
+    if v[w] > 0.5 or lane_open[j] == 0:
+        return False
+    lw = cls_len[cls[w]]
+    u = lane_head[j]
+    while u >= 0 and x[u] - cls_len[cls[u]] >= x[w]:
+        u = prv[u]
+    if u < 0 or x[u] <= x[w] - lw or v[u] > 0.5 or dwell[u] > 0.0:
+        return False
+    if _mandatory_dir(u, j, x[u], slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
+                      obs_active, slot_lo, slot_hi, lane_open, yield_d) != -md:
+        return False
+    lu = cls_len[cls[u]]
+    a = nxt[u]
+    b = prv[u]
+    if (a >= 0 and x[a] - cls_len[cls[a]] < x[w]) or (b >= 0 and x[w] - lw < x[b]):
+        return False
+    a = nxt[w]
+    b = prv[w]
+    if (a >= 0 and x[a] - cls_len[cls[a]] < x[u]) or (b >= 0 and x[u] - lu < x[b]):
+        return False
+    fw = prv[w]
+    lw_ = nxt[w]
+    fu = prv[u]
+    lu_ = nxt[u]
+    _unlink(prv, nxt, lane_head, lane_tail, lane, w)
+    _unlink(prv, nxt, lane_head, lane_tail, j, u)
+    _link_between(prv, nxt, lane_head, lane_tail, vlane, j, w, fu, lu_)
+    _link_between(prv, nxt, lane_head, lane_tail, vlane, lane, u, fw, lw_)
+    for q in (w, u):
+        tgt[q] = _crossing(slot[q], vlane[q], x[q], v[q], 0, slot_next, slot_move, lane_idx, lane_link, link_len,
+                           maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
+        yld[q] = -1
+    counters[C_LC] += 2
+    return True
+
+
+@kernel
+def _permissions(x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                 lane_tail, counters,
+                 link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
+                 slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                 obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
+    """Pass 2: node permission of every vehicle, then the courteous followers (zipper)."""
+    NL = lane_link.shape[0]
+    L = link_len.shape[0]
+    for lane in range(NL):
+        w = lane_head[lane]
+        while w >= 0:
+            committed = flags[w] & F_COMMITTED
+            tg = _crossing(slot[w], lane, x[w], v[w], committed, slot_next, slot_move, lane_idx, lane_link, link_len,
+                           maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
+            if tg >= 0 and not committed and move_state[slot_move[slot[w]]] != GREEN:
+                flags[w] |= F_COMMITTED
+            tgt[w] = tg
+            yld[w] = -1
+            w = prv[w]
+    for lane in range(NL):
+        link = lane_link[lane]
+        length = link_len[link]
+        has_obs = obs_off[lane + 1] > obs_off[lane]
+        w = lane_head[lane]
+        while w >= 0:
+            near = length - x[w] < yield_d
+            if not near and has_obs:
+                near = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active) < yield_d
+            if not near:
+                w = prv[w]
+                continue
+            md = _mandatory_dir(w, lane, x[w], slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos,
+                                obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+            nw = prv[w]
+            if md != 0 and dwell[w] <= 0.0 and _swap(
+                    w, lane, lane + md, md,
+                    x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
+                    counters, link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off,
+                    obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
+                w = nw
+                continue
+            if md != 0 and dwell[w] <= 0.0:
+                j = lane + md
+                rear = x[w] - cls_len[cls[w]]
+                f = lane_head[j]
+                while f >= 0 and x[f] > rear - 0.5 * cls_s0[cls[f]]:
+                    f = prv[f]
+                if f >= 0:
+                    a_f = _accel(cls[f], link, rear - x[f], v[w], v[f], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+                    if a_f >= -cls_b[cls[f]]:
+                        y = yld[f]
+                        if y < 0 or x[w] < x[y]:
+                            yld[f] = w
+            w = prv[w]
+
+
+@kernel
+def _consider(w, src, dst, d, fol, lead, t,
+              x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
+              link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
+              slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+              obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+              delta, polite, bsafe, thr, bias, mingap, freedist, yield_d, look, amber):
+    """MOBIL decision for vehicle ``w`` moving from lane ``src`` to ``dst`` (direction ``d``)."""
+    if dwell[w] > 0.0 or t < lc_until[w]:
+        return False
+    L = link_len.shape[0]
+    xw = x[w]
+    md = _mandatory_dir(w, src, xw, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
+                        obs_active, slot_lo, slot_hi, lane_open, yield_d)
+    if md != 0 and md != d:
+        return False
+    link = lane_link[src]
+    sl = slot[w]
+    if md == 0:
+        if stop_next[w] >= 0:
+            return False
+        di = lane_idx[dst]
+        if (di < slot_lo[sl] or di > slot_hi[sl]) and link_len[link] - xw < freedist:
+            return False
+    lw = cls_len[cls[w]]
+    mg = mingap
+    if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
+        return False
+    if fol >= 0 and xw - lw - x[fol] < mg:
+        return False
+    if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
+        return False
+    vw = v[w]
+    cw = cls[w]
+    g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, False,
+                     x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+                     link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off,
+                     feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
+                     move_state, look, amber)
+    acn = _accel(cw, link, g2, vl2, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+    an_new = 0.0
+    if fol >= 0:
+        an_new = _accel(cls[fol], link, xw - lw - x[fol], vw, v[fol], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+        if an_new < -bsafe:
+            return False
+    if md != 0:
+        return acn >= -bsafe or vw < 1.0
+    if acn < -bsafe:
+        return False
+    g, vl = _front(w, src, xw, nxt[w], tgt[w], False,
+                   x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+                   link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off,
+                   feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
+                   move_state, look, amber)
+    ac = _accel(cw, link, g, vl, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+    an_old = 0.0
+    if fol >= 0:
+        gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, False,
+                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+                        link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl,
+                        feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map,
+                        lane_open, move_state, look, amber)
+        an_old = _accel(cls[fol], link, gf, vf, v[fol], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+    ao_new = 0.0
+    ao_old = 0.0
+    o = prv[w]
+    if o >= 0:
+        ao_old = _accel(cls[o], link, xw - lw - x[o], vw, v[o], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+        go, vo = _front(o, src, x[o], nxt[w], tgt[o], False,
+                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+                        link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl,
+                        feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map,
+                        lane_open, move_state, look, amber)
+        ao_new = _accel(cls[o], link, go, vo, v[o], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+    b = bias if d < 0 else -bias
+    inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
+    return inc > thr
+
+
+@kernel
+def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
+           x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
+           counters,
+           link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
+           slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+           delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
+    """Decide and apply the lane changes from ``src`` to the adjacent ``dst`` (two-pointer sweep)."""
+    if lane_open[dst] == 0 or lane_tail[src] < 0:
+        return
+    nd = 0
+    fol = -1
+    p = lane_tail[dst]
+    last_lead = -2
+    w = lane_tail[src]
+    while w >= 0:
+        while p >= 0 and x[p] <= x[w]:
+            fol = p
+            p = nxt[p]
+        if p != last_lead and _consider(
+                w, src, dst, d, fol, p, t,
+                x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
+                link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
+                slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                delta, polite, bsafe, thr, bias, mingap, freedist, yield_d, look, amber):
+            lc_v[nd] = w
+            lc_f[nd] = fol
+            lc_l[nd] = p
+            nd += 1
+            last_lead = p
+        w = nxt[w]
+    for q in range(nd):
+        w = lc_v[q]
+        _unlink(prv, nxt, lane_head, lane_tail, src, w)
+        _link_between(prv, nxt, lane_head, lane_tail, vlane, dst, w, lc_f[q], lc_l[q])
+        lc_until[w] = t + cool
+        flags[w] &= ~F_COMMITTED
+        tgt[w] = _crossing(slot[w], dst, x[w], v[w], 0, slot_next, slot_move, lane_idx, lane_link, link_len, maxl,
+                           slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
+        yld[w] = -1
+    counters[C_LC] += nd
+
+
+@kernel
+def _lane_changes(t, d, lc_v, lc_f, lc_l,
+                  x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                  lane_tail, counters,
+                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
+                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
+    """Pass 3: MOBIL sweeps over every pair of adjacent lanes, all to the left (``d = 1``) or all
+    to the right (``d = -1``)."""
+    L = link_len.shape[0]
+    for link in range(L):
+        a0 = link_lane0[link]
+        n = link_lane0[link + 1] - a0
+        if n < 2:
+            continue
+        if d > 0:
+            for i in range(n - 2, -1, -1):
+                _sweep(a0 + i, a0 + i + 1, 1, t, lc_v, lc_f, lc_l,
+                       x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                       lane_tail, counters,
+                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
+                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
+                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
+        else:
+            for i in range(1, n):
+                _sweep(a0 + i, a0 + i - 1, -1, t, lc_v, lc_f, lc_l,
+                       x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                       lane_tail, counters,
+                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
+                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
+                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
