@@ -246,7 +246,8 @@ def compute_kpis(ds: xr.Dataset) -> pd.Series:
         "vht": vht,
         "vht_free_flow": vht_ff,
         "origin_wait_vh": wait,
-        "delay_vh": vht + wait - vht_ff,
+        # VKT <= v_f VHT holds step by step, so a negative delay is rounding: report 0
+        "delay_vh": max(0.0, vht + wait - vht_ff),
         "travel_time_index": (vht + wait) / vht_ff if vht_ff > 0 else float("nan"),
         "mean_speed_kmh": vkt / vht if vht > 0 else float("nan"),
         "demand": float(last["route_demand"].sum()),
