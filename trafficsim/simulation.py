@@ -25,18 +25,26 @@ def simulate(
     scenario : Scenario
         What to simulate.
     engine : str
-        ``"macro"`` (cell transmission model).
+        ``"macro"`` (cell transmission model, :mod:`trafficsim.engines.macro`), ``"micro"``
+        (IDM + MOBIL, :mod:`trafficsim.engines.micro`), ``"sumo"`` (Eclipse SUMO through
+        libsumo/TraCI, :mod:`trafficsim.engines.sumo`) or ``"hybrid"`` (a region in SUMO, the
+        rest in the CTM, :mod:`trafficsim.engines.hybrid`).
     seed : int or None
-        Random seed (stochastic engines); the macro engine is deterministic.
+        Random seed (micro, sumo); the macro engine is deterministic.
     dt_s : float, optional
         Time step [s]; ``None`` takes the engine default (macro: the largest step that satisfies
-        the CFL condition on every link, at most 5 s, 2 s with signals).
+        the CFL condition on every link, at most 5 s, 2 s with signals; micro: 0.5 s).
     record_interval_s : float
         Aggregation interval of the result [s], a whole multiple of ``dt_s``.
     progress : bool
         Show a progress bar.
     **options
-        Engine options, e.g. ``capacity_drop=0.1`` or ``record_cells=True`` for macro.
+        Engine options. macro: ``capacity_drop`` (fraction), ``record_cells`` (cell densities).
+        micro: ``vehicle_params``, ``lane_change``, ``capacity_preset``, ``detectors``,
+        ``trajectories``, ``initial_vehicles``. sumo: ``backend`` ("auto", "libsumo", "traci"),
+        ``arrivals``, ``sigma``, ``reference_link``, ``timeout_s``, ``keep_files``. hybrid:
+        ``region`` (link ids run in SUMO), ``sumo_dt_s`` and the sumo options. Each engine's
+        ``run_*`` function documents its own.
     """
     from .engines import get_engine
 
