@@ -258,3 +258,24 @@ def test_record_interval_must_be_a_multiple_of_the_step():
 def test_unknown_engine_is_a_clear_error():
     with pytest.raises(ts.SimulationError, match="unknown engine 'warp'"):
         ts.simulate(corridor(), engine="warp")
+
+
+def test_capacity_drop_is_not_triggered_by_a_metered_queue():
+    """A ramp queue held by its meter does not lower the merge's capacity; an unmetered one does."""
+    def run(meter_vph):
+        net = ts.Network()
+        for n in ("A", "R", "M", "D"):
+            net.add_node(n)
+        kw = dict(free_speed_kmh=VF, capacity_vph_per_lane=Q, jam_density_vpkm_per_lane=KJ)
+        net.add_link("main", "A", "M", length_m=3000, lanes=2, **kw)
+        net.add_link("ramp", "R", "M", length_m=1000, lanes=1, **kw)
+        net.add_link("out", "M", "D", length_m=2000, lanes=2, **kw)
+        d = ts.Demand()
+        d.add("A", "D", [(0, 3000)])
+        d.add("R", "D", [(0, 1500)])
+        controls = [ts.FixedRateMeter("ramp", ((0, meter_vph),))] if meter_vph else []
+        res = ts.simulate(ts.Scenario(net, d, 3600, controls), dt_s=3.6, record_interval_s=36.0, capacity_drop=0.1)
+        return _late(res.data.inflow.sel(link="out"))
+
+    assert run(None) == pytest.approx(0.9 * 2 * Q, rel=0.01)        # queues at the merge: drop
+    assert run(900.0) == pytest.approx(3000 + 900, rel=0.01)          # meter holds the ramp: no drop

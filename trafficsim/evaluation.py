@@ -231,6 +231,13 @@ def evaluate(
 def _stack(datasets: list[xr.Dataset], names: list[str]) -> xr.Dataset:
     """Datasets along a ``variant`` dim; links and routes are the union in first-seen order and
     each per-link coordinate is taken from the first variant that has the link."""
+    # cell-level fields stack only when every variant has the same cells (same links, same
+    # cutting); otherwise they stay in Comparison.results
+    cells = [ds["cell_link"].values if "cell_link" in ds.coords else None for ds in datasets]
+    same_cells = cells[0] is not None and all(
+        c is not None and len(c) == len(cells[0]) and (c == cells[0]).all() for c in cells)
+    cell_coords = {k: datasets[0][k] for k in ("cell_link", "cell_x") if k in datasets[0].coords}
+    datasets = [ds.drop_dims("cell") if "cell" in ds.dims else ds for ds in datasets] if not same_cells else datasets
     union = {}
     for dim in ("link", "route", "origin"):
         seen: dict[str, None] = {}
@@ -257,6 +264,8 @@ def _stack(datasets: list[xr.Dataset], names: list[str]) -> xr.Dataset:
         if arr.dtype == object:
             arr = arr.astype(str)
         out = out.assign_coords({name: (dim, arr, datasets[0][name].attrs)})
+    if same_cells:
+        out = out.assign_coords(cell_coords)
     return out.assign_coords(variant=("variant", np.array(names, dtype=str)))
 
 

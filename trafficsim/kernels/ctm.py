@@ -10,7 +10,8 @@ vehicles between cells with the triangular sending and receiving functions::
 Optional capacity drop (default off): at a queue head, where a congested cell (``n > n_crit``)
 feeds an uncongested one, the flow is ``min(S_c, (1 - drop) R_{c+1})``, so an active bottleneck
 discharges below its capacity once a queue stands behind it (Cassidy & Bertini 1999); the same
-rule applies at nodes to every uncongested outgoing link fed by a congested incoming one.
+rule applies at nodes to every uncongested outgoing link fed by a congested incoming one whose
+discharge is not held by its own meter.
 
 with ``Q = lanes * q_lane`` and ``N_jam = lanes * k_j dx`` following the lane count in force,
 and the CFL condition ``v_f dt <= dx``. Clipping ``R`` at 0 keeps the vehicles of a link whose
@@ -456,12 +457,16 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                     continue
                 r_o[o] = _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, out)
                 if capacity_drop > 0.0 and n[cell_off[out]] <= ncrit_lane[out] * lanes[out] * 1.0000001:
+                    # a queue head feeds this free-flowing link: a queue held by its own meter
+                    # (a ramp meter, a release signal) does not count, it does not discharge freely
                     for i in range(ni):
                         inp = node_in[i0 + i]
-                        if inp < L and s_io[i * max_out + o] > 0.0 and (
-                                n[cell_off[inp + 1] - 1] > ncrit_lane[inp] * lanes[inp] * 1.0000001):
-                            r_o[o] *= keep
-                            break
+                        if inp < L and s_io[i * max_out + o] > 0.0:
+                            last = cell_off[inp + 1] - 1
+                            if n[last] > ncrit_lane[inp] * lanes[inp] * 1.0000001 and min(
+                                    alpha[inp] * n[last], qstep_lane[inp] * lanes[inp]) <= meter[inp]:
+                                r_o[o] *= keep
+                                break
             # incremental transfer
             any_demand = False
             for i in range(ni):
