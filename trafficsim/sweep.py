@@ -591,7 +591,10 @@ def sweep(
 
     failures: dict[str, str] = {}
     if todo:
-        from tqdm.auto import tqdm
+        if progress:
+            from tqdm.auto import tqdm
+        else:   # tqdm.auto warns in a notebook without ipywidgets even when the bar is disabled
+            from tqdm import tqdm
 
         if backend == "dask":
             runner = _DaskRunner(client, scheduler, int(n_workers), int(retries))
