@@ -158,7 +158,7 @@ def test_kpi_bars_relative_to_baseline():
     heights = sorted(round(b.get_height(), 6) for b in bars)
     assert heights == [25.0, 25.0, 75.0, 100.0, 100.0, 100.0]
     assert ax.get_ylabel() == "relative to baseline [%]"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["delay_vh [veh h]", "max_queue_m [m]"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["delay_vh\n[veh h]", "max_queue_m\n[m]"]
     ax = plot.kpi_bars(kpis, columns=["delay_vh"], relative=False)
     assert [b.get_height() for b in ax.patches] == [400.0, 100.0, 300.0]
     assert ax.get_ylabel() == "delay_vh [veh h]"

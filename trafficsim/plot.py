@@ -552,16 +552,28 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
         else:
             height = raw
         bars = ax.bar(x + (j - (n - 1) / 2) * width, height, width, label=str(variant))
-        ax.bar_label(bars, labels=[f"{v:.3g}" for v in raw], fontsize="x-small", padding=2)
-    ax.set_xticks(x, [_kpi_label(c) for c in columns])
+        # vertical labels once bars get narrow, so that neighbours' labels do not overlap
+        ax.bar_label(bars, labels=[_value_label(v) for v in raw], fontsize="x-small", padding=2,
+                     rotation=90 if n >= 4 else 0)
+    ax.set_xticks(x, [_kpi_label(c).replace(" [", "\n[", 1) for c in columns])
     if relative:
         ax.axhline(100.0, color="0.3", lw=0.8, ls="--")
         ax.set_ylabel(f"relative to {base} [%]")
     else:
         ax.set_ylabel(_kpi_label(columns[0]) if len(columns) == 1 else "value")
     ax.set_title("KPIs by variant")
-    ax.legend(fontsize="small", loc="best")
+    ax.margins(y=0.15)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return ax
+
+
+def _value_label(v: float) -> str:
+    """A short bar label: rounding noise shows as 0, large values with thousands separators."""
+    if not np.isfinite(v):
+        return "-"
+    if abs(v) < 1e-6:
+        return "0"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def _kpi_label(name: str) -> str:
