@@ -130,7 +130,7 @@ def test_run_library_scenario_with_param_and_measure(capsys, library):
         (["run", "lane-drop", "--param", "demand_scale"], "bad --param 'demand_scale': write it as NAME=VALUE"),
         (["run", "lane-drop", "--param", "lanes=3"], "bad --param"),
         (["run", "lane-drop", "--measure", "teleport"], "has no measure 'teleport'; its measures: widen"),
-        (["run", "lane-drop", "--engine", "warp"], "unknown engine 'warp'; choose one of: macro"),
+        (["run", "lane-drop", "--engine", "warp"], "unknown engine 'warp'; choose one of: hybrid, macro, micro, sumo"),
         (["run", "missing.toml"], "scenario file 'missing.toml' does not exist"),
         (["show", "nope"], "unknown scenario 'nope'"),
     ],
