@@ -493,12 +493,12 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         sink_exits=np.zeros(L, np.int64), route_gen=np.zeros(R, np.int64), route_in=np.zeros(R, np.int64),
         route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
         stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
-        lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64),
+        lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
     )
 
 
 _PER_VEHICLE = ("x", "v", "acc", "lim", "dwell", "lc_until", "cls", "slot", "lane", "nxt", "prv", "tgt", "yld",
-                "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l")
+                "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l", "afree")
 
 
 def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:

@@ -35,6 +35,8 @@ from ._jit import jit
 
 __all__ = [
     "idm_acceleration",
+    "idm_free_term",
+    "idm_acceleration_free",
     "ballistic_step",
     "equilibrium_gap",
     "steady_state_capacity",
@@ -63,7 +65,22 @@ def idm_acceleration(v, gap, dv, v0, T, s0, a, b, delta):
         Desired speed [m/s], time gap [s], jam distance [m], maximum acceleration [m/s^2],
         comfortable deceleration [m/s^2], free-acceleration exponent.
     """
-    free = 1.0 - (v / v0) ** delta if v0 > 0.0 else -1.0
+    return idm_acceleration_free(idm_free_term(v, v0, delta), v, gap, dv, T, s0, a, b)
+
+
+@jit
+def idm_free_term(v, v0, delta):
+    """``1 - (v / v0)^delta``, the free-road part of the IDM (``-1`` when ``v0 <= 0``).
+
+    The microscopic kernel computes it once per vehicle and step (it depends on the vehicle's own
+    speed and link only) and passes it to :func:`idm_acceleration_free`: MOBIL evaluates up to six
+    accelerations per vehicle and the power is their largest cost."""
+    return 1.0 - (v / v0) ** delta if v0 > 0.0 else -1.0
+
+
+@jit
+def idm_acceleration_free(free, v, gap, dv, T, s0, a, b):
+    """:func:`idm_acceleration` given its free-road term ``free`` (:func:`idm_free_term`)."""
     if gap >= FREE_GAP:
         return a * free
     inter = v * T + v * dv / (2.0 * math.sqrt(a * b))

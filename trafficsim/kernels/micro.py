@@ -36,13 +36,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .idm import ballistic_step
+from .idm import ballistic_step, idm_free_term
 from .micro_base import kernel
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
     P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_THR, P_YIELD, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _crossing, _front, _link_between, _link_sorted, _unlink,
+    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _unlink,
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
 from .micro_lanes import _lane_changes, _permissions
@@ -152,6 +152,7 @@ class MicroState(NamedTuple):
     lc_v: np.ndarray          # scratch (N,)
     lc_f: np.ndarray
     lc_l: np.ndarray
+    afree: np.ndarray         # (N,) IDM free-road term 1 - (v/v0)^delta of this step (cache)
 
 
 class MicroRecord(NamedTuple):
@@ -204,8 +205,23 @@ def _update_signals(t, move_sig, move_win_off, win_start, win_end, win_amber, si
 
 
 @kernel
+def _free_terms(x, v, afree, cls, prv, lane_head, lane_link, link_len, cl_v0, delta):
+    """The IDM free-road term of every vehicle in a lane, from its speed at the start of the step.
+
+    Speeds change only in the move pass, so permissions, lane changes and the accelerations of
+    the move pass share it (MOBIL evaluates up to six accelerations per vehicle)."""
+    L = link_len.shape[0]
+    for lane in range(lane_link.shape[0]):
+        link = lane_link[lane]
+        w = lane_head[lane]
+        while w >= 0:
+            afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
+            w = prv[w]
+
+
+@kernel
 def _move(ti, dt,
-          x, v, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
+          x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
           bay, n_bay, stop_used, counters,
           link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next, slot_move,
           maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, det_off, det_pos, det_id,
@@ -216,19 +232,26 @@ def _move(ti, dt,
     NL = lane_link.shape[0]
     L = link_len.shape[0]
     for lane in range(NL):
+        no_obs = obs_off[lane + 1] == obs_off[lane]
         w = lane_head[lane]
         while w >= 0:
             if dwell[w] > 0.0:
                 acc[w] = 0.0
                 lim[w] = x[w]
             else:
-                g, vl = _front(w, lane, x[w], nxt[w], tgt[w], True,
-                               x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
-                               link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl,
-                               feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi,
-                               slot_map, lane_open, move_state, look, amber)
+                lead = nxt[w]
+                if lead >= 0 and no_obs and tgt[w] != BLOCKED and stop_next[w] < 0 and yld[w] < 0:
+                    # the common case, what _front returns for it without the call
+                    g = x[lead] - cls_len[cls[lead]] - x[w]
+                    vl = v[lead]
+                else:
+                    g, vl = _front(w, lane, x[w], lead, tgt[w], True,
+                                   x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+                                   link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move,
+                                   maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo,
+                                   slot_hi, slot_map, lane_open, move_state, look, amber)
                 link = lane_link[lane]
-                acc[w] = _accel(cls[w], link, g, vl, v[w], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+                acc[w] = _accel_f(afree[w], cls[w], link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
                 lim[w] = x[w] + g
             w = prv[w]
     for lane in range(NL):
@@ -410,7 +433,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     cum_in, cum_out, sink_exits = st.cum_in, st.cum_out, st.sink_exits
     route_gen, route_in, route_out = st.route_gen, st.route_in, st.route_out
     move_state, stop_used, counters = st.move_state, st.stop_used, st.counters
-    lc_v, lc_f, lc_l = st.lc_v, st.lc_f, st.lc_l
+    lc_v, lc_f, lc_l, afree = st.lc_v, st.lc_f, st.lc_l, st.afree
     rec_vkt, rec_vht, rec_cum_in, rec_cum_out = rec.vkt, rec.vht, rec.cum_in, rec.cum_out
     rec_queue_vs, rec_queue_m, rec_lanes = rec.queue_vs, rec.queue_m, rec.lanes
     rec_route_in, rec_route_out, rec_route_gen = rec.route_in, rec.route_out, rec.route_gen
@@ -438,7 +461,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                     qbuf[q_off[s] + (q_head[s] + q_len[s]) % cap] = r
                     q_len[s] += 1
                 route_gen[r] += n
-        _permissions(x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+        _free_terms(x, v, afree, cls, prv, lane_head, lane_link, link_len, cl_v0, delta)
+        _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                      lane_tail, counters,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                      slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
@@ -446,15 +470,15 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
         d = 1 if k % 2 == 0 else -1
         _lane_changes(t, d, lc_v, lc_f, lc_l,
-                      x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                      x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                       lane_tail, counters,
                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
                       obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
         _move(ti, dt,
-              x, v, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
-              bay, n_bay, stop_used, counters,
+              x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+              lane_tail, bay, n_bay, stop_used, counters,
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
               slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, det_off, det_pos,
               det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
@@ -464,8 +488,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
               slot_move, maxl, stop_off, slot_lo, slot_hi, slot_map, lane_open, move_state, rec_vht,
               delta, bsafe, mingap, amber)
-        _crossings(ti, x, v, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid, lane_head, lane_tail, free, n_free,
-                   cum_in, cum_out, sink_exits, route_out, counters,
+        _crossings(ti, x, v, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid, lane_head, lane_tail, free,
+                   n_free, cum_in, cum_out, sink_exits, route_out, counters,
                    link_len, lane_link, slot_link, slot_next, slot_route, stop_off, stop_pos,
                    rec_vkt, rec_veh_exit)
         q_total = 0

@@ -15,7 +15,7 @@ scalars are ``xp``.
 """
 
 from ._jit import jit
-from .idm import FREE_GAP, idm_acceleration
+from .idm import FREE_GAP, idm_acceleration, idm_acceleration_free
 
 
 def kernel(fn):
@@ -31,7 +31,8 @@ def kernel(fn):
     return jit(fn, _nrt=False)
 
 # indices of MicroNet.par
-P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC, P_BINS = range(13)
+(P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC,
+ P_BINS) = range(13)
 # indices of MicroState.counters
 C_INSIDE, C_CLAMP, C_UID, C_LC, C_ENTERED, C_EXITED = range(6)
 
@@ -99,6 +100,13 @@ def _accel(c, link, gap, v_lead, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta
     """IDM acceleration of a vehicle of class ``c`` on ``link`` at speed ``vw``."""
     j = c * L + link
     return idm_acceleration(vw, gap, vw - v_lead, cl_v0[j], cl_T[j], cls_s0[c], cls_a[c], cls_b[c], delta)
+
+
+@kernel
+def _accel_f(free, c, link, gap, v_lead, vw, L, cl_T, cls_s0, cls_a, cls_b):
+    """:func:`_accel` given the vehicle's free-road term ``free`` (``MicroState.afree``)."""
+    j = c * L + link
+    return idm_acceleration_free(free, vw, gap, vw - v_lead, cl_T[j], cls_s0[c], cls_a[c], cls_b[c])
 
 
 @kernel

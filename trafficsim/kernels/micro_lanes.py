@@ -10,7 +10,7 @@ parameters (``delta`` ... ``amber``).
 from .micro_base import kernel
 from .micro_base import (
     BLOCKED, C_LC, F_COMMITTED, GREEN, UNKNOWN,
-    _accel, _blocked, _crossing, _front, _link_between, _obstacle_gap, _unlink,
+    _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _unlink,
 )
 from .mobil import mobil_incentive
 
@@ -42,6 +42,20 @@ def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx
                                                              obs_end, obs_active):
             return -1
     return 0
+
+
+@kernel
+def _quick_gap(w, lead, xp, no_obs, len_link, x, v, cls, cls_len, stop_next):
+    """``(True, gap, speed)`` when ``_front(w, lane, xp, lead, tg, use_yield=False)`` reduces to the
+    same-lane leader, whatever ``tg``: a leader, no blocked segment in the lane, no bus stop
+    ahead, and the stop line not closer than the leader (then ``tg == BLOCKED`` changes nothing).
+    ``(False, 0, 0)`` otherwise: call ``_front``."""
+    if lead < 0 or not no_obs or stop_next[w] >= 0:
+        return False, 0.0, 0.0
+    g = x[lead] - cls_len[cls[lead]] - xp
+    if len_link - xp < g:
+        return False, 0.0, 0.0
+    return True, g, v[lead]
 
 
 @kernel
@@ -90,7 +104,7 @@ def _swap(w, lane, j, md,
 
 
 @kernel
-def _permissions(x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                  lane_tail, counters,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
@@ -139,7 +153,7 @@ def _permissions(x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, st
                 while f >= 0 and x[f] > rear - 0.5 * cls_s0[cls[f]]:
                     f = prv[f]
                 if f >= 0:
-                    a_f = _accel(cls[f], link, rear - x[f], v[w], v[f], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
+                    a_f = _accel_f(afree[f], cls[f], link, rear - x[f], v[w], v[f], L, cl_T, cls_s0, cls_a, cls_b)
                     if a_f >= -cls_b[cls[f]]:
                         y = yld[f]
                         if y < 0 or x[w] < x[y]:
@@ -148,95 +162,21 @@ def _permissions(x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, st
 
 
 @kernel
-def _consider(w, src, dst, d, fol, lead, t,
-              x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
-              link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-              slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
-              obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-              delta, polite, bsafe, thr, bias, mingap, freedist, yield_d, look, amber):
-    """MOBIL decision for vehicle ``w`` moving from lane ``src`` to ``dst`` (direction ``d``)."""
-    if dwell[w] > 0.0 or t < lc_until[w]:
-        return False
-    L = link_len.shape[0]
-    xw = x[w]
-    md = _mandatory_dir(w, src, xw, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
-                        obs_active, slot_lo, slot_hi, lane_open, yield_d)
-    if md != 0 and md != d:
-        return False
-    link = lane_link[src]
-    sl = slot[w]
-    if md == 0:
-        if stop_next[w] >= 0:
-            return False
-        di = lane_idx[dst]
-        if (di < slot_lo[sl] or di > slot_hi[sl]) and link_len[link] - xw < freedist:
-            return False
-    lw = cls_len[cls[w]]
-    mg = mingap
-    if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
-        return False
-    if fol >= 0 and xw - lw - x[fol] < mg:
-        return False
-    if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
-        return False
-    vw = v[w]
-    cw = cls[w]
-    g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, False,
-                     x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
-                     link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off,
-                     feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
-                     move_state, look, amber)
-    acn = _accel(cw, link, g2, vl2, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
-    an_new = 0.0
-    if fol >= 0:
-        an_new = _accel(cls[fol], link, xw - lw - x[fol], vw, v[fol], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
-        if an_new < -bsafe:
-            return False
-    if md != 0:
-        return acn >= -bsafe or vw < 1.0
-    if acn < -bsafe:
-        return False
-    g, vl = _front(w, src, xw, nxt[w], tgt[w], False,
-                   x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
-                   link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off,
-                   feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
-                   move_state, look, amber)
-    ac = _accel(cw, link, g, vl, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
-    an_old = 0.0
-    if fol >= 0:
-        gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, False,
-                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
-                        link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl,
-                        feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map,
-                        lane_open, move_state, look, amber)
-        an_old = _accel(cls[fol], link, gf, vf, v[fol], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
-    ao_new = 0.0
-    ao_old = 0.0
-    o = prv[w]
-    if o >= 0:
-        ao_old = _accel(cls[o], link, xw - lw - x[o], vw, v[o], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
-        go, vo = _front(o, src, x[o], nxt[w], tgt[o], False,
-                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
-                        link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl,
-                        feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map,
-                        lane_open, move_state, look, amber)
-        ao_new = _accel(cls[o], link, go, vo, v[o], L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta)
-    b = bias if d < 0 else -bias
-    inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
-    return inc > thr
-
-
-@kernel
 def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
-           x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
-           counters,
+           x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+           lane_tail, counters,
            link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
            slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
            obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
            delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
-    """Decide and apply the lane changes from ``src`` to the adjacent ``dst`` (two-pointer sweep)."""
+    """Decide and apply the lane changes from ``src`` to the adjacent ``dst`` (two-pointer sweep).
+
+    The MOBIL decision of each vehicle ``w`` (new follower ``fol``, new leader ``lead`` in
+    ``dst``) is written out in the loop rather than called: a call with this many arguments
+    cost about 40 ns per vehicle, more than the decision itself in free flow."""
     if lane_open[dst] == 0 or lane_tail[src] < 0:
         return
+    L = link_len.shape[0]
     nd = 0
     fol = -1
     p = lane_tail[dst]
@@ -246,13 +186,94 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
         while p >= 0 and x[p] <= x[w]:
             fol = p
             p = nxt[p]
-        if p != last_lead and _consider(
-                w, src, dst, d, fol, p, t,
-                x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
-                link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
-                obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                delta, polite, bsafe, thr, bias, mingap, freedist, yield_d, look, amber):
+        lead = p
+        ok = False
+        for _ in range(1 if lead != last_lead else 0):
+            # ---- MOBIL decision for w from src to dst (direction d); `break` = no change
+            if dwell[w] > 0.0 or t < lc_until[w]:
+                break
+            xw = x[w]
+            md = _mandatory_dir(w, src, xw, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos,
+                                obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+            if md != 0 and md != d:
+                break
+            link = lane_link[src]
+            sl = slot[w]
+            if md == 0:
+                if stop_next[w] >= 0:
+                    break
+                di = lane_idx[dst]
+                if (di < slot_lo[sl] or di > slot_hi[sl]) and link_len[link] - xw < freedist:
+                    break
+            lw = cls_len[cls[w]]
+            mg = mingap
+            if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
+                break
+            if fol >= 0 and xw - lw - x[fol] < mg:
+                break
+            if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
+                break
+            vw = v[w]
+            cw = cls[w]
+            # _front costs a call with 39 arguments; when it reduces to the same-lane leader (no
+            # blocked segment in the lane, no bus stop ahead, the stop line behind the leader) the
+            # gap is taken here, with the same arithmetic (see _quick_gap)
+            no_obs_dst = obs_off[dst + 1] == obs_off[dst]
+            no_obs_src = obs_off[src + 1] == obs_off[src]
+            len_link = link_len[link]
+            qk, g2, vl2 = _quick_gap(w, lead, xw, no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
+            if not qk:
+                g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, False,
+                    x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
+                    lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
+                    obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber)
+            acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
+            an_new = 0.0
+            if fol >= 0:
+                an_new = _accel_f(afree[fol], cls[fol], link, xw - lw - x[fol], vw, v[fol], L, cl_T, cls_s0, cls_a,
+                                  cls_b)
+                if an_new < -bsafe:
+                    break
+            if md != 0:
+                ok = acn >= -bsafe or vw < 1.0
+                break
+            if acn < -bsafe:
+                break
+            qk, g, vl = _quick_gap(w, nxt[w], xw, no_obs_src, len_link, x, v, cls, cls_len, stop_next)
+            if not qk:
+                g, vl = _front(w, src, xw, nxt[w], tgt[w], False,
+                    x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
+                    lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
+                    obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber)
+            ac = _accel_f(afree[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_b)
+            an_old = 0.0
+            if fol >= 0:
+                qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
+                if not qk:
+                    gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, False,
+                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
+                        lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+                        obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                        look, amber)
+                an_old = _accel_f(afree[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
+            ao_new = 0.0
+            ao_old = 0.0
+            o = prv[w]
+            if o >= 0:
+                ao_old = _accel_f(afree[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0, cls_a, cls_b)
+                qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
+                if not qk:
+                    go, vo = _front(o, src, x[o], nxt[w], tgt[o], False,
+                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
+                        lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+                        obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                        look, amber)
+                ao_new = _accel_f(afree[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_b)
+            b = bias if d < 0 else -bias
+            inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
+            ok = inc > thr
+            break
+        if ok:
             lc_v[nd] = w
             lc_f[nd] = fol
             lc_l[nd] = p
@@ -273,7 +294,7 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
 
 @kernel
 def _lane_changes(t, d, lc_v, lc_f, lc_l,
-                  x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                  x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                   lane_tail, counters,
                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                   slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
@@ -290,7 +311,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
         if d > 0:
             for i in range(n - 2, -1, -1):
                 _sweep(a0 + i, a0 + i + 1, 1, t, lc_v, lc_f, lc_l,
-                       x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                       x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                        lane_tail, counters,
                        link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
@@ -299,7 +320,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
         else:
             for i in range(1, n):
                 _sweep(a0 + i, a0 + i - 1, -1, t, lc_v, lc_f, lc_l,
-                       x, v, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                       x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                        lane_tail, counters,
                        link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
