@@ -5,7 +5,7 @@ bookkeeping, record-interval snapshots and trajectory samples. Argument conventi
 :mod:`trafficsim.kernels.micro_base` (plain arrays, never the ``Micro*`` NamedTuples).
 """
 
-from .idm import FREE_GAP, equilibrium_gap_scalar, max_speed_for_gap
+from .idm import FREE_GAP, equilibrium_gap_scalar, idm_acceleration, max_speed_for_gap
 from .micro_base import kernel
 from .micro_base import C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, _ahead, _crossing, _link_between, _obstacle_gap
 
@@ -102,10 +102,17 @@ def _insert(t, dt,
                     vl = 0.0
                 if g < s0:
                     continue
-                vmax = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
                 need = cl_vcrit[j]
                 if g < FREE_GAP and vl < need:
                     need = vl
+                # both conditions of max_speed_for_gap are monotone in v: when they fail at just
+                # under `need`, its bisection ends below need - 1e-9 and the lane is rejected;
+                # checking one speed first skips the 40-step bisection on most steps of a queue
+                vq = need - 2e-9
+                if vq > 0.0 and not (equilibrium_gap_scalar(vq, v0, T, s0, delta) <= g and idm_acceleration(
+                        vq, g, vq - vl, v0, T, s0, cls_a[c], cls_b[c], delta) >= -b_ins):
+                    continue
+                vmax = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
                 if vmax + 1e-9 < need:
                     continue
                 v_ins = vmax
