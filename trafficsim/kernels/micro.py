@@ -1,7 +1,7 @@
 """The microscopic time loop: IDM car-following and MOBIL lane changing on a lane-level network.
 
 This module owns the state layout and one step of the microscopic engine. Vehicles live in a
-pool of slots (struct of arrays, about 100 bytes per vehicle). Every lane keeps its vehicles in
+pool of slots (struct of arrays, 169 bytes per vehicle). Every lane keeps its vehicles in
 a doubly linked list sorted by position: ``lane_head`` is the most downstream vehicle, ``prv``
 points upstream (to the follower), ``nxt`` downstream (to the leader). ``x`` is the front
 bumper's distance from the link start [m].
@@ -10,7 +10,8 @@ One step of ``dt`` runs these passes, each over all lanes:
 
 1. signal states per movement (green, amber, red) from the fixed-time windows; arrivals join
    the origin queues (drawn in Python from the seed and passed in);
-2. node permissions: the lane a vehicle would enter at the end of its link (``tgt``), from the
+2. the IDM free-road term of every vehicle (``afree``, shared by all accelerations of the step);
+   node permissions: the lane a vehicle would enter at the end of its link (``tgt``), from the
    lane connectors in force, the signal (amber: go only when stopping needs more than
    ``amber_decel``) and lane closures; vehicles that must change lane near the end of their
    lane get a courteous follower in the target lane (``yld``, the zipper);
@@ -28,7 +29,9 @@ One step of ``dt`` runs these passes, each over all lanes:
    inserted vehicle is no denser than the capacity state of the IDM, so sources do not lose
    capacity; otherwise the vehicle waits in the origin queue.
 
-Everything is in SI units; nothing is allocated here. The engine
+Everything is in SI units; nothing is allocated here, and the kernels are compiled without
+numba's reference counting (see :mod:`trafficsim.kernels.micro_base` for why, and for the
+argument conventions). The engine
 (:mod:`trafficsim.engines.micro`) compiles the arrays and draws the random numbers.
 """
 

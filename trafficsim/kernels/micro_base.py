@@ -3,11 +3,14 @@
 Shared by :mod:`trafficsim.kernels.micro` (the time loop), :mod:`trafficsim.kernels.micro_lanes`
 (permissions and lane changes) and :mod:`trafficsim.kernels.micro_io` (insertion, records).
 
-Every helper here takes plain arrays and scalars, never the ``Micro*`` NamedTuples: in numba each
-extraction of an array from a tuple costs an atomic reference-count increment/decrement pair
-that is not hoisted out of loops, and that dominated the run time when the helpers (called per
-vehicle, several times per step) read ``st.x[w]``. ``micro_advance`` takes every array out of its
-tuple once and passes them down; passing arrays between jitted functions is cheap.
+Every helper here takes plain arrays and scalars, never the ``Micro*`` NamedTuples, and every
+micro kernel is compiled with :func:`kernel` (no reference counting). With numba's reference
+counting on, each extraction of an array from a tuple and each array argument of a jitted call
+costs an atomic increment/decrement pair that is neither hoisted out of loops nor pruned in
+callees with loops; called per vehicle, several times per step, that was 95% of the run time.
+``micro_advance`` takes every array out of its tuple once and passes them down. A call that
+passes many arrays still costs about 1 ns per array, so the per-vehicle hot paths avoid the
+big calls in the common case (see ``_quick_gap`` and the sweep in ``micro_lanes``).
 
 Naming in argument lists: per-vehicle state arrays keep their ``MicroState`` field names, except
 ``MicroState.lane`` which is ``vlane`` (``lane`` is always a lane index); positions passed as
