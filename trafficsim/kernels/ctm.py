@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import kernel
 
 __all__ = [
     "CTMNetwork",
@@ -147,18 +147,19 @@ class CTMRecord(NamedTuple):
     cell_veh: np.ndarray      # (T, C) time-mean vehicles per cell, or (0, C) when not recorded
 
 
-# The helpers below take plain arrays, never the NamedTuples: extracting an array from a tuple
+# The helpers below take plain arrays, never the NamedTuples, and everything is compiled without
+# reference counting (``kernel``): extracting an array from a tuple, or passing it, otherwise
 # costs an atomic reference-count update, which inside per-link loops dominated the run time.
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _sending(n, cell_off, qstep_lane, lanes, alpha, meter, l):
     """Vehicles link ``l`` can send this step from its last cell."""
     s = alpha[l] * n[cell_off[l + 1] - 1]
     return min(s, qstep_lane[l] * lanes[l], meter[l])
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, l):
     """Vehicles link ``l`` can receive this step into its first cell (never negative)."""
     q = qstep_lane[l] * lanes[l]
@@ -166,7 +167,7 @@ def _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, l):
     return max(0.0, min(q, r))
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _window_by_output(l, window, row, s_io, slot_off, slot_out, pk_base, pk_head, pk_count, pk_total, pk_amt, P):
     """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]``."""
     s0 = slot_off[l]
@@ -191,7 +192,7 @@ def _window_by_output(l, window, row, s_io, slot_off, slot_out, pk_base, pk_head
             p = 0
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _take_from_window(l, window, row, ratio, slot_off, slot_out, pk_base, pk_head, pk_count, pk_total, pk_amt,
                       slot_flow, P):
     """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles.
@@ -250,7 +251,7 @@ def _take_from_window(l, window, row, ratio, slot_off, slot_out, pk_base, pk_hea
     return removed
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _push_inflow(l, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P):
     """Append this step's inflow of link ``l`` (``total`` vehicles, per slot in ``slot_flow``)
     to its packet ring: into the tail packet while it is small or the ring is full, else a new one."""
@@ -285,7 +286,7 @@ def _push_inflow(l, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_am
         pk_count[l] = cnt + 1
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _cell_flows(n, y, c0, c1, alpha, beta, q, njam):
     """Godunov flows ``y[c]`` between cells ``c0 .. c1`` of one link (the last cell excluded)."""
     for c in range(c0, c1):
@@ -294,7 +295,7 @@ def _cell_flows(n, y, c0, c1, alpha, beta, q, njam):
         y[c] = min(s, r)
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _cell_flows_drop(n, y, c0, c1, alpha, beta, q, njam, ncrit, keep):
     """As :func:`_cell_flows`, with the discharge at a queue head lowered to ``keep`` of supply."""
     for c in range(c0, c1):
@@ -305,7 +306,7 @@ def _cell_flows_drop(n, y, c0, c1, alpha, beta, q, njam, ncrit, keep):
         y[c] = min(s, r)
 
 
-@jit(inline="always")
+@kernel(inline="always")
 def _cell_update(n, y, c0, c1, inflow, ncrit):
     """Apply one step's flows to the cells of a link.
 
@@ -339,7 +340,7 @@ def _cell_update(n, y, c0, c1, inflow, ncrit):
     return veh, moved, queued, run, lowest
 
 
-@jit
+@kernel
 def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, t):
     """Green (1) or red (0) for every movement at time ``t`` [s]; unsignalised movements are green."""
     for m in range(move_sig.shape[0]):
@@ -356,7 +357,7 @@ def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, 
         green[m] = g
 
 
-@jit
+@kernel
 def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     """Advance the network from step ``k0`` to ``k1`` (exclusive), time step ``dt`` [s].
 
@@ -599,7 +600,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     return STATUS_OK
 
 
-@jit
+@kernel
 def _snapshot(net, ctl, st, rec, row):
     """Snapshots at the end of record interval ``row`` (cumulative counts, lanes, queues)."""
     lanes = ctl.lanes
@@ -608,9 +609,10 @@ def _snapshot(net, ctl, st, rec, row):
         rec.cum_in[row, l] = st.cum_in[l]
         rec.cum_out[row, l] = st.cum_out[l]
         rec.lanes[row, l] = lanes[l]
-    rec.route_in[row, :] = st.route_in
-    rec.route_out[row, :] = st.route_out
-    rec.route_gen[row, :] = st.route_gen
+    for r in range(st.route_in.shape[0]):
+        rec.route_in[row, r] = st.route_in[r]
+        rec.route_out[row, r] = st.route_out[r]
+        rec.route_gen[row, r] = st.route_gen[r]
     src_slot_off, queue = net.src_slot_off, st.queue
     for s in range(src_slot_off.shape[0] - 1):
         q = 0.0

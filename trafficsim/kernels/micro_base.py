@@ -17,21 +17,9 @@ Naming in argument lists: per-vehicle state arrays keep their ``MicroState`` fie
 scalars are ``xp``.
 """
 
-from ._jit import jit
+from ._jit import kernel  # noqa: F401  (re-exported to the micro modules)
 from .idm import FREE_GAP, idm_acceleration, idm_acceleration_free
 
-
-def kernel(fn):
-    """:func:`~trafficsim.kernels._jit.jit` without numba's reference counting (``_nrt=False``).
-
-    The micro kernels allocate nothing, so they need no NRT. With it, numba increfs every array
-    argument on entry to a jitted function and decrefs it on exit (atomic operations); the LLVM
-    pass that prunes those pairs gives up on callees with loops and branches, and the per-vehicle
-    helpers here take 10-40 arrays: measured 12 ns per array per call, 2-4 us per vehicle-update
-    in all. Without NRT the same call costs nothing. Any array allocation in a ``kernel``
-    function fails to compile, which keeps the "nothing allocated here" rule honest.
-    """
-    return jit(fn, _nrt=False)
 
 # indices of MicroNet.par
 (P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC,
