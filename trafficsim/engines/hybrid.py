@@ -409,7 +409,7 @@ def run_hybrid(
             except SimulationError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                raise SimulationError(f"engine 'hybrid': SUMO failed to start: {exc}\n{session.error_text()}") from None
+                raise session.failure("hybrid", "to start", exc, timeout_s) from None
             api = session.api
             try:
                 for node in signal_nodes:
@@ -542,11 +542,7 @@ def run_hybrid(
             except SimulationError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                if session.killed:
-                    raise SimulationError(
-                        f"engine 'hybrid': SUMO did not finish within timeout_s={timeout_s:g} s of wall time"
-                    ) from None
-                raise SimulationError(f"engine 'hybrid': SUMO failed at t={k * dt:g} s: {exc}\n{session.error_text()}") from None
+                raise session.failure("hybrid", f"at t={k * dt:g} s", exc, timeout_s) from None
         finally:
             session.close()
             if bar is not None:

@@ -130,6 +130,16 @@ class _Session:
                 self.proc.kill()
                 self.proc.wait()
 
+    def failure(self, engine: str, during: str, exc: Exception, timeout_s: float) -> SimulationError:
+        """The error to raise when SUMO failed ``during`` a phase: a timeout if the watchdog
+        stopped it, else SUMO's own message with the last lines of its log."""
+        if self.killed:
+            return SimulationError(
+                f"engine {engine!r}: SUMO did not finish {during} within timeout_s={timeout_s:g} s of wall "
+                f"time and was stopped"
+            )
+        return SimulationError(f"engine {engine!r}: SUMO failed {during}: {exc}\n{self.error_text()}")
+
     def error_text(self) -> str:
         parts = []
         for p in (self.log, self.log.with_suffix(".stdout")):
@@ -374,11 +384,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         except SimulationError:
             raise
         except Exception as exc:  # noqa: BLE001 - libsumo/traci raise their own exception types
-            if session.killed:
-                raise SimulationError(
-                    f"engine 'sumo': SUMO did not start within timeout_s={timeout_s:g} s of wall time and was stopped"
-                ) from None
-            raise SimulationError(f"engine 'sumo': SUMO failed to start: {exc}\n{session.error_text()}") from None
+            raise session.failure("sumo", "to start", exc, timeout_s) from None
         api = session.api
         try:
             for node in signal_nodes:
@@ -434,11 +440,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         except SimulationError:
             raise
         except Exception as exc:  # noqa: BLE001
-            if session.killed:
-                raise SimulationError(
-                    f"engine 'sumo': SUMO did not finish within timeout_s={timeout_s:g} s of wall time and was stopped"
-                ) from None
-            raise SimulationError(f"engine 'sumo': SUMO failed at t={k * dt:g} s: {exc}\n{session.error_text()}") from None
+            raise session.failure("sumo", f"at t={k * dt:g} s", exc, timeout_s) from None
     finally:
         session.close()
         if bar is not None:
