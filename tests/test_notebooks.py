@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="the test extra installs nbformat")
-nbclient = pytest.importorskip("nbclient", reason="the test extra installs nbclient")
-pytest.importorskip("ipykernel", reason="the test extra installs ipykernel")
+import ipykernel  # noqa: F401  (the kernel the notebooks run in; the test extra installs it)
+import nbclient
+import nbformat
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))

@@ -23,7 +23,7 @@ import xarray as xr  # noqa: E402
 import trafficsim as ts  # noqa: E402
 from trafficsim.sweep import SweepError, SweepTaskWarning, parse_range, plot_sweep  # noqa: E402
 
-distributed = pytest.importorskip("distributed")
+import distributed  # noqa: E402  (the dask extra installs it)
 
 #: A short merge study: the queue builds and clears in 75 min; a run takes ~0.1 s.
 SHORT = dict(peak_start_s=1200.0, peak_duration_s=1200.0, ramp_s=600.0, clearance_s=1200.0)
