@@ -11,7 +11,10 @@ from ..control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal
 from ..demand import DemandError
 from ..scenario import Scenario
 
-__all__ = ["SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for"]
+__all__ = [
+    "SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for",
+    "has_signals", "step_index", "int_array", "float_array",
+]
 
 
 class SimulationError(RuntimeError):
