@@ -248,13 +248,27 @@ def _move(ti, dt,
                     g = x[lead] - cls_len[cls[lead]] - x[w]
                     vl = v[lead]
                 else:
-                    g, vl = _front(w, lane, x[w], lead, tgt[w], True,
+                    g, vl = _front(w, lane, x[w], lead, tgt[w], False,
                                    x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
                                    link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move,
                                    maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo,
                                    slot_hi, slot_map, lane_open, move_state, look, amber)
                 link = lane_link[lane]
-                acc[w] = _accel_f(afree[w], cls[w], link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
+                c = cls[w]
+                a_w = _accel_f(afree[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
+                y = yld[w]
+                if y >= 0:
+                    # cooperative yielding (zipper): follow the merger in the next lane as a leader,
+                    # but never brake harder than the comfortable b for it; the merger is in another
+                    # lane, so it does not bound the position (lim)
+                    d = x[y] - cls_len[cls[y]] - x[w]
+                    if 0.0 <= d < g:
+                        a_y = _accel_f(afree[w], c, link, d, v[y], v[w], L, cl_T, cls_s0, cls_a, cls_b)
+                        if a_y < -cls_b[c]:
+                            a_y = -cls_b[c]
+                        if a_y < a_w:
+                            a_w = a_y
+                acc[w] = a_w
                 lim[w] = x[w] + g
             w = prv[w]
     for lane in range(NL):

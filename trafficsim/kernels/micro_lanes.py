@@ -14,6 +14,11 @@ from .micro_base import (
 )
 from .mobil import mobil_incentive
 
+#: A vehicle that must leave its lane adapts its speed to the gap it will merge into from this
+#: many times ``yield_distance_m`` before the lane ends (the zipper courtesy of the followers
+#: starts at ``yield_distance_m``).
+ANTICIPATION = 2.0
+
 
 @kernel
 def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
@@ -113,6 +118,7 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
     """Pass 2: node permission of every vehicle, then the courteous followers (zipper)."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
+    ant_d = ANTICIPATION * yield_d
     for lane in range(NL):
         w = lane_head[lane]
         while w >= 0:
@@ -130,15 +136,29 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
         has_obs = obs_off[lane + 1] > obs_off[lane]
         w = lane_head[lane]
         while w >= 0:
-            near = length - x[w] < yield_d
-            if not near and has_obs:
-                near = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active) < yield_d
-            if not near:
+            dist = length - x[w]
+            if has_obs:
+                og = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active)
+                if og < dist:
+                    dist = og
+            if dist >= ant_d:
                 w = prv[w]
                 continue
             md = _mandatory_dir(w, lane, x[w], slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos,
                                 obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
             nw = prv[w]
+            if md != 0 and dwell[w] <= 0.0 and yld[w] < 0:
+                # anticipation: before its lane ends the vehicle adapts its speed to the gap it
+                # will merge into, behind the first vehicle wholly ahead of it in the target lane
+                # (micro._move, braking at most b), as the follower does for it (zipper below)
+                j = lane + md
+                l = lane_tail[j]
+                while l >= 0 and x[l] - cls_len[cls[l]] < x[w]:
+                    l = nxt[l]
+                yld[w] = l
+            if md != 0 and dist >= yield_d:
+                w = nw
+                continue
             if md != 0 and dwell[w] <= 0.0 and _swap(
                     w, lane, lane + md, md,
                     x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
@@ -153,8 +173,12 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 while f >= 0 and x[f] > rear - 0.5 * cls_s0[cls[f]]:
                     f = prv[f]
                 if f >= 0:
-                    a_f = _accel_f(afree[f], cls[f], link, rear - x[f], v[w], v[f], L, cl_T, cls_s0, cls_a, cls_b)
-                    if a_f >= -cls_b[cls[f]]:
+                    # the follower yields when it can match the merger's speed behind its rear
+                    # braking at most b (it then brakes at most b, see micro._move); the IDM
+                    # acceleration towards the merger would refuse every yield in a dense queue
+                    gf = rear - x[f]
+                    dv = v[f] - v[w]
+                    if dv <= 0.0 or dv * dv <= 2.0 * cls_b[cls[f]] * gf:
                         y = yld[f]
                         if y < 0 or x[w] < x[y]:
                             yld[f] = w
@@ -230,10 +254,26 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
             acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
             an_new = 0.0
             if fol >= 0:
-                an_new = _accel_f(afree[fol], cls[fol], link, xw - lw - x[fol], vw, v[fol], L, cl_T, cls_s0, cls_a,
-                                  cls_b)
+                gfol = xw - lw - x[fol]
+                an_new = _accel_f(afree[fol], cls[fol], link, gfol, vw, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
                 if an_new < -bsafe:
-                    break
+                    if md == 0:
+                        break
+                    # urgency: close to where the lane ends the IDM braking of the new follower
+                    # (which is large for any gap below s0, even standing still) gives way to the
+                    # kinematic criterion: the follower can match the merger's speed braking at
+                    # most b_safe. Without it a yielding follower that stopped less than s0
+                    # behind a standing merger locks both for good.
+                    dist = len_link - xw
+                    if not no_obs_src:
+                        og = _obstacle_gap(src, xw, obs_off, obs_pos, obs_active)
+                        if og < dist:
+                            dist = og
+                    if dist >= yield_d:
+                        break
+                    dvf = v[fol] - vw
+                    if dvf > 0.0 and dvf * dvf > 2.0 * bsafe * gfol:
+                        break
             if md != 0:
                 ok = acn >= -bsafe or vw < 1.0
                 break
