@@ -222,6 +222,7 @@ def compute_kpis(ds: xr.Dataset) -> pd.Series:
     vht = float(ds["vht"].sum())
     vht_ff = float((ds["vkt"].sum("time") / ds["free_speed_kmh"]).sum())
     wait = float(ds["origin_wait"].sum())
+    delay = vht + wait - vht_ff
     last = ds.isel(time=-1)
     entered = float(last["route_departed"].sum())
     completed = float(last["route_arrived"].sum())
@@ -246,8 +247,8 @@ def compute_kpis(ds: xr.Dataset) -> pd.Series:
         "vht": vht,
         "vht_free_flow": vht_ff,
         "origin_wait_vh": wait,
-        # VKT <= v_f VHT holds step by step, so a negative delay is rounding: report 0
-        "delay_vh": max(0.0, vht + wait - vht_ff),
+        # VKT <= v_f VHT holds step by step, so a delay within rounding of 0 is 0
+        "delay_vh": delay if delay > 1e-9 * max(vht, 1.0) else 0.0,
         "travel_time_index": (vht + wait) / vht_ff if vht_ff > 0 else float("nan"),
         "mean_speed_kmh": vkt / vht if vht > 0 else float("nan"),
         "demand": float(last["route_demand"].sum()),
