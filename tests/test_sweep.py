@@ -43,6 +43,15 @@ class Widen:
         return sc.replace(network=net)
 
 
+def _first_time(marker: str) -> bool:
+    """True only for the first caller across processes (creates ``marker`` atomically)."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class KillWorkerOnce:
     """Kill the process that applies it the first time (marker file), then act as a no-op."""
@@ -50,11 +59,9 @@ class KillWorkerOnce:
     marker: str
 
     def apply(self, sc):
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return sc
-        os._exit(1)
+        if _first_time(self.marker):
+            os._exit(1)
+        return sc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +71,9 @@ class FailOnce:
     marker: str
 
     def apply(self, sc):
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return sc
-        raise RuntimeError("transient failure")
+        if _first_time(self.marker):
+            raise RuntimeError("transient failure")
+        return sc
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ..scenario import Scenario
 
 __all__ = [
     "SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for",
-    "has_signals", "step_index", "int_array", "float_array",
+    "has_signals", "step_index", "int_array", "float_array", "progress_bar",
 ]
 
 
@@ -125,3 +125,12 @@ def int_array(values) -> np.ndarray:
 def float_array(values) -> np.ndarray:
     """A C-contiguous float64 array."""
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64))
+
+
+def progress_bar(enabled: bool, total: int, engine: str, scenario: Scenario):
+    """A tqdm bar over ``total`` steps labelled with the engine and scenario, or None when off."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"{engine} {scenario.name or 'scenario'}", unit="step", leave=False)

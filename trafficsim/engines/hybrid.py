@@ -61,7 +61,7 @@ from ..network import Network
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary
-from ._common import SimulationError, breakpoints, build_routes, step_index, steps_for
+from ._common import SimulationError, breakpoints, build_routes, progress_bar, step_index, steps_for
 
 __all__ = ["run_hybrid", "split_scenario", "HybridSplit", "default_region", "measure_overhead"]
 
@@ -392,11 +392,7 @@ def run_hybrid(
         rate_of = np.zeros(R)
         t_sumo = t_macro = 0.0
         session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_steps, desc=f"hybrid {scenario.name or 'scenario'}", unit="step", leave=False)
+        bar = progress_bar(progress, n_steps, "hybrid", scenario)
         lanes_of = exp.lanes
         reg_lanes = [ln for lid in reg_ids for ln in lanes_of[lid]]
         meters = any(isinstance(c, FixedRateMeter) for c in reg_sc.controls)

@@ -37,6 +37,7 @@ from ._common import (
     has_signals,
     int_array,
     lanes_in_force,
+    progress_bar,
     step_index,
     steps_for,
 )
@@ -329,11 +330,7 @@ def run_macro(
     if feedback is not None:
         cuts.update(feedback.cut_steps(c.n_steps))
     cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=c.n_steps, desc=f"macro {scenario.name or 'scenario'}", unit="step", leave=False)
+    bar = progress_bar(progress, c.n_steps, "macro", scenario)
     try:
         for k0, k1 in zip(cuts[:-1], cuts[1:]):
             ctl = c.controls_at(k0 * c.dt)

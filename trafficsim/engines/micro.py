@@ -44,7 +44,9 @@ from ..kernels.micro import (
 )
 from ..results import Result, build_dataset
 from ..scenario import Scenario
-from ._common import SimulationError, breakpoints, build_routes, float_array, int_array, step_index, steps_for
+from ._common import (
+    SimulationError, breakpoints, build_routes, float_array, int_array, progress_bar, step_index, steps_for,
+)
 
 __all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "run_micro"]
 
@@ -655,11 +657,7 @@ def run_micro(
     cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
     cuts.update(range(0, c.n_steps, c.steps_per_record))
     cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=c.n_steps, desc=f"micro {scenario.name or 'scenario'}", unit="step", leave=False)
+    bar = progress_bar(progress, c.n_steps, "micro", scenario)
     try:
         for k0, k1 in zip(cuts[:-1], cuts[1:]):
             ctl = _controls(c, k0 * c.dt, k1 - k0, rng)

@@ -47,7 +47,7 @@ from ..control import Blocking, FixedRateMeter, FixedTimeSignal
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..sumo_io import METER_GREEN_S, PROGRAM_ID, SumoError, export_scenario, sumo_binary
-from ._common import SimulationError, build_routes, steps_for
+from ._common import SimulationError, build_routes, progress_bar, steps_for
 
 __all__ = ["run_sumo", "DEFAULT_DT_S"]
 
@@ -369,11 +369,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     arr = np.zeros(R)
     teleports = 0
     session = _Session(backend, cmd, timeout_s, log)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_steps, desc=f"sumo {scenario.name or 'scenario'}", unit="step", leave=False)
+    bar = progress_bar(progress, n_steps, "sumo", scenario)
     lanes_of = exp.lanes
     all_lanes = [ln for lid in link_ids for ln in lanes_of[lid]]
     meters = any(isinstance(c, FixedRateMeter) for c in scenario.controls)
