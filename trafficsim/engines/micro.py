@@ -47,6 +47,7 @@ from ..scenario import Scenario
 from ._common import (
     SimulationError, breakpoints, build_routes, float_array, int_array, progress_bar, step_index, steps_for,
 )
+from ._feedback import MicroMeters
 
 __all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "run_micro"]
 
@@ -626,6 +627,7 @@ def run_micro(
     dt = 0.5 if dt_s is None else float(dt_s)
     c = compile_micro(scenario, dt, record_interval_s, vehicle_params=vehicle_params, lane_change=lane_change,
                       detectors=detectors, initial_vehicles=initial_vehicles, capacity_preset=capacity_preset)
+    meters = MicroMeters.build(c)  # ramp meters (fixed-rate, ALINEA) as ramp signals; replaces c.net
     mn = c.net
     L = len(c.link_ids)
     T = int(math.ceil(c.n_steps / c.steps_per_record))
@@ -656,6 +658,8 @@ def run_micro(
     cuts = {0, c.n_steps}
     cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
     cuts.update(range(0, c.n_steps, c.steps_per_record))
+    if meters is not None:
+        cuts.update(meters.cut_steps(c.n_steps))
     cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
     bar = progress_bar(progress, c.n_steps, "micro", scenario)
     try:
@@ -667,6 +671,8 @@ def run_micro(
             for r in range(c.n_demand_routes):
                 need_q[mn.route_src[r]] += arr[r]
             st = _grow(st, int(st.q_len.sum() + need_q.sum()) + 1, need_q)
+            if meters is not None:
+                meters.step(k0, st)
             status = micro_advance(k0, k1, c.n_steps, c.dt, c.steps_per_record, traj_every, mn, ctl, st, rec)
             if status == STATUS_POOL:
                 raise SimulationError(f"micro engine: vehicle pool exhausted between t={k0 * c.dt:g} s and {k1 * c.dt:g} s")
@@ -702,6 +708,8 @@ def run_micro(
         "lanes_listed": _count_listed(st) + int(st.n_bay[0]),
         "origin_queue": int(st.q_len.sum()),
     }
+    if meters is not None and meters.laws:
+        state["controllers"] = meters.log()
     if trajectories is not None:
         state["trajectories"] = _trajectory_dataset(c, rec, traj_every)
     return Result(ds, scenario=scenario, engine="micro", final_state=state)
