@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal
-from ..demand import DemandError
+from ..demand import Demand, DemandError
+from ..routing import candidate_routes
 from ..scenario import Scenario
 
 __all__ = [
@@ -34,9 +35,21 @@ class RouteTable:
         return len(self.links)
 
 
-def build_routes(scenario: Scenario) -> RouteTable:
-    """Resolve routes (free-flow shortest paths where none given) into a :class:`RouteTable`."""
-    resolved = scenario.demand.resolve_routes(scenario.network)
+def build_routes(scenario: Scenario, candidates: int = 1) -> RouteTable:
+    """Resolve routes (free-flow shortest paths where none given) into a :class:`RouteTable`.
+
+    ``candidates > 1`` (dynamic route choice) gives every flow without explicit routes up to that
+    many routes (:func:`trafficsim.routing.candidate_routes`), the free-flow shortest path first
+    with share 1 and the others with share 0 until the run loop re-splits them.
+    """
+    if candidates > 1:
+        flows = scenario.demand.flows
+        extra = candidate_routes(scenario.network, flows, candidates)
+        explicit = iter(Demand([f for f in flows if f.routes]).resolve_routes(scenario.network))
+        resolved = [next(explicit) if f.routes else [(p, 1.0 if i == 0 else 0.0) for i, p in enumerate(paths)]
+                    for f, paths in zip(flows, extra)]
+    else:
+        resolved = scenario.demand.resolve_routes(scenario.network)
     flows, links, shares, labels = [], [], [], []
     for fi, (flow, routes) in enumerate(zip(scenario.demand.flows, resolved)):
         for ri, (path, share) in enumerate(routes):

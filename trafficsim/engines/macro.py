@@ -27,7 +27,9 @@ from ..kernels.ctm import (
 )
 from ..results import Result, build_dataset
 from ..scenario import Scenario
+from ..routing import DynamicRouting
 from ._feedback import MacroFeedback
+from ._route_choice import MacroRouteChoice
 from ._common import (
     RouteTable,
     SimulationError,
@@ -76,6 +78,12 @@ class CompiledMacro:
     net: CTMNetwork
     cell_link: np.ndarray
     cell_x: np.ndarray
+    #: current split of each flow's departures over its routes (dynamic route choice changes it)
+    route_share: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.route_share is None:
+            self.route_share = np.asarray(self.routes.share, dtype=np.float64)
 
     def controls_at(self, t_s: float) -> CTMControls:
         """Control arrays in force at time ``t_s`` [s]."""
@@ -87,12 +95,16 @@ class CompiledMacro:
         for c in sc.controls:
             if isinstance(c, FixedRateMeter):
                 meter[index[c.link]] = min(meter[index[c.link]], c.rate_at(t_s) / 3600.0 * self.dt)
-        flow_rate = np.array([f.rate_at(t_s) for f in sc.demand.flows] or [0.0])
+        return CTMControls(lanes_arr, meter, self.source_rates(t_s))
+
+    def source_rates(self, t_s: float) -> np.ndarray:
+        """Arrivals per step [veh] into each source slot at ``t_s`` [s], split by ``route_share``."""
+        flow_rate = np.array([f.rate_at(t_s) for f in self.scenario.demand.flows] or [0.0])
         route_rate = flow_rate[self._route_flow] * self._route_share / 3600.0 * self.dt
         rate = np.zeros(self.net.slot_route.shape[0])
         first_src_slot = int(self.net.slot_off[-1])
         rate[first_src_slot:] = route_rate[self.net.slot_route[first_src_slot:]]
-        return CTMControls(lanes_arr, meter, rate)
+        return rate
 
     @property
     def _route_flow(self) -> np.ndarray:
@@ -100,11 +112,16 @@ class CompiledMacro:
 
     @property
     def _route_share(self) -> np.ndarray:
-        return np.asarray(self.routes.share, dtype=np.float64)
+        return self.route_share
 
 
-def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval_s: float = 60.0) -> CompiledMacro:
-    """Compile ``scenario`` into CTM arrays; raises with a clear message on bad input."""
+def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval_s: float = 60.0,
+                  route_candidates: int = 1) -> CompiledMacro:
+    """Compile ``scenario`` into CTM arrays; raises with a clear message on bad input.
+
+    ``route_candidates > 1`` gives flows without explicit routes that many candidate routes
+    (dynamic route choice; the first, the free-flow shortest path, starts with all the share).
+    """
     controls = [c.validate(scenario.network) for c in scenario.controls]
     scenario = scenario.replace(controls=controls)
     net = scenario.network
@@ -141,7 +158,7 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     prio = np.array([-1.0 if lk.priority is None else lk.priority for lk in links])
 
     # ---- routes -> slots
-    routes = build_routes(scenario)
+    routes = build_routes(scenario, route_candidates)
     link_slots: list[list[tuple[int, int]]] = [[] for _ in range(L)]  # (route, position)
     for r, path in enumerate(routes.links):
         for k, lid in enumerate(path):
@@ -310,8 +327,20 @@ def run_macro(
     record_cells: bool = False,
     progress: bool = False,
     seed: int | None = None,
+    route_choice: str = "fixed",
+    route_update_s: float | None = None,
+    route_candidates: int | None = None,
+    route_smoothing: float | None = None,
+    route_logit_s: float | None = None,
 ) -> Result:
     """Run the CTM engine; see :func:`trafficsim.simulate` for the options.
+
+    ``route_choice="dynamic"`` re-splits each OD flow's new departures among its candidate
+    routes every ``route_update_s`` [s] (default 300) from the instantaneous route travel times
+    (:mod:`trafficsim.routing`: ``route_candidates`` generated routes per flow, default 3;
+    ``route_smoothing`` weight of each update, default 0.5; ``route_logit_s`` logit scale [s],
+    default 0 = all to the cheapest). Vehicles keep the route they departed on. The shares after
+    every update are in ``result.final_state["route_shares"]``.
 
     ``capacity_drop`` (fraction in [0, 0.5), default 0) lowers the discharge of a cell in the
     congested state, so an active bottleneck discharges at ``(1 - drop)`` times its capacity
@@ -320,7 +349,12 @@ def run_macro(
     """
     if not (0.0 <= capacity_drop < 0.5):
         raise SimulationError(f"capacity_drop must be in [0, 0.5), got {capacity_drop!r}")
-    c = compile_macro(scenario, dt_s, record_interval_s)
+    try:
+        routing = DynamicRouting.from_options(route_choice, route_update_s, route_candidates, route_smoothing,
+                                              route_logit_s)
+    except ValueError as exc:
+        raise SimulationError(str(exc)) from None
+    c = compile_macro(scenario, dt_s, record_interval_s, routing.candidates if routing else 1)
     st = _new_state(c)
     rec = _new_record(c, record_cells)
     cuts = {0, c.n_steps}
@@ -329,11 +363,16 @@ def run_macro(
     feedback = MacroFeedback.build(c)  # controllers (ALINEA) cut chunks at their sample/interval steps
     if feedback is not None:
         cuts.update(feedback.cut_steps(c.n_steps))
+    chooser = MacroRouteChoice.build(c, routing)  # dynamic route choice cuts chunks at its updates
+    if chooser is not None:
+        cuts.update(chooser.cut_steps())
     cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
     bar = progress_bar(progress, c.n_steps, "macro", scenario)
     try:
         for k0, k1 in zip(cuts[:-1], cuts[1:]):
             ctl = c.controls_at(k0 * c.dt)
+            if chooser is not None:
+                chooser.step(k0, st, ctl)
             if feedback is not None:
                 feedback.step(k0, st, ctl)
             status = ctm_advance(k0, k1, c.dt, c.steps_per_record, capacity_drop, c.net, ctl, st, rec)
@@ -384,4 +423,6 @@ def run_macro(
     state = {"cells": st.n.copy(), "queues": st.queue.copy()}
     if feedback is not None:
         state["controllers"] = feedback.log()
+    if chooser is not None:
+        state["route_shares"] = chooser.log()
     return Result(ds, scenario=scenario, engine="macro", final_state=state)

@@ -1,0 +1,252 @@
+"""Dynamic route choice: candidate routes per OD flow and how departures split among them.
+
+With ``route_choice="dynamic"`` (an option of :func:`trafficsim.simulate`, macro and micro
+engines) every OD flow gets a small *choice set* of routes when the scenario is compiled, and
+the engine re-splits each flow's **new departures** among them every ``route_update_s`` from
+the *instantaneous* route travel times of that moment. Vehicles already on their way (or
+waiting in an origin queue) keep the route they chose: this is dynamic user optimum (DUO) route
+choice at departure, the reactive assignment of UXsim's ``homogeneous_DUO`` (Seo 2023) except
+that UXsim's vehicles may also change their next link at every node.
+
+Choice set of a flow
+    Its explicit routes, if it has any; otherwise up to ``route_candidates`` distinct paths from
+    the link-penalty method: the free-flow shortest path, then the shortest paths with the
+    free-flow time of every link used by an earlier path *from the same origin* multiplied by
+    ``1 + OVERLAP_PENALTY x uses`` (one Dijkstra per origin and candidate, turn bans respected).
+
+Update at ``t = 0, u, 2u, ...`` (``u = route_update_s``)::
+
+    c_r      = sum over the links of r of  sum_cells dx / max(v_c, V_MIN)  +  W_s(r)
+    target_r = 1 / |argmin_r' c_r'|  if r is a cheapest route (ties within TIE_S), else 0   (theta = 0)
+    target_r = exp(-(c_r - c_min) / theta) / sum_r' exp(-(c_r' - c_min) / theta)            (theta > 0)
+    p_r     <- (1 - w) p_r + w target_r        (w = route_smoothing; w = 1 at t = 0)
+
+``v_c`` is the speed of the engine's current state (macro: the cell's triangular fundamental
+diagram, ``q(k) / k``; micro: the mean speed of the vehicles on the link, free speed when
+empty), ``W_s(r)`` the wait in the origin queue of the route's first link (queued vehicles /
+that link's capacity), ``theta = route_logit_s``. With ``w = 0.5`` and ``theta = 0`` this is
+UXsim's DUO update with its default weight; ``theta > 0`` gives a logit split that spreads
+flow over near-equal routes. A flow with a single route keeps it: ``route_choice="dynamic"``
+on a scenario whose flows each have one route gives exactly the fixed-route result.
+
+This module is core: plain Python and numpy, no engine imports; the engines call it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network
+
+__all__ = [
+    "DynamicRouting", "candidate_routes", "update_shares", "OVERLAP_PENALTY", "V_MIN_MPS", "TIE_S",
+    "MAX_COST_S", "ROUTE_CHOICES",
+]
+
+#: Route choice models known to the engines.
+ROUTE_CHOICES = ("fixed", "dynamic")
+#: Cost factor per earlier use of a link when generating candidate routes (link-penalty method).
+OVERLAP_PENALTY = 1.0
+#: Speed floor [m/s] (1 km/h) of the travel-time estimate, so a jammed link costs a lot, not inf.
+V_MIN_MPS = 1.0 / 3.6
+#: Route costs within this many seconds of the cheapest count as tied (all-to-best splits evenly).
+TIE_S = 1e-6
+#: Cap [s] of any route cost (a closed link or an origin queue behind zero capacity).
+MAX_COST_S = 1e7
+
+
+@dataclass(frozen=True)
+class DynamicRouting:
+    """Validated parameters of dynamic route choice (see the module docstring).
+
+    Parameters
+    ----------
+    update_s : float
+        Interval between share updates [s].
+    candidates : int
+        Largest number of generated routes per flow (flows with explicit routes use those).
+    smoothing : float
+        Weight ``w`` in (0, 1] of the new target split at each update.
+    logit_s : float
+        Logit scale ``theta`` [s]; 0 sends each update's share to the cheapest route(s).
+    """
+
+    update_s: float = 300.0
+    candidates: int = 3
+    smoothing: float = 0.5
+    logit_s: float = 0.0
+
+    @classmethod
+    def from_options(cls, route_choice: str = "fixed", update_s=None, candidates=None, smoothing=None,
+                     logit_s=None) -> "DynamicRouting | None":
+        """Check the engine options; None for fixed routes, else the parameters.
+
+        Raises :class:`ValueError` naming the option when one is out of range or given for
+        ``route_choice="fixed"``.
+        """
+        if route_choice not in ROUTE_CHOICES:
+            raise ValueError(f"route_choice must be one of {ROUTE_CHOICES}, got {route_choice!r}")
+        given = {"route_update_s": update_s, "route_candidates": candidates, "route_smoothing": smoothing,
+                 "route_logit_s": logit_s}
+        if route_choice == "fixed":
+            extra = [k for k, v in given.items() if v is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} only apply with route_choice='dynamic' (route_choice='fixed')")
+            return None
+        d = cls()
+        update_s = d.update_s if update_s is None else update_s
+        candidates = d.candidates if candidates is None else candidates
+        smoothing = d.smoothing if smoothing is None else smoothing
+        logit_s = d.logit_s if logit_s is None else logit_s
+        if not (_is_number(update_s) and math.isfinite(update_s) and update_s > 0):
+            raise ValueError(f"route_update_s must be a finite number > 0 [s], got {update_s!r}")
+        if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) or candidates < 1:
+            raise ValueError(f"route_candidates must be an integer >= 1, got {candidates!r}")
+        if not (_is_number(smoothing) and 0.0 < smoothing <= 1.0):
+            raise ValueError(f"route_smoothing must be in (0, 1], got {smoothing!r}")
+        if not (_is_number(logit_s) and math.isfinite(logit_s) and logit_s >= 0):
+            raise ValueError(f"route_logit_s must be a finite number >= 0 [s], got {logit_s!r}")
+        return cls(float(update_s), int(candidates), float(smoothing), float(logit_s))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+class _LinkGraph:
+    """Links as the vertices of a Dijkstra (so turn bans hold), with integer successor lists
+    built once: the same rules and tie-break (cost, then link insertion order) as
+    :meth:`trafficsim.network.Network.shortest_paths_from`, without rebuilding them per call."""
+
+    def __init__(self, network: Network):
+        self.ids = list(network.links)
+        links = [network.links[lid] for lid in self.ids]
+        self.to_node = [lk.to_node for lk in links]
+        out_by_node: dict[str, list[int]] = {}
+        for i, lk in enumerate(links):
+            out_by_node.setdefault(lk.from_node, []).append(i)
+        self.out_by_node = out_by_node
+        self.succ: list[list[int]] = []
+        for i, lk in enumerate(links):
+            outs = out_by_node.get(lk.to_node, [])
+            nxt = []
+            for j in outs:
+                if (lk.id, self.ids[j]) in network.banned_turns:
+                    continue
+                if not network.allow_u_turns and links[j].to_node == lk.from_node and len(outs) > 1:
+                    continue
+                nxt.append(j)
+            self.succ.append(nxt)
+        self.free = [lk.free_flow_time_s for lk in links]
+
+    def tree(self, origin: str, cost: list[float]) -> dict[str, tuple[int, ...]]:
+        """Least-cost link paths (as link indices) from ``origin`` to every reachable node."""
+        best = [math.inf] * len(cost)
+        prev = [-1] * len(cost)
+        done = [False] * len(cost)
+        heap: list[tuple[float, int]] = []
+        for i in self.out_by_node.get(origin, []):
+            best[i] = cost[i]
+            heapq.heappush(heap, (cost[i], i))
+        reached: dict[str, int] = {}
+        succ, to_node = self.succ, self.to_node
+        while heap:
+            c, i = heapq.heappop(heap)
+            if done[i]:
+                continue
+            done[i] = True
+            reached.setdefault(to_node[i], i)
+            for j in succ[i]:
+                if done[j]:
+                    continue
+                cn = c + cost[j]
+                if cn < best[j]:
+                    best[j], prev[j] = cn, i
+                    heapq.heappush(heap, (cn, j))
+        paths = {}
+        for node, last in reached.items():
+            if node == origin:
+                continue
+            path = [last]
+            while prev[path[-1]] >= 0:
+                path.append(prev[path[-1]])
+            paths[node] = tuple(path[::-1])
+        return paths
+
+
+def candidate_routes(network: Network, flows, k: int) -> list[list[tuple[str, ...]]]:
+    """Up to ``k`` distinct routes for every flow without explicit routes (link-penalty method).
+
+    Returns one list per flow of ``flows`` (empty for flows with explicit routes, which keep
+    theirs); the first route of each list is the free-flow shortest path, the one fixed routing
+    uses. Deterministic: ties are broken by link insertion order. Raises
+    :class:`~trafficsim.demand.DemandError` naming the flow when a node is missing or the
+    destination is unreachable.
+    """
+    from .demand import DemandError
+
+    graph = _LinkGraph(network)
+    by_origin: dict[str, list[int]] = {}
+    for i, f in enumerate(flows):
+        if f.routes:
+            continue
+        for end in ("origin", "destination"):
+            if getattr(f, end) not in network.nodes:
+                raise DemandError(f"flow {f.label()}: {end} {getattr(f, end)!r} is not a node of the network")
+        by_origin.setdefault(f.origin, []).append(i)
+    out: list[list[tuple[str, ...]]] = [[] for _ in flows]
+    for origin, members in by_origin.items():
+        uses = [0] * len(graph.free)
+        for j in range(k):
+            cost = graph.free if j == 0 else [c * (1.0 + OVERLAP_PENALTY * u) for c, u in zip(graph.free, uses)]
+            tree = graph.tree(origin, cost)
+            used: set[int] = set()
+            for i in members:
+                path = tree.get(flows[i].destination)
+                if path is None:
+                    raise DemandError(f"flow {flows[i].label()}: destination {flows[i].destination!r} is "
+                                      f"unreachable from origin {origin!r}")
+                used.update(path)
+                ids = tuple(graph.ids[x] for x in path)
+                if ids not in out[i]:
+                    out[i].append(ids)
+            for x in used:
+                uses[x] += 1
+    return out
+
+
+def update_shares(share: np.ndarray, cost_s: np.ndarray, group_start: np.ndarray, weight: float,
+                  logit_s: float) -> np.ndarray:
+    """New route shares after one update (in place on ``share``, also returned).
+
+    Parameters
+    ----------
+    share : ndarray (R,)
+        Current shares; the routes of one flow are contiguous and sum to 1.
+    cost_s : ndarray (R,)
+        Instantaneous route costs [s].
+    group_start : ndarray (F,) int
+        Index of the first route of each flow (increasing, starting at 0).
+    weight : float
+        Weight of the target split, in (0, 1].
+    logit_s : float
+        Logit scale [s]; 0 for all-to-best.
+    """
+    R = share.shape[0]
+    if R == 0:
+        return share
+    cost = np.minimum(np.nan_to_num(cost_s, nan=MAX_COST_S, posinf=MAX_COST_S), MAX_COST_S)
+    sizes = np.diff(np.append(group_start, R))
+    c_min = np.repeat(np.minimum.reduceat(cost, group_start), sizes)
+    if logit_s > 0:
+        e = np.exp(-(cost - c_min) / logit_s)
+    else:
+        e = (cost <= c_min + TIE_S).astype(float)
+    target = e / np.repeat(np.add.reduceat(e, group_start), sizes)
+    share *= 1.0 - weight
+    share += weight * target
+    return share
