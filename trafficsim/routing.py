@@ -118,64 +118,88 @@ def _is_number(v) -> bool:
 
 
 class _LinkGraph:
-    """Links as the vertices of a Dijkstra (so turn bans hold), with integer successor lists
-    built once: the same rules and tie-break (cost, then link insertion order) as
-    :meth:`trafficsim.network.Network.shortest_paths_from`, without rebuilding them per call."""
+    """Links as the vertices of a shortest-path search (so turn bans hold), with integer turn
+    arrays built once. :meth:`trees` is a Bellman-Ford over all turns, vectorised over many
+    origins at once; its tie-break (least cost, then lowest link insertion index, for the link
+    before and for the last link into a node) is the one of
+    :meth:`trafficsim.network.Network.shortest_paths_from`, so both give the same paths."""
+
+    #: Largest number of (origin, turn) pairs held at once (memory bound of :meth:`trees`).
+    BATCH_ELEMENTS = 4_000_000
 
     def __init__(self, network: Network):
         self.ids = list(network.links)
         links = [network.links[lid] for lid in self.ids]
-        self.to_node = [lk.to_node for lk in links]
         out_by_node: dict[str, list[int]] = {}
+        in_by_node: dict[str, list[int]] = {}
         for i, lk in enumerate(links):
             out_by_node.setdefault(lk.from_node, []).append(i)
+            in_by_node.setdefault(lk.to_node, []).append(i)
         self.out_by_node = out_by_node
-        self.succ: list[list[int]] = []
+        self.in_by_node = {n: np.array(v, dtype=np.int64) for n, v in in_by_node.items()}
+        t_from, t_to = [], []
         for i, lk in enumerate(links):
             outs = out_by_node.get(lk.to_node, [])
-            nxt = []
             for j in outs:
                 if (lk.id, self.ids[j]) in network.banned_turns:
                     continue
                 if not network.allow_u_turns and links[j].to_node == lk.from_node and len(outs) > 1:
                     continue
-                nxt.append(j)
-            self.succ.append(nxt)
-        self.free = [lk.free_flow_time_s for lk in links]
+                t_from.append(i)
+                t_to.append(j)
+        order = np.lexsort((np.array(t_from, dtype=np.int64), np.array(t_to, dtype=np.int64)))
+        self.t_from = np.array(t_from, dtype=np.int64)[order]
+        self.t_to = np.array(t_to, dtype=np.int64)[order]
+        self.with_in, self.in_start = np.unique(self.t_to, return_index=True)
+        self.free = np.array([lk.free_flow_time_s for lk in links], dtype=np.float64)
 
-    def tree(self, origin: str, cost: list[float]) -> dict[str, tuple[int, ...]]:
-        """Least-cost link paths (as link indices) from ``origin`` to every reachable node."""
-        best = [math.inf] * len(cost)
-        prev = [-1] * len(cost)
-        done = [False] * len(cost)
-        heap: list[tuple[float, int]] = []
-        for i in self.out_by_node.get(origin, []):
-            best[i] = cost[i]
-            heapq.heappush(heap, (cost[i], i))
-        reached: dict[str, int] = {}
-        succ, to_node = self.succ, self.to_node
-        while heap:
-            c, i = heapq.heappop(heap)
-            if done[i]:
+    def trees(self, origins: list[str], cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Least costs ``(O, L)`` from each origin to the end of every link, and each link's
+        predecessor on its least-cost path (-1: leaves the origin, or unreachable)."""
+        O, L = cost.shape
+        dist = np.full((O, L), np.inf)
+        pred = np.full((O, L), -1, dtype=np.int64)
+        T = self.t_to.shape[0]
+        batch = max(1, self.BATCH_ELEMENTS // max(T, 1))
+        for b0 in range(0, O, batch):
+            rows = slice(b0, min(O, b0 + batch))
+            d = dist[rows]
+            c = cost[rows]
+            for r, o in enumerate(origins[rows]):
+                first = self.out_by_node.get(o, [])
+                d[r, first] = c[r, first]
+            if T == 0:
                 continue
-            done[i] = True
-            reached.setdefault(to_node[i], i)
-            for j in succ[i]:
-                if done[j]:
-                    continue
-                cn = c + cost[j]
-                if cn < best[j]:
-                    best[j], prev[j] = cn, i
-                    heapq.heappush(heap, (cn, j))
-        paths = {}
-        for node, last in reached.items():
-            if node == origin:
-                continue
-            path = [last]
-            while prev[path[-1]] >= 0:
-                path.append(prev[path[-1]])
-            paths[node] = tuple(path[::-1])
-        return paths
+            c_in = c[:, self.t_to]
+            for _ in range(L):
+                cand = d[:, self.t_from] + c_in
+                best = np.minimum(d[:, self.with_in], np.minimum.reduceat(cand, self.in_start, axis=1))
+                if np.array_equal(best, d[:, self.with_in]):
+                    break
+                d[:, self.with_in] = best
+            cand = d[:, self.t_from] + c_in
+            tie = (cand == d[:, self.t_to]) & np.isfinite(cand)
+            first_turn = np.minimum.reduceat(np.where(tie, np.arange(T), T), self.in_start, axis=1)
+            p = np.where(first_turn < T, self.t_from[np.minimum(first_turn, T - 1)], -1)
+            pr = pred[rows]
+            pr[:, self.with_in] = p
+            for r, o in enumerate(origins[rows]):
+                pr[r, self.out_by_node.get(o, [])] = -1
+        return dist, pred
+
+    def path(self, dist_row: np.ndarray, pred_row: list[int], destination: str) -> tuple[int, ...] | None:
+        """Link indices of the least-cost path to ``destination`` (None if unreachable);
+        ``pred_row`` is one row of :meth:`trees`' predecessors as a list."""
+        into = self.in_by_node.get(destination)
+        if into is None:
+            return None
+        last = int(into[np.argmin(dist_row[into])])
+        if not np.isfinite(dist_row[last]):
+            return None
+        path = [last]
+        while pred_row[path[-1]] >= 0:
+            path.append(int(pred_row[path[-1]]))
+        return tuple(path[::-1])
 
 
 def candidate_routes(network: Network, flows, k: int) -> list[list[tuple[str, ...]]]:
@@ -198,15 +222,16 @@ def candidate_routes(network: Network, flows, k: int) -> list[list[tuple[str, ..
             if getattr(f, end) not in network.nodes:
                 raise DemandError(f"flow {f.label()}: {end} {getattr(f, end)!r} is not a node of the network")
         by_origin.setdefault(f.origin, []).append(i)
+    origins = np.array(list(by_origin), dtype=object)
     out: list[list[tuple[str, ...]]] = [[] for _ in flows]
-    for origin, members in by_origin.items():
-        uses = [0] * len(graph.free)
-        for j in range(k):
-            cost = graph.free if j == 0 else [c * (1.0 + OVERLAP_PENALTY * u) for c, u in zip(graph.free, uses)]
-            tree = graph.tree(origin, cost)
+    uses = np.zeros((len(origins), len(graph.free)))
+    for j in range(k):
+        dist, pred = graph.trees(origins, graph.free[None, :] * (1.0 + OVERLAP_PENALTY * uses))
+        for o, origin in enumerate(origins):
             used: set[int] = set()
-            for i in members:
-                path = tree.get(flows[i].destination)
+            pred_row = pred[o].tolist()
+            for i in by_origin[origin]:
+                path = graph.path(dist[o], pred_row, flows[i].destination)
                 if path is None:
                     raise DemandError(f"flow {flows[i].label()}: destination {flows[i].destination!r} is "
                                       f"unreachable from origin {origin!r}")
@@ -214,8 +239,7 @@ def candidate_routes(network: Network, flows, k: int) -> list[list[tuple[str, ..
                 ids = tuple(graph.ids[x] for x in path)
                 if ids not in out[i]:
                     out[i].append(ids)
-            for x in used:
-                uses[x] += 1
+            uses[o, list(used)] += 1
     return out
 
 

@@ -10,6 +10,7 @@ blocking, meters) changes, so that every such change takes effect exactly at its
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -84,22 +85,34 @@ class CompiledMacro:
     def __post_init__(self):
         if self.route_share is None:
             self.route_share = np.asarray(self.routes.share, dtype=np.float64)
+        # every input below is piecewise constant between the scenario's breakpoints: computed
+        # once per segment (the Python loops over flows and links cost more than a kernel chunk)
+        self._breaks = breakpoints(self.scenario)
+        self._segment_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _segment(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = bisect.bisect_right(self._breaks, t_s)
+        if key not in self._segment_cache:
+            sc = self.scenario
+            lanes = lanes_in_force(sc, t_s, self.routes)
+            lanes_arr = float_array([lanes[lid] for lid in self.link_ids])
+            meter = np.full(len(self.link_ids), np.inf)
+            index = {lid: i for i, lid in enumerate(self.link_ids)}
+            for c in sc.controls:
+                if isinstance(c, FixedRateMeter):
+                    meter[index[c.link]] = min(meter[index[c.link]], c.rate_at(t_s) / 3600.0 * self.dt)
+            flow_rate = np.array([f.rate_at(t_s) for f in sc.demand.flows] or [0.0])
+            self._segment_cache[key] = (lanes_arr, meter, flow_rate)
+        return self._segment_cache[key]
 
     def controls_at(self, t_s: float) -> CTMControls:
-        """Control arrays in force at time ``t_s`` [s]."""
-        sc = self.scenario
-        lanes = lanes_in_force(sc, t_s, self.routes)
-        lanes_arr = float_array([lanes[lid] for lid in self.link_ids])
-        meter = np.full(len(self.link_ids), np.inf)
-        index = {lid: i for i, lid in enumerate(self.link_ids)}
-        for c in sc.controls:
-            if isinstance(c, FixedRateMeter):
-                meter[index[c.link]] = min(meter[index[c.link]], c.rate_at(t_s) / 3600.0 * self.dt)
-        return CTMControls(lanes_arr, meter, self.source_rates(t_s))
+        """Control arrays in force at time ``t_s`` [s] (fresh arrays: controllers write into them)."""
+        lanes_arr, meter, _ = self._segment(t_s)
+        return CTMControls(lanes_arr.copy(), meter.copy(), self.source_rates(t_s))
 
     def source_rates(self, t_s: float) -> np.ndarray:
         """Arrivals per step [veh] into each source slot at ``t_s`` [s], split by ``route_share``."""
-        flow_rate = np.array([f.rate_at(t_s) for f in self.scenario.demand.flows] or [0.0])
+        flow_rate = self._segment(t_s)[2]
         route_rate = flow_rate[self._route_flow] * self._route_share / 3600.0 * self.dt
         rate = np.zeros(self.net.slot_route.shape[0])
         first_src_slot = int(self.net.slot_off[-1])
