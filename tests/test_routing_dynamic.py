@@ -176,7 +176,7 @@ def test_update_shares_all_to_best_logit_and_smoothing():
 def test_from_options_defaults():
     assert DynamicRouting.from_options("fixed") is None
     p = DynamicRouting.from_options("dynamic")
-    assert (p.update_s, p.candidates, p.smoothing, p.logit_s) == (300.0, 3, 0.5, 0.0)
+    assert (p.update_s, p.candidates, p.smoothing, p.logit_s) == (300.0, 5, 0.5, 0.0)
 
 
 def test_evaluate_passes_route_choice_to_every_variant():

@@ -76,7 +76,7 @@ class DynamicRouting:
     """
 
     update_s: float = 300.0
-    candidates: int = 3
+    candidates: int = 5
     smoothing: float = 0.5
     logit_s: float = 0.0
 

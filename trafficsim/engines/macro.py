@@ -313,7 +313,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
         route_gen=np.zeros(R), y=np.zeros(C), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
         a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), act=np.zeros(net.max_in, np.uint8),
-        r_o=np.zeros(net.max_out),
+        r_o=np.zeros(net.max_out), link_veh=np.zeros(L), link_moved=np.zeros(L),
     )
 
 
@@ -350,7 +350,7 @@ def run_macro(
 
     ``route_choice="dynamic"`` re-splits each OD flow's new departures among its candidate
     routes every ``route_update_s`` [s] (default 300) from the instantaneous route travel times
-    (:mod:`trafficsim.routing`: ``route_candidates`` generated routes per flow, default 3;
+    (:mod:`trafficsim.routing`: ``route_candidates`` generated routes per flow, default 5;
     ``route_smoothing`` weight of each update, default 0.5; ``route_logit_s`` logit scale [s],
     default 0 = all to the cheapest). Vehicles keep the route they departed on. The shares after
     every update are in ``result.final_state["route_shares"]``.
