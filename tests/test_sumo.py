@@ -4,13 +4,16 @@ Networks are small and horizons short so the file runs in well under a minute; S
 1 s step here (the engine default is 0.5 s).
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import trafficsim as ts
-from trafficsim.control import Blocking, FixedRateMeter, FixedTimeSignal, Phase
+from trafficsim.control import AlineaMeter, Blocking, FixedRateMeter, FixedTimeSignal, Phase
 from trafficsim.engines import SimulationError
 from trafficsim.engines import sumo as sumo_engine
+from trafficsim.measures import RampMetering, TidalLane
 
 DT = 1.0
 
@@ -40,6 +43,41 @@ def merge(main=3000, ramp=1200, duration=900):
     d.add("A", "C", [(0, main)], name="main")
     d.add("R", "C", [(0, ramp)], name="ramp")
     return ts.Scenario(network=net, demand=d, duration_s=duration, name="merge")
+
+
+def two_way(demand_in=4000, demand_out=1200, duration=1800):
+    """A 2+2-lane road B-C between 4-lane approaches, heavier inbound (A -> D) than outbound."""
+    net = ts.Network()
+    for n, x in zip("ABCD", (0, 500, 1500, 2000)):
+        net.add_node(n, x, 0)
+    net.add_link("in-up", "A", "B", length_m=500, lanes=4)
+    net.add_link("in", "B", "C", length_m=1000, lanes=2)
+    net.add_link("in-down", "C", "D", length_m=500, lanes=4)
+    net.add_link("out-up", "D", "C", length_m=500, lanes=4)
+    net.add_link("out", "C", "B", length_m=1000, lanes=2)
+    net.add_link("out-down", "B", "A", length_m=500, lanes=4)
+    d = ts.Demand()
+    d.add("A", "D", [(0, demand_in)])
+    d.add("D", "A", [(0, demand_out)])
+    return ts.Scenario(net, d, duration, name="two-way")
+
+
+def merge_drop(main=2800, ramp=1400, duration=2400):
+    """An on-ramp onto 3 lanes and, 600 m on, a drop to 2: unmetered, the drop's queue spills back
+    over the merge's detector (as in test_measures)."""
+    net = ts.Network()
+    for n, x in zip("AMDC", (0, 1600, 2200, 3200)):
+        net.add_node(n, x, 0)
+    net.add_node("R", 1200, -300)
+    kw = dict(free_speed_kmh=80, capacity_vph_per_lane=2000, jam_density_vpkm_per_lane=140)
+    net.add_link("main", "A", "M", length_m=1600, lanes=2, **kw)
+    net.add_link("ramp", "R", "M", length_m=400, lanes=1, free_speed_kmh=40, capacity_vph_per_lane=1600)
+    net.add_link("down", "M", "D", length_m=600, lanes=3, **kw)
+    net.add_link("exit", "D", "C", length_m=1000, lanes=2, **kw)
+    d = ts.Demand()
+    d.add("A", "C", [(0, main)])
+    d.add("R", "C", [(0, ramp)])
+    return ts.Scenario(net, d, duration, name="merge-drop")
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +168,59 @@ def test_ramp_meter_caps_ramp_flow():
     ramp_out = float(rs.data.outflow.sel(link="ramp")[-10:].mean())
     assert ramp_out == pytest.approx(600, rel=0.10)
     assert float(rs.data.origin_queue.sel(origin="R")[-1]) > 50  # the meter holds the ramp back
+
+
+def test_tidal_lane_reverses_coincident_lanes_on_sumo():
+    sc = two_way()
+    m = TidalLane(link="in", windows=((300.0, 1200.0),))
+    v = m.apply(sc)
+    sched = m.schedule(sc)
+    opens_in, closes_out = sched["in"][0][0], sched["out"][0][0]
+    rs = ts.simulate(v, engine="sumo", dt_s=DT)
+    sw = rs.final_state["switched_lanes"]
+    # the median lanes of the two directions are one reversible strip
+    assert sw["lanes"] == ["in_2", "out_1"] and sw["coincident"] == {"in_2": "out_1", "out_1": "in_2"}
+    t_end = rs.data["time"].values
+    # permissions read back from SUMO follow the schedule (state during each interval's last step)
+    for j, (ln, lid) in enumerate((("in_2", "in"), ("out_1", "out"))):
+        full = v.network.links[lid].max_lanes
+        expected = [v.network.links[lid].lanes_at(t - DT) == full for t in t_end]
+        assert sw["open"][:, j].tolist() == expected, ln
+    # at every opening the coincident lane is closed and empty: never open both ways at once
+    openings = [e for e in sw["switches"] if e["action"] == "open"]
+    assert [e["time_s"] for e in openings] == [opens_in, sched["out"][1][0]]
+    for e in openings:
+        assert e["open_after"] and not e["coincident_open"] and e["coincident_vehicles"] == 0
+    # the reversed lane carries peak-direction flow in its window; the closed opposite lane none
+    window = (t_end > opens_in + 60) & (t_end <= 1200)
+    assert sw["entered"][window, 0].mean() * 60 > 1000           # veh/h on the reversed lane
+    closed_out = (t_end > closes_out + 60) & (t_end <= 1200 + 60)
+    assert sw["entered"][closed_out, 1].sum() == 0
+    assert not sw["open"][closed_out, 1].any()
+    # the peak direction discharges above its 2 lanes' capacity while it has 3
+    q_in = rs.data["outflow"].sel(link="in").values
+    assert q_in[window].mean() > 1.1 * 2 * 1800
+    assert rs.conservation_error() == 0.0 and rs.final_state["teleports"] == 0
+
+
+def test_alinea_on_sumo_holds_occupancy_near_setpoint():
+    sc = merge_drop()
+    v = RampMetering(link="ramp", queue_override=0.0).apply(sc)
+    meter = next(c for c in v.controls if isinstance(c, AlineaMeter))
+    # the same detector without metering: the window opens after the horizon
+    observer = sc.replace(controls=[dataclasses.replace(meter, start_s=sc.duration_s + 1, end_s=sc.duration_s + 2)])
+    occ = []
+    for scen in (v, observer):
+        rs = ts.simulate(scen, engine="sumo", dt_s=DT)
+        log = rs.final_state["controllers"]["ramp"]
+        assert np.all(np.diff(log["time_s"]) == meter.interval_s)
+        occ.append(float(np.mean(log["occupancy_pct"][log["time_s"] > 900])))
+        assert rs.conservation_error() == 0.0
+        if scen is v:
+            assert float(rs.data["outflow"].sel(link="ramp")[-15:].mean()) < 0.9 * 1400   # the ramp is held back
+            assert log["rate_vph"].min() < meter.max_rate_vph
+    assert abs(occ[0] - meter.setpoint_pct) < 2.5
+    assert occ[1] > meter.setpoint_pct + 15.0     # unmetered, the drop's queue covers the detector
 
 
 def test_signal_program_gives_green_share():

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .control import BusStop, FixedRateMeter, FixedTimeSignal, Phase
+from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase
 from .demand import Demand, DemandError
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
@@ -187,7 +187,7 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
     net = scenario.network
     pos = _layout(net)
     tl_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
-    tl_nodes |= {net.links[c.link].to_node for c in scenario.controls if isinstance(c, FixedRateMeter)}
+    tl_nodes |= {net.links[c.link].to_node for c in scenario.controls if isinstance(c, (FixedRateMeter, AlineaMeter))}
     nod = ['<nodes>']
     for nid in net.nodes:
         x, y = pos[nid]
@@ -258,6 +258,10 @@ class SumoExport:
     tls_links: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     lanes: dict[str, list[str]] = field(default_factory=dict)
     edge_data_files: list[Path] = field(default_factory=list)
+    #: ALINEA meter link -> ids of the lane-area detectors over its detector zone (one per lane)
+    alinea_detectors: dict[str, list[str]] = field(default_factory=dict)
+    #: per-lane aggregates (``laneData``) of the links in ``lane_data_edges``, if asked for
+    lane_data_file: Path | None = None
 
 
 def _reference_link(scenario: Scenario, routes) -> Link:
@@ -303,6 +307,7 @@ def export_scenario(
     timeout_s: float = 120.0,
     depart_lane: str = "free",
     queue_speed_fraction: float = 0.5,
+    lane_data_edges=(),
 ) -> SumoExport:
     """Export ``scenario`` to SUMO files in ``directory``.
 
@@ -329,6 +334,12 @@ def export_scenario(
         behind a lane drop forms on the link rather than in the origin queue.
     queue_speed_fraction : float
         A vehicle counts as queued below this share of its link's free speed.
+    lane_data_edges : sequence of str
+        Links whose lanes get per-lane aggregates (``STEM.lanes.xml``, with ``edge_data_file``):
+        the engine asks for the links whose lanes it opens and closes.
+
+    Every :class:`~trafficsim.control.AlineaMeter` gets a lane-area detector on each lane of its
+    ``detector_link`` over the first ``detector_length_m`` (ids in ``SumoExport.alinea_detectors``).
     """
     from .engines._common import build_routes
 
@@ -437,12 +448,32 @@ def export_scenario(
                     f'endPos="{ln.getLength():.2f}" period="{record_interval_s:g}" file={quoteattr(str(e2))} '
                     f'speedThreshold="{thr:g}" jamThreshold="10"/>'
                 )
+    alinea: dict[str, list[str]] = {}
+    for c in scenario.controls:
+        if isinstance(c, AlineaMeter):
+            ids = alinea.setdefault(c.link, [])
+            for ln in snet.getEdge(c.detector_link).getLanes():
+                did = f"alinea_{c.link}_{ln.getIndex()}"
+                ids.append(did)
+                add.append(
+                    f'  <laneAreaDetector id={quoteattr(did)} lane={quoteattr(ln.getID())} pos="0" '
+                    f'endPos="{min(c.detector_length_m, ln.getLength()):.2f}" period="{record_interval_s:g}" '
+                    f'file={quoteattr(str(directory / "alinea.e2.xml"))}/>'
+                )
+    lane_data = None
+    if edge_data_file is not None and lane_data_edges:
+        lane_data = Path(f"{edge_data_file}.lanes.xml")
+        add.append(
+            f'  <laneData id="trafficsim_lanes" file={quoteattr(str(lane_data))} period="{record_interval_s:g}" '
+            f'excludeEmpty="false" edges={quoteattr(" ".join(lane_data_edges))}/>'
+        )
     add.append('</additional>')
     additional = directory / "controls.add.xml"
     additional.write_text("\n".join(add) + "\n", encoding="utf-8")
     lanes = {e.getID(): [ln.getID() for ln in e.getLanes()] for e in snet.getEdges() if e.getFunction() == ""}
     return SumoExport(
-        directory, net_file, route_file, additional, ref.id, vtypes, route_ids, tls_links, lanes, edge_data_files
+        directory, net_file, route_file, additional, ref.id, vtypes, route_ids, tls_links, lanes, edge_data_files,
+        alinea, lane_data,
     )
 
 

@@ -6,12 +6,22 @@ process (libsumo) or as a child process (TraCI), and steps it to the horizon. Ti
 controls are applied at run time, only when they change:
 
 * lane schedules and :class:`~trafficsim.control.Blocking` events close lanes with
-  ``lane.setAllowed(lane, ["authority"])`` and reopen them with the permissions the lane had
-  (note that ``setAllowed(lane, [])`` means *all* vehicles). A schedule that drops lanes closes
-  the leftmost (inner) lanes, as a tidal lane does; a blocking event closes the kerbside ones;
-* :class:`~trafficsim.control.FixedRateMeter` s switch the metered link's connections at a
-  ``traffic_light`` junction: a green of :data:`~trafficsim.sumo_io.METER_GREEN_S` per lane
-  every ``3600 * lanes / rate`` seconds (one vehicle per lane per green, as field meters do);
+  ``lane.setDisallowed(lane, ["all"])`` and reopen them with the disallow list the lane had
+  (disallow lists, because ``setAllowed(lane, [])`` means *all* vehicles). A schedule that drops
+  lanes closes the leftmost (median) lanes; a blocking event closes the kerbside ones;
+* a :class:`~trafficsim.measures.TidalLane` is a lane schedule on two opposite links: the
+  reversible strip is the median lane of each of the two edges (*coincident lanes*), of which
+  the schedule opens at most one at a time, with the clearance interval in which both are
+  closed. Every switch is logged with the vehicles on the lane and on its coincident lane, the
+  permissions are read back from SUMO at every record instant, and ``laneData`` counts the
+  vehicles entering each switched lane: ``final_state["switched_lanes"]``;
+* :class:`~trafficsim.control.FixedRateMeter` s and :class:`~trafficsim.control.AlineaMeter` s
+  switch the metered link's connections at a ``traffic_light`` junction: a green of
+  :data:`~trafficsim.sumo_io.METER_GREEN_S` per lane every ``3600 * lanes / rate`` seconds (one
+  vehicle per lane per green, as field meters do). ALINEA's rate comes from the shared law
+  (:class:`~trafficsim.engines._feedback.AlineaLaw`) fed with the vehicles in lane-area
+  detectors over the detector zone and on the ramp edge, read by subscription at every sample;
+  its log is ``final_state["controllers"]``;
 * fixed-time signals run as the ``tlLogic`` programs written at export.
 
 Measurements never ask SUMO about single vehicles: per-link VKT (``speed * sampledSeconds``),
@@ -43,11 +53,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control import Blocking, FixedRateMeter, FixedTimeSignal
+from ..control import AlineaMeter, Blocking, FixedRateMeter, FixedTimeSignal
 from ..results import Result, build_dataset
 from ..scenario import Scenario
-from ..sumo_io import METER_GREEN_S, PROGRAM_ID, SumoError, export_scenario, sumo_binary
+from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary
 from ._common import SimulationError, build_routes, progress_bar, steps_for
+from ._feedback import AlineaLaw, ramp_storage_veh, release_cycle
 
 __all__ = ["run_sumo", "DEFAULT_DT_S"]
 
@@ -56,6 +67,9 @@ DEFAULT_DT_S = 0.5
 #: A vehicle counts as queued below this share of its link's free speed.
 QUEUE_SPEED_FRACTION = 0.5
 _JAM_LENGTH_METERS = 0x19  # lane-area detector variable (traci.constants.JAM_LENGTH_METERS)
+_VEHICLE_NUMBER = 0x10  # traci.constants.LAST_STEP_VEHICLE_NUMBER (lane-area detectors, edges)
+#: SUMO classes of trafficsim's vehicles: a lane is open when it allows any of them.
+_OUR_CLASSES = ("passenger", "bus", "truck")
 _run_lock = threading.Lock()  # libsumo holds one simulation per process
 
 
@@ -163,26 +177,80 @@ def _closed_lanes(scenario: Scenario, t_s: float, lanes_of: dict[str, list[str]]
     return closed
 
 
-def _meter_plan(scenario: Scenario, exp, t_s: float) -> dict[str, str]:
-    """Traffic-light states at metered junctions at ``t_s`` [s] (mainline ``G``, ramp per cycle)."""
+def _switched_lanes(scenario: Scenario, lanes_of: dict[str, list[str]]) -> set[str]:
+    """SUMO lanes that some lane schedule or blocking event closes at some time of the run."""
+    times = {0.0}
+    for lk in scenario.network.links.values():
+        times.update(t for t, _ in lk.lane_schedule)
+    times.update(c.start_s for c in scenario.controls if isinstance(c, Blocking))
+    out: set[str] = set()
+    for t in times:
+        if t < scenario.duration_s:
+            out |= _closed_lanes(scenario, t, lanes_of)
+    return out
+
+
+def _coincident_lanes(scenario: Scenario, lanes_of: dict[str, list[str]], switched: set[str]) -> dict[str, str]:
+    """Reversible lanes: each scheduled median lane of a link and the one of its opposite link.
+
+    A tidal lane is one strip of road that serves either direction; in SUMO it is the leftmost
+    scheduled lane(s) of each of the two opposite edges, paired from the median outwards, of
+    which at most one is open at a time. Returns ``{lane: coincident lane}`` both ways.
+    """
+    net = scenario.network
+    pairs: dict[str, str] = {}
+    for a in net.links.values():
+        for b in net.links.values():
+            if a.id >= b.id or b.from_node != a.to_node or b.to_node != a.from_node:
+                continue
+            if not a.lane_schedule or not b.lane_schedule:
+                continue
+            la = [ln for ln in reversed(lanes_of[a.id]) if ln in switched]
+            lb = [ln for ln in reversed(lanes_of[b.id]) if ln in switched]
+            for x, y in zip(la, lb):
+                pairs[x], pairs[y] = y, x
+    return pairs
+
+
+def _switch_lanes(api, want: set[str], closed: set[str], disallowed0: dict[str, list[str]]) -> None:
+    """Close the lanes of ``want - closed`` and reopen those of ``closed - want``.
+
+    Closing disallows every class (``setDisallowed(lane, ["all"])``); reopening restores the
+    lane's own disallow list (usually empty, i.e. everything allowed). Disallow lists never hit
+    the trap of ``setAllowed(lane, [])``, which means *all* vehicles.
+    """
+    for ln in want - closed:
+        api.lane.setDisallowed(ln, ["all"])
+    for ln in closed - want:
+        api.lane.setDisallowed(ln, disallowed0[ln])
+
+
+def _is_open(api, lane: str) -> bool:
+    """Whether SUMO lets trafficsim's vehicles onto ``lane`` (read back from SUMO)."""
+    allowed = set(api.lane.getAllowed(lane))
+    return bool(allowed & set(_OUR_CLASSES))
+
+
+def _meter_plan(scenario: Scenario, exp, t_s: float, alinea: dict | None = None) -> dict[str, str]:
+    """Traffic-light states at metered junctions at ``t_s`` [s] (mainline ``G``, ramp per cycle).
+
+    Fixed-rate meters follow their profile; ALINEA meters the ``(rate_vph, since_s)`` that
+    ``alinea`` gives for their link (the release cycle restarts when the rate changes).
+    """
     states: dict[str, str] = {}
     net = scenario.network
     for c in scenario.controls:
-        if not isinstance(c, FixedRateMeter):
+        if isinstance(c, FixedRateMeter):
+            rate = c.rate_at(t_s)
+            start = max((s for s, _ in c.profile if s <= t_s), default=0.0)
+        elif isinstance(c, AlineaMeter) and alinea is not None:
+            rate, start = alinea[c.link]
+        else:
             continue
         node = net.links[c.link].to_node
         links = exp.tls_links[node]
-        rate = c.rate_at(t_s)
-        lanes = max(1, net.links[c.link].lanes_at(t_s))
-        if math.isinf(rate):
-            release = True
-        elif rate <= 0:
-            release = False
-        else:
-            cycle = 3600.0 * lanes / rate
-            start = max((s for s, _ in c.profile if s <= t_s), default=0.0)
-            green = max(METER_GREEN_S, cycle - 2.0) if cycle < 2 * METER_GREEN_S else METER_GREEN_S
-            release = ((t_s - start) % cycle) < green
+        rc = release_cycle(rate, max(1, net.links[c.link].lanes_at(t_s)))
+        release = rc is None or ((t_s - start) % rc[0]) < rc[1]
         prev = states.get(node, "G" * len(links))
         states[node] = "".join(
             ("G" if release else "r") if a == c.link else prev[i] for i, (a, _) in enumerate(links)
@@ -218,6 +286,25 @@ def _read_edge_data(paths: list[Path], link_ids: list[str], T: int, record_inter
             d_out[t, i] = float(ed.get("left", 0)) + float(ed.get("arrived", 0))
             wait[t, i] = float(ed.get("waitingTime", 0.0))
     return vkt, vht, np.cumsum(d_in, axis=0), np.cumsum(d_out, axis=0), wait, span
+
+
+def _read_lane_data(path: Path | None, lanes: list[str], T: int, record_interval_s: float):
+    """Vehicles entering and leaving each of ``lanes`` per record interval, from ``laneData``."""
+    entered = np.zeros((T, len(lanes)))
+    left = np.zeros((T, len(lanes)))
+    if path is None or not lanes or not Path(path).exists():
+        return entered, left
+    idx = {ln: i for i, ln in enumerate(lanes)}
+    for interval in ET.parse(str(path)).getroot().iter("interval"):
+        t = int(round(float(interval.get("begin")) / record_interval_s))
+        if t >= T:
+            continue
+        for el in interval.iter("lane"):
+            i = idx.get(el.get("id"))
+            if i is not None:
+                entered[t, i] = float(el.get("entered", 0)) + float(el.get("departed", 0))
+                left[t, i] = float(el.get("left", 0)) + float(el.get("arrived", 0))
+    return entered, left
 
 
 def run_sumo(
@@ -274,7 +361,7 @@ def run_sumo(
     net = scenario.network
     signal_nodes = {c.node for c in controls if isinstance(c, FixedTimeSignal)}
     for c in controls:
-        if isinstance(c, FixedRateMeter) and net.links[c.link].to_node in signal_nodes:
+        if isinstance(c, (FixedRateMeter, AlineaMeter)) and net.links[c.link].to_node in signal_nodes:
             raise SimulationError(
                 f"engine 'sumo': meter on link {c.link!r} ends at signalised node {net.links[c.link].to_node!r}; "
                 f"put the meter on a link that ends at an unsignalised node"
@@ -303,6 +390,8 @@ def run_sumo(
                 scenario, work, routes=routes, arrivals=arrivals, sigma=sigma, reference_link=reference_link,
                 edge_data_file=edge_data, record_interval_s=record_interval_s,
                 queue_speed_fraction=QUEUE_SPEED_FRACTION,
+                lane_data_edges=sorted({lid for lid, lk in net.links.items() if lk.lane_schedule}
+                                       | {c.link for c in controls if isinstance(c, Blocking)}),
             )
         except SumoError as exc:
             raise SimulationError(f"engine 'sumo': export failed: {exc}") from None
@@ -331,6 +420,8 @@ def run_sumo(
             progress,
         )
         vkt, vht, cum_in, cum_out, wait_edge, span = _read_edge_data(exp.edge_data_files, link_ids, T, record_interval_s)
+        sw = result[-1]["switched_lanes"]
+        sw["entered"], sw["left"] = _read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s)
     finally:
         if keep_files is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -354,6 +445,15 @@ def run_sumo(
     return Result(ds, scenario=scenario, engine="sumo", final_state=final)
 
 
+def _alinea_occupancy(api, exp, meter: AlineaMeter, net, t: float) -> float:
+    """Occupancy [%] of an ALINEA detector zone: vehicles in its lane-area detectors (read by
+    subscription) per lane-km open, over the detector link's jam density (``100 k / k_j``)."""
+    lk = net.links[meter.detector_link]
+    n = sum(api.lanearea.getSubscriptionResults(d)[_VEHICLE_NUMBER] for d in exp.alinea_detectors[meter.link])
+    zone_km = max(lk.lanes_at(t), 1) * min(meter.detector_length_m, lk.length_m) / 1000.0
+    return 100.0 * n / (zone_km * lk.jam_density_vpkm_per_lane)
+
+
 def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, routes, route_src, S, link_ids, progress):
     """Step SUMO to the horizon; returns the per-record arrays that do not come from edgeData."""
     R = len(routes)
@@ -372,8 +472,16 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     bar = progress_bar(progress, n_steps, "sumo", scenario)
     lanes_of = exp.lanes
     all_lanes = [ln for lid in link_ids for ln in lanes_of[lid]]
-    meters = any(isinstance(c, FixedRateMeter) for c in scenario.controls)
+    meters = any(isinstance(c, (FixedRateMeter, AlineaMeter)) for c in scenario.controls)
     signal_nodes = [c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)]
+    net = scenario.network
+    switched = sorted(_switched_lanes(scenario, lanes_of))
+    coincident = _coincident_lanes(scenario, lanes_of, set(switched))
+    lane_open = np.zeros((T, len(switched)), bool)
+    switch_log: list[dict] = []
+    laws = {c.link: AlineaLaw(c, dt, ramp_storage_veh(net.links[c.link]))
+            for c in scenario.controls if isinstance(c, AlineaMeter)}
+    alinea = {lid: (math.inf, 0.0) for lid in laws}
     try:
         try:
             session.start()
@@ -385,22 +493,38 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         try:
             for node in signal_nodes:
                 api.trafficlight.setProgram(node, PROGRAM_ID)
-            allowed0 = {ln: list(api.lane.getAllowed(ln)) for ln in all_lanes}
+            disallowed0 = {ln: list(api.lane.getDisallowed(ln)) for ln in switched}
             for ln in all_lanes:
                 api.lanearea.subscribe("q_" + ln, [_JAM_LENGTH_METERS])
+            for lid in laws:
+                for did in exp.alinea_detectors[lid]:
+                    api.lanearea.subscribe(did, [_VEHICLE_NUMBER])
+                api.edge.subscribe(lid, [_VEHICLE_NUMBER])
             closed: set[str] = set()
             meter_state: dict[str, str] = {}
             for k in range(n_steps):
                 t = k * dt
                 want = _closed_lanes(scenario, t, lanes_of)
                 if want != closed:
-                    for ln in want - closed:
-                        api.lane.setAllowed(ln, ["authority"])
-                    for ln in closed - want:
-                        api.lane.setAllowed(ln, allowed0[ln])  # [] restores "all vehicles"
+                    _switch_lanes(api, want, closed, disallowed0)
+                    for ln in sorted(want ^ closed):
+                        ev = {"time_s": t, "lane": ln, "action": "close" if ln in want else "open",
+                              "vehicles": api.lane.getLastStepVehicleNumber(ln), "open_after": _is_open(api, ln)}
+                        if ln in coincident:
+                            ev.update(coincident=coincident[ln], coincident_open=_is_open(api, coincident[ln]),
+                                      coincident_vehicles=api.lane.getLastStepVehicleNumber(coincident[ln]))
+                        switch_log.append(ev)
                     closed = want
+                for lid, law in laws.items():
+                    if law.step(k, t, lambda: _alinea_occupancy(api, exp, law.meter, net, t),
+                                lambda: api.edge.getSubscriptionResults(lid)[_VEHICLE_NUMBER]):
+                        rate = law.rate_at(t)
+                        if rate != alinea[lid][0]:
+                            alinea[lid] = (rate, t)
+                    elif law.rate_at(t) != alinea[lid][0]:  # the active window opens or closes
+                        alinea[lid] = (law.rate_at(t), t)
                 if meters:
-                    for node, state in _meter_plan(scenario, exp, t).items():
+                    for node, state in _meter_plan(scenario, exp, t, alinea).items():
                         if meter_state.get(node) != state:
                             api.trafficlight.setRedYellowGreenState(node, state)
                             meter_state[node] = state
@@ -425,6 +549,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
                     t_end = (k + 1) * dt
                     cl = _closed_lanes(scenario, t_end, lanes_of)
                     lanes_end[i] = [sum(ln not in cl for ln in lanes_of[lid]) for lid in link_ids]
+                    lane_open[i] = [_is_open(api, ln) for ln in switched]
                     route_in[i] = dep
                     route_out[i] = arr
                     route_gen[i] = dep + pend
@@ -441,5 +566,8 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         session.close()
         if bar is not None:
             bar.close()
-    final = {"vehicles_inside": float(inside), "teleports": teleports, "pending": float(src_queue[-1].sum())}
+    final = {"vehicles_inside": float(inside), "teleports": teleports, "pending": float(src_queue[-1].sum()),
+             "switched_lanes": {"lanes": switched, "open": lane_open, "coincident": coincident, "switches": switch_log}}
+    if laws:
+        final["controllers"] = {lid: law.log() for lid, law in laws.items()}
     return jam_end, lanes_end, route_in, route_out, route_gen, src_queue, wait_s, final
