@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from ..control import Blocking
 from ..scenario import Scenario
+from ._base import peak_window
 from .demand_measures import DemandRestriction
-from .lanes import VariableLane, Widening
+from .lanes import TidalLane, VariableLane, Widening
 from .metering import MergeMetering, PeakControl, RampMetering
 from .network_edits import NewLink, OneWayLoop
 from .operations import BusBay, Enforcement, StopRelocation
@@ -122,6 +123,8 @@ SPOT_MEASURES = {
                                                gate_rate_vph=sc.network.links["bridge"].lanes * sc.network.links["bridge"].capacity_vph_per_lane)],
         "Widening": lambda sc: [Widening(links=("bridge",))],
         "DemandRestriction": lambda sc: [DemandRestriction()],
+        # the median lane of the southbound deck serves the morning tide through the peak window
+        "TidalLane": lambda sc: [TidalLane(link="bridge", opposite="bridge-south", windows=(peak_window(sc),))],
     },
     "zhongda-market": {
         "Enforcement": lambda sc: [Enforcement()],

@@ -5,7 +5,10 @@ become 2 lanes up the bridge. Remedies: peak manual control; long term widen the
 the Guangzhou Avenue expressway project), odd-even plates.
 
 **Layout.** Northbound from Panyu: the ground road (4 lanes) runs 2 km to the bridge foot
-``F``, where a lane drop leaves 2 lanes (bridge class) for the climb onto the deck.
+``F``, where a lane drop leaves 2 lanes (bridge class) for the climb onto the deck. The
+southbound carriageway (``bridge-south`` 2 lanes, then ``ground-south`` 4 lanes back to ``P0``)
+carries the lighter counter-peak flow: the morning tide runs north from Panyu into Haizhu. It is
+modelled so that a tidal lane has a lane to borrow (the spot itself is northbound only).
 
 **Mechanism.** A lane drop: capacity falls from 4 x 1800 to 2 x 1900 veh/h. The queue head
 stands at the drop (downstream end of ``ground-approach``) and spills back over
@@ -13,6 +16,11 @@ stands at the drop (downstream end of ``ground-approach``) and spills back over
 
 **Engines.** Macro: the drop is a node between a 4-lane and a 2-lane link. Micro: drivers in
 the dropped lanes must change lanes before ``F``.
+
+**Tidal lane.** Row 10 lists widening the bridge; the seed's general measures (Att. 1 item 5,
+潮汐车流) name tidal lanes, the cheap way to give the morning tide a third bridge lane: the
+median lane of ``bridge-south`` serves ``bridge`` through the peak window, with a clearance
+interval in which it is closed both ways.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ __all__ = ["build"]
 
 
 def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak_vph: float = 4500.0,
-          approach_length_m: float = 800.0, feeder_length_m: float = 2000.0, bridge_length_m: float = 1900.0):
+          southbound_peak_vph: float = 1500.0, approach_length_m: float = 800.0, feeder_length_m: float = 2000.0,
+          bridge_length_m: float = 1900.0):
     """Build the Luoxi Bridge scenario.
 
     Parameters
@@ -35,6 +44,8 @@ def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak
         Lanes before and after the drop (seed: several, 2).
     peak_vph : float
         Peak northbound demand [veh/h].
+    southbound_peak_vph : float
+        Peak southbound (counter-peak) demand [veh/h].
     approach_length_m, feeder_length_m, bridge_length_m : float
         Lengths [m]; Luoxi Bridge is about 1.9 km long.
     """
@@ -44,19 +55,28 @@ def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak
     s.road("ground-feeder", "P0", "P1", lanes=ground_lanes, name="ground road from Panyu")
     s.road("ground-approach", "P1", "F", lanes=ground_lanes, name="ground road at the bridge foot")
     s.road("bridge", "F", "N", lanes=bridge_lanes, kind="bridge", name="Luoxi Bridge")
+    s.road("bridge-south", "N", "F", lanes=bridge_lanes, kind="bridge", name="Luoxi Bridge southbound")
+    s.road("ground-south", "F", "P0", lanes=ground_lanes, name="ground road to Panyu")
     d = Demand()
     d.add("P0", "N", peak.profile(peak_vph), name="northbound")
+    d.add("N", "P0", peak.profile(southbound_peak_vph), name="southbound")
     meta = card_meta(
         row=10, original_name="洛溪大桥南头", english_name="Luoxi Bridge, south end",
         cause_class="road condition", seed_category="道路条件",
         symptom="several ground lanes drop to 2 lanes up the bridge",
         bottleneck_link="ground-approach", queue_links=["ground-approach", "ground-feeder"], discharge_link="bridge",
         capacity_vph=s.capacity_vph("bridge"), capacity_basis="bridge_lanes x bridge lane capacity",
-        remedies=["PeakControl", "Widening", "DemandRestriction"], corridor=["ground-feeder", "ground-approach", "bridge"],
+        remedies=["PeakControl", "Widening", "DemandRestriction", "TidalLane"],
+        corridor=["ground-feeder", "ground-approach", "bridge"],
         assumptions=[
             ("ground lanes", f"{ground_lanes}", "the seed says 'several' (多条)"),
             ("peak demand", f"{peak_vph:g} veh/h", "about 1.2 x the 2-lane bridge capacity"),
             ("lengths", f"approach {a:g} m + {f:g} m, bridge {bridge_length_m:g} m", "Luoxi Bridge is 1.9 km"),
+            ("southbound demand", f"{southbound_peak_vph:g} veh/h at the peak",
+             "the morning counter-peak, a third of northbound (commuters from Panyu cross north); below "
+             "one bridge lane's capacity, so a tidal lane can borrow the other"),
+            ("TidalLane", "added to row 10's remedies", "the seed names tidal lanes among its general measures "
+             "(Att. 1 item 5); on a 2+2-lane bridge with a morning tide it is a cheap widening"),
         ],
     )
     return finish("luoxi-bridge", "Several ground lanes drop to 2 bridge lanes at the south end of Luoxi Bridge.",
