@@ -127,6 +127,8 @@ class CTMState(NamedTuple):
     f_i: np.ndarray           # scratch (max_in,)
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
+    link_veh: np.ndarray      # scratch (L,) vehicles per link at the start of the step
+    link_moved: np.ndarray    # scratch (L,) sum of the flows inside each link this step
 
 
 class CTMRecord(NamedTuple):
@@ -287,57 +289,146 @@ def _push_inflow(l, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_am
 
 
 @kernel(inline="always")
-def _cell_flows(n, y, c0, c1, alpha, beta, q, njam):
-    """Godunov flows ``y[c]`` between cells ``c0 .. c1`` of one link (the last cell excluded)."""
-    for c in range(c0, c1):
-        s = min(alpha * n[c], q)
-        r = max(0.0, min(q, beta * (njam - n[c + 1])))
-        y[c] = min(s, r)
+def _sum4(a):
+    """Sum of ``a`` in a fixed order over four interleaved partial sums (a serial sum would be
+    bound by the latency of one addition per element)."""
+    m = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    while j + 4 <= m:
+        s0 += a[j]
+        s1 += a[j + 1]
+        s2 += a[j + 2]
+        s3 += a[j + 3]
+        j += 4
+    while j < m:
+        s0 += a[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @kernel(inline="always")
-def _cell_flows_drop(n, y, c0, c1, alpha, beta, q, njam, ncrit, keep):
-    """As :func:`_cell_flows`, with the discharge at a queue head lowered to ``keep`` of supply."""
-    for c in range(c0, c1):
-        s = min(alpha * n[c], q)
-        r = max(0.0, min(q, beta * (njam - n[c + 1])))
-        if n[c] > ncrit and n[c + 1] <= ncrit:
-            r *= keep
-        y[c] = min(s, r)
+def _queued4(a, ncrit):
+    """Vehicles in the cells of ``a`` above ``ncrit`` (summed as :func:`_sum4`)."""
+    m = a.shape[0]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    while j + 4 <= m:
+        x0 = a[j]
+        x1 = a[j + 1]
+        x2 = a[j + 2]
+        x3 = a[j + 3]
+        s0 += x0 * (x0 > ncrit)
+        s1 += x1 * (x1 > ncrit)
+        s2 += x2 * (x2 > ncrit)
+        s3 += x3 * (x3 > ncrit)
+        j += 4
+    while j < m:
+        x0 = a[j]
+        s0 += x0 * (x0 > ncrit)
+        j += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @kernel(inline="always")
-def _cell_update(n, y, c0, c1, inflow, ncrit):
-    """Apply one step's flows to the cells of a link.
+def _link_flows(nl, yl, alpha, beta, q, njam, ncrit, keep, drop):
+    """Godunov flows ``yl[j]`` between the cells ``nl`` of one link; the last cell's outflow is the
+    node model's, set to 0 here. With ``drop``, the discharge at a queue head is lowered to
+    ``keep`` of supply. The loop has no dependence between cells, so it vectorises."""
+    m = nl.shape[0]
+    for j in range(m - 1):
+        a = nl[j]
+        b = nl[j + 1]
+        s = min(alpha * a, q)
+        r = max(0.0, min(q, beta * (njam - b)))
+        if drop:
+            r *= keep if (a > ncrit and b <= ncrit) else 1.0
+        yl[j] = min(s, r)
+    yl[m - 1] = 0.0
 
-    Returns (vehicles, moved, queued, run, lowest): vehicles on the link at the start of the
-    step (the step's vehicle-time, consistent with ``moved`` so that VKT <= v_f VHT holds step by
-    step), vehicles that moved out of a cell, vehicles in congested cells after the update, the
-    number of congested cells in a row at the downstream end (the queue), and the lowest cell
-    count before clipping. Rounding can leave ``-1e-17`` vehicles: those are clipped to 0;
-    anything below ``-1e-9`` is a kernel error. The loop body is branch-free so it vectorises.
-    """
-    veh = n[c0]
-    nc = n[c0] + inflow - y[c0]
-    lowest = min(0.0, nc)
-    nc = max(nc, 0.0)
-    n[c0] = nc
-    moved = y[c0]
-    queued = nc if nc > ncrit else 0.0
-    for c in range(c0 + 1, c1):
-        veh += n[c]
-        nc = n[c] + y[c - 1] - y[c]
-        lowest = min(lowest, nc)
-        nc = max(nc, 0.0)
-        n[c] = nc
-        moved += y[c]
-        queued += nc * (nc > ncrit)
+
+@kernel(inline="always")
+def _link_update(nl, yl, inflow):
+    """Apply one step's flows ``yl`` (and ``inflow`` into the first cell) to the cells ``nl`` of a
+    link. Returns the number of cells that fell below ``-1e-9`` before clipping (a kernel error;
+    rounding can leave ``-1e-17`` vehicles, clipped to 0). Vectorises."""
+    m = nl.shape[0]
+    nc = nl[0] + inflow - yl[0]
+    bad = 1 if nc < -1e-9 else 0
+    nl[0] = max(nc, 0.0)
+    for j in range(1, m):
+        nc = nl[j] + yl[j - 1] - yl[j]
+        bad += nc < -1e-9
+        nl[j] = max(nc, 0.0)
+    return bad
+
+
+@kernel(inline="always")
+def _queue_run(nl, ncrit):
+    """Congested cells (``> ncrit``) in a row at the downstream end of a link."""
     run = 0
-    for c in range(c1 - 1, c0 - 1, -1):
-        if n[c] <= ncrit:
+    for j in range(nl.shape[0] - 1, -1, -1):
+        if nl[j] <= ncrit:
             break
         run += 1
-    return veh, moved, queued, run, lowest
+    return run
+
+
+@kernel
+def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, keep, drop,
+                 link_inflow, link_veh, link_moved):
+    """Flows inside every link for the first step of a call, each link's vehicles and the sum of
+    its interior flows."""
+    for l in range(alpha.shape[0]):
+        c0 = cell_off[l]
+        c1 = cell_off[l + 1]
+        ln = lanes[l]
+        _link_flows(n[c0:c1], y[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
+                    ncrit_lane[l] * ln * 1.0000001, keep, drop)
+        link_veh[l] = _sum4(n[c0:c1])
+        link_moved[l] = _sum4(y[c0:c1 - 1])
+        link_inflow[l] = 0.0
+
+
+@kernel
+def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
+                  lanes, dx, keep, drop, link_inflow, link_veh, link_moved, rec_vkt, rec_vht, rec_queue, rec_qlen,
+                  rec_cells):
+    """Phase 3 of a step: cell updates and the record, then the next step's flows inside links
+    (phase 1, the controls being constant within a call) while the link's cells are in cache.
+    Returns the number of cells that went negative.
+
+    Sums over a link's cells (vehicles, flows, queued vehicles) go through :func:`_sum4`."""
+    record_cells = rec_cells.shape[0] > 0
+    bad = 0
+    for l in range(alpha.shape[0]):
+        c0 = cell_off[l]
+        c1 = cell_off[l + 1]
+        ln = lanes[l]
+        nl = n[c0:c1]
+        yl = y[c0:c1]
+        outflow = yl[c1 - c0 - 1]
+        bad += _link_update(nl, yl, link_inflow[l])
+        ncrit = ncrit_lane[l] * ln * 1.05
+        rec_qlen[row, l] = _queue_run(nl, ncrit) * dx[l]          # the value at the interval's last step
+        if record_cells:
+            for c in range(c0, c1):
+                rec_cells[row, c] += n[c] / steps_per_record
+        rec_vkt[row, l] += (link_moved[l] + outflow) * dx[l]
+        rec_vht[row, l] += link_veh[l] * dt
+        rec_queue[row, l] += _queued4(nl, ncrit) / steps_per_record
+        _link_flows(nl, yl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
+                    ncrit_lane[l] * ln * 1.0000001, keep, drop)
+        link_veh[l] = _sum4(nl)
+        link_moved[l] = _sum4(yl[:c1 - c0 - 1])
+        link_inflow[l] = 0.0
+    return bad
 
 
 @kernel
@@ -379,6 +470,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
     y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
+    link_veh, link_moved = st.link_veh, st.link_moved
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
     rec_qlen = rec.queue_m
@@ -387,10 +479,14 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     N = node_in_off.shape[0] - 1
     G = queue.shape[0]
     first_src_slot = slot_off[L]
-    record_cells = rec_cells.shape[0] > 0
     has_signals = sig_cycle.shape[0] > 0
     keep = 1.0 - capacity_drop
+    drop = capacity_drop > 0.0
     _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, k0 * dt)
+    # phase 1 of the first step: flows between cells inside links, from the state at the start of
+    # the step (later steps get them from phase 3 of the step before)
+    _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, keep, drop,
+                 link_inflow, link_veh, link_moved)
     for k in range(k0, k1):
         t = k * dt
         row = k // steps_per_record
@@ -405,18 +501,6 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                 queue[g] += a
                 route_gen[slot_route[g]] += a
         rec_wait[row] += waiting * dt
-        # phase 1: flows between cells inside links, from the state at the start of the step
-        for l in range(L):
-            q = qstep_lane[l] * lanes[l]
-            c0 = cell_off[l]
-            c1 = cell_off[l + 1] - 1
-            if capacity_drop > 0.0:
-                _cell_flows_drop(n, y, c0, c1, alpha[l], beta[l], q, njam_lane[l] * lanes[l],
-                                 ncrit_lane[l] * lanes[l] * 1.0000001, keep)
-            else:
-                _cell_flows(n, y, c0, c1, alpha[l], beta[l], q, njam_lane[l] * lanes[l])
-            y[c1] = 0.0
-            link_inflow[l] = 0.0
         # phase 2: the node model (Tampere et al. 2011) at every node; reads only the
         # start-of-step cell state, moves vehicles between links
         for nd in range(N):
@@ -575,22 +659,10 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                         cum_in[out] += total
                         _push_inflow(out, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min,
                                      slot_flow, P)
-        # phase 3: update cells and accumulate the record
-        lowest = 0.0
-        for l in range(L):
-            c0 = cell_off[l]
-            c1 = cell_off[l + 1]
-            veh, moved, queued, run, low = _cell_update(n, y, c0, c1, link_inflow[l],
-                                                        ncrit_lane[l] * lanes[l] * 1.05)
-            lowest = min(lowest, low)
-            rec_qlen[row, l] = run * dx[l]          # the value at the interval's last step
-            if record_cells:
-                for c in range(c0, c1):
-                    rec_cells[row, c] += n[c] / steps_per_record
-            rec_vkt[row, l] += moved * dx[l]
-            rec_vht[row, l] += veh * dt
-            rec_queue[row, l] += queued / steps_per_record
-        if lowest < -1e-9:
+        # phase 3: update cells and accumulate the record; flows inside links for the next step
+        if _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
+                         lanes, dx, keep, drop, link_inflow, link_veh, link_moved, rec_vkt, rec_vht, rec_queue,
+                         rec_qlen, rec_cells) > 0:
             return STATUS_NEGATIVE
         if (k + 1) % steps_per_record == 0 or k + 1 == k1:
             _snapshot(net, ctl, st, rec, row)
