@@ -163,6 +163,42 @@ def _layout(net: Network) -> dict[str, tuple[float, float]]:
 
 
 # ---------------------------------------------------------------------------------- plain XML
+#: Suffix of the pocket link a :class:`~trafficsim.measures.VariableLane` adds beside its link.
+POCKET_SUFFIX = ":pocket"
+
+
+def variable_lane_groups(net: Network) -> dict[str, dict]:
+    """Variable lanes in a network: ``{link: {"pocket", "turn_to", "lanes"}}``.
+
+    A :class:`~trafficsim.measures.VariableLane` represents its dedicated lanes as a parallel
+    *pocket* link ``<link>:pocket`` (same end nodes, turning only onto ``turn_to``). In SUMO the
+    pocket is not an edge of its own: its lanes are the lanes of ``<link>``'s edge that netconvert
+    connects to ``turn_to`` (the median lane for a left or U-turn), pre-built with their other
+    connections too; while they are dedicated the engine closes the junction-internal lanes of
+    those other connections. ``<link>`` gives the pocket's lanes up (its lane schedule) exactly
+    while they are dedicated.
+    """
+    out = {}
+    for pid, pk in net.links.items():
+        if not pid.endswith(POCKET_SUFFIX):
+            continue
+        main = net.links.get(pid[: -len(POCKET_SUFFIX)])
+        if main is None or (main.from_node, main.to_node) != (pk.from_node, pk.to_node):
+            continue
+        turns = [o.id for o in net.out_links(pk.to_node) if net.turn_allowed(pid, o.id)]
+        if len(turns) != 1:
+            continue
+        out[main.id] = {"pocket": pid, "turn_to": turns[0], "lanes": pk.max_lanes}
+    return out
+
+
+def variable_lane_dedicated(net: Network, main: str, t_s: float, groups: dict[str, dict]) -> bool:
+    """Whether ``main``'s variable lanes are dedicated at ``t_s`` [s] (it has given them up)."""
+    g = groups[main]
+    lk = net.links[main]
+    return lk.lanes_at(t_s) + g["lanes"] <= lk.max_lanes
+
+
 def _is_merge(net: Network, node: str) -> bool:
     """Whether ``node`` is a merge: two or more in-links onto one out-link with fewer lanes than
     they bring, and no explicit priorities (so that capacity-proportional merging applies)."""
@@ -186,6 +222,8 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
     directory = Path(directory)
     net = scenario.network
     pos = _layout(net)
+    groups = variable_lane_groups(net)
+    pockets = {g["pocket"] for g in groups.values()}
     tl_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
     tl_nodes |= {net.links[c.link].to_node for c in scenario.controls if isinstance(c, (FixedRateMeter, AlineaMeter))}
     nod = ['<nodes>']
@@ -202,6 +240,8 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
     nod.append('</nodes>')
     edg = ['<edges>']
     for lk in net.links.values():
+        if lk.id in pockets:
+            continue
         prio = "" if lk.priority is None else f' priority="{int(round(lk.priority * 100))}"'
         edg.append(
             f'  <edge id={quoteattr(lk.id)} from={quoteattr(lk.from_node)} to={quoteattr(lk.to_node)} '
@@ -211,7 +251,11 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
     con = ['<connections>']
     for nid in net.nodes:
         for a in net.in_links(nid):
+            if a.id in pockets:
+                continue
             for b in net.out_links(nid):
+                if b.id in pockets:
+                    continue
                 if net.turn_allowed(a.id, b.id):
                     con.append(f'  <connection from={quoteattr(a.id)} to={quoteattr(b.id)}/>')
                 else:
@@ -262,6 +306,9 @@ class SumoExport:
     alinea_detectors: dict[str, list[str]] = field(default_factory=dict)
     #: per-lane aggregates (``laneData``) of the links in ``lane_data_edges``, if asked for
     lane_data_file: Path | None = None
+    #: variable lanes: ``{link: {"pocket", "turn_to", "lanes", "dedicated": [lane ids],
+    #: "via_close": [internal lanes of the dedicated lanes' other movements]}}``
+    lane_groups: dict[str, dict] = field(default_factory=dict)
 
 
 def _reference_link(scenario: Scenario, routes) -> Link:
@@ -367,10 +414,12 @@ def export_scenario(
             f'accel="2.6" decel="4.5" emergencyDecel="9"/>'
         )
     route_ids = []
+    groups = variable_lane_groups(net)
+    as_edge = {g["pocket"]: main for main, g in groups.items()}  # a pocket is lanes of its link's edge
     for r, path in enumerate(routes.links):
         rid = f"r{r}"
         route_ids.append(rid)
-        rou.append(f'  <route id="{rid}" edges={quoteattr(" ".join(path))}/>')
+        rou.append(f'  <route id="{rid}" edges={quoteattr(" ".join(as_edge.get(e, e) for e in path))}/>')
     stops = [c for c in scenario.controls if isinstance(c, BusStop)]
     flows = []
     for r, path in enumerate(routes.links):
@@ -429,10 +478,11 @@ def export_scenario(
     if edge_data_file is not None:
         # one edgeData per free speed, so that "queued" means slower than a fixed share of each
         # link's free speed (SUMO's halting threshold is one speed per edgeData)
-        groups: dict[float, list[str]] = {}
+        speed_groups: dict[float, list[str]] = {}
         for lk in net.links.values():
-            groups.setdefault(round(lk.free_speed_kmh / 3.6 * queue_speed_fraction, 4), []).append(lk.id)
-        for g, (thr, ids) in enumerate(sorted(groups.items())):
+            if lk.id not in as_edge:
+                speed_groups.setdefault(round(lk.free_speed_kmh / 3.6 * queue_speed_fraction, 4), []).append(lk.id)
+        for g, (thr, ids) in enumerate(sorted(speed_groups.items())):
             f = Path(f"{edge_data_file}.{g}.xml")
             edge_data_files.append(f)
             add.append(
@@ -441,6 +491,8 @@ def export_scenario(
             )
         e2 = Path(f"{edge_data_file}.e2.xml")
         for lk in net.links.values():
+            if lk.id in as_edge:
+                continue
             thr = lk.free_speed_kmh / 3.6 * queue_speed_fraction
             for ln in snet.getEdge(lk.id).getLanes():
                 add.append(
@@ -460,20 +512,38 @@ def export_scenario(
                     f'endPos="{min(c.detector_length_m, ln.getLength()):.2f}" period="{record_interval_s:g}" '
                     f'file={quoteattr(str(directory / "alinea.e2.xml"))}/>'
                 )
+    lanes = {e.getID(): [ln.getID() for ln in e.getLanes()] for e in snet.getEdges() if e.getFunction() == ""}
+    for main, g in groups.items():
+        # which lanes serve the turn, and the junction-internal lanes to switch off while dedicated
+        outgoing = snet.getEdge(main).getOutgoing()
+        turn_lanes = sorted({c.getFromLane().getIndex() for c in outgoing.get(snet.getEdge(g["turn_to"]), [])})
+        if len(turn_lanes) != g["lanes"]:
+            raise SumoError(
+                f"variable lane on link {main!r}: SUMO's junction connects {len(turn_lanes)} lane(s) to "
+                f"{g['turn_to']!r} but the measure dedicates {g['lanes']}; SUMO export supports the lanes "
+                f"netconvert gives the turn"
+            )
+        g["dedicated"] = [lanes[main][i] for i in turn_lanes]
+        g["via_close"] = sorted(
+            c.getViaLaneID() for target, conns in outgoing.items() if target.getID() != g["turn_to"]
+            for c in conns if c.getFromLane().getIndex() in turn_lanes and c.getViaLaneID()
+        )
     lane_data = None
+    internal = sorted({v.rsplit("_", 1)[0] for g in groups.values() for v in g["via_close"]})
+    lane_data_edges = list(lane_data_edges) + internal
     if edge_data_file is not None and lane_data_edges:
         lane_data = Path(f"{edge_data_file}.lanes.xml")
         add.append(
             f'  <laneData id="trafficsim_lanes" file={quoteattr(str(lane_data))} period="{record_interval_s:g}" '
-            f'excludeEmpty="false" edges={quoteattr(" ".join(lane_data_edges))}/>'
+            f'excludeEmpty="false" withInternal="{"true" if internal else "false"}" '
+            f'edges={quoteattr(" ".join(lane_data_edges))}/>'
         )
     add.append('</additional>')
     additional = directory / "controls.add.xml"
     additional.write_text("\n".join(add) + "\n", encoding="utf-8")
-    lanes = {e.getID(): [ln.getID() for ln in e.getLanes()] for e in snet.getEdges() if e.getFunction() == ""}
     return SumoExport(
         directory, net_file, route_file, additional, ref.id, vtypes, route_ids, tls_links, lanes, edge_data_files,
-        alinea, lane_data,
+        alinea, lane_data, groups,
     )
 
 

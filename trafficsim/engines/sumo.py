@@ -15,6 +15,11 @@ controls are applied at run time, only when they change:
   closed. Every switch is logged with the vehicles on the lane and on its coincident lane, the
   permissions are read back from SUMO at every record instant, and ``laneData`` counts the
   vehicles entering each switched lane: ``final_state["switched_lanes"]``;
+* a :class:`~trafficsim.measures.VariableLane` is pre-built connections: its pocket link is not
+  a SUMO edge but the median lane(s) of its link that netconvert connects to the turn (routes
+  via the pocket use the link's edge); while the lanes are dedicated, the junction-internal
+  lanes of their other movements are closed (``setDisallowed``), so only the turn can use
+  them, and ``laneData`` on those internal lanes counts who still passed;
 * :class:`~trafficsim.control.FixedRateMeter` s and :class:`~trafficsim.control.AlineaMeter` s
   switch the metered link's connections at a ``traffic_light`` junction: a green of
   :data:`~trafficsim.sumo_io.METER_GREEN_S` per lane every ``3600 * lanes / rate`` seconds (one
@@ -56,7 +61,7 @@ import numpy as np
 from ..control import AlineaMeter, Blocking, FixedRateMeter, FixedTimeSignal
 from ..results import Result, build_dataset
 from ..scenario import Scenario
-from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary
+from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary, variable_lane_dedicated
 from ._common import SimulationError, build_routes, progress_bar, steps_for
 from ._feedback import AlineaLaw, ramp_storage_veh, release_cycle
 
@@ -164,21 +169,34 @@ class _Session:
         return "\n".join(errs[-5:] or text.splitlines()[-5:])
 
 
-def _closed_lanes(scenario: Scenario, t_s: float, lanes_of: dict[str, list[str]]) -> set[str]:
-    """SUMO lanes closed at ``t_s`` [s]: schedule drops close inner lanes, blocking kerbside ones."""
+def _closed_lanes(scenario: Scenario, t_s: float, lanes_of: dict[str, list[str]],
+                  groups: dict[str, dict] | None = None) -> set[str]:
+    """SUMO lanes closed at ``t_s`` [s]: schedule drops close inner lanes, blocking kerbside ones.
+
+    With variable-lane ``groups`` (:attr:`~trafficsim.sumo_io.SumoExport.lane_groups`) a link's
+    dedicated lanes stay open while it gives them up, and the junction-internal lanes of their
+    other movements are closed instead (a pocket link is no SUMO edge: it is skipped).
+    """
     closed: set[str] = set()
-    for lid, lk in scenario.network.links.items():
-        ids = lanes_of[lid]
+    net = scenario.network
+    for lid, lk in net.links.items():
+        ids = lanes_of.get(lid)
+        if ids is None:
+            continue
         n_open = lk.lanes_at(t_s)
+        if groups and lid in groups and variable_lane_dedicated(net, lid, t_s, groups):
+            n_open = min(lk.max_lanes, n_open + groups[lid]["lanes"])
+            closed.update(groups[lid]["via_close"])
         closed.update(ids[n_open:])  # SUMO lane 0 is the rightmost (kerbside) lane
     for c in scenario.controls:
         if isinstance(c, Blocking) and c.start_s <= t_s < c.end_s:
-            closed.update(lanes_of[c.link][: c.lanes])
+            closed.update(lanes_of.get(c.link, [])[: c.lanes])
     return closed
 
 
-def _switched_lanes(scenario: Scenario, lanes_of: dict[str, list[str]]) -> set[str]:
-    """SUMO lanes that some lane schedule or blocking event closes at some time of the run."""
+def _switched_lanes(scenario: Scenario, lanes_of: dict[str, list[str]], groups: dict | None = None) -> set[str]:
+    """SUMO lanes (and junction-internal lanes) that some lane schedule, variable lane or blocking
+    event closes at some time of the run."""
     times = {0.0}
     for lk in scenario.network.links.values():
         times.update(t for t, _ in lk.lane_schedule)
@@ -186,7 +204,7 @@ def _switched_lanes(scenario: Scenario, lanes_of: dict[str, list[str]]) -> set[s
     out: set[str] = set()
     for t in times:
         if t < scenario.duration_s:
-            out |= _closed_lanes(scenario, t, lanes_of)
+            out |= _closed_lanes(scenario, t, lanes_of, groups)
     return out
 
 
@@ -205,8 +223,8 @@ def _coincident_lanes(scenario: Scenario, lanes_of: dict[str, list[str]], switch
                 continue
             if not a.lane_schedule or not b.lane_schedule:
                 continue
-            la = [ln for ln in reversed(lanes_of[a.id]) if ln in switched]
-            lb = [ln for ln in reversed(lanes_of[b.id]) if ln in switched]
+            la = [ln for ln in reversed(lanes_of.get(a.id, [])) if ln in switched]
+            lb = [ln for ln in reversed(lanes_of.get(b.id, [])) if ln in switched]
             for x, y in zip(la, lb):
                 pairs[x], pairs[y] = y, x
     return pairs
@@ -471,11 +489,12 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     session = _Session(backend, cmd, timeout_s, log)
     bar = progress_bar(progress, n_steps, "sumo", scenario)
     lanes_of = exp.lanes
-    all_lanes = [ln for lid in link_ids for ln in lanes_of[lid]]
+    all_lanes = [ln for lid in link_ids for ln in lanes_of.get(lid, ())]
     meters = any(isinstance(c, (FixedRateMeter, AlineaMeter)) for c in scenario.controls)
     signal_nodes = [c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)]
     net = scenario.network
-    switched = sorted(_switched_lanes(scenario, lanes_of))
+    groups = exp.lane_groups
+    switched = sorted(_switched_lanes(scenario, lanes_of, groups))
     coincident = _coincident_lanes(scenario, lanes_of, set(switched))
     lane_open = np.zeros((T, len(switched)), bool)
     switch_log: list[dict] = []
@@ -504,7 +523,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
             meter_state: dict[str, str] = {}
             for k in range(n_steps):
                 t = k * dt
-                want = _closed_lanes(scenario, t, lanes_of)
+                want = _closed_lanes(scenario, t, lanes_of, groups)
                 if want != closed:
                     _switch_lanes(api, want, closed, disallowed0)
                     for ln in sorted(want ^ closed):
@@ -544,11 +563,16 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
                         pend[int(vid.split("_", 1)[0])] += 1
                     subs = api.lanearea.getAllSubscriptionResults()
                     jam_end[i] = [
-                        max(subs["q_" + ln][_JAM_LENGTH_METERS] for ln in lanes_of[lid]) for lid in link_ids
+                        max((subs["q_" + ln][_JAM_LENGTH_METERS] for ln in lanes_of.get(lid, ())), default=0.0)
+                        for lid in link_ids
                     ]
                     t_end = (k + 1) * dt
-                    cl = _closed_lanes(scenario, t_end, lanes_of)
-                    lanes_end[i] = [sum(ln not in cl for ln in lanes_of[lid]) for lid in link_ids]
+                    cl = _closed_lanes(scenario, t_end, lanes_of, groups)
+                    lanes_end[i] = [sum(ln not in cl for ln in lanes_of.get(lid, ())) for lid in link_ids]
+                    for main, g in groups.items():  # dedicated lanes count for the pocket, as in macro
+                        if variable_lane_dedicated(net, main, t_end, groups):
+                            lanes_end[i, link_ids.index(main)] -= g["lanes"]
+                            lanes_end[i, link_ids.index(g["pocket"])] = g["lanes"]
                     lane_open[i] = [_is_open(api, ln) for ln in switched]
                     route_in[i] = dep
                     route_out[i] = arr
