@@ -25,6 +25,11 @@ Blocking events block the ``lanes`` rightmost lanes over their segment; kerbside
 on lane 0; a vehicle is *queued* when its speed is below ``queue_speed_frac`` (default 0.5)
 times its desired speed, and a link's queue length is the length of the run of queued vehicles
 that starts at the link's downstream end (longest over lanes).
+
+Ramp meters (:class:`~trafficsim.control.FixedRateMeter`, :class:`~trafficsim.control.AlineaMeter`)
+become ramp signals of the kernel, set between chunks by
+:class:`~trafficsim.engines._feedback.MicroMeters` (ALINEA reads its detector zone from the
+vehicle state there).
 """
 
 from __future__ import annotations
