@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE.parent))
 import trafficsim as ts  # noqa: E402
 from trafficsim.control import FixedTimeSignal  # noqa: E402
 from trafficsim.engines._common import build_routes  # noqa: E402
+from trafficsim.routing import DynamicRouting  # noqa: E402
 
 import cases  # noqa: E402
 
@@ -135,13 +136,17 @@ def with_uxsim_routes(sc: ts.Scenario, counts) -> ts.Scenario:
     return sc.replace(demand=d)
 
 
-def run_trafficsim(name, case, engine, uxsim_routes=False):
+#: trafficsim's dynamic route choice as run here: the API defaults (docs/models/routing.md)
+DYNAMIC = dict(route_choice="dynamic")
+
+
+def run_trafficsim(name, case, engine, uxsim_routes=False, **options):
     sc = case["sc"]
     if uxsim_routes:
         sc = with_uxsim_routes(sc, case["uxsim_routes"])
-    ts.simulate(sc.replace(duration_s=60.0), engine=engine, seed=0)  # JIT compile / cache load, not timed
+    ts.simulate(sc.replace(duration_s=60.0), engine=engine, seed=0, **options)  # JIT compile / cache load, not timed
     t0 = time.perf_counter()
-    res = ts.simulate(sc, engine=engine, seed=0, record_interval_s=60)
+    res = ts.simulate(sc, engine=engine, seed=0, record_interval_s=60, **options)
     wall = time.perf_counter() - t0
     k = res.kpis
     dt = float(res.data.attrs["dt_s"])
@@ -158,10 +163,14 @@ def run_trafficsim(name, case, engine, uxsim_routes=False):
         t = np.concatenate([[0.0], res.data["time"].values])
         thr = peak_rate(t, np.concatenate([[0.0], np.cumsum(out * 60.0 / 3600.0)]))
     mode = f"{engine} (dt {dt:g} s)" + (", UXsim's DUO routes" if uxsim_routes else "")
+    if options.get("route_choice") == "dynamic":
+        p = DynamicRouting.from_options("dynamic", options.get("route_update_s"), options.get("route_candidates"),
+                                        options.get("route_smoothing"), options.get("route_logit_s"))
+        mode += f", dynamic routes ({p.candidates} candidates, every {p.update_s:g} s)"
     return row(name, "trafficsim", mode, wall, updates, unit,
                float(k["vht"] + k["origin_wait_vh"]), float(k["vht"]), float(k["completed"]), float(k["demand"]),
                thr, bottleneck=bn, kpi_bottleneck=str(k["bottleneck"]),
-               kpi_discharge_vph=float(k["bottleneck_discharge_vph"]), dt_s=dt)
+               kpi_discharge_vph=float(k["bottleneck_discharge_vph"]), dt_s=dt, routes=int(res.data.sizes["route"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,13 +349,15 @@ PLAN = {
     "merge": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
     "lane-drop": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
     "signals": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
-    "grid-city": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed", "ux-py-5"],
+    "grid-city": ["macro", "macro-dynamic", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed",
+                  "ux-py-5"],
     # micro and SUMO skipped here: ~3e8 vehicle-updates, well over the script's time budget
-    "uxsim-grid": ["macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed", "ux-cpp-1", "ux-py-5"],
+    "uxsim-grid": ["macro-dynamic", "macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed", "ux-cpp-1", "ux-py-5"],
 }
 
 RUNNERS = {
     "macro": lambda n, c: run_trafficsim(n, c, "macro"),
+    "macro-dynamic": lambda n, c: run_trafficsim(n, c, "macro", **DYNAMIC),
     "macro-uxroutes": lambda n, c: run_trafficsim(n, c, "macro", uxsim_routes=True),
     "micro": lambda n, c: run_trafficsim(n, c, "micro"),
     "sumo": lambda n, c: run_sumo(n, c),
