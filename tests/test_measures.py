@@ -196,6 +196,17 @@ def test_alinea_holds_occupancy_near_setpoint_where_unmetered_spills_back(engine
     assert float(res.data["outflow"].sel(link="ramp")[-20:].mean()) < 0.9 * ramp
 
 
+def test_micro_alinea_queue_override_protects_ramp_storage():
+    sc = merge_drop_sc(2400, 1200)
+    strict = ts.simulate(RampMetering(link="ramp", queue_override=0.0, min_rate_vph=100).apply(sc), engine="micro")
+    guarded = ts.simulate(RampMetering(link="ramp", queue_override=0.5, min_rate_vph=100).apply(sc), engine="micro")
+    assert guarded.final_state["controllers"]["ramp"]["override"].any()
+    assert not strict.final_state["controllers"]["ramp"]["override"].any()
+    assert float(guarded.data["queue"].sel(link="ramp").max()) < float(strict.data["queue"].sel(link="ramp").max())
+    storage = 1 * 150 * 0.4
+    assert float(guarded.data["density"].sel(link="ramp").max()) * 0.4 < storage
+
+
 def test_micro_fixed_rate_meter_releases_its_rate():
     sc = merge_sc(1500, 1200, duration=1800)
     res = ts.simulate(sc.replace(controls=[FixedRateMeter("ramp", ((0, 600),))]), engine="micro")
