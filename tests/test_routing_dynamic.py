@@ -193,3 +193,26 @@ def test_routing_is_core_and_imports_no_engine():
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             assert "engines" not in (node.module or "") and "plot" not in (node.module or "")
+
+
+def test_micro_dynamic_choice_moves_demand_and_cuts_delay():
+    sc = two_routes()
+    fixed = ts.simulate(sc, engine="micro", seed=1)
+    dyn = ts.simulate(sc, engine="micro", seed=1, route_choice="dynamic")
+    gen = dyn.data.route_demand.isel(time=-1).values
+    assert len(gen) == 2 and gen[1] > 0.2 * gen.sum()
+    assert dyn.kpis["delay_vh"] < 0.5 * fixed.kpis["delay_vh"]
+    assert dyn.conservation_error() < 1e-6
+    share = dyn.final_state["route_shares"]["share"]
+    np.testing.assert_allclose(share.sum(axis=1), 1.0, rtol=1e-12)
+    again = ts.simulate(sc, engine="micro", seed=1, route_choice="dynamic")
+    np.testing.assert_array_equal(dyn.data.flow.values, again.data.flow.values)
+
+
+def test_micro_one_route_per_flow_gives_exactly_the_fixed_result():
+    sc = corridor().replace(duration_s=900)
+    a = ts.simulate(sc, engine="micro", seed=3)
+    b = ts.simulate(sc, engine="micro", seed=3, route_choice="dynamic", route_update_s=60)
+    np.testing.assert_array_equal(a.data.flow.values, b.data.flow.values)
+    with pytest.raises(ts.SimulationError, match="route_smoothing"):
+        ts.simulate(sc, engine="micro", route_choice="dynamic", route_smoothing=2)

@@ -1,4 +1,4 @@
-"""Dynamic route choice in the macro run loop: instantaneous route costs from the CTM state.
+"""Dynamic route choice in the run loops: instantaneous route costs from the engine's state.
 
 The run loop cuts its kernel chunks at every update step (:meth:`MacroRouteChoice.cut_steps`)
 and calls :meth:`MacroRouteChoice.step` before each chunk; at an update it estimates every
@@ -23,19 +23,73 @@ import numpy as np
 from ..routing import MAX_COST_S, V_MIN_MPS, DynamicRouting, update_shares
 from ._common import step_index
 
-__all__ = ["MacroRouteChoice"]
+__all__ = ["MacroRouteChoice", "MicroRouteChoice"]
 
 
-class MacroRouteChoice:
-    """Re-splits departures among each flow's routes every ``update_s`` (None from :meth:`build`
-    when no flow has two routes, so the run is exactly the fixed-route one)."""
+class _RouteChoice:
+    """What both engines share: the multi-route flows, the update steps, the share update and
+    its log. Subclasses give :meth:`route_costs_s` from their state."""
 
     def __init__(self, compiled, params: DynamicRouting, multi: np.ndarray):
         c = compiled
-        net = c.net
         self.c = c
         self.params = params
         self.dt = c.dt
+        # routes of multi-route flows (the only ones whose split can change)
+        self.multi = multi
+        flow = np.asarray(c.routes.flow, dtype=np.int64)[multi]
+        self.group_start = np.flatnonzero(np.diff(flow, prepend=-1)).astype(np.int64)
+        n_updates = int(math.ceil(c.scenario.duration_s / params.update_s - 1e-9))
+        self.update_steps = sorted({step_index(j * params.update_s, c.dt) for j in range(n_updates)} - {c.n_steps})
+        self._updates = set(self.update_steps)
+        self.log_t: list[float] = []
+        self.log_share: list[np.ndarray] = []
+
+    @classmethod
+    def build(cls, compiled, params: DynamicRouting | None):
+        """The route chooser of a compiled scenario, or None (fixed routes, or one route per flow)."""
+        if params is None:
+            return None
+        flow = np.asarray(compiled.routes.flow, dtype=np.int64)
+        if not flow.size:
+            return None
+        counts = np.bincount(flow, minlength=len(compiled.scenario.demand.flows))
+        multi = np.flatnonzero(counts[flow] > 1)
+        return cls(compiled, params, multi) if multi.size else None
+
+    def cut_steps(self) -> set[int]:
+        """Steps at which the kernel must stop so that shares can change."""
+        return set(self.update_steps)
+
+    def route_costs_s(self, st, lanes: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self, k: int, st, lanes: np.ndarray) -> bool:
+        """At an update step ``k``: re-split ``compiled.route_share``; False between updates."""
+        if k not in self._updates:
+            return False
+        c = self.c
+        share = c.route_share[self.multi]
+        weight = 1.0 if not self.log_t else self.params.smoothing
+        update_shares(share, self.route_costs_s(st, lanes), self.group_start, weight, self.params.logit_s)
+        c.route_share[self.multi] = share
+        self.log_t.append(k * self.dt)
+        self.log_share.append(c.route_share.copy())
+        return True
+
+    def log(self) -> dict[str, np.ndarray]:
+        """Update times [s] and the shares of every route after each update (time x route)."""
+        return {"time_s": np.array(self.log_t), "share": np.array(self.log_share),
+                "route": np.array(self.c.routes.label[:len(self.c.route_share)], dtype=object)}
+
+
+class MacroRouteChoice(_RouteChoice):
+    """Dynamic route choice on the CTM state (cell counts)."""
+
+    def __init__(self, compiled, params: DynamicRouting, multi: np.ndarray):
+        super().__init__(compiled, params, multi)
+        c = compiled
+        net = c.net
         cl = c.cell_link
         self.cell_link = cl
         self.cell_off = np.asarray(net.cell_off[:-1], dtype=np.int64)
@@ -45,8 +99,6 @@ class MacroRouteChoice:
         self.njam_lane = net.njam_lane[cl]
         self.dx = net.dx[cl]
         lidx = {lid: i for i, lid in enumerate(c.link_ids)}
-        # routes of multi-route flows: their links (flat) and their origin source
-        self.multi = multi
         paths = [c.routes.links[r] for r in multi]
         self.route_links = np.array([lidx[l] for p in paths for l in p], dtype=np.int64)
         self.route_off = np.concatenate([[0], np.cumsum([len(p) for p in paths])[:-1]]).astype(np.int64)
@@ -58,28 +110,6 @@ class MacroRouteChoice:
         self.route_src = route_src[multi]
         self.src_starts = np.asarray(net.src_slot_off[:-1], dtype=np.int64) - first_src
         self.first_src = first_src
-        flow = np.asarray(c.routes.flow, dtype=np.int64)[multi]
-        self.group_start = np.flatnonzero(np.diff(flow, prepend=-1)).astype(np.int64)
-        n_steps = c.n_steps
-        n_updates = int(math.ceil(c.scenario.duration_s / params.update_s - 1e-9))
-        self.update_steps = sorted({step_index(j * params.update_s, c.dt) for j in range(n_updates)} - {n_steps})
-        self._updates = set(self.update_steps)
-        self.log_t: list[float] = []
-        self.log_share: list[np.ndarray] = []
-
-    @classmethod
-    def build(cls, compiled, params: DynamicRouting | None) -> "MacroRouteChoice | None":
-        """The route chooser of a compiled scenario, or None (fixed routes, or one route per flow)."""
-        if params is None:
-            return None
-        flow = np.asarray(compiled.routes.flow, dtype=np.int64)
-        counts = np.bincount(flow, minlength=len(compiled.scenario.demand.flows)) if flow.size else np.zeros(0, int)
-        multi = np.flatnonzero(counts[flow] > 1) if flow.size else np.zeros(0, np.int64)
-        return cls(compiled, params, multi) if multi.size else None
-
-    def cut_steps(self) -> set[int]:
-        """Steps at which the kernel must stop so that shares can change."""
-        return set(self.update_steps)
 
     def link_times_s(self, st, lanes: np.ndarray) -> np.ndarray:
         """Instantaneous travel time [s] of every link from the cell counts and lanes in force."""
@@ -104,19 +134,61 @@ class MacroRouteChoice:
 
     def step(self, k: int, st, ctl) -> None:
         """Before the chunk starting at step ``k``: at an update, re-split and rewrite source rates."""
-        if k not in self._updates:
-            return
-        c = self.c
-        share = c.route_share[self.multi]
-        weight = 1.0 if not self.log_t else self.params.smoothing
-        update_shares(share, self.route_costs_s(st, ctl.lanes), self.group_start, weight, self.params.logit_s)
-        c.route_share[self.multi] = share
-        t = k * self.dt
-        ctl.src_rate[:] = c.source_rates(t)
-        self.log_t.append(t)
-        self.log_share.append(c.route_share.copy())
+        if self.update(k, st, ctl.lanes):
+            ctl.src_rate[:] = self.c.source_rates(k * self.dt)
 
-    def log(self) -> dict[str, np.ndarray]:
-        """Update times [s] and the shares of every route after each update (time x route)."""
-        return {"time_s": np.array(self.log_t), "share": np.array(self.log_share),
-                "route": np.array(self.c.routes.label, dtype=object)}
+
+class MicroRouteChoice(_RouteChoice):
+    """Dynamic route choice on the micro state: a link's speed is the mean speed of the vehicles
+    on it (free speed when empty, as UXsim's instantaneous travel time), 0 when it has no lane."""
+
+    def __init__(self, compiled, params: DynamicRouting, multi: np.ndarray):
+        super().__init__(compiled, params, multi)
+        c = compiled
+        mn = c.net
+        net = c.scenario.network
+        self.length = np.array([net.links[lid].length_m for lid in c.link_ids])
+        self.free_time = np.array([net.links[lid].free_flow_time_s for lid in c.link_ids])
+        self.cap_vps = np.array([net.links[lid].capacity_vph_per_lane / 3600.0 for lid in c.link_ids])
+        lidx = {lid: i for i, lid in enumerate(c.link_ids)}
+        paths = [c.route_links[r] for r in multi]
+        self.route_links = np.array([lidx[l] for p in paths for l in p], dtype=np.int64)
+        self.route_off = np.concatenate([[0], np.cumsum([len(p) for p in paths])[:-1]]).astype(np.int64)
+        self.route_src = np.asarray(mn.route_src, dtype=np.int64)[multi]
+        self.src_link = np.asarray(mn.src_link, dtype=np.int64)
+        self.blockings = c.blockings
+
+    def lanes_at(self, t_s: float) -> np.ndarray:
+        """Lanes in force per link at ``t_s`` [s]: the schedule minus blocked lanes."""
+        net = self.c.scenario.network
+        lanes = np.array([float(net.links[lid].lanes_at(t_s)) for lid in self.c.link_ids])
+        idx = {lid: i for i, lid in enumerate(self.c.link_ids)}
+        for b in self.blockings:
+            if b.start_s <= t_s < b.end_s:
+                lanes[idx[b.link]] = max(0.0, lanes[idx[b.link]] - b.lanes)
+        return lanes
+
+    def step(self, k: int, st) -> None:
+        """Before the chunk starting at step ``k`` (and before its arrivals are drawn): at an
+        update, re-split ``compiled.route_share``."""
+        if k in self._updates:
+            self.update(k, st, self.lanes_at(k * self.dt))
+
+    def route_costs_s(self, st, lanes: np.ndarray) -> np.ndarray:
+        """Instantaneous cost [s] of every route of a multi-route flow (links + origin wait)."""
+        mn = self.c.net
+        L = self.length.shape[0]
+        active = np.ones(st.x.shape[0], dtype=bool)
+        active[st.free[:int(st.n_free[0])]] = False
+        active &= st.slot >= 0
+        link = np.asarray(mn.slot_link, dtype=np.int64)[st.slot[active]]
+        count = np.bincount(link, minlength=L)
+        vsum = np.bincount(link, weights=st.v[active], minlength=L)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tt = np.where(count > 0, self.length / np.maximum(vsum / np.maximum(count, 1), V_MIN_MPS), self.free_time)
+        tt = np.where(lanes > 0, tt, self.length / V_MIN_MPS)
+        cost = np.add.reduceat(tt[self.route_links], self.route_off)
+        cap = self.cap_vps[self.src_link] * lanes[self.src_link]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wait = np.where(st.q_len > 0, st.q_len / cap, 0.0)
+        return np.minimum(cost + np.minimum(wait[self.route_src], MAX_COST_S), MAX_COST_S)

@@ -49,6 +49,8 @@ from ..kernels.micro import (
 )
 from ..results import Result, build_dataset
 from ..scenario import Scenario
+from ..routing import DynamicRouting
+from ._route_choice import MicroRouteChoice
 from ._common import (
     SimulationError, breakpoints, build_routes, float_array, int_array, progress_bar, step_index, steps_for,
 )
@@ -200,8 +202,9 @@ class CompiledMicro:
 
 def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: float = 60.0, *,
                   vehicle_params=None, lane_change=None, detectors=None, initial_vehicles=None,
-                  capacity_preset: bool = True) -> CompiledMicro:
-    """Compile ``scenario`` into :class:`~trafficsim.kernels.micro.MicroNet` arrays."""
+                  capacity_preset: bool = True, route_candidates: int = 1) -> CompiledMicro:
+    """Compile ``scenario`` into :class:`~trafficsim.kernels.micro.MicroNet` arrays
+    (``route_candidates > 1``: candidate routes for dynamic route choice, see the macro engine)."""
     scenario.validate()
     controls = [c.validate(scenario.network) for c in scenario.controls]
     scenario = scenario.replace(controls=controls)
@@ -258,7 +261,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     cls_len = float_array([cp[n]["length_m"] for n in VEHICLE_CLASSES])
 
     # ---- routes (demand, then the cyclic or explicit routes of initial vehicles)
-    routes = build_routes(scenario)
+    routes = build_routes(scenario, route_candidates)
     route_links = [tuple(p) for p in routes.links]
     route_cls = [VEHICLE_CLASSES.index(scenario.demand.flows[f].vehicle_class) for f in routes.flow]
     cyclic = [False] * len(route_links)
@@ -433,6 +436,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     c.obs_block = [o[2] for o in obs_flat]
     c.init = init
     c.route_links = route_links
+    c.route_share = np.asarray(routes.share, dtype=np.float64)  # dynamic route choice re-splits it
     c.class_params = cp
     c.lane_change = lc
     return c
@@ -477,7 +481,7 @@ def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator
     rate = np.zeros(R)
     flows = sc.demand.flows
     for r in range(c.n_demand_routes):
-        rate[r] = flows[c.routes.flow[r]].rate_at(t) * c.routes.share[r] / 3600.0 * c.dt
+        rate[r] = flows[c.routes.flow[r]].rate_at(t) * c.route_share[r] / 3600.0 * c.dt
     arrivals = rng.poisson(rate[None, :], size=(max(n_chunk, 1), R)).astype(np.int64)
     dwell = np.zeros((max(len(c.stops), 1), DWELL_POOL))
     for s, stop in enumerate(c.stops):
@@ -600,8 +604,17 @@ def run_micro(
     detectors=None,
     trajectories: dict | None = None,
     initial_vehicles=None,
+    route_choice: str = "fixed",
+    route_update_s: float | None = None,
+    route_candidates: int | None = None,
+    route_smoothing: float | None = None,
+    route_logit_s: float | None = None,
 ) -> Result:
     """Run the microscopic engine; see :func:`trafficsim.simulate` for the common options.
+
+    ``route_choice="dynamic"`` and the ``route_*`` options work as in the macro engine
+    (:mod:`trafficsim.routing`), with a link's instantaneous speed taken as the mean speed of
+    the vehicles on it (free speed when empty).
 
     Parameters
     ----------
@@ -630,8 +643,14 @@ def run_micro(
         "route", "cyclic"}``; a cyclic route (a closed ring of links) is driven forever.
     """
     dt = 0.5 if dt_s is None else float(dt_s)
+    try:
+        routing = DynamicRouting.from_options(route_choice, route_update_s, route_candidates, route_smoothing,
+                                              route_logit_s)
+    except ValueError as exc:
+        raise SimulationError(str(exc)) from None
     c = compile_micro(scenario, dt, record_interval_s, vehicle_params=vehicle_params, lane_change=lane_change,
-                      detectors=detectors, initial_vehicles=initial_vehicles, capacity_preset=capacity_preset)
+                      detectors=detectors, initial_vehicles=initial_vehicles, capacity_preset=capacity_preset,
+                      route_candidates=routing.candidates if routing else 1)
     meters = MicroMeters.build(c)  # ramp meters (fixed-rate, ALINEA) as ramp signals; replaces c.net
     mn = c.net
     L = len(c.link_ids)
@@ -665,10 +684,15 @@ def run_micro(
     cuts.update(range(0, c.n_steps, c.steps_per_record))
     if meters is not None:
         cuts.update(meters.cut_steps(c.n_steps))
+    chooser = MicroRouteChoice.build(c, routing)  # dynamic route choice cuts chunks at its updates
+    if chooser is not None:
+        cuts.update(chooser.cut_steps())
     cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
     bar = progress_bar(progress, c.n_steps, "micro", scenario)
     try:
         for k0, k1 in zip(cuts[:-1], cuts[1:]):
+            if chooser is not None:
+                chooser.step(k0, st)
             ctl = _controls(c, k0 * c.dt, k1 - k0, rng)
             st.stop_used[:] = 0
             arr = ctl.arrivals.sum(axis=0)
@@ -715,6 +739,8 @@ def run_micro(
     }
     if meters is not None and meters.laws:
         state["controllers"] = meters.log()
+    if chooser is not None:
+        state["route_shares"] = chooser.log()
     if trajectories is not None:
         state["trajectories"] = _trajectory_dataset(c, rec, traj_every)
     return Result(ds, scenario=scenario, engine="micro", final_state=state)
