@@ -314,6 +314,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
         a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), act=np.zeros(net.max_in, np.uint8),
         r_o=np.zeros(net.max_out), link_veh=np.zeros(L), link_moved=np.zeros(L),
+        link_send=np.zeros(L), link_recv=np.zeros(L),
     )
 
 

@@ -129,6 +129,8 @@ class CTMState(NamedTuple):
     r_o: np.ndarray           # scratch (max_out,)
     link_veh: np.ndarray      # scratch (L,) vehicles per link at the start of the step
     link_moved: np.ndarray    # scratch (L,) sum of the flows inside each link this step
+    link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh]
+    link_recv: np.ndarray     # scratch (L,) receiving flow of each link this step [veh]
 
 
 class CTMRecord(NamedTuple):
@@ -155,18 +157,12 @@ class CTMRecord(NamedTuple):
 
 
 @kernel(inline="always")
-def _sending(n, cell_off, qstep_lane, lanes, alpha, meter, l):
-    """Vehicles link ``l`` can send this step from its last cell."""
-    s = alpha[l] * n[cell_off[l + 1] - 1]
-    return min(s, qstep_lane[l] * lanes[l], meter[l])
-
-
-@kernel(inline="always")
-def _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, l):
-    """Vehicles link ``l`` can receive this step into its first cell (never negative)."""
-    q = qstep_lane[l] * lanes[l]
-    r = beta[l] * (njam_lane[l] * lanes[l] - n[cell_off[l]])
-    return max(0.0, min(q, r))
+def _link_ends(nl, alpha, beta, q, njam, meter):
+    """Vehicles a link with cells ``nl`` can send this step from its last cell, and receive into
+    its first (never negative)."""
+    send = min(alpha * nl[nl.shape[0] - 1], q, meter)
+    recv = max(0.0, min(q, beta * (njam - nl[0])))
+    return send, recv
 
 
 @kernel(inline="always")
@@ -195,43 +191,90 @@ def _window_by_output(l, window, row, s_io, slot_off, slot_out, pk_base, pk_head
 
 
 @kernel(inline="always")
-def _take_from_window(l, window, row, ratio, slot_off, slot_out, pk_base, pk_head, pk_count, pk_total, pk_amt,
-                      slot_flow, P):
-    """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles.
+def _take_from_window(l, window, row, ratio, slot_off, slot_out, slot_next, slot_route, pk_base, pk_head, pk_count,
+                      pk_total, pk_amt, slot_flow, route_out, P):
+    """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles
+    and hand them to the next slot of their route (``slot_flow``), or out of the network
+    (``route_out``). Returns the total removed.
 
-    Removed vehicles are added to ``slot_flow`` per route slot; returns the total removed.
     Packets emptied at the head are popped, any rounding residue folded into the next one.
+    When the window lies in one packet (the usual case) removal and hand-over are one pass;
+    otherwise each slot's removals are summed over the packets first, in packet order, as the
+    one-pass case would do for one packet, so both give the same sums.
     """
     s0 = slot_off[l]
     m = slot_off[l + 1] - s0
     base = pk_base[l]
-    left = window
+    # the first packet holding vehicles, and whether the window ends in it
     p = pk_head[l]
-    removed = 0.0
+    first = -1
+    frac1 = 0.0
     for _ in range(pk_count[l]):
-        idx = l * P + p
-        tot = pk_total[idx]
+        tot = pk_total[l * P + p]
         if tot > _EPS:
-            frac = 1.0 if tot <= left else left / tot
-            off = base + p * m
-            took = 0.0
-            for j in range(m):
-                a = pk_amt[off + j]
-                if a > 0.0:
-                    r = ratio[row + slot_out[s0 + j]]
-                    if r > 0.0:
-                        d = a * frac * r
-                        pk_amt[off + j] = a - d
-                        slot_flow[s0 + j] += d
-                        took += d
-            pk_total[idx] = tot - took
-            removed += took
-            left -= tot * frac
-            if left <= _EPS:
-                break
+            frac1 = 1.0 if tot <= window else window / tot
+            if window - tot * frac1 <= _EPS:
+                first = p
+            break
         p += 1
         if p == P:
             p = 0
+    if first >= 0:
+        idx = l * P + first
+        off = base + first * m
+        took = 0.0
+        for j in range(m):
+            a = pk_amt[off + j]
+            if a > 0.0:
+                r = ratio[row + slot_out[s0 + j]]
+                if r > 0.0:
+                    d = a * frac1 * r
+                    pk_amt[off + j] = a - d
+                    took += d
+                    nxt = slot_next[s0 + j]
+                    if nxt < 0:
+                        route_out[slot_route[s0 + j]] += d
+                    else:
+                        slot_flow[nxt] += d
+        pk_total[idx] = pk_total[idx] - took
+        removed = took
+    else:
+        left = window
+        p = pk_head[l]
+        removed = 0.0
+        for _ in range(pk_count[l]):
+            idx = l * P + p
+            tot = pk_total[idx]
+            if tot > _EPS:
+                frac = 1.0 if tot <= left else left / tot
+                off = base + p * m
+                took = 0.0
+                for j in range(m):
+                    a = pk_amt[off + j]
+                    if a > 0.0:
+                        r = ratio[row + slot_out[s0 + j]]
+                        if r > 0.0:
+                            d = a * frac * r
+                            pk_amt[off + j] = a - d
+                            slot_flow[s0 + j] += d
+                            took += d
+                pk_total[idx] = tot - took
+                removed += took
+                left -= tot * frac
+                if left <= _EPS:
+                    break
+            p += 1
+            if p == P:
+                p = 0
+        for g in range(s0, s0 + m):
+            d = slot_flow[g]
+            if d > 0.0:
+                slot_flow[g] = 0.0
+                nxt = slot_next[g]
+                if nxt < 0:
+                    route_out[slot_route[g]] += d
+                else:
+                    slot_flow[nxt] += d
     while pk_count[l] > 1:
         h = pk_head[l]
         if pk_total[l * P + h] > 1e-9:
@@ -254,9 +297,10 @@ def _take_from_window(l, window, row, ratio, slot_off, slot_out, pk_base, pk_hea
 
 
 @kernel(inline="always")
-def _push_inflow(l, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P):
-    """Append this step's inflow of link ``l`` (``total`` vehicles, per slot in ``slot_flow``)
-    to its packet ring: into the tail packet while it is small or the ring is full, else a new one."""
+def _push_inflow(l, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P):
+    """Append this step's inflow of link ``l`` (per slot in ``slot_flow``, which is cleared) to its
+    packet ring: into the tail packet while it is small or the ring is full, else a new one.
+    Returns the total; nothing is appended when it is 0."""
     s0 = slot_off[l]
     m = slot_off[l + 1] - s0
     base = pk_base[l]
@@ -275,17 +319,26 @@ def _push_inflow(l, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_am
     else:
         tail = pk_head[l]
     off = base + tail * m
+    total = 0.0
+    # a packet not in use holds zeros, so writing a zero inflow into it changes nothing
     if merge:
         for j in range(m):
-            pk_amt[off + j] += slot_flow[s0 + j]
+            f = slot_flow[s0 + j]
+            total += f
+            pk_amt[off + j] += f
             slot_flow[s0 + j] = 0.0
-        pk_total[l * P + tail] += total
+        if total > 0.0:
+            pk_total[l * P + tail] += total
     else:
         for j in range(m):
-            pk_amt[off + j] = slot_flow[s0 + j]
+            f = slot_flow[s0 + j]
+            total += f
+            pk_amt[off + j] = f
             slot_flow[s0 + j] = 0.0
-        pk_total[l * P + tail] = total
-        pk_count[l] = cnt + 1
+        if total > 0.0:
+            pk_total[l * P + tail] = total
+            pk_count[l] = cnt + 1
+    return total
 
 
 @kernel(inline="always")
@@ -381,16 +434,18 @@ def _queue_run(nl, ncrit):
 
 
 @kernel
-def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, keep, drop,
-                 link_inflow, link_veh, link_moved):
-    """Flows inside every link for the first step of a call, each link's vehicles and the sum of
-    its interior flows."""
+def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, keep, drop,
+                 link_inflow, link_veh, link_moved, link_send, link_recv):
+    """Flows inside every link for the first step of a call, each link's vehicles, the sum of its
+    interior flows, and what it can send and receive at its ends."""
     for l in range(alpha.shape[0]):
         c0 = cell_off[l]
         c1 = cell_off[l + 1]
         ln = lanes[l]
         _link_flows(n[c0:c1], y[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
                     ncrit_lane[l] * ln * 1.0000001, keep, drop)
+        link_send[l], link_recv[l] = _link_ends(n[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
+                                                meter[l])
         link_veh[l] = _sum4(n[c0:c1])
         link_moved[l] = _sum4(y[c0:c1 - 1])
         link_inflow[l] = 0.0
@@ -398,8 +453,8 @@ def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
 
 @kernel
 def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
-                  lanes, dx, keep, drop, link_inflow, link_veh, link_moved, rec_vkt, rec_vht, rec_queue, rec_qlen,
-                  rec_cells):
+                  lanes, meter, dx, keep, drop, link_inflow, link_veh, link_moved, link_send, link_recv, rec_vkt,
+                  rec_vht, rec_queue, rec_qlen, rec_cells):
     """Phase 3 of a step: cell updates and the record, then the next step's flows inside links
     (phase 1, the controls being constant within a call) while the link's cells are in cache.
     Returns the number of cells that went negative.
@@ -425,6 +480,7 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         rec_queue[row, l] += _queued4(nl, ncrit) / steps_per_record
         _link_flows(nl, yl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
                     ncrit_lane[l] * ln * 1.0000001, keep, drop)
+        link_send[l], link_recv[l] = _link_ends(nl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln, meter[l])
         link_veh[l] = _sum4(nl)
         link_moved[l] = _sum4(yl[:c1 - c0 - 1])
         link_inflow[l] = 0.0
@@ -449,6 +505,158 @@ def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, 
 
 
 @kernel
+def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+                slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
+                node_in_off, node_in, node_out_off, node_out, green, has_signals,
+                pk_base, pk_min, pk_head, pk_count, pk_total, pk_amt, P, max_out,
+                queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
+                f_i, act, r_o):
+    """Phase 2 of a step: the node model (Tampere et al. 2011) at every node. Reads only the
+    start-of-step cell state; moves vehicles between links (packets, ``y`` of last cells,
+    ``link_inflow``) and out of the network."""
+    L = alpha.shape[0]
+    N = node_in_off.shape[0] - 1
+    for nd in range(N):
+        i0 = node_in_off[nd]
+        ni = node_in_off[nd + 1] - i0
+        o0 = node_out_off[nd]
+        no = node_out_off[nd + 1] - o0
+        if ni == 0:
+            continue
+        for kk in range(ni * max_out):
+            s_io[kk] = 0.0
+        # demand per movement
+        for i in range(ni):
+            inp = node_in[i0 + i]
+            if inp < L:
+                s = link_send[inp]
+                if s > 0.0:
+                    _window_by_output(inp, s, i * max_out, s_io, slot_off, slot_out, pk_base, pk_head,
+                                      pk_count, pk_total, pk_amt, P)
+                    # red movements wait in their turn pocket: out of the FIFO set
+                    if has_signals:
+                        for g in range(slot_off[inp], slot_off[inp + 1]):
+                            if green[slot_move[g]] == 0:
+                                s_io[i * max_out + slot_out[g]] = 0.0
+                a_i[i] = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
+            else:
+                src = inp - L
+                g0 = src_slot_off[src]
+                qsum = 0.0
+                for g in range(g0, src_slot_off[src + 1]):
+                    qsum += queue[g]
+                s_io[i * max_out + slot_out[g0]] = qsum
+                a_i[i] = qstep_lane[src_link[src]] * lanes[src_link[src]]
+        # supply per output; capacity drop where a queue head feeds a free-flowing link
+        for o in range(no):
+            out = node_out[o0 + o]
+            if out == _SINK:
+                r_o[o] = np.inf
+                continue
+            r_o[o] = link_recv[out]
+            if capacity_drop > 0.0 and n[cell_off[out]] <= ncrit_lane[out] * lanes[out] * 1.0000001:
+                # a queue head feeds this free-flowing link: a queue held by its own meter
+                # (a ramp meter, a release signal) does not count, it does not discharge freely
+                for i in range(ni):
+                    inp = node_in[i0 + i]
+                    if inp < L and s_io[i * max_out + o] > 0.0:
+                        last = cell_off[inp + 1] - 1
+                        if n[last] > ncrit_lane[inp] * lanes[inp] * 1.0000001 and min(
+                                alpha[inp] * n[last], qstep_lane[inp] * lanes[inp]) <= meter[inp]:
+                            r_o[o] *= keep
+                            break
+        # incremental transfer
+        any_demand = False
+        for i in range(ni):
+            tot = 0.0
+            for o in range(no):
+                tot += s_io[i * max_out + o]
+            s_i[i] = tot
+            f_i[i] = 0.0
+            act[i] = 1 if (tot > _EPS and a_i[i] > 0.0) else 0
+            any_demand = any_demand or act[i] == 1
+        if not any_demand:
+            continue
+        # fast path: every output can take all its demand (the common, uncongested case)
+        free = True
+        for o in range(no):
+            d = 0.0
+            for i in range(ni):
+                if act[i]:
+                    d += s_io[i * max_out + o]
+            if d > r_o[o]:
+                free = False
+                break
+        while not free:
+            best = np.inf
+            ostar = -1
+            for o in range(no):
+                w = 0.0
+                for i in range(ni):
+                    if act[i] and s_io[i * max_out + o] > 0.0:
+                        w += a_i[i] * s_io[i * max_out + o] / s_i[i]
+                if w > 0.0:
+                    a = max(r_o[o], 0.0) / w
+                    if a < best:
+                        best = a
+                        ostar = o
+            if ostar < 0:
+                break
+            by_demand = False
+            for i in range(ni):
+                if act[i] and s_io[i * max_out + ostar] > 0.0 and s_i[i] <= best * a_i[i]:
+                    by_demand = True
+                    f_i[i] = s_i[i]
+                    act[i] = 0
+                    for o in range(no):
+                        r_o[o] -= s_io[i * max_out + o]
+            if by_demand:
+                continue
+            for i in range(ni):
+                if act[i] and s_io[i * max_out + ostar] > 0.0:
+                    f = best * a_i[i]
+                    f_i[i] = f
+                    act[i] = 0
+                    for o in range(no):
+                        r_o[o] -= f * s_io[i * max_out + o] / s_i[i]
+        # inputs left active feed only sinks (infinite supply): they send all they have
+        for i in range(ni):
+            if act[i]:
+                f_i[i] = s_i[i]
+                act[i] = 0
+        # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements
+        for i in range(ni):
+            inp = node_in[i0 + i]
+            ratio = min(1.0, f_i[i] / s_i[i]) if s_i[i] > _EPS else 0.0
+            for o in range(no):
+                kk = i * max_out + o
+                s_io[kk] = ratio if s_io[kk] > 0.0 else 0.0
+            if ratio <= 0.0:
+                continue
+            if inp < L:
+                window = link_send[inp]
+                moved = _take_from_window(inp, window, i * max_out, s_io, slot_off, slot_out, slot_next, slot_route,
+                                          pk_base, pk_head, pk_count, pk_total, pk_amt, slot_flow, route_out, P)
+                y[cell_off[inp + 1] - 1] = moved
+                cum_out[inp] += moved
+            else:
+                # a source: its queues enter the first link of their routes
+                for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
+                    d = queue[g] * ratio
+                    queue[g] -= d
+                    if d > 0.0:
+                        route_in[slot_route[g]] += d
+                        slot_flow[slot_next[g]] += d
+        for o in range(no):
+            out = node_out[o0 + o]
+            if out != _SINK:
+                total = _push_inflow(out, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P)
+                if total > 0.0:
+                    link_inflow[out] = total
+                    cum_in[out] += total
+
+
+@kernel
 def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     """Advance the network from step ``k0`` to ``k1`` (exclusive), time step ``dt`` [s].
 
@@ -470,7 +678,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
     y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
-    link_veh, link_moved = st.link_veh, st.link_moved
+    link_veh, link_moved, link_send, link_recv = st.link_veh, st.link_moved, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
     rec_qlen = rec.queue_m
@@ -485,8 +693,8 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, k0 * dt)
     # phase 1 of the first step: flows between cells inside links, from the state at the start of
     # the step (later steps get them from phase 3 of the step before)
-    _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, keep, drop,
-                 link_inflow, link_veh, link_moved)
+    _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, keep, drop,
+                 link_inflow, link_veh, link_moved, link_send, link_recv)
     for k in range(k0, k1):
         t = k * dt
         row = k // steps_per_record
@@ -501,168 +709,17 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                 queue[g] += a
                 route_gen[slot_route[g]] += a
         rec_wait[row] += waiting * dt
-        # phase 2: the node model (Tampere et al. 2011) at every node; reads only the
-        # start-of-step cell state, moves vehicles between links
-        for nd in range(N):
-            i0 = node_in_off[nd]
-            ni = node_in_off[nd + 1] - i0
-            o0 = node_out_off[nd]
-            no = node_out_off[nd + 1] - o0
-            if ni == 0:
-                continue
-            for kk in range(ni * max_out):
-                s_io[kk] = 0.0
-            # demand per movement
-            for i in range(ni):
-                inp = node_in[i0 + i]
-                if inp < L:
-                    s = _sending(n, cell_off, qstep_lane, lanes, alpha, meter, inp)
-                    if s > 0.0:
-                        _window_by_output(inp, s, i * max_out, s_io, slot_off, slot_out, pk_base, pk_head,
-                                          pk_count, pk_total, pk_amt, P)
-                        # red movements wait in their turn pocket: out of the FIFO set
-                        if has_signals:
-                            for g in range(slot_off[inp], slot_off[inp + 1]):
-                                if green[slot_move[g]] == 0:
-                                    s_io[i * max_out + slot_out[g]] = 0.0
-                    a_i[i] = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
-                else:
-                    src = inp - L
-                    g0 = src_slot_off[src]
-                    qsum = 0.0
-                    for g in range(g0, src_slot_off[src + 1]):
-                        qsum += queue[g]
-                    s_io[i * max_out + slot_out[g0]] = qsum
-                    a_i[i] = qstep_lane[src_link[src]] * lanes[src_link[src]]
-            # supply per output; capacity drop where a queue head feeds a free-flowing link
-            for o in range(no):
-                out = node_out[o0 + o]
-                if out == _SINK:
-                    r_o[o] = np.inf
-                    continue
-                r_o[o] = _receiving(n, cell_off, qstep_lane, lanes, beta, njam_lane, out)
-                if capacity_drop > 0.0 and n[cell_off[out]] <= ncrit_lane[out] * lanes[out] * 1.0000001:
-                    # a queue head feeds this free-flowing link: a queue held by its own meter
-                    # (a ramp meter, a release signal) does not count, it does not discharge freely
-                    for i in range(ni):
-                        inp = node_in[i0 + i]
-                        if inp < L and s_io[i * max_out + o] > 0.0:
-                            last = cell_off[inp + 1] - 1
-                            if n[last] > ncrit_lane[inp] * lanes[inp] * 1.0000001 and min(
-                                    alpha[inp] * n[last], qstep_lane[inp] * lanes[inp]) <= meter[inp]:
-                                r_o[o] *= keep
-                                break
-            # incremental transfer
-            any_demand = False
-            for i in range(ni):
-                tot = 0.0
-                for o in range(no):
-                    tot += s_io[i * max_out + o]
-                s_i[i] = tot
-                f_i[i] = 0.0
-                act[i] = 1 if (tot > _EPS and a_i[i] > 0.0) else 0
-                any_demand = any_demand or act[i] == 1
-            if not any_demand:
-                continue
-            # fast path: every output can take all its demand (the common, uncongested case)
-            free = True
-            for o in range(no):
-                d = 0.0
-                for i in range(ni):
-                    if act[i]:
-                        d += s_io[i * max_out + o]
-                if d > r_o[o]:
-                    free = False
-                    break
-            while not free:
-                best = np.inf
-                ostar = -1
-                for o in range(no):
-                    w = 0.0
-                    for i in range(ni):
-                        if act[i] and s_io[i * max_out + o] > 0.0:
-                            w += a_i[i] * s_io[i * max_out + o] / s_i[i]
-                    if w > 0.0:
-                        a = max(r_o[o], 0.0) / w
-                        if a < best:
-                            best = a
-                            ostar = o
-                if ostar < 0:
-                    break
-                by_demand = False
-                for i in range(ni):
-                    if act[i] and s_io[i * max_out + ostar] > 0.0 and s_i[i] <= best * a_i[i]:
-                        by_demand = True
-                        f_i[i] = s_i[i]
-                        act[i] = 0
-                        for o in range(no):
-                            r_o[o] -= s_io[i * max_out + o]
-                if by_demand:
-                    continue
-                for i in range(ni):
-                    if act[i] and s_io[i * max_out + ostar] > 0.0:
-                        f = best * a_i[i]
-                        f_i[i] = f
-                        act[i] = 0
-                        for o in range(no):
-                            r_o[o] -= f * s_io[i * max_out + o] / s_i[i]
-            # inputs left active feed only sinks (infinite supply): they send all they have
-            for i in range(ni):
-                if act[i]:
-                    f_i[i] = s_i[i]
-                    act[i] = 0
-            # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements
-            for i in range(ni):
-                inp = node_in[i0 + i]
-                ratio = min(1.0, f_i[i] / s_i[i]) if s_i[i] > _EPS else 0.0
-                for o in range(no):
-                    kk = i * max_out + o
-                    s_io[kk] = ratio if s_io[kk] > 0.0 else 0.0
-                if ratio <= 0.0:
-                    continue
-                if inp < L:
-                    window = _sending(n, cell_off, qstep_lane, lanes, alpha, meter, inp)
-                    moved = _take_from_window(inp, window, i * max_out, s_io, slot_off, slot_out, pk_base, pk_head,
-                                              pk_count, pk_total, pk_amt, slot_flow, P)
-                    y[cell_off[inp + 1] - 1] = moved
-                    cum_out[inp] += moved
-                    g0 = slot_off[inp]
-                    g1 = slot_off[inp + 1]
-                else:
-                    g0 = src_slot_off[inp - L]
-                    g1 = src_slot_off[inp - L + 1]
-                    for g in range(g0, g1):
-                        d = queue[g] * ratio
-                        queue[g] -= d
-                        slot_flow[g] += d
-                # hand the moved vehicles to the next link of their route (or out of the network)
-                for g in range(g0, g1):
-                    d = slot_flow[g]
-                    if d > 0.0:
-                        slot_flow[g] = 0.0
-                        r = slot_route[g]
-                        if inp >= L:
-                            route_in[r] += d
-                        nxt = slot_next[g]
-                        if nxt < 0:
-                            route_out[r] += d
-                        else:
-                            slot_flow[nxt] += d
-            for o in range(no):
-                out = node_out[o0 + o]
-                if out != _SINK:
-                    total = 0.0
-                    for g in range(slot_off[out], slot_off[out + 1]):
-                        total += slot_flow[g]
-                    if total > 0.0:
-                        link_inflow[out] = total
-                        cum_in[out] += total
-                        _push_inflow(out, total, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min,
-                                     slot_flow, P)
+        # phase 2: the node model at every node
+        _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+                    slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
+                    node_in_off, node_in, node_out_off, node_out, green, has_signals,
+                    pk_base, pk_min, pk_head, pk_count, pk_total, pk_amt, P, max_out,
+                    queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
+                    a_i, f_i, act, r_o)
         # phase 3: update cells and accumulate the record; flows inside links for the next step
         if _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
-                         lanes, dx, keep, drop, link_inflow, link_veh, link_moved, rec_vkt, rec_vht, rec_queue,
-                         rec_qlen, rec_cells) > 0:
+                         lanes, meter, dx, keep, drop, link_inflow, link_veh, link_moved, link_send, link_recv,
+                         rec_vkt, rec_vht, rec_queue, rec_qlen, rec_cells) > 0:
             return STATUS_NEGATIVE
         if (k + 1) % steps_per_record == 0 or k + 1 == k1:
             _snapshot(net, ctl, st, rec, row)
