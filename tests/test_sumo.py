@@ -289,6 +289,17 @@ def test_traci_backend_agrees_with_libsumo():
     np.testing.assert_allclose(a.data.vht.values, b.data.vht.values, rtol=1e-3)
 
 
+def test_traci_backend_runs_alinea_and_tidal_lanes_like_libsumo():
+    v = RampMetering(link="ramp", queue_override=0.5).apply(merge_drop(duration=600))
+    logs = [ts.simulate(v, engine="sumo", dt_s=DT, backend=b).final_state["controllers"]["ramp"]
+            for b in ("libsumo", "traci")]
+    np.testing.assert_allclose(logs[0]["occupancy_pct"], logs[1]["occupancy_pct"])
+    np.testing.assert_allclose(logs[0]["rate_vph"], logs[1]["rate_vph"])
+    w = TidalLane(link="in", windows=((120.0, 400.0),)).apply(two_way(duration=600))
+    sw = [ts.simulate(w, engine="sumo", dt_s=DT, backend=b).final_state["switched_lanes"] for b in ("libsumo", "traci")]
+    assert (sw[0]["open"] == sw[1]["open"]).all() and sw[1]["open"].any() and not sw[1]["open"].all()
+
+
 def test_failing_sumo_gives_clear_error_and_no_leftovers(monkeypatch, tmp_path):
     import libsumo
 
