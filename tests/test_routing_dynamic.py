@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import trafficsim as ts
 from trafficsim.routing import DynamicRouting, candidate_routes, update_shares
@@ -216,3 +218,21 @@ def test_micro_one_route_per_flow_gives_exactly_the_fixed_result():
     np.testing.assert_array_equal(a.data.flow.values, b.data.flow.values)
     with pytest.raises(ts.SimulationError, match="route_smoothing"):
         ts.simulate(sc, engine="micro", route_choice="dynamic", route_smoothing=2)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(demand=st.floats(0.0, 6000.0), update=st.sampled_from([60.0, 150.0, 300.0, 1000.0]),
+       smoothing=st.floats(0.05, 1.0), logit=st.sampled_from([0.0, 5.0, 60.0]),
+       lanes=st.integers(0, 2))
+def test_property_dynamic_routing_conserves_vehicles(demand, update, smoothing, logit, lanes):
+    """Any demand, update interval, smoothing and logit scale; the bottleneck even closed
+    (0 lanes) for the middle of the run: no vehicle is created or lost, shares stay a split."""
+    sc = two_routes(demand_vph=demand)
+    sc.network.set_lane_schedule("m1-d", [(1200, lanes), (2400, 1)])
+    res = ts.simulate(sc, engine="macro", route_choice="dynamic", route_update_s=update,
+                      route_smoothing=smoothing, route_logit_s=logit)
+    assert res.conservation_error() < 1e-6
+    assert float(res.data.route_demand.isel(time=-1).sum()) == pytest.approx(sc.demand.total(7200), abs=1e-6)
+    share = res.final_state["route_shares"]["share"]
+    assert np.all(np.isfinite(share)) and np.all(share >= 0)
+    np.testing.assert_allclose(share.sum(axis=1), 1.0, rtol=1e-12)
