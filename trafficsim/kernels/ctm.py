@@ -38,6 +38,10 @@ engine (``trafficsim.engines.macro``) builds the arrays.
 from typing import NamedTuple
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from ._jit import kernel
 
@@ -149,6 +153,27 @@ class CTMRecord(NamedTuple):
     src_queue: np.ndarray     # (T, S) snapshot of each source's queue
     wait: np.ndarray          # (T,) origin-queue vehicle-seconds in the interval
     cell_veh: np.ndarray      # (T, C) time-mean vehicles per cell, or (0, C) when not recorded
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Hint the CPU to bring ``arr[idx]`` into cache (LLVM's ``prefetch``; never faults, changes
+    no result)."""
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        i32 = ir.IntType(32)
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, keep in all caches, data
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 # The helpers below take plain arrays, never the NamedTuples, and everything is compiled without
@@ -504,6 +529,35 @@ def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, 
         green[m] = g
 
 
+@kernel(inline="always")
+def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_out, slot_next, pk_base,
+                   pk_head, pk_count, pk_total, pk_amt, slot_flow, P):
+    """Prefetch the packet data node ``nd`` will touch: the head packet of each incoming link and
+    the tail of each outgoing one, scattered in memory (the node model is otherwise bound by
+    waiting for them)."""
+    for i in range(node_in_off[nd], node_in_off[nd + 1]):
+        l = node_in[i]
+        if l < L:
+            s0 = slot_off[l]
+            h = pk_head[l]
+            _prefetch(pk_total, l * P + h)
+            _prefetch(pk_amt, pk_base[l] + h * (slot_off[l + 1] - s0))
+            _prefetch(slot_out, s0)
+            _prefetch(slot_next, s0)
+    for o in range(node_out_off[nd], node_out_off[nd + 1]):
+        l = node_out[o]
+        if l >= 0:
+            s0 = slot_off[l]
+            t = pk_head[l] + pk_count[l] - 1
+            if t >= P:
+                t -= P
+            elif t < 0:
+                t = 0
+            _prefetch(pk_total, l * P + t)
+            _prefetch(pk_amt, pk_base[l] + t * (slot_off[l + 1] - s0))
+            _prefetch(slot_flow, s0)
+
+
 @kernel
 def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
                 slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
@@ -517,6 +571,9 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
     L = alpha.shape[0]
     N = node_in_off.shape[0] - 1
     for nd in range(N):
+        if nd + 1 < N:
+            _prefetch_node(nd + 1, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_out, slot_next,
+                           pk_base, pk_head, pk_count, pk_total, pk_amt, slot_flow, P)
         i0 = node_in_off[nd]
         ni = node_in_off[nd + 1] - i0
         o0 = node_out_off[nd]
