@@ -12,8 +12,9 @@ Choice set of a flow
     Its explicit routes, if it has any; otherwise up to ``route_candidates`` distinct paths from
     the link-penalty method: the free-flow shortest path, then the shortest paths with the
     free-flow time of every link used by an earlier path *from the same origin* multiplied by
-    ``1 + OVERLAP_PENALTY x uses`` (one shortest-path tree per origin and candidate, by a Bellman-Ford over turns vectorised over
-    origins; turn bans respected, the same paths and tie-break as ``Network.shortest_paths_from``).
+    ``1 + OVERLAP_PENALTY x uses`` (one shortest-path tree per origin and candidate, by a
+    Bellman-Ford over turns vectorised over origins; turn bans respected, the same paths and
+    tie-break as ``Network.shortest_paths_from``).
 
 Update at ``t = 0, u, 2u, ...`` (``u = route_update_s``)::
 
