@@ -116,7 +116,8 @@ class MacroRouteChoice(_RouteChoice):
         n = st.n
         ln = lanes[self.cell_link]
         with np.errstate(divide="ignore", invalid="ignore"):
-            per_step = np.minimum(self.alpha * n, np.minimum(self.qstep_lane * ln, self.beta * (self.njam_lane * ln - n)))
+            sending = np.minimum(self.alpha * n, self.qstep_lane * ln)
+            per_step = np.minimum(sending, self.beta * (self.njam_lane * ln - n))
             frac = np.where(n > 1e-9, np.maximum(per_step, 0.0) / n, self.alpha)
         v = np.where(ln > 0, frac * self.dx / self.dt, 0.0)
         return np.add.reduceat(self.dx / np.maximum(v, V_MIN_MPS), self.cell_off)
