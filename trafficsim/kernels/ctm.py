@@ -367,51 +367,62 @@ def _push_inflow(l, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_m
 
 
 @kernel(inline="always")
-def _sum4(a):
-    """Sum of ``a`` in a fixed order over four interleaved partial sums (a serial sum would be
-    bound by the latency of one addition per element)."""
-    m = a.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
+def _link_sums(nl, yl):
+    """Sums over the cells of one link of the vehicles ``nl`` and of the flows ``yl`` (the last
+    one, the node's, being 0 here). Each sum runs over four interleaved partial sums in a fixed
+    order, and the two share one loop: a serial sum per quantity was bound by the latency of one
+    addition per cell, and was half of the cell phase's time."""
+    m = nl.shape[0]
+    v0 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    v3 = 0.0
+    f0 = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    f3 = 0.0
     j = 0
     while j + 4 <= m:
-        s0 += a[j]
-        s1 += a[j + 1]
-        s2 += a[j + 2]
-        s3 += a[j + 3]
+        v0 += nl[j]
+        v1 += nl[j + 1]
+        v2 += nl[j + 2]
+        v3 += nl[j + 3]
+        f0 += yl[j]
+        f1 += yl[j + 1]
+        f2 += yl[j + 2]
+        f3 += yl[j + 3]
         j += 4
     while j < m:
-        s0 += a[j]
+        v0 += nl[j]
+        f0 += yl[j]
         j += 1
-    return (s0 + s1) + (s2 + s3)
+    return (v0 + v1) + (v2 + v3), (f0 + f1) + (f2 + f3)
 
 
 @kernel(inline="always")
-def _queued4(a, ncrit):
-    """Vehicles in the cells of ``a`` above ``ncrit`` (summed as :func:`_sum4`)."""
-    m = a.shape[0]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
+def _queued(nl, ncrit):
+    """Vehicles in the cells of ``nl`` above ``ncrit`` (four interleaved partial sums)."""
+    m = nl.shape[0]
+    q0 = 0.0
+    q1 = 0.0
+    q2 = 0.0
+    q3 = 0.0
     j = 0
     while j + 4 <= m:
-        x0 = a[j]
-        x1 = a[j + 1]
-        x2 = a[j + 2]
-        x3 = a[j + 3]
-        s0 += x0 * (x0 > ncrit)
-        s1 += x1 * (x1 > ncrit)
-        s2 += x2 * (x2 > ncrit)
-        s3 += x3 * (x3 > ncrit)
+        x0 = nl[j]
+        x1 = nl[j + 1]
+        x2 = nl[j + 2]
+        x3 = nl[j + 3]
+        q0 += x0 * (x0 > ncrit)
+        q1 += x1 * (x1 > ncrit)
+        q2 += x2 * (x2 > ncrit)
+        q3 += x3 * (x3 > ncrit)
         j += 4
     while j < m:
-        x0 = a[j]
-        s0 += x0 * (x0 > ncrit)
+        x0 = nl[j]
+        q0 += x0 * (x0 > ncrit)
         j += 1
-    return (s0 + s1) + (s2 + s3)
+    return (q0 + q1) + (q2 + q3)
 
 
 @kernel(inline="always")
@@ -432,19 +443,24 @@ def _link_flows(nl, yl, alpha, beta, q, njam, ncrit, keep, drop):
 
 
 @kernel(inline="always")
-def _link_update(nl, yl, inflow):
+def _link_update(nl, yl, inflow, ncrit):
     """Apply one step's flows ``yl`` (and ``inflow`` into the first cell) to the cells ``nl`` of a
     link. Returns the number of cells that fell below ``-1e-9`` before clipping (a kernel error;
-    rounding can leave ``-1e-17`` vehicles, clipped to 0). Vectorises."""
+    rounding can leave ``-1e-17`` vehicles, clipped to 0) and the number of cells above ``ncrit``
+    after the update. Vectorises."""
     m = nl.shape[0]
     nc = nl[0] + inflow - yl[0]
     bad = 1 if nc < -1e-9 else 0
-    nl[0] = max(nc, 0.0)
+    nc = max(nc, 0.0)
+    nl[0] = nc
+    above = 1 if nc > ncrit else 0
     for j in range(1, m):
         nc = nl[j] + yl[j - 1] - yl[j]
         bad += nc < -1e-9
-        nl[j] = max(nc, 0.0)
-    return bad
+        nc = max(nc, 0.0)
+        nl[j] = nc
+        above += nc > ncrit
+    return bad, above
 
 
 @kernel(inline="always")
@@ -471,8 +487,7 @@ def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                     ncrit_lane[l] * ln * 1.0000001, keep, drop)
         link_send[l], link_recv[l] = _link_ends(n[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
                                                 meter[l])
-        link_veh[l] = _sum4(n[c0:c1])
-        link_moved[l] = _sum4(y[c0:c1 - 1])
+        link_veh[l], link_moved[l] = _link_sums(n[c0:c1], y[c0:c1])
         link_inflow[l] = 0.0
 
 
@@ -484,7 +499,7 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
     (phase 1, the controls being constant within a call) while the link's cells are in cache.
     Returns the number of cells that went negative.
 
-    Sums over a link's cells (vehicles, flows, queued vehicles) go through :func:`_sum4`."""
+    Sums over a link's cells (vehicles, flows, queued vehicles) go through :func:`_link_sums`."""
     record_cells = rec_cells.shape[0] > 0
     bad = 0
     for l in range(alpha.shape[0]):
@@ -494,20 +509,23 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         nl = n[c0:c1]
         yl = y[c0:c1]
         outflow = yl[c1 - c0 - 1]
-        bad += _link_update(nl, yl, link_inflow[l])
         ncrit = ncrit_lane[l] * ln * 1.05
-        rec_qlen[row, l] = _queue_run(nl, ncrit) * dx[l]          # the value at the interval's last step
+        b, above = _link_update(nl, yl, link_inflow[l], ncrit)
+        bad += b
+        if above > 0:
+            rec_qlen[row, l] = _queue_run(nl, ncrit) * dx[l]      # the value at the interval's last step
+            rec_queue[row, l] += _queued(nl, ncrit) / steps_per_record
+        else:
+            rec_qlen[row, l] = 0.0
         if record_cells:
             for c in range(c0, c1):
                 rec_cells[row, c] += n[c] / steps_per_record
         rec_vkt[row, l] += (link_moved[l] + outflow) * dx[l]
         rec_vht[row, l] += link_veh[l] * dt
-        rec_queue[row, l] += _queued4(nl, ncrit) / steps_per_record
         _link_flows(nl, yl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
                     ncrit_lane[l] * ln * 1.0000001, keep, drop)
         link_send[l], link_recv[l] = _link_ends(nl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln, meter[l])
-        link_veh[l] = _sum4(nl)
-        link_moved[l] = _sum4(yl[:c1 - c0 - 1])
+        link_veh[l], link_moved[l] = _link_sums(nl, yl)
         link_inflow[l] = 0.0
     return bad
 
