@@ -137,10 +137,10 @@ def test_lane_drop_discharges_near_remaining_capacity_and_queues_upstream():
     check_invariants(res, max_clamp_share=2e-3)
     ds = res.data
     discharge = float(ds["outflow"].sel(link="dn").isel(time=slice(1, None)).mean())
-    # FD range for 2 lanes at 2,000 veh/h/lane: at most capacity; IDM queue discharge lies below
-    # the static capacity (the capacity drop, anchors V3: 5-30%) and the forced merge costs more.
-    # Measured ~69% here: a larger drop than observed, see docs/models/micro.md (calibration).
-    assert 0.60 * 4000 <= discharge <= 1.02 * 4000
+    # at most the capacity of the 2 lanes left; the forced merge costs some of it (the capacity
+    # drop at lane drops: 3-18 % observed by Chung et al. 2007, anchors V3: 5-30 %). Measured
+    # 84-87 % over seeds 1-3 (docs/models/micro.md, merges).
+    assert 0.80 * 4000 <= discharge <= 1.02 * 4000
     assert float(ds["queue_length"].sel(link="up").max()) > 300
     assert float(ds["queue_length"].sel(link="dn").max()) < 50
 
@@ -164,11 +164,82 @@ def test_on_ramp_merge_discharge_and_queue_upstream():
     check_invariants(res, max_clamp_share=2e-3)
     ds = res.data
     discharge = float(ds["outflow"].sel(link="m2").isel(time=slice(1, None)).mean())
-    assert 0.60 * 6000 <= discharge <= 1.02 * 6000
+    # the acceleration lane ends: a lane drop after the ramp; measured 82-83 % over seeds 1-3
+    assert 0.78 * 6000 <= discharge <= 1.02 * 6000
     assert float(ds["queue_length"].sel(link="m2").max()) < 50
     assert float(ds["queue_length"].sel(link="m1").max()) > 100 or float(ds["queue_length"].sel(link="ramp").max()) > 100
     # the acceleration lane (lane 0 of 'acc') ends: nobody leaves 'acc' from it, nobody is lost
     assert res.final_state["inside"] + res.final_state["exited"] == res.final_state["entered"]
+
+
+def _node_merge(main=3300, ramp=900, duration=2400):
+    """A 2-lane main road and a 1-lane ramp meet at a node; 2 lanes go on: main lane 0 and the ramp
+    share the section's lane 0 and merge by zipper at the node (no acceleration lane)."""
+    net = ts.Network()
+    for n, xy in {"A": (-2500, 0), "B": (-1000, 0), "R": (-600, -300), "M": (0, 0), "C": (2000, 0)}.items():
+        net.add_node(n, *xy)
+    _link(net, "feeder", "A", "B", length_m=1500, lanes=2)
+    _link(net, "approach", "B", "M", lanes=2)
+    _link(net, "ramp", "R", "M", length_m=600)
+    _link(net, "section", "M", "C", length_m=2000, lanes=2)
+    d = ts.Demand()
+    d.add("A", "C", [(0, main)])
+    d.add("R", "C", [(0, ramp)], name="ramp")
+    return ts.Scenario(net, d, duration)
+
+
+def test_zipper_at_a_node_discharges_near_capacity_and_serves_both_approaches():
+    sc = _node_merge()
+    res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ, record_interval_s=300)
+    check_invariants(res, max_clamp_share=2e-3)
+    ds = res.data
+    window = dict(time=slice(900, None))
+    discharge = float(ds["inflow"].sel(link="section", **window).mean())
+    # demand 4,200 veh/h > 4,000: a queue stands at the node; the zipper loses little (measured
+    # 95 %), where vehicles stopping at the node to take turns lost a quarter (measured 77 %)
+    assert 0.88 * 4000 <= discharge <= 1.02 * 4000
+    ramp_share = float(ds["outflow"].sel(link="ramp", **window).mean()) / discharge
+    assert 0.1 < ramp_share < 0.5
+
+
+def _pre_position(strategic_m):
+    net = ts.Network()
+    for n, xy in {"A": (-1900, 0), "B": (-400, 0), "J": (0, 0), "N": (1000, 0), "E": (300, -600)}.items():
+        net.add_node(n, *xy)
+    _link(net, "feeder", "A", "B", length_m=1500, lanes=3)
+    _link(net, "approach", "B", "J", length_m=400, lanes=3)
+    _link(net, "through", "J", "N", lanes=3)
+    _link(net, "exit", "J", "E", lanes=1)
+    d = ts.Demand()
+    d.add("A", "N", [(0, 2400)])
+    d.add("A", "E", [(0, 900)], name="exit")
+    sc = ts.Scenario(net, d, 1800)
+    return ts.simulate(sc, engine="micro", seed=0, trajectories={"every_s": 1.0, "max_vehicles": 3000},
+                       lane_change={"strategic_distance_m": strategic_m})
+
+
+def test_strategic_lane_choice_reaches_the_exit_lane_before_the_last_link():
+    """Vehicles bound for a 1-lane right exit seek its lane on the link before the approach."""
+    def exit_lane_share(res):
+        tr = res.final_state["trajectories"]
+        links = list(tr["link_ids"].values)
+        feeder, approach = links.index("feeder"), links.index("approach")
+        exit_route = list(res.data["route_destination"].values).index("E")
+        lk, ln = tr["link_index"].values, tr["lane"].values
+        lanes = []
+        for k in np.where(tr["route"].values == exit_route)[0]:
+            i = np.where(lk[:, k] == approach)[0]
+            if len(i) and i[0] > 0 and lk[i[0] - 1, k] == feeder:
+                lanes.append(ln[i[0], k])
+        return np.mean(np.asarray(lanes) == 0), len(lanes)
+
+    share_on, n_on = exit_lane_share(_pre_position(1000.0))
+    share_off, n_off = exit_lane_share(_pre_position(0.0))
+    assert n_on > 100 and n_off > 100
+    # measured: 75 % of them reach lane 0 on the feeder with the default 1,000 m, 37 % without
+    # (MOBIL alone); the rest change on the approach, where the exit lane is mandatory
+    assert share_on > 0.6
+    assert share_on > share_off + 0.25
 
 
 def test_connectors_follow_the_documented_rules():

@@ -86,6 +86,7 @@ LANE_CHANGE_DEFAULTS = {
     "amber_decel_ms2": 3.0,     # at amber, go on when stopping needs more than this
     "queue_speed_frac": 0.5,    # queued: speed below this fraction of the desired speed
     "insert_decel_ms2": 1.0,    # inserted vehicles never need to brake harder than this
+    "strategic_distance_m": 1000.0,  # seek the lanes a later node needs from this far before it
 }
 
 IDM_DELTA = 4.0
@@ -198,6 +199,7 @@ class CompiledMicro:
     detectors: list
     lane0: np.ndarray
     connectors: dict = field(default_factory=dict, repr=False)  # lanes in force -> derive_connectors
+    preferred: dict = field(default_factory=dict, repr=False)  # lanes in force -> _preferred_lanes
 
 
 def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: float = 60.0, *,
@@ -407,7 +409,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     par = float_array([
         IDM_DELTA, lc["politeness"], lc["b_safe_ms2"], lc["threshold_ms2"], lc["bias_right_ms2"], lc["min_gap_m"],
         lc["cooldown_s"], lc["free_distance_m"], lc["yield_distance_m"], lc["lookahead_m"], lc["amber_decel_ms2"],
-        lc["queue_speed_frac"], lc["insert_decel_ms2"],
+        lc["queue_speed_frac"], lc["insert_decel_ms2"], lc["strategic_distance_m"],
     ])
     mnet = MicroNet(
         link_len=float_array([lk.length_m for lk in links]), link_lane0=int_array(lane0),
@@ -491,7 +493,41 @@ def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator
         else:
             dwell[s] = stop.dwell_mean_s
         dwell[s] = np.maximum(dwell[s], 1e-3)
-    return MicroControls(lane_open, lo, hi, smap, active, arrivals, dwell, lanes_rec)
+    pref = c.preferred.get(conn_key)
+    if pref is None:
+        pref = c.preferred[conn_key] = _preferred_lanes(c, lo, hi, smap)
+    plo, phi, dpref = pref
+    return MicroControls(lane_open, lo, hi, smap, active, arrivals, dwell, lanes_rec, plo, phi, dpref)
+
+
+def _preferred_lanes(c: CompiledMicro, lo: np.ndarray, hi: np.ndarray, smap: np.ndarray):
+    """Preferred lanes per slot: those of ``lo..hi`` whose lane on the next link is preferred there.
+
+    Walks each route backwards from its last link: at the last link every lane that reaches the
+    destination is preferred; on an earlier link, the lanes leading to the next link's preferred
+    lanes (all of ``lo..hi`` when none does). ``dpref`` is the distance from the link's end to the
+    node where the preference becomes a need (the end of the first later link whose preferred
+    lanes are all the lanes leading on). Cyclic routes prefer nothing beyond ``lo..hi``.
+    """
+    mn = c.net
+    plo, phi, dpref = lo.copy(), hi.copy(), np.zeros(len(lo))
+    off, nxt, slink, maxl = mn.route_off, mn.slot_next, mn.slot_link, mn.maxl
+    for r in range(len(off) - 1):
+        s0, s1 = int(off[r]), int(off[r + 1])
+        if s1 <= s0 or nxt[s1 - 1] >= 0:
+            continue  # empty or cyclic
+        for s in range(s1 - 2, s0 - 1, -1):
+            n = s + 1
+            b = int(slink[n])
+            base = int(c.lane0[b])
+            ok = [i for i in range(lo[s], hi[s] + 1) if smap[s * maxl + i] >= 0
+                  and plo[n] <= smap[s * maxl + i] - base <= phi[n]]
+            if not ok or (ok[0] == lo[s] and ok[-1] == hi[s]):
+                continue
+            plo[s], phi[s] = ok[0], ok[-1]
+            strict = plo[n] > lo[n] or phi[n] < hi[n]
+            dpref[s] = mn.link_len[b] + (dpref[n] if strict else 0.0)
+    return plo, phi, dpref
 
 
 def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:

@@ -43,9 +43,11 @@ from .idm import ballistic_step, idm_free_term
 from .micro_base import kernel
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
-    P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_THR, P_YIELD, RED,
+    P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_STRAT, P_THR, P_YIELD,
+    RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _unlink,
+    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _unlink, _zipper,
+    ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
 from .micro_lanes import _lane_changes, _permissions
@@ -112,6 +114,9 @@ class MicroControls(NamedTuple):
     arrivals: np.ndarray      # (steps in chunk, R) vehicles joining each route's origin queue
     dwell: np.ndarray         # (NSTOP, P) dwell times [s] drawn for this chunk
     lanes_rec: np.ndarray     # (L,) lanes in force, for the record
+    slot_plo: np.ndarray      # (NS,) preferred lanes (within slot_lo..slot_hi) that also lead to the
+    slot_phi: np.ndarray      # (NS,) lanes the route needs further on
+    slot_dpref: np.ndarray    # (NS,) distance [m] from the link end to the node that needs them
 
 
 class MicroState(NamedTuple):
@@ -234,6 +239,7 @@ def _move(ti, dt,
     """Passes 4-5: accelerations from old positions, then the ballistic update and the detectors."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
+    zip_d = ZIPPER_ZONE * look
     for lane in range(NL):
         no_obs = obs_off[lane + 1] == obs_off[lane]
         w = lane_head[lane]
@@ -256,14 +262,33 @@ def _move(ti, dt,
                 link = lane_link[lane]
                 c = cls[w]
                 a_w = _accel_f(afree[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
+                tg = tgt[w]
+                if lead >= 0 and tg >= 0 and feed_off[tg + 1] - feed_off[tg] > 1:
+                    dist = link_len[link] - x[w]
+                    if dist < zip_d:
+                        # merge zone: the feeders of one target lane form one virtual queue, so
+                        # the gaps open before the node rather than at it (the queue head's
+                        # partner is in _front, hard); behind the head, brake at most b for it
+                        gz, vz = _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_link,
+                                         cls_len, feed_off, feed_lane)
+                        gz += ZIPPER_SLACK * dist
+                        if gz < g:
+                            a_z = _accel_f(afree[w], c, link, gz if gz > 0.0 else 0.0, vz, v[w], L, cl_T,
+                                           cls_s0, cls_a, cls_b)
+                            if a_z < -ZIPPER_CAP * cls_b[c]:
+                                a_z = -ZIPPER_CAP * cls_b[c]
+                            if a_z < a_w:
+                                a_w = a_z
                 y = yld[w]
                 if y >= 0:
                     # cooperative yielding (zipper): follow the merger in the next lane as a leader,
                     # but never brake harder than the comfortable b for it; the merger is in another
                     # lane, so it does not bound the position (lim)
                     d = x[y] - cls_len[cls[y]] - x[w]
-                    if 0.0 <= d < g:
-                        a_y = _accel_f(afree[w], c, link, d, v[y], v[w], L, cl_T, cls_s0, cls_a, cls_b)
+                    if d < g:
+                        # (d < 0: side by side, the one behind falls back, braking at most b)
+                        a_y = _accel_f(afree[w], c, link, d if d > 0.0 else 0.0, v[y], v[w], L, cl_T, cls_s0,
+                                       cls_a, cls_b)
                         if a_y < -cls_b[c]:
                             a_y = -cls_b[c]
                         if a_y < a_w:
@@ -442,6 +467,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     src_link, par, maxl = net.src_link, net.par, net.maxl
     lane_open, slot_lo, slot_hi, slot_map = ctl.lane_open, ctl.slot_lo, ctl.slot_hi, ctl.slot_map
     obs_active, arrivals, dwell_draw, lanes_rec = ctl.obs_active, ctl.arrivals, ctl.dwell, ctl.lanes_rec
+    slot_plo, slot_phi, slot_dpref = ctl.slot_plo, ctl.slot_phi, ctl.slot_dpref
     x, v, acc, lim, dwell, lc_until = st.x, st.v, st.acc, st.lim, st.dwell, st.lc_until
     cls, slot, vlane, nxt, prv, tgt, yld = st.cls, st.slot, st.lane, st.nxt, st.prv, st.tgt, st.yld
     stop_next, flags, uid, free, n_free = st.stop_next, st.flags, st.uid, st.free, st.n_free
@@ -460,7 +486,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     rec_veh_cls, rec_veh_route, rec_veh_exit = rec.veh_cls, rec.veh_route, rec.veh_exit
     delta, polite, bsafe, thr, bias = par[P_DELTA], par[P_POLITE], par[P_BSAFE], par[P_THR], par[P_BIAS]
     mingap, cool, freedist, yield_d, look = par[P_MINGAP], par[P_COOL], par[P_FREEDIST], par[P_YIELD], par[P_LOOK]
-    amber, qfrac, b_ins = par[P_AMBER], par[P_QFRAC], par[P_BINS]
+    amber, qfrac, b_ins, strat = par[P_AMBER], par[P_QFRAC], par[P_BINS], par[P_STRAT]
 
     R = route_gen.shape[0]
     for k in range(k0, k1):
@@ -491,8 +517,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                       lane_tail, counters,
                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
-                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
+                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
+                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat)
         _move(ti, dt,
               x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
               lane_tail, bay, n_bay, stop_used, counters,

@@ -23,7 +23,7 @@ from .idm import FREE_GAP, idm_acceleration, idm_acceleration_free
 
 # indices of MicroNet.par
 (P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC,
- P_BINS) = range(13)
+ P_BINS, P_STRAT) = range(14)
 # indices of MicroState.counters
 C_INSIDE, C_CLAMP, C_UID, C_LC, C_ENTERED, C_EXITED = range(6)
 
@@ -39,6 +39,13 @@ BLOCKED = -1
 UNKNOWN = -3
 F_COMMITTED = 1
 F_BAY = 2
+
+#: Length of the merge zone before a node, as a fraction of ``lookahead_m``: there the vehicles
+#: of all feeder lanes of one target lane form one virtual queue (:func:`_zipper`); farther
+#: upstream the feeders are separate roads.
+ZIPPER_ZONE = 1.0 / 3.0
+ZIPPER_SLACK = 0.3
+ZIPPER_CAP = 1.0
 
 
 # ---------------------------------------------------------------------------- list helpers
@@ -146,20 +153,15 @@ def _crossing(slot, lane, xp, vw, committed, slot_next, slot_move, lane_idx, lan
 
 
 @kernel
-def _ahead(w, slot, lane, xp, tg,
-           x, v, cls, prv, tgt, lane_head, lane_tail,
-           link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
-           obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, look):
-    """Gap [m] and speed [m/s] of what a vehicle at front ``xp`` in ``lane`` meets past its link's
-    vehicles: the stop line, a zipper partner on another feeder lane, downstream tails."""
-    dist = link_len[lane_link[lane]] - xp
-    if tg == SINK:
-        return FREE_GAP, 0.0
-    if tg == BLOCKED:
-        return dist, 0.0
+def _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_link, cls_len, feed_off, feed_lane):
+    """Projected gap [m] and speed [m/s] of the zipper partner of vehicle ``w`` (front ``dist`` before
+    the end of ``lane``, entering lane ``tg``): the last vehicle, on another feeder lane of ``tg``
+    and also entering it, that is closer to the node than ``w`` (``FREE_GAP`` if none).
+
+    The vehicles of all feeders of one target lane form a single virtual queue ordered by their
+    distance to the node (ties by vehicle id)."""
     best = FREE_GAP
     bv = 0.0
-    # zipper: a vehicle on another feeder of the same target lane that is closer to the node
     for f in range(feed_off[tg], feed_off[tg + 1]):
         fl = feed_lane[f]
         if fl == lane:
@@ -176,6 +178,27 @@ def _ahead(w, slot, lane, xp, tg,
                     best = g
                     bv = v[u]
             u = prv[u]
+    return best, bv
+
+
+@kernel
+def _ahead(w, slot, lane, xp, tg,
+           x, v, cls, prv, tgt, lane_head, lane_tail,
+           link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+           obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, look):
+    """Gap [m] and speed [m/s] of what a vehicle at front ``xp`` in ``lane`` meets past its link's
+    vehicles: the stop line, a zipper partner on another feeder lane, downstream tails."""
+    dist = link_len[lane_link[lane]] - xp
+    if tg == SINK:
+        return FREE_GAP, 0.0
+    if tg == BLOCKED:
+        return dist, 0.0
+    best = FREE_GAP
+    bv = 0.0
+    if dist < ZIPPER_ZONE * look:
+        best, bv = _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_link, cls_len, feed_off,
+                           feed_lane)
+        best += ZIPPER_SLACK * dist
     s_on = slot_next[slot]
     lane_on = tg
     for _ in range(3):

@@ -19,6 +19,9 @@ from .mobil import mobil_incentive
 #: starts at ``yield_distance_m``).
 ANTICIPATION = 2.0
 
+#: Speed [m/s] below which a merger counts as standing (see the zipper in ``_permissions``).
+STANDING = 0.5
+
 
 @kernel
 def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
@@ -26,6 +29,9 @@ def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx
     """+1 / -1 when vehicle ``w`` must move left / right (route, closure, blockage, bus stop), else 0."""
     sl = slot[w]
     idx = lane_idx[lane]
+    if stop_next[w] >= 0:
+        # a bus bound for a stop on this link needs the kerb lane first, the route's lanes after
+        return -1 if idx > 0 else 0
     lo = slot_lo[sl]
     hi = slot_hi[sl]
     if lo <= hi:
@@ -33,8 +39,6 @@ def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx
             return 1
         if idx > hi:
             return -1
-    if stop_next[w] >= 0 and idx > 0:
-        return -1
     link = lane_link[lane]
     og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
     if og < yield_d:
@@ -141,6 +145,10 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 og = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active)
                 if og < dist:
                     dist = og
+            s = stop_next[w]
+            if s >= 0 and stop_pos[s] - x[w] < dist:
+                # a bus must reach the kerb lane by its stop, not by the end of the link
+                dist = stop_pos[s] - x[w] if stop_pos[s] > x[w] else 0.0
             if dist >= ant_d:
                 w = prv[w]
                 continue
@@ -149,16 +157,15 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
             nw = prv[w]
             if md != 0 and dwell[w] <= 0.0 and yld[w] < 0:
                 # anticipation: before its lane ends the vehicle adapts its speed to the gap it
-                # will merge into, behind the first vehicle wholly ahead of it in the target lane
-                # (micro._move, braking at most b), as the follower does for it (zipper below)
+                # will merge into, behind the first vehicle of the target lane whose front is
+                # level with or ahead of its own (micro._move, braking at most b), as the
+                # follower does for it (zipper below). Side by side, the merger drops behind:
+                # with both waiting for the other, two queues would crawl abreast for good.
                 j = lane + md
                 l = lane_tail[j]
-                while l >= 0 and x[l] - cls_len[cls[l]] < x[w]:
+                while l >= 0 and x[l] < x[w]:
                     l = nxt[l]
                 yld[w] = l
-            if md != 0 and dist >= yield_d:
-                w = nw
-                continue
             if md != 0 and dwell[w] <= 0.0 and _swap(
                     w, lane, lane + md, md,
                     x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
@@ -166,11 +173,18 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                     obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
                 w = nw
                 continue
+            if md != 0 and dist >= yield_d:
+                w = nw
+                continue
             if md != 0 and dwell[w] <= 0.0:
                 j = lane + md
                 rear = x[w] - cls_len[cls[w]]
+                # the follower: the first vehicle whose front is behind the merger's; one that
+                # overlaps it falls back only while the merger moves (a merger standing at its
+                # lane end cannot move up: then the first vehicle wholly behind it yields)
+                xf = x[w] if v[w] > STANDING else rear - 0.5 * cls_s0[cls[w]]
                 f = lane_head[j]
-                while f >= 0 and x[f] > rear - 0.5 * cls_s0[cls[f]]:
+                while f >= 0 and x[f] >= xf:
                     f = prv[f]
                 if f >= 0:
                     # the follower yields when it can match the merger's speed behind its rear
@@ -191,8 +205,8 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
            lane_tail, counters,
            link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
            slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
-           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-           delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
+           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
+           delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
     """Decide and apply the lane changes from ``src`` to the adjacent ``dst`` (two-pointer sweep).
 
     The MOBIL decision of each vehicle ``w`` (new follower ``fol``, new leader ``lead`` in
@@ -229,6 +243,19 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
                 di = lane_idx[dst]
                 if (di < slot_lo[sl] or di > slot_hi[sl]) and link_len[link] - xw < freedist:
                     break
+                # strategic lane choice: within `strat` of the node that needs them, the lanes
+                # that lead on along the route are sought like a mandatory change (safety only)
+                # and never left for a discretionary gain
+                if link_len[link] - xw + slot_dpref[sl] < strat:
+                    plo = slot_plo[sl]
+                    phi = slot_phi[sl]
+                    si = lane_idx[src]
+                    if si < plo or si > phi:
+                        if (si < plo) != (d > 0):
+                            break
+                        md = d
+                    elif di < plo or di > phi:
+                        break
             lw = cls_len[cls[w]]
             mg = mingap
             if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
@@ -269,6 +296,9 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
                         og = _obstacle_gap(src, xw, obs_off, obs_pos, obs_active)
                         if og < dist:
                             dist = og
+                    sn = stop_next[w]
+                    if sn >= 0 and stop_pos[sn] - xw < dist:
+                        dist = stop_pos[sn] - xw
                     if dist >= yield_d:
                         break
                     dvf = v[fol] - vw
@@ -338,8 +368,8 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                   lane_tail, counters,
                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                   slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
-                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
+                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
+                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
     """Pass 3: MOBIL sweeps over every pair of adjacent lanes, all to the left (``d = 1``) or all
     to the right (``d = -1``)."""
     L = link_len.shape[0]
@@ -355,8 +385,9 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                        lane_tail, counters,
                        link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
+                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi,
+                       slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber,
+                       strat)
         else:
             for i in range(1, n):
                 _sweep(a0 + i, a0 + i - 1, -1, t, lc_v, lc_f, lc_l,
@@ -364,5 +395,6 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                        lane_tail, counters,
                        link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
+                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi,
+                       slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber,
+                       strat)
