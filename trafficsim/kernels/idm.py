@@ -186,11 +186,13 @@ def critical_speed(v0, T, s0, length, delta=4.0):
     return float(v[int(np.argmax(q))])
 
 
-def headway_for_capacity(capacity_vps, v0, s0, length, delta=4.0, t_range=(0.3, 4.0)):
+def headway_for_capacity(capacity_vps, v0, s0, length, delta=4.0, t_range=(0.3, 8.0)):
     """Time gap ``T`` [s] whose steady-state capacity equals ``capacity_vps`` [veh/s].
 
     ``q_max`` decreases monotonically in ``T``; a bisection to 1e-6 s inverts it. Raises
-    ``ValueError`` when the capacity cannot be reached within ``t_range``.
+    ``ValueError`` when the capacity cannot be reached within ``t_range``. Time gaps above about
+    3 s are not car-following any more: they stand for a section whose processing rate sets the
+    headways (a toll plaza: 450 veh/h per booth at 30 km/h needs ``T`` of about 7 s).
     """
     lo, hi = t_range
     q_lo = steady_state_capacity(v0, lo, s0, length, delta)
