@@ -242,6 +242,25 @@ def test_strategic_lane_choice_reaches_the_exit_lane_before_the_last_link():
     assert share_on > share_off + 0.25
 
 
+def test_meter_on_the_last_link_times_the_exit_from_the_network():
+    """A give-way exit: a FixedRateMeter on a link that ends at the destination caps the outflow."""
+    from trafficsim.control import FixedRateMeter
+
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    _link(net, "street", "A", "B", length_m=600, free_speed_kmh=40, capacity_vph_per_lane=1600)
+    _link(net, "exit", "B", "C", length_m=150, free_speed_kmh=40, capacity_vph_per_lane=1600)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 900)])
+    sc = ts.Scenario(net, d, 2400, controls=[FixedRateMeter("exit", ((0.0, 600.0),))])
+    res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ, record_interval_s=300)
+    check_invariants(res)
+    out = res.data["outflow"].sel(link="exit", time=slice(900, None))
+    assert float(out.mean()) == pytest.approx(600.0, rel=0.05)
+    assert float(res.data["queue_length"].sel(link="street").max()) > 100
+
+
 def test_connectors_follow_the_documented_rules():
     sc = _on_ramp()
     net = sc.network

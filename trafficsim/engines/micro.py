@@ -140,6 +140,8 @@ def derive_connectors(net, movements, open_lanes):
     by_in: dict[str, list] = {}
     by_out: dict[str, list] = {}
     for a, b in movements:
+        if b is None:
+            continue  # exit movement (leaves the network)
         by_in.setdefault(a, []).append((a, b))
         by_out.setdefault(b, []).append((a, b))
     src_range = {}
@@ -322,8 +324,14 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                 slot_move.append(mv_index[pair])
                 slot_pair.append(pair)
             else:
+                # leaving the network is an exit movement (lid, None): always green unless a
+                # meter on the link times it (a give-way exit, engines._feedback.MicroMeters)
+                pair = (lid, None)
+                if pair not in mv_index:
+                    mv_index[pair] = len(movements)
+                    movements.append(pair)
                 slot_next.append(-1)
-                slot_move.append(-1)
+                slot_move.append(mv_index[pair])
                 slot_pair.append(None)
     # sources: one per (origin node, first link), as in the macro engine
     src_key: dict = {}
@@ -345,7 +353,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     move_sig, win_off, ws, we, wa = [], [0], [], [], []
     for a, b in movements:
         node = net.links[a].to_node
-        if node in sig_of_node:
+        if b is not None and node in sig_of_node:
             sig = signals[sig_of_node[node]]
             t = 0.0
             found = False
@@ -368,6 +376,8 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     # ---- feeders: every lane of every link with a movement into the target's link
     feeders: list[list[int]] = [[] for _ in range(int(lane0[-1]))]
     for a, b in movements:
+        if b is None:
+            continue
         la, lb = lidx[a], lidx[b]
         for j in range(lane0[lb], lane0[lb + 1]):
             feeders[j].extend(range(lane0[la], lane0[la + 1]))

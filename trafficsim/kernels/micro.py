@@ -79,7 +79,7 @@ class MicroNet(NamedTuple):
     slot_link: np.ndarray     # (NS,)
     slot_route: np.ndarray    # (NS,)
     slot_next: np.ndarray     # (NS,) next slot, -1 = destination (cyclic routes wrap)
-    slot_move: np.ndarray     # (NS,) movement at the link end, -1 at the destination
+    slot_move: np.ndarray     # (NS,) movement at the link end (at the destination: the exit movement)
     move_sig: np.ndarray      # (M,) signal or -1
     move_win_off: np.ndarray  # (M+1,)
     win_start: np.ndarray     # (W,) green start within the cycle [s]

@@ -129,7 +129,7 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
             committed = flags[w] & F_COMMITTED
             tg = _crossing(slot[w], lane, x[w], v[w], committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                            maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
-            if tg >= 0 and not committed and move_state[slot_move[slot[w]]] != GREEN:
+            if tg != BLOCKED and not committed and slot_move[slot[w]] >= 0 and move_state[slot_move[slot[w]]] != GREEN:
                 flags[w] |= F_COMMITTED
             tgt[w] = tg
             yld[w] = -1
