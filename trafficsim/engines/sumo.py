@@ -377,13 +377,7 @@ def run_sumo(
     controls = [c.validate(scenario.network) for c in scenario.controls]
     scenario = scenario.replace(controls=controls)
     net = scenario.network
-    signal_nodes = {c.node for c in controls if isinstance(c, FixedTimeSignal)}
-    for c in controls:
-        if isinstance(c, (FixedRateMeter, AlineaMeter)) and net.links[c.link].to_node in signal_nodes:
-            raise SimulationError(
-                f"engine 'sumo': meter on link {c.link!r} ends at signalised node {net.links[c.link].to_node!r}; "
-                f"put the meter on a link that ends at an unsignalised node"
-            )
+    check_meters(scenario, "sumo")
     dt = DEFAULT_DT_S if dt_s is None else float(dt_s)
     n_steps, spr = steps_for(scenario, dt, record_interval_s)
     T = int(math.ceil(n_steps / spr))
@@ -472,6 +466,109 @@ def _alinea_occupancy(api, exp, meter: AlineaMeter, net, t: float) -> float:
     return 100.0 * n / (zone_km * lk.jam_density_vpkm_per_lane)
 
 
+def check_meters(scenario: Scenario, engine: str) -> None:
+    """A SUMO meter switches its link's connections at a traffic light: the link must not end at
+    a signalised node."""
+    net = scenario.network
+    signal_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
+    for c in scenario.controls:
+        if isinstance(c, (FixedRateMeter, AlineaMeter)) and net.links[c.link].to_node in signal_nodes:
+            raise SimulationError(
+                f"engine {engine!r}: meter on link {c.link!r} ends at signalised node {net.links[c.link].to_node!r}; "
+                f"put the meter on a link that ends at an unsignalised node"
+            )
+
+
+class Controls:
+    """The time-varying controls of one SUMO run, applied between steps only when they change.
+
+    Used by the ``sumo`` engine and by the ``hybrid`` engine's SUMO region: signal programs,
+    lane switching (schedules, blocking, tidal and variable lanes, :func:`_switch_lanes`, every
+    switch logged), ALINEA laws fed by lane-area detectors and the ramp meters' traffic-light
+    states. ``dt`` is the SUMO step [s] at which :meth:`apply` is called.
+    """
+
+    def __init__(self, scenario: Scenario, exp, dt: float):
+        self.scenario = scenario
+        self.exp = exp
+        self.net = net = scenario.network
+        self.lanes_of = exp.lanes
+        self.groups = exp.lane_groups
+        self.switched = sorted(_switched_lanes(scenario, self.lanes_of, self.groups))
+        self.coincident = _coincident_lanes(scenario, self.lanes_of, set(self.switched))
+        self.signal_nodes = [c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)]
+        self.meters = any(isinstance(c, (FixedRateMeter, AlineaMeter)) for c in scenario.controls)
+        self.laws = {c.link: AlineaLaw(c, dt, ramp_storage_veh(net.links[c.link]))
+                     for c in scenario.controls if isinstance(c, AlineaMeter)}
+        self.alinea = {lid: (math.inf, 0.0) for lid in self.laws}
+        self.closed: set[str] = set()
+        self.meter_state: dict[str, str] = {}
+        self.switch_log: list[dict] = []
+        self.disallowed0: dict[str, list[str]] = {}
+
+    def start(self, api) -> None:
+        """After SUMO started: signal programs, the lanes' own disallow lists, subscriptions."""
+        for node in self.signal_nodes:
+            api.trafficlight.setProgram(node, PROGRAM_ID)
+        self.disallowed0 = {ln: list(api.lane.getDisallowed(ln)) for ln in self.switched}
+        for lid in self.laws:
+            for did in self.exp.alinea_detectors[lid]:
+                api.lanearea.subscribe(did, [_VEHICLE_NUMBER])
+            api.edge.subscribe(lid, [_VEHICLE_NUMBER])
+
+    def apply(self, api, k: int, t: float) -> None:
+        """Before SUMO step ``k`` (time ``t`` [s]): switch lanes, step ALINEA, set meter lights."""
+        want = _closed_lanes(self.scenario, t, self.lanes_of, self.groups)
+        if want != self.closed:
+            _switch_lanes(api, want, self.closed, self.disallowed0)
+            for ln in sorted(want ^ self.closed):
+                ev = {"time_s": t, "lane": ln, "action": "close" if ln in want else "open",
+                      "vehicles": api.lane.getLastStepVehicleNumber(ln), "open_after": _is_open(api, ln)}
+                if ln in self.coincident:
+                    co = self.coincident[ln]
+                    ev.update(coincident=co, coincident_open=_is_open(api, co),
+                              coincident_vehicles=api.lane.getLastStepVehicleNumber(co))
+                self.switch_log.append(ev)
+            self.closed = want
+        net, exp, alinea = self.net, self.exp, self.alinea
+        for lid, law in self.laws.items():
+            if law.step(k, t, lambda: _alinea_occupancy(api, exp, law.meter, net, t),
+                        lambda: api.edge.getSubscriptionResults(lid)[_VEHICLE_NUMBER]):
+                rate = law.rate_at(t)
+                if rate != alinea[lid][0]:
+                    alinea[lid] = (rate, t)
+            elif law.rate_at(t) != alinea[lid][0]:  # the active window opens or closes
+                alinea[lid] = (law.rate_at(t), t)
+        if self.meters:
+            for node, state in _meter_plan(self.scenario, exp, t, alinea).items():
+                if self.meter_state.get(node) != state:
+                    api.trafficlight.setRedYellowGreenState(node, state)
+                    self.meter_state[node] = state
+
+    def lanes_open(self, t_s: float, link_ids: list[str]) -> np.ndarray:
+        """Open lanes of each link at ``t_s`` [s]; variable lanes count for their pocket while
+        dedicated, as in macro."""
+        cl = _closed_lanes(self.scenario, t_s, self.lanes_of, self.groups)
+        out = np.array([sum(ln not in cl for ln in self.lanes_of.get(lid, ())) for lid in link_ids], float)
+        for main, g in self.groups.items():
+            if variable_lane_dedicated(self.net, main, t_s, self.groups):
+                out[link_ids.index(main)] -= g["lanes"]
+                out[link_ids.index(g["pocket"])] = g["lanes"]
+        return out
+
+    def read_open(self, api) -> list[bool]:
+        """Whether each switched lane is open, read back from SUMO."""
+        return [_is_open(api, ln) for ln in self.switched]
+
+    def final(self, lane_open: np.ndarray) -> dict:
+        """``switched_lanes`` (and ``controllers`` with ALINEA) entries of ``final_state``."""
+        out = {"switched_lanes": {"lanes": self.switched, "open": lane_open, "coincident": self.coincident,
+                                  "switches": self.switch_log}}
+        if self.laws:
+            out["controllers"] = {lid: law.log() for lid, law in self.laws.items()}
+        return out
+
+
 def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, routes, route_src, S, link_ids, progress):
     """Step SUMO to the horizon; returns the per-record arrays that do not come from edgeData."""
     R = len(routes)
@@ -490,17 +587,8 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     bar = progress_bar(progress, n_steps, "sumo", scenario)
     lanes_of = exp.lanes
     all_lanes = [ln for lid in link_ids for ln in lanes_of.get(lid, ())]
-    meters = any(isinstance(c, (FixedRateMeter, AlineaMeter)) for c in scenario.controls)
-    signal_nodes = [c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)]
-    net = scenario.network
-    groups = exp.lane_groups
-    switched = sorted(_switched_lanes(scenario, lanes_of, groups))
-    coincident = _coincident_lanes(scenario, lanes_of, set(switched))
-    lane_open = np.zeros((T, len(switched)), bool)
-    switch_log: list[dict] = []
-    laws = {c.link: AlineaLaw(c, dt, ramp_storage_veh(net.links[c.link]))
-            for c in scenario.controls if isinstance(c, AlineaMeter)}
-    alinea = {lid: (math.inf, 0.0) for lid in laws}
+    ctl = Controls(scenario, exp, dt)
+    lane_open = np.zeros((T, len(ctl.switched)), bool)
     try:
         try:
             session.start()
@@ -510,43 +598,12 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
             raise session.failure("sumo", "to start", exc, timeout_s) from None
         api = session.api
         try:
-            for node in signal_nodes:
-                api.trafficlight.setProgram(node, PROGRAM_ID)
-            disallowed0 = {ln: list(api.lane.getDisallowed(ln)) for ln in switched}
+            ctl.start(api)
             for ln in all_lanes:
                 api.lanearea.subscribe("q_" + ln, [_JAM_LENGTH_METERS])
-            for lid in laws:
-                for did in exp.alinea_detectors[lid]:
-                    api.lanearea.subscribe(did, [_VEHICLE_NUMBER])
-                api.edge.subscribe(lid, [_VEHICLE_NUMBER])
-            closed: set[str] = set()
-            meter_state: dict[str, str] = {}
             for k in range(n_steps):
                 t = k * dt
-                want = _closed_lanes(scenario, t, lanes_of, groups)
-                if want != closed:
-                    _switch_lanes(api, want, closed, disallowed0)
-                    for ln in sorted(want ^ closed):
-                        ev = {"time_s": t, "lane": ln, "action": "close" if ln in want else "open",
-                              "vehicles": api.lane.getLastStepVehicleNumber(ln), "open_after": _is_open(api, ln)}
-                        if ln in coincident:
-                            ev.update(coincident=coincident[ln], coincident_open=_is_open(api, coincident[ln]),
-                                      coincident_vehicles=api.lane.getLastStepVehicleNumber(coincident[ln]))
-                        switch_log.append(ev)
-                    closed = want
-                for lid, law in laws.items():
-                    if law.step(k, t, lambda: _alinea_occupancy(api, exp, law.meter, net, t),
-                                lambda: api.edge.getSubscriptionResults(lid)[_VEHICLE_NUMBER]):
-                        rate = law.rate_at(t)
-                        if rate != alinea[lid][0]:
-                            alinea[lid] = (rate, t)
-                    elif law.rate_at(t) != alinea[lid][0]:  # the active window opens or closes
-                        alinea[lid] = (law.rate_at(t), t)
-                if meters:
-                    for node, state in _meter_plan(scenario, exp, t, alinea).items():
-                        if meter_state.get(node) != state:
-                            api.trafficlight.setRedYellowGreenState(node, state)
-                            meter_state[node] = state
+                ctl.apply(api, k, t)
                 api.simulationStep((k + 1) * dt)
                 for vid in api.simulation.getDepartedIDList():
                     dep[int(vid.split("_", 1)[0])] += 1
@@ -566,14 +623,8 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
                         max((subs["q_" + ln][_JAM_LENGTH_METERS] for ln in lanes_of.get(lid, ())), default=0.0)
                         for lid in link_ids
                     ]
-                    t_end = (k + 1) * dt
-                    cl = _closed_lanes(scenario, t_end, lanes_of, groups)
-                    lanes_end[i] = [sum(ln not in cl for ln in lanes_of.get(lid, ())) for lid in link_ids]
-                    for main, g in groups.items():  # dedicated lanes count for the pocket, as in macro
-                        if variable_lane_dedicated(net, main, t_end, groups):
-                            lanes_end[i, link_ids.index(main)] -= g["lanes"]
-                            lanes_end[i, link_ids.index(g["pocket"])] = g["lanes"]
-                    lane_open[i] = [_is_open(api, ln) for ln in switched]
+                    lanes_end[i] = ctl.lanes_open((k + 1) * dt, link_ids)
+                    lane_open[i] = ctl.read_open(api)
                     route_in[i] = dep
                     route_out[i] = arr
                     route_gen[i] = dep + pend
@@ -591,7 +642,5 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         if bar is not None:
             bar.close()
     final = {"vehicles_inside": float(inside), "teleports": teleports, "pending": float(src_queue[-1].sum()),
-             "switched_lanes": {"lanes": switched, "open": lane_open, "coincident": coincident, "switches": switch_log}}
-    if laws:
-        final["controllers"] = {lid: law.log() for lid, law in laws.items()}
+             **ctl.final(lane_open)}
     return jam_end, lanes_end, route_in, route_out, route_gen, src_queue, wait_s, final
