@@ -60,8 +60,9 @@ from ..kernels.ctm import STATUS_NAN, STATUS_NEGATIVE, ctm_advance
 from ..network import Network
 from ..results import Result, build_dataset
 from ..scenario import Scenario
-from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary
+from ..sumo_io import SumoError, export_scenario, sumo_binary, variable_lane_groups
 from ._common import SimulationError, breakpoints, build_routes, progress_bar, step_index, steps_for
+from ._feedback import MacroFeedback
 
 __all__ = ["run_hybrid", "split_scenario", "HybridSplit", "default_region", "measure_overhead"]
 
@@ -150,28 +151,41 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
         else:
             parts.append((tuple(path[: idx[0]]), tuple(path[idx[0]: idx[-1] + 1]), tuple(path[idx[-1] + 1:])))
     entry_nodes = sorted({net.links[p[0][-1]].to_node for p in parts if p[0] and p[1]})
-    for n in entry_nodes:
-        outs = [lk.id for lk in net.out_links(n) if lk.id in mset]
-        if outs:
+    eset = set(entry_nodes)
+    for r, path in enumerate(routes.links):
+        for a, b in zip(path[:-1], path[1:]):
+            n = net.links[a].to_node
+            if n in eset and a in mset and b in mset:
+                raise SimulationError(
+                    f"engine 'hybrid': node {n!r} feeds the region but route {routes.label[r]} also passes it from "
+                    f"macro link {a!r} to macro link {b!r}; add {b!r} to the region or move the boundary"
+                )
+    for main, g in variable_lane_groups(net).items():
+        if (main in rset) != (g["pocket"] in rset):
             raise SimulationError(
-                f"engine 'hybrid': node {n!r} feeds the region but also macro link(s) {outs}; "
-                f"add them to the region or move the boundary"
+                f"engine 'hybrid': variable lane on link {main!r}: {main!r} and its pocket {g['pocket']!r} must both "
+                f"lie inside or both outside the region (in SUMO the pocket is {main!r}'s median lane)"
             )
     macro_ctl, sumo_ctl = [], []
+
+    def side(node: str, what: str) -> list:
+        """The control list of the part that holds every link at ``node``, else an error."""
+        touched = {lk.id for lk in net.in_links(node)} | {lk.id for lk in net.out_links(node)}
+        if touched <= rset:
+            return sumo_ctl
+        if touched <= mset:
+            return macro_ctl
+        raise SimulationError(
+            f"engine 'hybrid': {what} straddles the region boundary: {sorted(touched & rset)} in the region, "
+            f"{sorted(touched & mset)} outside; put node {node!r} with all its links inside or outside the region"
+        )
+
     for c in scenario.controls:
+        c = c.validate(net)
         if isinstance(c, AlineaMeter):
-            raise SimulationError("engine 'hybrid': ALINEA meters are not supported yet")
-        if isinstance(c, FixedTimeSignal):
-            touched = {lk.id for lk in net.in_links(c.node)} | {lk.id for lk in net.out_links(c.node)}
-            if touched <= rset:
-                sumo_ctl.append(c)
-            elif touched <= mset:
-                macro_ctl.append(c)
-            else:
-                raise SimulationError(
-                    f"engine 'hybrid': signal at node {c.node!r} straddles the region boundary; "
-                    f"put all its links inside or outside the region"
-                )
+            side(net.links[c.link].to_node, f"ALINEA meter on ramp {c.link!r} (detector on {c.detector_link!r})").append(c)
+        elif isinstance(c, FixedTimeSignal):
+            side(c.node, f"signal at node {c.node!r}").append(c)
         elif isinstance(c, (FixedRateMeter, Blocking, BusStop)):
             (sumo_ctl if c.link in rset else macro_ctl).append(c)
         else:
@@ -294,6 +308,7 @@ def run_hybrid(
     first_src = int(cm.net.slot_off[-1])
     src_slot_of_route = {int(cm.net.slot_route[g]): g for g in range(first_src, G)}
     cuts = sorted({step_index(t, dt) for t in breakpoints(split.macro)} | {0})
+    feedback = MacroFeedback.build(cm)  # ALINEA meters of the macro part
     ctl_cache = {}
 
     def controls(k: int):
@@ -313,25 +328,34 @@ def run_hybrid(
     flows = scenario.demand.flows
     vclass = [flows[routes.flow[r]].vehicle_class for r in range(R)]
     suffix_slot = {r: src_slot_of_route[int(last[r])] for r in suf_r}
-    # boundary links: macro links into each entry node
+    # boundary links: macro links into each entry node; a variable lane's pocket is no SUMO edge
+    # (its vehicles use its link's edge)
+    edge_of = {g["pocket"]: main for main, g in variable_lane_groups(net).items()}
     entry_edges: dict[str, list[str]] = {}
     feeders: dict[str, list[int]] = {}
     for n in split.entry_nodes:
-        entry_edges[n] = [lk.id for lk in net.out_links(n)]
+        entry_edges[n] = [lk.id for lk in net.out_links(n) if lk.id not in edge_of and lk.id not in m_index]
         feeders[n] = [m_index[lk.id] for lk in net.in_links(n) if lk.id in m_index]
-    entry_edge_of_route = {r: split.parts[r][1][0] for r in pre_r}
+    entry_edge_of_route = {r: edge_of.get(split.parts[r][1][0], split.parts[r][1][0]) for r in pre_r}
 
     # ---- SUMO part
     work = Path(keep_files) if keep_files is not None else Path(tempfile.mkdtemp(prefix="trafficsim-hybrid-"))
     work.mkdir(parents=True, exist_ok=True)
     reg_sc = split.sumo
     reg_ids = list(reg_sc.network.links)
+    sumo_engine.check_meters(reg_sc, "hybrid")
+    # boundary buffers are point queues at the boundary ends of the region links (columns of reg_ids)
+    exit_col = np.array([reg_ids.index(edge_of.get(split.parts[r][1][-1], split.parts[r][1][-1])) for r in suf_r],
+                        dtype=np.int64)
+    exit_slots = np.array([src_slot_of_route[int(last[r])] for r in suf_r], dtype=np.int64)
     try:
         reg_routes = build_routes(reg_sc)
         try:
             exp = export_scenario(
                 reg_sc, work, routes=reg_routes, reference_link=reference_link, edge_data_file=work / "edgedata",
                 record_interval_s=record_interval_s, queue_speed_fraction=sumo_engine.QUEUE_SPEED_FRACTION,
+                lane_data_edges=sorted({lid for lid, lk in reg_sc.network.links.items() if lk.lane_schedule}
+                                       | {c.link for c in reg_sc.controls if isinstance(c, Blocking)}),
             )
         except SumoError as exc:
             raise SimulationError(f"engine 'hybrid': SUMO export failed: {exc}") from None
@@ -389,14 +413,18 @@ def run_hybrid(
         boundary_wait = 0.0
         jam_end = np.zeros((T, len(reg_ids)))
         lanes_end = np.zeros((T, len(reg_ids)))
+        buf_wait = np.zeros((T, len(reg_ids)))   # vehicle-seconds in the boundary buffers per region link
+        buf_end = np.zeros((T, len(reg_ids)))    # vehicles in the exit buffers at the record instant
+        pend_end = np.zeros((T, len(reg_ids)))   # handed over, not yet inserted, at the record instant
+        entry_col = {e: reg_ids.index(e) for e in entry_info}
         rate_of = np.zeros(R)
         t_sumo = t_macro = 0.0
         session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
         bar = progress_bar(progress, n_steps, "hybrid", scenario)
         lanes_of = exp.lanes
-        reg_lanes = [ln for lid in reg_ids for ln in lanes_of[lid]]
-        meters = any(isinstance(c, FixedRateMeter) for c in reg_sc.controls)
-        signal_nodes = [c.node for c in reg_sc.controls if isinstance(c, FixedTimeSignal)]
+        reg_lanes = [ln for lid in reg_ids for ln in lanes_of.get(lid, ())]
+        sumo_ctl = sumo_engine.Controls(reg_sc, exp, sumo_dt_s)
+        lane_open = np.zeros((T, len(sumo_ctl.switched)), bool)
         cell_last = cm.net.cell_off[1:] - 1
         k = 0
         try:
@@ -408,36 +436,25 @@ def run_hybrid(
                 raise session.failure("hybrid", "to start", exc, timeout_s) from None
             api = session.api
             try:
-                for node in signal_nodes:
-                    api.trafficlight.setProgram(node, PROGRAM_ID)
-                allowed0 = {ln: list(api.lane.getAllowed(ln)) for ln in reg_lanes}
+                sumo_ctl.start(api)
                 for ln in reg_lanes:
                     api.lanearea.subscribe("q_" + ln, [_JAM_LENGTH_METERS])
                 for e, seg in entry_info.items():
                     for ln, _ in seg:
                         api.lanearea.subscribe("hyb_" + ln, [_LAST_STEP_VEHICLE_NUMBER])
-                closed: set[str] = set()
-                meter_state: dict[str, str] = {}
                 pending_edge = {e: 0 for e in entry_info}
                 for k in range(n_steps):
                     t = k * dt
                     row = k // spr
-                    # -- SUMO-side controls
-                    want = sumo_engine._closed_lanes(reg_sc, t, lanes_of)
-                    if want != closed:
-                        for ln in want - closed:
-                            api.lane.setAllowed(ln, ["authority"])
-                        for ln in closed - want:
-                            api.lane.setAllowed(ln, allowed0[ln])
-                        closed = want
-                    if meters:
-                        for node, state in sumo_engine._meter_plan(reg_sc, exp, t).items():
-                            if meter_state.get(node) != state:
-                                api.trafficlight.setRedYellowGreenState(node, state)
-                                meter_state[node] = state
+                    # -- SUMO-side controls (lanes, meters, ALINEA) as they stand for the coming step
+                    sumo_ctl.apply(api, k * sub, t)
+                    closed = sumo_ctl.closed
                     # -- 1. receiving flow of each entry edge -> cap on the feeding macro links
                     base = controls(k)
                     meter = base.meter.copy()
+                    ctl_k = base._replace(meter=meter)
+                    if feedback is not None:  # macro-part ALINEA writes its rate into ctl_k.meter (= meter)
+                        feedback.step(k, st, ctl_k)
                     if entry_info:
                         subs = api.lanearea.getAllSubscriptionResults()
                         for n, edges in entry_edges.items():
@@ -465,7 +482,7 @@ def run_hybrid(
                     # -- 2. macro step
                     t0 = time.perf_counter()
                     out_before = st.route_out[first[pre_r]].copy() if pre_r else None
-                    status = ctm_advance(k, k + 1, dt, spr, capacity_drop, cm.net, base._replace(meter=meter), st, rec)
+                    status = ctm_advance(k, k + 1, dt, spr, capacity_drop, cm.net, ctl_k, st, rec)
                     t_macro += time.perf_counter() - t0
                     if status == STATUS_NEGATIVE:
                         raise SimulationError(f"engine 'hybrid': CTM produced a negative cell count at t={t:g} s")
@@ -493,6 +510,8 @@ def run_hybrid(
                     # -- 4. SUMO sub-steps; arrivals feed the exit buffers
                     t0 = time.perf_counter()
                     for j in range(sub):
+                        if j:
+                            sumo_ctl.apply(api, k * sub + j, t + j * sumo_dt_s)
                         api.simulationStep(t + (j + 1) * sumo_dt_s)
                         for vid in api.simulation.getDepartedIDList():
                             r = int(vid.split("_", 1)[0])
@@ -522,14 +541,21 @@ def run_hybrid(
                     # -- bookkeeping per original route
                     g_now, i_now, o_now = _route_totals(st, first, last, gen, dep_sumo, arr_sumo, ends_in_region, R)
                     wait_s[row] += float((g_now - i_now).sum()) * dt
-                    exit_q = sum(st.queue[g] for g in suffix_slot.values())
-                    boundary_wait += (sum(pending_edge.values()) + exit_q) * dt
+                    exit_q = st.queue[exit_slots]
+                    np.add.at(buf_wait[row], exit_col, exit_q * dt)
+                    for e, npend in pending_edge.items():
+                        buf_wait[row, entry_col[e]] += npend * dt
+                    boundary_wait += (sum(pending_edge.values()) + exit_q.sum()) * dt
                     if (k + 1) % spr == 0 or k + 1 == n_steps:
                         route_gen[row], route_in[row], route_out[row] = g_now, i_now, o_now
                         subs = api.lanearea.getAllSubscriptionResults()
-                        jam_end[row] = [max(subs["q_" + ln][_JAM_LENGTH_METERS] for ln in lanes_of[lid]) for lid in reg_ids]
-                        cl = sumo_engine._closed_lanes(reg_sc, (k + 1) * dt, lanes_of)
-                        lanes_end[row] = [sum(ln not in cl for ln in lanes_of[lid]) for lid in reg_ids]
+                        jam_end[row] = [max((subs["q_" + ln][_JAM_LENGTH_METERS] for ln in lanes_of.get(lid, ())),
+                                            default=0.0) for lid in reg_ids]
+                        lanes_end[row] = sumo_ctl.lanes_open((k + 1) * dt, reg_ids)
+                        lane_open[row] = sumo_ctl.read_open(api)
+                        buf_end[row] = np.bincount(exit_col, weights=exit_q, minlength=len(reg_ids))
+                        for e, npend in pending_edge.items():
+                            pend_end[row, entry_col[e]] += npend
                         session.check_time()
                         if bar is not None:
                             bar.update(spr)
@@ -545,6 +571,9 @@ def run_hybrid(
                 bar.close()
         s_vkt, s_vht, s_in, s_out, s_wait, span = sumo_engine._read_edge_data(exp.edge_data_files, reg_ids, T,
                                                                               record_interval_s)
+        switched = sumo_ctl.final(lane_open)
+        sw = switched["switched_lanes"]
+        sw["entered"], sw["left"] = sumo_engine._read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s)
     finally:
         if keep_files is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -558,13 +587,21 @@ def run_hybrid(
         cum_in[:, j], cum_out[:, j] = rec.cum_in[:, i], rec.cum_out[:, i]
         queue_veh[:, j], queue_m[:, j], lanes[:, j] = rec.queue_veh[:, i], rec.queue_m[:, i], rec.lanes[:, i]
     length = np.array([net.links[lid].length_m for lid in reg_ids])
+    # boundary buffers as point queues at the region links' boundary ends: their waiting time is
+    # the links' VHT and queue, a buffered exit has not left its link, a pending entry has entered
+    s_vht = s_vht + buf_wait
+    s_wait = s_wait + buf_wait
+    s_out = s_out - buf_end
+    s_in = s_in + pend_end
     with np.errstate(invalid="ignore", divide="ignore"):
         s_queue = np.where(span[:, None] > 0, s_wait / np.where(span[:, None] > 0, span[:, None], 1.0), 0.0)
     for i, lid in enumerate(reg_ids):
         j = link_ids.index(lid)
         vkt[:, j], vht[:, j], cum_in[:, j], cum_out[:, j] = s_vkt[:, i], s_vht[:, i], s_in[:, i], s_out[:, i]
         queue_veh[:, j] = s_queue[:, i]
-        queue_m[:, j] = np.minimum(length[i], jam_end[:, i])
+        # the buffered vehicles stand (in effect) at the link's end: the jam they would make
+        kj_m = net.links[lid].jam_density_vpkm_per_lane / 1000.0 * np.maximum(lanes_end[:, i], 1.0)
+        queue_m[:, j] = np.minimum(length[i], jam_end[:, i] + buf_end[:, i] / kj_m)
         lanes[:, j] = lanes_end[:, i]
     src_key: dict[tuple[str, str], int] = {}
     route_src = np.array([src_key.setdefault((flows[routes.flow[r]].origin, routes.links[r][0]), len(src_key))
@@ -600,7 +637,11 @@ def run_hybrid(
         "conservation": conservation,
         "timing": {"wall_s": wall, "sumo_s": t_sumo, "macro_s": t_macro, "coupling_s": wall - t_sumo - t_macro},
         "handed_to_sumo": handed.copy(), "to_exit_buffer": to_exit.copy(),
+        "switched_lanes": switched["switched_lanes"],
     }
+    logs = {**(feedback.log() if feedback is not None else {}), **switched.get("controllers", {})}
+    if logs:
+        final["controllers"] = logs
     return Result(ds, scenario=scenario, engine="hybrid", final_state=final)
 
 
