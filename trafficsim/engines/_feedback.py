@@ -10,6 +10,8 @@ its own way and hands them to the one control law here, :class:`AlineaLaw`:
   vehicle state between kernel chunks; the rate becomes a ramp signal (below);
 * sumo (:mod:`trafficsim.engines.sumo`): vehicles in a lane-area detector over the zone, read by
   subscription; the rate becomes the ramp's traffic-light states.
+* hybrid (:mod:`trafficsim.engines.hybrid`): the macro measurement for a meter in the CTM part,
+  the sumo one for a meter in the SUMO region.
 
 The run loops cut their chunks at every sample and interval boundary (``cut_steps``). Occupancy
 is ``o = 100 k / k_j`` with ``k`` the vehicles per km and lane in the zone and ``k_j`` the

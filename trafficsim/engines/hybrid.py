@@ -25,21 +25,30 @@ Every coupling step ``dt_s`` (default 1 s; SUMO runs ``dt_s / sumo_dt_s`` sub-st
    to SUMO on the route's region part (``vehicle.add``, ``departLane="free"``,
    ``departSpeed="max"``); the remainder (< 1 vehicle per route) stays in the accumulator.
    Demand whose origin lies inside the region is accumulated the same way from its rate.
-4. **SUMO steps.** Vehicles that arrive at the end of their region part and continue in the
-   macro part are added, as whole vehicles, to the origin queue of their suffix route's source
-   at the exit node (the *exit buffer*), from which the CTM's node model lets them onto the
-   downstream link as its receiving flow allows.
+4. **SUMO steps.** Before each SUMO sub-step the region's controls are applied by the sumo
+   engine's own :class:`~trafficsim.engines.sumo.Controls` (lane closures with disallow lists,
+   tidal and variable lanes, fixed-rate and ALINEA meters). Vehicles that arrive at the end of
+   their region part and continue in the macro part are added, as whole vehicles, to the origin
+   queue of their suffix route's source at the exit node (the *exit buffer*), from which the
+   CTM's node model lets them onto the downstream link as its receiving flow allows.
 
 Conservation is exact: every vehicle demanded is, at every step, in exactly one of the origin
 queues, the macro links, the fractional transfer accumulators, SUMO's insertion backlog of
 handed-over vehicles, SUMO's network, the exit buffers, or arrived
-(``Result.final_state["conservation"]`` lists the terms).
+(``Result.final_state["conservation"]`` lists the terms). The boundary buffers are booked as
+point queues at the boundary ends of the region links: their waiting time is in those links'
+VHT and queue, a vehicle in an exit buffer has not left its link yet, one handed over but not yet
+inserted has entered the entry link.
 
-Limitations (see ``docs/hybrid.md``): each route may enter the region at most once; every
-out-link of an entry node must be a region link; a signal must lie wholly inside or outside
-the region; a queue in the macro part downstream of an exit does not spill back into SUMO (it
-waits in the exit buffer, counted and reported as ``boundary_wait_vh``); ALINEA meters are not
-supported.
+An ALINEA meter runs in the part that holds its merge node with every link at it (SUMO: traffic
+light and lane-area detectors; macro: meter array and detector cells); one whose merge straddles
+the boundary is an error naming the meter.
+
+Limitations (see ``docs/hybrid.md``): each route may enter the region at most once; no route may
+pass an entry node from a macro link to a macro link; a signal and an ALINEA meter's merge lie
+wholly inside or outside the region, as do a variable lane's link and pocket; a queue in the
+macro part downstream of an exit does not occupy space in SUMO (the exit buffer is a point
+queue).
 """
 
 from __future__ import annotations
