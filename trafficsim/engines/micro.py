@@ -439,6 +439,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         stop_off=int_array(np.concatenate([[0], np.cumsum(stop_count)])),
         stop_pos=float_array([c.position_m + c.length_m for c in stops]),
         stop_bay=int_array([1 if c.bay else 0 for c in stops]),
+        stop_start=float_array([c.position_m for c in stops]),
         det_off=int_array(np.concatenate([[0], np.cumsum(det_count)])),
         det_pos=float_array([d[1] for d in dets_sorted]), det_id=int_array([d[2] for d in dets_sorted]),
         src_link=int_array(src_link), par=par, maxl=int(maxl),

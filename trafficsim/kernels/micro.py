@@ -95,6 +95,7 @@ class MicroNet(NamedTuple):
     stop_off: np.ndarray      # (L+1,) bus stops of link l, by position
     stop_pos: np.ndarray      # where a bus's front stops [m]
     stop_bay: np.ndarray      # 1 = bay (off the running lane)
+    stop_start: np.ndarray    # upstream end of the berth [m]: buses queued inside it dwell where they stand
     det_off: np.ndarray       # (L+1,) point detectors of link l
     det_pos: np.ndarray       # [m]
     det_id: np.ndarray
@@ -232,7 +233,8 @@ def _move(ti, dt,
           x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
           bay, n_bay, stop_used, counters,
           link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next, slot_move,
-          maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, det_off, det_pos, det_id,
+          maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off, det_pos,
+          det_id,
           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
           rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
           delta, qfrac, look, amber):
@@ -335,7 +337,10 @@ def _move(ti, dt,
                 if xn - cls_len[c] < pos <= xn:
                     rec_det_occ[ti, det_id[k], lane_idx[lane]] += dt
             s = stop_next[w]
-            if s >= 0 and lane_idx[lane] == 0 and xn >= stop_pos[s] - 1.0 and vn < 0.5:
+            # a bus serves its stop when it halts in the kerb lane with its whole length inside
+            # the berth: at the front, or queued behind buses already dwelling there
+            if (s >= 0 and lane_idx[lane] == 0 and vn < 0.5 and xn >= stop_start[s] + cls_len[c] - 1.0
+                    and xn <= stop_pos[s] + 1.0):
                 v[w] = 0.0
                 dwell[w] = _draw_dwell(s, dwell_draw, stop_used)
                 if stop_bay[s]:
@@ -462,7 +467,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     sig_cycle, sig_offset = net.sig_cycle, net.sig_offset
     feed_off, feed_lane = net.feed_off, net.feed_lane
     obs_off, obs_pos, obs_end = net.obs_off, net.obs_pos, net.obs_end
-    stop_off, stop_pos, stop_bay = net.stop_off, net.stop_pos, net.stop_bay
+    stop_off, stop_pos, stop_bay, stop_start = net.stop_off, net.stop_pos, net.stop_bay, net.stop_start
     det_off, det_pos, det_id = net.det_off, net.det_pos, net.det_id
     src_link, par, maxl = net.src_link, net.par, net.maxl
     lane_open, slot_lo, slot_hi, slot_map = ctl.lane_open, ctl.slot_lo, ctl.slot_hi, ctl.slot_map
@@ -508,7 +513,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                      lane_tail, counters,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                     slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                     slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
         d = 1 if k % 2 == 0 else -1
@@ -516,15 +521,16 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                       x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                       lane_tail, counters,
                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
-                      slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                      slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
+                      stop_pos,
                       obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat)
         _move(ti, dt,
               x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
               lane_tail, bay, n_bay, stop_used, counters,
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
-              slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, det_off, det_pos,
-              det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
+              slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
+              det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
               rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)
         _bays(ti, dt, x, v, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay, n_bay,

@@ -9,7 +9,7 @@ parameters (``delta`` ... ``amber``).
 
 from .micro_base import kernel
 from .micro_base import (
-    BLOCKED, C_LC, F_COMMITTED, GREEN, UNKNOWN,
+    BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN,
     _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _unlink,
 )
 from .mobil import mobil_incentive
@@ -24,9 +24,10 @@ STANDING = 0.5
 
 
 @kernel
-def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
-                   obs_active, slot_lo, slot_hi, lane_open, yield_d):
-    """+1 / -1 when vehicle ``w`` must move left / right (route, closure, blockage, bus stop), else 0."""
+def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link, lane_idx, obs_off,
+                   obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d):
+    """+1 / -1 when vehicle ``w`` must move left / right (route, closure, blockage, a bus dwelling
+    at an in-lane stop right ahead, its own bus stop), else 0."""
     sl = slot[w]
     idx = lane_idx[lane]
     if stop_next[w] >= 0:
@@ -50,7 +51,22 @@ def _mandatory_dir(w, lane, xp, slot, stop_next, link_lane0, lane_link, lane_idx
         if idx >= 1 and lane_open[lane - 1] and not _blocked(lane - 1, xp - 20.0, reach, obs_off, obs_pos,
                                                              obs_end, obs_active):
             return -1
+    if idx == 0 and stop_off[link + 1] > stop_off[link] and idx + 1 <= hi and lane_open[lane + 1]:
+        if _held_bus_ahead(w, xp, yield_d, x, v, nxt, dwell, stop_next) < yield_d:
+            return 1
     return 0
+
+
+@kernel
+def _held_bus_ahead(w, xp, reach, x, v, nxt, dwell, stop_next):
+    """Distance [m] to the first bus ahead of ``w`` in its lane (within ``reach``) that dwells at an
+    in-lane stop or stands in the queue for it, ``FREE_GAP`` if none: drivers pass it."""
+    u = nxt[w]
+    while u >= 0 and x[u] - xp < reach:
+        if dwell[u] > 0.0 or (stop_next[u] >= 0 and v[u] < STANDING):
+            return x[u] - xp
+        u = nxt[u]
+    return FREE_GAP
 
 
 @kernel
@@ -71,7 +87,7 @@ def _quick_gap(w, lead, xp, no_obs, len_link, x, v, cls, cls_len, stop_next):
 def _swap(w, lane, j, md,
           x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail, counters,
           link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off, obs_pos, obs_end,
-          obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
+          stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
     """Two standing vehicles side by side, each needing the other's lane, trade places.
 
     Without this, a vehicle waiting at the end of its lane for the lane of a neighbour that
@@ -84,8 +100,9 @@ def _swap(w, lane, j, md,
         u = prv[u]
     if u < 0 or x[u] <= x[w] - lw or v[u] > 0.5 or dwell[u] > 0.0:
         return False
-    if _mandatory_dir(u, j, x[u], slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos, obs_end,
-                      obs_active, slot_lo, slot_hi, lane_open, yield_d) != -md:
+    if _mandatory_dir(u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link, lane_idx, obs_off,
+                      obs_pos,
+                      obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d) != -md:
         return False
     lu = cls_len[cls[u]]
     a = nxt[u]
@@ -116,7 +133,7 @@ def _swap(w, lane, j, md,
 def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                  lane_tail, counters,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                 slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                 slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
     """Pass 2: node permission of every vehicle, then the courteous followers (zipper)."""
@@ -149,11 +166,16 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
             if s >= 0 and stop_pos[s] - x[w] < dist:
                 # a bus must reach the kerb lane by its stop, not by the end of the link
                 dist = stop_pos[s] - x[w] if stop_pos[s] > x[w] else 0.0
+            if lane_idx[lane] == 0 and stop_off[link + 1] > stop_off[link] and stop_next[w] < 0:
+                db = _held_bus_ahead(w, x[w], dist, x, v, nxt, dwell, stop_next)
+                if db < dist:
+                    dist = db  # buses held at an in-lane stop ahead: pass them
             if dist >= ant_d:
                 w = prv[w]
                 continue
-            md = _mandatory_dir(w, lane, x[w], slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos,
-                                obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+            md = _mandatory_dir(w, lane, x[w], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link,
+                                lane_idx,
+                                obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
             nw = prv[w]
             if md != 0 and dwell[w] <= 0.0 and yld[w] < 0:
                 # anticipation: before its lane ends the vehicle adapts its speed to the gap it
@@ -170,7 +192,8 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                     w, lane, lane + md, md,
                     x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
                     counters, link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off,
-                    obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
+                    obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d,
+                    amber):
                 w = nw
                 continue
             if md != 0 and dist >= yield_d:
@@ -204,7 +227,7 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
            x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
            lane_tail, counters,
            link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-           slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+           slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
            obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
            delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
     """Decide and apply the lane changes from ``src`` to the adjacent ``dst`` (two-pointer sweep).
@@ -231,8 +254,9 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
             if dwell[w] > 0.0 or t < lc_until[w]:
                 break
             xw = x[w]
-            md = _mandatory_dir(w, src, xw, slot, stop_next, link_lane0, lane_link, lane_idx, obs_off, obs_pos,
-                                obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+            md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link,
+                                lane_idx,
+                                obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
             if md != 0 and md != d:
                 break
             link = lane_link[src]
@@ -367,7 +391,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                   x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                   lane_tail, counters,
                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_pos,
+                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                   obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
                   delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
     """Pass 3: MOBIL sweeps over every pair of adjacent lanes, all to the left (``d = 1``) or all
@@ -385,9 +409,9 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                        lane_tail, counters,
                        link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi,
-                       slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber,
-                       strat)
+                       stop_off, stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo,
+                       slot_phi, slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look,
+                       amber, strat)
         else:
             for i in range(1, n):
                 _sweep(a0 + i, a0 + i - 1, -1, t, lc_v, lc_f, lc_l,
@@ -395,6 +419,6 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                        lane_tail, counters,
                        link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                       stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi,
-                       slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber,
-                       strat)
+                       stop_off, stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo,
+                       slot_phi, slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look,
+                       amber, strat)
