@@ -360,6 +360,30 @@ def test_bus_stop_in_lane_reduces_discharge_and_bay_does_not():
     assert runs["bay"] > runs["kerb"]
 
 
+def test_a_long_berth_serves_several_buses_at_once():
+    """Buses arriving faster than one berth can serve them dwell side by side in a long stop."""
+    def served_per_hour(berth_m):
+        net = ts.Network()
+        for n in "ABC":
+            net.add_node(n)
+        _link(net, "street", "A", "B", length_m=800, free_speed_kmh=50, capacity_vph_per_lane=1800)
+        _link(net, "on", "B", "C", length_m=400, free_speed_kmh=50, capacity_vph_per_lane=1800)
+        d = ts.Demand()
+        d.add("A", "C", [(0, 100.0)], vehicle_class="bus", name="buses")
+        stop = BusStop("street", 500.0, berth_m, dwell_mean_s=45.0, dwell_cv=0.0)
+        res = ts.simulate(ts.Scenario(net, d, 3600, controls=[stop]), engine="micro", seed=3, trajectories=TRAJ,
+                          record_interval_s=600)
+        check_invariants(res)
+        out = res.data["cum_out"].sel(link="street")
+        return float(out.isel(time=-1) - out.sel(time=1200)) / 2400 * 3600
+
+    one, three = served_per_hour(14.0), served_per_hour(45.0)
+    # one berth: at most 3600 / (45 s dwell + moving up) < 80 buses/h for 100 arriving
+    assert one < 80
+    # three berths serve them all (about 100/h, Poisson arrivals)
+    assert three > 85 and three > one + 15
+
+
 def test_blocking_forces_lane_changes_and_lane_schedule_never_deletes_vehicles():
     net = ts.Network()
     for n in "ABC":
