@@ -38,7 +38,6 @@ engine (``trafficsim.engines.macro``) builds the arrays.
 from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -166,8 +165,9 @@ def _prefetch(typingctx, arr, idx):
         aryty = signature.args[0]
         ary = context.make_array(aryty)(context, builder, args[0])
         ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
-        i32 = ir.IntType(32)
-        i8p = ir.IntType(8).as_pointer()
+        ir = cgutils.ir                          # llvmlite's IR builder, as numba uses it
+        i32 = cgutils.int32_t
+        i8p = cgutils.voidptr_t
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, keep in all caches, data
