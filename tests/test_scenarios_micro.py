@@ -43,7 +43,41 @@ def peak_discharge(res: ts.Result) -> float:
     return float(w[1] - w[0]) / (t1 - t0) * 3600.0
 
 
-@pytest.mark.parametrize("sid", ts.scenarios.names())
+#: Known deviations of the micro engine (issue 4), strict: a run that starts to pass fails until
+#: its entry is removed. Keys: test name -> {scenario id: what micro does instead, measured}.
+_GONGYE = ("micro's queue head stands on gongye-feeder: right-turners change into the entrance lane "
+           "there (strategic lane choice) and that weaving, not the entrance, limits (1,413 of 1,600 veh/h)")
+_TUHUA = ("micro: the 2-booth toll link (IDM T about 7 s) is fed from a 1-lane approach and trucks are longer "
+          "(no PCE in macro): 623 against 900 veh/h, the head stands upstream in the weave")
+_SHILIUGANG = "micro's head stands on 'approach' (buses queueing for the first stop), not 'middle'; discharge agrees"
+_CHANGGANG = "micro's head stands at J3 more often than at J4 (signal platoons); discharge agrees (0.96)"
+_RUIKANG = ("micro's head stands on xingang-approach/feeder: turners queue in their lanes upstream of the "
+            "entry (discharge 0.93 of macro's)")
+KNOWN_DEVIATIONS = {
+    "test_micro_bottleneck_stands_where_the_seed_says": {
+        "gongye-inner-ring": _GONGYE, "tuhua-weaving": _TUHUA, "shiliugang-road": _SHILIUGANG,
+        "changgang-corridor": _CHANGGANG, "xingang-ruikang": _RUIKANG,
+    },
+    "test_engines_agree_on_place_and_discharge": {
+        "gongye-inner-ring": _GONGYE, "tuhua-weaving": _TUHUA, "shiliugang-road": _SHILIUGANG,
+        "changgang-corridor": _CHANGGANG, "xingang-ruikang": _RUIKANG,
+        "zhongda-market": ("micro discharges 82% of macro: lane-0 traffic merges around the blocked stretch "
+                           "within the 125 m before it on the frontage; mergers do not see a blockage on the "
+                           "next link"),
+        "keyun-missing-link": ("micro discharges 55% of macro: at K the lanes are shared between Xingang East "
+                               "Road and the Keyun Road turn in proportion to downstream lanes, so 4,300 veh/h "
+                               "through get 2 of 3 lanes and weave; the macro has no lanes per movement"),
+    },
+}
+
+
+def _ids(test: str) -> list:
+    known = KNOWN_DEVIATIONS[test]
+    return [pytest.param(sid, marks=pytest.mark.xfail(strict=True, reason=known[sid])) if sid in known else sid
+            for sid in ts.scenarios.names()]
+
+
+@pytest.mark.parametrize("sid", _ids("test_micro_bottleneck_stands_where_the_seed_says"))
 def test_micro_bottleneck_stands_where_the_seed_says(sid):
     res = run(sid, "micro")
     heads = peak_heads(res)
@@ -51,7 +85,7 @@ def test_micro_bottleneck_stands_where_the_seed_says(sid):
     assert res.conservation_error() < 1e-6
 
 
-@pytest.mark.parametrize("sid", ts.scenarios.names())
+@pytest.mark.parametrize("sid", _ids("test_engines_agree_on_place_and_discharge"))
 def test_engines_agree_on_place_and_discharge(sid):
     macro, micro = run(sid, "macro"), run(sid, "micro")
     assert peak_heads(micro).most_common(1)[0][0] == peak_heads(macro).most_common(1)[0][0]
