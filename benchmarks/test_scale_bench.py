@@ -65,9 +65,16 @@ def test_city_24h_macro(benchmark, calibration, record_interval_s):
     assert out["res"].conservation_error() < 1e-3
 
 
+#: Alternating serial / warm-pool rounds of the replication benchmark.
+ROUNDS = 3
+
+
 def test_parallel_replications_processes(benchmark):
     """Four independent runs (demand levels of a 6 h, ~2,200-link city) serially vs on 2 processes
-    (no Dask): cold (a new pool: spawning and loading the kernels included) and warm (a kept pool)."""
+    (no Dask): cold (a new pool: spawning and loading the kernels included) and warm (a kept pool).
+
+    Serial and warm-pool sweeps alternate for ``ROUNDS`` rounds and the speed-up is the ratio of
+    their best times, so a burst of load from other work on the machine hits both alike."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -75,10 +82,7 @@ def test_parallel_replications_processes(benchmark):
     sc = haizhu_city(cols=33, duration_s=6 * 3600.0)
     opts = dict(keep=(), progress=False, record_interval_s=900.0)
     ts.simulate(sc.replace(duration_s=900.0), record_interval_s=900.0)
-    out = {}
-    t0 = time.perf_counter()
-    serial = ts.sweep(sc, levels, backend="serial", **opts)
-    out["serial_s"] = time.perf_counter() - t0
+    out = {"serial_s": np.inf, "warm_s": np.inf}
     t0 = time.perf_counter()
     cold = ts.sweep(sc, levels, backend="processes", n_workers=2, **opts)
     out["cold_s"] = time.perf_counter() - t0
@@ -87,10 +91,14 @@ def test_parallel_replications_processes(benchmark):
 
         def run():
             t = time.perf_counter()
+            out["serial"] = ts.sweep(sc, levels, backend="serial", **opts)
+            out["serial_s"] = min(out["serial_s"], time.perf_counter() - t)
+            t = time.perf_counter()
             out["warm"] = ts.sweep(sc, levels, backend="processes", client=pool, **opts)
-            out["warm_s"] = time.perf_counter() - t
+            out["warm_s"] = min(out["warm_s"], time.perf_counter() - t)
 
-        benchmark.pedantic(run, rounds=1, iterations=1)
+        benchmark.pedantic(run, rounds=ROUNDS, iterations=1)
+    serial = out["serial"]
     info = dict(serial_s=out["serial_s"], cold_pool_s=out["cold_s"], warm_pool_s=out["warm_s"],
                 speedup_cold=out["serial_s"] / out["cold_s"], speedup_warm=out["serial_s"] / out["warm_s"],
                 runs=4, links=len(sc.network.links))
