@@ -15,6 +15,8 @@ from trafficsim.engines import SimulationError
 from trafficsim.engines import sumo as sumo_engine
 from trafficsim.measures import RampMetering, TidalLane, VariableLane
 
+from test_measures import merge_drop_sc
+
 DT = 1.0
 
 
@@ -64,20 +66,8 @@ def two_way(demand_in=4000, demand_out=1200, duration=1800):
 
 def merge_drop(main=2800, ramp=1400, duration=1800):
     """An on-ramp onto 3 lanes and, 600 m on, a drop to 2: unmetered, the drop's queue spills back
-    over the merge's detector (as in test_measures)."""
-    net = ts.Network()
-    for n, x in zip("AMDC", (0, 1600, 2200, 3200)):
-        net.add_node(n, x, 0)
-    net.add_node("R", 1200, -300)
-    kw = dict(free_speed_kmh=80, capacity_vph_per_lane=2000, jam_density_vpkm_per_lane=140)
-    net.add_link("main", "A", "M", length_m=1600, lanes=2, **kw)
-    net.add_link("ramp", "R", "M", length_m=400, lanes=1, free_speed_kmh=40, capacity_vph_per_lane=1600)
-    net.add_link("down", "M", "D", length_m=600, lanes=3, **kw)
-    net.add_link("exit", "D", "C", length_m=1000, lanes=2, **kw)
-    d = ts.Demand()
-    d.add("A", "C", [(0, main)])
-    d.add("R", "C", [(0, ramp)])
-    return ts.Scenario(net, d, duration, name="merge-drop")
+    over the merge's detector (the network of test_measures)."""
+    return merge_drop_sc(main, ramp, duration)
 
 
 @pytest.fixture(scope="module")

@@ -133,23 +133,17 @@ def _crossing(slot, lane, xp, vw, committed, slot_next, slot_move, lane_idx, lan
               slot_lo, slot_hi, slot_map, lane_open, move_state, amber):
     """Lane entered at the end of the link (>= 0), ``SINK`` at the destination, or ``BLOCKED``."""
     if slot_next[slot] < 0:
-        # the exit movement is green unless a meter times it
-        m = slot_move[slot]
-        if m < 0 or move_state[m] == GREEN or committed:
-            return SINK
-        if move_state[m] == AMBER:
-            d = link_len[lane_link[lane]] - xp
-            if d < 1e-3:
-                d = 1e-3
-            if vw * vw > 2.0 * amber * d:
-                return SINK
-        return BLOCKED
-    idx = lane_idx[lane]
-    if idx < slot_lo[slot] or idx > slot_hi[slot]:
-        return BLOCKED
-    tg = slot_map[slot * maxl + idx]
-    if tg < 0 or lane_open[tg] == 0:
-        return BLOCKED
+        # leaving the network: the exit movement is green unless a meter times it
+        tg = SINK
+        if slot_move[slot] < 0:
+            return tg
+    else:
+        idx = lane_idx[lane]
+        if idx < slot_lo[slot] or idx > slot_hi[slot]:
+            return BLOCKED
+        tg = slot_map[slot * maxl + idx]
+        if tg < 0 or lane_open[tg] == 0:
+            return BLOCKED
     state = move_state[slot_move[slot]]
     if state == GREEN or committed:
         return tg
