@@ -1,11 +1,12 @@
 """Scale: the Haizhu-size city for 24 h on the macro engine, parallel replications, and the micro
-engine with 50,000 simultaneous vehicles.
+engine with 50,000 simultaneous vehicles and its memory per 100,000 vehicles.
 
 Run one at a time (each is heavy), e.g.::
 
     pytest benchmarks/test_scale_bench.py -k city --benchmark-only -s
     pytest benchmarks/test_scale_bench.py -k replications --benchmark-only -s
     pytest benchmarks/test_scale_bench.py -k micro --benchmark-only -s
+    pytest benchmarks/test_scale_bench.py -k memory --benchmark-only -s
 
 Figures go to ``extra_info`` and stdout; docs/performance.md (``## Scale``) quotes them. Timings
 are reported, never asserted.
@@ -13,8 +14,13 @@ are reported, never asserted.
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
+import sys
 import time
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +166,89 @@ def test_micro_50k_simultaneous_vehicles(benchmark):
     print(f"\nmicro: {len(vehicles)} vehicles x {steps} steps in {out['wall']:.1f} s "
           f"(of which compile_micro {compile_s:.1f} s): {updates / out['wall']:.3g} vehicle-updates/s overall, "
           f"{updates / max(out['wall'] - compile_s, 1e-9):.3g} without the compile; inside at end {inside}")
+
+
+def _rss_status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def _micro_memory_probe(n_vehicles: int = 100_000, duration_s: float = 60.0) -> dict:
+    """Memory of one micro run holding ``n_vehicles`` at once (meant for a fresh process: see
+    ``test_micro_memory_per_100k_vehicles``). After a warm-up run and building the vehicle list:
+    (1) a plain run, with the process's peak RSS (VmHWM) reset just before it, so the growth of
+    the high-water mark over the RSS before the run is the run's own; (2) the same run under
+    tracemalloc (Python and numpy allocations: the compiled arrays, the vehicle pool, the records
+    and the dataset; not numba's own). Also the vehicle pool's state bytes per slot, counted from
+    the engine's state arrays."""
+    from trafficsim.engines.micro import _PER_VEHICLE, _new_state, compile_micro
+
+    small, few = _micro_ring(2_000, links=5, length_m=2000.0)
+    ts.simulate(small.replace(duration_s=5.0), engine="micro", initial_vehicles=few, record_interval_s=5.0)
+    rss_warm_kb = _rss_status_kb("VmRSS")
+    sc, vehicles = _micro_ring(n_vehicles, links=100)   # 2,000 lane-km: 50 veh/km/lane, as the 50k run
+    sc = sc.replace(duration_s=duration_s)
+    opts = dict(engine="micro", seed=0, dt_s=0.5, record_interval_s=duration_s, initial_vehicles=vehicles)
+    rss_before_kb = _rss_status_kb("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:   # reset VmHWM to the current RSS (Linux >= 4.0)
+            f.write("5")
+        hwm_reset = True
+    except OSError:
+        hwm_reset = False
+    t = time.perf_counter()
+    res = ts.simulate(sc, **opts)
+    wall = time.perf_counter() - t
+    hwm_kb = _rss_status_kb("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    inside = int(res.final_state["inside"])
+    del res
+    tracemalloc.start()
+    res = ts.simulate(sc, **opts)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del res
+    tracemalloc.start()
+    c = compile_micro(sc, 0.5, duration_s, initial_vehicles=vehicles)
+    _, compile_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    st = _new_state(c, 1000)
+    per_slot = sum(getattr(st, name).nbytes for name in _PER_VEHICLE + ("free",)) / 1000
+    pool = max(256, 2 * len(c.init) + 64)                # the engine's first pool for initial vehicles
+    return {"vehicles": len(vehicles), "inside_at_end": inside, "steps": int(round(duration_s / 0.5)),
+            "wall_s": wall, "rss_before_mb": rss_before_kb / 1024, "peak_rss_mb": hwm_kb / 1024,
+            "rss_growth_mb": (hwm_kb - rss_before_kb) / 1024, "hwm_reset": hwm_reset,
+            "tracemalloc_peak_mb": peak / 2**20, "compile_micro_peak_mb": compile_peak / 2**20,
+            "vehicle_list_rss_mb": (rss_before_kb - rss_warm_kb) / 1024, "state_bytes_per_slot": per_slot, "pool_slots": pool,
+            "pool_state_mb": per_slot * pool / 2**20, "lanes": int(c.lane0[-1])}
+
+
+def test_micro_memory_per_100k_vehicles(benchmark):
+    """Peak memory of a micro run with 100,000 simultaneous vehicles (a closed 100-link ring, 500 km
+    x 4 lanes, 50 veh/km/lane, 60 s at dt 0.5 s), in a fresh process so that nothing else this
+    session allocated (other benchmarks, compilation) sets the high-water mark."""
+    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); import test_scale_bench as m; "
+            "print('PROBE' + json.dumps(m._micro_memory_probe(100_000)))")
+    out = {}
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                           check=True)
+        out.update(json.loads(p.stdout.split("PROBE", 1)[1]))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    per100k = 100_000 / out["vehicles"]
+    info = {**out, "rss_growth_mb_per_100k_vehicles": out["rss_growth_mb"] * per100k,
+            "tracemalloc_peak_mb_per_100k_vehicles": out["tracemalloc_peak_mb"] * per100k}
+    benchmark.extra_info.update(info)
+    print(f"\nmicro, {out['vehicles']} vehicles ({out['inside_at_end']} inside at the end), {out['steps']} steps in "
+          f"{out['wall_s']:.1f} s: RSS {out['rss_before_mb']:.0f} MB before the run, peak {out['peak_rss_mb']:.0f} MB "
+          f"(+{info['rss_growth_mb_per_100k_vehicles']:.0f} MB per 100,000 vehicles); tracemalloc peak "
+          f"{info['tracemalloc_peak_mb_per_100k_vehicles']:.0f} MB per 100,000 vehicles (compile_micro alone "
+          f"{out['compile_micro_peak_mb']:.0f} MB; the input vehicle list {out['vehicle_list_rss_mb']:.0f} MB of RSS); "
+          f"vehicle state "
+          f"{out['state_bytes_per_slot']:.0f} bytes per pool slot x {out['pool_slots']} slots = "
+          f"{out['pool_state_mb']:.1f} MB")
+    assert out["inside_at_end"] == out["vehicles"]
