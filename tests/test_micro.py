@@ -242,6 +242,39 @@ def test_strategic_lane_choice_reaches_the_exit_lane_before_the_last_link():
     assert share_on > share_off + 0.25
 
 
+def test_explicit_lane_connectors_replace_the_derived_ones():
+    """The exit leaves from the leftmost lane when the network says so (a left exit), not the right."""
+    net = ts.Network()
+    for n, xy in {"A": (-1900, 0), "B": (-400, 0), "J": (0, 0), "N": (1000, 0), "E": (300, -600)}.items():
+        net.add_node(n, *xy)
+    _link(net, "feeder", "A", "B", length_m=1500, lanes=3)
+    _link(net, "approach", "B", "J", length_m=400, lanes=3)
+    _link(net, "through", "J", "N", lanes=3)
+    _link(net, "exit", "J", "E", lanes=1)
+    net.connect_lanes("approach", "exit", [(2, 0)])
+    net.connect_lanes("approach", "through", [(0, 0), (1, 1)])
+    d = ts.Demand()
+    d.add("A", "N", [(0, 1500)])
+    d.add("A", "E", [(0, 600)])
+    assert derive_connectors(net, [("approach", "exit"), ("approach", "through")],
+                             {lid: lk.lanes for lid, lk in net.links.items()}) == {
+        ("approach", "exit"): (2, 2, [0]), ("approach", "through"): (0, 1, [0, 1])}
+    res = ts.simulate(ts.Scenario(net, d, 1200), engine="micro", seed=0, trajectories=TRAJ)
+    check_invariants(res, max_clamp_share=2e-3)
+    tr = res.final_state["trajectories"]
+    links = list(tr["link_ids"].values)
+    approach, exit_ = links.index("approach"), links.index("exit")
+    lk, ln = tr["link_index"].values, tr["lane"].values
+    last_lane = {}  # the lane each vehicle was in when last seen on the approach, by where it went
+    for k in range(lk.shape[1]):
+        on = np.where(lk[:, k] == approach)[0]
+        went = set(lk[on[-1] + 1:, k]) - {-1} if len(on) else set()
+        if len(on) and went:
+            last_lane.setdefault("exit" if exit_ in went else "through", []).append(ln[on[-1], k])
+    assert len(last_lane["exit"]) > 50 and set(last_lane["exit"]) == {2}
+    assert set(last_lane["through"]) <= {0, 1}
+
+
 def test_meter_on_the_last_link_times_the_exit_from_the_network():
     """A give-way exit: a FixedRateMeter on a link that ends at the destination caps the outflow."""
     from trafficsim.control import FixedRateMeter

@@ -115,3 +115,31 @@ def test_shortest_path_respects_turn_bans_and_is_deterministic():
 def test_scenario_duration_must_be_positive():
     with pytest.raises(ts.ScenarioError, match="duration_s must be finite and > 0"):
         ts.Scenario(ts.Network(), ts.Demand(), 0)
+
+
+def test_lane_connectors_are_validated_and_round_trip():
+    net = _net()
+    net.add_link("ab", "A", "B", length_m=500, lanes=3)
+    net.add_link("bc", "B", "C", length_m=500, lanes=2)
+    net.add_link("ca", "C", "A", length_m=500, lanes=1)
+    net.connect_lanes("ab", "bc", [(2, 1), (1, 0)])
+    assert net.lane_connectors[("ab", "bc")] == ((1, 0), (2, 1))
+    cases = [
+        (("ab", "ca", [(0, 0)]), "'ab' ends at 'B' but 'ca' starts at 'C'"),
+        (("ab", "bc", [(3, 0)]), r"lanes\[0\]: from-lane 3 does not exist \('ab' has 3\)"),
+        (("ab", "bc", [(0, 2)]), r"lanes\[0\]: to-lane 2 does not exist \('bc' has 2\)"),
+        (("ab", "bc", [(0, 0), (2, 1)]), r"from-lanes \[0, 2\] must be contiguous"),
+        (("ab", "bc", [(0, 0), (1, 0)]), "to-lane entered twice"),
+        (("ab", "bc", [(0, -1)]), r"lanes\[0\]\[1\] must be >= 0"),
+        (("ab", "bc", []), "lanes is empty"),
+    ]
+    for args, match in cases:
+        with pytest.raises(ts.NetworkError, match=match):
+            net.connect_lanes(*args)
+    back = ts.Network.from_dict(net.to_dict())
+    assert back.lane_connectors == net.lane_connectors
+    assert net.copy().lane_connectors == net.lane_connectors
+    with pytest.raises(ts.NetworkError, match=r"lane_connectors\[0\]: unknown field\(s\) \['lane'\]"):
+        ts.Network.from_dict({**net.to_dict(), "lane_connectors": [{"from": "ab", "to": "bc", "lane": []}]})
+    net.ban_turn("ab", "bc")
+    assert ("ab", "bc") not in net.lane_connectors

@@ -171,6 +171,29 @@ def test_export_round_trip(tmp_path):
     assert not back.turn_allowed("ab", "bd") and back.turn_allowed("ab", "bc")
 
 
+def test_lane_connectors_export_lane_by_lane(tmp_path):
+    net = ts.Network()
+    for n, xy in {"A": (0, 0), "B": (800, 0), "C": (1400, 0), "D": (1100, 300)}.items():
+        net.add_node(n, *xy)
+    net.add_link("ab", "A", "B", length_m=800, lanes=3, free_speed_kmh=70)
+    net.add_link("bc", "B", "C", length_m=600, lanes=2, free_speed_kmh=50)
+    net.add_link("bd", "B", "D", length_m=500, lanes=1, free_speed_kmh=40)
+    net.connect_lanes("ab", "bd", [(2, 0)])        # a left turn from the left lane only
+    net.connect_lanes("ab", "bc", [(0, 0), (1, 1)])
+    d = ts.Demand()
+    d.add("A", "C", [(0, 1000)])
+    exp = export_scenario(ts.Scenario(net, d, 600), tmp_path)
+    import sumolib
+
+    sn = sumolib.net.readNet(str(exp.net_file))
+    pairs = set()
+    for e in sn.getEdges():
+        for conns in e.getOutgoing().values():
+            for c in conns:
+                pairs.add((c.getFrom().getID(), c.getTo().getID(), c.getFromLane().getIndex(), c.getToLane().getIndex()))
+    assert {p for p in pairs if p[0] == "ab"} == {("ab", "bd", 2, 0), ("ab", "bc", 0, 0), ("ab", "bc", 1, 1)}
+
+
 def test_krauss_params_reproduce_the_fundamental_diagram():
     net = ts.Network()
     net.add_node("A")

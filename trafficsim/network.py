@@ -225,6 +225,10 @@ class Network:
     links: dict[str, Link] = field(default_factory=dict)
     banned_turns: set[tuple[str, str]] = field(default_factory=set)
     allow_u_turns: bool = False
+    #: Explicit lane connectors: ``{(from_link, to_link): ((from_lane, to_lane), ...)}`` (lanes
+    #: from the right, 0 = kerb). Engines with lanes (micro, SUMO export) use them instead of the
+    #: derived ones for that movement; the macro engine works per link and ignores them.
+    lane_connectors: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
     def add_node(self, id: str, x: float | None = None, y: float | None = None) -> Node:
@@ -294,10 +298,55 @@ class Network:
         return self.update_link(link_id, lane_schedule=schedule)
 
     def remove_link(self, id: str) -> None:
-        """Remove a link (and the turn bans that name it)."""
+        """Remove a link (and the turn bans and lane connectors that name it)."""
         self.link(id)
         del self.links[id]
         self.banned_turns = {t for t in self.banned_turns if id not in t}
+        self.lane_connectors = {t: v for t, v in self.lane_connectors.items() if id not in t}
+
+    def connect_lanes(self, from_link: str, to_link: str, lanes: Sequence[tuple[int, int]]) -> None:
+        """Say which lane of ``from_link`` enters which lane of ``to_link`` (lanes from the right).
+
+        ``lanes`` is a sequence of ``(from_lane, to_lane)`` pairs; the from-lanes must be
+        contiguous (vehicles change into them before the node) and each to-lane is entered from one
+        lane at most. Replaces the connectors the engines would derive for this movement (see
+        :mod:`trafficsim.engines.micro`); a lane closed by a lane schedule leaves its pairs unused
+        while closed.
+
+        Examples
+        --------
+        A 3-lane road whose right lane turns right, the other two go straight on::
+
+            net.connect_lanes("approach", "right-turn", [(0, 0)])
+            net.connect_lanes("approach", "through", [(1, 0), (2, 1)])
+        """
+        a, b = self.link(from_link), self.link(to_link)
+        el = f"lane connector {from_link!r} -> {to_link!r}"
+        if a.to_node != b.from_node:
+            raise NetworkError(f"{el}: link {from_link!r} ends at {a.to_node!r} but {to_link!r} starts at {b.from_node!r}")
+        if (from_link, to_link) in self.banned_turns:
+            raise NetworkError(f"{el}: the turn is banned")
+        pairs = []
+        for k, pair in enumerate(lanes):
+            if len(pair) != 2:
+                raise NetworkError(f"{el}: lanes[{k}] must be a (from_lane, to_lane) pair, got {pair!r}")
+            i = _lane_count(el, f"lanes[{k}][0]", pair[0], minimum=0)
+            j = _lane_count(el, f"lanes[{k}][1]", pair[1], minimum=0)
+            if i >= a.max_lanes:
+                raise NetworkError(f"{el}: lanes[{k}]: from-lane {i} does not exist ({from_link!r} has {a.max_lanes})")
+            if j >= b.max_lanes:
+                raise NetworkError(f"{el}: lanes[{k}]: to-lane {j} does not exist ({to_link!r} has {b.max_lanes})")
+            pairs.append((i, j))
+        if not pairs:
+            raise NetworkError(f"{el}: lanes is empty (ban the turn instead)")
+        pairs.sort()
+        src = [i for i, _ in pairs]
+        if src != list(range(src[0], src[0] + len(src))):
+            raise NetworkError(f"{el}: lanes: the from-lanes {src} must be contiguous, each once")
+        dst = [j for _, j in pairs]
+        if len(set(dst)) != len(dst):
+            raise NetworkError(f"{el}: lanes: to-lane entered twice in {dst}")
+        self.lane_connectors[(from_link, to_link)] = tuple(pairs)
 
     def ban_turn(self, from_link: str, to_link: str) -> None:
         """Forbid the movement ``from_link -> to_link`` at their common node."""
@@ -308,10 +357,12 @@ class Network:
                 f"but {to_link!r} starts at {b.from_node!r}"
             )
         self.banned_turns.add((from_link, to_link))
+        self.lane_connectors.pop((from_link, to_link), None)
 
     def copy(self) -> "Network":
         """A copy that can be edited without touching this network (links are immutable)."""
-        return Network(dict(self.nodes), dict(self.links), set(self.banned_turns), self.allow_u_turns)
+        return Network(dict(self.nodes), dict(self.links), set(self.banned_turns), self.allow_u_turns,
+                       dict(self.lane_connectors))
 
     # ------------------------------------------------------------------ queries
     def node(self, id: str) -> Node:
@@ -455,6 +506,9 @@ class Network:
             out["banned_turns"] = [list(t) for t in sorted(self.banned_turns)]
         if self.allow_u_turns:
             out["allow_u_turns"] = True
+        if self.lane_connectors:
+            out["lane_connectors"] = [{"from": a, "to": b, "lanes": [list(p) for p in pairs]}
+                                      for (a, b), pairs in sorted(self.lane_connectors.items())]
         return out
 
     @classmethod
@@ -485,6 +539,14 @@ class Network:
         for t in data.get("banned_turns", []):
             net.ban_turn(*t)
         net.allow_u_turns = bool(data.get("allow_u_turns", False))
+        for i, d in enumerate(data.get("lane_connectors", [])):
+            extra = set(d) - {"from", "to", "lanes"}
+            if extra:
+                raise NetworkError(f"lane_connectors[{i}]: unknown field(s) {sorted(extra)}")
+            for req in ("from", "to", "lanes"):
+                if req not in d:
+                    raise NetworkError(f"lane_connectors[{i}]: missing field {req!r}")
+            net.connect_lanes(d["from"], d["to"], [tuple(p) for p in d["lanes"]])
         return net
 
     @classmethod

@@ -256,7 +256,11 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
             for b in net.out_links(nid):
                 if b.id in pockets:
                     continue
-                if net.turn_allowed(a.id, b.id):
+                if net.turn_allowed(a.id, b.id) and (a.id, b.id) in net.lane_connectors:
+                    for i, j in net.lane_connectors[(a.id, b.id)]:  # both count lanes from the right
+                        con.append(f'  <connection from={quoteattr(a.id)} to={quoteattr(b.id)} '
+                                   f'fromLane="{i}" toLane="{j}"/>')
+                elif net.turn_allowed(a.id, b.id):
                     con.append(f'  <connection from={quoteattr(a.id)} to={quoteattr(b.id)}/>')
                 else:
                     con.append(f'  <delete from={quoteattr(a.id)} to={quoteattr(b.id)}/>')

@@ -19,7 +19,9 @@ Lane-level rules derived from the network (no lane connectors need to be given):
   acceleration lane or a kerb lane ends on the right): vehicles must leave them;
 * right-to-left order comes from the turning angle when nodes have coordinates; without
   coordinates the widest link is the through road on the left and the others attach on the
-  right in insertion order.
+  right in insertion order;
+* explicit connectors (:meth:`~trafficsim.network.Network.connect_lanes`) replace these rules
+  for their movement.
 
 Blocking events block the ``lanes`` rightmost lanes over their segment; kerbside bus stops are
 on lane 0; a vehicle is *queued* when its speed is below ``queue_speed_frac`` (default 0.5)
@@ -178,6 +180,13 @@ def derive_connectors(net, movements, open_lanes):
             t0, m = starts[mv]
             lo = hi - m + 1  # the rightmost lanes end when fewer lanes continue
             out[mv] = (lo, hi, [t0 + i for i in range(m)])
+    for mv in out:
+        pairs = net.lane_connectors.get(mv)
+        if pairs is not None:
+            # explicit connectors (Network.connect_lanes), the pairs whose lanes are open
+            na, nb = open_lanes[mv[0]], open_lanes[mv[1]]
+            pairs = [(i, j) for i, j in pairs if i < na and j < nb]
+            out[mv] = (pairs[0][0], pairs[-1][0], [j for _, j in pairs]) if pairs else (0, -1, [])
     return out
 
 
