@@ -5,8 +5,10 @@ Run one at a time (each is heavy), e.g.::
 
     pytest benchmarks/test_scale_bench.py -k city --benchmark-only -s
     pytest benchmarks/test_scale_bench.py -k replications --benchmark-only -s
-    pytest benchmarks/test_scale_bench.py -k micro --benchmark-only -s
-    pytest benchmarks/test_scale_bench.py -k memory --benchmark-only -s
+    pytest benchmarks/test_scale_bench.py -k 50k --benchmark-only -s
+    pytest benchmarks/test_scale_bench.py -k memory --benchmark-only -s      (micro, 100,000 vehicles)
+
+(``-k micro`` runs both micro tests.)
 
 Figures go to ``extra_info`` and stdout; docs/performance.md (``## Scale``) quotes them. Timings
 are reported, never asserted.
