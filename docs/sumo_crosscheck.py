@@ -1,5 +1,6 @@
-"""Cross-check macro against SUMO on three canonical cases; writes docs/img/sumo_*.png and prints
-the table in docs/validation_sumo.md.  Run: python docs/sumo_crosscheck.py  (about a minute)."""
+"""Cross-check macro and micro against SUMO on three canonical cases; writes docs/img/sumo_*.png
+and prints the table in docs/validation_sumo.md.  Run: python docs/sumo_crosscheck.py  (about a
+minute)."""
 
 import time
 from pathlib import Path
@@ -58,6 +59,9 @@ def corridor():
     return ts.Scenario(net, d, 2400, controls, name="5-signal corridor"), "c0", [f"c{i}" for i in range(n)]
 
 
+ENGINES = ("macro", "micro", "sumo")
+
+
 def time_space(ax, res, links, title):
     ds = res.data
     speed = np.concatenate([ds.speed.sel(link=lk).values[:, None] for lk in links], axis=1)
@@ -76,33 +80,34 @@ def main():
     for build in (on_ramp, lane_drop, corridor):
         sc, bottleneck, path = build()
         runs = {}
-        for eng in ("macro", "sumo"):
+        for eng in ENGINES:
             t0 = time.perf_counter()
             runs[eng] = ts.simulate(sc, engine=eng)
             runs[eng].wall_s = time.perf_counter() - t0
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4), constrained_layout=True)
-        for ax, eng in zip(axes[:2], ("macro", "sumo")):
+        fig, axes = plt.subplots(1, 4, figsize=(20, 4), constrained_layout=True)
+        for ax, eng in zip(axes[:3], ENGINES):
             m = time_space(ax, runs[eng], path, f"{sc.name}: {eng} speed [km/h]")
-        fig.colorbar(m, ax=axes[:2])
-        for eng, style in (("macro", "-"), ("sumo", "--")):
+        fig.colorbar(m, ax=axes[:3])
+        for eng, style in zip(ENGINES, ("-", ":", "--")):
             ds = runs[eng].data
-            axes[2].plot(ds.time / 60, ds.outflow.sel(link=bottleneck), style, label=f"{eng} outflow {bottleneck}")
-        axes[2].set_xlabel("time [min]"); axes[2].set_ylabel("veh/h"); axes[2].legend()
+            axes[3].plot(ds.time / 60, ds.outflow.sel(link=bottleneck), style, label=f"{eng} outflow {bottleneck}")
+        axes[3].set_xlabel("time [min]"); axes[3].set_ylabel("veh/h"); axes[3].legend()
         slug = sc.name.split()[0].replace("-", "").lower()
         fig.savefig(OUT / f"sumo_{slug}.png", dpi=90)
         plt.close(fig)
-        km, ks = runs["macro"].kpis, runs["sumo"].kpis
         # discharge while saturated: the first 20 min, after the first 5 (demand above capacity)
         sat = slice(5, 20)
-        qm = float(runs["macro"].data.outflow.sel(link=bottleneck)[sat].mean())
-        qs = float(runs["sumo"].data.outflow.sel(link=bottleneck)[sat].mean())
-        rows.append((sc.name, bottleneck, qm, qs, km["delay_vh"], ks["delay_vh"], km["completed"], ks["completed"],
-                     runs["macro"].wall_s, runs["sumo"].wall_s))
-    print("| case | bottleneck | discharge macro [veh/h] | discharge SUMO [veh/h] | diff | delay macro [veh h] | delay SUMO [veh h] | completed macro | completed SUMO | wall macro / SUMO [s] |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]:.0f} | {r[3]:.0f} | {100 * (r[3] / r[2] - 1):+.1f}% | {r[4]:.1f} | {r[5]:.1f} | {r[6]:.0f} | {r[7]:.0f} | {r[8]:.1f} / {r[9]:.1f} |")
-
+        q = {e: float(runs[e].data.outflow.sel(link=bottleneck)[sat].mean()) for e in ENGINES}
+        rows.append((sc.name, bottleneck, q, {e: runs[e].kpis for e in ENGINES}, {e: runs[e].wall_s for e in ENGINES}))
+    print("| case | bottleneck | discharge macro / micro / SUMO [veh/h] | micro, SUMO vs macro | "
+          "delay macro / micro / SUMO [veh h] | completed macro / micro / SUMO | wall macro / micro / SUMO [s] |")
+    print("|---|---|---|---|---|---|---|")
+    for name, bn, q, k, w in rows:
+        print(f"| {name} | {bn} | {q['macro']:.0f} / {q['micro']:.0f} / {q['sumo']:.0f} | "
+              f"{100 * (q['micro'] / q['macro'] - 1):+.1f}%, {100 * (q['sumo'] / q['macro'] - 1):+.1f}% | "
+              + " / ".join(f"{k[e]['delay_vh']:.1f}" for e in ENGINES) + " | "
+              + " / ".join(f"{k[e]['completed']:.0f}" for e in ENGINES) + " | "
+              + " / ".join(f"{w[e]:.1f}" for e in ENGINES) + " |")
 
 if __name__ == "__main__":
     main()
