@@ -1,8 +1,8 @@
 """The microscopic time loop: IDM car-following and MOBIL lane changing on a lane-level network.
 
 This module owns the state layout and one step of the microscopic engine. Vehicles live in a
-pool of slots (struct of arrays, 169 bytes per vehicle). Every lane keeps its vehicles in
-a doubly linked list sorted by position: ``lane_head`` is the most downstream vehicle, ``prv``
+pool of slots (struct of arrays, 169 bytes per slot; the pool holds up to twice the vehicles).
+Every lane keeps its vehicles in a doubly linked list sorted by position: ``lane_head`` is the most downstream vehicle, ``prv``
 points upstream (to the follower), ``nxt`` downstream (to the leader). ``x`` is the front
 bumper's distance from the link start [m].
 
