@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import trafficsim as ts
-from trafficsim.assignment import msa
+from trafficsim.assignment import free_flow, msa, origin_waits
 from trafficsim.measures import Widening
 
 
@@ -58,3 +58,24 @@ def test_msa_assignment_reports_a_decreasing_gap_on_parallel_routes():
     shares = dict((p, s) for p, s in out.scenario.demand.flows[0].routes)
     assert len(shares) == 2 and abs(sum(shares.values()) - 1) < 1e-9
     assert out.scenario.meta["assignment_gap"] == out.gaps
+
+
+def test_msa_counts_the_wait_at_the_origin():
+    """A narrow entry queues vehicles outside the network, where no link time shows the wait: the
+    route cost includes it, so demand moves to the wider entry."""
+    net = ts.Network()
+    for n in "ABCD":
+        net.add_node(n)
+    net.add_link("narrow", "A", "B", length_m=1000, lanes=1, capacity_vph_per_lane=1200)
+    net.add_link("wide", "A", "C", length_m=1500, lanes=2)
+    net.add_link("join", "C", "B", length_m=500, lanes=2)
+    net.add_link("exit", "B", "D", length_m=500, lanes=3)
+    d = ts.Demand()
+    d.add("A", "D", [(0, 2400), (1800, 0)])
+    sc = ts.Scenario(net, d, 3600, name="narrow entry")
+    base = ts.simulate(free_flow(sc))
+    assert origin_waits(base.data)[("A", "narrow")] > 300
+    out = msa(sc, iterations=4, tolerance=0.0)
+    shares = {p[0]: s for p, s in out.scenario.demand.flows[0].routes}
+    assert shares.get("wide", 0.0) > 0.3      # link times alone keep everyone on the shorter narrow
+    assert out.gaps[-1] < out.gaps[0]

@@ -10,7 +10,10 @@ onto it. The relative gap::
     gap = sum_f q_f (sum_r p_fr c_fr - c_f*) / sum_f q_f c_f*
 
 (``c_fr`` experienced cost of route ``r`` of flow ``f``, ``p_fr`` its share, ``c_f*`` the
-shortest) is reported every iteration; 0 means user equilibrium on experienced times.
+shortest) is reported every iteration; 0 means user equilibrium on experienced times. A route's
+cost includes the mean wait in the origin queue of its first link (:func:`origin_waits`): an
+entry that cannot take its demand queues vehicles outside the network, where no link time
+shows it.
 
 This module runs engines, so it sits beside :mod:`trafficsim.evaluation`, above the core.
 """
@@ -23,7 +26,7 @@ import numpy as np
 
 from .scenario import Scenario
 
-__all__ = ["free_flow", "msa", "AssignmentResult", "experienced_link_times"]
+__all__ = ["free_flow", "msa", "AssignmentResult", "experienced_link_times", "origin_waits"]
 
 
 def free_flow(sc: Scenario) -> Scenario:
@@ -43,6 +46,27 @@ def experienced_link_times(data) -> dict[str, float]:
     speed = np.where(vht > 1e-9, vkt / np.maximum(vht, 1e-12), vf)
     tt = length / (np.maximum(speed, 1.0) / 3.6)
     return {str(l): float(t) for l, t in zip(data["link"].values, tt)}
+
+
+def origin_waits(data) -> dict[tuple[str, str], float]:
+    """Mean wait [s] in the origin queue per (origin, first link), over the vehicles demanded.
+
+    ``integral (demanded - departed) dt / demanded`` summed over the routes that start there, from
+    the cumulative ``route_demand`` and ``route_departed`` (vehicles still waiting at the end
+    count with their wait so far).
+    """
+    t = np.concatenate([[0.0], data["time"].values.astype(float)])
+    waiting = data["route_demand"].values - data["route_departed"].values
+    waiting = np.vstack([np.zeros((1, waiting.shape[1])), waiting])
+    area = np.sum(0.5 * (waiting[1:] + waiting[:-1]) * np.diff(t)[:, None], axis=0)
+    demanded = data["route_demand"].values[-1]
+    num: dict[tuple[str, str], float] = {}
+    den: dict[tuple[str, str], float] = {}
+    for r, (origin, path) in enumerate(zip(data["route_origin"].values, data["route_path"].values)):
+        key = (str(origin), str(path).split()[0])
+        num[key] = num.get(key, 0.0) + float(area[r])
+        den[key] = den.get(key, 0.0) + float(demanded[r])
+    return {k: num[k] / den[k] if den[k] > 0 else 0.0 for k in num}
 
 
 @dataclass
@@ -85,16 +109,25 @@ def msa(sc: Scenario, engine: str = "macro", *, iterations: int = 8, tolerance: 
     for n in range(1, int(iterations) + 1):
         res = simulate(cur, engine=engine, seed=seed, **options)
         tt = experienced_link_times(res.data)
+        wait = origin_waits(res.data)
         trees: dict[str, dict[str, list[str]]] = {}
         num = den = 0.0
         flows = []
+
+        def cost(origin, path):
+            return wait.get((origin, path[0]), 0.0) + sum(tt[l] for l in path)
+
         for f in cur.demand.flows:
             if f.origin not in trees:
-                trees[f.origin] = cur.network.shortest_paths_from(f.origin, tt)
+                # the wait at the origin counts on the links that leave it (first links only)
+                w = dict(tt)
+                for lk in cur.network.out_links(f.origin):
+                    w[lk.id] += wait.get((f.origin, lk.id), 0.0)
+                trees[f.origin] = cur.network.shortest_paths_from(f.origin, w)
             best = tuple(trees[f.origin][f.destination])
-            c_best = sum(tt[l] for l in best)
+            c_best = cost(f.origin, best)
             q = f.total(cur.duration_s)
-            c_avg = sum(s * sum(tt[l] for l in p) for p, s in f.routes)
+            c_avg = sum(s * cost(f.origin, p) for p, s in f.routes)
             num += q * (c_avg - c_best)
             den += q * c_best
             step = 1.0 / (n + 1)
