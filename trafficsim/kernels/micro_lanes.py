@@ -404,6 +404,9 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
             continue
         if d > 0:
             for i in range(n - 2, -1, -1):
+                # the call passes ~50 arrays (about 1 ns each): skip it where _sweep returns at once
+                if lane_tail[a0 + i] < 0 or lane_open[a0 + i + 1] == 0:
+                    continue
                 _sweep(a0 + i, a0 + i + 1, 1, t, lc_v, lc_f, lc_l,
                        x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                        lane_tail, counters,
@@ -414,6 +417,8 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                        amber, strat)
         else:
             for i in range(1, n):
+                if lane_tail[a0 + i] < 0 or lane_open[a0 + i - 1] == 0:
+                    continue
                 _sweep(a0 + i, a0 + i - 1, -1, t, lc_v, lc_f, lc_l,
                        x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                        lane_tail, counters,
