@@ -202,7 +202,8 @@ def test_zipper_at_a_node_discharges_near_capacity_and_serves_both_approaches():
     assert 0.1 < ramp_share < 0.5
 
 
-def _pre_position(strategic_m):
+def _exit_junction():
+    """A 3-lane road (1.5 km feeder, 400 m approach) whose 1-lane exit leaves on the right at J."""
     net = ts.Network()
     for n, xy in {"A": (-1900, 0), "B": (-400, 0), "J": (0, 0), "N": (1000, 0), "E": (300, -600)}.items():
         net.add_node(n, *xy)
@@ -210,6 +211,11 @@ def _pre_position(strategic_m):
     _link(net, "approach", "B", "J", length_m=400, lanes=3)
     _link(net, "through", "J", "N", lanes=3)
     _link(net, "exit", "J", "E", lanes=1)
+    return net
+
+
+def _pre_position(strategic_m):
+    net = _exit_junction()
     d = ts.Demand()
     d.add("A", "N", [(0, 2400)])
     d.add("A", "E", [(0, 900)], name="exit")
@@ -244,13 +250,7 @@ def test_strategic_lane_choice_reaches_the_exit_lane_before_the_last_link():
 
 def test_explicit_lane_connectors_replace_the_derived_ones():
     """The exit leaves from the leftmost lane when the network says so (a left exit), not the right."""
-    net = ts.Network()
-    for n, xy in {"A": (-1900, 0), "B": (-400, 0), "J": (0, 0), "N": (1000, 0), "E": (300, -600)}.items():
-        net.add_node(n, *xy)
-    _link(net, "feeder", "A", "B", length_m=1500, lanes=3)
-    _link(net, "approach", "B", "J", length_m=400, lanes=3)
-    _link(net, "through", "J", "N", lanes=3)
-    _link(net, "exit", "J", "E", lanes=1)
+    net = _exit_junction()
     net.connect_lanes("approach", "exit", [(2, 0)])
     net.connect_lanes("approach", "through", [(0, 0), (1, 1)])
     d = ts.Demand()
