@@ -100,9 +100,8 @@ def _swap(w, lane, j, md,
         u = prv[u]
     if u < 0 or x[u] <= x[w] - lw or v[u] > 0.5 or dwell[u] > 0.0:
         return False
-    if _mandatory_dir(u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link, lane_idx, obs_off,
-                      obs_pos,
-                      obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d) != -md:
+    if _mandatory_dir(u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link, lane_idx,
+                      obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d) != -md:
         return False
     lu = cls_len[cls[u]]
     a = nxt[u]
@@ -174,8 +173,7 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 w = prv[w]
                 continue
             md = _mandatory_dir(w, lane, x[w], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link,
-                                lane_idx,
-                                obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+                                lane_idx, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
             nw = prv[w]
             if md != 0 and dwell[w] <= 0.0 and yld[w] < 0:
                 # anticipation: before its lane ends the vehicle adapts its speed to the gap it
@@ -255,8 +253,7 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
                 break
             xw = x[w]
             md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link,
-                                lane_idx,
-                                obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+                                lane_idx, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
             if md != 0 and md != d:
                 break
             link = lane_link[src]
