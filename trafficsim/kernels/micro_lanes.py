@@ -399,28 +399,19 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
         n = link_lane0[link + 1] - a0
         if n < 2:
             continue
-        if d > 0:
-            for i in range(n - 2, -1, -1):
-                # the call passes ~50 arrays (about 1 ns each): skip it where _sweep returns at once
-                if lane_tail[a0 + i] < 0 or lane_open[a0 + i + 1] == 0:
-                    continue
-                _sweep(a0 + i, a0 + i + 1, 1, t, lc_v, lc_f, lc_l,
-                       x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                       lane_tail, counters,
-                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
-                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                       stop_off, stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo,
-                       slot_phi, slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look,
-                       amber, strat)
-        else:
-            for i in range(1, n):
-                if lane_tail[a0 + i] < 0 or lane_open[a0 + i - 1] == 0:
-                    continue
-                _sweep(a0 + i, a0 + i - 1, -1, t, lc_v, lc_f, lc_l,
-                       x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                       lane_tail, counters,
-                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
-                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                       stop_off, stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo,
-                       slot_phi, slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look,
-                       amber, strat)
+        # d > 0: source lanes n - 2 down to 0, each into the lane on its left; d < 0: source
+        # lanes 1 up to n - 1, each into the lane on its right
+        for k in range(n - 1):
+            src = a0 + (n - 2 - k if d > 0 else k + 1)
+            dst = src + d
+            # the call passes ~50 arrays (about 1 ns each): skip it where _sweep returns at once
+            if lane_tail[src] < 0 or lane_open[dst] == 0:
+                continue
+            _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
+                   x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                   lane_tail, counters,
+                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
+                   slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
+                   stop_off, stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo,
+                   slot_phi, slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look,
+                   amber, strat)
