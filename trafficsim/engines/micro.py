@@ -58,7 +58,7 @@ from ._common import (
 )
 from ._feedback import MicroMeters
 
-__all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "run_micro"]
+__all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "MicroStepper", "run_micro"]
 
 #: Default IDM parameters per vehicle class: length [m], jam distance s0 [m], maximum
 #: acceleration a [m/s2], comfortable deceleration b [m/s2], desired-speed cap [km/h] (``inf``:
@@ -167,13 +167,23 @@ def derive_connectors(net, movements, open_lanes):
         nsrc = {mv: src_range[mv][1] - src_range[mv][0] + 1 for mv in mvs}
         main = max(mvs, key=lambda mv: (nsrc[mv], net.links[mv[0]].max_lanes, -order[mv[0]]))
         others = [mv for mv in _right_to_left(net, mvs, lambda p: p[0], order) if mv != main]
+        # a movement that turns further left than the main one comes in from the left side of b
+        angle = {mv: _turn_angle(net, *mv) for mv in mvs}
+        left = [mv for mv in others if angle[main] is not None and angle[mv] is not None
+                and angle[mv] > angle[main] + 1e-6]
+        right = [mv for mv in others if mv not in left]
         starts = {}
         m = min(nsrc[main], nb)
-        starts[main] = (nb - m, m)
+        starts[main] = (max(0, nb - m - sum(min(nsrc[mv], nb) for mv in left)), m)
         offset = 0
-        for mv in others:
+        for mv in right:
             m = min(nsrc[mv], nb)
             starts[mv] = (min(offset, nb - m), m)
+            offset += m
+        offset = 0
+        for mv in reversed(left):
+            m = min(nsrc[mv], nb)
+            starts[mv] = (max(0, nb - offset - m), m)
             offset += m
         for mv in mvs:
             lo, hi = src_range[mv]
@@ -647,6 +657,100 @@ def _place_initial(c: CompiledMicro, st: MicroState, traj_vehicles: int, rec: Mi
             st.counters[C_INSIDE] += 1
 
 
+class MicroStepper:
+    """A compiled micro scenario with its state and record, advanced in steps by the caller.
+
+    ``run_micro`` advances it over the whole horizon at once; the hybrid engine advances it one
+    coupling step at a time and adds the vehicles that leave SUMO to origin queues. The kernel
+    is called in chunks cut at input breakpoints, record boundaries, meter and route-choice
+    update steps; the controls of a chunk (with its Poisson arrivals, drawn from ``seed``) are
+    built once when the chunk starts, so advancing step by step draws the same numbers and gives
+    the same result as advancing in one call.
+
+    Attributes: ``c`` (the :class:`CompiledMicro`; ``c.net`` may be replaced between calls),
+    ``st`` (:class:`~trafficsim.kernels.micro.MicroState`, replaced when the pool grows),
+    ``rec`` (:class:`~trafficsim.kernels.micro.MicroRecord`), ``k`` (the next step), ``meters``,
+    ``chooser``.
+    """
+
+    def __init__(self, c: CompiledMicro, seed: int | None = 0, *, routing=None, trajectories: dict | None = None):
+        self.c = c
+        self.meters = MicroMeters.build(c)  # ramp meters (fixed-rate, ALINEA) as ramp signals; replaces c.net
+        mn = c.net
+        L, R, S, D = len(c.link_ids), len(c.route_links), len(c.source_nodes), len(c.detectors)
+        T = self.n_records = int(math.ceil(c.n_steps / c.steps_per_record))
+        self.traj_every, V, K = 0, 0, 0
+        if trajectories is not None:
+            self.traj_every = max(1, int(round(float(trajectories.get("every_s", 1.0)) / c.dt)))
+            V = int(trajectories.get("max_vehicles", 2000))
+            K = c.n_steps // self.traj_every
+        z = lambda *shape: np.zeros(shape)  # noqa: E731
+        self.rec = MicroRecord(
+            vkt=z(T, L), vht=z(T, L), cum_in=z(T, L), cum_out=z(T, L), queue_vs=z(T, L), queue_m=z(T, L),
+            lanes=z(T, L), route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S), wait=z(T),
+            det_count=z(T, D, mn.maxl), det_occ=z(T, D, mn.maxl), det_vsum=z(T, D, mn.maxl),
+            traj_x=np.full((K, V), np.nan, np.float32), traj_v=np.full((K, V), np.nan, np.float32),
+            traj_link=np.full((K, V), -1, np.int32), traj_lane=np.full((K, V), -1, np.int8),
+            veh_cls=np.full(V, -1, np.int8), veh_route=np.full(V, -1, np.int32), veh_exit=np.full(V, -1, np.int32),
+        )
+        self.st = _new_state(c, max(256, 2 * len(c.init) + 64))
+        _place_initial(c, self.st, V, self.rec)
+        self.rng = np.random.default_rng(seed)
+        cuts = {0, c.n_steps}
+        cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
+        cuts.update(range(0, c.n_steps, c.steps_per_record))
+        if self.meters is not None:
+            cuts.update(self.meters.cut_steps(c.n_steps))
+        self.chooser = MicroRouteChoice.build(c, routing)  # dynamic route choice cuts chunks at its updates
+        if self.chooser is not None:
+            cuts.update(self.chooser.cut_steps())
+        self.cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
+        self.k = 0
+        self._chunk = None  # (first step, end step, MicroControls) of the chunk in progress
+
+    def advance(self, k1: int, arrivals: np.ndarray | None = None, bar=None) -> None:
+        """Run steps ``self.k .. k1 - 1``; ``arrivals`` (per route, whole vehicles) join the
+        routes' origin queues at the first of them, in addition to the demand."""
+        c = self.c
+        k1 = min(int(k1), c.n_steps)
+        extra = None if arrivals is None or not np.any(arrivals) else np.asarray(arrivals, np.int64)
+        while self.k < k1:
+            k0 = self.k
+            if self._chunk is None or k0 >= self._chunk[1]:
+                end = next(k for k in self.cuts if k > k0)
+                if self.chooser is not None:
+                    self.chooser.step(k0, self.st)
+                self._chunk = (k0, end, _controls(c, k0 * c.dt, end - k0, self.rng))
+                self.st.stop_used[:] = 0
+                first = True
+            else:
+                first = False
+            start, end, ctl = self._chunk
+            kk = min(k1, end)
+            arr = ctl.arrivals
+            if kk - k0 != arr.shape[0] or extra is not None:
+                arr = arr[k0 - start:kk - start]
+                if extra is not None:
+                    arr = arr.copy()
+                    arr[0] += extra
+                    extra = None
+                ctl = ctl._replace(arrivals=arr)
+            need_q = np.bincount(c.net.route_src[:c.n_demand_routes], weights=arr.sum(axis=0)[:c.n_demand_routes],
+                                 minlength=len(c.source_nodes)).astype(np.int64)
+            self.st = _grow(self.st, int(self.st.q_len.sum() + need_q.sum()) + 1, need_q)
+            if first and self.meters is not None:
+                self.meters.step(k0, self.st)
+            status = micro_advance(k0, kk, c.n_steps, c.dt, c.steps_per_record, self.traj_every, c.net, ctl,
+                                   self.st, self.rec)
+            if status == STATUS_POOL:
+                raise SimulationError(f"micro engine: vehicle pool exhausted between t={k0 * c.dt:g} s and {kk * c.dt:g} s")
+            if status != STATUS_OK:
+                raise SimulationError(f"micro engine: kernel status {status} between t={k0 * c.dt:g} s and {kk * c.dt:g} s")
+            self.k = kk
+            if bar is not None:
+                bar.update(kk - k0)
+
+
 def run_micro(
     scenario: Scenario,
     *,
@@ -707,67 +811,15 @@ def run_micro(
     c = compile_micro(scenario, dt, record_interval_s, vehicle_params=vehicle_params, lane_change=lane_change,
                       detectors=detectors, initial_vehicles=initial_vehicles, capacity_preset=capacity_preset,
                       route_candidates=routing.candidates if routing else 1)
-    meters = MicroMeters.build(c)  # ramp meters (fixed-rate, ALINEA) as ramp signals; replaces c.net
-    mn = c.net
-    L = len(c.link_ids)
-    T = int(math.ceil(c.n_steps / c.steps_per_record))
-    R = len(c.route_links)
-    S = len(c.source_nodes)
-    D = len(c.detectors)
-    traj = dict(trajectories or {})
-    traj_every = 0
-    V = 0
-    K = 0
-    if trajectories is not None:
-        every = float(traj.get("every_s", 1.0))
-        traj_every = max(1, int(round(every / dt)))
-        V = int(traj.get("max_vehicles", 2000))
-        K = c.n_steps // traj_every
-    z = lambda *shape: np.zeros(shape)  # noqa: E731
-    rec = MicroRecord(
-        vkt=z(T, L), vht=z(T, L), cum_in=z(T, L), cum_out=z(T, L), queue_vs=z(T, L), queue_m=z(T, L), lanes=z(T, L),
-        route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S), wait=z(T),
-        det_count=z(T, D, mn.maxl), det_occ=z(T, D, mn.maxl), det_vsum=z(T, D, mn.maxl),
-        traj_x=np.full((K, V), np.nan, np.float32), traj_v=np.full((K, V), np.nan, np.float32),
-        traj_link=np.full((K, V), -1, np.int32), traj_lane=np.full((K, V), -1, np.int8),
-        veh_cls=np.full(V, -1, np.int8), veh_route=np.full(V, -1, np.int32), veh_exit=np.full(V, -1, np.int32),
-    )
-    st = _new_state(c, max(256, 2 * len(c.init) + 64))
-    _place_initial(c, st, V, rec)
-    rng = np.random.default_rng(seed)
-    cuts = {0, c.n_steps}
-    cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
-    cuts.update(range(0, c.n_steps, c.steps_per_record))
-    if meters is not None:
-        cuts.update(meters.cut_steps(c.n_steps))
-    chooser = MicroRouteChoice.build(c, routing)  # dynamic route choice cuts chunks at its updates
-    if chooser is not None:
-        cuts.update(chooser.cut_steps())
-    cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
+    run = MicroStepper(c, seed, routing=routing, trajectories=trajectories)
+    rec, T, D = run.rec, run.n_records, len(c.detectors)
     bar = progress_bar(progress, c.n_steps, "micro", scenario)
     try:
-        for k0, k1 in zip(cuts[:-1], cuts[1:]):
-            if chooser is not None:
-                chooser.step(k0, st)
-            ctl = _controls(c, k0 * c.dt, k1 - k0, rng)
-            st.stop_used[:] = 0
-            arr = ctl.arrivals.sum(axis=0)
-            need_q = np.zeros(S, np.int64)
-            for r in range(c.n_demand_routes):
-                need_q[mn.route_src[r]] += arr[r]
-            st = _grow(st, int(st.q_len.sum() + need_q.sum()) + 1, need_q)
-            if meters is not None:
-                meters.step(k0, st)
-            status = micro_advance(k0, k1, c.n_steps, c.dt, c.steps_per_record, traj_every, mn, ctl, st, rec)
-            if status == STATUS_POOL:
-                raise SimulationError(f"micro engine: vehicle pool exhausted between t={k0 * c.dt:g} s and {k1 * c.dt:g} s")
-            if status != STATUS_OK:
-                raise SimulationError(f"micro engine: kernel status {status} between t={k0 * c.dt:g} s and {k1 * c.dt:g} s")
-            if bar is not None:
-                bar.update(k1 - k0)
+        run.advance(c.n_steps, bar=bar)
     finally:
         if bar is not None:
             bar.close()
+    st, meters, chooser, traj_every = run.st, run.meters, run.chooser, run.traj_every
     span = np.minimum((np.arange(T) + 1) * record_interval_s, c.n_steps * c.dt) - np.arange(T) * record_interval_s
     ds = build_dataset(
         c.scenario, engine="micro", dt_s=c.dt, record_interval_s=record_interval_s, n_steps=c.n_steps,
