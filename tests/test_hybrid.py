@@ -1,4 +1,5 @@
-"""The ``hybrid`` engine: a region in SUMO, the rest in the CTM, exact conservation at the boundary.
+"""The ``hybrid`` engine: a region in SUMO, the rest in the CTM or the micro engine, exact
+conservation at the boundary.
 
 Small lane-drop, merge, two-way and ramp cases of 10-30 simulated minutes; each test runs in
 well under 30 s.
@@ -12,9 +13,10 @@ import pytest
 import libsumo  # noqa: F401  (the sumo extra installs it; the hybrid engine needs it)
 
 import trafficsim as ts  # noqa: E402
-from trafficsim.control import AlineaMeter, Blocking  # noqa: E402
+from trafficsim.control import AlineaMeter, Blocking, FixedRateMeter  # noqa: E402
 from trafficsim.engines import SimulationError  # noqa: E402
 from trafficsim.engines.hybrid import default_region, split_scenario  # noqa: E402
+from trafficsim.engines.micro import MicroStepper, compile_micro  # noqa: E402
 from trafficsim.measures import RampMetering, TidalLane, VariableLane  # noqa: E402
 from test_sumo import merge_drop, two_way  # noqa: E402  (the same SUMO test networks)
 
@@ -73,8 +75,9 @@ def test_schema_matches_macro(drop_runs):
     assert set(rh.data.data_vars) == set(rm.data.data_vars)
     assert rh.data.sizes == rm.data.sizes
     assert rh.engine == "hybrid" and rh.data.attrs["hybrid_region"] == "drop"
+    assert rh.data.attrs["hybrid_outer"] == "macro"
     assert set(rh.kpis.index) == set(rm.kpis.index)
-    for key in ("wall_s", "wall_sumo_s", "wall_macro_s", "wall_coupling_s"):
+    for key in ("wall_s", "wall_sumo_s", "wall_outer_s", "wall_coupling_s"):
         assert rh.data.attrs[key] >= 0
 
 
@@ -291,3 +294,131 @@ def test_alinea_straddling_the_boundary_is_an_error():
     v = RampMetering(link="ramp").apply(ramp_drop())
     with pytest.raises(SimulationError, match="ALINEA meter on ramp 'ramp' .*straddles the region boundary"):
         ts.simulate(v, engine="hybrid", region=["down", "exit"])
+
+
+# ---------------------------------------------------------------- outer="micro"
+def drop_inside(demand=4800, duration=1200):
+    """up (3 lanes, 600 m) -> mid (3, 300 m) -> drop (2, 600 m) -> down (2, 600 m) at 60 km/h;
+    the 3 -> 2 drop at C is inside the region [mid, drop]. 4,800 veh/h for 10 minutes, 1,200
+    above the drop's capacity: 200 vehicles queue, more than 'mid' holds (about 120), so the
+    queue must reach back into 'up'."""
+    net = ts.Network()
+    xs = {"A": 0, "B": 600, "C": 900, "D": 1500, "E": 2100}
+    for n, x in xs.items():
+        net.add_node(n, x, 0)
+    for lid, a, b, lanes in (("up", "A", "B", 3), ("mid", "B", "C", 3), ("drop", "C", "D", 2), ("down", "D", "E", 2)):
+        net.add_link(lid, a, b, length_m=xs[b] - xs[a], lanes=lanes, free_speed_kmh=60)
+    d = ts.Demand()
+    d.add("A", "E", [(0, demand), (600, 1000)])
+    return ts.Scenario(network=net, demand=d, duration_s=duration, name="drop-inside")
+
+
+INSIDE = ["mid", "drop"]
+
+
+@pytest.fixture(scope="module")
+def inside_runs():
+    sc = drop_inside()
+    return {
+        "micro": ts.simulate(sc, engine="hybrid", region=INSIDE, outer="micro", seed=0),
+        "micro_again": ts.simulate(sc, engine="hybrid", region=INSIDE, outer="micro", seed=0),
+        "micro_seed1": ts.simulate(sc, engine="hybrid", region=INSIDE, outer="micro", seed=1),
+        "macro": ts.simulate(sc, engine="hybrid", region=INSIDE),
+        "sumo": ts.simulate(sc, engine="sumo"),
+    }
+
+
+def test_micro_outer_conserves_exactly_with_whole_vehicles_both_ways(inside_runs):
+    for key in ("micro", "micro_seed1"):
+        rh = inside_runs[key]
+        c = rh.final_state["conservation"]
+        assert set(c) == {"demanded", "arrived", "origin_waiting", "micro_links", "sumo_pending_boundary",
+                          "sumo_network", "exit_buffer"}
+        assert all(v == int(v) for v in c.values())      # whole vehicles everywhere, no accumulators
+        assert balance(rh) == 0
+        assert rh.conservation_error() < 1e-9
+        handed = rh.final_state["handed_to_sumo"].sum()
+        left = rh.final_state["to_exit_buffer"].sum()
+        assert handed > 800 and left > 800                # vehicles passed both boundaries
+        assert handed - left == c["sumo_network"] + c["sumo_pending_boundary"]
+        # counts are continuous at both boundaries at every record instant: a handed-over vehicle
+        # has entered 'mid' (inserted or pending), a buffered one has not left 'drop'
+        d = rh.data
+        np.testing.assert_array_equal(d["cum_out"].sel(link="up"), d["cum_in"].sel(link="mid"))
+        np.testing.assert_array_equal(d["cum_out"].sel(link="drop"), d["cum_in"].sel(link="down"))
+
+
+def test_micro_outer_schema_and_determinism(inside_runs):
+    rh, again, other, rm = (inside_runs[k] for k in ("micro", "micro_again", "micro_seed1", "macro"))
+    assert set(rh.data.data_vars) == set(rm.data.data_vars) and rh.data.sizes == rm.data.sizes
+    assert set(rh.kpis.index) == set(rm.kpis.index)
+    assert rh.data.attrs["hybrid_outer"] == "micro" and rh.data.attrs["dt_s"] == 0.5
+    for var in rh.data.data_vars:   # same seed, same run
+        np.testing.assert_array_equal(rh.data[var].values, again.data[var].values, err_msg=var)
+    assert rh.final_state["conservation"] == again.final_state["conservation"]
+    assert not np.array_equal(rh.data["vht"].values, other.data["vht"].values)   # the seed matters
+
+
+def test_micro_outer_discharge_matches_macro_outer_and_sumo(inside_runs):
+    """The drop inside the region discharges at SUMO's rate whatever the outer model: the mean
+    outflow of 'drop' while queued (minutes 3-10) within 5% of the macro-outer hybrid and of
+    engine='sumo' on the whole network (all three measured about 3,600 veh/h)."""
+    def discharge(r):
+        return float(r.data["outflow"].sel(link="drop").isel(time=slice(3, 10)).mean())
+
+    dm = discharge(inside_runs["micro"])
+    assert dm == pytest.approx(discharge(inside_runs["macro"]), rel=0.05)
+    assert dm == pytest.approx(discharge(inside_runs["sumo"]), rel=0.05)
+    assert dm == pytest.approx(2 * 1800, rel=0.05)
+    for key in ("micro", "micro_seed1"):
+        assert inside_runs[key].kpis["completed"] == pytest.approx(inside_runs["sumo"].kpis["completed"], abs=20)
+
+
+def test_micro_outer_queue_spills_back_across_the_entry(inside_runs):
+    """When 'mid' (SUMO) is full, SUMO cannot insert, the gate turns red and the queue stands
+    in the micro link 'up' as vehicles, not in a point buffer at the boundary."""
+    for key in ("micro", "micro_seed1"):
+        rh = inside_runs[key]
+        up = rh.data.sel(link="up")
+        assert float(up["queue_length"].max()) > 300                  # metres of queue in the micro link
+        assert float(up["queue"].isel(time=slice(5, 11)).mean()) > 40  # vehicles queued there
+        assert rh.data.attrs["boundary_wait_vh"] < 1.0                # the boundary buffers stay short
+        assert rh.final_state["conservation"]["sumo_pending_boundary"] <= 3
+    # the all-SUMO run queues back into 'up' too
+    assert float(inside_runs["sumo"].data["queue_length"].sel(link="up").max()) > 300
+
+
+def test_micro_outer_origin_in_region_merge_feeders_and_errors():
+    # origin inside the region (Poisson whole vehicles into SUMO), micro downstream
+    r1 = ts.simulate(drop_chain(duration=600), engine="hybrid", region=["up"], outer="micro")
+    assert balance(r1) == 0 and r1.kpis["completed"] > 300
+    # two micro links (main, ramp) feed one SUMO entry edge: both gated by the entry's space
+    r2 = ts.simulate(merge(), engine="hybrid", region=["down"], outer="micro")
+    assert balance(r2) == 0
+    out = float(r2.data["outflow"].sel(link="down").isel(time=slice(3, None)).mean())
+    assert out == pytest.approx(2 * 1800, rel=0.12)
+    sc = drop_chain(duration=300)
+    with pytest.raises(SimulationError, match="outer must be one of .*'macro', 'micro'.*got 'meso'"):
+        ts.simulate(sc, engine="hybrid", region=["drop"], outer="meso")
+    with pytest.raises(SimulationError, match="capacity_drop applies to outer='macro' only"):
+        ts.simulate(sc, engine="hybrid", region=["drop"], outer="micro", capacity_drop=0.1)
+    with pytest.raises(SimulationError, match="vehicle_params and lane_change apply to outer='micro' only"):
+        ts.simulate(sc, engine="hybrid", region=["drop"], lane_change={"politeness": 0.5})
+    metered = sc.replace(controls=[FixedRateMeter("up", ((0.0, 2000.0),))])
+    with pytest.raises(SimulationError, match="meter on link 'up' times the movement into the region at node 'B'"):
+        ts.simulate(metered, engine="hybrid", region=["drop"], outer="micro")
+
+
+def test_micro_stepper_step_by_step_equals_one_run():
+    """The hybrid engine advances the micro engine one coupling step at a time: that must be
+    the run_micro result (same chunks, same random draws)."""
+    sc = merge(duration=300)
+    res = ts.simulate(sc, engine="micro", seed=4)
+    c = compile_micro(sc, 0.5, 60.0)
+    run = MicroStepper(c, 4)
+    for k in range(c.n_steps):
+        run.advance(k + 1)
+    assert run.k == c.n_steps
+    np.testing.assert_array_equal(run.rec.vkt / 1000.0, res.data["vkt"].values)
+    np.testing.assert_array_equal(run.rec.cum_out, res.data["cum_out"].values)
+    np.testing.assert_array_equal(run.rec.route_out[:, :c.n_demand_routes], res.data["route_arrived"].values)

@@ -28,7 +28,7 @@ def simulate(
         ``"macro"`` (cell transmission model, :mod:`trafficsim.engines.macro`), ``"micro"``
         (IDM + MOBIL, :mod:`trafficsim.engines.micro`), ``"sumo"`` (Eclipse SUMO through
         libsumo/TraCI, :mod:`trafficsim.engines.sumo`) or ``"hybrid"`` (a region in SUMO, the
-        rest in the CTM, :mod:`trafficsim.engines.hybrid`).
+        rest in the CTM or the micro engine, :mod:`trafficsim.engines.hybrid`).
     seed : int or None
         Random seed (micro, sumo); the macro engine is deterministic.
     dt_s : float, optional
@@ -47,7 +47,8 @@ def simulate(
         micro: ``vehicle_params``, ``lane_change``, ``capacity_preset``, ``detectors``,
         ``trajectories``, ``initial_vehicles``. sumo: ``backend`` ("auto", "libsumo", "traci"),
         ``arrivals``, ``sigma``, ``reference_link``, ``timeout_s``, ``keep_files``. hybrid:
-        ``region`` (link ids run in SUMO), ``sumo_dt_s`` and the sumo options. Each engine's
+        ``region`` (link ids run in SUMO), ``outer`` (``"macro"``, default, or ``"micro"``: the
+        model of the other links), ``sumo_dt_s`` and the sumo options. Each engine's
         ``run_*`` function documents its own.
     """
     from .engines import get_engine

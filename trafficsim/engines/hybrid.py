@@ -1,9 +1,10 @@
-"""The ``hybrid`` engine: a region of the network in SUMO, the rest in the CTM, coupled every step.
+"""The ``hybrid`` engine: a region of the network in SUMO, the rest in the CTM or the micro engine, coupled every step.
 
 The scenario is split by a set of ``region`` links into two sub-scenarios:
 
-* the **macro** part (every other link) runs in the cell-transmission model
-  (:mod:`trafficsim.engines.macro`). A route that enters the region becomes, in the macro
+* the **outer** part (every other link, ``HybridSplit.macro``) runs in the cell-transmission
+  model (:mod:`trafficsim.engines.macro`, ``outer="macro"``, the default) or in the micro
+  engine (:mod:`trafficsim.engines.micro`, ``outer="micro"``). A route that enters the region becomes, in the macro
   part, a *prefix* route ending at the region's entry node (a virtual sink there) and, if it
   leaves the region again, a *suffix* route starting at the exit node with no demand of its
   own; a route that never touches the region is unchanged;
@@ -44,10 +45,23 @@ An ALINEA meter runs in the part that holds its merge node with every link at it
 light and lane-area detectors; macro: meter array and detector cells); one whose merge straddles
 the boundary is an error naming the meter.
 
+This describes ``outer="macro"``. With ``outer="micro"`` whole vehicles cross both ways and the
+steps differ as follows (:class:`~trafficsim.engines._hybrid_outer.MicroOuter`): the coupling
+step is the micro step (default 0.5 s); a prefix route ends at the entry node with an exit
+movement that a *gate* signal of the coupling times: green while SUMO has inserted every vehicle
+handed over at that node and its entry stretch has room, then amber for 2 s and red, so the
+vehicles wait at the end of their micro link and the queue stands in the micro part; a vehicle
+that leaves the micro network there is added to SUMO at once (no accumulator); vehicles leaving
+SUMO join the origin queue of their suffix route in the micro engine (the exit buffer), which
+inserts them at the speed the downstream allows; demand that starts inside the region arrives
+as Poisson whole vehicles. The conservation terms are the same, with ``micro_links`` for
+``macro_links`` and no ``transfer_fraction``.
+
 Limitations (see ``docs/hybrid.md``): each route may enter the region at most once; no route may
-pass an entry node from a macro link to a macro link; a signal and an ALINEA meter's merge lie
-wholly inside or outside the region, as do a variable lane's link and pocket; a queue in the
-macro part downstream of an exit does not occupy space in SUMO (the exit buffer is a point
+pass an entry node from an outer link to an outer link; a signal and an ALINEA meter's merge lie
+wholly inside or outside the region, as do a variable lane's link and pocket; with
+``outer="micro"`` a meter may not time a link that feeds an entry node (the gate does); a queue in
+the outer part downstream of an exit does not occupy space in SUMO (the exit buffer is a point
 queue).
 """
 
@@ -65,18 +79,19 @@ import numpy as np
 
 from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal
 from ..demand import Demand, ODFlow
-from ..kernels.ctm import STATUS_NAN, STATUS_NEGATIVE, ctm_advance
 from ..network import Network
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..sumo_io import SumoError, export_scenario, sumo_binary, variable_lane_groups
-from ._common import SimulationError, breakpoints, build_routes, progress_bar, step_index, steps_for
-from ._feedback import MacroFeedback
+from ._common import SimulationError, build_routes, progress_bar, steps_for
+from ._hybrid_outer import OUTER_MODELS, MacroOuter, MicroOuter
 
 __all__ = ["run_hybrid", "split_scenario", "HybridSplit", "default_region", "measure_overhead"]
 
 #: Default coupling step [s] (also the CTM step of the macro part).
 DEFAULT_DT_S = 1.0
+#: Default coupling step [s] with ``outer="micro"`` (the micro engine's default step).
+DEFAULT_MICRO_DT_S = 0.5
 #: Default SUMO step [s] inside the region.
 DEFAULT_SUMO_DT_S = 0.5
 _LAST_STEP_VEHICLE_NUMBER = 0x10  # traci.constants.LAST_STEP_VEHICLE_NUMBER
@@ -252,32 +267,42 @@ def run_hybrid(
     scenario: Scenario,
     *,
     region=None,
+    outer: str = "macro",
     dt_s: float | None = None,
     sumo_dt_s: float = DEFAULT_SUMO_DT_S,
     record_interval_s: float = 60.0,
     capacity_drop: float = 0.0,
+    vehicle_params: dict | None = None,
+    lane_change: dict | None = None,
     progress: bool = False,
     seed: int | None = 0,
     reference_link: str | None = None,
     timeout_s: float = 600.0,
     keep_files: str | Path | None = None,
 ) -> Result:
-    """Run ``scenario`` with the ``region`` links in SUMO and the rest in the CTM.
+    """Run ``scenario`` with the ``region`` links in SUMO and the rest in the CTM or the micro engine.
 
     Parameters
     ----------
     region : list of str, optional
         Links simulated in SUMO; default :func:`default_region` (the scenario's bottleneck link
         and its neighbours).
+    outer : {"macro", "micro"}
+        Model of the links outside the region: the CTM (default) or the micro engine (IDM +
+        MOBIL, whole vehicles; see :mod:`trafficsim.engines._hybrid_outer`).
     dt_s : float, optional
-        Coupling step and CTM step [s]; default :data:`DEFAULT_DT_S`. Must satisfy the CFL
-        condition on the macro links and be a whole multiple of ``sumo_dt_s``.
+        Coupling step [s], also the outer model's step; default :data:`DEFAULT_DT_S` (macro)
+        or :data:`DEFAULT_MICRO_DT_S` (micro). Macro: must satisfy the CFL condition on the
+        outer links. Must be a whole multiple of ``sumo_dt_s``.
     sumo_dt_s : float
         SUMO step [s] inside the region.
     capacity_drop : float
-        As for the macro engine (macro part only).
+        As for the macro engine (``outer="macro"`` only).
+    vehicle_params, lane_change : dict, optional
+        As for the micro engine (``outer="micro"`` only).
     seed : int or None
-        SUMO's random seed.
+        SUMO's random seed; with ``outer="micro"`` also the micro engine's (arrivals) and that of
+        the arrivals of routes that start inside the region.
     reference_link : str, optional
         Region link on which SUMO's vehicle type matches capacity (see the ``sumo`` engine).
     timeout_s : float
@@ -286,16 +311,21 @@ def run_hybrid(
         Keep the exported SUMO files and outputs there.
     """
     from . import sumo as sumo_engine
-    from .macro import _new_record, _new_state, compile_macro
 
     t_wall0 = time.perf_counter()
+    if outer not in OUTER_MODELS:
+        raise SimulationError(f"engine 'hybrid': outer must be one of {list(OUTER_MODELS)}, got {outer!r}")
     if not (0.0 <= capacity_drop < 0.5):
         raise SimulationError(f"capacity_drop must be in [0, 0.5), got {capacity_drop!r}")
+    if outer == "micro" and capacity_drop:
+        raise SimulationError("engine 'hybrid': capacity_drop applies to outer='macro' only")
+    if outer == "macro" and (vehicle_params or lane_change):
+        raise SimulationError("engine 'hybrid': vehicle_params and lane_change apply to outer='micro' only")
     region = default_region(scenario) if region is None else list(region)
     split = split_scenario(scenario, region)
     if split.macro is None:
         raise SimulationError("engine 'hybrid': the region covers the whole network; use engine='sumo'")
-    dt = DEFAULT_DT_S if dt_s is None else float(dt_s)
+    dt = (DEFAULT_DT_S if outer == "macro" else DEFAULT_MICRO_DT_S) if dt_s is None else float(dt_s)
     sub = dt / sumo_dt_s
     if sumo_dt_s <= 0 or abs(sub - round(sub)) > 1e-9 or round(sub) < 1:
         raise SimulationError(f"engine 'hybrid': dt_s={dt:g} must be a whole multiple of sumo_dt_s={sumo_dt_s:g}")
@@ -308,44 +338,27 @@ def run_hybrid(
     link_ids = list(net.links)
     L = len(link_ids)
 
-    # ---- macro part
-    cm = compile_macro(split.macro, dt, record_interval_s)
-    st = _new_state(cm)
-    rec = _new_record(cm, False)
-    m_index = {lid: i for i, lid in enumerate(cm.link_ids)}
-    G = cm.net.slot_route.shape[0]
-    first_src = int(cm.net.slot_off[-1])
-    src_slot_of_route = {int(cm.net.slot_route[g]): g for g in range(first_src, G)}
-    cuts = sorted({step_index(t, dt) for t in breakpoints(split.macro)} | {0})
-    feedback = MacroFeedback.build(cm)  # ALINEA meters of the macro part
-    ctl_cache = {}
-
-    def controls(k: int):
-        key = max(c for c in cuts if c <= k)
-        if key not in ctl_cache:
-            ctl_cache[key] = cm.controls_at(key * dt)
-        return ctl_cache[key]
-
-    # ---- route maps (original route -> macro route ids / region route ids)
-    first = np.array(split.macro_first)
-    last = np.array(split.macro_last)
+    # ---- outer part (the links outside the region) and the route maps
+    if outer == "macro":
+        om = MacroOuter(split, R, dt, record_interval_s, capacity_drop, net)
+    else:
+        om = MicroOuter(split, R, dt, record_interval_s, seed, net, vehicle_params=vehicle_params,
+                        lane_change=lane_change)
+    o_index = {lid: i for i, lid in enumerate(om.link_ids)}
     reg = np.array(split.region_route)
-    pre_r = [r for r in range(R) if split.parts[r][0] and split.parts[r][1]]       # macro -> SUMO
-    suf_r = [r for r in range(R) if split.parts[r][1] and split.parts[r][2]]       # SUMO -> macro
+    pre_r, suf_r = om.pre_r, om.suf_r
     inreg_origin = [r for r in range(R) if not split.parts[r][0]]                  # origin in the region
-    ends_in_region = np.array([bool(split.parts[r][1]) and not split.parts[r][2] for r in range(R)])
+    ends_in_region = om.ends_in_region
     flows = scenario.demand.flows
     vclass = [flows[routes.flow[r]].vehicle_class for r in range(R)]
-    suffix_slot = {r: src_slot_of_route[int(last[r])] for r in suf_r}
-    # boundary links: macro links into each entry node; a variable lane's pocket is no SUMO edge
+    # boundary links: outer links into each entry node; a variable lane's pocket is no SUMO edge
     # (its vehicles use its link's edge)
     edge_of = {g["pocket"]: main for main, g in variable_lane_groups(net).items()}
     entry_edges: dict[str, list[str]] = {}
-    feeders: dict[str, list[int]] = {}
     for n in split.entry_nodes:
-        entry_edges[n] = [lk.id for lk in net.out_links(n) if lk.id not in edge_of and lk.id not in m_index]
-        feeders[n] = [m_index[lk.id] for lk in net.in_links(n) if lk.id in m_index]
+        entry_edges[n] = [lk.id for lk in net.out_links(n) if lk.id not in edge_of and lk.id not in o_index]
     entry_edge_of_route = {r: edge_of.get(split.parts[r][1][0], split.parts[r][1][0]) for r in pre_r}
+    node_of_edge = {e: n for n, edges in entry_edges.items() for e in edges}
 
     # ---- SUMO part
     work = Path(keep_files) if keep_files is not None else Path(tempfile.mkdtemp(prefix="trafficsim-hybrid-"))
@@ -356,7 +369,6 @@ def run_hybrid(
     # boundary buffers are point queues at the boundary ends of the region links (columns of reg_ids)
     exit_col = np.array([reg_ids.index(edge_of.get(split.parts[r][1][-1], split.parts[r][1][-1])) for r in suf_r],
                         dtype=np.int64)
-    exit_slots = np.array([src_slot_of_route[int(last[r])] for r in suf_r], dtype=np.int64)
     try:
         reg_routes = build_routes(reg_sc)
         try:
@@ -408,11 +420,11 @@ def run_hybrid(
             kj[e] = lk.jam_density_vpkm_per_lane / 1000.0
 
         # ---- run state
-        gen = np.zeros(R)          # cumulative demand (region-origin routes only; others from the CTM)
+        gen = np.zeros(R)          # cumulative demand (region-origin routes only; others from the outer part)
         dep_sumo = np.zeros(R)     # departures in SUMO of region-origin routes
         arr_sumo = np.zeros(R)     # arrivals in SUMO of routes that end in the region
         handed = np.zeros(R)       # whole vehicles handed to SUMO (prefix routes)
-        acc = np.zeros(R)          # fractional vehicles waiting to become whole (prefix and region-origin)
+        acc = np.zeros(R)          # fractional region-origin demand (outer="macro")
         to_exit = np.zeros(R)      # vehicles moved into exit buffers
         seq = np.zeros(R, np.int64)
         route_gen = np.zeros((T, R))
@@ -426,15 +438,13 @@ def run_hybrid(
         buf_end = np.zeros((T, len(reg_ids)))    # vehicles in the exit buffers at the record instant
         pend_end = np.zeros((T, len(reg_ids)))   # handed over, not yet inserted, at the record instant
         entry_col = {e: reg_ids.index(e) for e in entry_info}
-        rate_of = np.zeros(R)
-        t_sumo = t_macro = 0.0
+        t_sumo = 0.0
         session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
         bar = progress_bar(progress, n_steps, "hybrid", scenario)
         lanes_of = exp.lanes
         reg_lanes = [ln for lid in reg_ids for ln in lanes_of.get(lid, ())]
         sumo_ctl = sumo_engine.Controls(reg_sc, exp, sumo_dt_s)
         lane_open = np.zeros((T, len(sumo_ctl.switched)), bool)
-        cell_last = cm.net.cell_off[1:] - 1
         k = 0
         try:
             try:
@@ -458,64 +468,45 @@ def run_hybrid(
                     # -- SUMO-side controls (lanes, meters, ALINEA) as they stand for the coming step
                     sumo_ctl.apply(api, k * sub, t)
                     closed = sumo_ctl.closed
-                    # -- 1. receiving flow of each entry edge -> cap on the feeding macro links
-                    base = controls(k)
-                    meter = base.meter.copy()
-                    ctl_k = base._replace(meter=meter)
-                    if feedback is not None:  # macro-part ALINEA writes its rate into ctl_k.meter (= meter)
-                        feedback.step(k, st, ctl_k)
+                    # -- 1. receiving flow of each entry node -> limit on the outer links feeding it
+                    supply: dict[str, float] = {}
+                    pending_node: dict[str, int] = {}
                     if entry_info:
                         subs = api.lanearea.getAllSubscriptionResults()
                         for n, edges in entry_edges.items():
-                            supply = 0.0
+                            s_n = 0.0
                             for e in edges:
                                 seg = entry_info[e]
                                 open_ = [(ln, x) for ln, x in seg if ln not in closed]
                                 veh = sum(subs["hyb_" + ln][_LAST_STEP_VEHICLE_NUMBER] for ln, _ in open_)
                                 room = wvf[e] * (kj[e] * sum(x for _, x in open_) - veh)
-                                supply += max(0.0, min(qdt[e] * len(open_), room) - pending_edge[e])
-                            fl = feeders[n]
-                            if len(fl) == 1:
-                                meter[fl[0]] = min(meter[fl[0]], supply)
-                            else:
-                                lanes = base.lanes[fl]
-                                s = np.minimum(cm.net.alpha[fl] * st.n[cell_last[fl]],
-                                               np.minimum(cm.net.qstep_lane[fl] * lanes, meter[fl]))
-                                tot = s.sum()
-                                share = s / tot if tot > 1e-12 else np.full(len(fl), 1.0 / len(fl))
-                                meter[fl] = np.minimum(meter[fl], supply * share)
-                    # -- region-origin demand accumulates
-                    for r in inreg_origin:
-                        f = flows[routes.flow[r]]
-                        rate_of[r] = f.rate_at(t) * routes.share[r] / 3600.0 * dt
-                    # -- 2. macro step
-                    t0 = time.perf_counter()
-                    out_before = st.route_out[first[pre_r]].copy() if pre_r else None
-                    status = ctm_advance(k, k + 1, dt, spr, capacity_drop, cm.net, ctl_k, st, rec)
-                    t_macro += time.perf_counter() - t0
-                    if status == STATUS_NEGATIVE:
-                        raise SimulationError(f"engine 'hybrid': CTM produced a negative cell count at t={t:g} s")
-                    if status == STATUS_NAN:
-                        raise SimulationError(f"engine 'hybrid': CTM produced NaN at t={t:g} s")
-                    # -- 3. whole vehicles into SUMO
-                    if pre_r:
-                        acc[pre_r] += st.route_out[first[pre_r]] - out_before
-                    for r in inreg_origin:
-                        if rate_of[r] > 0:
-                            gen[r] += rate_of[r]
-                            acc[r] += rate_of[r]
+                                s_n += max(0.0, min(qdt[e] * len(open_), room) - pending_edge[e])
+                            supply[n] = s_n
+                            pending_node[n] = sum(pending_edge[e] for e in edges)
+                    om.limit(k, supply, pending_node)
+                    # -- 2. outer step: whole vehicles reaching the entry nodes
+                    region_rate = [flows[routes.flow[r]].rate_at(t) * routes.share[r] / 3600.0 * dt
+                                   for r in inreg_origin]
+                    whole_of = om.advance(k)
+                    # -- 3. whole vehicles into SUMO (prefix routes, then region-origin demand)
+                    for r in pre_r:
+                        if whole_of[r]:
+                            handed[r] += whole_of[r]
+                    for r, veh in zip(inreg_origin, region_rate):
+                        if veh > 0:
+                            if outer == "macro":
+                                gen[r] += veh
+                            n_new = om.region_demand(r, veh, acc)
+                            if outer == "micro":
+                                gen[r] += n_new
+                            whole_of[r] = n_new
                     for r in pre_r + inreg_origin:
                         if reg[r] < 0:
                             continue
-                        whole = int(math.floor(acc[r] + 1e-9))
-                        for _ in range(whole):
+                        for _ in range(int(whole_of[r])):
                             api.vehicle.add(f"{r}_{seq[r]}", f"r{reg[r]}", typeID=vclass[r], depart="now",
                                             departLane="free", departPos="base", departSpeed="max")
                             seq[r] += 1
-                        if whole:
-                            acc[r] -= whole
-                            if r in entry_edge_of_route:
-                                handed[r] += whole
                     # -- 4. SUMO sub-steps; arrivals feed the exit buffers
                     t0 = time.perf_counter()
                     for j in range(sub):
@@ -531,26 +522,21 @@ def run_hybrid(
                             if ends_in_region[r]:
                                 arr_sumo[r] += 1
                             else:
-                                g = suffix_slot[r]
-                                st.queue[g] += 1.0
-                                st.route_gen[int(last[r])] += 1.0
+                                om.receive(r)
                                 to_exit[r] += 1
                     pending = api.simulation.getPendingVehicles()
                     t_sumo += time.perf_counter() - t0
                     for e in pending_edge:
                         pending_edge[e] = 0
-                    n_pend_origin = 0
                     for vid in pending:
                         r = int(vid.split("_", 1)[0])
                         e = entry_edge_of_route.get(r)
-                        if e is None:
-                            n_pend_origin += 1
-                        else:
+                        if e is not None:
                             pending_edge[e] += 1
                     # -- bookkeeping per original route
-                    g_now, i_now, o_now = _route_totals(st, first, last, gen, dep_sumo, arr_sumo, ends_in_region, R)
+                    g_now, i_now, o_now = om.totals(gen, dep_sumo, arr_sumo)
                     wait_s[row] += float((g_now - i_now).sum()) * dt
-                    exit_q = st.queue[exit_slots]
+                    exit_q = om.exit_queue()
                     np.add.at(buf_wait[row], exit_col, exit_q * dt)
                     for e, npend in pending_edge.items():
                         buf_wait[row, entry_col[e]] += npend * dt
@@ -590,11 +576,12 @@ def run_hybrid(
     # ---- assemble the common Result over all links
     z = lambda: np.zeros((T, L))  # noqa: E731
     vkt, vht, cum_in, cum_out, queue_veh, queue_m, lanes = z(), z(), z(), z(), z(), z(), z()
-    for lid, i in m_index.items():
+    orec = om.records()
+    for lid, i in o_index.items():
         j = link_ids.index(lid)
-        vkt[:, j], vht[:, j] = rec.vkt[:, i], rec.vht[:, i]
-        cum_in[:, j], cum_out[:, j] = rec.cum_in[:, i], rec.cum_out[:, i]
-        queue_veh[:, j], queue_m[:, j], lanes[:, j] = rec.queue_veh[:, i], rec.queue_m[:, i], rec.lanes[:, i]
+        vkt[:, j], vht[:, j] = orec["vkt"][:, i], orec["vht"][:, i]
+        cum_in[:, j], cum_out[:, j] = orec["cum_in"][:, i], orec["cum_out"][:, i]
+        queue_veh[:, j], queue_m[:, j], lanes[:, j] = orec["queue_veh"][:, i], orec["queue_m"][:, i], orec["lanes"][:, i]
     length = np.array([net.links[lid].length_m for lid in reg_ids])
     # boundary buffers as point queues at the region links' boundary ends: their waiting time is
     # the links' VHT and queue, a buffered exit has not left its link, a pending entry has entered
@@ -622,12 +609,12 @@ def run_hybrid(
         "demanded": float(route_gen[-1].sum()),
         "arrived": float(route_out[-1].sum()),
         "origin_waiting": float((route_gen[-1] - route_in[-1]).sum()),
-        "macro_links": float(st.n.sum()),
-        "transfer_fraction": float(acc[pre_r].sum()) if pre_r else 0.0,
+        **om.conservation(),
         "sumo_pending_boundary": pending_boundary,
         "sumo_network": sumo_running,
-        "exit_buffer": float(sum(st.queue[g] for g in suffix_slot.values())),
+        "exit_buffer": float(om.exit_queue().sum()),
     }
+    t_outer = om.wall_s
     ds = build_dataset(
         scenario, engine="hybrid", dt_s=dt, record_interval_s=record_interval_s, n_steps=n_steps,
         link_ids=link_ids, route_labels=routes.label, route_links=routes.links,
@@ -635,20 +622,20 @@ def run_hybrid(
         queue_veh=queue_veh, queue_m=queue_m, lanes=lanes, route_in=route_in, route_out=route_out,
         route_gen=route_gen, origin_queue=origin_queue, wait_s=wait_s,
         extra_attrs={
-            "hybrid_region": " ".join(split.region), "sumo_dt_s": float(sumo_dt_s),
+            "hybrid_region": " ".join(split.region), "hybrid_outer": outer, "sumo_dt_s": float(sumo_dt_s),
             "sumo_reference_link": exp.reference_link, "capacity_drop": capacity_drop,
             "boundary_wait_vh": boundary_wait / 3600.0,
-            "wall_s": wall, "wall_sumo_s": t_sumo, "wall_macro_s": t_macro,
-            "wall_coupling_s": wall - t_sumo - t_macro,
+            "wall_s": wall, "wall_sumo_s": t_sumo, "wall_outer_s": t_outer,
+            "wall_coupling_s": wall - t_sumo - t_outer,
         },
     )
     final = {
         "conservation": conservation,
-        "timing": {"wall_s": wall, "sumo_s": t_sumo, "macro_s": t_macro, "coupling_s": wall - t_sumo - t_macro},
+        "timing": {"wall_s": wall, "sumo_s": t_sumo, "outer_s": t_outer, "coupling_s": wall - t_sumo - t_outer},
         "handed_to_sumo": handed.copy(), "to_exit_buffer": to_exit.copy(),
         "switched_lanes": switched["switched_lanes"],
     }
-    logs = {**(feedback.log() if feedback is not None else {}), **switched.get("controllers", {})}
+    logs = {**om.controller_logs(), **switched.get("controllers", {})}
     if logs:
         final["controllers"] = logs
     return Result(ds, scenario=scenario, engine="hybrid", final_state=final)
@@ -661,19 +648,6 @@ def _has_libsumo() -> bool:
         return True
     except ImportError:
         return False
-
-
-def _route_totals(st, first, last, gen, dep_sumo, arr_sumo, ends_in_region, R):
-    """Cumulative (demanded, departed, arrived) per original route from both engines."""
-    g = gen.copy()
-    i = dep_sumo.copy()
-    o = arr_sumo.copy()
-    has_first = first >= 0
-    g[has_first] = st.route_gen[first[has_first]]
-    i[has_first] = st.route_in[first[has_first]]
-    has_last = (last >= 0) & ~ends_in_region
-    o[has_last] = st.route_out[last[has_last]]
-    return g, i, o
 
 
 def measure_overhead(scenario: Scenario, region=None, *, repeat: int = 1, **options) -> dict[str, float]:
