@@ -85,6 +85,7 @@ class CompiledMacro:
     def __post_init__(self):
         if self.route_share is None:
             self.route_share = np.asarray(self.routes.share, dtype=np.float64)
+        self._flow_of_route = np.asarray(self.routes.flow, dtype=np.int64)
         # every input below is piecewise constant between the scenario's breakpoints: computed
         # once per segment (the Python loops over flows and links cost more than a kernel chunk)
         self._breaks = breakpoints(self.scenario)
@@ -121,7 +122,7 @@ class CompiledMacro:
 
     @property
     def _route_flow(self) -> np.ndarray:
-        return np.asarray(self.routes.flow, dtype=np.int64)
+        return self._flow_of_route
 
     @property
     def _route_share(self) -> np.ndarray:
@@ -170,100 +171,107 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     beta = w * dt / dx
     prio = np.array([-1.0 if lk.priority is None else lk.priority for lk in links])
 
-    # ---- routes -> slots
+    # ---- routes -> slots (one per route and link of it), vectorised over all route-link pairs
     routes = build_routes(scenario, route_candidates)
-    link_slots: list[list[tuple[int, int]]] = [[] for _ in range(L)]  # (route, position)
-    for r, path in enumerate(routes.links):
-        for k, lid in enumerate(path):
-            link_slots[lidx[lid]].append((r, k))
-    slot_of: dict[tuple[int, int], int] = {}
-    slot_off = [0]
-    for l in range(L):
-        for rk in link_slots[l]:
-            slot_of[rk] = len(slot_of)
-        slot_off.append(len(slot_of))
-    # sources: one per (origin node, first link)
+    R = len(routes.links)
+    route_len = np.array([len(p) for p in routes.links], dtype=np.int64)
+    pair_link = np.array([lidx[lid] for p in routes.links for lid in p], dtype=np.int64)
+    pair_route = np.repeat(np.arange(R, dtype=np.int64), route_len)
+    route_start = np.concatenate([[0], np.cumsum(route_len)[:-1]]).astype(np.int64)
+    pair_last = np.zeros(pair_link.shape[0], dtype=bool)
+    pair_last[route_start + route_len - 1] = True
+    pair_next = np.where(pair_last, -1, np.roll(pair_link, -1))        # next link on the route, -1 = leaves
+    link_to = np.array([nidx[lk.to_node] for lk in links], dtype=np.int64)
+    # sources: one per (origin node, first link), in order of first appearance
     src_key: dict[tuple[str, str], list[int]] = {}
     for r, path in enumerate(routes.links):
         origin = scenario.demand.flows[routes.flow[r]].origin
         src_key.setdefault((origin, path[0]), []).append(r)
     src_list = list(src_key.items())
-    src_slot_off = [slot_off[-1]]
+    n_pairs = int(pair_link.shape[0])
+    src_slot_off = [n_pairs]
     src_slot_route: list[int] = []
     for (_, _), rs in src_list:
         src_slot_route.extend(rs)
         src_slot_off.append(src_slot_off[-1] + len(rs))
     G = src_slot_off[-1]
 
-    # ---- node inputs/outputs
-    sinks = {net.links[path[-1]].to_node for path in routes.links}
+    # ---- node inputs/outputs; a link's local output index at its upstream node
+    sink_nodes = set(link_to[pair_link[pair_last]].tolist())
     node_in, node_in_off, node_out, node_out_off = [], [0], [], [0]
-    in_local: dict[int, int] = {}            # link or L+src -> local input index
-    out_local: dict[tuple[str, int], int] = {}  # (node, link or -1) -> local output index
-    for nid in node_ids:
-        ins = [lidx[lk.id] for lk in net.in_links(nid)]
-        ins += [L + s for s, ((o, _), _) in enumerate(src_list) if o == nid]
-        for i, v in enumerate(ins):
-            in_local[v] = i
+    out_pos = np.zeros(L, dtype=np.int64)       # local output index of link l at its upstream node
+    sink_pos = np.full(len(node_ids), -1, dtype=np.int64)
+    src_of_node: dict[str, list[int]] = {}
+    for s_, ((o, _), _) in enumerate(src_list):
+        src_of_node.setdefault(o, []).append(L + s_)
+    for ni_, nid in enumerate(node_ids):
+        ins = [lidx[lk.id] for lk in net.in_links(nid)] + src_of_node.get(nid, [])
         node_in.extend(ins)
         node_in_off.append(len(node_in))
         outs = [lidx[lk.id] for lk in net.out_links(nid)]
-        if nid in sinks:
+        out_pos[outs] = np.arange(len(outs))
+        if ni_ in sink_nodes:
+            sink_pos[ni_] = len(outs)
             outs.append(-1)
-        for o, v in enumerate(outs):
-            out_local[(nid, v)] = o
         node_out.extend(outs)
         node_out_off.append(len(node_out))
     max_in = max(1, max(np.diff(node_in_off)))
     max_out = max(1, max(np.diff(node_out_off)))
+    pair_out = np.where(pair_next >= 0, out_pos[np.maximum(pair_next, 0)], sink_pos[link_to[pair_link]])
 
-    # ---- movements and signals
+    # slots: by link, then by output at the link's downstream node, then route (so the kernel
+    # moves a link's vehicles output by output); slot_of_pair maps each route-link pair to its slot
+    order = np.lexsort((pair_route, pair_out, pair_link))
+    slot_of_pair = np.empty(n_pairs, dtype=np.int64)
+    slot_of_pair[order] = np.arange(n_pairs)
+    slot_off = np.concatenate([[0], np.cumsum(np.bincount(pair_link, minlength=L))]).astype(np.int64)
+    per_out = np.bincount(pair_link * max_out + pair_out, minlength=L * max_out).reshape(L, max_out)
+    out_slot_off = (slot_off[:-1, None] + np.concatenate([np.zeros((L, 1), np.int64), np.cumsum(per_out, 1)], 1))
+    out_slot_off = out_slot_off.reshape(-1).astype(np.int64)
+
+    # ---- movements (one per node input and output) and signals
     signals = {c.node: c for c in controls if isinstance(c, FixedTimeSignal)}
     sig_ids = {nid: s for s, nid in enumerate(signals)}
-    move_of: dict[tuple[str, int, int], int] = {}
+    src_link = np.array([lidx[first] for (_, first), _ in src_list], dtype=np.int64)
+    n_src_slots = G - n_pairs
+    src_slot_src = np.repeat(np.arange(len(src_list), dtype=np.int64), np.diff(src_slot_off))
+    src_slot_route = np.asarray(src_slot_route, dtype=np.int64)
+    # movement key: input (link, or L + source) x (output link + 1, 0 = sink)
+    move_in = np.concatenate([pair_link, L + src_slot_src])
+    move_to = np.concatenate([pair_next, src_link[src_slot_src] if n_src_slots else np.zeros(0, np.int64)])
+    keys, slot_move_sorted = np.unique(move_in * (L + 1) + (move_to + 1), return_inverse=True)
     move_sig, move_wins = [], []
-
-    def movement(node: str, inp: int, out: int) -> int:
-        key = (node, inp, out)
-        if key not in move_of:
-            move_of[key] = len(move_sig)
-            sig = -1
-            wins: list[tuple[float, float]] = []
-            if node in signals and inp < L and out >= 0:
-                sig = sig_ids[node]
-                wins = signals[node].green_windows().get((link_ids[inp], link_ids[out]), [])
-                if not wins:
-                    raise SimulationError(
-                        f"signal at node {node!r}: movement {link_ids[inp]!r} -> {link_ids[out]!r} is used by "
-                        f"demand but has green in no phase; add it to a phase"
-                    )
-            move_sig.append(sig)
-            move_wins.append(wins)
-        return move_of[key]
+    for key in keys.tolist():
+        inp, out = divmod(key, L + 1)
+        out -= 1
+        node = node_ids[link_to[inp]] if inp < L else src_list[inp - L][0][0]
+        sig = -1
+        wins: list[tuple[float, float]] = []
+        if node in signals and inp < L and out >= 0:
+            sig = sig_ids[node]
+            wins = signals[node].green_windows().get((link_ids[inp], link_ids[out]), [])
+            if not wins:
+                raise SimulationError(
+                    f"signal at node {node!r}: movement {link_ids[inp]!r} -> {link_ids[out]!r} is used by "
+                    f"demand but has green in no phase; add it to a phase"
+                )
+        move_sig.append(sig)
+        move_wins.append(wins)
 
     slot_next = np.full(G, -1, dtype=np.int64)
     slot_out = np.zeros(G, dtype=np.int64)
     slot_move = np.zeros(G, dtype=np.int64)
     slot_route = np.zeros(G, dtype=np.int64)
-    for (r, k), g in slot_of.items():
-        path = routes.links[r]
-        lid = path[k]
-        node = net.links[lid].to_node
-        nxt = lidx[path[k + 1]] if k + 1 < len(path) else -1
-        slot_next[g] = slot_of[(r, k + 1)] if k + 1 < len(path) else -1
-        slot_out[g] = out_local[(node, nxt)]
-        slot_move[g] = movement(node, lidx[lid], nxt)
-        slot_route[g] = r
-    src_link = []
-    for s, ((origin, first), rs) in enumerate(src_list):
-        fl = lidx[first]
-        src_link.append(fl)
-        for j, r in enumerate(rs):
-            g = src_slot_off[s] + j
-            slot_next[g] = slot_of[(r, 0)]
-            slot_out[g] = out_local[(origin, fl)]
-            slot_move[g] = movement(origin, L + s, fl)
-            slot_route[g] = r
+    has_next = ~pair_last
+    slot_next[slot_of_pair[has_next]] = slot_of_pair[np.flatnonzero(has_next) + 1]
+    slot_out[slot_of_pair] = pair_out
+    slot_move[slot_of_pair] = slot_move_sorted[:n_pairs]
+    slot_route[slot_of_pair] = pair_route
+    if n_src_slots:
+        slot_next[n_pairs:] = slot_of_pair[route_start[src_slot_route]]
+        slot_out[n_pairs:] = out_pos[src_link[src_slot_src]]
+        slot_move[n_pairs:] = slot_move_sorted[n_pairs:]
+        slot_route[n_pairs:] = src_slot_route
     move_win_off = np.concatenate([[0], np.cumsum([len(wn) for wn in move_wins])]).astype(np.int64)
     win_start = [a for wn in move_wins for a, _ in wn]
     win_end = [b for wn in move_wins for _, b in wn]
@@ -278,7 +286,7 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         cell_off=int_array(cell_off), alpha=float_array(alpha), beta=float_array(beta),
         qstep_lane=float_array(q * dt), njam_lane=float_array(kj * dx),
         ncrit_lane=float_array(q / vf * dx), dx=float_array(dx), prio=float_array(prio),
-        slot_off=int_array(slot_off), slot_next=int_array(slot_next), slot_out=int_array(slot_out),
+        slot_off=int_array(slot_off), out_slot_off=int_array(out_slot_off), slot_next=int_array(slot_next), slot_out=int_array(slot_out),
         slot_move=int_array(slot_move), slot_route=int_array(slot_route),
         src_slot_off=int_array(src_slot_off), src_link=int_array(src_link),
         node_in_off=int_array(node_in_off), node_in=int_array(node_in),
@@ -308,6 +316,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
     pk_size = int(net.pk_base[-1] + (net.slot_off[-1] - net.slot_off[-2]) * net.n_packets) if L else 0
     return CTMState(
         n=np.zeros(C), pk_amt=np.zeros(max(pk_size, 1)), pk_total=np.zeros(L * net.n_packets),
+        pk_out=np.zeros(max(L * net.n_packets * net.max_out, 1)),
         pk_head=np.zeros(L, np.int64), pk_count=np.zeros(L, np.int64), queue=np.zeros(G),
         cum_in=np.zeros(L), cum_out=np.zeros(L), route_in=np.zeros(R), route_out=np.zeros(R),
         route_gen=np.zeros(R), y=np.zeros(C), link_inflow=np.zeros(L), slot_flow=np.zeros(G),

@@ -28,7 +28,10 @@ Vehicles are tracked by route (the commodity). Each link keeps a FIFO ring of *p
 holding the vehicles of every route on the link that entered together. A link sends the first
 ``S`` vehicles of its ring (the window), split by movement through the routes' next links; the
 node model's flows leave the window proportionally per movement, so each route is conserved
-exactly and vehicles go where their route says. Origin queues hold the demand that has not yet
+exactly and vehicles go where their route says. A link's route slots are grouped by their
+output at the downstream node and every packet also keeps its amount per output (the sum of
+its slots of that output), so the split of a window by movement costs one pass over outputs,
+not over routes. Origin queues hold the demand that has not yet
 entered; they are never dropped.
 
 Units are SI: seconds, metres, vehicles. Everything here is unvalidated and allocation-free: the
@@ -74,7 +77,8 @@ class CTMNetwork(NamedTuple):
     ncrit_lane: np.ndarray    # (L,) critical storage of one cell per lane [veh]
     dx: np.ndarray            # (L,) cell length [m]
     prio: np.ndarray          # (L,) merge priority, < 0 means capacity-proportional
-    slot_off: np.ndarray      # (L+1,) int64: route slots of link l
+    slot_off: np.ndarray      # (L+1,) int64: route slots of link l, grouped by output at its downstream node
+    out_slot_off: np.ndarray  # (L*(max_out+1),) int64: slots of link l bound for output o start at [l*(max_out+1)+o]
     slot_next: np.ndarray     # (G,) next slot on the route, -1 = leaves the network
     slot_out: np.ndarray      # (G,) local output index at the downstream node (source: its link)
     slot_move: np.ndarray     # (G,) movement id
@@ -112,6 +116,7 @@ class CTMState(NamedTuple):
     n: np.ndarray             # (C,) vehicles per cell
     pk_amt: np.ndarray        # packet amounts per route slot
     pk_total: np.ndarray      # (L*P,) packet totals
+    pk_out: np.ndarray        # (L*P*max_out,) packet amounts per output at the link's downstream node
     pk_head: np.ndarray       # (L,) ring head
     pk_count: np.ndarray      # (L,) packets in use
     queue: np.ndarray         # (G,) origin-queue vehicles per source slot
@@ -191,22 +196,18 @@ def _link_ends(nl, alpha, beta, q, njam, meter):
 
 
 @kernel(inline="always")
-def _window_by_output(l, window, row, s_io, slot_off, slot_out, pk_base, pk_head, pk_count, pk_total, pk_amt, P):
-    """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]``."""
-    s0 = slot_off[l]
-    m = slot_off[l + 1] - s0
-    base = pk_base[l]
+def _window_by_output(l, window, row, no, s_io, pk_head, pk_count, pk_total, pk_out, P, MO):
+    """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]`` (from the
+    packets' per-output amounts: no pass over route slots)."""
     left = window
     p = pk_head[l]
     for _ in range(pk_count[l]):
         tot = pk_total[l * P + p]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
-            off = base + p * m
-            for j in range(m):
-                a = pk_amt[off + j]
-                if a > 0.0:
-                    s_io[row + slot_out[s0 + j]] += a * frac
+            po = (l * P + p) * MO
+            for o in range(no):
+                s_io[row + o] += pk_out[po + o] * frac
             left -= tot * frac
             if left <= _EPS:
                 break
@@ -216,90 +217,63 @@ def _window_by_output(l, window, row, s_io, slot_off, slot_out, pk_base, pk_head
 
 
 @kernel(inline="always")
-def _take_from_window(l, window, row, ratio, slot_off, slot_out, slot_next, slot_route, pk_base, pk_head, pk_count,
-                      pk_total, pk_amt, slot_flow, route_out, P):
+def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_next, slot_route, pk_base, pk_head,
+                      pk_count, pk_total, pk_out, pk_amt, slot_flow, route_out, P, MO):
     """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles
     and hand them to the next slot of their route (``slot_flow``), or out of the network
     (``route_out``). Returns the total removed.
 
-    Packets emptied at the head are popped, any rounding residue folded into the next one.
-    When the window lies in one packet (the usual case) removal and hand-over are one pass;
-    otherwise each slot's removals are summed over the packets first, in packet order, as the
-    one-pass case would do for one packet, so both give the same sums.
+    One pass per packet of the window, output by output (a link's slots are grouped by output,
+    so the branch between handing over and leaving is per output, not per slot); each packet's
+    per-output amounts are re-summed from what stays. Packets emptied at the head are popped,
+    any rounding residue folded into the next one.
     """
     s0 = slot_off[l]
     m = slot_off[l + 1] - s0
     base = pk_base[l]
-    # the first packet holding vehicles, and whether the window ends in it
+    ob = l * (MO + 1)
+    left = window
     p = pk_head[l]
-    first = -1
-    frac1 = 0.0
+    removed = 0.0
     for _ in range(pk_count[l]):
-        tot = pk_total[l * P + p]
+        idx = l * P + p
+        tot = pk_total[idx]
         if tot > _EPS:
-            frac1 = 1.0 if tot <= window else window / tot
-            if window - tot * frac1 <= _EPS:
-                first = p
-            break
+            frac = 1.0 if tot <= left else left / tot
+            off = base + p * m - s0          # pk_amt[off + g] is slot g's amount in this packet
+            po = idx * MO
+            took = 0.0
+            for o in range(no):
+                r = ratio[row + o]
+                g0 = out_slot_off[ob + o]
+                g1 = out_slot_off[ob + o + 1]
+                if r > 0.0 and g1 > g0:
+                    rest = 0.0
+                    if slot_next[g0] < 0:
+                        for g in range(g0, g1):
+                            a = pk_amt[off + g]
+                            d = a * frac * r
+                            pk_amt[off + g] = a - d
+                            rest += a - d
+                            took += d
+                            route_out[slot_route[g]] += d
+                    else:
+                        for g in range(g0, g1):
+                            a = pk_amt[off + g]
+                            d = a * frac * r
+                            pk_amt[off + g] = a - d
+                            rest += a - d
+                            took += d
+                            slot_flow[slot_next[g]] += d
+                    pk_out[po + o] = rest
+            pk_total[idx] = tot - took
+            removed += took
+            left -= tot * frac
+            if left <= _EPS:
+                break
         p += 1
         if p == P:
             p = 0
-    if first >= 0:
-        idx = l * P + first
-        off = base + first * m
-        took = 0.0
-        for j in range(m):
-            a = pk_amt[off + j]
-            if a > 0.0:
-                r = ratio[row + slot_out[s0 + j]]
-                if r > 0.0:
-                    d = a * frac1 * r
-                    pk_amt[off + j] = a - d
-                    took += d
-                    nxt = slot_next[s0 + j]
-                    if nxt < 0:
-                        route_out[slot_route[s0 + j]] += d
-                    else:
-                        slot_flow[nxt] += d
-        pk_total[idx] = pk_total[idx] - took
-        removed = took
-    else:
-        left = window
-        p = pk_head[l]
-        removed = 0.0
-        for _ in range(pk_count[l]):
-            idx = l * P + p
-            tot = pk_total[idx]
-            if tot > _EPS:
-                frac = 1.0 if tot <= left else left / tot
-                off = base + p * m
-                took = 0.0
-                for j in range(m):
-                    a = pk_amt[off + j]
-                    if a > 0.0:
-                        r = ratio[row + slot_out[s0 + j]]
-                        if r > 0.0:
-                            d = a * frac * r
-                            pk_amt[off + j] = a - d
-                            slot_flow[s0 + j] += d
-                            took += d
-                pk_total[idx] = tot - took
-                removed += took
-                left -= tot * frac
-                if left <= _EPS:
-                    break
-            p += 1
-            if p == P:
-                p = 0
-        for g in range(s0, s0 + m):
-            d = slot_flow[g]
-            if d > 0.0:
-                slot_flow[g] = 0.0
-                nxt = slot_next[g]
-                if nxt < 0:
-                    route_out[slot_route[g]] += d
-                else:
-                    slot_flow[nxt] += d
     while pk_count[l] > 1:
         h = pk_head[l]
         if pk_total[l * P + h] > 1e-9:
@@ -314,6 +288,9 @@ def _take_from_window(l, window, row, ratio, slot_off, slot_out, slot_next, slot
             pk_amt[offn + j] += pk_amt[offh + j]
             res += pk_amt[offh + j]
             pk_amt[offh + j] = 0.0
+        for o in range(MO):
+            pk_out[(l * P + nxt) * MO + o] += pk_out[(l * P + h) * MO + o]
+            pk_out[(l * P + h) * MO + o] = 0.0
         pk_total[l * P + nxt] += res
         pk_total[l * P + h] = 0.0
         pk_head[l] = nxt
@@ -322,13 +299,15 @@ def _take_from_window(l, window, row, ratio, slot_off, slot_out, slot_next, slot
 
 
 @kernel(inline="always")
-def _push_inflow(l, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P):
+def _push_inflow(l, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt, pk_min, slot_flow,
+                 P, MO):
     """Append this step's inflow of link ``l`` (per slot in ``slot_flow``, which is cleared) to its
     packet ring: into the tail packet while it is small or the ring is full, else a new one.
     Returns the total; nothing is appended when it is 0."""
     s0 = slot_off[l]
     m = slot_off[l + 1] - s0
     base = pk_base[l]
+    ob = l * (MO + 1)
     cnt = pk_count[l]
     merge = False
     if cnt > 0:
@@ -343,23 +322,32 @@ def _push_inflow(l, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_m
                 tail = 0
     else:
         tail = pk_head[l]
-    off = base + tail * m
+    off = base + tail * m - s0
+    po = (l * P + tail) * MO
     total = 0.0
     # a packet not in use holds zeros, so writing a zero inflow into it changes nothing
     if merge:
-        for j in range(m):
-            f = slot_flow[s0 + j]
-            total += f
-            pk_amt[off + j] += f
-            slot_flow[s0 + j] = 0.0
+        for o in range(MO):
+            sub = 0.0
+            for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
+                f = slot_flow[g]
+                sub += f
+                pk_amt[off + g] += f
+                slot_flow[g] = 0.0
+            pk_out[po + o] += sub
+            total += sub
         if total > 0.0:
             pk_total[l * P + tail] += total
     else:
-        for j in range(m):
-            f = slot_flow[s0 + j]
-            total += f
-            pk_amt[off + j] = f
-            slot_flow[s0 + j] = 0.0
+        for o in range(MO):
+            sub = 0.0
+            for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
+                f = slot_flow[g]
+                sub += f
+                pk_amt[off + g] = f
+                slot_flow[g] = 0.0
+            pk_out[po + o] = sub
+            total += sub
         if total > 0.0:
             pk_total[l * P + tail] = total
             pk_count[l] = cnt + 1
@@ -582,21 +570,22 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
 
 
 @kernel(inline="always")
-def _push_outputs(o0, no, node_out, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow,
-                  link_inflow, cum_in, P):
+def _push_outputs(o0, no, node_out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
+                  pk_min, slot_flow, link_inflow, cum_in, P, MO):
     """Append each outgoing link's inflow this step (``slot_flow``) to its packet ring."""
     for o in range(no):
         out = node_out[o0 + o]
         if out != _SINK:
-            total = _push_inflow(out, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min, slot_flow, P)
+            total = _push_inflow(out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
+                                 pk_min, slot_flow, P, MO)
             if total > 0.0:
                 link_inflow[out] = total
                 cum_in[out] += total
 
 
 @kernel(inline="always")
-def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_out, slot_next, pk_base,
-                   pk_head, pk_count, pk_total, pk_amt, slot_flow, P):
+def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_next, pk_base,
+                   pk_head, pk_count, pk_total, pk_out, pk_amt, slot_flow, P, MO):
     """Prefetch the packet data node ``nd`` will touch: the head packet of each incoming link and
     the tail of each outgoing one, scattered in memory (the node model is otherwise bound by
     waiting for them)."""
@@ -607,7 +596,7 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
             h = pk_head[l]
             _prefetch(pk_total, l * P + h)
             _prefetch(pk_amt, pk_base[l] + h * (slot_off[l + 1] - s0))
-            _prefetch(slot_out, s0)
+            _prefetch(pk_out, (l * P + h) * MO)
             _prefetch(slot_next, s0)
     for o in range(node_out_off[nd], node_out_off[nd + 1]):
         l = node_out[o]
@@ -620,14 +609,15 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
                 t = 0
             _prefetch(pk_total, l * P + t)
             _prefetch(pk_amt, pk_base[l] + t * (slot_off[l + 1] - s0))
+            _prefetch(pk_out, (l * P + t) * MO)
             _prefetch(slot_flow, s0)
 
 
 @kernel
 def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
-                slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
+                slot_off, out_slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
                 node_in_off, node_in, node_out_off, node_out, green, has_signals,
-                pk_base, pk_min, pk_head, pk_count, pk_total, pk_amt, P, max_out,
+                pk_base, pk_min, pk_head, pk_count, pk_total, pk_out, pk_amt, P, max_out,
                 queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
                 f_i, act, r_o):
     """Phase 2 of a step: the node model (Tampere et al. 2011) at every node. Reads only the
@@ -637,8 +627,8 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
     N = node_in_off.shape[0] - 1
     for nd in range(N):
         if nd + 1 < N:
-            _prefetch_node(nd + 1, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_out, slot_next,
-                           pk_base, pk_head, pk_count, pk_total, pk_amt, slot_flow, P)
+            _prefetch_node(nd + 1, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_next,
+                           pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt, slot_flow, P, max_out)
         i0 = node_in_off[nd]
         ni = node_in_off[nd + 1] - i0
         o0 = node_out_off[nd]
@@ -656,9 +646,9 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                     if s > 1e-9 and a > 0.0:
                         for o in range(no):
                             s_io[i * max_out + o] = 1.0
-                        moved = _take_from_window(inp, s, i * max_out, s_io, slot_off, slot_out, slot_next,
-                                                  slot_route, pk_base, pk_head, pk_count, pk_total, pk_amt,
-                                                  slot_flow, route_out, P)
+                        moved = _take_from_window(inp, s, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
+                                                  slot_route, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
+                                                  slot_flow, route_out, P, max_out)
                         y[cell_off[inp + 1] - 1] = moved
                         cum_out[inp] += moved
                 else:
@@ -675,8 +665,8 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                             if d > 0.0:
                                 route_in[slot_route[g]] += d
                                 slot_flow[slot_next[g]] += d
-            _push_outputs(o0, no, node_out, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min,
-                          slot_flow, link_inflow, cum_in, P)
+            _push_outputs(o0, no, node_out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out,
+                          pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
             continue
         for kk in range(ni * max_out):
             s_io[kk] = 0.0
@@ -686,13 +676,16 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
             if inp < L:
                 s = link_send[inp]
                 if s > 0.0:
-                    _window_by_output(inp, s, i * max_out, s_io, slot_off, slot_out, pk_base, pk_head,
-                                      pk_count, pk_total, pk_amt, P)
-                    # red movements wait in their turn pocket: out of the FIFO set
+                    _window_by_output(inp, s, i * max_out, no, s_io, pk_head, pk_count, pk_total, pk_out, P,
+                                      max_out)
+                    # red movements wait in their turn pocket: out of the FIFO set (the slots
+                    # bound for one output share its movement)
                     if has_signals:
-                        for g in range(slot_off[inp], slot_off[inp + 1]):
-                            if green[slot_move[g]] == 0:
-                                s_io[i * max_out + slot_out[g]] = 0.0
+                        ob = inp * (max_out + 1)
+                        for o in range(no):
+                            g0 = out_slot_off[ob + o]
+                            if g0 < out_slot_off[ob + o + 1] and green[slot_move[g0]] == 0:
+                                s_io[i * max_out + o] = 0.0
                 a_i[i] = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
             else:
                 src = inp - L
@@ -790,8 +783,9 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                 continue
             if inp < L:
                 window = link_send[inp]
-                moved = _take_from_window(inp, window, i * max_out, s_io, slot_off, slot_out, slot_next, slot_route,
-                                          pk_base, pk_head, pk_count, pk_total, pk_amt, slot_flow, route_out, P)
+                moved = _take_from_window(inp, window, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
+                                          slot_route, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt, slot_flow,
+                                          route_out, P, max_out)
                 y[cell_off[inp + 1] - 1] = moved
                 cum_out[inp] += moved
             else:
@@ -802,8 +796,8 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                     if d > 0.0:
                         route_in[slot_route[g]] += d
                         slot_flow[slot_next[g]] += d
-        _push_outputs(o0, no, node_out, slot_off, pk_base, pk_head, pk_count, pk_total, pk_amt, pk_min,
-                      slot_flow, link_inflow, cum_in, P)
+        _push_outputs(o0, no, node_out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
+                      pk_min, slot_flow, link_inflow, cum_in, P, max_out)
 
 
 @kernel
@@ -818,6 +812,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     cell_off, alpha, beta, qstep_lane = net.cell_off, net.alpha, net.beta, net.qstep_lane
     njam_lane, ncrit_lane, dx, prio = net.njam_lane, net.ncrit_lane, net.dx, net.prio
     slot_off, slot_next, slot_out, slot_move = net.slot_off, net.slot_next, net.slot_out, net.slot_move
+    out_slot_off = net.out_slot_off
     slot_route, src_slot_off, src_link = net.slot_route, net.src_slot_off, net.src_link
     node_in_off, node_in, node_out_off, node_out = net.node_in_off, net.node_in, net.node_out_off, net.node_out
     move_sig, move_win_off, win_start, win_end = net.move_sig, net.move_win_off, net.win_start, net.win_end
@@ -825,6 +820,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     P, max_out = net.n_packets, net.max_out
     lanes, meter, src_rate = ctl.lanes, ctl.meter, ctl.src_rate
     n, pk_amt, pk_total, pk_head, pk_count = st.n, st.pk_amt, st.pk_total, st.pk_head, st.pk_count
+    pk_out = st.pk_out
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
     y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
@@ -861,9 +857,9 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
         _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
-                    slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
+                    slot_off, out_slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
                     node_in_off, node_in, node_out_off, node_out, green, has_signals,
-                    pk_base, pk_min, pk_head, pk_count, pk_total, pk_amt, P, max_out,
+                    pk_base, pk_min, pk_head, pk_count, pk_total, pk_out, pk_amt, P, max_out,
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
                     a_i, f_i, act, r_o)
         # phase 3: update cells and accumulate the record; flows inside links for the next step
