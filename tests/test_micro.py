@@ -304,6 +304,33 @@ def test_connectors_follow_the_documented_rules():
     assert conn[("acc", "m2")] == (1, 3, [0, 1, 2])  # the rightmost lane (acceleration lane) ends
 
 
+def test_a_left_turn_joining_a_road_takes_its_left_lanes():
+    """Eastbound 3-lane road; a 2-lane road from the north turns left into it, one from the south
+    turns right: the left-turners enter the leftmost lanes, the right-turners the rightmost."""
+    net = ts.Network()
+    for nid, xy in {"W": (-500, 0), "D": (0, 0), "N": (0, 500), "S": (0, -500), "E": (500, 0)}.items():
+        net.add_node(nid, *xy)
+    _link(net, "west", "W", "D", lanes=3)
+    _link(net, "north", "N", "D", lanes=2)
+    _link(net, "south", "S", "D", lanes=1)
+    _link(net, "east", "D", "E", lanes=3)
+    mv = [("west", "east"), ("north", "east"), ("south", "east")]
+    conn = derive_connectors(net, mv, {lid: lk.lanes for lid, lk in net.links.items()})
+    assert conn[("west", "east")] == (0, 2, [0, 1, 2])
+    assert conn[("north", "east")] == (0, 1, [1, 2])  # a left turn in: the left lanes
+    assert conn[("south", "east")] == (0, 0, [0])  # a right turn in: the kerb lane
+    # a 2-lane main road with a 1-lane left turn joining it: the main road moves to the right
+    net2 = ts.Network()
+    for nid, xy in {"W": (-500, 0), "D": (0, 0), "N": (0, 500), "E": (500, 0)}.items():
+        net2.add_node(nid, *xy)
+    _link(net2, "west", "W", "D", lanes=2)
+    _link(net2, "north", "N", "D", lanes=1)
+    _link(net2, "east", "D", "E", lanes=3)
+    conn = derive_connectors(net2, [("west", "east"), ("north", "east")], {"west": 2, "north": 1, "east": 3})
+    assert conn[("west", "east")] == (0, 1, [0, 1])
+    assert conn[("north", "east")] == (0, 0, [2])
+
+
 # ---------------------------------------------------------------------------- ring road
 def test_sugiyama_ring_develops_stop_and_go_moving_upstream():
     net = ts.Network()
@@ -441,6 +468,26 @@ def test_blocking_forces_lane_changes_and_lane_schedule_never_deletes_vehicles()
     assert lane1[t > 700.0].sum() == 0
     assert float(res.data["lanes"].sel(link="up").isel(time=-1)) == 1.0
 
+
+
+def test_a_lane_blocked_just_past_a_node_is_left_before_the_node():
+    """Kerb lane blocked from 20 m past node B: drivers see it from the upstream link and change
+    before the node instead of crossing in the blocked lane and merging in 20 m."""
+    net = ts.Network()
+    for n, xn in (("A", 0), ("B", 600), ("C", 1100), ("D", 1500)):
+        net.add_node(n, xn, 0)
+    kw = dict(lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    _link(net, "ab", "A", "B", length_m=600, **kw)
+    _link(net, "bc", "B", "C", length_m=500, **kw)
+    _link(net, "cd", "C", "D", length_m=400, **kw)
+    d = ts.Demand()
+    d.add("A", "D", [(0, 2200)])
+    sc = ts.Scenario(net, d, 1500, controls=[Blocking("bc", 0.0, 1500.0, lanes=1, position_m=20.0, length_m=150.0)])
+    res = ts.simulate(sc, engine="micro", seed=0, detectors=[("ab", 590.0)], trajectories=TRAJ, record_interval_s=60)
+    check_invariants(res, max_clamp_share=2e-3)
+    per_lane = res.data["det_count"].sel(time=slice(600, None)).sum("time").values[0]
+    assert per_lane.sum() > 300  # about 1,500 veh/h for 900 s
+    assert per_lane[0] < 0.2 * per_lane.sum()  # crossing the node in the blocked lane: 55-60% before
 
 def test_route_compliance_at_a_diverge_with_route_aware_lanes():
     net = ts.Network()

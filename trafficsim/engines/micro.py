@@ -12,9 +12,10 @@ Lane-level rules derived from the network (no lane connectors need to be given):
   schedule) opens lanes ``0 .. n-1``: closing lanes closes them from the left (median side);
 * at a diverge, the lanes of the upstream link are shared among the used downstream links in
   proportion to their lanes, from right to left (a lane on a boundary serves both);
-* at a merge, the widest feeding movement takes the leftmost lanes of the downstream link and
-  the others attach from the right; when they do not fit side by side they share lanes and
-  merge by zipper at the node;
+* at a merge, the widest feeding movement takes the leftmost lanes of the downstream link; the
+  others attach from the right, except those turning further left than it (they come in from
+  the left side, e.g. a left turn joining a road) which attach from the left and push it to the
+  right; when they do not fit side by side they share lanes and merge by zipper at the node;
 * when a movement feeds fewer downstream lanes than it has, its rightmost lanes end (an
   acceleration lane or a kerb lane ends on the right): vehicles must leave them;
 * right-to-left order comes from the turning angle when nodes have coordinates; without
