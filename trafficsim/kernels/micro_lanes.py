@@ -24,10 +24,42 @@ STANDING = 0.5
 
 
 @kernel
-def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link, lane_idx, obs_off,
-                   obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d):
-    """+1 / -1 when vehicle ``w`` must move left / right (route, closure, blockage, a bus dwelling
-    at an in-lane stop right ahead, its own bus stop), else 0."""
+def _blocked_past_node(sl, lane, xp, link_len, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active,
+                       slot_lo, slot_hi, slot_map, lane_open, yield_d):
+    """A blocked segment just past the node: ``(distance, direction)``.
+
+    ``distance`` [m] from front position ``xp`` to the nearest active blocked segment on the lane
+    that ``lane`` leads into on the next link of slot ``sl`` (``FREE_GAP`` when none starts within
+    ``yield_d``); ``direction`` is +1 / -1 when the lane to the left / right also leads on and
+    its next lane is clear over that stretch (the lane to take now), else 0."""
+    dn = link_len[lane_link[lane]] - xp
+    idx = lane_idx[lane]
+    lo = slot_lo[sl]
+    hi = slot_hi[sl]
+    if dn >= yield_d or idx < lo or idx > hi:
+        return FREE_GAP, 0
+    tl = slot_map[sl * maxl + idx]
+    if tl < 0 or obs_off[tl + 1] == obs_off[tl]:
+        return FREE_GAP, 0
+    og = dn + _obstacle_gap(tl, 0.0, obs_off, obs_pos, obs_active)
+    if og >= yield_d:
+        return FREE_GAP, 0
+    reach = og - dn + 30.0
+    for d in (1, -1):
+        j = idx + d
+        if lo <= j <= hi and lane_open[lane + d]:
+            tj = slot_map[sl * maxl + j]
+            if tj >= 0 and lane_open[tj] and not _blocked(tj, 0.0, reach, obs_off, obs_pos, obs_end, obs_active):
+                return og, d
+    return og, 0
+
+
+@kernel
+def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0, lane_link,
+                   lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open,
+                   yield_d):
+    """+1 / -1 when vehicle ``w`` must move left / right (route, closure, blockage on this link or
+    just past the node, a bus dwelling at an in-lane stop right ahead, its own bus stop), else 0."""
     sl = slot[w]
     idx = lane_idx[lane]
     if stop_next[w] >= 0:
@@ -41,6 +73,10 @@ def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, lin
         if idx > hi:
             return -1
     link = lane_link[lane]
+    _, dn = _blocked_past_node(sl, lane, xp, link_len, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end,
+                               obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d)
+    if dn != 0:
+        return dn
     og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
     if og < yield_d:
         n = link_lane0[link + 1] - link_lane0[link]
@@ -100,8 +136,9 @@ def _swap(w, lane, j, md,
         u = prv[u]
     if u < 0 or x[u] <= x[w] - lw or v[u] > 0.5 or dwell[u] > 0.0:
         return False
-    if _mandatory_dir(u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link, lane_idx,
-                      obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d) != -md:
+    if _mandatory_dir(u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0, lane_link,
+                      lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open,
+                      yield_d) != -md:
         return False
     lu = cls_len[cls[u]]
     a = nxt[u]
@@ -161,6 +198,10 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 og = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active)
                 if og < dist:
                     dist = og
+            og, _ = _blocked_past_node(slot[w], lane, x[w], link_len, lane_link, lane_idx, maxl, obs_off, obs_pos,
+                                       obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d)
+            if og < dist:
+                dist = og
             s = stop_next[w]
             if s >= 0 and stop_pos[s] - x[w] < dist:
                 # a bus must reach the kerb lane by its stop, not by the end of the link
@@ -172,8 +213,9 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
             if dist >= ant_d:
                 w = prv[w]
                 continue
-            md = _mandatory_dir(w, lane, x[w], x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link,
-                                lane_idx, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+            md = _mandatory_dir(w, lane, x[w], x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0,
+                                lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi,
+                                slot_map, lane_open, yield_d)
             nw = prv[w]
             if md != 0 and dwell[w] <= 0.0 and yld[w] < 0:
                 # anticipation: before its lane ends the vehicle adapts its speed to the gap it
@@ -252,8 +294,9 @@ def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
             if dwell[w] > 0.0 or t < lc_until[w]:
                 break
             xw = x[w]
-            md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_lane0, lane_link,
-                                lane_idx, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, lane_open, yield_d)
+            md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0,
+                                lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi,
+                                slot_map, lane_open, yield_d)
             if md != 0 and md != d:
                 break
             link = lane_link[src]
