@@ -129,7 +129,7 @@ def test_lane_connectors_are_validated_and_round_trip():
         (("ab", "bc", [(3, 0)]), r"lanes\[0\]: from-lane 3 does not exist \('ab' has 3\)"),
         (("ab", "bc", [(0, 2)]), r"lanes\[0\]: to-lane 2 does not exist \('bc' has 2\)"),
         (("ab", "bc", [(0, 0), (2, 1)]), r"from-lanes \[0, 2\] must be contiguous"),
-        (("ab", "bc", [(0, 0), (1, 0)]), "to-lane entered twice"),
+        (("ab", "bc", [(0, 1), (1, 0)]), r"to-lanes \[1, 0\] cross"),
         (("ab", "bc", [(0, -1)]), r"lanes\[0\]\[1\] must be >= 0"),
         (("ab", "bc", []), "lanes is empty"),
     ]
@@ -138,6 +138,8 @@ def test_lane_connectors_are_validated_and_round_trip():
             net.connect_lanes(*args)
     back = ts.Network.from_dict(net.to_dict())
     assert back.lane_connectors == net.lane_connectors
+    net.connect_lanes("ab", "bc", [(0, 0), (1, 0), (2, 1)])  # two lanes merge into one (zipper)
+    assert net.lane_connectors[("ab", "bc")] == ((0, 0), (1, 0), (2, 1))
     assert net.copy().lane_connectors == net.lane_connectors
     with pytest.raises(ts.NetworkError, match=r"lane_connectors\[0\]: unknown field\(s\) \['lane'\]"):
         ts.Network.from_dict({**net.to_dict(), "lane_connectors": [{"from": "ab", "to": "bc", "lane": []}]})

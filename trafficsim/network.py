@@ -308,8 +308,10 @@ class Network:
         """Say which lane of ``from_link`` enters which lane of ``to_link`` (lanes from the right).
 
         ``lanes`` is a sequence of ``(from_lane, to_lane)`` pairs; the from-lanes must be
-        contiguous (vehicles change into them before the node) and each to-lane is entered from one
-        lane at most. Replaces the connectors the engines would derive for this movement (see
+        contiguous (vehicles change into them before the node) and the to-lanes must not cross;
+        several from-lanes may enter one to-lane (they merge by zipper at the node, e.g. the booth
+        lanes of a toll plaza into one ramp lane). Replaces the connectors the engines would derive
+        for this movement (see
         :mod:`trafficsim.engines.micro`); a lane closed by a lane schedule leaves its pairs unused
         while closed.
 
@@ -319,6 +321,10 @@ class Network:
 
             net.connect_lanes("approach", "right-turn", [(0, 0)])
             net.connect_lanes("approach", "through", [(1, 0), (2, 1)])
+
+        Two booth lanes merging into a one-lane ramp::
+
+            net.connect_lanes("toll", "ramp", [(0, 0), (1, 0)])
         """
         a, b = self.link(from_link), self.link(to_link)
         el = f"lane connector {from_link!r} -> {to_link!r}"
@@ -344,8 +350,9 @@ class Network:
         if src != list(range(src[0], src[0] + len(src))):
             raise NetworkError(f"{el}: lanes: the from-lanes {src} must be contiguous, each once")
         dst = [j for _, j in pairs]
-        if len(set(dst)) != len(dst):
-            raise NetworkError(f"{el}: lanes: to-lane entered twice in {dst}")
+        if dst != sorted(dst):
+            raise NetworkError(f"{el}: lanes: the to-lanes {dst} cross (a lane to the left must not enter a lane "
+                               "to the right of where its right neighbour goes)")
         self.lane_connectors[(from_link, to_link)] = tuple(pairs)
 
     def ban_turn(self, from_link: str, to_link: str) -> None:

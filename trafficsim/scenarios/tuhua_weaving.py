@@ -22,7 +22,8 @@ the booth's service rate (the engine has no booth primitive); trucks count as on
 Micro: trucks are longer and slower, so the micro engine shows their effect; the toll link's
 booth rate sets the IDM time gap there (about 7 s for 450 veh/h per booth at 30 km/h: the
 headways of a processing rate, not of car-following), so vehicles pass the plaza at the booths'
-rate rather than stopping at a booth.
+rate rather than stopping at a booth. Vehicles spread over the booth lanes on the plaza link, and
+past the booths every booth lane merges into the ramp lane by zipper (lane connectors).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def build(peak: PeakShape, *, booths: int = 2, booth_vph: float = BOOTH_VPH, tru
     s.road("toll", "P", "Q", lanes=booths, kind="toll", capacity_factor=booth_vph / BOOTH_VPH,
            name="toll plaza")
     s.road("ring-onramp", "Q", "R", lanes=1, kind="ramp", name="Ring Expressway on-ramp")
+    # past the booths every booth lane merges into the ramp lane (zipper), none of them ends
+    s.net.connect_lanes("toll", "ring-onramp", [(i, 0) for i in range(booths)])
     s.road("tuhua-east", "D", "T2", lanes=tuhua_lanes, name="Tuhua Road")
     d = Demand()
     for dest, q, label in (("T2", through_peak_vph, "Tuhua Road through"), ("R", to_toll_peak_vph, "Tuhua Road to Ring Expressway")):
