@@ -159,20 +159,54 @@ def spill_chain():
     return chain([("in", 3), ("reg", 3), ("mid", 3), ("neck", 1)], [(0, 3000), (900, 300)], 1500, "spill")
 
 
-def test_downstream_queue_waits_at_the_exit_and_counts_as_delay():
-    """A macro queue reaching the exit holds vehicles in the exit buffer: they stay on the SUMO
-    exit link's books (VHT, queue, not yet out), so delay and counts match the all-macro run."""
+@pytest.fixture(scope="module")
+def spill_runs():
     sc = spill_chain()
-    rh = ts.simulate(sc, engine="hybrid", region=["reg"])
-    rm = ts.simulate(sc, engine="macro", dt_s=1.0)
+    return {
+        "macro": ts.simulate(sc, engine="macro", dt_s=1.0),
+        "point": ts.simulate(sc, engine="hybrid", region=["reg"], hold_exits=False),
+        "held": ts.simulate(sc, engine="hybrid", region=["reg"]),
+        "micro_point": ts.simulate(sc, engine="hybrid", region=["reg"], outer="micro", hold_exits=False),
+        "micro_held": ts.simulate(sc, engine="hybrid", region=["reg"], outer="micro"),
+    }
+
+
+def test_downstream_queue_waits_at_the_exit_and_counts_as_delay(spill_runs):
+    """Without the exit hold, a macro queue reaching the exit holds vehicles in the exit buffer,
+    a point queue: they stay on the SUMO exit link's books (VHT, queue, not yet out), so delay
+    and counts match the all-macro run."""
+    rh, rm = spill_runs["point"], spill_runs["macro"]
     assert abs(balance(rh)) < 1e-6
     assert rh.data.attrs["boundary_wait_vh"] > 5          # the exit buffer did hold vehicles
+    assert rh.final_state["exit_hold_vs"] == 0
     assert rh.kpis["delay_vh"] == pytest.approx(rm.kpis["delay_vh"], rel=0.05)
     assert rh.kpis["completed"] == pytest.approx(rm.kpis["completed"], abs=3)
     # link counts are continuous at the exit at every record instant, buffer or not
     np.testing.assert_allclose(rh.data["cum_out"].sel(link="reg"), rh.data["cum_in"].sel(link="mid"), atol=1e-9)
     assert float(rh.data["queue"].sel(link="reg").max()) > 50    # the buffer is the exit link's queue
     assert float(rh.data["queue_length"].sel(link="reg").max()) > 200
+
+
+@pytest.mark.parametrize("outer", ["macro", "micro"])
+def test_exit_hold_puts_the_downstream_queue_into_sumo(spill_runs, outer):
+    """With the exit hold (default), SUMO's vehicles stop at the end of 'reg' while the outer
+    link after it is backed up: the queue occupies SUMO's lanes instead of the point buffer,
+    and the delay is the same (the queue just stands where it physically is)."""
+    held, point = (spill_runs["held"], spill_runs["point"]) if outer == "macro" else (
+        spill_runs["micro_held"], spill_runs["micro_point"])
+    assert abs(balance(held)) < 1e-6
+    assert held.final_state["exit_hold_vs"] > 1000           # vehicle-seconds held in SUMO
+    assert held.data.attrs["boundary_wait_vh"] < 0.2 * point.data.attrs["boundary_wait_vh"]
+    assert held.data.attrs["boundary_wait_vh"] < 2.0
+    # the queue on 'reg' is now SUMO's own jam, longer than the point buffer's equivalent
+    assert float(held.data["queue_length"].sel(link="reg").max()) > 1.3 * float(
+        point.data["queue_length"].sel(link="reg").max())
+    assert held.kpis["delay_vh"] == pytest.approx(point.kpis["delay_vh"], rel=0.05)
+    assert held.kpis["completed"] == pytest.approx(point.kpis["completed"], abs=5)
+    np.testing.assert_allclose(held.data["cum_out"].sel(link="reg"), held.data["cum_in"].sel(link="mid"), atol=1e-9)
+    if outer == "macro":
+        rm = spill_runs["macro"]
+        assert held.kpis["delay_vh"] == pytest.approx(rm.kpis["delay_vh"], rel=0.05)
 
 
 def test_tidal_lane_in_region_switches_coincident_lanes():

@@ -57,6 +57,22 @@ class _Outer:
         self.ends_in_region = np.array([bool(split.parts[r][1]) and not split.parts[r][2] for r in range(R)])
         self.R = R
         self.wall_s = 0.0
+        # suffix routes grouped by the outer link after their exit (they share its origin)
+        self.down_groups: dict[str, list[int]] = {}
+        for i, r in enumerate(self.suf_r):
+            self.down_groups.setdefault(split.parts[r][2][0], []).append(i)
+        self.down_links = {lid: split.scenario.network.links[lid] for lid in self.down_groups}
+
+    def exit_blocked(self, t: float) -> set:
+        """Original routes whose exit buffer is backed up at time ``t`` [s]: the vehicles waiting
+        for an outer link after an exit exceed :meth:`_exit_slack` (what that link can take in
+        one step, plus one vehicle), so SUMO should hold that link's vehicles at their exit."""
+        buf = self._waiting()
+        out = set()
+        for lid, idx in self.down_groups.items():
+            if buf[idx].sum() > self._exit_slack(self.down_links[lid], t):
+                out.update(self.suf_r[i] for i in idx)
+        return out
 
     def totals(self, gen, dep_sumo, arr_sumo):
         """Cumulative (demanded, departed, arrived) per original route from both engines."""
@@ -161,6 +177,13 @@ class MacroOuter(_Outer):
     def exit_queue(self) -> np.ndarray:
         """Vehicles in the exit buffer of each suffix route (order of ``suf_r``)."""
         return self.st.queue[self.suffix_slot] if self.suf_r else np.zeros(0)
+
+    def _waiting(self) -> np.ndarray:
+        return self.exit_queue()
+
+    def _exit_slack(self, lk, t: float) -> float:
+        """One vehicle more than the CTM origin can send into ``lk`` in a step at capacity."""
+        return 1.0 + lk.capacity_vph_per_lane * lk.lanes_at(t) / 3600.0 * self.dt
 
     def conservation(self) -> dict:
         return {"macro_links": float(self.st.n.sum()),
@@ -296,6 +319,16 @@ class MicroOuter(_Outer):
         st = self.run.st
         m = self.last[self.suf_r]
         return (st.route_gen[m] - st.route_in[m] + self.incoming[m]).astype(float)
+
+    def _waiting(self) -> np.ndarray:
+        """Vehicles that left SUMO and the micro origin failed to insert at least once."""
+        st = self.run.st
+        m = self.last[self.suf_r]
+        return (st.route_gen[m] - st.route_in[m]).astype(float) if self.suf_r else np.zeros(0)
+
+    def _exit_slack(self, lk, t: float) -> float:
+        """One waiting vehicle per open lane of ``lk``."""
+        return float(max(lk.lanes_at(t), 1))
 
     def conservation(self) -> dict:
         from ..kernels.micro import C_INSIDE

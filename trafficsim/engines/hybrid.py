@@ -96,6 +96,9 @@ DEFAULT_MICRO_DT_S = 0.5
 DEFAULT_SUMO_DT_S = 0.5
 _LAST_STEP_VEHICLE_NUMBER = 0x10  # traci.constants.LAST_STEP_VEHICLE_NUMBER
 _JAM_LENGTH_METERS = 0x19
+_LAST_STEP_VEHICLE_ID_LIST = 0x12
+#: Deceleration [m/s2] of the exported SUMO vehicle types (``sumo_io``): sizes the exit hold zones.
+_SUMO_DECEL = 4.5
 
 
 def default_region(scenario: Scenario) -> list[str]:
@@ -279,6 +282,7 @@ def run_hybrid(
     reference_link: str | None = None,
     timeout_s: float = 600.0,
     keep_files: str | Path | None = None,
+    hold_exits: bool = True,
 ) -> Result:
     """Run ``scenario`` with the ``region`` links in SUMO and the rest in the CTM or the micro engine.
 
@@ -309,6 +313,11 @@ def run_hybrid(
         Wall-clock limit [s] for the whole run.
     keep_files : path, optional
         Keep the exported SUMO files and outputs there.
+    hold_exits : bool
+        Hold SUMO's vehicles at the end of their exit edge (``vehicle.setSpeed(id, 0)`` in the
+        last stopping distance of the edge) while the outer link after the exit is backed up
+        (:meth:`~trafficsim.engines._hybrid_outer.MacroOuter.exit_blocked`), so its queue
+        occupies space in SUMO; False: the exit buffer is a point queue only.
     """
     from . import sumo as sumo_engine
 
@@ -358,6 +367,7 @@ def run_hybrid(
     for n in split.entry_nodes:
         entry_edges[n] = [lk.id for lk in net.out_links(n) if lk.id not in edge_of and lk.id not in o_index]
     entry_edge_of_route = {r: edge_of.get(split.parts[r][1][0], split.parts[r][1][0]) for r in pre_r}
+    exit_edge_of_route = {r: edge_of.get(split.parts[r][1][-1], split.parts[r][1][-1]) for r in suf_r}
     node_of_edge = {e: n for n, edges in entry_edges.items() for e in edges}
 
     # ---- SUMO part
@@ -399,6 +409,20 @@ def run_hybrid(
                         f'period="{record_interval_s:g}" file="{work / "hybrid.e2.xml"}"/>'
                     )
                 entry_info[e] = seg
+        # exit hold zones: the last stopping distance of every lane of an exit edge
+        exit_zone: dict[str, list[str]] = {}
+        if hold_exits:
+            for e in sorted({edge_of.get(split.parts[r][1][-1], split.parts[r][1][-1]) for r in suf_r}):
+                vf = net.links[e].free_speed_kmh / 3.6
+                zone = vf * vf / (2.0 * _SUMO_DECEL) + 2.0 * vf * sumo_dt_s
+                exit_zone[e] = []
+                for ln in snet.getEdge(e).getLanes():
+                    start = max(0.0, ln.getLength() - zone)
+                    exit_zone[e].append(ln.getID())
+                    det_lines.append(
+                        f'  <laneAreaDetector id="hx_{ln.getID()}" lane="{ln.getID()}" pos="{start:.2f}" '
+                        f'endPos="{ln.getLength():.2f}" period="{record_interval_s:g}" file="{work / "hybrid.e2.xml"}"/>'
+                    )
         det_lines.append("</additional>")
         det_file = work / "hybrid.add.xml"
         det_file.write_text("\n".join(det_lines) + "\n", encoding="utf-8")
@@ -439,6 +463,7 @@ def run_hybrid(
         pend_end = np.zeros((T, len(reg_ids)))   # handed over, not yet inserted, at the record instant
         entry_col = {e: reg_ids.index(e) for e in entry_info}
         t_sumo = 0.0
+        n_holds = 0                # vehicle-steps held at exit edges
         session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
         bar = progress_bar(progress, n_steps, "hybrid", scenario)
         lanes_of = exp.lanes
@@ -461,6 +486,10 @@ def run_hybrid(
                 for e, seg in entry_info.items():
                     for ln, _ in seg:
                         api.lanearea.subscribe("hyb_" + ln, [_LAST_STEP_VEHICLE_NUMBER])
+                for lns in exit_zone.values():
+                    for ln in lns:
+                        api.lanearea.subscribe("hx_" + ln, [_LAST_STEP_VEHICLE_ID_LIST])
+                held: dict[str, int] = {}     # vehicle id -> original route, held at its exit edge's end
                 pending_edge = {e: 0 for e in entry_info}
                 for k in range(n_steps):
                     t = k * dt
@@ -507,6 +536,23 @@ def run_hybrid(
                             api.vehicle.add(f"{r}_{seq[r]}", f"r{reg[r]}", typeID=vclass[r], depart="now",
                                             departLane="free", departPos="base", departSpeed="max")
                             seq[r] += 1
+                    # -- exits whose downstream outer link is backed up: hold their vehicles in SUMO
+                    if exit_zone:
+                        blocked = om.exit_blocked(t)
+                        if blocked or held:
+                            zsubs = api.lanearea.getAllSubscriptionResults()
+                            if blocked:
+                                for e in {exit_edge_of_route[r] for r in blocked}:
+                                    for ln in exit_zone[e]:
+                                        for vid in zsubs["hx_" + ln][_LAST_STEP_VEHICLE_ID_LIST]:
+                                            r = int(vid.split("_", 1)[0])
+                                            if r in blocked and vid not in held:
+                                                api.vehicle.setSpeed(vid, 0.0)
+                                                held[vid] = r
+                            for vid in [v for v, r in held.items() if r not in blocked]:
+                                api.vehicle.setSpeed(vid, -1.0)
+                                del held[vid]
+                            n_holds += len(held)
                     # -- 4. SUMO sub-steps; arrivals feed the exit buffers
                     t0 = time.perf_counter()
                     for j in range(sub):
@@ -524,6 +570,7 @@ def run_hybrid(
                             else:
                                 om.receive(r)
                                 to_exit[r] += 1
+                                held.pop(vid, None)
                     pending = api.simulation.getPendingVehicles()
                     t_sumo += time.perf_counter() - t0
                     for e in pending_edge:
@@ -633,6 +680,7 @@ def run_hybrid(
         "conservation": conservation,
         "timing": {"wall_s": wall, "sumo_s": t_sumo, "outer_s": t_outer, "coupling_s": wall - t_sumo - t_outer},
         "handed_to_sumo": handed.copy(), "to_exit_buffer": to_exit.copy(),
+        "exit_hold_vs": n_holds * dt,
         "switched_lanes": switched["switched_lanes"],
     }
     logs = {**om.controller_logs(), **switched.get("controllers", {})}
