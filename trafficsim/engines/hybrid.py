@@ -45,6 +45,12 @@ An ALINEA meter runs in the part that holds its merge node with every link at it
 light and lane-area detectors; macro: meter array and detector cells); one whose merge straddles
 the boundary is an error naming the meter.
 
+**Exit hold** (``hold_exits=True``, default): while the outer link after an exit is backed up
+(its exit buffer holds more than it can take in one step plus one vehicle), SUMO's vehicles bound
+for it that are within the last stopping distance of their exit edge are held with
+``vehicle.setSpeed(id, 0)`` and released with ``setSpeed(id, -1)`` when it clears, so the
+downstream queue occupies SUMO's lanes instead of the point buffer.
+
 This describes ``outer="macro"``. With ``outer="micro"`` whole vehicles cross both ways and the
 steps differ as follows (:class:`~trafficsim.engines._hybrid_outer.MicroOuter`): the coupling
 step is the micro step (default 0.5 s); a prefix route ends at the entry node with an exit
@@ -60,9 +66,8 @@ as Poisson whole vehicles. The conservation terms are the same, with ``micro_lin
 Limitations (see ``docs/hybrid.md``): each route may enter the region at most once; no route may
 pass an entry node from an outer link to an outer link; a signal and an ALINEA meter's merge lie
 wholly inside or outside the region, as do a variable lane's link and pocket; with
-``outer="micro"`` a meter may not time a link that feeds an entry node (the gate does); a queue in
-the outer part downstream of an exit does not occupy space in SUMO (the exit buffer is a point
-queue).
+``outer="micro"`` a meter may not time a link that feeds an entry node (the gate does); the exit
+hold is per exit edge and route, not per lane.
 """
 
 from __future__ import annotations
