@@ -59,8 +59,10 @@ def merge(main=3000, ramp=1200, duration=600):
 
 
 def balance(res):
-    """demanded - (every place a vehicle can be), from the engine's own counters."""
+    """demanded - (every place a vehicle can be), from the engine's own counters, at the end;
+    the engine checks the same sum at every step and reports the largest deviation."""
     c = res.final_state["conservation"]
+    assert res.final_state["conservation_max_error"] < 1e-6
     return c["demanded"] - sum(v for k, v in c.items() if k != "demanded")
 
 
@@ -370,6 +372,7 @@ def test_micro_outer_conserves_exactly_with_whole_vehicles_both_ways(inside_runs
                           "sumo_network", "exit_buffer"}
         assert all(v == int(v) for v in c.values())      # whole vehicles everywhere, no accumulators
         assert balance(rh) == 0
+        assert rh.final_state["conservation_max_error"] == 0    # exact at every step
         assert rh.conservation_error() < 1e-9
         handed = rh.final_state["handed_to_sumo"].sum()
         left = rh.final_state["to_exit_buffer"].sum()

@@ -469,6 +469,7 @@ def run_hybrid(
         entry_col = {e: reg_ids.index(e) for e in entry_info}
         t_sumo = 0.0
         n_holds = 0                # vehicle-steps held at exit edges
+        max_imbalance = 0.0        # largest |demanded - every place a vehicle can be| over the steps
         session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
         bar = progress_bar(progress, n_steps, "hybrid", scenario)
         lanes_of = exp.lanes
@@ -593,6 +594,10 @@ def run_hybrid(
                     for e, npend in pending_edge.items():
                         buf_wait[row, entry_col[e]] += npend * dt
                     boundary_wait += (sum(pending_edge.values()) + exit_q.sum()) * dt
+                    # -- conservation at every step: the terms of final_state["conservation"]
+                    placed = (o_now.sum() + (g_now - i_now).sum() + sum(om.conservation().values())
+                              + sum(pending_edge.values()) + api.vehicle.getIDCount() + exit_q.sum())
+                    max_imbalance = max(max_imbalance, abs(float(g_now.sum() - placed)))
                     if (k + 1) % spr == 0 or k + 1 == n_steps:
                         route_gen[row], route_in[row], route_out[row] = g_now, i_now, o_now
                         subs = api.lanearea.getAllSubscriptionResults()
@@ -685,7 +690,7 @@ def run_hybrid(
         "conservation": conservation,
         "timing": {"wall_s": wall, "sumo_s": t_sumo, "outer_s": t_outer, "coupling_s": wall - t_sumo - t_outer},
         "handed_to_sumo": handed.copy(), "to_exit_buffer": to_exit.copy(),
-        "exit_hold_vs": n_holds * dt,
+        "exit_hold_vs": n_holds * dt, "conservation_max_error": max_imbalance,
         "switched_lanes": switched["switched_lanes"],
     }
     logs = {**om.controller_logs(), **switched.get("controllers", {})}
