@@ -152,6 +152,17 @@ class _LinkGraph:
         self.t_from = np.array(t_from, dtype=np.int64)[order]
         self.t_to = np.array(t_to, dtype=np.int64)[order]
         self.with_in, self.in_start = np.unique(self.t_to, return_index=True)
+        # the turns into each link of with_in as a padded matrix of the links before (ascending;
+        # padding points at column L, which holds +inf), so a Bellman-Ford sweep is a gather and
+        # a min along one short axis
+        L = len(links)
+        counts = np.diff(np.append(self.in_start, self.t_to.shape[0]))
+        K = int(counts.max()) if counts.size else 0
+        self.pad_from = np.full((self.with_in.shape[0], K), L, dtype=np.int64)
+        if K:
+            row = np.repeat(np.arange(self.with_in.shape[0]), counts)
+            col = np.arange(self.t_to.shape[0]) - np.repeat(self.in_start, counts)
+            self.pad_from[row, col] = self.t_from
         self.free = np.array([lk.free_flow_time_s for lk in links], dtype=np.float64)
 
     def trees(self, origins: list[str], cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,47 +171,37 @@ class _LinkGraph:
         O, L = cost.shape
         dist = np.full((O, L), np.inf)
         pred = np.full((O, L), -1, dtype=np.int64)
-        T = self.t_to.shape[0]
-        batch = max(1, self.BATCH_ELEMENTS // max(T, 1))
+        W, K = self.pad_from.shape
+        batch = max(1, self.BATCH_ELEMENTS // max(W * max(K, 1), 1))
+        w = self.with_in
         for b0 in range(0, O, batch):
             rows = slice(b0, min(O, b0 + batch))
-            d = dist[rows]
             c = cost[rows]
+            d = np.full((c.shape[0], L + 1), np.inf)       # column L: +inf, the padding's target
             for r, o in enumerate(origins[rows]):
                 first = self.out_by_node.get(o, [])
                 d[r, first] = c[r, first]
-            if T == 0:
+            if W == 0:
+                dist[rows] = d[:, :L]
                 continue
-            c_in = c[:, self.t_to]
+            c_in = c[:, w]
+            # min over turns of (cost to the link before + cost of this link) equals (min over turns
+            # of the cost to the link before) + cost of this link: rounding is monotonic
             for _ in range(L):
-                cand = d[:, self.t_from] + c_in
-                best = np.minimum(d[:, self.with_in], np.minimum.reduceat(cand, self.in_start, axis=1))
-                if np.array_equal(best, d[:, self.with_in]):
+                best = np.minimum(d[:, w], d[:, self.pad_from].min(axis=2) + c_in)
+                if np.array_equal(best, d[:, w]):
                     break
-                d[:, self.with_in] = best
-            cand = d[:, self.t_from] + c_in
-            tie = (cand == d[:, self.t_to]) & np.isfinite(cand)
-            first_turn = np.minimum.reduceat(np.where(tie, np.arange(T), T), self.in_start, axis=1)
-            p = np.where(first_turn < T, self.t_from[np.minimum(first_turn, T - 1)], -1)
+                d[:, w] = best
+            cand = d[:, self.pad_from] + c_in[:, :, None]
+            tie = (cand == d[:, w][:, :, None]) & np.isfinite(cand)
+            k = tie.argmax(axis=2)                          # the first tie: lowest link before
+            p = np.where(tie.any(axis=2), self.pad_from[np.arange(W)[None, :], k], -1)
             pr = pred[rows]
-            pr[:, self.with_in] = p
+            pr[:, w] = p
             for r, o in enumerate(origins[rows]):
                 pr[r, self.out_by_node.get(o, [])] = -1
+            dist[rows] = d[:, :L]
         return dist, pred
-
-    def path(self, dist_row: np.ndarray, pred_row: list[int], destination: str) -> tuple[int, ...] | None:
-        """Link indices of the least-cost path to ``destination`` (None if unreachable);
-        ``pred_row`` is one row of :meth:`trees`' predecessors as a list."""
-        into = self.in_by_node.get(destination)
-        if into is None:
-            return None
-        last = int(into[np.argmin(dist_row[into])])
-        if not np.isfinite(dist_row[last]):
-            return None
-        path = [last]
-        while pred_row[path[-1]] >= 0:
-            path.append(int(pred_row[path[-1]]))
-        return tuple(path[::-1])
 
 
 def candidate_routes(network: Network, flows, k: int) -> list[list[tuple[str, ...]]]:
@@ -225,22 +226,44 @@ def candidate_routes(network: Network, flows, k: int) -> list[list[tuple[str, ..
         by_origin.setdefault(f.origin, []).append(i)
     origins = np.array(list(by_origin), dtype=object)
     out: list[list[tuple[str, ...]]] = [[] for _ in flows]
-    uses = np.zeros((len(origins), len(graph.free)))
+    L = len(graph.free)
+    uses = np.zeros((len(origins), L))
+    # every (origin, flow) pair, and the links into each flow's destination padded with L (cost inf)
+    pair_o = np.array([o for o, origin in enumerate(origins) for _ in by_origin[origin]], dtype=np.int64)
+    pair_flow = [i for origin in origins for i in by_origin[origin]]
+    into = [graph.in_by_node.get(flows[i].destination, np.zeros(0, np.int64)) for i in pair_flow]
+    into_pad = np.full((len(pair_flow), max([len(x) for x in into] + [1])), L, dtype=np.int64)
+    for f, x in enumerate(into):
+        into_pad[f, :len(x)] = x
+    rows = np.arange(len(pair_flow))
     for j in range(k):
         dist, pred = graph.trees(origins, graph.free[None, :] * (1.0 + OVERLAP_PENALTY * uses))
-        for o, origin in enumerate(origins):
-            used: set[int] = set()
-            pred_row = pred[o].tolist()
-            for i in by_origin[origin]:
-                path = graph.path(dist[o], pred_row, flows[i].destination)
-                if path is None:
-                    raise DemandError(f"flow {flows[i].label()}: destination {flows[i].destination!r} is "
-                                      f"unreachable from origin {origin!r}")
-                used.update(path)
-                ids = tuple(graph.ids[x] for x in path)
-                if ids not in out[i]:
-                    out[i].append(ids)
-            uses[o, list(used)] += 1
+        dist_pad = np.concatenate([dist, np.full((dist.shape[0], 1), np.inf)], axis=1)
+        # each flow's last link: the least-cost link into its destination (the first on ties)
+        d_into = dist_pad[pair_o[:, None], into_pad]
+        last = into_pad[rows, np.argmin(d_into, axis=1)]
+        bad = ~np.isfinite(d_into[rows, np.argmin(d_into, axis=1)])
+        if bad.any():
+            i = pair_flow[int(np.flatnonzero(bad)[0])]
+            raise DemandError(f"flow {flows[i].label()}: destination {flows[i].destination!r} is "
+                              f"unreachable from origin {flows[i].origin!r}")
+        # walk the predecessors of all flows at once, from the last link back to the origin
+        steps = [last]
+        cur = last
+        while True:
+            cur = np.where(cur >= 0, pred[pair_o, np.maximum(cur, 0)], -1)
+            if not (cur >= 0).any():
+                break
+            steps.append(cur)
+        back = np.stack(steps, axis=1)                      # (pairs, longest path), -1 padded
+        used = np.zeros((len(origins), L + 1), dtype=bool)
+        used[np.repeat(pair_o, back.shape[1]), np.where(back >= 0, back, L).ravel()] = True
+        uses += used[:, :L]
+        ids = graph.ids
+        for f, i in enumerate(pair_flow):
+            path = tuple(ids[x] for x in back[f, ::-1].tolist() if x >= 0)
+            if path not in out[i]:
+                out[i].append(path)
     return out
 
 
