@@ -177,13 +177,14 @@ def run_trafficsim(name, case, engine, uxsim_routes=False, **options):
 # UXsim
 # --------------------------------------------------------------------------------------------
 
-def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool = False):
+def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool = False, caps: bool = True):
     """The scenario in UXsim. Same lanes, free speed, jam density per lane; the link's capacity
     as ``capacity_in`` and ``capacity_out`` (``capacity_out`` alone does not bind where trips end on
     the link, so a bottleneck link ending at a destination would not be one; UXsim's own triangular FD with reaction time 1 s has a capacity at or
     above trafficsim's on every link here, so the cap binds where trafficsim's does; on
     ``uxsim-grid`` the two coincide: 0.8 veh/s). Signals: one UXsim signal group per phase
-    (green_s) plus an all-red group for amber + all-red. Merge priority = lanes."""
+    (green_s) plus an all-red group for amber + all-red. Merge priority = lanes. ``caps=False`` leaves
+    out ``capacity_in``/``capacity_out`` (UXsim's own diagram alone; see ``node_compare.py``)."""
     from uxsim import World
 
     net = sc.network
@@ -213,10 +214,11 @@ def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool =
         kw = {}
         if lid in groups:
             kw["signal_group"] = groups[lid]
+        if caps:
+            kw["capacity_out"] = kw["capacity_in"] = lk.capacity_vph_per_lane * lk.lanes / 3600.0
         W.addLink(lid, lk.from_node, lk.to_node, length=lk.length_m, free_flow_speed=lk.free_speed_kmh / 3.6,
                   jam_density_per_lane=lk.jam_density_vpkm_per_lane / 1000.0, number_of_lanes=int(lk.lanes),
-                  capacity_out=lk.capacity_vph_per_lane * lk.lanes / 3600.0,
-                  capacity_in=lk.capacity_vph_per_lane * lk.lanes / 3600.0, merge_priority=float(lk.lanes), **kw)
+                  merge_priority=float(lk.lanes), **kw)
     for f in sc.demand.flows:
         prof = list(f.profile)
         for i, (start, q) in enumerate(prof):
