@@ -459,3 +459,17 @@ def test_micro_stepper_step_by_step_equals_one_run():
     np.testing.assert_array_equal(run.rec.vkt / 1000.0, res.data["vkt"].values)
     np.testing.assert_array_equal(run.rec.cum_out, res.data["cum_out"].values)
     np.testing.assert_array_equal(run.rec.route_out[:, :c.n_demand_routes], res.data["route_arrived"].values)
+
+
+@pytest.mark.slow
+def test_haiyin_bridge_outer_models_agree():
+    """The library scenario over its full 9,900 s with either outer model (default region, 3 of
+    5 links in SUMO): exact conservation, the same active bottleneck (the ramp, outside the
+    region) with its queue filling it, and completed trips within 2% of each other."""
+    sc = ts.scenarios.load("haiyin-bridge")
+    runs = {outer: ts.simulate(sc, engine="hybrid", outer=outer) for outer in ("macro", "micro")}
+    for outer, r in runs.items():
+        assert abs(balance(r)) < 1e-6, outer
+        assert r.kpis["bottleneck"] == "binjiang-ramp", outer
+        assert r.kpis["max_queue_m"] > 900, outer
+    assert runs["micro"].kpis["completed"] == pytest.approx(runs["macro"].kpis["completed"], rel=0.02)
