@@ -294,6 +294,33 @@ def test_meter_on_the_last_link_times_the_exit_from_the_network():
     assert float(res.data["queue_length"].sel(link="street").max()) > 100
 
 
+def test_a_queue_spilling_over_a_node_fills_the_downstream_link():
+    """The meter holds the exit link's outflow: the queue fills 'exit' and 'mid' and spills onto
+    'street'; both count as full, so the bottleneck (the head of the longest queue) stays at
+    'exit', as in the CTM (before, the queue measured a few metres short of full at each node and
+    'street' held the longest separate queue)."""
+    from trafficsim.control import FixedRateMeter
+
+    net = ts.Network()
+    for n in "ABCD":
+        net.add_node(n)
+    kw = dict(lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    _link(net, "street", "A", "B", length_m=1500, **kw)
+    _link(net, "mid", "B", "C", length_m=300, **kw)
+    _link(net, "exit", "C", "D", length_m=200, **kw)
+    d = ts.Demand()
+    d.add("A", "D", [(0, 1800)])
+    sc = ts.Scenario(net, d, 1800, controls=[FixedRateMeter("exit", ((0.0, 1000.0),))])
+    res = ts.simulate(sc, engine="micro", seed=0, record_interval_s=60, trajectories=TRAJ)
+    check_invariants(res)
+    late = res.data["time"].values > 1200
+    ql = res.data["queue_length"]
+    assert (ql.sel(link="street").values[late] > 400).all()  # spilled back well past the node
+    assert (ql.sel(link="mid").values[late] == 300.0).all()
+    assert (ql.sel(link="exit").values[late] == 200.0).all()
+    assert set(res.bottleneck.values[late]) == {"exit"}
+
+
 def test_connectors_follow_the_documented_rules():
     sc = _on_ramp()
     net = sc.network

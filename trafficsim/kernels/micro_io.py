@@ -161,7 +161,7 @@ def _insert(t, dt,
 
 @kernel
 def _snapshot(ti, x, v, dwell, cls, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen, q_len,
-              link_len, link_lane0, cls_len, cl_v0, lanes_rec, qfrac,
+              link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
               rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
               rec_src_queue):
     """Record-interval snapshot: cumulative counts, lanes in force, queue lengths, origin queues."""
@@ -175,12 +175,20 @@ def _snapshot(ti, x, v, dwell, cls, prv, lane_head, cum_in, cum_out, route_in, r
         for lane in range(link_lane0[link], link_lane0[link + 1]):
             w = lane_head[lane]
             qlen = 0.0
+            c = 0
             while w >= 0:
                 c = cls[w]
                 if v[w] >= qfrac * cl_v0[c * L + link] and dwell[w] <= 0.0:
                     break
                 qlen = length - (x[w] - cls_len[c])
                 w = prv[w]
+            if w < 0 and qlen > 0.0:
+                # every vehicle of the lane is queued and the last one's rear is less than one
+                # critical spacing (free-speed equilibrium spacing, ~1/k_crit) from the link's
+                # start: the lane is full, as a CTM link whose every cell is congested
+                k = c * L + link
+                if length - qlen < cl_v0[k] * cl_T[k] + cls_s0[c] + cls_len[c]:
+                    qlen = length
             if qlen > length:
                 qlen = length
             if qlen > qmax:
