@@ -75,7 +75,13 @@ def idm_free_term(v, v0, delta):
     The microscopic kernel computes it once per vehicle and step (it depends on the vehicle's own
     speed and link only) and passes it to :func:`idm_acceleration_free`: MOBIL evaluates up to six
     accelerations per vehicle and the power is their largest cost."""
-    return 1.0 - (v / v0) ** delta if v0 > 0.0 else -1.0
+    if v0 <= 0.0:
+        return -1.0
+    r = v / v0
+    if delta == 4.0:
+        r2 = r * r  # the usual exponent: two products instead of pow (~10x cheaper)
+        return 1.0 - r2 * r2
+    return 1.0 - r ** delta
 
 
 @jit
