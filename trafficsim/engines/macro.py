@@ -228,6 +228,9 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     per_out = np.bincount(pair_link * max_out + pair_out, minlength=L * max_out).reshape(L, max_out)
     out_slot_off = (slot_off[:-1, None] + np.concatenate([np.zeros((L, 1), np.int64), np.cumsum(per_out, 1)], 1))
     out_slot_off = out_slot_off.reshape(-1).astype(np.int64)
+    has = per_out > 0
+    grp_lo = np.where(has.any(1), has.argmax(1), 0)
+    grp_hi = np.where(has.any(1), max_out - has[:, ::-1].argmax(1), 0)
 
     # ---- movements (one per node input and output) and signals
     signals = {c.node: c for c in controls if isinstance(c, FixedTimeSignal)}
@@ -286,7 +289,7 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         cell_off=int_array(cell_off), alpha=float_array(alpha), beta=float_array(beta),
         qstep_lane=float_array(q * dt), njam_lane=float_array(kj * dx),
         ncrit_lane=float_array(q / vf * dx), dx=float_array(dx), prio=float_array(prio),
-        slot_off=int_array(slot_off), out_slot_off=int_array(out_slot_off), slot_next=int_array(slot_next), slot_out=int_array(slot_out),
+        slot_off=int_array(slot_off), out_slot_off=int_array(out_slot_off), grp_lo=int_array(grp_lo), grp_hi=int_array(grp_hi), slot_next=int_array(slot_next), slot_out=int_array(slot_out),
         slot_move=int_array(slot_move), slot_route=int_array(slot_route),
         src_slot_off=int_array(src_slot_off), src_link=int_array(src_link),
         node_in_off=int_array(node_in_off), node_in=int_array(node_in),

@@ -79,6 +79,8 @@ class CTMNetwork(NamedTuple):
     prio: np.ndarray          # (L,) merge priority, < 0 means capacity-proportional
     slot_off: np.ndarray      # (L+1,) int64: route slots of link l, grouped by output at its downstream node
     out_slot_off: np.ndarray  # (L*(max_out+1),) int64: slots of link l bound for output o start at [l*(max_out+1)+o]
+    grp_lo: np.ndarray        # (L,) int64: first output of link l with slots
+    grp_hi: np.ndarray        # (L,) int64: one past its last output with slots (grp_lo = grp_hi: no slots)
     slot_next: np.ndarray     # (G,) next slot on the route, -1 = leaves the network
     slot_out: np.ndarray      # (G,) local output index at the downstream node (source: its link)
     slot_move: np.ndarray     # (G,) movement id
@@ -274,6 +276,61 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
         p += 1
         if p == P:
             p = 0
+    _pop_empty_head(l, m, base, pk_head, pk_count, pk_total, pk_out, pk_amt, P, MO)
+    return removed
+
+
+@kernel(inline="always")
+def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, pk_head, pk_count, pk_total, pk_out,
+                       pk_amt, slot_flow, route_out, P, MO):
+    """:func:`_take_from_window` with ratio 1 for every output (the node model's free-flow path):
+    one pass over the slots of each packet of the window, and each packet's per-output amounts
+    scaled by what stays (the same amounts as the general function; its per-output sums differ
+    only by rounding). Returns the total removed."""
+    s0 = slot_off[l]
+    m = slot_off[l + 1] - s0
+    base = pk_base[l]
+    left = window
+    p = pk_head[l]
+    removed = 0.0
+    for _ in range(pk_count[l]):
+        idx = l * P + p
+        tot = pk_total[idx]
+        if tot > _EPS:
+            frac = 1.0 if tot <= left else left / tot
+            off = base + p * m - s0
+            took = 0.0
+            for g in range(s0, s0 + m):
+                a = pk_amt[off + g]
+                d = a * frac
+                pk_amt[off + g] = a - d
+                took += d
+                nxt = slot_next[g]
+                if nxt < 0:
+                    route_out[slot_route[g]] += d
+                else:
+                    slot_flow[nxt] += d
+            po = idx * MO
+            for o in range(no):
+                x = pk_out[po + o]
+                if x > 0.0:
+                    pk_out[po + o] = x - x * frac
+            pk_total[idx] = tot - took
+            removed += took
+            left -= tot * frac
+            if left <= _EPS:
+                break
+        p += 1
+        if p == P:
+            p = 0
+    _pop_empty_head(l, m, base, pk_head, pk_count, pk_total, pk_out, pk_amt, P, MO)
+    return removed
+
+
+@kernel(inline="always")
+def _pop_empty_head(l, m, base, pk_head, pk_count, pk_total, pk_out, pk_amt, P, MO):
+    """Pop emptied packets at the head of link ``l``'s ring, folding any rounding residue into
+    the next one."""
     while pk_count[l] > 1:
         h = pk_head[l]
         if pk_total[l * P + h] > 1e-9:
@@ -295,12 +352,11 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
         pk_total[l * P + h] = 0.0
         pk_head[l] = nxt
         pk_count[l] -= 1
-    return removed
 
 
 @kernel(inline="always")
-def _push_inflow(l, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt, pk_min, slot_flow,
-                 P, MO):
+def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
+                 pk_min, slot_flow, P, MO):
     """Append this step's inflow of link ``l`` (per slot in ``slot_flow``, which is cleared) to its
     packet ring: into the tail packet while it is small or the ring is full, else a new one.
     Returns the total; nothing is appended when it is 0."""
@@ -326,8 +382,9 @@ def _push_inflow(l, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total
     po = (l * P + tail) * MO
     total = 0.0
     # a packet not in use holds zeros, so writing a zero inflow into it changes nothing
+    # outputs without slots keep zero amounts in every packet: only grp_lo..grp_hi are visited
     if merge:
-        for o in range(MO):
+        for o in range(grp_lo[l], grp_hi[l]):
             sub = 0.0
             for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
                 f = slot_flow[g]
@@ -339,7 +396,7 @@ def _push_inflow(l, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total
         if total > 0.0:
             pk_total[l * P + tail] += total
     else:
-        for o in range(MO):
+        for o in range(grp_lo[l], grp_hi[l]):
             sub = 0.0
             for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
                 f = slot_flow[g]
@@ -570,14 +627,14 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
 
 
 @kernel(inline="always")
-def _push_outputs(o0, no, node_out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
-                  pk_min, slot_flow, link_inflow, cum_in, P, MO):
+def _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total,
+                  pk_out, pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, MO):
     """Append each outgoing link's inflow this step (``slot_flow``) to its packet ring."""
     for o in range(no):
         out = node_out[o0 + o]
-        if out != _SINK:
-            total = _push_inflow(out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
-                                 pk_min, slot_flow, P, MO)
+        if out != _SINK and grp_hi[out] > grp_lo[out]:
+            total = _push_inflow(out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total,
+                                 pk_out, pk_amt, pk_min, slot_flow, P, MO)
             if total > 0.0:
                 link_inflow[out] = total
                 cum_in[out] += total
@@ -615,8 +672,8 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
 
 @kernel
 def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
-                slot_off, out_slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
-                node_in_off, node_in, node_out_off, node_out, green, has_signals,
+                slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
+                src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                 pk_base, pk_min, pk_head, pk_count, pk_total, pk_out, pk_amt, P, max_out,
                 queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
                 f_i, act, r_o):
@@ -644,11 +701,9 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                     s = link_send[inp]
                     a = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
                     if s > 1e-9 and a > 0.0:
-                        for o in range(no):
-                            s_io[i * max_out + o] = 1.0
-                        moved = _take_from_window(inp, s, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
-                                                  slot_route, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
-                                                  slot_flow, route_out, P, max_out)
+                        moved = _take_whole_window(inp, s, no, slot_off, slot_next, slot_route, pk_base, pk_head,
+                                                   pk_count, pk_total, pk_out, pk_amt, slot_flow, route_out, P,
+                                                   max_out)
                         y[cell_off[inp + 1] - 1] = moved
                         cum_out[inp] += moved
                 else:
@@ -665,8 +720,8 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                             if d > 0.0:
                                 route_in[slot_route[g]] += d
                                 slot_flow[slot_next[g]] += d
-            _push_outputs(o0, no, node_out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out,
-                          pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
+            _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count,
+                          pk_total, pk_out, pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
             continue
         for kk in range(ni * max_out):
             s_io[kk] = 0.0
@@ -796,8 +851,8 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                     if d > 0.0:
                         route_in[slot_route[g]] += d
                         slot_flow[slot_next[g]] += d
-        _push_outputs(o0, no, node_out, slot_off, out_slot_off, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
-                      pk_min, slot_flow, link_inflow, cum_in, P, max_out)
+        _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total,
+                      pk_out, pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
 
 
 @kernel
@@ -812,7 +867,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     cell_off, alpha, beta, qstep_lane = net.cell_off, net.alpha, net.beta, net.qstep_lane
     njam_lane, ncrit_lane, dx, prio = net.njam_lane, net.ncrit_lane, net.dx, net.prio
     slot_off, slot_next, slot_out, slot_move = net.slot_off, net.slot_next, net.slot_out, net.slot_move
-    out_slot_off = net.out_slot_off
+    out_slot_off, grp_lo, grp_hi = net.out_slot_off, net.grp_lo, net.grp_hi
     slot_route, src_slot_off, src_link = net.slot_route, net.src_slot_off, net.src_link
     node_in_off, node_in, node_out_off, node_out = net.node_in_off, net.node_in, net.node_out_off, net.node_out
     move_sig, move_win_off, win_start, win_end = net.move_sig, net.move_win_off, net.win_start, net.win_end
@@ -857,8 +912,8 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
         _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
-                    slot_off, out_slot_off, slot_next, slot_out, slot_move, slot_route, src_slot_off, src_link,
-                    node_in_off, node_in, node_out_off, node_out, green, has_signals,
+                    slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
+                    src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                     pk_base, pk_min, pk_head, pk_count, pk_total, pk_out, pk_amt, P, max_out,
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
                     a_i, f_i, act, r_o)
