@@ -3,9 +3,10 @@
 Compilation happens once per run, in plain numpy: links are cut into cells of equal length
 ``dx = L / floor(L / (v_f dt))`` so that ``v_f dt <= dx`` (CFL); routes become commodities with
 one slot per (route, link); origins become sources with queues; signals become green windows per
-movement. The run then calls :func:`trafficsim.kernels.ctm.ctm_advance` in chunks between
-record boundaries and the times where a piecewise-constant input (demand, lane schedules,
-blocking, meters) changes, so that every such change takes effect exactly at its step.
+movement. The run then calls :func:`trafficsim.kernels.ctm.ctm_advance` in chunks between the
+times where a piecewise-constant input (demand, lane schedules, blocking, meters) changes, so
+that every such change takes effect exactly at its step, and where controllers or route choice
+act; the kernel records interval by interval within a chunk.
 """
 
 from __future__ import annotations
@@ -385,7 +386,10 @@ def run_macro(
     rec = _new_record(c, record_cells)
     cuts = {0, c.n_steps}
     cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
-    cuts.update(range(0, c.n_steps, c.steps_per_record))
+    if progress:
+        # the kernel records interval by interval within a call; chunks per interval only so the
+        # progress bar moves
+        cuts.update(range(0, c.n_steps, c.steps_per_record))
     feedback = MacroFeedback.build(c)  # controllers (ALINEA) cut chunks at their sample/interval steps
     if feedback is not None:
         cuts.update(feedback.cut_steps(c.n_steps))
