@@ -107,7 +107,7 @@ def _accel_f(free, c, link, gap, v_lead, vw, L, cl_T, cls_s0, cls_a, cls_b):
     return idm_acceleration_free(free, vw, gap, vw - v_lead, cl_T[j], cls_s0[c], cls_a[c], cls_b[c])
 
 
-@kernel
+@kernel(inline="always")
 def _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active):
     """Distance [m] from front position ``xp`` to the nearest active blocked segment ahead."""
     g = FREE_GAP
@@ -119,7 +119,7 @@ def _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active):
     return g
 
 
-@kernel
+@kernel(inline="always")
 def _blocked(lane, x0, x1, obs_off, obs_pos, obs_end, obs_active):
     """Whether an active blocked segment of ``lane`` overlaps ``[x0, x1]``."""
     for o in range(obs_off[lane], obs_off[lane + 1]):
@@ -128,7 +128,7 @@ def _blocked(lane, x0, x1, obs_off, obs_pos, obs_end, obs_active):
     return False
 
 
-@kernel
+@kernel(inline="always")
 def _crossing(slot, lane, xp, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len, maxl,
               slot_lo, slot_hi, slot_map, lane_open, move_state, amber):
     """Lane entered at the end of the link (>= 0), ``SINK`` at the destination, or ``BLOCKED``."""

@@ -23,7 +23,7 @@ ANTICIPATION = 2.0
 STANDING = 0.5
 
 
-@kernel
+@kernel(inline="always")
 def _blocked_past_node(sl, lane, xp, link_len, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active,
                        slot_lo, slot_hi, slot_map, lane_open, yield_d):
     """A blocked segment just past the node: ``(distance, direction)``.
@@ -54,7 +54,7 @@ def _blocked_past_node(sl, lane, xp, link_len, lane_link, lane_idx, maxl, obs_of
     return og, 0
 
 
-@kernel
+@kernel(inline="always")
 def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0, lane_link,
                    lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open,
                    yield_d):
@@ -73,10 +73,11 @@ def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, lin
         if idx > hi:
             return -1
     link = lane_link[lane]
-    _, dn = _blocked_past_node(sl, lane, xp, link_len, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end,
-                               obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d)
-    if dn != 0:
-        return dn
+    if link_len[link] - xp < yield_d:
+        _, dn = _blocked_past_node(sl, lane, xp, link_len, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end,
+                                   obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d)
+        if dn != 0:
+            return dn
     og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
     if og < yield_d:
         n = link_lane0[link + 1] - link_lane0[link]
@@ -93,7 +94,7 @@ def _mandatory_dir(w, lane, xp, x, v, slot, stop_next, nxt, dwell, stop_off, lin
     return 0
 
 
-@kernel
+@kernel(inline="always")
 def _held_bus_ahead(w, xp, reach, x, v, nxt, dwell, stop_next):
     """Distance [m] to the first bus ahead of ``w`` in its lane (within ``reach``) that dwells at an
     in-lane stop or stands in the queue for it, ``FREE_GAP`` if none: drivers pass it."""
@@ -105,7 +106,7 @@ def _held_bus_ahead(w, xp, reach, x, v, nxt, dwell, stop_next):
     return FREE_GAP
 
 
-@kernel
+@kernel(inline="always")
 def _quick_gap(w, lead, xp, no_obs, len_link, x, v, cls, cls_len, stop_next):
     """``(True, gap, speed)`` when ``_front(w, lane, xp, lead, tg, use_yield=False)`` reduces to the
     same-lane leader, whatever ``tg``: a leader, no blocked segment in the lane, no bus stop
@@ -198,10 +199,12 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 og = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active)
                 if og < dist:
                     dist = og
-            og, _ = _blocked_past_node(slot[w], lane, x[w], link_len, lane_link, lane_idx, maxl, obs_off, obs_pos,
-                                       obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d)
-            if og < dist:
-                dist = og
+            if length - x[w] < yield_d:
+                og, _ = _blocked_past_node(slot[w], lane, x[w], link_len, lane_link, lane_idx, maxl, obs_off,
+                                           obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open,
+                                           yield_d)
+                if og < dist:
+                    dist = og
             s = stop_next[w]
             if s >= 0 and stop_pos[s] - x[w] < dist:
                 # a bus must reach the kerb lane by its stop, not by the end of the link
