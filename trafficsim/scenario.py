@@ -130,7 +130,8 @@ class Scenario:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "scenario") -> "Scenario":
         """Build and validate a scenario from its plain-data form."""
-        known = {"scenario", "nodes", "links", "banned_turns", "allow_u_turns", "demand", "controls"}
+        known = {"scenario", "nodes", "links", "banned_turns", "allow_u_turns", "lane_connectors", "demand",
+                 "controls"}
         extra = set(data) - known
         if extra:
             raise ScenarioError(f"{source}: unknown table(s) {sorted(extra)}; known: {sorted(known)}")
