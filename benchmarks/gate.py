@@ -10,6 +10,7 @@ Commands::
 
     python benchmarks/gate.py              # check against benchmarks/baseline.json (exit 1 on regression)
     python benchmarks/gate.py --update     # measure (3 rounds) and store a new baseline, on purpose
+    python benchmarks/gate.py --update --cases micro_kernel_corridor   # refresh (or add) some cases only
 
 ``--slowdown N`` is a test-only switch that runs every kernel N times, to show the gate trips.
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cases import grid_city, onramp_corridor, uxsim_grid  # noqa: E402
 
 from trafficsim.engines.macro import _new_record, _new_state, compile_macro  # noqa: E402
+from trafficsim.engines.micro import MicroStepper, compile_micro  # noqa: E402
 from trafficsim.kernels.calibration import homogeneous_ctm  # noqa: E402
 from trafficsim.kernels.ctm import ctm_advance  # noqa: E402
 
@@ -55,12 +57,26 @@ def _kernel_case(scenario, dt):
     return run
 
 
+def _micro_case(scenario, dt):
+    """The micro kernel over the whole horizon from an empty network (compiled once; each run
+    builds a fresh state and draws the same arrivals, seed 0)."""
+    c = compile_micro(scenario, dt)
+
+    def run(slowdown: int = 1) -> None:
+        for _ in range(slowdown):
+            MicroStepper(c, 0).advance(c.n_steps)
+
+    return run
+
+
 def quick_cases() -> dict:
     """Name -> callable(slowdown) of the cases the CI gate runs (a few seconds each)."""
     return {
         "ctm_kernel_corridor": _kernel_case(onramp_corridor(duration_s=3600.0), 0.5),
         "ctm_kernel_grid10": _kernel_case(grid_city(10, n_od=100), 1.0),
         "ctm_kernel_uxsim_grid": _kernel_case(uxsim_grid(duration_s=3600.0), None),
+        "micro_kernel_corridor": _micro_case(onramp_corridor(duration_s=3600.0), 0.5),
+        "micro_kernel_grid10": _micro_case(grid_city(10, n_od=100, duration_s=600.0), 0.5),
     }
 
 
@@ -108,8 +124,14 @@ def main(argv=None) -> int:
     p.add_argument("--slowdown", type=int, default=1, help="test-only: run every kernel N times")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--baseline", type=Path, default=BASELINE)
+    p.add_argument("--cases", nargs="+", default=None, help="only these cases (check, or update into the baseline)")
     args = p.parse_args(argv)
     cases = quick_cases()
+    if args.cases:
+        unknown = sorted(set(args.cases) - set(cases))
+        if unknown:
+            p.error(f"unknown case(s) {unknown}; known: {sorted(cases)}")
+        cases = {name: cases[name] for name in args.cases}
     current = measure(cases, args.repeats, args.slowdown)
     for name, r in current.items():
         print(f"{name:28s} {r['ratio']:8.2f}x calibration  (noise {r['noise']:.0%})")
@@ -123,11 +145,16 @@ def main(argv=None) -> int:
                                 max(r[name]["ratio"] for r in rounds) / min(r[name]["ratio"] for r in rounds) - 1.0)}
             for name in current
         }
+        if args.cases and args.baseline.exists():  # refresh these cases, keep the others
+            current = {**json.loads(args.baseline.read_text())["cases"], **current}
         args.baseline.write_text(json.dumps(
             {"machine": platform.machine(), "python": platform.python_version(), "cases": current}, indent=2) + "\n")
         print(f"baseline written to {args.baseline}")
         return 0
-    problems = compare(current, json.loads(args.baseline.read_text()))
+    baseline = json.loads(args.baseline.read_text())
+    if args.cases:
+        baseline["cases"] = {name: baseline["cases"][name] for name in args.cases if name in baseline["cases"]}
+    problems = compare(current, baseline)
     for line in problems:
         print("REGRESSION", line)
     print("benchmark gate:", "FAILED" if problems else "ok")
