@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import gate  # noqa: E402
@@ -22,3 +24,9 @@ def test_slowed_kernel_trips_the_gate():
     baseline = {"cases": gate.measure(cases, repeats=3)}
     slowed = gate.measure(cases, repeats=3, slowdown=4)
     assert gate.compare(slowed, baseline), "a kernel 4x slower must fail the gate"
+
+
+def test_unknown_case_is_an_error_naming_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        gate.main(["--cases", "no_such_case"])
+    assert "unknown case(s) ['no_such_case']; known:" in capsys.readouterr().err
