@@ -29,6 +29,19 @@ def _link(net, lid, a, b, **kw):
     net.add_link(lid, a, b, **base)
 
 
+def _chain(links, **kw):
+    """A straight road of 2-lane 50 km/h links ``[(id, length_m), ...]`` from node N0 to N<n>."""
+    net = ts.Network()
+    x = 0.0
+    net.add_node("N0", x, 0)
+    for i, (lid, length) in enumerate(links):
+        x += length
+        net.add_node(f"N{i + 1}", x, 0)
+        _link(net, lid, f"N{i}", f"N{i + 1}", length_m=length,
+              **{**dict(lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800), **kw})
+    return net
+
+
 def check_invariants(res, *, max_clamp_share=0.0):
     """No overlap, no negative speed, exact conservation, route compliance."""
     fs = res.final_state
@@ -301,15 +314,9 @@ def test_a_queue_spilling_over_a_node_fills_the_downstream_link():
     'street' held the longest separate queue)."""
     from trafficsim.control import FixedRateMeter
 
-    net = ts.Network()
-    for n in "ABCD":
-        net.add_node(n)
-    kw = dict(lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
-    _link(net, "street", "A", "B", length_m=1500, **kw)
-    _link(net, "mid", "B", "C", length_m=300, **kw)
-    _link(net, "exit", "C", "D", length_m=200, **kw)
+    net = _chain([("street", 1500), ("mid", 300), ("exit", 200)])
     d = ts.Demand()
-    d.add("A", "D", [(0, 1800)])
+    d.add("N0", "N3", [(0, 1800)])
     sc = ts.Scenario(net, d, 1800, controls=[FixedRateMeter("exit", ((0.0, 1000.0),))])
     res = ts.simulate(sc, engine="micro", seed=0, record_interval_s=60, trajectories=TRAJ)
     check_invariants(res)
@@ -498,17 +505,11 @@ def test_blocking_forces_lane_changes_and_lane_schedule_never_deletes_vehicles()
 
 
 def test_a_lane_blocked_just_past_a_node_is_left_before_the_node():
-    """Kerb lane blocked from 20 m past node B: drivers see it from the upstream link and change
+    """Kerb lane blocked from 20 m past node N1: drivers see it from the upstream link and change
     before the node instead of crossing in the blocked lane and merging in 20 m."""
-    net = ts.Network()
-    for n, xn in (("A", 0), ("B", 600), ("C", 1100), ("D", 1500)):
-        net.add_node(n, xn, 0)
-    kw = dict(lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
-    _link(net, "ab", "A", "B", length_m=600, **kw)
-    _link(net, "bc", "B", "C", length_m=500, **kw)
-    _link(net, "cd", "C", "D", length_m=400, **kw)
+    net = _chain([("ab", 600), ("bc", 500), ("cd", 400)])
     d = ts.Demand()
-    d.add("A", "D", [(0, 2200)])
+    d.add("N0", "N3", [(0, 2200)])
     sc = ts.Scenario(net, d, 1500, controls=[Blocking("bc", 0.0, 1500.0, lanes=1, position_m=20.0, length_m=150.0)])
     res = ts.simulate(sc, engine="micro", seed=0, detectors=[("ab", 590.0)], trajectories=TRAJ, record_interval_s=60)
     check_invariants(res, max_clamp_share=2e-3)
