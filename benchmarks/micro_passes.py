@@ -68,7 +68,8 @@ def main(which: str = "grid", duration_s: float = 3600.0) -> None:
     print(f"{which}, {duration_s:g} s: {wall:.2f} s wall, {updates:.3g} vehicle-updates, "
           f"{updates / calls['_move']:.0f} vehicles per step")
     for name, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:16s} {s:7.3f} s  {1e6 * s / calls[name]:8.1f} us/call  {1e9 * s / updates:7.1f} ns/vehicle-update")
+        print(f"  {name:16s} {s:7.3f} s  {1e6 * s / calls[name]:8.1f} us/call  "
+              f"{1e9 * s / updates:7.1f} ns/vehicle-update")
 
 
 if __name__ == "__main__":

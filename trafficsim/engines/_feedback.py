@@ -39,7 +39,7 @@ from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal
 from ..sumo_io import METER_GREEN_S
 from ._common import SimulationError
 
-__all__ = ["AlineaLaw", "MacroFeedback", "MicroMeters", "SAMPLES_PER_INTERVAL", "release_cycle",
+__all__ = ["AlineaLaw", "MacroFeedback", "MicroMeters", "SAMPLES_PER_INTERVAL", "add_movement_signals", "release_cycle",
            "critical_occupancy_pct"]
 
 #: Occupancy samples per control interval (the aggregate is their mean).
@@ -193,6 +193,43 @@ class MacroFeedback:
         return {c.meter.link: c.law.log() for c in self.controllers}
 
 
+def add_movement_signals(c, sig_of_move: dict, window: tuple, cycle_s: float) -> dict:
+    """Put movements of the compiled micro network ``c.net`` under new signals of their own.
+
+    ``sig_of_move`` maps a movement index to its new signal (numbered on from the existing
+    ``len(c.net.sig_cycle)`` ones); each such movement gets the single green window ``window`` =
+    ``(start, end, amber end)`` [s] in a cycle of ``cycle_s``; the windows' values are then set
+    between kernel calls by the caller. Returns ``{movement: index of its window}`` in the new
+    window arrays. Replaces ``c.net``.
+    """
+    mn = c.net
+    move_sig, win_off, ws, we, wa, at = [], [0], [], [], [], {}
+    for k in range(len(mn.move_sig)):
+        if k in sig_of_move:
+            move_sig.append(sig_of_move[k])
+            at[k] = len(ws)
+            ws.append(window[0])
+            we.append(window[1])
+            wa.append(window[2])
+        else:
+            move_sig.append(int(mn.move_sig[k]))
+            w0, w1 = int(mn.move_win_off[k]), int(mn.move_win_off[k + 1])
+            ws.extend(mn.win_start[w0:w1])
+            we.extend(mn.win_end[w0:w1])
+            wa.extend(mn.win_amber[w0:w1])
+        win_off.append(len(ws))
+    n_new = max(sig_of_move.values(), default=len(mn.sig_cycle) - 1) - len(mn.sig_cycle) + 1
+    c.net = mn._replace(
+        move_sig=np.array(move_sig, dtype=mn.move_sig.dtype),
+        move_win_off=np.array(win_off, dtype=mn.move_win_off.dtype),
+        win_start=np.array(ws, dtype=np.float64), win_end=np.array(we, dtype=np.float64),
+        win_amber=np.array(wa, dtype=np.float64),
+        sig_cycle=np.concatenate([mn.sig_cycle, np.full(n_new, float(cycle_s))]),
+        sig_offset=np.concatenate([mn.sig_offset, np.zeros(n_new)]),
+    )
+    return at
+
+
 class MicroMeters:
     """Ramp meters of a compiled micro scenario as ramp signals of the micro kernel.
 
@@ -236,27 +273,8 @@ class MicroMeters:
                 raise SimulationError(f"engine 'micro': link {m.link!r} has more than one meter")
             by_link[m.link] = nsig + i
             signal_of.append(nsig + i)
-        move_sig, win_off, ws, we, wa = [], [0], [], [], []
-        for k, (a, _b) in enumerate(c.movements):
-            if a in by_link:
-                move_sig.append(by_link[a])
-                ws.append(0.0)
-                we.append(1.0)
-                wa.append(1.0)
-            else:
-                move_sig.append(int(mn.move_sig[k]))
-                w0, w1 = int(mn.move_win_off[k]), int(mn.move_win_off[k + 1])
-                ws.extend(mn.win_start[w0:w1])
-                we.extend(mn.win_end[w0:w1])
-                wa.extend(mn.win_amber[w0:w1])
-            win_off.append(len(ws))
-        c.net = mn._replace(
-            move_sig=np.array(move_sig, dtype=mn.move_sig.dtype), move_win_off=np.array(win_off, dtype=mn.move_win_off.dtype),
-            win_start=np.array(ws, dtype=np.float64), win_end=np.array(we, dtype=np.float64),
-            win_amber=np.array(wa, dtype=np.float64),
-            sig_cycle=np.concatenate([mn.sig_cycle, np.ones(len(meters))]),
-            sig_offset=np.concatenate([mn.sig_offset, np.zeros(len(meters))]),
-        )
+        add_movement_signals(c, {k: by_link[a] for k, (a, _b) in enumerate(c.movements) if a in by_link},
+                             (0.0, 1.0, 1.0), 1.0)
         return cls(c, meters, signal_of)
 
     def cut_steps(self, n_steps: int) -> set[int]:

@@ -32,7 +32,7 @@ import numpy as np
 from ..control import AlineaMeter, FixedRateMeter
 from ..kernels.ctm import STATUS_NAN, STATUS_NEGATIVE, ctm_advance
 from ._common import SimulationError, breakpoints, step_index
-from ._feedback import MacroFeedback
+from ._feedback import MacroFeedback, add_movement_signals
 
 __all__ = ["MacroOuter", "MicroOuter", "OUTER_MODELS"]
 
@@ -232,33 +232,12 @@ class MicroOuter(_Outer):
                 for n, fl in feeder_links.items():
                     if a in fl:
                         gate_of_move[mi] = n
-        mn = c.net
-        nsig = len(mn.sig_cycle)
-        move_sig, win_off, ws, we, wa = [], [0], [], [], []
-        gate_sig = {}
-        for mi in range(len(c.movements)):
-            if mi in gate_of_move:
-                gate_sig[mi] = nsig + len(gate_sig)
-                move_sig.append(gate_sig[mi])
-                self.gates[gate_of_move[mi]].append(len(ws))
-                ws.append(0.0)
-                we.append(_FOREVER)
-                wa.append(_FOREVER)
-            else:
-                move_sig.append(int(mn.move_sig[mi]))
-                w0, w1 = int(mn.move_win_off[mi]), int(mn.move_win_off[mi + 1])
-                ws.extend(mn.win_start[w0:w1])
-                we.extend(mn.win_end[w0:w1])
-                wa.extend(mn.win_amber[w0:w1])
-            win_off.append(len(ws))
-        c.net = mn._replace(
-            move_sig=np.array(move_sig, dtype=mn.move_sig.dtype),
-            move_win_off=np.array(win_off, dtype=mn.move_win_off.dtype),
-            win_start=np.array(ws, dtype=np.float64), win_end=np.array(we, dtype=np.float64),
-            win_amber=np.array(wa, dtype=np.float64),
-            sig_cycle=np.concatenate([mn.sig_cycle, np.full(len(gate_sig), 4.0 * _FOREVER)]),
-            sig_offset=np.concatenate([mn.sig_offset, np.zeros(len(gate_sig))]),
-        )
+        nsig = len(c.net.sig_cycle)
+        gate_moves = sorted(gate_of_move)
+        window_at = add_movement_signals(c, {mi: nsig + i for i, mi in enumerate(gate_moves)},
+                                         (0.0, _FOREVER, _FOREVER), 4.0 * _FOREVER)
+        for mi in gate_moves:
+            self.gates[gate_of_move[mi]].append(window_at[mi])
         self.gate_green = {n: True for n in self.gates}
 
     @property
