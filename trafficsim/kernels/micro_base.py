@@ -185,13 +185,16 @@ def _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_li
     return best, bv
 
 
-@kernel
+@kernel(inline="always")
 def _ahead(w, slot, lane, xp, tg,
            x, v, cls, prv, tgt, lane_head, lane_tail,
-           link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+           link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, feed_off, feed_lane,
            obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, look):
     """Gap [m] and speed [m/s] of what a vehicle at front ``xp`` in ``lane`` meets past its link's
-    vehicles: the stop line, a zipper partner on another feeder lane, downstream tails."""
+    vehicles: the stop line, a zipper partner on another feeder lane, downstream tails.
+
+    30 arguments, so that numba inlines it (``maxl`` follows from ``slot_map``)."""
+    maxl = slot_map.shape[0] // slot_next.shape[0]
     dist = link_len[lane_link[lane]] - xp
     if tg == SINK:
         return FREE_GAP, 0.0
@@ -243,6 +246,24 @@ def _ahead(w, slot, lane, xp, tg,
     return best, bv
 
 
+@kernel(inline="always")
+def _own_lane_limits(w, lane, xp, g, vl, cls, stop_next, cls_s0, obs_off, obs_pos, obs_active, stop_pos):
+    """``(g, vl)`` lowered to a blocked segment ahead in ``lane`` and to the bus stop where vehicle
+    ``w`` (front ``xp``) halts, both standing obstacles."""
+    og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
+    if og < g:
+        g = og
+        vl = 0.0
+    s = stop_next[w]
+    if s >= 0:
+        # the bus's front halts at the stop position: the IDM keeps s0 to a standing obstacle
+        d = stop_pos[s] + cls_s0[cls[w]] - xp
+        if d < g:
+            g = d if d > 0.0 else 0.0
+            vl = 0.0
+    return g, vl
+
+
 @kernel
 def _front(w, lane, xp, lead, tg, use_yield,
            x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
@@ -263,20 +284,10 @@ def _front(w, lane, xp, lead, tg, use_yield,
                 vl = 0.0
     else:
         g, vl = _ahead(w, slot[w], lane, xp, tg, x, v, cls, prv, tgt, lane_head, lane_tail,
-                       link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl, feed_off,
+                       link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, feed_off,
                        feed_lane, obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
                        look)
-    og = _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active)
-    if og < g:
-        g = og
-        vl = 0.0
-    s = stop_next[w]
-    if s >= 0:
-        # the bus's front halts at the stop position: the IDM keeps s0 to a standing obstacle
-        d = stop_pos[s] + cls_s0[cls[w]] - xp
-        if d < g:
-            g = d if d > 0.0 else 0.0
-            vl = 0.0
+    g, vl = _own_lane_limits(w, lane, xp, g, vl, cls, stop_next, cls_s0, obs_off, obs_pos, obs_active, stop_pos)
     if use_yield:
         y = yld[w]
         if y >= 0:

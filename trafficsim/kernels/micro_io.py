@@ -93,7 +93,7 @@ def _insert(t, dt,
                     tg = _crossing(sl, ln, lc, 0.0, 0, slot_next, slot_move, lane_idx, lane_link, link_len, maxl,
                                    slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
                     g, vl = _ahead(-1, sl, ln, lc, tg, x, v, cls, prv, tgt, lane_head, lane_tail,
-                                   link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, maxl,
+                                   link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move,
                                    feed_off, feed_lane, obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map,
                                    lane_open, move_state, look)
                 og = _obstacle_gap(ln, lc, obs_off, obs_pos, obs_active)
