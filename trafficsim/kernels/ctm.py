@@ -250,23 +250,18 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
                 g0 = out_slot_off[ob + o]
                 g1 = out_slot_off[ob + o + 1]
                 if r > 0.0 and g1 > g0:
+                    # an output's slots all leave the network (per route) or all go on (per next slot)
+                    exits = slot_next[g0] < 0
+                    dest = route_out if exits else slot_flow
+                    key = slot_route if exits else slot_next
                     rest = 0.0
-                    if slot_next[g0] < 0:
-                        for g in range(g0, g1):
-                            a = pk_amt[off + g]
-                            d = a * frac * r
-                            pk_amt[off + g] = a - d
-                            rest += a - d
-                            took += d
-                            route_out[slot_route[g]] += d
-                    else:
-                        for g in range(g0, g1):
-                            a = pk_amt[off + g]
-                            d = a * frac * r
-                            pk_amt[off + g] = a - d
-                            rest += a - d
-                            took += d
-                            slot_flow[slot_next[g]] += d
+                    for g in range(g0, g1):
+                        a = pk_amt[off + g]
+                        d = a * frac * r
+                        pk_amt[off + g] = a - d
+                        rest += a - d
+                        took += d
+                        dest[key[g]] += d
                     pk_out[po + o] = rest
             pk_total[idx] = tot - took
             removed += took
