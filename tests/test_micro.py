@@ -292,13 +292,9 @@ def test_meter_on_the_last_link_times_the_exit_from_the_network():
     """A give-way exit: a FixedRateMeter on a link that ends at the destination caps the outflow."""
     from trafficsim.control import FixedRateMeter
 
-    net = ts.Network()
-    for n in "ABC":
-        net.add_node(n)
-    _link(net, "street", "A", "B", length_m=600, free_speed_kmh=40, capacity_vph_per_lane=1600)
-    _link(net, "exit", "B", "C", length_m=150, free_speed_kmh=40, capacity_vph_per_lane=1600)
+    net = _chain([("street", 600), ("exit", 150)], lanes=1, free_speed_kmh=40, capacity_vph_per_lane=1600)
     d = ts.Demand()
-    d.add("A", "C", [(0, 900)])
+    d.add("N0", "N2", [(0, 900)])
     sc = ts.Scenario(net, d, 2400, controls=[FixedRateMeter("exit", ((0.0, 600.0),))])
     res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ, record_interval_s=300)
     check_invariants(res)
@@ -398,16 +394,12 @@ def test_sugiyama_ring_develops_stop_and_go_moving_upstream():
 
 # ---------------------------------------------------------------------------- signals, buses, blocking
 def _signal(green=30.0, bus=0.0, stop=None, duration=1200, cars=1500):
-    net = ts.Network()
-    for n in "ABC":
-        net.add_node(n)
-    _link(net, "in", "A", "B", length_m=600, free_speed_kmh=50, capacity_vph_per_lane=1900)
-    _link(net, "out", "B", "C", length_m=400, free_speed_kmh=50, capacity_vph_per_lane=1900)
+    net = _chain([("in", 600), ("out", 400)], lanes=1, capacity_vph_per_lane=1900)
     d = ts.Demand()
-    d.add("A", "C", [(0, cars)])
+    d.add("N0", "N2", [(0, cars)])
     if bus:
-        d.add("A", "C", [(0, bus)], vehicle_class="bus", name="bus")
-    controls = [FixedTimeSignal("B", (Phase(green, (("in", "out"),), amber_s=3.0, all_red_s=0.0),
+        d.add("N0", "N2", [(0, bus)], vehicle_class="bus", name="bus")
+    controls = [FixedTimeSignal("N1", (Phase(green, (("in", "out"),), amber_s=3.0, all_red_s=0.0),
                                       Phase(27.0, (), amber_s=0.0)))]
     if stop is not None:
         controls.append(stop)
