@@ -46,7 +46,7 @@ from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states
     P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_STRAT, P_THR, P_YIELD,
     RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _accel_f, _ahead, _crossing, _front, _link_between, _link_sorted, _own_lane_limits, _unlink, _zipper,
+    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _unlink, _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
@@ -251,24 +251,15 @@ def _move(ti, dt,
                 lim[w] = x[w]
             else:
                 lead = nxt[w]
-                if lead >= 0 and no_obs and tgt[w] != BLOCKED and stop_next[w] < 0 and yld[w] < 0:
-                    # the common case, what _front returns for it without the call
+                if lead >= 0 and no_obs and tgt[w] != BLOCKED and stop_next[w] < 0:
+                    # the common case: what _front returns for it, without its branches
                     g = x[lead] - cls_len[cls[lead]] - x[w]
                     vl = v[lead]
-                elif lead < 0:
-                    # first of its lane: _front's path for it, inlined (no 39-argument call)
-                    g, vl = _ahead(w, slot[w], lane, x[w], tgt[w], x, v, cls, prv, tgt, lane_head, lane_tail,
-                                   link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, feed_off,
-                                   feed_lane, obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open,
-                                   move_state, look)
-                    g, vl = _own_lane_limits(w, lane, x[w], g, vl, cls, stop_next, cls_s0, obs_off, obs_pos,
-                                             obs_active, stop_pos)
                 else:
-                    g, vl = _front(w, lane, x[w], lead, tgt[w], False,
-                                   x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
-                                   link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move,
-                                   maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo,
-                                   slot_hi, slot_map, lane_open, move_state, look, amber)
+                    g, vl = _front(w, lane, x[w], lead, tgt[w], x, v, cls, slot, flags, stop_next, prv, tgt,
+                                   lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
+                                   slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,
+                                   stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber=amber)
                 link = lane_link[lane]
                 c = cls[w]
                 a_w = _accel_f(afree[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)

@@ -264,13 +264,19 @@ def _own_lane_limits(w, lane, xp, g, vl, cls, stop_next, cls_s0, obs_off, obs_po
     return g, vl
 
 
-@kernel
-def _front(w, lane, xp, lead, tg, use_yield,
-           x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail,
+@kernel(inline="always")
+def _front(w, lane, xp, lead, tg,
+           x, v, cls, slot, flags, stop_next, prv, tgt, lane_head, lane_tail,
            link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
            obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber):
     """Gap [m] and speed [m/s] of the nearest constraint ahead of vehicle ``w`` placed at ``xp`` in
-    ``lane`` with same-lane leader ``lead`` and node permission ``tg`` (``UNKNOWN``: compute)."""
+    ``lane`` with same-lane leader ``lead`` and node permission ``tg`` (``UNKNOWN``: compute).
+
+    Inlined into its callers, which pass the last argument by keyword (``amber=amber``): CPython
+    compiles a call with more than 30 positional arguments as ``f(*args)``, which numba cannot
+    inline, and a keyword argument makes numba rewrite it back into a plain call. Called, it cost
+    about 40 ns (37 arrays and scalars passed) per vehicle in the lane-change sweeps and the move
+    pass."""
     if tg == UNKNOWN:
         tg = _crossing(slot[w], lane, xp, v[w], flags[w] & F_COMMITTED, slot_next, slot_move, lane_idx, lane_link,
                        link_len, maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
@@ -288,11 +294,4 @@ def _front(w, lane, xp, lead, tg, use_yield,
                        feed_lane, obs_off, obs_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
                        look)
     g, vl = _own_lane_limits(w, lane, xp, g, vl, cls, stop_next, cls_s0, obs_off, obs_pos, obs_active, stop_pos)
-    if use_yield:
-        y = yld[w]
-        if y >= 0:
-            d = x[y] - cls_len[cls[y]] - xp
-            if 0.0 <= d < g:
-                g = d
-                vl = v[y]
     return g, vl

@@ -108,7 +108,7 @@ def _held_bus_ahead(w, xp, reach, x, v, nxt, dwell, stop_next):
 
 @kernel(inline="always")
 def _quick_gap(w, lead, xp, no_obs, len_link, x, v, cls, cls_len, stop_next):
-    """``(True, gap, speed)`` when ``_front(w, lane, xp, lead, tg, use_yield=False)`` reduces to the
+    """``(True, gap, speed)`` when ``_front(w, lane, xp, lead, tg)`` reduces to the
     same-lane leader, whatever ``tg``: a leader, no blocked segment in the lane, no bus stop
     ahead, and the stop line not closer than the leader (then ``tg == BLOCKED`` changes nothing).
     ``(False, 0, 0)`` otherwise: call ``_front``."""
@@ -266,170 +266,6 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
 
 
 @kernel
-def _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
-           x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-           lane_tail, counters,
-           link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-           slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
-           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
-           delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
-    """Decide and apply the lane changes from ``src`` to the adjacent ``dst`` (two-pointer sweep).
-
-    The MOBIL decision of each vehicle ``w`` (new follower ``fol``, new leader ``lead`` in
-    ``dst``) is written out in the loop rather than called: a call with this many arguments
-    cost about 40 ns per vehicle, more than the decision itself in free flow."""
-    if lane_open[dst] == 0 or lane_tail[src] < 0:
-        return
-    L = link_len.shape[0]
-    nd = 0
-    fol = -1
-    p = lane_tail[dst]
-    last_lead = -2
-    w = lane_tail[src]
-    while w >= 0:
-        while p >= 0 and x[p] <= x[w]:
-            fol = p
-            p = nxt[p]
-        lead = p
-        ok = False
-        for _ in range(1 if lead != last_lead else 0):
-            # ---- MOBIL decision for w from src to dst (direction d); `break` = no change
-            if dwell[w] > 0.0 or t < lc_until[w]:
-                break
-            xw = x[w]
-            md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0,
-                                lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi,
-                                slot_map, lane_open, yield_d)
-            if md != 0 and md != d:
-                break
-            link = lane_link[src]
-            sl = slot[w]
-            if md == 0:
-                if stop_next[w] >= 0:
-                    break
-                di = lane_idx[dst]
-                if (di < slot_lo[sl] or di > slot_hi[sl]) and link_len[link] - xw < freedist:
-                    break
-                # strategic lane choice: within `strat` of the node that needs them, the lanes
-                # that lead on along the route are sought like a mandatory change (safety only)
-                # and never left for a discretionary gain
-                if link_len[link] - xw + slot_dpref[sl] < strat:
-                    plo = slot_plo[sl]
-                    phi = slot_phi[sl]
-                    si = lane_idx[src]
-                    if si < plo or si > phi:
-                        if (si < plo) != (d > 0):
-                            break
-                        md = d
-                    elif di < plo or di > phi:
-                        break
-            lw = cls_len[cls[w]]
-            mg = mingap
-            if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
-                break
-            if fol >= 0 and xw - lw - x[fol] < mg:
-                break
-            if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
-                break
-            vw = v[w]
-            cw = cls[w]
-            # _front costs a call with 39 arguments; when it reduces to the same-lane leader (no
-            # blocked segment in the lane, no bus stop ahead, the stop line behind the leader) the
-            # gap is taken here, with the same arithmetic (see _quick_gap)
-            no_obs_dst = obs_off[dst + 1] == obs_off[dst]
-            no_obs_src = obs_off[src + 1] == obs_off[src]
-            len_link = link_len[link]
-            qk, g2, vl2 = _quick_gap(w, lead, xw, no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
-            if not qk:
-                g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, False,
-                    x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
-                    lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
-                    obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber)
-            acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
-            an_new = 0.0
-            if fol >= 0:
-                gfol = xw - lw - x[fol]
-                an_new = _accel_f(afree[fol], cls[fol], link, gfol, vw, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
-                if an_new < -bsafe:
-                    if md == 0:
-                        break
-                    # urgency: close to where the lane ends the IDM braking of the new follower
-                    # (which is large for any gap below s0, even standing still) gives way to the
-                    # kinematic criterion: the follower can match the merger's speed braking at
-                    # most b_safe. Without it a yielding follower that stopped less than s0
-                    # behind a standing merger locks both for good.
-                    dist = len_link - xw
-                    if not no_obs_src:
-                        og = _obstacle_gap(src, xw, obs_off, obs_pos, obs_active)
-                        if og < dist:
-                            dist = og
-                    sn = stop_next[w]
-                    if sn >= 0 and stop_pos[sn] - xw < dist:
-                        dist = stop_pos[sn] - xw
-                    if dist >= yield_d:
-                        break
-                    dvf = v[fol] - vw
-                    if dvf > 0.0 and dvf * dvf > 2.0 * bsafe * gfol:
-                        break
-            if md != 0:
-                ok = acn >= -bsafe or vw < 1.0
-                break
-            if acn < -bsafe:
-                break
-            qk, g, vl = _quick_gap(w, nxt[w], xw, no_obs_src, len_link, x, v, cls, cls_len, stop_next)
-            if not qk:
-                g, vl = _front(w, src, xw, nxt[w], tgt[w], False,
-                    x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
-                    lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
-                    obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber)
-            ac = _accel_f(afree[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_b)
-            an_old = 0.0
-            if fol >= 0:
-                qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
-                if not qk:
-                    gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, False,
-                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
-                        lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
-                        obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                        look, amber)
-                an_old = _accel_f(afree[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
-            ao_new = 0.0
-            ao_old = 0.0
-            o = prv[w]
-            if o >= 0:
-                ao_old = _accel_f(afree[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0, cls_a, cls_b)
-                qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
-                if not qk:
-                    go, vo = _front(o, src, x[o], nxt[w], tgt[o], False,
-                        x, v, cls, slot, flags, stop_next, yld, prv, tgt, lane_head, lane_tail, link_len, lane_link,
-                        lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
-                        obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                        look, amber)
-                ao_new = _accel_f(afree[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_b)
-            b = bias if d < 0 else -bias
-            inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
-            ok = inc > thr
-            break
-        if ok:
-            lc_v[nd] = w
-            lc_f[nd] = fol
-            lc_l[nd] = p
-            nd += 1
-            last_lead = p
-        w = nxt[w]
-    for q in range(nd):
-        w = lc_v[q]
-        _unlink(prv, nxt, lane_head, lane_tail, src, w)
-        _link_between(prv, nxt, lane_head, lane_tail, vlane, dst, w, lc_f[q], lc_l[q])
-        lc_until[w] = t + cool
-        flags[w] &= ~F_COMMITTED
-        tgt[w] = _crossing(slot[w], dst, x[w], v[w], 0, slot_next, slot_move, lane_idx, lane_link, link_len, maxl,
-                           slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
-        yld[w] = -1
-    counters[C_LC] += nd
-
-
-@kernel
 def _lane_changes(t, d, lc_v, lc_f, lc_l,
                   x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                   lane_tail, counters,
@@ -438,7 +274,14 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                   obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
                   delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
     """Pass 3: MOBIL sweeps over every pair of adjacent lanes, all to the left (``d = 1``) or all
-    to the right (``d = -1``)."""
+    to the right (``d = -1``).
+
+    Each sweep decides and applies the lane changes from ``src`` to the adjacent ``dst`` (two
+    pointers along both lanes). The MOBIL decision of each vehicle ``w`` (new follower ``fol``,
+    new leader ``lead`` in ``dst``) is written out in the loop rather than called: a call with this
+    many arguments costs about 40 ns per vehicle, more than the decision itself in free flow; for
+    the same reason the sweep is not a function of its own (a call per lane pair passed ~60
+    arrays, and most lanes of a city network hold one or two vehicles)."""
     L = link_len.shape[0]
     for link in range(L):
         a0 = link_lane0[link]
@@ -450,14 +293,154 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
         for k in range(n - 1):
             src = a0 + (n - 2 - k if d > 0 else k + 1)
             dst = src + d
-            # the call passes ~50 arrays (about 1 ns each): skip it where _sweep returns at once
             if lane_tail[src] < 0 or lane_open[dst] == 0:
                 continue
-            _sweep(src, dst, d, t, lc_v, lc_f, lc_l,
-                   x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                   lane_tail, counters,
-                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
-                   slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end,
-                   stop_off, stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo,
-                   slot_phi, slot_dpref, delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look,
-                   amber, strat)
+            nd = 0
+            fol = -1
+            p = lane_tail[dst]
+            last_lead = -2
+            w = lane_tail[src]
+            while w >= 0:
+                while p >= 0 and x[p] <= x[w]:
+                    fol = p
+                    p = nxt[p]
+                lead = p
+                ok = False
+                for _ in range(1 if lead != last_lead else 0):
+                    # ---- MOBIL decision for w from src to dst (direction d); `break` = no change
+                    if dwell[w] > 0.0 or t < lc_until[w]:
+                        break
+                    xw = x[w]
+                    md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_len,
+                                        link_lane0, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active,
+                                        slot_lo, slot_hi, slot_map, lane_open, yield_d)
+                    if md != 0 and md != d:
+                        break
+                    link = lane_link[src]
+                    sl = slot[w]
+                    if md == 0:
+                        if stop_next[w] >= 0:
+                            break
+                        di = lane_idx[dst]
+                        if (di < slot_lo[sl] or di > slot_hi[sl]) and link_len[link] - xw < freedist:
+                            break
+                        # strategic lane choice: within `strat` of the node that needs them, the lanes
+                        # that lead on along the route are sought like a mandatory change (safety only)
+                        # and never left for a discretionary gain
+                        if link_len[link] - xw + slot_dpref[sl] < strat:
+                            plo = slot_plo[sl]
+                            phi = slot_phi[sl]
+                            si = lane_idx[src]
+                            if si < plo or si > phi:
+                                if (si < plo) != (d > 0):
+                                    break
+                                md = d
+                            elif di < plo or di > phi:
+                                break
+                    lw = cls_len[cls[w]]
+                    mg = mingap
+                    if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
+                        break
+                    if fol >= 0 and xw - lw - x[fol] < mg:
+                        break
+                    if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
+                        break
+                    vw = v[w]
+                    cw = cls[w]
+                    # when _front reduces to the same-lane leader (no blocked segment in the lane, no bus
+                    # stop ahead, the stop line behind the leader) the gap is taken here, with the same
+                    # arithmetic and without _front's node permission (see _quick_gap)
+                    no_obs_dst = obs_off[dst + 1] == obs_off[dst]
+                    no_obs_src = obs_off[src + 1] == obs_off[src]
+                    len_link = link_len[link]
+                    qk, g2, vl2 = _quick_gap(w, lead, xw, no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
+                    if not qk:
+                        g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, x, v, cls, slot, flags, stop_next, prv, tgt,
+                                         lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
+                                         slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
+                                         obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                                         look, amber=amber)
+                    acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    an_new = 0.0
+                    if fol >= 0:
+                        gfol = xw - lw - x[fol]
+                        an_new = _accel_f(afree[fol], cls[fol], link, gfol, vw, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
+                        if an_new < -bsafe:
+                            if md == 0:
+                                break
+                            # urgency: close to where the lane ends the IDM braking of the new follower
+                            # (which is large for any gap below s0, even standing still) gives way to the
+                            # kinematic criterion: the follower can match the merger's speed braking at
+                            # most b_safe. Without it a yielding follower that stopped less than s0
+                            # behind a standing merger locks both for good.
+                            dist = len_link - xw
+                            if not no_obs_src:
+                                og = _obstacle_gap(src, xw, obs_off, obs_pos, obs_active)
+                                if og < dist:
+                                    dist = og
+                            sn = stop_next[w]
+                            if sn >= 0 and stop_pos[sn] - xw < dist:
+                                dist = stop_pos[sn] - xw
+                            if dist >= yield_d:
+                                break
+                            dvf = v[fol] - vw
+                            if dvf > 0.0 and dvf * dvf > 2.0 * bsafe * gfol:
+                                break
+                    if md != 0:
+                        ok = acn >= -bsafe or vw < 1.0
+                        break
+                    if acn < -bsafe:
+                        break
+                    qk, g, vl = _quick_gap(w, nxt[w], xw, no_obs_src, len_link, x, v, cls, cls_len, stop_next)
+                    if not qk:
+                        g, vl = _front(w, src, xw, nxt[w], tgt[w], x, v, cls, slot, flags, stop_next, prv, tgt,
+                                       lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
+                                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
+                                       obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look,
+                                       amber=amber)
+                    ac = _accel_f(afree[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    an_old = 0.0
+                    if fol >= 0:
+                        qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
+                        if not qk:
+                            gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, x, v, cls, slot, flags, stop_next, prv,
+                                            tgt, lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
+                                            slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
+                                            obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
+                                            move_state, look, amber=amber)
+                        an_old = _accel_f(afree[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
+                    ao_new = 0.0
+                    ao_old = 0.0
+                    o = prv[w]
+                    if o >= 0:
+                        ao_old = _accel_f(afree[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0, cls_a,
+                                          cls_b)
+                        qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
+                        if not qk:
+                            go, vo = _front(o, src, x[o], nxt[w], tgt[o], x, v, cls, slot, flags, stop_next, prv, tgt,
+                                            lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
+                                            slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
+                                            obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
+                                            move_state, look, amber=amber)
+                        ao_new = _accel_f(afree[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_b)
+                    b = bias if d < 0 else -bias
+                    inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
+                    ok = inc > thr
+                    break
+                if ok:
+                    lc_v[nd] = w
+                    lc_f[nd] = fol
+                    lc_l[nd] = p
+                    nd += 1
+                    last_lead = p
+                w = nxt[w]
+            for q in range(nd):
+                w = lc_v[q]
+                _unlink(prv, nxt, lane_head, lane_tail, src, w)
+                _link_between(prv, nxt, lane_head, lane_tail, vlane, dst, w, lc_f[q], lc_l[q])
+                lc_until[w] = t + cool
+                flags[w] &= ~F_COMMITTED
+                tgt[w] = _crossing(slot[w], dst, x[w], v[w], 0, slot_next, slot_move, lane_idx, lane_link, link_len,
+                                   maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
+                yld[w] = -1
+            counters[C_LC] += nd
