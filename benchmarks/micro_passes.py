@@ -28,7 +28,7 @@ import trafficsim.engines.micro as em  # noqa: E402
 import trafficsim.kernels.micro as km  # noqa: E402
 from test_micro_bench import corridor, grid  # noqa: E402
 
-PASSES = ("_update_signals", "_free_terms", "_permissions", "_lane_changes", "_move", "_bays", "_crossings",
+PASSES = ("_update_signals", "_permissions", "_lane_changes", "_move", "_bays", "_crossings",
           "_insert", "_snapshot")
 
 

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .idm import ballistic_step, idm_free_term
+from .idm import ballistic_step
 from .micro_base import kernel
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
@@ -197,12 +197,17 @@ class MicroRecord(NamedTuple):
 @kernel
 def _update_signals(t, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset, move_state):
     """Pass 1: the state of every movement (green, amber, red) at time ``t``."""
+    last = -1
+    tc = 0.0
     for m in range(move_sig.shape[0]):
         s = move_sig[m]
         if s < 0:
             move_state[m] = GREEN
             continue
-        tc = (t - sig_offset[s]) % sig_cycle[s]
+        if s != last:
+            # a node's movements are adjacent: one (slow) float modulo per signal, not per movement
+            tc = (t - sig_offset[s]) % sig_cycle[s]
+            last = s
         state = RED
         for w in range(move_win_off[m], move_win_off[m + 1]):
             if win_start[w] <= tc < win_end[w]:
@@ -211,21 +216,6 @@ def _update_signals(t, move_sig, move_win_off, win_start, win_end, win_amber, si
             if win_end[w] <= tc < win_amber[w]:
                 state = AMBER
         move_state[m] = state
-
-
-@kernel
-def _free_terms(x, v, afree, cls, prv, lane_head, lane_link, link_len, cl_v0, delta):
-    """The IDM free-road term of every vehicle in a lane, from its speed at the start of the step.
-
-    Speeds change only in the move pass, so permissions, lane changes and the accelerations of
-    the move pass share it (MOBIL evaluates up to six accelerations per vehicle)."""
-    L = link_len.shape[0]
-    for lane in range(lane_link.shape[0]):
-        link = lane_link[lane]
-        w = lane_head[lane]
-        while w >= 0:
-            afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
-            w = prv[w]
 
 
 @kernel
@@ -508,7 +498,6 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                     qbuf[q_off[s] + (q_head[s] + q_len[s]) % cap] = r
                     q_len[s] += 1
                 route_gen[r] += n
-        _free_terms(x, v, afree, cls, prv, lane_head, lane_link, link_len, cl_v0, delta)
         _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                      lane_tail, counters,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,

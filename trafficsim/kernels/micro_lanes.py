@@ -12,6 +12,7 @@ from .micro_base import (
     BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN,
     _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _unlink,
 )
+from .idm import idm_free_term
 from .mobil import mobil_incentive
 
 #: A vehicle that must leave its lane adapts its speed to the gap it will merge into from this
@@ -173,13 +174,20 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
-    """Pass 2: node permission of every vehicle, then the courteous followers (zipper)."""
+    """Pass 2: the IDM free-road term and the node permission of every vehicle, then the
+    courteous followers (zipper).
+
+    The free-road term (``afree``) depends on the vehicle's own speed at the start of the step
+    and its link only; speeds change only in the move pass, so lane changes and the accelerations
+    of the move pass share it (MOBIL evaluates up to six accelerations per vehicle)."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
     ant_d = ANTICIPATION * yield_d
     for lane in range(NL):
+        link = lane_link[lane]
         w = lane_head[lane]
         while w >= 0:
+            afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
             committed = flags[w] & F_COMMITTED
             tg = _crossing(slot[w], lane, x[w], v[w], committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                            maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
