@@ -319,6 +319,16 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                     if dwell[w] > 0.0 or t < lc_until[w]:
                         break
                     xw = x[w]
+                    # the cheap tests first (every test here only ends the decision, so their order
+                    # does not change it): room beside w in dst, then why w would change
+                    lw = cls_len[cls[w]]
+                    mg = mingap
+                    if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
+                        break
+                    if fol >= 0 and xw - lw - x[fol] < mg:
+                        break
+                    if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
+                        break
                     md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_len,
                                         link_lane0, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active,
                                         slot_lo, slot_hi, slot_map, lane_open, yield_d)
@@ -345,30 +355,13 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                 md = d
                             elif di < plo or di > phi:
                                 break
-                    lw = cls_len[cls[w]]
-                    mg = mingap
-                    if lead >= 0 and x[lead] - cls_len[cls[lead]] - xw < mg:
-                        break
-                    if fol >= 0 and xw - lw - x[fol] < mg:
-                        break
-                    if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
-                        break
                     vw = v[w]
                     cw = cls[w]
-                    # when _front reduces to the same-lane leader (no blocked segment in the lane, no bus
-                    # stop ahead, the stop line behind the leader) the gap is taken here, with the same
-                    # arithmetic and without _front's node permission (see _quick_gap)
                     no_obs_dst = obs_off[dst + 1] == obs_off[dst]
                     no_obs_src = obs_off[src + 1] == obs_off[src]
                     len_link = link_len[link]
-                    qk, g2, vl2 = _quick_gap(w, lead, xw, no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
-                    if not qk:
-                        g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, x, v, cls, slot, flags, stop_next, prv, tgt,
-                                         lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
-                                         slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
-                                         obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                                         look, amber=amber)
-                    acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    # the new follower's safety before w's own acceleration in dst, which may need the
+                    # look-ahead past the node: in dense traffic it ends most decisions
                     an_new = 0.0
                     if fol >= 0:
                         gfol = xw - lw - x[fol]
@@ -394,6 +387,17 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                             dvf = v[fol] - vw
                             if dvf > 0.0 and dvf * dvf > 2.0 * bsafe * gfol:
                                 break
+                    # when _front reduces to the same-lane leader (no blocked segment in the lane, no bus
+                    # stop ahead, the stop line behind the leader) the gap is taken here, with the same
+                    # arithmetic and without _front's node permission (see _quick_gap)
+                    qk, g2, vl2 = _quick_gap(w, lead, xw, no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
+                    if not qk:
+                        g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, x, v, cls, slot, flags, stop_next, prv, tgt,
+                                         lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
+                                         slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
+                                         obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                                         look, amber=amber)
+                    acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
                     if md != 0:
                         ok = acn >= -bsafe or vw < 1.0
                         break
