@@ -200,8 +200,21 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
         link = lane_link[lane]
         length = link_len[link]
         has_obs = obs_off[lane + 1] > obs_off[lane]
+        stops_here = lane_idx[lane] == 0 and stop_off[link + 1] > stop_off[link]
         w = lane_head[lane]
         while w >= 0:
+            if length - x[w] >= ant_d and not has_obs and stop_next[w] < 0 and not stops_here:
+                # nothing brings its lane's end (dist below) within ant_d
+                w = prv[w]
+                continue
+            md = _mandatory_dir(w, lane, x[w], x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0,
+                                lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi,
+                                slot_map, lane_open, yield_d)
+            if md == 0:
+                w = prv[w]
+                continue
+            # where the vehicle must be out of its lane: the link's end, a blocked segment, the
+            # bus's stop, a bus held at an in-lane stop ahead
             dist = length - x[w]
             if has_obs:
                 og = _obstacle_gap(lane, x[w], obs_off, obs_pos, obs_active)
@@ -217,18 +230,15 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
             if s >= 0 and stop_pos[s] - x[w] < dist:
                 # a bus must reach the kerb lane by its stop, not by the end of the link
                 dist = stop_pos[s] - x[w] if stop_pos[s] > x[w] else 0.0
-            if lane_idx[lane] == 0 and stop_off[link + 1] > stop_off[link] and stop_next[w] < 0:
+            if stops_here and stop_next[w] < 0:
                 db = _held_bus_ahead(w, x[w], dist, x, v, nxt, dwell, stop_next)
                 if db < dist:
                     dist = db  # buses held at an in-lane stop ahead: pass them
             if dist >= ant_d:
                 w = prv[w]
                 continue
-            md = _mandatory_dir(w, lane, x[w], x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0,
-                                lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi,
-                                slot_map, lane_open, yield_d)
             nw = prv[w]
-            if md != 0 and dwell[w] <= 0.0 and yld[w] < 0:
+            if dwell[w] <= 0.0 and yld[w] < 0:
                 # anticipation: before its lane ends the vehicle adapts its speed to the gap it
                 # will merge into, behind the first vehicle of the target lane whose front is
                 # level with or ahead of its own (micro._move, braking at most b), as the
@@ -239,7 +249,7 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 while l >= 0 and x[l] < x[w]:
                     l = nxt[l]
                 yld[w] = l
-            if md != 0 and dwell[w] <= 0.0 and _swap(
+            if dwell[w] <= 0.0 and _swap(
                     w, lane, lane + md, md,
                     x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
                     counters, link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off,
@@ -247,10 +257,10 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                     amber):
                 w = nw
                 continue
-            if md != 0 and dist >= yield_d:
+            if dist >= yield_d:
                 w = nw
                 continue
-            if md != 0 and dwell[w] <= 0.0:
+            if dwell[w] <= 0.0:
                 j = lane + md
                 rear = x[w] - cls_len[cls[w]]
                 # the follower: the first vehicle whose front is behind the merger's; one that
