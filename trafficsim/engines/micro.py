@@ -27,7 +27,9 @@ Lane-level rules derived from the network (no lane connectors need to be given):
 Blocking events block the ``lanes`` rightmost lanes over their segment; kerbside bus stops are
 on lane 0; a vehicle is *queued* when its speed is below ``queue_speed_frac`` (default 0.5)
 times its desired speed, and a link's queue length is the length of the run of queued vehicles
-that starts at the link's downstream end (longest over lanes); a lane whose vehicles are all
+that starts at the link's downstream end (longest over lanes); a vehicle that halted in the queue
+standing at the link's end counts as queued until it leaves the link (a queue discharging at
+green still reaches back to its standing part); a lane whose vehicles are all
 queued, the last one's rear less than one free-speed equilibrium spacing from the link's start,
 counts as full (the whole link length), like a CTM link whose every cell is congested.
 

@@ -44,7 +44,7 @@ from .micro_base import kernel
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
     P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_STRAT, P_THR, P_YIELD,
-    RED,
+    F_QUEUED, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
     _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _unlink, _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
@@ -291,10 +291,17 @@ def _move(ti, dt,
         link = lane_link[lane]
         length = link_len[link]
         w = lane_head[lane]
+        # the lane's run of queued vehicles from the link's end; its halted vehicles are flagged
+        # (F_QUEUED) while the lane's first vehicle stands at the end
+        at_end = True
+        first = True
+        head_halted = False
         while w >= 0:
             nw = prv[w]
             rec_vht[ti, link] += dt
             if dwell[w] > 0.0:
+                # a bus stop is not the link's end: vehicles queued behind a dwelling bus are not flagged
+                at_end = False
                 rec_queue_vs[ti, link] += dt
                 dwell[w] -= dt
                 if dwell[w] <= 0.0:
@@ -316,8 +323,20 @@ def _move(ti, dt,
             v[w] = vn
             rec_vkt[ti, link] += (xn if xn < length else length) - xo
             c = cls[w]
-            if vn < qfrac * cl_v0[c * L + link]:
+            ck = c * L + link
+            if first:
+                # the lane's first vehicle halted within one critical spacing of the link's end
+                head_halted = vn < 0.5 and length - xn < cl_v0[ck] * cl_T[ck] + cls_s0[c] + cls_len[c]
+                first = False
+            if vn < qfrac * cl_v0[ck]:
                 rec_queue_vs[ti, link] += dt
+                if at_end and head_halted and vn < 0.5:
+                    # halted in the queue at the link's end (a stop line, a node): it stays in that
+                    # queue, moving or not, until it leaves the link (the HCM's queue; the CTM's
+                    # discharging cells stay congested too)
+                    flags[w] |= F_QUEUED
+            elif (flags[w] & F_QUEUED) == 0:
+                at_end = False
             for k in range(det_off[link], det_off[link + 1]):
                 pos = det_pos[k]
                 if xo < pos <= xn:
@@ -553,8 +572,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                 _trajectories(si, x, v, vlane, uid, prv, lane_head, bay, n_bay, lane_link, lane_idx,
                               traj_x, traj_v, traj_link, traj_lane)
         if (k + 1) % spr == 0 or k + 1 == n_steps:
-            _snapshot(ti, x, v, dwell, cls, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen, q_len,
-                      link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
+            _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen,
+                      q_len, link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
                       rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
                       rec_src_queue)
     return STATUS_OK

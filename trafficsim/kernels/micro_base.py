@@ -39,6 +39,8 @@ BLOCKED = -1
 UNKNOWN = -3
 F_COMMITTED = 1
 F_BAY = 2
+#: halted in the queue at its link's end; cleared when the vehicle leaves the link
+F_QUEUED = 4
 
 #: Length of the merge zone before a node, as a fraction of ``lookahead_m``: there the vehicles
 #: of all feeder lanes of one target lane form one virtual queue (:func:`_zipper`); farther

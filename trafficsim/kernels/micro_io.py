@@ -7,7 +7,8 @@ bookkeeping, record-interval snapshots and trajectory samples. Argument conventi
 
 from .idm import FREE_GAP, equilibrium_gap_scalar, idm_acceleration, max_speed_for_gap
 from .micro_base import kernel
-from .micro_base import C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, _ahead, _crossing, _link_between, _obstacle_gap
+from .micro_base import (C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, F_QUEUED, _ahead, _crossing, _link_between,
+                         _obstacle_gap)
 
 
 @kernel
@@ -15,7 +16,7 @@ def _enter_link(w, sl, x, cls, slot, stop_next, flags, slot_link, stop_off, stop
     """Set the vehicle's slot and its next bus stop on the new link."""
     slot[w] = sl
     stop_next[w] = -1
-    flags[w] &= ~F_COMMITTED
+    flags[w] &= ~(F_COMMITTED | F_QUEUED)
     if cls[w] == 1:  # bus
         link = slot_link[sl]
         for s in range(stop_off[link], stop_off[link + 1]):
@@ -160,11 +161,16 @@ def _insert(t, dt,
 
 
 @kernel
-def _snapshot(ti, x, v, dwell, cls, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen, q_len,
+def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen, q_len,
               link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
               rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
               rec_src_queue):
-    """Record-interval snapshot: cumulative counts, lanes in force, queue lengths, origin queues."""
+    """Record-interval snapshot: cumulative counts, lanes in force, queue lengths, origin queues.
+
+    A lane's queue is its run of queued vehicles from the link's end: slower than ``qfrac`` x the
+    desired speed, dwelling at a stop, or flagged ``F_QUEUED`` (halted in the queue at the link's
+    end and not yet past it, so a queue discharging at green still reaches back to its standing
+    part)."""
     L = link_len.shape[0]
     for link in range(L):
         rec_cum_in[ti, link] = cum_in[link]
@@ -178,7 +184,7 @@ def _snapshot(ti, x, v, dwell, cls, prv, lane_head, cum_in, cum_out, route_in, r
             c = 0
             while w >= 0:
                 c = cls[w]
-                if v[w] >= qfrac * cl_v0[c * L + link] and dwell[w] <= 0.0:
+                if v[w] >= qfrac * cl_v0[c * L + link] and dwell[w] <= 0.0 and (flags[w] & F_QUEUED) == 0:
                     break
                 qlen = length - (x[w] - cls_len[c])
                 w = prv[w]

@@ -14,6 +14,10 @@ road meets the corridor, gives the corridor only ``critical_green_share`` of its
 ``2 x 1800 x g/C`` is below the peak demand, so the queue stands on ``changgang-to-J4`` and,
 with only 400 m of storage, spills back through ``J3``. The uncoordinated offsets add stops and
 delay at every junction (what a green wave would save), without changing the bottleneck.
+``J4``'s link refills only during ``J3``'s green, which ends 22 s after ``J4``'s: at red its queue
+settles short of the link's start (micro: 245 m of 400) and the excess waits on
+``changgang-to-J3``. That queue then reads longer than ``J4``'s, so the longest-queue rule places
+the head at ``J3`` in part of the peak on both engines (macro 12, micro 24 of 45 peak records).
 
 **Engines.** Both engines run the same fixed-time plans (amber and all-red lost).
 """

@@ -15,7 +15,10 @@ block before it (``middle``) and spills back past the first stop onto the approa
 
 **Engines.** Macro: each kerbside stop costs one lane for the share of time buses stand at it
 (HCM bus-blockage idea); a bay (the BusBay remedy) costs nothing. Micro: buses dwell at the stop
-with gamma-distributed dwell times and block their lane.
+with gamma-distributed dwell times and block their lane. There the queue behind a dwelling bus
+stands inside the stop's link (the stops are 200 m into 300 m links), and the first stop holds
+more traffic than the main one: a bus slowing and accelerating in lane 0 and lane-0 cars merging
+into a queued lane 1 cost more than the macro's 10 s clearance.
 """
 
 from __future__ import annotations

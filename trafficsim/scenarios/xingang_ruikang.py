@@ -16,7 +16,9 @@ bring: the queue head stands at the end of ``ruikang-entry``; the entry fills, a
 blocks Xingang West Road's approach (first in, first out), delaying its through traffic.
 
 **Engines.** The disorder is a blocked lane (Blocking, all day) plus a lower lane capacity of the
-market link (friction from shoppers and parking manoeuvres) in both engines.
+market link (friction from shoppers and parking manoeuvres) in both engines. The blocked lane
+covers the whole market stretch in both (micro: the kerb lane from the stretch's start to its
+end), so micro drivers leave it on ``ruikang-entry``, where the macro's lane loss begins.
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int =
     d.add("G", "K3", peak.profile(gate_peak_vph), name="university gate to Ruikang Road")
     controls = [sig]
     if blocked_lanes > 0:
-        controls.append(Blocking("ruikang-market", 0.0, peak.duration_s, blocked_lanes, position_m=100.0, length_m=200.0))
+        # the whole market stretch, as the card says and as the macro engine applies it (a 200 m
+        # segment in its middle let micro traffic queue inside the stretch, not before it)
+        controls.append(Blocking("ruikang-market", 0.0, peak.duration_s, blocked_lanes, position_m=0.0,
+                                 length_m=s.net.link("ruikang-market").length_m))
     meta = card_meta(
         row=15, original_name="新港西路瑞康路口", english_name="Xingang West Road x Ruikang Road junction",
         cause_class="order", seed_category="道路条件",
@@ -78,7 +83,8 @@ def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int =
         remedies=["PeakControl", "Enforcement"],
         corridor=["xingang-feeder", "xingang-approach", "ruikang-entry", "ruikang-market", "ruikang-south"],
         assumptions=[
-            ("Ruikang Road disorder", f"{blocked_lanes} lane double-parked, the other at {disorder_factor:g} x capacity",
+            ("Ruikang Road disorder", f"{blocked_lanes} lane double-parked along the whole market stretch, the other at "
+             f"{disorder_factor:g} x capacity",
              "'交通组织混乱': parking manoeuvres and shoppers crossing at random (row 11's market is on this road)"),
             ("signal plan", f"2 phases, cycle {cycle_s:g} s, Xingang {xingang_green_share:.0%} of the effective green",
              "arterial-priority plan"),
