@@ -113,17 +113,26 @@ def _insert(t, dt,
                 if vq > 0.0 and not (equilibrium_gap_scalar(vq, v0, T, s0, delta) <= g and idm_acceleration(
                         vq, g, vq - vl, v0, T, s0, cls_a[c], cls_b[c], delta) >= -b_ins):
                     continue
-                vmax = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
-                if vmax + 1e-9 < need:
-                    continue
-                v_ins = vmax
-                x_ins = lc
+                # the gap opened during this step: the vehicle entered part of a step ago, at the
+                # capacity state; placing it where it would be now keeps the source's headway
+                # continuous (no loss of capacity to the step size)
+                opened = False
+                thr = 0.0
                 if g < FREE_GAP:
-                    # the gap opened during this step: the vehicle entered part of a step ago, at
-                    # the capacity state; placing it where it would be now keeps the source's
-                    # headway continuous (no loss of capacity to the step size)
                     thr = equilibrium_gap_scalar(need, v0, T, s0, delta)
-                    if g - thr < need * dt:
+                    opened = g - thr < need * dt
+                if opened and vq > 0.0:
+                    # the check above passed, so the bisection would accept the lane; its speed is
+                    # not used here
+                    v_ins = need
+                    x_ins = lc + (g - thr if g > thr else 0.0)
+                else:
+                    vmax = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
+                    if vmax + 1e-9 < need:
+                        continue
+                    v_ins = vmax
+                    x_ins = lc
+                    if opened:
                         v_ins = need
                         x_ins = lc + (g - thr if g > thr else 0.0)
                 if v_ins > best_v:
