@@ -127,7 +127,7 @@ class CTMState(NamedTuple):
     route_in: np.ndarray      # (R,) vehicles of route r that entered the network
     route_out: np.ndarray     # (R,) vehicles of route r that left the network
     route_gen: np.ndarray     # (R,) vehicles of route r demanded so far
-    y: np.ndarray             # scratch (C,) cell outflows this step
+    y: np.ndarray             # scratch (max cells of a link,) the flows of the link being updated
     link_inflow: np.ndarray   # scratch (L,)
     slot_flow: np.ndarray     # scratch (G,)
     green: np.ndarray         # scratch (M,) uint8
@@ -137,8 +137,7 @@ class CTMState(NamedTuple):
     f_i: np.ndarray           # scratch (max_in,)
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
-    link_veh: np.ndarray      # scratch (L,) vehicles per link at the start of the step
-    link_moved: np.ndarray    # scratch (L,) sum of the flows inside each link this step
+    link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
     link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh]
     link_recv: np.ndarray     # scratch (L,) receiving flow of each link this step [veh]
 
@@ -524,31 +523,30 @@ def _queue_run(nl, ncrit):
 
 
 @kernel
-def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, keep, drop,
-                 link_inflow, link_veh, link_moved, link_send, link_recv):
-    """Flows inside every link for the first step of a call, each link's vehicles, the sum of its
-    interior flows, and what it can send and receive at its ends."""
+def _start_links(n, cell_off, alpha, beta, qstep_lane, njam_lane, lanes, meter, link_inflow, link_out, link_send,
+                 link_recv):
+    """What every link can send and receive at its ends for the first step of a call (later steps
+    get them from the cell update of the step before)."""
     for l in range(alpha.shape[0]):
         c0 = cell_off[l]
         c1 = cell_off[l + 1]
         ln = lanes[l]
-        _link_flows(n[c0:c1], y[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
-                    ncrit_lane[l] * ln * 1.0000001, keep, drop)
         link_send[l], link_recv[l] = _link_ends(n[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
                                                 meter[l])
-        link_veh[l], link_moved[l] = _link_sums(n[c0:c1], y[c0:c1])
         link_inflow[l] = 0.0
+        link_out[l] = 0.0
 
 
 @kernel
 def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
-                  lanes, meter, dx, keep, drop, link_inflow, link_veh, link_moved, link_send, link_recv, rec_vkt,
+                  lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv, rec_vkt,
                   rec_vht, rec_queue, rec_qlen, rec_cells):
-    """Phase 3 of a step: cell updates and the record, then the next step's flows inside links
-    (phase 1, the controls being constant within a call) while the link's cells are in cache.
-    Returns the number of cells that went negative.
-
-    Sums over a link's cells (vehicles, flows, queued vehicles) go through :func:`_link_sums`."""
+    """Phases 1 and 3 of a step, one link at a time: the flows inside the link from the cells at
+    the start of the step (into ``y``, a scratch of one link's length that stays in cache: no
+    per-cell flows are kept between phases), the sums for the record (vehicles and flows, via
+    :func:`_link_sums`), the cell update with the node model's inflow and outflow, the queue
+    records, and what the link can send and receive at its ends next step. Returns the number
+    of cells that went negative."""
     record_cells = rec_cells.shape[0] > 0
     bad = 0
     for l in range(alpha.shape[0]):
@@ -556,8 +554,13 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         c1 = cell_off[l + 1]
         ln = lanes[l]
         nl = n[c0:c1]
-        yl = y[c0:c1]
-        outflow = yl[c1 - c0 - 1]
+        yl = y[0:c1 - c0]
+        q = qstep_lane[l] * ln
+        njam = njam_lane[l] * ln
+        _link_flows(nl, yl, alpha[l], beta[l], q, njam, ncrit_lane[l] * ln * 1.0000001, keep, drop)
+        veh, moved = _link_sums(nl, yl)
+        outflow = link_out[l]
+        yl[c1 - c0 - 1] = outflow
         ncrit = ncrit_lane[l] * ln * 1.05
         b, above = _link_update(nl, yl, link_inflow[l], ncrit)
         bad += b
@@ -569,13 +572,11 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         if record_cells:
             for c in range(c0, c1):
                 rec_cells[row, c] += n[c] / steps_per_record
-        rec_vkt[row, l] += (link_moved[l] + outflow) * dx[l]
-        rec_vht[row, l] += link_veh[l] * dt
-        _link_flows(nl, yl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
-                    ncrit_lane[l] * ln * 1.0000001, keep, drop)
-        link_send[l], link_recv[l] = _link_ends(nl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln, meter[l])
-        link_veh[l], link_moved[l] = _link_sums(nl, yl)
+        rec_vkt[row, l] += (moved + outflow) * dx[l]
+        rec_vht[row, l] += veh * dt
+        link_send[l], link_recv[l] = _link_ends(nl, alpha[l], beta[l], q, njam, meter[l])
         link_inflow[l] = 0.0
+        link_out[l] = 0.0
     return bad
 
 
@@ -676,7 +677,7 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
 
 
 @kernel
-def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
                 slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                 src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                 pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
@@ -709,7 +710,7 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                         moved = _take_whole_window(inp, s, no, slot_off, slot_next, slot_route, pk_base, pk_head,
                                                    pk_count, pk, slot_flow, route_out, P,
                                                    max_out)
-                        y[cell_off[inp + 1] - 1] = moved
+                        link_out[inp] = moved
                         cum_out[inp] += moved
                 else:
                     src = inp - L
@@ -846,7 +847,7 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                 moved = _take_from_window(inp, window, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
                                           slot_route, pk_base, pk_head, pk_count, pk, slot_flow,
                                           route_out, P, max_out)
-                y[cell_off[inp + 1] - 1] = moved
+                link_out[inp] = moved
                 cum_out[inp] += moved
             else:
                 # a source: its queues enter the first link of their routes
@@ -864,9 +865,10 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
 def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     """Advance the network from step ``k0`` to ``k1`` (exclusive), time step ``dt`` [s].
 
-    Each step: demand joins the origin queues; cell flows inside links; the node model at every
-    node (which also moves vehicles between links and out of the network); cell update; and
-    accumulation into ``rec`` row ``k // steps_per_record``. Returns a status code.
+    Each step: demand joins the origin queues; the node model at every node (which also moves
+    vehicles between links and out of the network); then link by link the flows inside the link,
+    the cell update, and accumulation into ``rec`` row ``k // steps_per_record``. Returns a status
+    code.
     """
     # every array is taken out of its tuple once, here (see the note above the helpers)
     cell_off, alpha, beta, qstep_lane = net.cell_off, net.alpha, net.beta, net.qstep_lane
@@ -883,7 +885,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
     y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
-    link_veh, link_moved, link_send, link_recv = st.link_veh, st.link_moved, st.link_send, st.link_recv
+    link_out, link_send, link_recv = st.link_out, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
     rec_qlen = rec.queue_m
@@ -896,10 +898,10 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     keep = 1.0 - capacity_drop
     drop = capacity_drop > 0.0
     _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, k0 * dt)
-    # phase 1 of the first step: flows between cells inside links, from the state at the start of
-    # the step (later steps get them from phase 3 of the step before)
-    _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, keep, drop,
-                 link_inflow, link_veh, link_moved, link_send, link_recv)
+    # what each link can send and receive in the first step (later steps get it from the cell
+    # update of the step before)
+    _start_links(n, cell_off, alpha, beta, qstep_lane, njam_lane, lanes, meter, link_inflow, link_out, link_send,
+                 link_recv)
     for k in range(k0, k1):
         t = k * dt
         row = k // steps_per_record
@@ -915,15 +917,15 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                 route_gen[slot_route[g]] += a
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
-        _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+        _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
                     slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                     src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                     pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
                     a_i, f_i, act, r_o)
-        # phase 3: update cells and accumulate the record; flows inside links for the next step
+        # phases 1 and 3, link by link: flows inside the link, cell update, record, the link's ends
         if _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
-                         lanes, meter, dx, keep, drop, link_inflow, link_veh, link_moved, link_send, link_recv,
+                         lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv,
                          rec_vkt, rec_vht, rec_queue, rec_qlen, rec_cells) > 0:
             return STATUS_NEGATIVE
         if (k + 1) % steps_per_record == 0 or k + 1 == k1:
