@@ -310,10 +310,9 @@ def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, 
                 else:
                     slot_flow[nxt] += d
             po = rp + 1
-            for o in range(no):
+            for o in range(no):             # no branch: an output holding 0 stays 0
                 x = pk[po + o]
-                if x > 0.0:
-                    pk[po + o] = x - x * frac
+                pk[po + o] = x - x * frac
             pk[rp] = tot - took
             removed += took
             left -= tot * frac
@@ -429,8 +428,8 @@ def _link_sums(nl, yl):
     f1 = 0.0
     f2 = 0.0
     f3 = 0.0
-    j = 0
-    while j + 4 <= m:
+    for b in range(m // 4):
+        j = 4 * b                     # a range variable: known non-negative, so the four loads are adjacent
         v0 += nl[j]
         v1 += nl[j + 1]
         v2 += nl[j + 2]
@@ -439,11 +438,9 @@ def _link_sums(nl, yl):
         f1 += yl[j + 1]
         f2 += yl[j + 2]
         f3 += yl[j + 3]
-        j += 4
-    while j < m:
+    for j in range(m - m % 4, m):
         v0 += nl[j]
         f0 += yl[j]
-        j += 1
     return (v0 + v1) + (v2 + v3), (f0 + f1) + (f2 + f3)
 
 
