@@ -282,7 +282,8 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
 
     # ---- packets
     m_l = np.diff(slot_off)
-    pk_base = np.concatenate([[0], np.cumsum(m_l * N_PACKETS)[:-1]]) if L else np.zeros(0)
+    # one record per packet: total, amounts per output at the downstream node, amounts per slot
+    pk_base = np.concatenate([[0], np.cumsum((1 + max_out + m_l) * N_PACKETS)[:-1]]) if L else np.zeros(0)
     storage = np.array([lk.max_lanes * lk.jam_density_vpkm_per_lane * lk.length_m / 1000.0 for lk in links])
     pk_min = storage / (N_PACKETS - 8)
 
@@ -317,16 +318,16 @@ def _new_state(c: CompiledMacro) -> CTMState:
     G = net.slot_route.shape[0]
     R = len(c.routes)
     M = net.move_sig.shape[0]
-    pk_size = int(net.pk_base[-1] + (net.slot_off[-1] - net.slot_off[-2]) * net.n_packets) if L else 0
+    m_last = int(net.slot_off[-1] - net.slot_off[-2]) if L else 0
+    pk_size = int(net.pk_base[-1] + (1 + net.max_out + m_last) * net.n_packets) if L else 0
     return CTMState(
-        n=np.zeros(C), pk_amt=np.zeros(max(pk_size, 1)), pk_total=np.zeros(L * net.n_packets),
-        pk_out=np.zeros(max(L * net.n_packets * net.max_out, 1)),
+        n=np.zeros(C), pk=np.zeros(max(pk_size, 1)),
         pk_head=np.zeros(L, np.int64), pk_count=np.zeros(L, np.int64), queue=np.zeros(G),
         cum_in=np.zeros(L), cum_out=np.zeros(L), route_in=np.zeros(R), route_out=np.zeros(R),
-        route_gen=np.zeros(R), y=np.zeros(C), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
+        route_gen=np.zeros(R), y=np.zeros(max(1, int(np.diff(net.cell_off).max()) if L else 1)), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
         a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), act=np.zeros(net.max_in, np.uint8),
-        r_o=np.zeros(net.max_out), link_veh=np.zeros(L), link_moved=np.zeros(L),
+        r_o=np.zeros(net.max_out), link_out=np.zeros(L),
         link_send=np.zeros(L), link_recv=np.zeros(L),
     )
 

@@ -97,7 +97,7 @@ class CTMNetwork(NamedTuple):
     win_end: np.ndarray       # (W,)
     sig_cycle: np.ndarray     # (nsig,) [s]
     sig_offset: np.ndarray    # (nsig,) [s]
-    pk_base: np.ndarray       # (L,) int64 base index of link l's packet amounts
+    pk_base: np.ndarray       # (L,) int64 base index of link l's packet records (see ``CTMState.pk``)
     pk_min: np.ndarray        # (L,) a new packet starts once the tail holds this many vehicles
     n_packets: int            # ring size per link
     max_in: int
@@ -116,9 +116,9 @@ class CTMState(NamedTuple):
     """Evolving state and scratch space."""
 
     n: np.ndarray             # (C,) vehicles per cell
-    pk_amt: np.ndarray        # packet amounts per route slot
-    pk_total: np.ndarray      # (L*P,) packet totals
-    pk_out: np.ndarray        # (L*P*max_out,) packet amounts per output at the link's downstream node
+    pk: np.ndarray            # packet records: link l's packet p at pk_base[l] + p * (1 + max_out + m_l), holding
+                              # its total, its amounts per output at the link's downstream node (max_out),
+                              # and its amounts per route slot of the link (m_l)
     pk_head: np.ndarray       # (L,) ring head
     pk_count: np.ndarray      # (L,) packets in use
     queue: np.ndarray         # (G,) origin-queue vehicles per source slot
@@ -127,7 +127,7 @@ class CTMState(NamedTuple):
     route_in: np.ndarray      # (R,) vehicles of route r that entered the network
     route_out: np.ndarray     # (R,) vehicles of route r that left the network
     route_gen: np.ndarray     # (R,) vehicles of route r demanded so far
-    y: np.ndarray             # scratch (C,) cell outflows this step
+    y: np.ndarray             # scratch (max cells of a link,) the flows of the link being updated
     link_inflow: np.ndarray   # scratch (L,)
     slot_flow: np.ndarray     # scratch (G,)
     green: np.ndarray         # scratch (M,) uint8
@@ -137,8 +137,7 @@ class CTMState(NamedTuple):
     f_i: np.ndarray           # scratch (max_in,)
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
-    link_veh: np.ndarray      # scratch (L,) vehicles per link at the start of the step
-    link_moved: np.ndarray    # scratch (L,) sum of the flows inside each link this step
+    link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
     link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh]
     link_recv: np.ndarray     # scratch (L,) receiving flow of each link this step [veh]
 
@@ -198,18 +197,21 @@ def _link_ends(nl, alpha, beta, q, njam, meter):
 
 
 @kernel(inline="always")
-def _window_by_output(l, window, row, no, s_io, pk_head, pk_count, pk_total, pk_out, P, MO):
+def _window_by_output(l, window, row, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P, MO):
     """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]`` (from the
     packets' per-output amounts: no pass over route slots)."""
     left = window
     p = pk_head[l]
+    w = 1 + MO + slot_off[l + 1] - slot_off[l]
+    base = pk_base[l]
     for _ in range(pk_count[l]):
-        tot = pk_total[l * P + p]
+        rp = base + p * w
+        tot = pk[rp]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
-            po = (l * P + p) * MO
+            po = rp + 1
             for o in range(no):
-                s_io[row + o] += pk_out[po + o] * frac
+                s_io[row + o] += pk[po + o] * frac
             left -= tot * frac
             if left <= _EPS:
                 break
@@ -220,7 +222,7 @@ def _window_by_output(l, window, row, no, s_io, pk_head, pk_count, pk_total, pk_
 
 @kernel(inline="always")
 def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_next, slot_route, pk_base, pk_head,
-                      pk_count, pk_total, pk_out, pk_amt, slot_flow, route_out, P, MO):
+                      pk_count, pk, slot_flow, route_out, P, MO):
     """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles
     and hand them to the next slot of their route (``slot_flow``), or out of the network
     (``route_out``). Returns the total removed.
@@ -232,18 +234,19 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
     """
     s0 = slot_off[l]
     m = slot_off[l + 1] - s0
+    w = 1 + MO + m
     base = pk_base[l]
     ob = l * (MO + 1)
     left = window
     p = pk_head[l]
     removed = 0.0
     for _ in range(pk_count[l]):
-        idx = l * P + p
-        tot = pk_total[idx]
+        rp = base + p * w
+        tot = pk[rp]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
-            off = base + p * m - s0          # pk_amt[off + g] is slot g's amount in this packet
-            po = idx * MO
+            off = rp + 1 + MO - s0           # pk[off + g] is slot g's amount in this packet
+            po = rp + 1
             took = 0.0
             for o in range(no):
                 r = ratio[row + o]
@@ -256,14 +259,14 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
                     key = slot_route if exits else slot_next
                     rest = 0.0
                     for g in range(g0, g1):
-                        a = pk_amt[off + g]
+                        a = pk[off + g]
                         d = a * frac * r
-                        pk_amt[off + g] = a - d
+                        pk[off + g] = a - d
                         rest += a - d
                         took += d
                         dest[key[g]] += d
-                    pk_out[po + o] = rest
-            pk_total[idx] = tot - took
+                    pk[po + o] = rest
+            pk[rp] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -271,46 +274,46 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
         p += 1
         if p == P:
             p = 0
-    _pop_empty_head(l, m, base, pk_head, pk_count, pk_total, pk_out, pk_amt, P, MO)
+    _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO)
     return removed
 
 
 @kernel(inline="always")
-def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, pk_head, pk_count, pk_total, pk_out,
-                       pk_amt, slot_flow, route_out, P, MO):
+def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, pk_head, pk_count, pk, slot_flow,
+                       route_out, P, MO):
     """:func:`_take_from_window` with ratio 1 for every output (the node model's free-flow path):
     one pass over the slots of each packet of the window, and each packet's per-output amounts
     scaled by what stays (the same amounts as the general function; its per-output sums differ
     only by rounding). Returns the total removed."""
     s0 = slot_off[l]
     m = slot_off[l + 1] - s0
+    w = 1 + MO + m
     base = pk_base[l]
     left = window
     p = pk_head[l]
     removed = 0.0
     for _ in range(pk_count[l]):
-        idx = l * P + p
-        tot = pk_total[idx]
+        rp = base + p * w
+        tot = pk[rp]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
-            off = base + p * m - s0
+            off = rp + 1 + MO - s0
             took = 0.0
             for g in range(s0, s0 + m):
-                a = pk_amt[off + g]
+                a = pk[off + g]
                 d = a * frac
-                pk_amt[off + g] = a - d
+                pk[off + g] = a - d
                 took += d
                 nxt = slot_next[g]
                 if nxt < 0:
                     route_out[slot_route[g]] += d
                 else:
                     slot_flow[nxt] += d
-            po = idx * MO
-            for o in range(no):
-                x = pk_out[po + o]
-                if x > 0.0:
-                    pk_out[po + o] = x - x * frac
-            pk_total[idx] = tot - took
+            po = rp + 1
+            for o in range(no):             # no branch: an output holding 0 stays 0
+                x = pk[po + o]
+                pk[po + o] = x - x * frac
+            pk[rp] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -318,45 +321,48 @@ def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, 
         p += 1
         if p == P:
             p = 0
-    _pop_empty_head(l, m, base, pk_head, pk_count, pk_total, pk_out, pk_amt, P, MO)
+    _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO)
     return removed
 
 
 @kernel(inline="always")
-def _pop_empty_head(l, m, base, pk_head, pk_count, pk_total, pk_out, pk_amt, P, MO):
+def _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO):
     """Pop emptied packets at the head of link ``l``'s ring, folding any rounding residue into
     the next one."""
+    w = 1 + MO + m
     while pk_count[l] > 1:
         h = pk_head[l]
-        if pk_total[l * P + h] > 1e-9:
+        rh = base + h * w
+        if pk[rh] > 1e-9:
             break
         nxt = h + 1
         if nxt == P:
             nxt = 0
-        offh = base + h * m
-        offn = base + nxt * m
+        rn = base + nxt * w
+        offh = rh + 1 + MO
+        offn = rn + 1 + MO
         res = 0.0
         for j in range(m):
-            pk_amt[offn + j] += pk_amt[offh + j]
-            res += pk_amt[offh + j]
-            pk_amt[offh + j] = 0.0
+            pk[offn + j] += pk[offh + j]
+            res += pk[offh + j]
+            pk[offh + j] = 0.0
         for o in range(MO):
-            pk_out[(l * P + nxt) * MO + o] += pk_out[(l * P + h) * MO + o]
-            pk_out[(l * P + h) * MO + o] = 0.0
-        pk_total[l * P + nxt] += res
-        pk_total[l * P + h] = 0.0
+            pk[rn + 1 + o] += pk[rh + 1 + o]
+            pk[rh + 1 + o] = 0.0
+        pk[rn] += res
+        pk[rh] = 0.0
         pk_head[l] = nxt
         pk_count[l] -= 1
 
 
 @kernel(inline="always")
-def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt,
-                 pk_min, slot_flow, P, MO):
+def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk, pk_min, slot_flow, P,
+                 MO):
     """Append this step's inflow of link ``l`` (per slot in ``slot_flow``, which is cleared) to its
     packet ring: into the tail packet while it is small or the ring is full, else a new one.
     Returns the total; nothing is appended when it is 0."""
     s0 = slot_off[l]
-    m = slot_off[l + 1] - s0
+    w = 1 + MO + slot_off[l + 1] - s0
     base = pk_base[l]
     ob = l * (MO + 1)
     cnt = pk_count[l]
@@ -365,7 +371,7 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
         tail = pk_head[l] + cnt - 1
         if tail >= P:
             tail -= P
-        if cnt == P or pk_total[l * P + tail] < pk_min[l]:
+        if cnt == P or pk[base + tail * w] < pk_min[l]:
             merge = True
         else:
             tail += 1
@@ -373,8 +379,9 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
                 tail = 0
     else:
         tail = pk_head[l]
-    off = base + tail * m - s0
-    po = (l * P + tail) * MO
+    rt = base + tail * w
+    off = rt + 1 + MO - s0
+    po = rt + 1
     total = 0.0
     # a packet not in use holds zeros, so writing a zero inflow into it changes nothing
     # outputs without slots keep zero amounts in every packet: only grp_lo..grp_hi are visited
@@ -384,24 +391,24 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
             for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
                 f = slot_flow[g]
                 sub += f
-                pk_amt[off + g] += f
+                pk[off + g] += f
                 slot_flow[g] = 0.0
-            pk_out[po + o] += sub
+            pk[po + o] += sub
             total += sub
         if total > 0.0:
-            pk_total[l * P + tail] += total
+            pk[rt] += total
     else:
         for o in range(grp_lo[l], grp_hi[l]):
             sub = 0.0
             for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
                 f = slot_flow[g]
                 sub += f
-                pk_amt[off + g] = f
+                pk[off + g] = f
                 slot_flow[g] = 0.0
-            pk_out[po + o] = sub
+            pk[po + o] = sub
             total += sub
         if total > 0.0:
-            pk_total[l * P + tail] = total
+            pk[rt] = total
             pk_count[l] = cnt + 1
     return total
 
@@ -421,8 +428,8 @@ def _link_sums(nl, yl):
     f1 = 0.0
     f2 = 0.0
     f3 = 0.0
-    j = 0
-    while j + 4 <= m:
+    for b in range(m // 4):
+        j = 4 * b                     # a range variable: known non-negative, so the four loads are adjacent
         v0 += nl[j]
         v1 += nl[j + 1]
         v2 += nl[j + 2]
@@ -431,11 +438,9 @@ def _link_sums(nl, yl):
         f1 += yl[j + 1]
         f2 += yl[j + 2]
         f3 += yl[j + 3]
-        j += 4
-    while j < m:
+    for j in range(m - m % 4, m):
         v0 += nl[j]
         f0 += yl[j]
-        j += 1
     return (v0 + v1) + (v2 + v3), (f0 + f1) + (f2 + f3)
 
 
@@ -515,31 +520,30 @@ def _queue_run(nl, ncrit):
 
 
 @kernel
-def _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, keep, drop,
-                 link_inflow, link_veh, link_moved, link_send, link_recv):
-    """Flows inside every link for the first step of a call, each link's vehicles, the sum of its
-    interior flows, and what it can send and receive at its ends."""
+def _start_links(n, cell_off, alpha, beta, qstep_lane, njam_lane, lanes, meter, link_inflow, link_out, link_send,
+                 link_recv):
+    """What every link can send and receive at its ends for the first step of a call (later steps
+    get them from the cell update of the step before)."""
     for l in range(alpha.shape[0]):
         c0 = cell_off[l]
         c1 = cell_off[l + 1]
         ln = lanes[l]
-        _link_flows(n[c0:c1], y[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
-                    ncrit_lane[l] * ln * 1.0000001, keep, drop)
         link_send[l], link_recv[l] = _link_ends(n[c0:c1], alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
                                                 meter[l])
-        link_veh[l], link_moved[l] = _link_sums(n[c0:c1], y[c0:c1])
         link_inflow[l] = 0.0
+        link_out[l] = 0.0
 
 
 @kernel
 def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
-                  lanes, meter, dx, keep, drop, link_inflow, link_veh, link_moved, link_send, link_recv, rec_vkt,
+                  lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv, rec_vkt,
                   rec_vht, rec_queue, rec_qlen, rec_cells):
-    """Phase 3 of a step: cell updates and the record, then the next step's flows inside links
-    (phase 1, the controls being constant within a call) while the link's cells are in cache.
-    Returns the number of cells that went negative.
-
-    Sums over a link's cells (vehicles, flows, queued vehicles) go through :func:`_link_sums`."""
+    """Phases 1 and 3 of a step, one link at a time: the flows inside the link from the cells at
+    the start of the step (into ``y``, a scratch of one link's length that stays in cache: no
+    per-cell flows are kept between phases), the sums for the record (vehicles and flows, via
+    :func:`_link_sums`), the cell update with the node model's inflow and outflow, the queue
+    records, and what the link can send and receive at its ends next step. Returns the number
+    of cells that went negative."""
     record_cells = rec_cells.shape[0] > 0
     bad = 0
     for l in range(alpha.shape[0]):
@@ -547,8 +551,13 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         c1 = cell_off[l + 1]
         ln = lanes[l]
         nl = n[c0:c1]
-        yl = y[c0:c1]
-        outflow = yl[c1 - c0 - 1]
+        yl = y[0:c1 - c0]
+        q = qstep_lane[l] * ln
+        njam = njam_lane[l] * ln
+        _link_flows(nl, yl, alpha[l], beta[l], q, njam, ncrit_lane[l] * ln * 1.0000001, keep, drop)
+        veh, moved = _link_sums(nl, yl)
+        outflow = link_out[l]
+        yl[c1 - c0 - 1] = outflow
         ncrit = ncrit_lane[l] * ln * 1.05
         b, above = _link_update(nl, yl, link_inflow[l], ncrit)
         bad += b
@@ -560,13 +569,11 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         if record_cells:
             for c in range(c0, c1):
                 rec_cells[row, c] += n[c] / steps_per_record
-        rec_vkt[row, l] += (link_moved[l] + outflow) * dx[l]
-        rec_vht[row, l] += link_veh[l] * dt
-        _link_flows(nl, yl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln,
-                    ncrit_lane[l] * ln * 1.0000001, keep, drop)
-        link_send[l], link_recv[l] = _link_ends(nl, alpha[l], beta[l], qstep_lane[l] * ln, njam_lane[l] * ln, meter[l])
-        link_veh[l], link_moved[l] = _link_sums(nl, yl)
+        rec_vkt[row, l] += (moved + outflow) * dx[l]
+        rec_vht[row, l] += veh * dt
+        link_send[l], link_recv[l] = _link_ends(nl, alpha[l], beta[l], q, njam, meter[l])
         link_inflow[l] = 0.0
+        link_out[l] = 0.0
     return bad
 
 
@@ -622,14 +629,14 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
 
 
 @kernel(inline="always")
-def _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total,
-                  pk_out, pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, MO):
+def _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk, pk_min,
+                  slot_flow, link_inflow, cum_in, P, MO):
     """Append each outgoing link's inflow this step (``slot_flow``) to its packet ring."""
     for o in range(no):
         out = node_out[o0 + o]
         if out != _SINK and grp_hi[out] > grp_lo[out]:
-            total = _push_inflow(out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total,
-                                 pk_out, pk_amt, pk_min, slot_flow, P, MO)
+            total = _push_inflow(out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk,
+                                 pk_min, slot_flow, P, MO)
             if total > 0.0:
                 link_inflow[out] = total
                 cum_in[out] += total
@@ -637,18 +644,18 @@ def _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_b
 
 @kernel(inline="always")
 def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_next, pk_base,
-                   pk_head, pk_count, pk_total, pk_out, pk_amt, slot_flow, P, MO):
-    """Prefetch the packet data node ``nd`` will touch: the head packet of each incoming link and
-    the tail of each outgoing one, scattered in memory (the node model is otherwise bound by
-    waiting for them)."""
+                   pk_head, pk_count, pk, slot_flow, P, MO):
+    """Prefetch the packet data node ``nd`` will touch: the head packet record of each incoming
+    link and the tail of each outgoing one (its first and last element), scattered in memory
+    (the node model is otherwise bound by waiting for them)."""
     for i in range(node_in_off[nd], node_in_off[nd + 1]):
         l = node_in[i]
         if l < L:
             s0 = slot_off[l]
-            h = pk_head[l]
-            _prefetch(pk_total, l * P + h)
-            _prefetch(pk_amt, pk_base[l] + h * (slot_off[l + 1] - s0))
-            _prefetch(pk_out, (l * P + h) * MO)
+            w = 1 + MO + slot_off[l + 1] - s0
+            rp = pk_base[l] + pk_head[l] * w
+            _prefetch(pk, rp)
+            _prefetch(pk, rp + w - 1)
             _prefetch(slot_next, s0)
     for o in range(node_out_off[nd], node_out_off[nd + 1]):
         l = node_out[o]
@@ -659,17 +666,18 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
                 t -= P
             elif t < 0:
                 t = 0
-            _prefetch(pk_total, l * P + t)
-            _prefetch(pk_amt, pk_base[l] + t * (slot_off[l + 1] - s0))
-            _prefetch(pk_out, (l * P + t) * MO)
+            w = 1 + MO + slot_off[l + 1] - s0
+            rp = pk_base[l] + t * w
+            _prefetch(pk, rp)
+            _prefetch(pk, rp + w - 1)
             _prefetch(slot_flow, s0)
 
 
 @kernel
-def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
                 slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                 src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
-                pk_base, pk_min, pk_head, pk_count, pk_total, pk_out, pk_amt, P, max_out,
+                pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                 queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
                 f_i, act, r_o):
     """Phase 2 of a step: the node model (Tampere et al. 2011) at every node. Reads only the
@@ -680,7 +688,7 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
     for nd in range(N):
         if nd + 1 < N:
             _prefetch_node(nd + 1, L, node_in_off, node_in, node_out_off, node_out, slot_off, slot_next,
-                           pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt, slot_flow, P, max_out)
+                           pk_base, pk_head, pk_count, pk, slot_flow, P, max_out)
         i0 = node_in_off[nd]
         ni = node_in_off[nd + 1] - i0
         o0 = node_out_off[nd]
@@ -697,9 +705,9 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                     a = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
                     if s > 1e-9 and a > 0.0:
                         moved = _take_whole_window(inp, s, no, slot_off, slot_next, slot_route, pk_base, pk_head,
-                                                   pk_count, pk_total, pk_out, pk_amt, slot_flow, route_out, P,
+                                                   pk_count, pk, slot_flow, route_out, P,
                                                    max_out)
-                        y[cell_off[inp + 1] - 1] = moved
+                        link_out[inp] = moved
                         cum_out[inp] += moved
                 else:
                     src = inp - L
@@ -716,7 +724,7 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                                 route_in[slot_route[g]] += d
                                 slot_flow[slot_next[g]] += d
             _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count,
-                          pk_total, pk_out, pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
+                          pk, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
             continue
         for kk in range(ni * max_out):
             s_io[kk] = 0.0
@@ -726,7 +734,7 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
             if inp < L:
                 s = link_send[inp]
                 if s > 0.0:
-                    _window_by_output(inp, s, i * max_out, no, s_io, pk_head, pk_count, pk_total, pk_out, P,
+                    _window_by_output(inp, s, i * max_out, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P,
                                       max_out)
                     # red movements wait in their turn pocket: out of the FIFO set (the slots
                     # bound for one output share its movement)
@@ -834,9 +842,9 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
             if inp < L:
                 window = link_send[inp]
                 moved = _take_from_window(inp, window, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
-                                          slot_route, pk_base, pk_head, pk_count, pk_total, pk_out, pk_amt, slot_flow,
+                                          slot_route, pk_base, pk_head, pk_count, pk, slot_flow,
                                           route_out, P, max_out)
-                y[cell_off[inp + 1] - 1] = moved
+                link_out[inp] = moved
                 cum_out[inp] += moved
             else:
                 # a source: its queues enter the first link of their routes
@@ -846,17 +854,18 @@ def _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, 
                     if d > 0.0:
                         route_in[slot_route[g]] += d
                         slot_flow[slot_next[g]] += d
-        _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk_total,
-                      pk_out, pk_amt, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
+        _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk,
+                      pk_min, slot_flow, link_inflow, cum_in, P, max_out)
 
 
 @kernel
 def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     """Advance the network from step ``k0`` to ``k1`` (exclusive), time step ``dt`` [s].
 
-    Each step: demand joins the origin queues; cell flows inside links; the node model at every
-    node (which also moves vehicles between links and out of the network); cell update; and
-    accumulation into ``rec`` row ``k // steps_per_record``. Returns a status code.
+    Each step: demand joins the origin queues; the node model at every node (which also moves
+    vehicles between links and out of the network); then link by link the flows inside the link,
+    the cell update, and accumulation into ``rec`` row ``k // steps_per_record``. Returns a status
+    code.
     """
     # every array is taken out of its tuple once, here (see the note above the helpers)
     cell_off, alpha, beta, qstep_lane = net.cell_off, net.alpha, net.beta, net.qstep_lane
@@ -869,12 +878,11 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     sig_cycle, sig_offset, pk_base, pk_min = net.sig_cycle, net.sig_offset, net.pk_base, net.pk_min
     P, max_out = net.n_packets, net.max_out
     lanes, meter, src_rate = ctl.lanes, ctl.meter, ctl.src_rate
-    n, pk_amt, pk_total, pk_head, pk_count = st.n, st.pk_amt, st.pk_total, st.pk_head, st.pk_count
-    pk_out = st.pk_out
+    n, pk, pk_head, pk_count = st.n, st.pk, st.pk_head, st.pk_count
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
     y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
-    link_veh, link_moved, link_send, link_recv = st.link_veh, st.link_moved, st.link_send, st.link_recv
+    link_out, link_send, link_recv = st.link_out, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
     rec_qlen = rec.queue_m
@@ -887,10 +895,10 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     keep = 1.0 - capacity_drop
     drop = capacity_drop > 0.0
     _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, sig_offset, k0 * dt)
-    # phase 1 of the first step: flows between cells inside links, from the state at the start of
-    # the step (later steps get them from phase 3 of the step before)
-    _start_links(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, keep, drop,
-                 link_inflow, link_veh, link_moved, link_send, link_recv)
+    # what each link can send and receive in the first step (later steps get it from the cell
+    # update of the step before)
+    _start_links(n, cell_off, alpha, beta, qstep_lane, njam_lane, lanes, meter, link_inflow, link_out, link_send,
+                 link_recv)
     for k in range(k0, k1):
         t = k * dt
         row = k // steps_per_record
@@ -906,15 +914,15 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                 route_gen[slot_route[g]] += a
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
-        _node_model(n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+        _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
                     slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                     src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
-                    pk_base, pk_min, pk_head, pk_count, pk_total, pk_out, pk_amt, P, max_out,
+                    pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
                     a_i, f_i, act, r_o)
-        # phase 3: update cells and accumulate the record; flows inside links for the next step
+        # phases 1 and 3, link by link: flows inside the link, cell update, record, the link's ends
         if _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
-                         lanes, meter, dx, keep, drop, link_inflow, link_veh, link_moved, link_send, link_recv,
+                         lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv,
                          rec_vkt, rec_vht, rec_queue, rec_qlen, rec_cells) > 0:
             return STATUS_NEGATIVE
         if (k + 1) % steps_per_record == 0 or k + 1 == k1:
