@@ -215,6 +215,67 @@ def test_zipper_at_a_node_discharges_near_capacity_and_serves_both_approaches():
     assert 0.1 < ramp_share < 0.5
 
 
+def _forced_merge(relaxation_s):
+    """A bus (70 km/h cap) leads in the left lane of a 2-lane road whose right lane ends; a car in
+    the right lane sits level with the middle of the 34 m gap behind the bus, both cars at 70 km/h.
+    The car must merge into that gap (16.8 m front and back): accepted by MOBIL's safety (the new
+    follower would brake about 3 m/s^2 with the full desired gap of 25 m), below the
+    equilibrium gap of 29 m."""
+    net = ts.Network()
+    for n, x in (("A", 0), ("B", 5000), ("C", 6000)):
+        net.add_node(n, x, 0)
+    _link(net, "up", "A", "B", length_m=5000, lanes=2, free_speed_kmh=100)
+    _link(net, "dn", "B", "C", free_speed_kmh=100)
+    route = ("up", "dn")
+    iv = [dict(link="up", lane=1, x_m=400.0, speed_kmh=70.0, route=route, vehicle_class="bus"),
+          dict(link="up", lane=0, x_m=400.0 - 12.0 - 16.8, speed_kmh=70.0, route=route),
+          dict(link="up", lane=1, x_m=400.0 - 12.0 - 16.8 - 5.0 - 16.8, speed_kmh=70.0, route=route)]
+    # free_distance_m: the follower never moves to the ending lane to pass
+    res = ts.simulate(ts.Scenario(net, ts.Demand(), 150), engine="micro", initial_vehicles=iv,
+                      vehicle_params={"car": {"T_s": 1.2}},
+                      lane_change={"relaxation_s": relaxation_s, "free_distance_m": 5000.0},
+                      trajectories={"every_s": 0.5, "max_vehicles": 10}, record_interval_s=60)
+    tr = res.final_state["trajectories"]
+    assert res.final_state["lane_changes"] == 1 and (tr["lane"].values[0] == 1).all()
+    # vehicle ids from the most upstream of each lane: 0 follower, 1 bus, 2 merger
+    x, v = tr["x"].values, tr["speed"].values / 3.6
+    gaps = np.stack([x[:, 2] - 5.0 - x[:, 0], x[:, 1] - 12.0 - x[:, 2]], axis=1)  # follower, merger
+    return np.diff(v, axis=0) / 0.5, gaps
+
+
+def test_lane_change_relaxation_bounds_braking_and_relaxes_to_equilibrium():
+    """Laval & Leclercq (2008), LMRS (Schakel et al. 2012): after a change into a short gap the
+    merger and its new follower keep the gap they have, then relax to the equilibrium gap over a
+    few relaxation times, instead of braking hard to open it at once."""
+    s_e = float(equilibrium_gap(70 / 3.6, 100 / 3.6, 1.2, 2.0))  # 29.1 m
+    acc, gaps = _forced_merge(25.0)
+    assert acc[:, [0, 2]].min() > -0.5  # without relaxation: -2.3 m/s^2 (below)
+    t = lambda s: int(s / 0.5) - 1  # noqa: E731  sample index of time s
+    assert (gaps[t(5)] < 0.6 * s_e).all()  # still short after 5 s (16.5 m)
+    assert (gaps[t(25)] < 0.8 * s_e).all()  # 21-22 m after one relaxation time
+    assert np.allclose(gaps[t(100)], s_e, rtol=0.03)  # 28.6-28.7 m after four
+    assert (np.diff(gaps[t(10):], axis=0) > -1e-3).all()  # opening monotonically, no oscillation
+    # off (relaxation_s = 0): the plain IDM opens the gap at once by braking hard
+    acc, gaps = _forced_merge(0.0)
+    assert acc[:, 0].min() < -2.0
+    assert np.allclose(gaps[t(25)], s_e, rtol=0.03)
+
+
+def test_lane_change_relaxation_leaves_a_single_lane_unchanged():
+    """Without lane changes the relaxation never starts: a saturated single lane is identical with
+    it on and off (so the capacity calibration holds either way)."""
+    net = ts.Network()
+    for n in "ABC":
+        net.add_node(n)
+    _link(net, "up", "A", "B", length_m=2000, free_speed_kmh=100)
+    _link(net, "dn", "B", "C", free_speed_kmh=100)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 3000)])
+    sc = ts.Scenario(net, d, 900)
+    on, off = (ts.simulate(sc, engine="micro", seed=3, lane_change={"relaxation_s": r}) for r in (25.0, 0.0))
+    assert on.data.equals(off.data)
+
+
 def _exit_junction():
     """A 3-lane road (1.5 km feeder, 400 m approach) whose 1-lane exit leaves on the right at J."""
     net = ts.Network()

@@ -94,6 +94,12 @@ LANE_CHANGE_DEFAULTS = {
     "queue_speed_frac": 0.5,    # queued: speed below this fraction of the desired speed
     "insert_decel_ms2": 1.0,    # inserted vehicles never need to brake harder than this
     "strategic_distance_m": 1000.0,  # seek the lanes a later node needs from this far before it
+    # lane-change relaxation (LMRS, Schakel, Knoop & van Arem 2012): right after a change the
+    # changer and its new follower keep a time gap of relaxation_factor x T, which relaxes
+    # exponentially back to T with time constant relaxation_s (LMRS: 25 s); 0 = off, the
+    # default for now (on, xingang-ruikang's queue head moves: docs/models/micro.md)
+    "relaxation_s": 0.0,
+    "relaxation_factor": 0.47,  # LMRS T_min / T_max = 0.56 / 1.2 s
 }
 
 IDM_DELTA = 4.0
@@ -440,10 +446,13 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         if not (isinstance(v, (int, float)) and v >= 0):
             raise SimulationError(f"lane_change: {k} must be a number >= 0, got {v!r}")
         lc[k] = float(v)
+    if not 0.0 < lc["relaxation_factor"] <= 1.0:
+        raise SimulationError(f"lane_change: relaxation_factor must lie in (0, 1], got {lc['relaxation_factor']!r}")
     par = float_array([
         IDM_DELTA, lc["politeness"], lc["b_safe_ms2"], lc["threshold_ms2"], lc["bias_right_ms2"], lc["min_gap_m"],
         lc["cooldown_s"], lc["free_distance_m"], lc["yield_distance_m"], lc["lookahead_m"], lc["amber_decel_ms2"],
-        lc["queue_speed_frac"], lc["insert_decel_ms2"], lc["strategic_distance_m"],
+        lc["queue_speed_frac"], lc["insert_decel_ms2"], lc["strategic_distance_m"], lc["relaxation_s"],
+        lc["relaxation_factor"],
     ])
     mnet = MicroNet(
         link_len=float_array([lk.length_m for lk in links]), link_lane0=int_array(lane0),
@@ -586,11 +595,12 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
         stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
+        tfac=np.ones(N),
     )
 
 
 _PER_VEHICLE = ("x", "v", "acc", "lim", "dwell", "lc_until", "cls", "slot", "lane", "nxt", "prv", "tgt", "yld",
-                "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l", "afree")
+                "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l", "afree", "tfac")
 
 
 def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
@@ -602,6 +612,8 @@ def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
         for name in _PER_VEHICLE:
             old = getattr(st, name)
             fill = -1 if old.dtype == np.int64 and name not in ("cls", "bay", "lc_v", "lc_f", "lc_l") else 0
+            if name == "tfac":
+                fill = 1
             arr = np.full(new_n, fill, dtype=old.dtype)
             arr[:N] = old
             changes[name] = arr
@@ -642,6 +654,7 @@ def _place_initial(c: CompiledMicro, st: MicroState, traj_vehicles: int, rec: Mi
             if prev >= 0 and x - mn.cls_len[cls] < st.x[prev]:
                 raise SimulationError(f"initial_vehicles: vehicles overlap on link {c.link_ids[mn.lane_link[gl]]!r}, lane {mn.lane_idx[gl]} at x={x:g} m")
             st.x[w], st.v[w], st.cls[w] = x, v, cls
+            st.tfac[w] = 1.0
             st.slot[w] = mn.route_off[r] + k
             st.lane[w] = gl
             st.prv[w] = prev

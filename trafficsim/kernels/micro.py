@@ -1,7 +1,7 @@
 """The microscopic time loop: IDM car-following and MOBIL lane changing on a lane-level network.
 
 This module owns the state layout and one step of the microscopic engine. Vehicles live in a
-pool of slots (struct of arrays, 169 bytes per slot; the pool holds up to twice the vehicles).
+pool of slots (struct of arrays, 177 bytes per slot; the pool holds up to twice the vehicles).
 Every lane keeps its vehicles in a doubly linked list sorted by position: ``lane_head`` is the most downstream vehicle, ``prv``
 points upstream (to the follower), ``nxt`` downstream (to the leader). ``x`` is the front
 bumper's distance from the link start [m].
@@ -43,10 +43,11 @@ from .idm import ballistic_step
 from .micro_base import kernel
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
-    P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_STRAT, P_THR, P_YIELD,
+    P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX, P_RELAXF,
+    P_STRAT, P_THR, P_YIELD,
     F_QUEUED, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _unlink, _zipper,
+    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _relax_start, _unlink, _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
@@ -162,6 +163,7 @@ class MicroState(NamedTuple):
     lc_f: np.ndarray
     lc_l: np.ndarray
     afree: np.ndarray         # (N,) IDM free-road term 1 - (v/v0)^delta of this step (cache)
+    tfac: np.ndarray          # (N,) time-gap factor: 1, or below 1 while relaxing after a lane change
 
 
 class MicroRecord(NamedTuple):
@@ -220,8 +222,8 @@ def _update_signals(t, move_sig, move_win_off, win_start, win_end, win_amber, si
 
 @kernel
 def _move(ti, dt,
-          x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
-          bay, n_bay, stop_used, counters,
+          x, v, afree, tfac, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+          lane_tail, bay, n_bay, stop_used, counters,
           link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next, slot_move,
           maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off, det_pos,
           det_id,
@@ -252,7 +254,7 @@ def _move(ti, dt,
                                    stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber=amber)
                 link = lane_link[lane]
                 c = cls[w]
-                a_w = _accel_f(afree[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
+                a_w = _accel_f(afree[w], tfac[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
                 tg = tgt[w]
                 if lead >= 0 and tg >= 0 and feed_off[tg + 1] - feed_off[tg] > 1:
                     dist = link_len[link] - x[w]
@@ -264,7 +266,7 @@ def _move(ti, dt,
                                          cls_len, feed_off, feed_lane)
                         gz += ZIPPER_SLACK * dist
                         if gz < g:
-                            a_z = _accel_f(afree[w], c, link, gz if gz > 0.0 else 0.0, vz, v[w], L, cl_T,
+                            a_z = _accel_f(afree[w], tfac[w], c, link, gz if gz > 0.0 else 0.0, vz, v[w], L, cl_T,
                                            cls_s0, cls_a, cls_b)
                             if a_z < -ZIPPER_CAP * cls_b[c]:
                                 a_z = -ZIPPER_CAP * cls_b[c]
@@ -278,7 +280,7 @@ def _move(ti, dt,
                     d = x[y] - cls_len[cls[y]] - x[w]
                     if d < g:
                         # (d < 0: side by side, the one behind falls back, braking at most b)
-                        a_y = _accel_f(afree[w], c, link, d if d > 0.0 else 0.0, v[y], v[w], L, cl_T, cls_s0,
+                        a_y = _accel_f(afree[w], tfac[w], c, link, d if d > 0.0 else 0.0, v[y], v[w], L, cl_T, cls_s0,
                                        cls_a, cls_b)
                         if a_y < -cls_b[c]:
                             a_y = -cls_b[c]
@@ -361,11 +363,12 @@ def _move(ti, dt,
 
 
 @kernel
-def _bays(ti, dt, x, v, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay, n_bay,
-          link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next, slot_move,
-          maxl, stop_off, slot_lo, slot_hi, slot_map, lane_open, move_state, rec_vht,
-          delta, bsafe, mingap, amber):
-    """Buses in bays count down their dwell, then rejoin lane 0 when MOBIL safety allows."""
+def _bays(ti, dt, x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay,
+          n_bay, link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
+          slot_move, maxl, stop_off, slot_lo, slot_hi, slot_map, lane_open, move_state, rec_vht,
+          delta, bsafe, mingap, amber, rf0):
+    """Buses in bays count down their dwell, then rejoin lane 0 when MOBIL safety allows (a lane
+    change: the bus and its new follower relax, see ``MicroState.tfac``)."""
     L = link_len.shape[0]
     i = 0
     while i < n_bay[0]:
@@ -395,6 +398,8 @@ def _bays(ti, dt, x, v, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags
             i += 1
             continue
         _link_between(prv, nxt, lane_head, lane_tail, vlane, lane, w, fol, p)
+        _relax_start(w, rf0, tfac)
+        _relax_start(fol, rf0, tfac)
         flags[w] &= ~F_BAY
         _serve_stop(w, slot, stop_next, slot_link, stop_off)
         tgt[w] = _crossing(slot[w], lane, x[w], 0.0, 0, slot_next, slot_move, lane_idx, lane_link, link_len, maxl,
@@ -404,12 +409,17 @@ def _bays(ti, dt, x, v, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags
 
 
 @kernel
-def _crossings(ti, x, v, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid, lane_head, lane_tail, free, n_free,
-               cum_in, cum_out, sink_exits, route_out, counters,
-               link_len, lane_link, slot_link, slot_next, slot_route, stop_off, stop_pos,
+def _crossings(ti, x, v, tfac, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid, lane_head, lane_tail, free,
+               n_free, cum_in, cum_out, sink_exits, route_out, counters,
+               link_len, lane_link, cl_T, slot_link, slot_next, slot_route, stop_off, stop_pos,
                rec_vkt, rec_veh_exit):
-    """Pass 6: vehicles past their link's end enter the next link or leave at the destination."""
+    """Pass 6: vehicles past their link's end enter the next link or leave at the destination.
+
+    A lane-change relaxation (``tfac``) carries over to a next link with the same or a shorter
+    time gap ``T`` and ends before one with a longer ``T``: there ``T`` stands for a lower capacity
+    (friction, a booth's processing rate) that a lane change upstream must not lift."""
     NL = lane_link.shape[0]
+    L = link_len.shape[0]
     for lane in range(NL):
         link = lane_link[lane]
         length = link_len[link]
@@ -443,6 +453,8 @@ def _crossings(ti, x, v, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid,
             rec_vkt[ti, nl] += x[h]
             _link_sorted(x, prv, nxt, lane_head, lane_tail, vlane, tg, h)
             _enter_link(h, nslot, x, cls, slot, stop_next, flags, slot_link, stop_off, stop_pos)
+            if tfac[h] < 1.0 and cl_T[cls[h] * L + nl] > cl_T[cls[h] * L + link]:
+                tfac[h] = 1.0
             tgt[h] = BLOCKED
 
 
@@ -489,7 +501,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     cum_in, cum_out, sink_exits = st.cum_in, st.cum_out, st.sink_exits
     route_gen, route_in, route_out = st.route_gen, st.route_in, st.route_out
     move_state, stop_used, counters = st.move_state, st.stop_used, st.counters
-    lc_v, lc_f, lc_l, afree = st.lc_v, st.lc_f, st.lc_l, st.afree
+    lc_v, lc_f, lc_l, afree, tfac = st.lc_v, st.lc_f, st.lc_l, st.afree, st.tfac
     rec_vkt, rec_vht, rec_cum_in, rec_cum_out = rec.vkt, rec.vht, rec.cum_in, rec.cum_out
     rec_queue_vs, rec_queue_m, rec_lanes = rec.queue_vs, rec.queue_m, rec.lanes
     rec_route_in, rec_route_out, rec_route_gen = rec.route_in, rec.route_out, rec.route_gen
@@ -500,6 +512,11 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     delta, polite, bsafe, thr, bias = par[P_DELTA], par[P_POLITE], par[P_BSAFE], par[P_THR], par[P_BIAS]
     mingap, cool, freedist, yield_d, look = par[P_MINGAP], par[P_COOL], par[P_FREEDIST], par[P_YIELD], par[P_LOOK]
     amber, qfrac, b_ins, strat = par[P_AMBER], par[P_QFRAC], par[P_BINS], par[P_STRAT]
+    # lane-change relaxation (relaxation_s = 0: off, every factor stays exactly 1)
+    rrate = dt / par[P_RELAX] if par[P_RELAX] > 0.0 else 0.0
+    rf0 = par[P_RELAXF] if par[P_RELAX] > 0.0 else 1.0
+    if rrate > 1.0:
+        rrate = 1.0
 
     R = route_gen.shape[0]
     for k in range(k0, k1):
@@ -517,36 +534,36 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                     qbuf[q_off[s] + (q_head[s] + q_len[s]) % cap] = r
                     q_len[s] += 1
                 route_gen[r] += n
-        _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                     lane_tail, counters,
+        _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
+                     lane_head, lane_tail, counters,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                      slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                     delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber)
+                     delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0)
         d = 1 if k % 2 == 0 else -1
         _lane_changes(t, d, lc_v, lc_f, lc_l,
-                      x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                      lane_tail, counters,
+                      x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
+                      lane_head, lane_tail, counters,
                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
                       stop_pos,
                       obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
-                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat)
+                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat, rf0)
         _move(ti, dt,
-              x, v, afree, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+              x, v, afree, tfac, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
               lane_tail, bay, n_bay, stop_used, counters,
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
               slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
               det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
               rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)
-        _bays(ti, dt, x, v, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay, n_bay,
-              link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
+        _bays(ti, dt, x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay,
+              n_bay, link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
               slot_move, maxl, stop_off, slot_lo, slot_hi, slot_map, lane_open, move_state, rec_vht,
-              delta, bsafe, mingap, amber)
-        _crossings(ti, x, v, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid, lane_head, lane_tail, free,
+              delta, bsafe, mingap, amber, rf0)
+        _crossings(ti, x, v, tfac, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, uid, lane_head, lane_tail, free,
                    n_free, cum_in, cum_out, sink_exits, route_out, counters,
-                   link_len, lane_link, slot_link, slot_next, slot_route, stop_off, stop_pos,
+                   link_len, lane_link, cl_T, slot_link, slot_next, slot_route, stop_off, stop_pos,
                    rec_vkt, rec_veh_exit)
         q_total = 0
         for s in range(q_len.shape[0]):
@@ -554,8 +571,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         if q_total > n_free[0]:
             return STATUS_POOL
         _insert(t + dt, dt,
-                x, v, acc, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid, lane_head,
-                lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters,
+                x, v, acc, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
+                lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters,
                 link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, cl_vcrit,
                 route_cls, route_off, src_link, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
                 obs_pos, stop_off, stop_pos,

@@ -23,7 +23,7 @@ from .idm import FREE_GAP, idm_acceleration, idm_acceleration_free
 
 # indices of MicroNet.par
 (P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC,
- P_BINS, P_STRAT) = range(14)
+ P_BINS, P_STRAT, P_RELAX, P_RELAXF) = range(16)
 # indices of MicroState.counters
 C_INSIDE, C_CLAMP, C_UID, C_LC, C_ENTERED, C_EXITED = range(6)
 
@@ -103,10 +103,19 @@ def _accel(c, link, gap, v_lead, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta
 
 
 @kernel
-def _accel_f(free, c, link, gap, v_lead, vw, L, cl_T, cls_s0, cls_a, cls_b):
-    """:func:`_accel` given the vehicle's free-road term ``free`` (``MicroState.afree``)."""
+def _accel_f(free, tf, c, link, gap, v_lead, vw, L, cl_T, cls_s0, cls_a, cls_b):
+    """:func:`_accel` given the vehicle's free-road term ``free`` (``MicroState.afree``) and its
+    time-gap factor ``tf`` (``MicroState.tfac``: below 1 while it relaxes after a lane change)."""
     j = c * L + link
-    return idm_acceleration_free(free, vw, gap, vw - v_lead, cl_T[j], cls_s0[c], cls_a[c], cls_b[c])
+    return idm_acceleration_free(free, vw, gap, vw - v_lead, cl_T[j] * tf, cls_s0[c], cls_a[c], cls_b[c])
+
+
+@kernel(inline="always")
+def _relax_start(w, f0, tfac):
+    """Lane-change relaxation: vehicle ``w`` (a lane changer or its new follower) takes the time
+    gap factor ``f0`` unless it already relaxes from a lower one (see ``MicroState.tfac``)."""
+    if w >= 0 and tfac[w] > f0:
+        tfac[w] = f0
 
 
 @kernel(inline="always")

@@ -10,7 +10,7 @@ parameters (``delta`` ... ``amber``).
 from .micro_base import kernel
 from .micro_base import (
     BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN,
-    _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _unlink,
+    _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _relax_start, _unlink,
 )
 from .idm import idm_free_term
 from .mobil import mobil_incentive
@@ -123,9 +123,9 @@ def _quick_gap(w, lead, xp, no_obs, len_link, x, v, cls, cls_len, stop_next):
 
 @kernel
 def _swap(w, lane, j, md,
-          x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail, counters,
+          x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail, counters,
           link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off, obs_pos, obs_end,
-          stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber):
+          stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber, rf0):
     """Two standing vehicles side by side, each needing the other's lane, trade places.
 
     Without this, a vehicle waiting at the end of its lane for the lane of a neighbour that
@@ -163,19 +163,25 @@ def _swap(w, lane, j, md,
         tgt[q] = _crossing(slot[q], vlane[q], x[q], v[q], 0, slot_next, slot_move, lane_idx, lane_link, link_len,
                            maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
         yld[q] = -1
+    for q in (w, u, fu, fw):
+        _relax_start(q, rf0, tfac)
     counters[C_LC] += 2
     return True
 
 
 @kernel
-def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                  lane_tail, counters,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber):
-    """Pass 2: the IDM free-road term and the node permission of every vehicle, then the
-    courteous followers (zipper).
+                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0):
+    """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
+    every vehicle, then the courteous followers (zipper).
+
+    Relaxation: a time-gap factor below 1 (``tfac``, set by a lane change) moves towards 1 by
+    ``rrate = dt / relaxation_s`` of the difference per step, exponentially as the LMRS's time
+    gap (Schakel et al. 2012), and snaps to 1 within 0.1% of it.
 
     The free-road term (``afree``) depends on the vehicle's own speed at the start of the step
     and its link only; speeds change only in the move pass, so lane changes and the accelerations
@@ -188,6 +194,10 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
         w = lane_head[lane]
         while w >= 0:
             afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
+            f = tfac[w]
+            if f < 1.0:
+                f += (1.0 - f) * rrate
+                tfac[w] = f if f < 0.999 else 1.0
             committed = flags[w] & F_COMMITTED
             tg = _crossing(slot[w], lane, x[w], v[w], committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                            maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
@@ -251,10 +261,10 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
                 yld[w] = l
             if dwell[w] <= 0.0 and _swap(
                     w, lane, lane + md, md,
-                    x, v, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
+                    x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
                     counters, link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off,
                     obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d,
-                    amber):
+                    amber, rf0):
                 w = nw
                 continue
             if dist >= yield_d:
@@ -285,12 +295,12 @@ def _permissions(x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, 
 
 @kernel
 def _lane_changes(t, d, lc_v, lc_f, lc_l,
-                  x, v, afree, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+                  x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                   lane_tail, counters,
                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                   slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                   obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
-                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat):
+                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat, rf0):
     """Pass 3: MOBIL sweeps over every pair of adjacent lanes, all to the left (``d = 1``) or all
     to the right (``d = -1``).
 
@@ -375,7 +385,8 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                     an_new = 0.0
                     if fol >= 0:
                         gfol = xw - lw - x[fol]
-                        an_new = _accel_f(afree[fol], cls[fol], link, gfol, vw, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
+                        an_new = _accel_f(afree[fol], tfac[fol], cls[fol], link, gfol, vw, v[fol], L, cl_T, cls_s0,
+                                          cls_a, cls_b)
                         if an_new < -bsafe:
                             if md == 0:
                                 break
@@ -407,7 +418,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                          slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
                                          obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
                                          look, amber=amber)
-                    acn = _accel_f(afree[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    acn = _accel_f(afree[w], tfac[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
                     if md != 0:
                         ok = acn >= -bsafe or vw < 1.0
                         break
@@ -420,7 +431,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
                                        obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look,
                                        amber=amber)
-                    ac = _accel_f(afree[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    ac = _accel_f(afree[w], tfac[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_b)
                     an_old = 0.0
                     if fol >= 0:
                         qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
@@ -430,13 +441,14 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                             slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
                                             obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
                                             move_state, look, amber=amber)
-                        an_old = _accel_f(afree[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a, cls_b)
+                        an_old = _accel_f(afree[fol], tfac[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a,
+                                          cls_b)
                     ao_new = 0.0
                     ao_old = 0.0
                     o = prv[w]
                     if o >= 0:
-                        ao_old = _accel_f(afree[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0, cls_a,
-                                          cls_b)
+                        ao_old = _accel_f(afree[o], tfac[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0,
+                                          cls_a, cls_b)
                         qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
                         if not qk:
                             go, vo = _front(o, src, x[o], nxt[w], tgt[o], x, v, cls, slot, flags, stop_next, prv, tgt,
@@ -444,7 +456,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                             slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
                                             obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
                                             move_state, look, amber=amber)
-                        ao_new = _accel_f(afree[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_b)
+                        ao_new = _accel_f(afree[o], tfac[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_b)
                     b = bias if d < 0 else -bias
                     inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
                     ok = inc > thr
@@ -461,6 +473,10 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                 _unlink(prv, nxt, lane_head, lane_tail, src, w)
                 _link_between(prv, nxt, lane_head, lane_tail, vlane, dst, w, lc_f[q], lc_l[q])
                 lc_until[w] = t + cool
+                # relaxation: the changer and its new follower accept the gap they have and
+                # return to their time gap over relaxation_s
+                _relax_start(w, rf0, tfac)
+                _relax_start(lc_f[q], rf0, tfac)
                 flags[w] &= ~F_COMMITTED
                 tgt[w] = _crossing(slot[w], dst, x[w], v[w], 0, slot_next, slot_move, lane_idx, lane_link, link_len,
                                    maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
