@@ -121,20 +121,19 @@ def _insert(t, dt,
                 if g < FREE_GAP:
                     thr = equilibrium_gap_scalar(need, v0, T, s0, delta)
                     opened = g - thr < need * dt
-                if opened and vq > 0.0:
-                    # the check above passed, so the bisection would accept the lane; its speed is
-                    # not used here
+                if opened:
+                    # the vehicle enters at `need`: the bisection only decides whether the lane is
+                    # admissible, which the check above already did when it ran (vq > 0)
+                    if vq <= 0.0 and max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta,
+                                                       b_ins) + 1e-9 < need:
+                        continue
                     v_ins = need
                     x_ins = lc + (g - thr if g > thr else 0.0)
                 else:
-                    vmax = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
-                    if vmax + 1e-9 < need:
+                    v_ins = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
+                    if v_ins + 1e-9 < need:
                         continue
-                    v_ins = vmax
                     x_ins = lc
-                    if opened:
-                        v_ins = need
-                        x_ins = lc + (g - thr if g > thr else 0.0)
                 if v_ins > best_v:
                     best_v = v_ins
                     best_x = x_ins
