@@ -596,7 +596,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
         tfac=np.ones(N), sig_next=np.zeros(len(c.net.sig_cycle)),
-        sig_tc=np.zeros(len(c.net.sig_cycle)),
+        sig_tc=np.zeros(len(c.net.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
     )
 
 

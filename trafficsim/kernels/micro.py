@@ -166,6 +166,7 @@ class MicroState(NamedTuple):
     tfac: np.ndarray          # (N,) time-gap factor: 1, or below 1 while relaxing after a lane change
     sig_next: np.ndarray      # (nsig,) time [s] of signal s's next window boundary (see _update_signals)
     sig_tc: np.ndarray        # (nsig,) scratch: time in the cycle of the signals evaluated this step
+    lane_md: np.ndarray       # (NL,) uint8 scratch: lanes where a vehicle may have to change lane (_permissions)
 
 
 class MicroRecord(NamedTuple):
@@ -539,7 +540,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     route_gen, route_in, route_out = st.route_gen, st.route_in, st.route_out
     move_state, stop_used, counters = st.move_state, st.stop_used, st.counters
     lc_v, lc_f, lc_l, afree, tfac = st.lc_v, st.lc_f, st.lc_l, st.afree, st.tfac
-    sig_next, sig_tc = st.sig_next, st.sig_tc
+    sig_next, sig_tc, lane_md = st.sig_next, st.sig_tc, st.lane_md
     rec_vkt, rec_vht, rec_cum_in, rec_cum_out = rec.vkt, rec.vht, rec.cum_in, rec.cum_out
     rec_queue_vs, rec_queue_m, rec_lanes = rec.queue_vs, rec.queue_m, rec.lanes
     rec_route_in, rec_route_out, rec_route_gen = rec.route_in, rec.route_out, rec.route_gen
@@ -574,7 +575,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                     q_len[s] += 1
                 route_gen[r] += n
         _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
-                     lane_head, lane_tail, counters,
+                     lane_head, lane_tail, counters, lane_md,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                      slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
@@ -582,7 +583,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         d = 1 if k % 2 == 0 else -1
         _lane_changes(t, d, lc_v, lc_f, lc_l,
                       x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
-                      lane_head, lane_tail, counters,
+                      lane_head, lane_tail, counters, lane_md,
                       link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
                       stop_pos,

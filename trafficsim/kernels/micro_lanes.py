@@ -171,7 +171,7 @@ def _swap(w, lane, j, md,
 
 @kernel
 def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                 lane_tail, counters,
+                 lane_tail, counters, lane_md,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
@@ -185,14 +185,34 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
 
     The free-road term (``afree``) depends on the vehicle's own speed at the start of the step
     and its link only; speeds change only in the move pass, so lane changes and the accelerations
-    of the move pass share it (MOBIL evaluates up to six accelerations per vehicle)."""
+    of the move pass share it (MOBIL evaluates up to six accelerations per vehicle).
+
+    The first walk also marks the lanes where a vehicle may have to change lane (``lane_md``):
+    a blocked segment or a bus stop in the lane, a bus, a vehicle in a lane that does not lead
+    on along its route, or one within ``yield_d`` of a node whose next lane has a blocked
+    segment; everywhere else ``_mandatory_dir`` is 0 for every vehicle, and the second walk
+    skips the lane (most lanes of a city network)."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
     ant_d = ANTICIPATION * yield_d
     for lane in range(NL):
         link = lane_link[lane]
         w = lane_head[lane]
+        idx = lane_idx[lane]
+        md_here = obs_off[lane + 1] > obs_off[lane] or (idx == 0 and stop_off[link + 1] > stop_off[link])
         while w >= 0:
+            if not md_here:
+                sl = slot[w]
+                lo = slot_lo[sl]
+                hi = slot_hi[sl]
+                if stop_next[w] >= 0:
+                    md_here = True
+                elif lo <= hi:
+                    if idx < lo or idx > hi:
+                        md_here = True
+                    elif link_len[link] - x[w] < yield_d:
+                        tl = slot_map[sl * maxl + idx]
+                        md_here = tl >= 0 and obs_off[tl + 1] > obs_off[tl]
             afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
             f = tfac[w]
             if f < 1.0:
@@ -206,7 +226,10 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
             tgt[w] = tg
             yld[w] = -1
             w = prv[w]
+        lane_md[lane] = md_here
     for lane in range(NL):
+        if not lane_md[lane]:
+            continue
         link = lane_link[lane]
         length = link_len[link]
         has_obs = obs_off[lane + 1] > obs_off[lane]
@@ -265,6 +288,8 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
                     counters, link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off,
                     obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d,
                     amber, rf0):
+                # the vehicle swapped into lane + md is walked there (when that lane comes later)
+                lane_md[lane + md] = 1
                 w = nw
                 continue
             if dist >= yield_d:
@@ -296,7 +321,7 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
 @kernel
 def _lane_changes(t, d, lc_v, lc_f, lc_l,
                   x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                  lane_tail, counters,
+                  lane_tail, counters, lane_md,
                   link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                   slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                   obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
@@ -309,7 +334,11 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
     new leader ``lead`` in ``dst``) is written out in the loop rather than called: a call with this
     many arguments costs about 40 ns per vehicle, more than the decision itself in free flow; for
     the same reason the sweep is not a function of its own (a call per lane pair passed ~60
-    arrays, and most lanes of a city network hold one or two vehicles)."""
+    arrays, and most lanes of a city network hold one or two vehicles).
+
+    ``_mandatory_dir`` is asked only in the lanes that ``_permissions`` marked in ``lane_md``: a
+    source lane is swept before it receives any vehicle in this pass, so it holds the vehicles
+    that pass saw."""
     L = link_len.shape[0]
     for link in range(L):
         a0 = link_lane0[link]
@@ -349,9 +378,11 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                         break
                     if _blocked(dst, xw - lw - mg, xw + mg, obs_off, obs_pos, obs_end, obs_active):
                         break
-                    md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_len,
-                                        link_lane0, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active,
-                                        slot_lo, slot_hi, slot_map, lane_open, yield_d)
+                    md = 0
+                    if lane_md[src]:
+                        md = _mandatory_dir(w, src, xw, x, v, slot, stop_next, nxt, dwell, stop_off, link_len,
+                                            link_lane0, lane_link, lane_idx, maxl, obs_off, obs_pos, obs_end,
+                                            obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d)
                     if md != 0 and md != d:
                         break
                     link = lane_link[src]
