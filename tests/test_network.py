@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 
 import trafficsim as ts
@@ -145,3 +147,76 @@ def test_lane_connectors_are_validated_and_round_trip():
         ts.Network.from_dict({**net.to_dict(), "lane_connectors": [{"from": "ab", "to": "bc", "lane": []}]})
     net.ban_turn("ab", "bc")
     assert ("ab", "bc") not in net.lane_connectors
+
+
+def _reference_costs(net, origin):
+    """Least cost to every node by Bellman-Ford over turns (the definition, slow and plain)."""
+    best = {lid: lk.free_flow_time_s for lid, lk in net.links.items() if lk.from_node == origin}
+    for _ in range(len(net.links)):
+        changed = False
+        for a, ca in list(best.items()):
+            for b in net.out_links(net.links[a].to_node):
+                if net.turn_allowed(a, b.id) and ca + b.free_flow_time_s < best.get(b.id, math.inf) - 1e-9:
+                    best[b.id] = ca + b.free_flow_time_s
+                    changed = True
+        if not changed:
+            break
+    nodes = {}
+    for lid, c in best.items():
+        n = net.links[lid].to_node
+        nodes[n] = min(nodes.get(n, math.inf), c)
+    nodes.pop(origin, None)
+    return nodes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_path_finder_gives_least_cost_allowed_paths(seed):
+    """On random grids with random turn bans, every path is allowed, connects the OD pair and
+    costs what a Bellman-Ford over turns finds; unreachable nodes are reported as such."""
+    rng = np.random.default_rng(seed)
+    net = ts.Network()
+    n = 5
+    for i in range(n):
+        for j in range(n):
+            net.add_node(f"{i}_{j}", i * 100.0, j * 100.0)
+    for i in range(n):
+        for j in range(n):
+            for di, dj in ((1, 0), (0, 1), (-1, 0), (0, -1)):
+                a, b = (i, j), (i + di, j + dj)
+                if 0 <= b[0] < n and 0 <= b[1] < n and rng.random() < 0.85:
+                    net.add_link(f"{a[0]}_{a[1]}>{b[0]}_{b[1]}", f"{a[0]}_{a[1]}", f"{b[0]}_{b[1]}",
+                                 length_m=float(rng.uniform(50, 400)), lanes=1, free_speed_kmh=50.0,
+                                 capacity_vph_per_lane=1800.0, jam_density_vpkm_per_lane=150.0)
+    ids = list(net.links)
+    for _ in range(15):
+        a = ids[rng.integers(len(ids))]
+        outs = [lk.id for lk in net.out_links(net.links[a].to_node)]
+        if outs:
+            net.ban_turn(a, outs[rng.integers(len(outs))])
+    finder = ts.network.PathFinder(net)
+    for origin in list(net.nodes)[::3]:
+        ref = _reference_costs(net, origin)
+        for dest in net.nodes:
+            path = finder.path(origin, dest)
+            if dest not in ref:
+                assert path is None
+                continue
+            net.validate_route(path, origin, dest)
+            assert sum(net.links[lid].free_flow_time_s for lid in path) == pytest.approx(ref[dest], rel=1e-12)
+        assert finder.paths_from(origin) == net.shortest_paths_from(origin)
+
+
+def test_path_finder_ties_go_to_the_link_added_first():
+    """Two equal-cost routes A-B-D and A-C-D: the one whose links were added first wins, whatever
+    the order of the node ids."""
+    for first in ("C", "B"):
+        net = ts.Network()
+        for nid in "ABCD":
+            net.add_node(nid)
+        kw = dict(length_m=100.0, lanes=1, free_speed_kmh=50.0, capacity_vph_per_lane=1800.0,
+                  jam_density_vpkm_per_lane=150.0)
+        other = "B" if first == "C" else "C"
+        for mid in (first, other):
+            net.add_link(f"A{mid}", "A", mid, **kw)
+            net.add_link(f"{mid}D", mid, "D", **kw)
+        assert net.shortest_path("A", "D") == [f"A{first}", f"{first}D"]

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-from .network import Network, NetworkError
+from .network import Network, NetworkError, PathFinder
 
 __all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES"]
 
@@ -205,7 +205,7 @@ class Demand:
         unreachable or an explicit route is not a valid path.
         """
         resolved = []
-        trees: dict[str, dict[str, list[str]]] = {}
+        finder = None
         for f in self.flows:
             label = f.label()
             for end in ("origin", "destination"):
@@ -219,13 +219,13 @@ class Demand:
                         raise DemandError(f"flow {label}: {exc}") from None
                 resolved.append(list(f.routes))
             else:
-                if f.origin not in trees:
-                    trees[f.origin] = network.shortest_paths_from(f.origin)
-                if f.destination not in trees[f.origin]:
+                finder = finder or PathFinder(network)
+                path = finder.path(f.origin, f.destination)
+                if path is None:
                     raise DemandError(
                         f"flow {label}: destination {f.destination!r} is unreachable from origin {f.origin!r}"
                     )
-                resolved.append([(tuple(trees[f.origin][f.destination]), 1.0)])
+                resolved.append([(tuple(path), 1.0)])
         return resolved
 
     def to_list(self) -> list[dict]:

@@ -15,10 +15,11 @@ Kerner & Rehborn 1996; Treiber, Kesting & Helbing 2010).
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
+
+import numpy as np
 
 __all__ = [
     "WAVE_SPEED_RANGE_KMH",
@@ -26,6 +27,7 @@ __all__ = [
     "Link",
     "Network",
     "NetworkError",
+    "PathFinder",
 ]
 
 #: Accepted range of the backward wave speed [km/h]. The literature range is about 10-25 km/h;
@@ -420,48 +422,10 @@ class Network:
     def shortest_paths_from(self, origin: str, weight: str | dict = "free_flow_time_s") -> dict[str, list[str]]:
         """Least-cost link paths from node ``origin`` to every reachable node (one Dijkstra).
 
-        ``weight`` is a :class:`Link` attribute name or a dict ``link id -> cost``.
+        ``weight`` is a :class:`Link` attribute name or a dict ``link id -> cost``. For many
+        origins, :class:`PathFinder` builds the search arrays once.
         """
-        self.node(origin)
-        cost = weight if isinstance(weight, dict) else {lid: getattr(lk, weight) for lid, lk in self.links.items()}
-        order = {lid: i for i, lid in enumerate(self.links)}
-        out_by_node: dict[str, list[str]] = {}
-        for lid, lk in self.links.items():
-            out_by_node.setdefault(lk.from_node, []).append(lid)
-        best: dict[str, float] = {}
-        prev: dict[str, str | None] = {}
-        heap: list[tuple[float, int, str]] = []
-        for lid in out_by_node.get(origin, []):
-            best[lid], prev[lid] = cost[lid], None
-            heapq.heappush(heap, (cost[lid], order[lid], lid))
-        done: set[str] = set()
-        reached: dict[str, str] = {}   # node -> last link of its best path
-        while heap:
-            c, _, lid = heapq.heappop(heap)
-            if lid in done:
-                continue
-            done.add(lid)
-            lk = self.links[lid]
-            reached.setdefault(lk.to_node, lid)
-            outs = out_by_node.get(lk.to_node, [])
-            for nxt in outs:
-                if nxt in done or (lid, nxt) in self.banned_turns:
-                    continue
-                if not self.allow_u_turns and self.links[nxt].to_node == lk.from_node and len(outs) > 1:
-                    continue
-                cn = c + cost[nxt]
-                if cn < best.get(nxt, math.inf):
-                    best[nxt], prev[nxt] = cn, lid
-                    heapq.heappush(heap, (cn, order[nxt], nxt))
-        paths = {}
-        for node, last in reached.items():
-            if node == origin:
-                continue
-            path = [last]
-            while prev[path[-1]] is not None:
-                path.append(prev[path[-1]])
-            paths[node] = path[::-1]
-        return paths
+        return PathFinder(self, weight).paths_from(origin)
 
     def validate_route(self, links: Sequence[str], origin: str | None = None, destination: str | None = None) -> None:
         """Check that ``links`` is a connected, allowed path (from ``origin`` to ``destination``)."""
@@ -562,3 +526,81 @@ class Network:
         from .sumo_io import network_from_sumo
 
         return network_from_sumo(path, **options)
+
+
+class PathFinder:
+    """Least-cost link paths in one network under one link cost, from any number of origins.
+
+    The turn arrays are built once; each origin costs one compiled Dijkstra
+    (:func:`trafficsim.kernels.paths.link_tree`) and is remembered. Links are the vertices of the
+    search, so turn bans and the U-turn rule hold; ties go to the least cost, then to the link
+    added first. The finder reads the network when it is made: make a new one after changing it.
+
+    Parameters
+    ----------
+    network : Network
+    weight : str or dict
+        A :class:`Link` attribute name (free-flow travel time by default) or ``link id -> cost``.
+    """
+
+    def __init__(self, network: Network, weight: str | dict = "free_flow_time_s"):
+        self.network = network
+        self.ids = list(network.links)
+        links = [network.links[lid] for lid in self.ids]
+        self._node_ids = list(network.nodes)
+        node_index = {n: i for i, n in enumerate(self._node_ids)}
+        if isinstance(weight, dict):
+            self.cost = np.array([float(weight[lid]) for lid in self.ids], dtype=np.float64)
+        else:
+            self.cost = np.array([float(getattr(lk, weight)) for lk in links], dtype=np.float64)
+        self._out: dict[str, list[int]] = {}
+        for i, lk in enumerate(links):
+            self._out.setdefault(lk.from_node, []).append(i)
+        turn_to: list[int] = []
+        turn_off = [0]
+        for lk in links:
+            outs = self._out.get(lk.to_node, [])
+            for j in outs:
+                if (lk.id, self.ids[j]) in network.banned_turns:
+                    continue
+                if not network.allow_u_turns and links[j].to_node == lk.from_node and len(outs) > 1:
+                    continue
+                turn_to.append(j)
+            turn_off.append(len(turn_to))
+        self._turn_off = np.array(turn_off, dtype=np.int64)
+        self._turn_to = np.array(turn_to, dtype=np.int64)
+        self._link_to = np.array([node_index[lk.to_node] for lk in links], dtype=np.int64)
+        self._node_index = node_index
+        self._trees: dict[str, tuple] = {}
+
+    def _tree(self, origin: str):
+        if origin not in self._trees:
+            from .kernels.paths import link_tree
+
+            self.network.node(origin)
+            first = np.array(self._out.get(origin, []), dtype=np.int64)
+            self._trees[origin] = link_tree(first, self.cost, self._turn_off, self._turn_to, self._link_to,
+                                            len(self._node_ids))
+        return self._trees[origin]
+
+    def path(self, origin: str, destination: str) -> list[str] | None:
+        """Links of the least-cost path from node ``origin`` to node ``destination``, ``None`` if
+        the destination cannot be reached (or is the origin)."""
+        prev, last = self._tree(origin)
+        self.network.node(destination)
+        if destination == origin:
+            return None
+        i = int(last[self._node_index[destination]])
+        if i < 0:
+            return None
+        path = [i]
+        while prev[path[-1]] >= 0:
+            path.append(int(prev[path[-1]]))
+        return [self.ids[j] for j in reversed(path)]
+
+    def paths_from(self, origin: str) -> dict[str, list[str]]:
+        """Least-cost paths from ``origin`` to every reachable node (as
+        :meth:`Network.shortest_paths_from`)."""
+        _, last = self._tree(origin)
+        return {node: self.path(origin, node) for k, node in enumerate(self._node_ids)
+                if last[k] >= 0 and node != origin}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 from ..control import ControlError
 from ..demand import DemandError
-from ..network import Link, Network, NetworkError
+from ..network import Link, Network, NetworkError, PathFinder
 from ..scenario import Scenario, ScenarioError
 
 __all__ = ["Measure", "MeasureError", "peak_window", "add_lane_delta", "reroute_flows", "check_reachable"]
@@ -150,13 +150,11 @@ def reroute_flows(sc: Scenario, touched_links: set[str] | None = None) -> list[s
 
 def check_reachable(sc: Scenario, owner: str) -> None:
     """Raise :class:`MeasureError` naming the first OD pair whose destination is unreachable."""
-    trees: dict[str, dict[str, list[str]]] = {}
+    finder = PathFinder(sc.network)
     for f in sc.demand.flows:
         if f.origin not in sc.network.nodes or f.destination not in sc.network.nodes:
             raise MeasureError(f"{owner}: OD {f.origin!r} -> {f.destination!r} ({f.label()}): a node was removed")
-        if f.origin not in trees:
-            trees[f.origin] = sc.network.shortest_paths_from(f.origin)
-        if f.destination not in trees[f.origin]:
+        if finder.path(f.origin, f.destination) is None:
             raise MeasureError(
                 f"{owner}: OD {f.origin!r} -> {f.destination!r} ({f.label()}) is cut: no path remains on the changed network"
             )
