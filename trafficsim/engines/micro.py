@@ -231,7 +231,7 @@ class CompiledMicro:
     detectors: list
     lane0: np.ndarray
     connectors: dict = field(default_factory=dict, repr=False)  # lanes in force -> derive_connectors
-    preferred: dict = field(default_factory=dict, repr=False)  # lanes in force -> _preferred_lanes
+    preferred: dict = field(default_factory=dict, repr=False)  # lanes in force -> _slot_lanes, _preferred_lanes
 
 
 def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: float = 60.0, *,
@@ -491,8 +491,6 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
 def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator) -> MicroControls:
     sc = c.scenario
     net = sc.network
-    mn = c.net
-    L = len(c.link_ids)
     open_lanes = {lid: net.links[lid].lanes_at(t) for lid in c.link_ids}
     lane_open = np.zeros(int(c.lane0[-1]), np.uint8)
     for l, lid in enumerate(c.link_ids):
@@ -502,26 +500,17 @@ def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator
     conn = c.connectors.get(conn_key)
     if conn is None:
         conn = c.connectors[conn_key] = derive_connectors(net, c.movements, open_lanes)
-    NS = len(c.slot_move_pair)
-    lo = np.zeros(NS, np.int64)
-    hi = np.full(NS, -1, np.int64)
-    smap = np.full(NS * mn.maxl, -1, np.int64)
-    lidx = {lid: i for i, lid in enumerate(c.link_ids)}
-    for s, pair in enumerate(c.slot_move_pair):
-        if pair is None:
-            l = int(mn.slot_link[s])
-            n = open_lanes[c.link_ids[l]] or net.links[c.link_ids[l]].max_lanes
-            lo[s], hi[s] = 0, n - 1
-            continue
-        a, b = pair
-        lo[s], hi[s], targets = conn[pair]
-        for i, tgt in zip(range(lo[s], hi[s] + 1), targets):
-            smap[s * mn.maxl + i] = c.lane0[lidx[b]] + tgt
+    maps = c.preferred.get(conn_key)
+    if maps is None:
+        # the slots' lane maps and preferred lanes change only with the lanes in force too
+        lo, hi, smap = _slot_lanes(c, conn, open_lanes)
+        maps = c.preferred[conn_key] = (lo, hi, smap) + _preferred_lanes(c, lo, hi, smap)
+    lo, hi, smap, plo, phi, dpref = maps
     active = np.array([1 if c.blockings[b].start_s <= t < c.blockings[b].end_s else 0 for b in c.obs_block], np.uint8)
     lanes_rec = np.array([float(open_lanes[lid]) for lid in c.link_ids])
     for b in c.blockings:
         if b.start_s <= t < b.end_s:
-            l = lidx[b.link]
+            l = c.link_ids.index(b.link)
             lanes_rec[l] = max(0.0, lanes_rec[l] - b.lanes)
     R = len(c.route_links)
     rate = np.zeros(R)
@@ -537,11 +526,30 @@ def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator
         else:
             dwell[s] = stop.dwell_mean_s
         dwell[s] = np.maximum(dwell[s], 1e-3)
-    pref = c.preferred.get(conn_key)
-    if pref is None:
-        pref = c.preferred[conn_key] = _preferred_lanes(c, lo, hi, smap)
-    plo, phi, dpref = pref
     return MicroControls(lane_open, lo, hi, smap, active, arrivals, dwell, lanes_rec, plo, phi, dpref)
+
+
+def _slot_lanes(c: CompiledMicro, conn: dict, open_lanes: dict):
+    """Per slot, the lanes ``lo..hi`` that lead to the next link and the lane each enters there
+    (``smap``, -1: not connected), from the connectors in force."""
+    mn = c.net
+    NS = len(c.slot_move_pair)
+    lo = np.zeros(NS, np.int64)
+    hi = np.full(NS, -1, np.int64)
+    smap = np.full(NS * mn.maxl, -1, np.int64)
+    lidx = {lid: i for i, lid in enumerate(c.link_ids)}
+    net = c.scenario.network
+    for s, pair in enumerate(c.slot_move_pair):
+        if pair is None:
+            l = int(mn.slot_link[s])
+            n = open_lanes[c.link_ids[l]] or net.links[c.link_ids[l]].max_lanes
+            lo[s], hi[s] = 0, n - 1
+            continue
+        a, b = pair
+        lo[s], hi[s], targets = conn[pair]
+        for i, tgt in zip(range(lo[s], hi[s] + 1), targets):
+            smap[s * mn.maxl + i] = c.lane0[lidx[b]] + tgt
+    return lo, hi, smap
 
 
 def _preferred_lanes(c: CompiledMicro, lo: np.ndarray, hi: np.ndarray, smap: np.ndarray):
@@ -595,8 +603,8 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
         stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
-        tfac=np.ones(N), sig_next=np.zeros(len(c.net.sig_cycle)),
-        sig_tc=np.zeros(len(c.net.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
+        tfac=np.ones(N), sig_next=np.zeros(len(mn.sig_cycle)),
+        sig_tc=np.zeros(len(mn.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
     )
 
 
