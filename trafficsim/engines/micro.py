@@ -605,6 +605,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
         tfac=np.ones(N), sig_next=np.zeros(len(mn.sig_cycle)),
         sig_tc=np.zeros(len(mn.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
+        ins_vfree=np.full(len(mn.cl_v0), -1.0),
     )
 
 

@@ -167,6 +167,7 @@ class MicroState(NamedTuple):
     sig_next: np.ndarray      # (nsig,) time [s] of signal s's next window boundary (see _update_signals)
     sig_tc: np.ndarray        # (nsig,) scratch: time in the cycle of the signals evaluated this step
     lane_md: np.ndarray       # (NL,) uint8 scratch: lanes where a vehicle may have to change lane (_permissions)
+    ins_vfree: np.ndarray     # (C*L,) insertion speed on a free road of class c on link l, -1: not yet known
 
 
 class MicroRecord(NamedTuple):
@@ -540,7 +541,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     route_gen, route_in, route_out = st.route_gen, st.route_in, st.route_out
     move_state, stop_used, counters = st.move_state, st.stop_used, st.counters
     lc_v, lc_f, lc_l, afree, tfac = st.lc_v, st.lc_f, st.lc_l, st.afree, st.tfac
-    sig_next, sig_tc, lane_md = st.sig_next, st.sig_tc, st.lane_md
+    sig_next, sig_tc, lane_md, ins_vfree = st.sig_next, st.sig_tc, st.lane_md, st.ins_vfree
     rec_vkt, rec_vht, rec_cum_in, rec_cum_out = rec.vkt, rec.vht, rec.cum_in, rec.cum_out
     rec_queue_vs, rec_queue_m, rec_lanes = rec.queue_vs, rec.queue_m, rec.lanes
     rec_route_in, rec_route_out, rec_route_gen = rec.route_in, rec.route_out, rec.route_gen
@@ -612,7 +613,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
             return STATUS_POOL
         _insert(t + dt, dt,
                 x, v, acc, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
-                lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters,
+                lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters, ins_vfree,
                 link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, cl_vcrit,
                 route_cls, route_off, src_link, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
                 obs_pos, stop_off, stop_pos,

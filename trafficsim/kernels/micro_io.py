@@ -50,14 +50,17 @@ def _draw_dwell(s, dwell_draw, stop_used):
 @kernel
 def _insert(t, dt,
             x, v, acc, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
-            lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters,
+            lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters, ins_vfree,
             link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, cl_vcrit,
             route_cls, route_off, src_link, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
             obs_pos, stop_off, stop_pos,
             obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
             rec_veh_cls, rec_veh_route,
             delta, b_ins, freedist, look, amber):
-    """Pass 7: origin queues release vehicles where the capacity state of the IDM allows."""
+    """Pass 7: origin queues release vehicles where the capacity state of the IDM allows.
+
+    On a free road the speed bound of ``max_speed_for_gap`` (a 40-step bisection) depends only on
+    the class and the link; ``ins_vfree`` (-1: not yet known) keeps it for the run."""
     L = link_len.shape[0]
     for s in range(src_link.shape[0]):
         link = src_link[s]
@@ -130,7 +133,14 @@ def _insert(t, dt,
                     v_ins = need
                     x_ins = lc + (g - thr if g > thr else 0.0)
                 else:
-                    v_ins = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
+                    if g >= FREE_GAP:
+                        # nothing ahead: the leader's speed does not enter the bound
+                        v_ins = ins_vfree[j]
+                        if v_ins < 0.0:
+                            v_ins = ins_vfree[j] = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta,
+                                                                     b_ins)
+                    else:
+                        v_ins = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
                     if v_ins + 1e-9 < need:
                         continue
                     x_ins = lc
