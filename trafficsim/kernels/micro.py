@@ -337,6 +337,8 @@ def _move(ti, dt,
         at_end = True
         first = True
         head_halted = False
+        d0 = det_off[link]
+        d1 = det_off[link + 1]
         while w >= 0:
             nw = prv[w]
             rec_vht[ti, link] += dt
@@ -378,7 +380,7 @@ def _move(ti, dt,
                     flags[w] |= F_QUEUED
             elif (flags[w] & F_QUEUED) == 0:
                 at_end = False
-            for k in range(det_off[link], det_off[link + 1]):
+            for k in range(d0, d1):
                 pos = det_pos[k]
                 if xo < pos <= xn:
                     rec_det_count[ti, det_id[k], lane_idx[lane]] += 1

@@ -196,8 +196,11 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
     L = link_len.shape[0]
     ant_d = ANTICIPATION * yield_d
     for lane in range(NL):
-        link = lane_link[lane]
         w = lane_head[lane]
+        if w < 0:
+            lane_md[lane] = 0
+            continue
+        link = lane_link[lane]
         idx = lane_idx[lane]
         md_here = obs_off[lane + 1] > obs_off[lane] or (idx == 0 and stop_off[link + 1] > stop_off[link])
         while w >= 0:
