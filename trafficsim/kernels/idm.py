@@ -112,7 +112,7 @@ def ballistic_step(x, v, acc, dt):
 @jit
 def equilibrium_gap_scalar(v, v0, T, s0, delta):
     """``s_e(v)`` [m] for one speed; ``inf`` at or above ``v0``."""
-    r = 1.0 - (v / v0) ** delta
+    r = idm_free_term(v, v0, delta)  # 1 - (v / v0)^delta, without pow for delta = 4
     if r <= 0.0:
         return np.inf
     return (s0 + v * T) / math.sqrt(r)
