@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ..control import Blocking, BusStop, FixedTimeSignal
+from ..control import Blocking, BusStop, FixedTimeSignal, TollBooth
 from ..demand import VEHICLE_CLASSES
 from ..kernels.idm import critical_speed, headway_for_capacity
 from ..kernels.micro import (
@@ -425,6 +425,19 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     obs_off = np.concatenate([[0], np.cumsum([len(o) for o in obs])]).astype(np.int64)
     stops = sorted((c for c in controls if isinstance(c, BusStop)), key=lambda c: (lidx[c.link], c.position_m))
     stop_count = np.bincount([lidx[c.link] for c in stops], minlength=L) if stops else np.zeros(L, np.int64)
+    # toll booths: a line across every lane of their link; draws in the rows after the stops
+    booths = [c for c in controls if isinstance(c, TollBooth)]
+    booth_pos, booth_min = np.full(int(lane0[-1]), -1.0), np.zeros(int(lane0[-1]))
+    booth_row = np.full(int(lane0[-1]), -1, np.int64)
+    booth_lanes: list[TollBooth] = []
+    for c in booths:
+        l = lidx[c.link]
+        if booth_pos[lane0[l]] >= 0.0 or any(st.link == c.link for st in stops):
+            raise SimulationError(f"toll booth on link {c.link!r}: a link takes one booth line and no bus stop")
+        for j in range(lane0[l], lane0[l + 1]):
+            booth_pos[j], booth_min[j] = c.position_m, c.min_stop_s
+            booth_row[j] = len(stops) + len(booth_lanes)
+            booth_lanes.append(c)
     dets = []
     for i, d in enumerate(detectors or []):
         if isinstance(d, dict):
@@ -473,6 +486,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         stop_pos=float_array([c.position_m + c.length_m for c in stops]),
         stop_bay=int_array([1 if c.bay else 0 for c in stops]),
         stop_start=float_array([c.position_m for c in stops]),
+        booth_pos=float_array(booth_pos), booth_min=float_array(booth_min), booth_row=int_array(booth_row),
         det_off=int_array(np.concatenate([[0], np.cumsum(det_count)])),
         det_pos=float_array([d[1] for d in dets_sorted]), det_id=int_array([d[2] for d in dets_sorted]),
         src_link=int_array(src_link), par=par, maxl=int(maxl),
@@ -484,6 +498,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     c.route_links = route_links
     c.route_share = np.asarray(routes.share, dtype=np.float64)  # dynamic route choice re-splits it
     c.class_params = cp
+    c.booth_lanes = booth_lanes
     c.lane_change = lc
     return c
 
@@ -529,13 +544,17 @@ def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator
     for r in range(c.n_demand_routes):
         rate[r] = flows[c.routes.flow[r]].rate_at(t) * c.route_share[r] / 3600.0 * c.dt
     arrivals = rng.poisson(rate[None, :], size=(max(n_chunk, 1), R)).astype(np.int64)
-    dwell = np.zeros((max(len(c.stops), 1), DWELL_POOL))
-    for s, stop in enumerate(c.stops):
-        if stop.dwell_cv > 0:
-            k = 1.0 / stop.dwell_cv ** 2
-            dwell[s] = rng.gamma(k, stop.dwell_mean_s / k, DWELL_POOL)
+    dwell = np.zeros((max(len(c.stops) + len(c.booth_lanes), 1), DWELL_POOL))
+    # bus dwell times, then each booth lane's service times (gamma, drawn after the dwell times so
+    # that runs without booths draw exactly as before)
+    specs = [(st.dwell_mean_s, st.dwell_cv) for st in c.stops] + [(b.service_time_s, b.service_cv)
+                                                                    for b in c.booth_lanes]
+    for s, (mean, cv) in enumerate(specs):
+        if cv > 0:
+            k = 1.0 / cv ** 2
+            dwell[s] = rng.gamma(k, mean / k, DWELL_POOL)
         else:
-            dwell[s] = stop.dwell_mean_s
+            dwell[s] = mean
         dwell[s] = np.maximum(dwell[s], 1e-3)
     pref = c.preferred.get(conn_key)
     if pref is None:
@@ -593,9 +612,9 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         n_bay=np.zeros(1, np.int64), cum_in=np.zeros(L, np.int64), cum_out=np.zeros(L, np.int64),
         sink_exits=np.zeros(L, np.int64), route_gen=np.zeros(R, np.int64), route_in=np.zeros(R, np.int64),
         route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
-        stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
+        stop_used=np.zeros(max(len(c.stops) + len(c.booth_lanes), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
-        tfac=np.ones(N),
+        tfac=np.ones(N), booth_wait=np.zeros(NL),
     )
 
 

@@ -7,7 +7,7 @@ bookkeeping, record-interval snapshots and trajectory samples. Argument conventi
 
 from .idm import FREE_GAP, equilibrium_gap_scalar, idm_acceleration, max_speed_for_gap
 from .micro_base import kernel
-from .micro_base import (C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, F_QUEUED, _ahead, _crossing, _link_between,
+from .micro_base import (C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, F_QUEUED, F_SERVED, _ahead, _crossing, _link_between,
                          _obstacle_gap)
 
 
@@ -16,7 +16,7 @@ def _enter_link(w, sl, x, cls, slot, stop_next, flags, slot_link, stop_off, stop
     """Set the vehicle's slot and its next bus stop on the new link."""
     slot[w] = sl
     stop_next[w] = -1
-    flags[w] &= ~(F_COMMITTED | F_QUEUED)
+    flags[w] &= ~(F_COMMITTED | F_QUEUED | F_SERVED)
     if cls[w] == 1:  # bus
         link = slot_link[sl]
         for s in range(stop_off[link], stop_off[link + 1]):
@@ -35,6 +35,8 @@ def _free_vehicle(w, vlane, free, n_free):
 @kernel
 def _serve_stop(w, slot, stop_next, slot_link, stop_off):
     s = stop_next[w]
+    if s < 0:
+        return  # served at a toll booth, not at a bus stop
     link = slot_link[slot[w]]
     stop_next[w] = s + 1 if s + 1 < stop_off[link + 1] else -1
 
