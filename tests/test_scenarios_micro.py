@@ -50,9 +50,11 @@ _GONGYE = ("micro's queue head stands inside gongye-approach: right-turners stil
            "the kerb lane (through lanes 7-9 km/h at 250 m, free at the link end), the kerb lane reaches the node at "
            "1,484 veh/h and 37 km/h, so the entrance is starved (1,405 of 1,600 veh/h); the approach's queue run from "
            "its end is 0 and the feeder's queue counts as the head")
-_TUHUA = ("micro: 699 against 900 veh/h through the 2 booths, 349 per booth lane (739 without trucks: 15% trucks "
-          "are longer, no PCE in macro); the head stands upstream of the weave, where toll-bound vehicles cross "
-          "Tuhua Road's lanes (tuhua-approach 22, toll 20, weave 2 of 45 records)")
+_TUHUA = ("micro's booths (TollBooth, every vehicle halts and is served) pass 825 of 900 veh/h, but its head stands "
+          "upstream of the weave (tuhua-approach 39 of 45 records, toll 4): the booths' queue fills the on-ramp (238 of "
+          "250 m) and the weave's kerb lane (mean 69 m), which the toll-bound and the off-ramp's through vehicles must "
+          "cross, so the weave's entry passes 2,172 veh/h (macro 2,332, whose FIFO at D blocks the whole weave and "
+          "reads as one queue from the plaza)")
 _SHILIUGANG = ("micro's head stands on 'approach' (20 of 45 records; 'middle' 6, none 10): the queue behind a bus "
                "dwelling at a stop stands inside the stop's link, so each stop's queue shows on the link before it, "
                "and the first stop's (mean 33 veh on approach) is longer than the main stop's (20 on middle): in "
