@@ -31,7 +31,12 @@ that starts at the link's downstream end (longest over lanes); a vehicle that ha
 standing at the link's end counts as queued until it leaves the link (a queue discharging at
 green still reaches back to its standing part); a lane whose vehicles are all
 queued, the last one's rear less than one free-speed equilibrium spacing from the link's start,
-counts as full (the whole link length), like a CTM link whose every cell is congested.
+counts as full (the whole link length), like a CTM link whose every cell is congested. Where a
+lane flows at the link's end, a queued vehicle in it that must leave it before the end (its lane
+does not lead to its next link: it waits for a gap in the lanes that do) starts such a run too:
+for it the lane ends there, and the queue behind it is measured from the link's end as the queue
+of a lane that ended there would be (the head of a queue that waits to merge inside a link, e.g.
+turners stopped in the through lanes, stands on that link, not on the one before).
 
 Ramp meters (:class:`~trafficsim.control.FixedRateMeter`, :class:`~trafficsim.control.AlineaMeter`)
 become ramp signals of the kernel, set between chunks by

@@ -615,5 +615,5 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
             _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen,
                       q_len, link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
                       rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
-                      rec_src_queue)
+                      rec_src_queue, slot, slot_lo, slot_hi, lane_idx)
     return STATUS_OK
