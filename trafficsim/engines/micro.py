@@ -101,9 +101,9 @@ LANE_CHANGE_DEFAULTS = {
     "strategic_distance_m": 1000.0,  # seek the lanes a later node needs from this far before it
     # lane-change relaxation (LMRS, Schakel, Knoop & van Arem 2012): right after a change the
     # changer and its new follower keep a time gap of relaxation_factor x T, which relaxes
-    # exponentially back to T with time constant relaxation_s (LMRS: 25 s); 0 = off, the
-    # default for now (on, xingang-ruikang's queue head moves: docs/models/micro.md)
-    "relaxation_s": 0.0,
+    # exponentially back to T with time constant relaxation_s (LMRS: 25 s, the default; 0 = off:
+    # the plain IDM, which brakes hard to open a short gap at once, docs/models/micro.md)
+    "relaxation_s": 25.0,
     "relaxation_factor": 0.47,  # LMRS T_min / T_max = 0.56 / 1.2 s
 }
 
