@@ -52,11 +52,13 @@ _SHILIUGANG = ("micro's head stands on 'approach' (15 of 45 records; 'first-stop
                "2,492-2,689 against 2,475, seeds 0-1), so the 2,650 veh/h of demand lies within a few per cent of both "
                "stops' micro capacities and both queue: the first stop's transient queues read the longer (peak means: "
                "approach 119 m, middle 61); discharge agrees (2,504 / 2,475 veh/h)")
-_CHANGGANG = ("micro's head stands at J3 more often than at J4 (25 / 16 of 45 records): J4's link refills only "
-              "during J3's green, so at red its queue settles at about 240 m (35 veh/lane of the 60 it could hold) and "
-              "the excess waits on J3's link (peak mean 219 m), which the longest-queue rule takes as a queue of its "
-              "own; macro shows the same from the middle of the peak (J4 28, J3 12); discharge agrees (1,400 / 1,456 "
-              "veh/h)")
+_CHANGGANG = ("micro's head stands at J3 more often than at J4 (25 / 16 of 45 records): the pattern repeats every 6 "
+              "cycles (13 records); at J4's red its queue settles at 245 m (35 veh/lane of 60) and J3's at 139-284 m, "
+              "two queues on the 60 s snapshots; J4's queue spills back through J3 only while the start-up wave "
+              "travels up it (J4's link full, 400 m, on the records taken about 40 s into the cycle), which the "
+              "end-of-interval snapshot rarely catches; macro shows the same from the middle of the peak (J4 28, J3 "
+              "12); discharge agrees (1,400 / 1,456 veh/h). A back-of-queue record (the interval's maximum, HCM) "
+              "on both engines would chain them")
 
 KNOWN_DEVIATIONS = {
     "test_micro_bottleneck_stands_where_the_seed_says": {
