@@ -186,9 +186,11 @@ def alinea_vs_unmetered(engine, main, ramp, **options):
     return meter.setpoint_pct, occ[0], occ[1], metered, free
 
 
-@pytest.mark.parametrize("engine, main, ramp", [("macro", 2800, 1400), ("micro", 2400, 1200)])
+@pytest.mark.parametrize("engine, main, ramp", [("macro", 2800, 1400), ("micro", 2600, 1300)])
 def test_alinea_holds_occupancy_near_setpoint_where_unmetered_spills_back(engine, main, ramp):
-    # demand above the drop's capacity (macro 4000 veh/h; micro's lane drop discharges ~83 % of it)
+    # demand above the drop's capacity (macro 4000 veh/h; micro's lane drop discharges less, and
+    # more since the lane-change relaxation is on by default: 3,600 veh/h no longer queued over
+    # the detector, unmetered occupancy 17% against the setpoint's 18%)
     setpoint, metered, unmetered, res, _ = alinea_vs_unmetered(engine, main, ramp)
     assert abs(metered - setpoint) < 2.5
     assert unmetered > setpoint + 15.0          # the drop's queue stands over the detector

@@ -118,16 +118,18 @@ def test_lane_drop_discharge_matches_capacity(drop_runs):
 
 
 def test_micro_discharge_cross_check(drop_runs):
-    """Micro against SUMO at the lane drop and the merge: micro keeps a capacity drop at the
-    forced merge (1-3.5% below SUMO here, 9-11% on the cases of docs/validation_sumo.md), never
-    more capacity; the queue stands on the same link."""
+    """Micro against SUMO at the lane drop and the merge: the queue stands on the same link and
+    micro's discharge is SUMO's within -15% / +3%. With the lane-change relaxation (default since
+    issue 4) micro's 3-to-2 drop discharges at the downstream capacity: 3,586-3,632 veh/h over 55
+    min, seeds 0-3, nominal 3,600 (off: 3,505-3,528); the last 5 minutes of this 10-minute run
+    read 3,528-3,660 (SUMO 3,588)."""
     for sc, rs in ((drop_runs[0], drop_runs[1]), (merge(), None)):
         rs = rs or ts.simulate(sc, engine="sumo", dt_s=DT)
         ru = ts.simulate(sc, engine="micro", seed=0)
         assert ru.conservation_error() < 1e-6
         q_sumo = float(rs.data.outflow.sel(link="down")[-5:].mean())
         q_micro = float(ru.data.outflow.sel(link="down")[-5:].mean())
-        assert 0.85 * q_sumo <= q_micro <= 1.02 * q_sumo, (sc.name, q_micro, q_sumo)
+        assert 0.85 * q_sumo <= q_micro <= 1.03 * q_sumo, (sc.name, q_micro, q_sumo)
         assert ru.kpis["bottleneck"] == rs.kpis["bottleneck"], sc.name
 
 

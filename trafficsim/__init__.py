@@ -12,7 +12,7 @@ The public names::
 Importing this package compiles nothing and does not import matplotlib.
 """
 
-from .control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, Phase
+from .control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, Phase, TollBooth
 from .demand import Demand, DemandError, ODFlow
 from .engines import SimulationError
 from .network import Link, Network, NetworkError, Node
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Blocking",
     "BusStop",
+    "TollBooth",
     "Comparison",
     "Demand",
     "DemandError",

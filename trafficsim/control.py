@@ -3,7 +3,8 @@
 Controls are plain data. Engines compile them into arrays: a fixed-time signal becomes green
 windows per movement (movements flow only during green; amber and all-red are lost time), a
 meter caps a link's discharge rate, a blocking event removes lanes from a link for a time
-window (illegal parking, loading, a broken-down truck). Every control serialises to a TOML table
+window (illegal parking, loading, a broken-down truck). a toll booth (or any service point: a checkpoint, a parking gate) makes every vehicle of a
+link stop and be served. Every control serialises to a TOML table
 with a ``kind`` field; :data:`CONTROL_KINDS` maps kinds to classes.
 """
 
@@ -21,6 +22,7 @@ __all__ = [
     "FixedRateMeter",
     "Blocking",
     "BusStop",
+    "TollBooth",
     "AlineaMeter",
     "CONTROL_KINDS",
     "control_from_dict",
@@ -347,6 +349,78 @@ class BusStop:
 
 
 @dataclass(frozen=True)
+class TollBooth:
+    """A line of toll booths (or any service point) across every lane of a link.
+
+    Every vehicle stops with its front at ``position_m`` in whatever lane it uses and is served
+    there: a lane's booth releases a vehicle no sooner than ``service_time_s`` after it released
+    the one before (a time drawn per vehicle from a gamma distribution, mean ``service_time_s``,
+    coefficient of variation ``service_cv``) and no sooner than ``min_stop_s`` after the vehicle
+    halted. ``service_time_s`` is thus the booth's *processing headway*, what toll studies
+    measure as the time between successive departures of a booth whose queue never empties (pay
+    and move up): a booth with a queue serves ``3600 / service_time_s`` veh/h as long as moving up
+    takes less than that (a car from standstill moves up one place in about 4-5 s); a vehicle at an
+    idle booth still halts for ``min_stop_s`` (paying). The micro engine models exactly this; the
+    macro engine represents the booths as the link's capacity, ``3600 / service_time_s`` per lane
+    at most (its lanes scaled down when the booth rate is below the link's lane capacity).
+
+    Parameters
+    ----------
+    link : str
+        The link with the booths (one booth per lane).
+    position_m : float
+        Distance of the booth line from the link start [m].
+    service_time_s : float
+        Mean processing headway of one booth [s].
+    service_cv : float
+        Coefficient of variation of the per-vehicle service time.
+    min_stop_s : float
+        Shortest halt at the booth [s], also when it was idle.
+    name : str
+        Booth (plaza) name.
+    """
+
+    link: str
+    position_m: float
+    service_time_s: float = 8.0
+    service_cv: float = 0.3
+    min_stop_s: float = 1.0
+    name: str = ""
+    kind: str = field(default="toll_booth", init=False)
+
+    def validate(self, network: Network) -> "TollBooth":
+        """Check against ``network``; returns a normalised copy."""
+        el = f"toll booth {self.name or ''} on link {self.link!r}".replace("  ", " ")
+        if self.link not in network.links:
+            raise ControlError(f"{el}: link is not in the network")
+        pos = _num(el, "position_m", self.position_m, minimum=5.0)
+        if pos > network.links[self.link].length_m:
+            raise ControlError(f"{el}: position_m exceeds the link length")
+        service = _num(el, "service_time_s", self.service_time_s, strict=True)
+        min_stop = _num(el, "min_stop_s", self.min_stop_s)
+        if min_stop > service:
+            raise ControlError(f"{el}: min_stop_s must not exceed service_time_s, got {min_stop!r} > {service!r}")
+        return TollBooth(self.link, pos, service, _num(el, "service_cv", self.service_cv), min_stop, self.name)
+
+    @property
+    def rate_vph_per_lane(self) -> float:
+        """Service rate of one booth [veh/h]."""
+        return 3600.0 / self.service_time_s
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML."""
+        return {"kind": self.kind, "link": self.link, "position_m": self.position_m,
+                "service_time_s": self.service_time_s, "service_cv": self.service_cv, "min_stop_s": self.min_stop_s,
+                "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TollBooth":
+        """Inverse of :meth:`to_dict`."""
+        keys = ("service_time_s", "service_cv", "min_stop_s", "name")
+        return cls(d["link"], d["position_m"], **{k: d[k] for k in keys if k in d})
+
+
+@dataclass(frozen=True)
 class AlineaMeter:
     """ALINEA feedback ramp metering (Papageorgiou, Hadj-Salem & Blosseville 1991).
 
@@ -448,6 +522,7 @@ CONTROL_KINDS: dict[str, type] = {
     "meter": FixedRateMeter,
     "blocking": Blocking,
     "bus_stop": BusStop,
+    "toll_booth": TollBooth,
     "alinea": AlineaMeter,
 }
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal
+from ..control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, TollBooth
 from ..demand import Demand, DemandError
 from ..routing import candidate_routes
 from ..scenario import Scenario
@@ -68,7 +68,9 @@ def lanes_in_force(scenario: Scenario, t_s: float, routes: "RouteTable | None" =
 
     The lane schedule, minus lanes blocked by :class:`~trafficsim.control.Blocking` events,
     minus the share of time a kerbside :class:`~trafficsim.control.BusStop` holds one lane
-    (bus flow on the link x (dwell + clearance) / 3600, at most one lane). Never below 0.
+    (bus flow on the link x (dwell + clearance) / 3600, at most one lane), scaled by the share of
+    a lane's capacity that a :class:`~trafficsim.control.TollBooth` serves (its rate over the
+    link's lane capacity, when below 1). Never below 0.
     """
     lanes = {lid: float(lk.lanes_at(t_s)) for lid, lk in scenario.network.links.items()}
     for c in scenario.controls:
@@ -86,6 +88,10 @@ def lanes_in_force(scenario: Scenario, t_s: float, routes: "RouteTable | None" =
             )
             blocked = min(1.0, bus_vph * (stop.dwell_mean_s + stop.clearance_s) / 3600.0)
             lanes[stop.link] = max(0.0, lanes[stop.link] - blocked)
+    for c in scenario.controls:
+        if isinstance(c, TollBooth):
+            share = c.rate_vph_per_lane / scenario.network.links[c.link].capacity_vph_per_lane
+            lanes[c.link] *= min(1.0, share)
     return lanes
 
 

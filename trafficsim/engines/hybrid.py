@@ -82,7 +82,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal
+from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal, TollBooth
 from ..demand import Demand, ODFlow
 from ..network import Network
 from ..results import Result, build_dataset
@@ -218,7 +218,7 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
             side(net.links[c.link].to_node, f"ALINEA meter on ramp {c.link!r} (detector on {c.detector_link!r})").append(c)
         elif isinstance(c, FixedTimeSignal):
             side(c.node, f"signal at node {c.node!r}").append(c)
-        elif isinstance(c, (FixedRateMeter, Blocking, BusStop)):
+        elif isinstance(c, (FixedRateMeter, Blocking, BusStop, TollBooth)):
             (sumo_ctl if c.link in rset else macro_ctl).append(c)
         else:
             raise SimulationError(f"engine 'hybrid': control {type(c).__name__} is not supported")

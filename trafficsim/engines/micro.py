@@ -31,7 +31,12 @@ that starts at the link's downstream end (longest over lanes); a vehicle that ha
 standing at the link's end counts as queued until it leaves the link (a queue discharging at
 green still reaches back to its standing part); a lane whose vehicles are all
 queued, the last one's rear less than one free-speed equilibrium spacing from the link's start,
-counts as full (the whole link length), like a CTM link whose every cell is congested.
+counts as full (the whole link length), like a CTM link whose every cell is congested. Where a
+lane flows at the link's end, a queued vehicle in it that must leave it before the end (its lane
+does not lead to its next link: it waits for a gap in the lanes that do) starts such a run too:
+for it the lane ends there, and the queue behind it is measured from the link's end as the queue
+of a lane that ended there would be (the head of a queue that waits to merge inside a link, e.g.
+turners stopped in the through lanes, stands on that link, not on the one before).
 
 Ramp meters (:class:`~trafficsim.control.FixedRateMeter`, :class:`~trafficsim.control.AlineaMeter`)
 become ramp signals of the kernel, set between chunks by
@@ -47,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ..control import Blocking, BusStop, FixedTimeSignal
+from ..control import Blocking, BusStop, FixedTimeSignal, TollBooth
 from ..demand import VEHICLE_CLASSES
 from ..kernels.idm import critical_speed, headway_for_capacity
 from ..kernels.micro import (
@@ -96,9 +101,9 @@ LANE_CHANGE_DEFAULTS = {
     "strategic_distance_m": 1000.0,  # seek the lanes a later node needs from this far before it
     # lane-change relaxation (LMRS, Schakel, Knoop & van Arem 2012): right after a change the
     # changer and its new follower keep a time gap of relaxation_factor x T, which relaxes
-    # exponentially back to T with time constant relaxation_s (LMRS: 25 s); 0 = off, the
-    # default for now (on, xingang-ruikang's queue head moves: docs/models/micro.md)
-    "relaxation_s": 0.0,
+    # exponentially back to T with time constant relaxation_s (LMRS: 25 s, the default; 0 = off:
+    # the plain IDM, which brakes hard to open a short gap at once, docs/models/micro.md)
+    "relaxation_s": 25.0,
     "relaxation_factor": 0.47,  # LMRS T_min / T_max = 0.56 / 1.2 s
 }
 
@@ -425,6 +430,19 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     obs_off = np.concatenate([[0], np.cumsum([len(o) for o in obs])]).astype(np.int64)
     stops = sorted((c for c in controls if isinstance(c, BusStop)), key=lambda c: (lidx[c.link], c.position_m))
     stop_count = np.bincount([lidx[c.link] for c in stops], minlength=L) if stops else np.zeros(L, np.int64)
+    # toll booths: a line across every lane of their link; draws in the rows after the stops
+    booths = [c for c in controls if isinstance(c, TollBooth)]
+    booth_pos, booth_min = np.full(int(lane0[-1]), -1.0), np.zeros(int(lane0[-1]))
+    booth_row = np.full(int(lane0[-1]), -1, np.int64)
+    booth_lanes: list[TollBooth] = []
+    for c in booths:
+        l = lidx[c.link]
+        if booth_pos[lane0[l]] >= 0.0 or any(st.link == c.link for st in stops):
+            raise SimulationError(f"toll booth on link {c.link!r}: a link takes one booth line and no bus stop")
+        for j in range(lane0[l], lane0[l + 1]):
+            booth_pos[j], booth_min[j] = c.position_m, c.min_stop_s
+            booth_row[j] = len(stops) + len(booth_lanes)
+            booth_lanes.append(c)
     dets = []
     for i, d in enumerate(detectors or []):
         if isinstance(d, dict):
@@ -473,6 +491,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         stop_pos=float_array([c.position_m + c.length_m for c in stops]),
         stop_bay=int_array([1 if c.bay else 0 for c in stops]),
         stop_start=float_array([c.position_m for c in stops]),
+        booth_pos=float_array(booth_pos), booth_min=float_array(booth_min), booth_row=int_array(booth_row),
         det_off=int_array(np.concatenate([[0], np.cumsum(det_count)])),
         det_pos=float_array([d[1] for d in dets_sorted]), det_id=int_array([d[2] for d in dets_sorted]),
         src_link=int_array(src_link), par=par, maxl=int(maxl),
@@ -484,6 +503,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     c.route_links = route_links
     c.route_share = np.asarray(routes.share, dtype=np.float64)  # dynamic route choice re-splits it
     c.class_params = cp
+    c.booth_lanes = booth_lanes
     c.lane_change = lc
     return c
 
@@ -518,13 +538,17 @@ def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator
     for r in range(c.n_demand_routes):
         rate[r] = flows[c.routes.flow[r]].rate_at(t) * c.route_share[r] / 3600.0 * c.dt
     arrivals = rng.poisson(rate[None, :], size=(max(n_chunk, 1), R)).astype(np.int64)
-    dwell = np.zeros((max(len(c.stops), 1), DWELL_POOL))
-    for s, stop in enumerate(c.stops):
-        if stop.dwell_cv > 0:
-            k = 1.0 / stop.dwell_cv ** 2
-            dwell[s] = rng.gamma(k, stop.dwell_mean_s / k, DWELL_POOL)
+    dwell = np.zeros((max(len(c.stops) + len(c.booth_lanes), 1), DWELL_POOL))
+    # bus dwell times, then each booth lane's service times (gamma, drawn after the dwell times so
+    # that runs without booths draw exactly as before)
+    specs = [(st.dwell_mean_s, st.dwell_cv) for st in c.stops] + [(b.service_time_s, b.service_cv)
+                                                                    for b in c.booth_lanes]
+    for s, (mean, cv) in enumerate(specs):
+        if cv > 0:
+            k = 1.0 / cv ** 2
+            dwell[s] = rng.gamma(k, mean / k, DWELL_POOL)
         else:
-            dwell[s] = stop.dwell_mean_s
+            dwell[s] = mean
         dwell[s] = np.maximum(dwell[s], 1e-3)
     return MicroControls(lane_open, lo, hi, smap, active, arrivals, dwell, lanes_rec, plo, phi, dpref)
 
@@ -601,11 +625,11 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         n_bay=np.zeros(1, np.int64), cum_in=np.zeros(L, np.int64), cum_out=np.zeros(L, np.int64),
         sink_exits=np.zeros(L, np.int64), route_gen=np.zeros(R, np.int64), route_in=np.zeros(R, np.int64),
         route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
-        stop_used=np.zeros(max(len(c.stops), 1), np.int64), counters=np.zeros(8, np.int64),
+        stop_used=np.zeros(max(len(c.stops) + len(c.booth_lanes), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
         tfac=np.ones(N), sig_next=np.zeros(len(mn.sig_cycle)),
         sig_tc=np.zeros(len(mn.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
-        ins_vfree=np.full(len(mn.cl_v0), -1.0),
+        ins_vfree=np.full(len(mn.cl_v0), -1.0), booth_wait=np.zeros(NL),
     )
 
 

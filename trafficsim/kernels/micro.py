@@ -45,7 +45,7 @@ from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
     P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX, P_RELAXF,
     P_STRAT, P_THR, P_YIELD,
-    F_QUEUED, RED,
+    F_QUEUED, F_SERVED, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
     _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _relax_start, _unlink, _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
@@ -97,6 +97,9 @@ class MicroNet(NamedTuple):
     stop_pos: np.ndarray      # where a bus's front stops [m]
     stop_bay: np.ndarray      # 1 = bay (off the running lane)
     stop_start: np.ndarray    # upstream end of the berth [m]: buses queued inside it dwell where they stand
+    booth_pos: np.ndarray     # (NL,) toll-booth line of lane j [m] (every vehicle halts there), -1 = none
+    booth_min: np.ndarray     # (NL,) shortest halt at the booth [s]
+    booth_row: np.ndarray     # (NL,) row of the booth's service-time draws in MicroControls.dwell
     det_off: np.ndarray       # (L+1,) point detectors of link l
     det_pos: np.ndarray       # [m]
     det_id: np.ndarray
@@ -114,7 +117,7 @@ class MicroControls(NamedTuple):
     slot_map: np.ndarray      # (NS*maxl,) lane index -> global target lane, -1 = not connected
     obs_active: np.ndarray    # (NO,) uint8
     arrivals: np.ndarray      # (steps in chunk, R) vehicles joining each route's origin queue
-    dwell: np.ndarray         # (NSTOP, P) dwell times [s] drawn for this chunk
+    dwell: np.ndarray         # (NSTOP + booth lanes, P) dwell / booth service times [s] drawn for this chunk
     lanes_rec: np.ndarray     # (L,) lanes in force, for the record
     slot_plo: np.ndarray      # (NS,) preferred lanes (within slot_lo..slot_hi) that also lead to the
     slot_phi: np.ndarray      # (NS,) lanes the route needs further on
@@ -157,7 +160,8 @@ class MicroState(NamedTuple):
     route_in: np.ndarray      # (R,)
     route_out: np.ndarray     # (R,)
     move_state: np.ndarray    # (M,) uint8
-    stop_used: np.ndarray     # (NSTOP,) dwell draws used in this chunk
+    stop_used: np.ndarray     # (NSTOP + booth lanes,) dwell draws used in this chunk
+    booth_wait: np.ndarray    # (NL,) time [s] until lane j's booth may release its next vehicle
     counters: np.ndarray      # int64, indices C_*
     lc_v: np.ndarray          # scratch (N,)
     lc_f: np.ndarray
@@ -261,6 +265,7 @@ def _move(ti, dt,
           maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off, det_pos,
           det_id,
           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
+          booth_pos, booth_min, booth_row, booth_wait,
           rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
           delta, qfrac, look, amber):
     """Passes 4-5: accelerations from old positions, then the ballistic update and the detectors."""
@@ -269,6 +274,7 @@ def _move(ti, dt,
     zip_d = ZIPPER_ZONE * look
     for lane in range(NL):
         no_obs = obs_off[lane + 1] == obs_off[lane]
+        bpos = booth_pos[lane]
         w = lane_head[lane]
         while w >= 0:
             if dwell[w] > 0.0:
@@ -291,6 +297,12 @@ def _move(ti, dt,
                                    lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
                                    slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,
                                    stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber=amber)
+                if bpos >= 0.0 and (flags[w] & F_SERVED) == 0:
+                    # its toll booth ahead: the front halts at the line (as a bus's at its stop)
+                    db = bpos + cls_s0[cls[w]] - x[w]
+                    if db < g:
+                        g = db if db > 0.0 else 0.0
+                        vl = 0.0
                 link = lane_link[lane]
                 c = cls[w]
                 a_w = _accel_f(afree[w], tfac[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
@@ -331,6 +343,8 @@ def _move(ti, dt,
     for lane in range(NL):
         link = lane_link[lane]
         length = link_len[link]
+        if booth_wait[lane] > 0.0:
+            booth_wait[lane] -= dt
         w = lane_head[lane]
         # the lane's run of queued vehicles from the link's end; its halted vehicles are flagged
         # (F_QUEUED) while the lane's first vehicle stands at the end
@@ -400,6 +414,14 @@ def _move(ti, dt,
                     flags[w] |= F_BAY
                     bay[n_bay[0]] = w
                     n_bay[0] += 1
+            elif booth_pos[lane] >= 0.0 and (flags[w] & F_SERVED) == 0 and vn < 0.5 and xn >= booth_pos[lane] - 1.0:
+                # halted at its toll booth: released when the booth is free again (one drawn
+                # service time after its last release), after min_stop at least
+                flags[w] |= F_SERVED
+                v[w] = 0.0
+                hold = booth_min[lane] if booth_min[lane] > booth_wait[lane] else booth_wait[lane]
+                dwell[w] = hold
+                booth_wait[lane] = hold + _draw_dwell(booth_row[lane], dwell_draw, stop_used)
             w = nw
 
 
@@ -529,6 +551,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     feed_off, feed_lane = net.feed_off, net.feed_lane
     obs_off, obs_pos, obs_end = net.obs_off, net.obs_pos, net.obs_end
     stop_off, stop_pos, stop_bay, stop_start = net.stop_off, net.stop_pos, net.stop_bay, net.stop_start
+    booth_pos, booth_min, booth_row, booth_wait = net.booth_pos, net.booth_min, net.booth_row, st.booth_wait
     det_off, det_pos, det_id = net.det_off, net.det_pos, net.det_id
     src_link, par, maxl = net.src_link, net.par, net.maxl
     lane_open, slot_lo, slot_hi, slot_map = ctl.lane_open, ctl.slot_lo, ctl.slot_hi, ctl.slot_map
@@ -598,6 +621,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
               slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
               det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
+              booth_pos, booth_min, booth_row, booth_wait,
               rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)
         _bays(ti, dt, x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay,
@@ -635,5 +659,5 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
             _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen,
                       q_len, link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
                       rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
-                      rec_src_queue)
+                      rec_src_queue, slot, slot_lo, slot_hi, lane_idx)
     return STATUS_OK

@@ -41,6 +41,8 @@ F_COMMITTED = 1
 F_BAY = 2
 #: halted in the queue at its link's end; cleared when the vehicle leaves the link
 F_QUEUED = 4
+#: served at its link's toll booth (TollBooth); cleared when the vehicle enters a link
+F_SERVED = 8
 
 #: Length of the merge zone before a node, as a fraction of ``lookahead_m``: there the vehicles
 #: of all feeder lanes of one target lane form one virtual queue (:func:`_zipper`); farther

@@ -7,7 +7,7 @@ bookkeeping, record-interval snapshots and trajectory samples. Argument conventi
 
 from .idm import FREE_GAP, equilibrium_gap_scalar, idm_acceleration, max_speed_for_gap
 from .micro_base import kernel
-from .micro_base import (C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, F_QUEUED, _ahead, _crossing, _link_between,
+from .micro_base import (C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, F_QUEUED, F_SERVED, _ahead, _crossing, _link_between,
                          _obstacle_gap)
 
 
@@ -16,7 +16,7 @@ def _enter_link(w, sl, x, cls, slot, stop_next, flags, slot_link, stop_off, stop
     """Set the vehicle's slot and its next bus stop on the new link."""
     slot[w] = sl
     stop_next[w] = -1
-    flags[w] &= ~(F_COMMITTED | F_QUEUED)
+    flags[w] &= ~(F_COMMITTED | F_QUEUED | F_SERVED)
     if cls[w] == 1:  # bus
         link = slot_link[sl]
         for s in range(stop_off[link], stop_off[link + 1]):
@@ -35,6 +35,8 @@ def _free_vehicle(w, vlane, free, n_free):
 @kernel
 def _serve_stop(w, slot, stop_next, slot_link, stop_off):
     s = stop_next[w]
+    if s < 0:
+        return  # served at a toll booth, not at a bus stop
     link = slot_link[slot[w]]
     stop_next[w] = s + 1 if s + 1 < stop_off[link + 1] else -1
 
@@ -183,13 +185,16 @@ def _insert(t, dt,
 def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen, q_len,
               link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
               rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
-              rec_src_queue):
+              rec_src_queue, slot, slot_lo, slot_hi, lane_idx):
     """Record-interval snapshot: cumulative counts, lanes in force, queue lengths, origin queues.
 
     A lane's queue is its run of queued vehicles from the link's end: slower than ``qfrac`` x the
     desired speed, dwelling at a stop, or flagged ``F_QUEUED`` (halted in the queue at the link's
     end and not yet past it, so a queue discharging at green still reaches back to its standing
-    part)."""
+    part). A queued vehicle in a lane that does not lead to its next link (it waits to change
+    out of it: its lane ends there for it) starts such a run too when the lane's vehicles ahead
+    of it flow: the queue behind it is measured from the link's end, as the queue of a lane that
+    ended there would be."""
     L = link_len.shape[0]
     for link in range(L):
         rec_cum_in[ti, link] = cum_in[link]
@@ -207,6 +212,25 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
                     break
                 qlen = length - (x[w] - cls_len[c])
                 w = prv[w]
+            if w >= 0:
+                # the lane flows at the link's end: find a queued vehicle stuck in a lane that
+                # does not lead on (waiting for a mandatory change), and the run behind it
+                idx = lane_idx[lane]
+                u = w
+                while u >= 0:
+                    cu = cls[u]
+                    sl = slot[u]
+                    if (v[u] < qfrac * cl_v0[cu * L + link] and slot_lo[sl] <= slot_hi[sl]
+                            and (idx < slot_lo[sl] or idx > slot_hi[sl])):
+                        w = u
+                        while w >= 0:
+                            c = cls[w]
+                            if v[w] >= qfrac * cl_v0[c * L + link] and dwell[w] <= 0.0:
+                                break
+                            qlen = length - (x[w] - cls_len[c])
+                            w = prv[w]
+                        break
+                    u = prv[u]
             if w < 0 and qlen > 0.0:
                 # every vehicle of the lane is queued and the last one's rear is less than one
                 # critical spacing (free-speed equilibrium spacing, ~1/k_crit) from the link's

@@ -16,18 +16,21 @@ Road (first-in-first-out at ``D``): the active bottleneck is the plaza (queue he
 ``toll-approach``), the queue spills over ``weave`` onto ``tuhua-approach`` and the off-ramp.
 The weaving section itself runs at ``weave_capacity_factor`` of a basic lane.
 
-**Engines.** Macro: a toll plaza is a short link with one lane per booth whose lane capacity is
-the booth's service rate (the engine has no booth primitive); trucks count as one vehicle
-(no passenger-car equivalent), so ``truck_share`` changes the mix, not the macro capacity.
-Micro: trucks are longer and slower, so the micro engine shows their effect; the toll link's
-booth rate sets the IDM time gap there (about 7 s for 450 veh/h per booth at 30 km/h: the
-headways of a processing rate, not of car-following), so vehicles pass the plaza at the booths'
-rate rather than stopping at a booth. Vehicles spread over the booth lanes on the plaza link, and
-past the booths every booth lane merges into the ramp lane by zipper (lane connectors).
+**Engines.** The plaza is a 100 m link with one lane per booth and a
+:class:`~trafficsim.control.TollBooth` line 20 m into it; past the booths every booth lane merges
+into the ramp lane by zipper (lane connectors) over the remaining 80 m (a toll plaza's merge
+taper; the 34 m plaza of earlier versions left 14 m to merge from standstill, which queued behind
+the booths and starved them: micro 673 veh/h). Macro: the booths are the plaza's capacity,
+``booth_vph`` per lane (its lanes scaled by ``booth_vph`` over the ramp lane capacity); trucks
+count as one vehicle (no passenger-car equivalent), so ``truck_share`` changes the mix, not the
+macro capacity. Micro: every vehicle halts at its booth and leaves when the booth is free again,
+one gamma-drawn service time (mean ``3600 / booth_vph``, cv 0.3) after the booth's last release;
+trucks are longer and slower, so the micro engine shows their effect (they take longer to move up).
 """
 
 from __future__ import annotations
 
+from ..control import TollBooth
 from ..demand import Demand
 from ._build import PeakShape, Site, card_meta, finish
 
@@ -35,6 +38,9 @@ __all__ = ["build"]
 
 #: Toll booth service rate [veh/h/booth].
 BOOTH_VPH = 450.0
+#: Where the booth line stands on the 34 m plaza link [m]: two vehicles per booth lane queue
+#: before it on the plaza, the rest on the on-ramp, where the macro's booth capacity holds them.
+BOOTH_LINE_M = 20.0
 
 
 def build(peak: PeakShape, *, booths: int = 2, booth_vph: float = BOOTH_VPH, truck_share: float = 0.15,
@@ -68,19 +74,19 @@ def build(peak: PeakShape, *, booths: int = 2, booth_vph: float = BOOTH_VPH, tru
         raise ValueError(f"tuhua-weaving: truck_share must be in [0, 1), got {truck_share!r}")
     w, a, f = weave_length_m, approach_length_m, feeder_length_m
     s = Site()
-    s.nodes(T0=(-a - f, 0), T1=(-a, 0), H0=(-500, 300), E=(0, 0), D=(w, 0), P=(w + 200, -150), Q=(w + 230, -165),
+    s.nodes(T0=(-a - f, 0), T1=(-a, 0), H0=(-500, 300), E=(0, 0), D=(w, 0), P=(w + 200, -150), Q=(w + 290, -195),
             R=(w + 800, -300), T2=(w + 800, 0))
     s.road("tuhua-feeder", "T0", "T1", lanes=tuhua_lanes, name="Tuhua Road")
     s.road("tuhua-approach", "T1", "E", lanes=tuhua_lanes, name="Tuhua Road")
     s.road("huanan-offramp", "H0", "E", lanes=1, kind="ramp", name="Huanan Expressway off-ramp")
     s.road("weave", "E", "D", lanes=tuhua_lanes, capacity_factor=weave_capacity_factor, name="Tuhua Road weaving section")
     s.road("toll-approach", "D", "P", lanes=1, kind="ramp", name="Ring Expressway on-ramp")
-    s.road("toll", "P", "Q", lanes=booths, kind="toll", capacity_factor=booth_vph / BOOTH_VPH,
-           name="toll plaza")
+    s.road("toll", "P", "Q", lanes=booths, kind="ramp", name="toll plaza")
     s.road("ring-onramp", "Q", "R", lanes=1, kind="ramp", name="Ring Expressway on-ramp")
     # past the booths every booth lane merges into the ramp lane (zipper), none of them ends
     s.net.connect_lanes("toll", "ring-onramp", [(i, 0) for i in range(booths)])
     s.road("tuhua-east", "D", "T2", lanes=tuhua_lanes, name="Tuhua Road")
+    controls = [TollBooth("toll", BOOTH_LINE_M, 3600.0 / booth_vph, name="Ring Expressway toll plaza")]
     d = Demand()
     for dest, q, label in (("T2", through_peak_vph, "Tuhua Road through"), ("R", to_toll_peak_vph, "Tuhua Road to Ring Expressway")):
         d.add("T0", dest, peak.profile(q * (1.0 - truck_share)), name=label)
@@ -101,9 +107,12 @@ def build(peak: PeakShape, *, booths: int = 2, booth_vph: float = BOOTH_VPH, tru
             ("weaving capacity factor", f"{weave_capacity_factor:g}", "HCM 2010 ch. 12: weaving costs 10-20 % per lane"),
             ("peak demand", f"through {through_peak_vph:g}, to toll {to_toll_peak_vph:g}, off-ramp {offramp_through_peak_vph:g} + "
              f"{offramp_to_toll_peak_vph:g} veh/h", "toll demand about 1.2 x the plaza's capacity"),
-            ("lengths", f"weave {w:g} m, on-ramp 250 m", "'出入口相距近': ramps close together"),
+            ("lengths", f"weave {w:g} m, on-ramp 250 m, plaza 100 m (booths 20 m into it)",
+             "'出入口相距近': ramps close together; past the booths the lanes merge over a short taper"),
         ],
-        approximations=["toll plaza: one lane per booth at the booth's service rate",
+        approximations=["toll plaza: macro, one lane per booth at the booth's service rate; micro, vehicles halt and "
+                        "are served at each booth (TollBooth)",
                         "trucks: one vehicle each in macro (no PCE); micro models their length"],
     )
-    return finish("tuhua-weaving", "Close expressway ramps, trucks and a toll plaza choke narrow Tuhua Road.", s, d, peak, meta)
+    return finish("tuhua-weaving", "Close expressway ramps, trucks and a toll plaza choke narrow Tuhua Road.", s, d, peak, meta,
+                  controls)

@@ -4,7 +4,8 @@
 a heavily loaded junction; traffic on Ruikang Road is disorderly and holds up Xingang Road; many
 vehicles enter and leave Sun Yat-sen University (中大). Remedy: peak manual control.
 
-**Layout.** Xingang West Road eastbound (3 lanes) through the junction ``R`` (two-phase signal);
+**Layout.** Xingang West Road eastbound (3 lanes) through the junction ``R`` (two-phase signal;
+the kerb lane is marked for the right turn, the two others go straight on);
 right-turners enter Ruikang Road southbound (2 lanes): 150 m of entry, then the market stretch
 (400 m) where double parking and jaywalking shoppers occupy a lane and slow the other. The
 university's north gate faces Ruikang Road across Xingang West Road: its traffic crosses
@@ -61,6 +62,11 @@ def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int =
     s.road("ruikang-entry", "R", "K1", lanes=2, name="Ruikang Road")
     s.road("ruikang-market", "K1", "K2", lanes=2, capacity_factor=disorder_factor, name="Ruikang Road market stretch")
     s.road("ruikang-south", "K2", "K3", lanes=2, name="Ruikang Road")
+    # lane markings: the kerb lane turns right into Ruikang Road, the other two go straight on
+    # (without markings the engines' rule gives a double right turn from lanes 0-1 into the
+    # 2-lane street, with lane 1 shared, which the junction does not have)
+    s.net.connect_lanes("xingang-approach", "ruikang-entry", [(0, 0)])
+    s.net.connect_lanes("xingang-approach", "xingang-east", [(1, 1), (2, 2)])
     sig = two_phase_signal("R", [("xingang-approach", "xingang-east"), ("xingang-approach", "ruikang-entry")],
                            [("university-gate", "ruikang-entry")], cycle_s=cycle_s, main_green_share=xingang_green_share)
     d = Demand()
@@ -88,6 +94,10 @@ def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int =
              "'交通组织混乱': parking manoeuvres and shoppers crossing at random (row 11's market is on this road)"),
             ("signal plan", f"2 phases, cycle {cycle_s:g} s, Xingang {xingang_green_share:.0%} of the effective green",
              "arterial-priority plan"),
+            ("lane markings", "Xingang approach: kerb lane right turn, lanes 2-3 through",
+             "the usual marking of an arterial approach at a minor road; the engines' default rule (no markings) "
+             "gives a double right turn from lanes 1-2 with lane 2 shared, which a turn into a 2-lane market street "
+             "does not have"),
             ("peak demand", f"through {through_peak_vph:g}, right {right_peak_vph:g}, gate {gate_peak_vph:g} veh/h",
              "flows into Ruikang Road about 1.1 x its market stretch's capacity"),
         ],
