@@ -353,13 +353,19 @@ def _move(ti, dt,
         head_halted = False
         d0 = det_off[link]
         d1 = det_off[link + 1]
+        kerb = lane_idx[lane] == 0
+        bpos = booth_pos[lane]
+        # the lane's vehicle-steps, queued vehicle-steps and metres, added to the records once
+        n_veh = 0
+        n_queued = 0
+        metres = 0.0
         while w >= 0:
             nw = prv[w]
-            rec_vht[ti, link] += dt
+            n_veh += 1
             if dwell[w] > 0.0:
                 # a bus stop is not the link's end: vehicles queued behind a dwelling bus are not flagged
                 at_end = False
-                rec_queue_vs[ti, link] += dt
+                n_queued += 1
                 dwell[w] -= dt
                 if dwell[w] <= 0.0:
                     dwell[w] = 0.0
@@ -378,7 +384,7 @@ def _move(ti, dt,
                     vn = vmax
             x[w] = xn
             v[w] = vn
-            rec_vkt[ti, link] += (xn if xn < length else length) - xo
+            metres += (xn if xn < length else length) - xo
             c = cls[w]
             ck = c * L + link
             if first:
@@ -386,7 +392,7 @@ def _move(ti, dt,
                 head_halted = vn < 0.5 and length - xn < cl_v0[ck] * cl_T[ck] + cls_s0[c] + cls_len[c]
                 first = False
             if vn < qfrac * cl_v0[ck]:
-                rec_queue_vs[ti, link] += dt
+                n_queued += 1
                 if at_end and head_halted and vn < 0.5:
                     # halted in the queue at the link's end (a stop line, a node): it stays in that
                     # queue, moving or not, until it leaves the link (the HCM's queue; the CTM's
@@ -404,7 +410,7 @@ def _move(ti, dt,
             s = stop_next[w]
             # a bus serves its stop when it halts in the kerb lane with its whole length inside
             # the berth: at the front, or queued behind buses already dwelling there
-            if (s >= 0 and lane_idx[lane] == 0 and vn < 0.5 and xn >= stop_start[s] + cls_len[c] - 1.0
+            if (s >= 0 and kerb and vn < 0.5 and xn >= stop_start[s] + cls_len[c] - 1.0
                     and xn <= stop_pos[s] + 1.0):
                 v[w] = 0.0
                 dwell[w] = _draw_dwell(s, dwell_draw, stop_used)
@@ -414,7 +420,7 @@ def _move(ti, dt,
                     flags[w] |= F_BAY
                     bay[n_bay[0]] = w
                     n_bay[0] += 1
-            elif booth_pos[lane] >= 0.0 and (flags[w] & F_SERVED) == 0 and vn < 0.5 and xn >= booth_pos[lane] - 1.0:
+            elif bpos >= 0.0 and (flags[w] & F_SERVED) == 0 and vn < 0.5 and xn >= bpos - 1.0:
                 # halted at its toll booth: released when the booth is free again (one drawn
                 # service time after its last release), after min_stop at least
                 flags[w] |= F_SERVED
@@ -423,6 +429,10 @@ def _move(ti, dt,
                 dwell[w] = hold
                 booth_wait[lane] = hold + _draw_dwell(booth_row[lane], dwell_draw, stop_used)
             w = nw
+        if n_veh > 0:
+            rec_vht[ti, link] += n_veh * dt
+            rec_queue_vs[ti, link] += n_queued * dt
+            rec_vkt[ti, link] += metres
 
 
 @kernel
