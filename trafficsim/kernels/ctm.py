@@ -182,6 +182,13 @@ def _prefetch(typingctx, arr, idx):
     return types.void(arr, idx), codegen
 
 
+@kernel(inline="always")
+def _u(i):
+    """An index known to be non-negative, as unsigned: numba then indexes without the check for
+    a negative (wrap-around) index, three instructions per access in the slot loops."""
+    return np.uint64(i)
+
+
 # The helpers below take plain arrays, never the NamedTuples, and everything is compiled without
 # reference counting (``kernel``): extracting an array from a tuple, or passing it, otherwise
 # costs an atomic reference-count update, which inside per-link loops dominated the run time.
@@ -259,12 +266,13 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
                     key = slot_route if exits else slot_next
                     rest = 0.0
                     for g in range(g0, g1):
-                        a = pk[off + g]
+                        i = _u(off + g)
+                        a = pk[i]
                         d = a * frac * r
-                        pk[off + g] = a - d
+                        pk[i] = a - d
                         rest += a - d
                         took += d
-                        dest[key[g]] += d
+                        dest[_u(key[_u(g)])] += d
                     pk[po + o] = rest
             pk[rp] = tot - took
             removed += took
@@ -300,15 +308,16 @@ def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, 
             off = rp + 1 + MO - s0
             took = 0.0
             for g in range(s0, s0 + m):
-                a = pk[off + g]
+                i = _u(off + g)
+                a = pk[i]
                 d = a * frac
-                pk[off + g] = a - d
+                pk[i] = a - d
                 took += d
-                nxt = slot_next[g]
+                nxt = slot_next[_u(g)]
                 if nxt < 0:
-                    route_out[slot_route[g]] += d
+                    route_out[_u(slot_route[_u(g)])] += d
                 else:
-                    slot_flow[nxt] += d
+                    slot_flow[_u(nxt)] += d
             po = rp + 1
             for o in range(no):             # no branch: an output holding 0 stays 0
                 x = pk[po + o]
@@ -389,10 +398,10 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
         for o in range(grp_lo[l], grp_hi[l]):
             sub = 0.0
             for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
-                f = slot_flow[g]
+                f = slot_flow[_u(g)]
                 sub += f
-                pk[off + g] += f
-                slot_flow[g] = 0.0
+                pk[_u(off + g)] += f
+                slot_flow[_u(g)] = 0.0
             pk[po + o] += sub
             total += sub
         if total > 0.0:
@@ -401,10 +410,10 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
         for o in range(grp_lo[l], grp_hi[l]):
             sub = 0.0
             for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
-                f = slot_flow[g]
+                f = slot_flow[_u(g)]
                 sub += f
-                pk[off + g] = f
-                slot_flow[g] = 0.0
+                pk[_u(off + g)] = f
+                slot_flow[_u(g)] = 0.0
             pk[po + o] = sub
             total += sub
         if total > 0.0:
