@@ -518,6 +518,15 @@ def _link_update(nl, yl, inflow, ncrit):
 
 
 @kernel(inline="always")
+def _all_zero(nl):
+    """Whether every cell of ``nl`` holds exactly 0 (no early exit: the loop vectorises)."""
+    nz = 0
+    for j in range(nl.shape[0]):
+        nz += nl[j] != 0.0
+    return nz == 0
+
+
+@kernel(inline="always")
 def _queue_run(nl, ncrit):
     """Congested cells (``> ncrit``) in a row at the downstream end of a link."""
     run = 0
@@ -560,6 +569,12 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         c1 = cell_off[l + 1]
         ln = lanes[l]
         nl = n[c0:c1]
+        if link_inflow[l] == 0.0 and link_out[l] == 0.0 and _all_zero(nl):
+            # an empty link with nothing entering or leaving stays empty: every flow is 0, the
+            # cells stay 0, the records add 0, and what it can send (0) and receive at its ends
+            # (the controls are constant within a call) stay as computed the step before
+            rec_qlen[row, l] = 0.0
+            continue
         yl = y[0:c1 - c0]
         q = qstep_lane[l] * ln
         njam = njam_lane[l] * ln
