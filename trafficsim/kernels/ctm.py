@@ -352,9 +352,10 @@ def _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO):
         offn = rn + 1 + MO
         res = 0.0
         for j in range(m):
-            pk[offn + j] += pk[offh + j]
-            res += pk[offh + j]
-            pk[offh + j] = 0.0
+            a = pk[_u(offh + j)]
+            pk[_u(offn + j)] += a
+            res += a
+            pk[_u(offh + j)] = 0.0
         for o in range(MO):
             pk[rn + 1 + o] += pk[rh + 1 + o]
             pk[rh + 1 + o] = 0.0
