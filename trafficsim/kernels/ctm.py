@@ -640,7 +640,7 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
             total += s
         else:
             for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
-                total += queue[g]
+                total += queue[_u(g)]
     lim = total * (1.0 + 1e-6) + 1e-9
     for o in range(no):
         out = node_out[o0 + o]
@@ -740,14 +740,14 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                     g1 = src_slot_off[src + 1]
                     qsum = 0.0
                     for g in range(g0, g1):
-                        qsum += queue[g]
+                        qsum += queue[_u(g)]
                     if qsum > _EPS and qstep_lane[src_link[src]] * lanes[src_link[src]] > 0.0:
                         for g in range(g0, g1):
-                            d = queue[g] * 1.0
-                            queue[g] -= d
+                            d = queue[_u(g)] * 1.0
+                            queue[_u(g)] -= d
                             if d > 0.0:
-                                route_in[slot_route[g]] += d
-                                slot_flow[slot_next[g]] += d
+                                route_in[_u(slot_route[_u(g)])] += d
+                                slot_flow[_u(slot_next[_u(g)])] += d
             _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count,
                           pk, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
             continue
@@ -775,7 +775,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 g0 = src_slot_off[src]
                 qsum = 0.0
                 for g in range(g0, src_slot_off[src + 1]):
-                    qsum += queue[g]
+                    qsum += queue[_u(g)]
                 s_io[i * max_out + slot_out[g0]] = qsum
                 a_i[i] = qstep_lane[src_link[src]] * lanes[src_link[src]]
         # supply per output; capacity drop where a queue head feeds a free-flowing link
@@ -874,11 +874,11 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             else:
                 # a source: its queues enter the first link of their routes
                 for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
-                    d = queue[g] * ratio
-                    queue[g] -= d
+                    d = queue[_u(g)] * ratio
+                    queue[_u(g)] -= d
                     if d > 0.0:
-                        route_in[slot_route[g]] += d
-                        slot_flow[slot_next[g]] += d
+                        route_in[_u(slot_route[_u(g)])] += d
+                        slot_flow[_u(slot_next[_u(g)])] += d
         _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk,
                       pk_min, slot_flow, link_inflow, cum_in, P, max_out)
 
@@ -932,11 +932,11 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         # demand arrives in the origin queues (waiting counted from the step after arrival)
         waiting = 0.0
         for g in range(first_src_slot, G):
-            waiting += queue[g]
-            a = src_rate[g]
+            waiting += queue[_u(g)]
+            a = src_rate[_u(g)]
             if a > 0.0:
-                queue[g] += a
-                route_gen[slot_route[g]] += a
+                queue[_u(g)] += a
+                route_gen[_u(slot_route[_u(g)])] += a
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
         _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
