@@ -293,16 +293,16 @@ def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, 
     one pass over the slots of each packet of the window, and each packet's per-output amounts
     scaled by what stays (the same amounts as the general function; its per-output sums differ
     only by rounding). Returns the total removed."""
-    s0 = slot_off[l]
-    m = slot_off[l + 1] - s0
+    s0 = slot_off[_u(l)]
+    m = slot_off[_u(l + 1)] - s0
     w = 1 + MO + m
-    base = pk_base[l]
+    base = pk_base[_u(l)]
     left = window
-    p = pk_head[l]
+    p = pk_head[_u(l)]
     removed = 0.0
-    for _ in range(pk_count[l]):
+    for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[rp]
+        tot = pk[_u(rp)]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             off = rp + 1 + MO - s0
@@ -320,9 +320,9 @@ def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, 
                     slot_flow[_u(nxt)] += d
             po = rp + 1
             for o in range(no):             # no branch: an output holding 0 stays 0
-                x = pk[po + o]
-                pk[po + o] = x - x * frac
-            pk[rp] = tot - took
+                x = pk[_u(po + o)]
+                pk[_u(po + o)] = x - x * frac
+            pk[_u(rp)] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -339,10 +339,10 @@ def _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO):
     """Pop emptied packets at the head of link ``l``'s ring, folding any rounding residue into
     the next one."""
     w = 1 + MO + m
-    while pk_count[l] > 1:
-        h = pk_head[l]
+    while pk_count[_u(l)] > 1:
+        h = pk_head[_u(l)]
         rh = base + h * w
-        if pk[rh] > 1e-9:
+        if pk[_u(rh)] > 1e-9:
             break
         nxt = h + 1
         if nxt == P:
@@ -357,12 +357,12 @@ def _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO):
             res += a
             pk[_u(offh + j)] = 0.0
         for o in range(MO):
-            pk[rn + 1 + o] += pk[rh + 1 + o]
-            pk[rh + 1 + o] = 0.0
-        pk[rn] += res
-        pk[rh] = 0.0
-        pk_head[l] = nxt
-        pk_count[l] -= 1
+            pk[_u(rn + 1 + o)] += pk[_u(rh + 1 + o)]
+            pk[_u(rh + 1 + o)] = 0.0
+        pk[_u(rn)] += res
+        pk[_u(rh)] = 0.0
+        pk_head[_u(l)] = nxt
+        pk_count[_u(l)] -= 1
 
 
 @kernel(inline="always")
@@ -371,24 +371,24 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
     """Append this step's inflow of link ``l`` (per slot in ``slot_flow``, which is cleared) to its
     packet ring: into the tail packet while it is small or the ring is full, else a new one.
     Returns the total; nothing is appended when it is 0."""
-    s0 = slot_off[l]
-    w = 1 + MO + slot_off[l + 1] - s0
-    base = pk_base[l]
+    s0 = slot_off[_u(l)]
+    w = 1 + MO + slot_off[_u(l + 1)] - s0
+    base = pk_base[_u(l)]
     ob = l * (MO + 1)
-    cnt = pk_count[l]
+    cnt = pk_count[_u(l)]
     merge = False
     if cnt > 0:
-        tail = pk_head[l] + cnt - 1
+        tail = pk_head[_u(l)] + cnt - 1
         if tail >= P:
             tail -= P
-        if cnt == P or pk[base + tail * w] < pk_min[l]:
+        if cnt == P or pk[_u(base + tail * w)] < pk_min[_u(l)]:
             merge = True
         else:
             tail += 1
             if tail == P:
                 tail = 0
     else:
-        tail = pk_head[l]
+        tail = pk_head[_u(l)]
     rt = base + tail * w
     off = rt + 1 + MO - s0
     po = rt + 1
@@ -396,30 +396,30 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
     # a packet not in use holds zeros, so writing a zero inflow into it changes nothing
     # outputs without slots keep zero amounts in every packet: only grp_lo..grp_hi are visited
     if merge:
-        for o in range(grp_lo[l], grp_hi[l]):
+        for o in range(grp_lo[_u(l)], grp_hi[_u(l)]):
             sub = 0.0
-            for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
+            for g in range(out_slot_off[_u(ob + o)], out_slot_off[_u(ob + o + 1)]):
                 f = slot_flow[_u(g)]
                 sub += f
                 pk[_u(off + g)] += f
                 slot_flow[_u(g)] = 0.0
-            pk[po + o] += sub
+            pk[_u(po + o)] += sub
             total += sub
         if total > 0.0:
-            pk[rt] += total
+            pk[_u(rt)] += total
     else:
-        for o in range(grp_lo[l], grp_hi[l]):
+        for o in range(grp_lo[_u(l)], grp_hi[_u(l)]):
             sub = 0.0
-            for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
+            for g in range(out_slot_off[_u(ob + o)], out_slot_off[_u(ob + o + 1)]):
                 f = slot_flow[_u(g)]
                 sub += f
                 pk[_u(off + g)] = f
                 slot_flow[_u(g)] = 0.0
-            pk[po + o] = sub
+            pk[_u(po + o)] = sub
             total += sub
         if total > 0.0:
-            pk[rt] = total
-            pk_count[l] = cnt + 1
+            pk[_u(rt)] = total
+            pk_count[_u(l)] = cnt + 1
     return total
 
 
@@ -632,20 +632,20 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
     on that rounding. The node model then moves exactly what the full computation would."""
     total = 0.0
     for i in range(ni):
-        inp = node_in[i0 + i]
+        inp = node_in[_u(i0 + i)]
         if inp < L:
-            s = link_send[inp]
+            s = link_send[_u(inp)]
             if not (s < 1e-13 or s > 1e-9):
                 return False
             total += s
         else:
-            for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
+            for g in range(src_slot_off[_u(inp - L)], src_slot_off[_u(inp - L + 1)]):
                 total += queue[_u(g)]
     lim = total * (1.0 + 1e-6) + 1e-9
     for o in range(no):
-        out = node_out[o0 + o]
+        out = node_out[_u(o0 + o)]
         if out != _SINK:
-            r = link_recv[out]
+            r = link_recv[_u(out)]
             if capacity_drop > 0.0:
                 r *= keep
             if not (lim <= r):
@@ -658,13 +658,13 @@ def _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_b
                   slot_flow, link_inflow, cum_in, P, MO):
     """Append each outgoing link's inflow this step (``slot_flow``) to its packet ring."""
     for o in range(no):
-        out = node_out[o0 + o]
-        if out != _SINK and grp_hi[out] > grp_lo[out]:
+        out = node_out[_u(o0 + o)]
+        if out != _SINK and grp_hi[_u(out)] > grp_lo[_u(out)]:
             total = _push_inflow(out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk,
                                  pk_min, slot_flow, P, MO)
             if total > 0.0:
-                link_inflow[out] = total
-                cum_in[out] += total
+                link_inflow[_u(out)] = total
+                cum_in[_u(out)] += total
 
 
 @kernel(inline="always")
@@ -676,23 +676,23 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
     for i in range(node_in_off[nd], node_in_off[nd + 1]):
         l = node_in[i]
         if l < L:
-            s0 = slot_off[l]
-            w = 1 + MO + slot_off[l + 1] - s0
-            rp = pk_base[l] + pk_head[l] * w
+            s0 = slot_off[_u(l)]
+            w = 1 + MO + slot_off[_u(l + 1)] - s0
+            rp = pk_base[_u(l)] + pk_head[_u(l)] * w
             _prefetch(pk, rp)
             _prefetch(pk, rp + w - 1)
             _prefetch(slot_next, s0)
     for o in range(node_out_off[nd], node_out_off[nd + 1]):
         l = node_out[o]
         if l >= 0:
-            s0 = slot_off[l]
-            t = pk_head[l] + pk_count[l] - 1
+            s0 = slot_off[_u(l)]
+            t = pk_head[_u(l)] + pk_count[_u(l)] - 1
             if t >= P:
                 t -= P
             elif t < 0:
                 t = 0
-            w = 1 + MO + slot_off[l + 1] - s0
-            rp = pk_base[l] + t * w
+            w = 1 + MO + slot_off[_u(l + 1)] - s0
+            rp = pk_base[_u(l)] + t * w
             _prefetch(pk, rp)
             _prefetch(pk, rp + w - 1)
             _prefetch(slot_flow, s0)
@@ -724,16 +724,16 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                                             src_slot_off, queue, capacity_drop, keep):
             # every input flows in full: ratio 1 for each of its movements
             for i in range(ni):
-                inp = node_in[i0 + i]
+                inp = node_in[_u(i0 + i)]
                 if inp < L:
-                    s = link_send[inp]
-                    a = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
+                    s = link_send[_u(inp)]
+                    a = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
                     if s > 1e-9 and a > 0.0:
                         moved = _take_whole_window(inp, s, no, slot_off, slot_next, slot_route, pk_base, pk_head,
                                                    pk_count, pk, slot_flow, route_out, P,
                                                    max_out)
-                        link_out[inp] = moved
-                        cum_out[inp] += moved
+                        link_out[_u(inp)] = moved
+                        cum_out[_u(inp)] += moved
                 else:
                     src = inp - L
                     g0 = src_slot_off[src]
