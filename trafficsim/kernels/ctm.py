@@ -208,17 +208,17 @@ def _window_by_output(l, window, row, no, s_io, slot_off, pk_base, pk_head, pk_c
     """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]`` (from the
     packets' per-output amounts: no pass over route slots)."""
     left = window
-    p = pk_head[l]
-    w = 1 + MO + slot_off[l + 1] - slot_off[l]
-    base = pk_base[l]
-    for _ in range(pk_count[l]):
+    p = pk_head[_u(l)]
+    w = 1 + MO + slot_off[_u(l + 1)] - slot_off[_u(l)]
+    base = pk_base[_u(l)]
+    for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[rp]
+        tot = pk[_u(rp)]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             po = rp + 1
             for o in range(no):
-                s_io[row + o] += pk[po + o] * frac
+                s_io[_u(row + o)] += pk[_u(po + o)] * frac
             left -= tot * frac
             if left <= _EPS:
                 break
@@ -239,29 +239,29 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
     per-output amounts are re-summed from what stays. Packets emptied at the head are popped,
     any rounding residue folded into the next one.
     """
-    s0 = slot_off[l]
-    m = slot_off[l + 1] - s0
+    s0 = slot_off[_u(l)]
+    m = slot_off[_u(l + 1)] - s0
     w = 1 + MO + m
-    base = pk_base[l]
+    base = pk_base[_u(l)]
     ob = l * (MO + 1)
     left = window
-    p = pk_head[l]
+    p = pk_head[_u(l)]
     removed = 0.0
-    for _ in range(pk_count[l]):
+    for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[rp]
+        tot = pk[_u(rp)]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             off = rp + 1 + MO - s0           # pk[off + g] is slot g's amount in this packet
             po = rp + 1
             took = 0.0
             for o in range(no):
-                r = ratio[row + o]
-                g0 = out_slot_off[ob + o]
-                g1 = out_slot_off[ob + o + 1]
+                r = ratio[_u(row + o)]
+                g0 = out_slot_off[_u(ob + o)]
+                g1 = out_slot_off[_u(ob + o + 1)]
                 if r > 0.0 and g1 > g0:
                     # an output's slots all leave the network (per route) or all go on (per next slot)
-                    exits = slot_next[g0] < 0
+                    exits = slot_next[_u(g0)] < 0
                     dest = route_out if exits else slot_flow
                     key = slot_route if exits else slot_next
                     rest = 0.0
@@ -273,8 +273,8 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
                         rest += a - d
                         took += d
                         dest[_u(key[_u(g)])] += d
-                    pk[po + o] = rest
-            pk[rp] = tot - took
+                    pk[_u(po + o)] = rest
+            pk[_u(rp)] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -752,12 +752,12 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                           pk, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
             continue
         for kk in range(ni * max_out):
-            s_io[kk] = 0.0
+            s_io[_u(kk)] = 0.0
         # demand per movement
         for i in range(ni):
-            inp = node_in[i0 + i]
+            inp = node_in[_u(i0 + i)]
             if inp < L:
-                s = link_send[inp]
+                s = link_send[_u(inp)]
                 if s > 0.0:
                     _window_by_output(inp, s, i * max_out, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P,
                                       max_out)
@@ -766,34 +766,34 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                     if has_signals:
                         ob = inp * (max_out + 1)
                         for o in range(no):
-                            g0 = out_slot_off[ob + o]
-                            if g0 < out_slot_off[ob + o + 1] and green[slot_move[g0]] == 0:
-                                s_io[i * max_out + o] = 0.0
-                a_i[i] = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
+                            g0 = out_slot_off[_u(ob + o)]
+                            if g0 < out_slot_off[_u(ob + o + 1)] and green[_u(slot_move[_u(g0)])] == 0:
+                                s_io[_u(i * max_out + o)] = 0.0
+                a_i[i] = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
             else:
                 src = inp - L
-                g0 = src_slot_off[src]
+                g0 = src_slot_off[_u(src)]
                 qsum = 0.0
-                for g in range(g0, src_slot_off[src + 1]):
+                for g in range(g0, src_slot_off[_u(src + 1)]):
                     qsum += queue[_u(g)]
-                s_io[i * max_out + slot_out[g0]] = qsum
-                a_i[i] = qstep_lane[src_link[src]] * lanes[src_link[src]]
+                s_io[_u(i * max_out + slot_out[_u(g0)])] = qsum
+                a_i[i] = qstep_lane[_u(src_link[_u(src)])] * lanes[_u(src_link[_u(src)])]
         # supply per output; capacity drop where a queue head feeds a free-flowing link
         for o in range(no):
-            out = node_out[o0 + o]
+            out = node_out[_u(o0 + o)]
             if out == _SINK:
                 r_o[o] = np.inf
                 continue
-            r_o[o] = link_recv[out]
-            if capacity_drop > 0.0 and n[cell_off[out]] <= ncrit_lane[out] * lanes[out] * 1.0000001:
+            r_o[o] = link_recv[_u(out)]
+            if capacity_drop > 0.0 and n[_u(cell_off[_u(out)])] <= ncrit_lane[_u(out)] * lanes[_u(out)] * 1.0000001:
                 # a queue head feeds this free-flowing link: a queue held by its own meter
                 # (a ramp meter, a release signal) does not count, it does not discharge freely
                 for i in range(ni):
-                    inp = node_in[i0 + i]
-                    if inp < L and s_io[i * max_out + o] > 0.0:
-                        last = cell_off[inp + 1] - 1
-                        if n[last] > ncrit_lane[inp] * lanes[inp] * 1.0000001 and min(
-                                alpha[inp] * n[last], qstep_lane[inp] * lanes[inp]) <= meter[inp]:
+                    inp = node_in[_u(i0 + i)]
+                    if inp < L and s_io[_u(i * max_out + o)] > 0.0:
+                        last = cell_off[_u(inp + 1)] - 1
+                        if n[_u(last)] > ncrit_lane[_u(inp)] * lanes[_u(inp)] * 1.0000001 and min(
+                                alpha[_u(inp)] * n[_u(last)], qstep_lane[_u(inp)] * lanes[_u(inp)]) <= meter[_u(inp)]:
                             r_o[o] *= keep
                             break
         # incremental transfer
@@ -801,7 +801,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
         for i in range(ni):
             tot = 0.0
             for o in range(no):
-                tot += s_io[i * max_out + o]
+                tot += s_io[_u(i * max_out + o)]
             s_i[i] = tot
             f_i[i] = 0.0
             act[i] = 1 if (tot > _EPS and a_i[i] > 0.0) else 0
@@ -814,7 +814,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             d = 0.0
             for i in range(ni):
                 if act[i]:
-                    d += s_io[i * max_out + o]
+                    d += s_io[_u(i * max_out + o)]
             if d > r_o[o]:
                 free = False
                 break
@@ -824,8 +824,8 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             for o in range(no):
                 w = 0.0
                 for i in range(ni):
-                    if act[i] and s_io[i * max_out + o] > 0.0:
-                        w += a_i[i] * s_io[i * max_out + o] / s_i[i]
+                    if act[i] and s_io[_u(i * max_out + o)] > 0.0:
+                        w += a_i[i] * s_io[_u(i * max_out + o)] / s_i[i]
                 if w > 0.0:
                     a = max(r_o[o], 0.0) / w
                     if a < best:
@@ -835,21 +835,21 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 break
             by_demand = False
             for i in range(ni):
-                if act[i] and s_io[i * max_out + ostar] > 0.0 and s_i[i] <= best * a_i[i]:
+                if act[i] and s_io[_u(i * max_out + ostar)] > 0.0 and s_i[i] <= best * a_i[i]:
                     by_demand = True
                     f_i[i] = s_i[i]
                     act[i] = 0
                     for o in range(no):
-                        r_o[o] -= s_io[i * max_out + o]
+                        r_o[o] -= s_io[_u(i * max_out + o)]
             if by_demand:
                 continue
             for i in range(ni):
-                if act[i] and s_io[i * max_out + ostar] > 0.0:
+                if act[i] and s_io[_u(i * max_out + ostar)] > 0.0:
                     f = best * a_i[i]
                     f_i[i] = f
                     act[i] = 0
                     for o in range(no):
-                        r_o[o] -= f * s_io[i * max_out + o] / s_i[i]
+                        r_o[o] -= f * s_io[_u(i * max_out + o)] / s_i[i]
         # inputs left active feed only sinks (infinite supply): they send all they have
         for i in range(ni):
             if act[i]:
@@ -857,23 +857,23 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 act[i] = 0
         # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements
         for i in range(ni):
-            inp = node_in[i0 + i]
+            inp = node_in[_u(i0 + i)]
             ratio = min(1.0, f_i[i] / s_i[i]) if s_i[i] > _EPS else 0.0
             for o in range(no):
                 kk = i * max_out + o
-                s_io[kk] = ratio if s_io[kk] > 0.0 else 0.0
+                s_io[_u(kk)] = ratio if s_io[_u(kk)] > 0.0 else 0.0
             if ratio <= 0.0:
                 continue
             if inp < L:
-                window = link_send[inp]
+                window = link_send[_u(inp)]
                 moved = _take_from_window(inp, window, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
                                           slot_route, pk_base, pk_head, pk_count, pk, slot_flow,
                                           route_out, P, max_out)
-                link_out[inp] = moved
-                cum_out[inp] += moved
+                link_out[_u(inp)] = moved
+                cum_out[_u(inp)] += moved
             else:
                 # a source: its queues enter the first link of their routes
-                for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
+                for g in range(src_slot_off[_u(inp - L)], src_slot_off[_u(inp - L + 1)]):
                     d = queue[_u(g)] * ratio
                     queue[_u(g)] -= d
                     if d > 0.0:
