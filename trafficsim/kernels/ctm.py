@@ -182,6 +182,13 @@ def _prefetch(typingctx, arr, idx):
     return types.void(arr, idx), codegen
 
 
+@kernel(inline="always")
+def _u(i):
+    """An index known to be non-negative, as unsigned: numba then indexes without the check for
+    a negative (wrap-around) index, three instructions per access in the slot loops."""
+    return np.uint64(i)
+
+
 # The helpers below take plain arrays, never the NamedTuples, and everything is compiled without
 # reference counting (``kernel``): extracting an array from a tuple, or passing it, otherwise
 # costs an atomic reference-count update, which inside per-link loops dominated the run time.
@@ -201,17 +208,17 @@ def _window_by_output(l, window, row, no, s_io, slot_off, pk_base, pk_head, pk_c
     """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]`` (from the
     packets' per-output amounts: no pass over route slots)."""
     left = window
-    p = pk_head[l]
-    w = 1 + MO + slot_off[l + 1] - slot_off[l]
-    base = pk_base[l]
-    for _ in range(pk_count[l]):
+    p = pk_head[_u(l)]
+    w = 1 + MO + slot_off[_u(l + 1)] - slot_off[_u(l)]
+    base = pk_base[_u(l)]
+    for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[rp]
+        tot = pk[_u(rp)]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             po = rp + 1
             for o in range(no):
-                s_io[row + o] += pk[po + o] * frac
+                s_io[_u(row + o)] += pk[_u(po + o)] * frac
             left -= tot * frac
             if left <= _EPS:
                 break
@@ -232,41 +239,42 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
     per-output amounts are re-summed from what stays. Packets emptied at the head are popped,
     any rounding residue folded into the next one.
     """
-    s0 = slot_off[l]
-    m = slot_off[l + 1] - s0
+    s0 = slot_off[_u(l)]
+    m = slot_off[_u(l + 1)] - s0
     w = 1 + MO + m
-    base = pk_base[l]
+    base = pk_base[_u(l)]
     ob = l * (MO + 1)
     left = window
-    p = pk_head[l]
+    p = pk_head[_u(l)]
     removed = 0.0
-    for _ in range(pk_count[l]):
+    for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[rp]
+        tot = pk[_u(rp)]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             off = rp + 1 + MO - s0           # pk[off + g] is slot g's amount in this packet
             po = rp + 1
             took = 0.0
             for o in range(no):
-                r = ratio[row + o]
-                g0 = out_slot_off[ob + o]
-                g1 = out_slot_off[ob + o + 1]
+                r = ratio[_u(row + o)]
+                g0 = out_slot_off[_u(ob + o)]
+                g1 = out_slot_off[_u(ob + o + 1)]
                 if r > 0.0 and g1 > g0:
                     # an output's slots all leave the network (per route) or all go on (per next slot)
-                    exits = slot_next[g0] < 0
+                    exits = slot_next[_u(g0)] < 0
                     dest = route_out if exits else slot_flow
                     key = slot_route if exits else slot_next
                     rest = 0.0
                     for g in range(g0, g1):
-                        a = pk[off + g]
+                        i = _u(off + g)
+                        a = pk[i]
                         d = a * frac * r
-                        pk[off + g] = a - d
+                        pk[i] = a - d
                         rest += a - d
                         took += d
-                        dest[key[g]] += d
-                    pk[po + o] = rest
-            pk[rp] = tot - took
+                        dest[_u(key[_u(g)])] += d
+                    pk[_u(po + o)] = rest
+            pk[_u(rp)] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -285,35 +293,36 @@ def _take_whole_window(l, window, no, slot_off, slot_next, slot_route, pk_base, 
     one pass over the slots of each packet of the window, and each packet's per-output amounts
     scaled by what stays (the same amounts as the general function; its per-output sums differ
     only by rounding). Returns the total removed."""
-    s0 = slot_off[l]
-    m = slot_off[l + 1] - s0
+    s0 = slot_off[_u(l)]
+    m = slot_off[_u(l + 1)] - s0
     w = 1 + MO + m
-    base = pk_base[l]
+    base = pk_base[_u(l)]
     left = window
-    p = pk_head[l]
+    p = pk_head[_u(l)]
     removed = 0.0
-    for _ in range(pk_count[l]):
+    for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[rp]
+        tot = pk[_u(rp)]
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             off = rp + 1 + MO - s0
             took = 0.0
             for g in range(s0, s0 + m):
-                a = pk[off + g]
+                i = _u(off + g)
+                a = pk[i]
                 d = a * frac
-                pk[off + g] = a - d
+                pk[i] = a - d
                 took += d
-                nxt = slot_next[g]
+                nxt = slot_next[_u(g)]
                 if nxt < 0:
-                    route_out[slot_route[g]] += d
+                    route_out[_u(slot_route[_u(g)])] += d
                 else:
-                    slot_flow[nxt] += d
+                    slot_flow[_u(nxt)] += d
             po = rp + 1
             for o in range(no):             # no branch: an output holding 0 stays 0
-                x = pk[po + o]
-                pk[po + o] = x - x * frac
-            pk[rp] = tot - took
+                x = pk[_u(po + o)]
+                pk[_u(po + o)] = x - x * frac
+            pk[_u(rp)] = tot - took
             removed += took
             left -= tot * frac
             if left <= _EPS:
@@ -330,10 +339,10 @@ def _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO):
     """Pop emptied packets at the head of link ``l``'s ring, folding any rounding residue into
     the next one."""
     w = 1 + MO + m
-    while pk_count[l] > 1:
-        h = pk_head[l]
+    while pk_count[_u(l)] > 1:
+        h = pk_head[_u(l)]
         rh = base + h * w
-        if pk[rh] > 1e-9:
+        if pk[_u(rh)] > 1e-9:
             break
         nxt = h + 1
         if nxt == P:
@@ -343,16 +352,17 @@ def _pop_empty_head(l, m, base, pk_head, pk_count, pk, P, MO):
         offn = rn + 1 + MO
         res = 0.0
         for j in range(m):
-            pk[offn + j] += pk[offh + j]
-            res += pk[offh + j]
-            pk[offh + j] = 0.0
+            a = pk[_u(offh + j)]
+            pk[_u(offn + j)] += a
+            res += a
+            pk[_u(offh + j)] = 0.0
         for o in range(MO):
-            pk[rn + 1 + o] += pk[rh + 1 + o]
-            pk[rh + 1 + o] = 0.0
-        pk[rn] += res
-        pk[rh] = 0.0
-        pk_head[l] = nxt
-        pk_count[l] -= 1
+            pk[_u(rn + 1 + o)] += pk[_u(rh + 1 + o)]
+            pk[_u(rh + 1 + o)] = 0.0
+        pk[_u(rn)] += res
+        pk[_u(rh)] = 0.0
+        pk_head[_u(l)] = nxt
+        pk_count[_u(l)] -= 1
 
 
 @kernel(inline="always")
@@ -361,24 +371,24 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
     """Append this step's inflow of link ``l`` (per slot in ``slot_flow``, which is cleared) to its
     packet ring: into the tail packet while it is small or the ring is full, else a new one.
     Returns the total; nothing is appended when it is 0."""
-    s0 = slot_off[l]
-    w = 1 + MO + slot_off[l + 1] - s0
-    base = pk_base[l]
+    s0 = slot_off[_u(l)]
+    w = 1 + MO + slot_off[_u(l + 1)] - s0
+    base = pk_base[_u(l)]
     ob = l * (MO + 1)
-    cnt = pk_count[l]
+    cnt = pk_count[_u(l)]
     merge = False
     if cnt > 0:
-        tail = pk_head[l] + cnt - 1
+        tail = pk_head[_u(l)] + cnt - 1
         if tail >= P:
             tail -= P
-        if cnt == P or pk[base + tail * w] < pk_min[l]:
+        if cnt == P or pk[_u(base + tail * w)] < pk_min[_u(l)]:
             merge = True
         else:
             tail += 1
             if tail == P:
                 tail = 0
     else:
-        tail = pk_head[l]
+        tail = pk_head[_u(l)]
     rt = base + tail * w
     off = rt + 1 + MO - s0
     po = rt + 1
@@ -386,30 +396,30 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
     # a packet not in use holds zeros, so writing a zero inflow into it changes nothing
     # outputs without slots keep zero amounts in every packet: only grp_lo..grp_hi are visited
     if merge:
-        for o in range(grp_lo[l], grp_hi[l]):
+        for o in range(grp_lo[_u(l)], grp_hi[_u(l)]):
             sub = 0.0
-            for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
-                f = slot_flow[g]
+            for g in range(out_slot_off[_u(ob + o)], out_slot_off[_u(ob + o + 1)]):
+                f = slot_flow[_u(g)]
                 sub += f
-                pk[off + g] += f
-                slot_flow[g] = 0.0
-            pk[po + o] += sub
+                pk[_u(off + g)] += f
+                slot_flow[_u(g)] = 0.0
+            pk[_u(po + o)] += sub
             total += sub
         if total > 0.0:
-            pk[rt] += total
+            pk[_u(rt)] += total
     else:
-        for o in range(grp_lo[l], grp_hi[l]):
+        for o in range(grp_lo[_u(l)], grp_hi[_u(l)]):
             sub = 0.0
-            for g in range(out_slot_off[ob + o], out_slot_off[ob + o + 1]):
-                f = slot_flow[g]
+            for g in range(out_slot_off[_u(ob + o)], out_slot_off[_u(ob + o + 1)]):
+                f = slot_flow[_u(g)]
                 sub += f
-                pk[off + g] = f
-                slot_flow[g] = 0.0
-            pk[po + o] = sub
+                pk[_u(off + g)] = f
+                slot_flow[_u(g)] = 0.0
+            pk[_u(po + o)] = sub
             total += sub
         if total > 0.0:
-            pk[rt] = total
-            pk_count[l] = cnt + 1
+            pk[_u(rt)] = total
+            pk_count[_u(l)] = cnt + 1
     return total
 
 
@@ -509,6 +519,15 @@ def _link_update(nl, yl, inflow, ncrit):
 
 
 @kernel(inline="always")
+def _all_zero(nl):
+    """Whether every cell of ``nl`` holds exactly 0 (no early exit: the loop vectorises)."""
+    nz = 0
+    for j in range(nl.shape[0]):
+        nz += nl[j] != 0.0
+    return nz == 0
+
+
+@kernel(inline="always")
 def _queue_run(nl, ncrit):
     """Congested cells (``> ncrit``) in a row at the downstream end of a link."""
     run = 0
@@ -551,6 +570,12 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         c1 = cell_off[l + 1]
         ln = lanes[l]
         nl = n[c0:c1]
+        if link_inflow[l] == 0.0 and link_out[l] == 0.0 and _all_zero(nl):
+            # an empty link with nothing entering or leaving stays empty: every flow is 0, the
+            # cells stay 0, the records add 0, and what it can send (0) and receive at its ends
+            # (the controls are constant within a call) stay as computed the step before
+            rec_qlen[row, l] = 0.0
+            continue
         yl = y[0:c1 - c0]
         q = qstep_lane[l] * ln
         njam = njam_lane[l] * ln
@@ -607,20 +632,20 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
     on that rounding. The node model then moves exactly what the full computation would."""
     total = 0.0
     for i in range(ni):
-        inp = node_in[i0 + i]
+        inp = node_in[_u(i0 + i)]
         if inp < L:
-            s = link_send[inp]
+            s = link_send[_u(inp)]
             if not (s < 1e-13 or s > 1e-9):
                 return False
             total += s
         else:
-            for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
-                total += queue[g]
+            for g in range(src_slot_off[_u(inp - L)], src_slot_off[_u(inp - L + 1)]):
+                total += queue[_u(g)]
     lim = total * (1.0 + 1e-6) + 1e-9
     for o in range(no):
-        out = node_out[o0 + o]
+        out = node_out[_u(o0 + o)]
         if out != _SINK:
-            r = link_recv[out]
+            r = link_recv[_u(out)]
             if capacity_drop > 0.0:
                 r *= keep
             if not (lim <= r):
@@ -633,13 +658,13 @@ def _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_b
                   slot_flow, link_inflow, cum_in, P, MO):
     """Append each outgoing link's inflow this step (``slot_flow``) to its packet ring."""
     for o in range(no):
-        out = node_out[o0 + o]
-        if out != _SINK and grp_hi[out] > grp_lo[out]:
+        out = node_out[_u(o0 + o)]
+        if out != _SINK and grp_hi[_u(out)] > grp_lo[_u(out)]:
             total = _push_inflow(out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk,
                                  pk_min, slot_flow, P, MO)
             if total > 0.0:
-                link_inflow[out] = total
-                cum_in[out] += total
+                link_inflow[_u(out)] = total
+                cum_in[_u(out)] += total
 
 
 @kernel(inline="always")
@@ -651,23 +676,23 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
     for i in range(node_in_off[nd], node_in_off[nd + 1]):
         l = node_in[i]
         if l < L:
-            s0 = slot_off[l]
-            w = 1 + MO + slot_off[l + 1] - s0
-            rp = pk_base[l] + pk_head[l] * w
+            s0 = slot_off[_u(l)]
+            w = 1 + MO + slot_off[_u(l + 1)] - s0
+            rp = pk_base[_u(l)] + pk_head[_u(l)] * w
             _prefetch(pk, rp)
             _prefetch(pk, rp + w - 1)
             _prefetch(slot_next, s0)
     for o in range(node_out_off[nd], node_out_off[nd + 1]):
         l = node_out[o]
         if l >= 0:
-            s0 = slot_off[l]
-            t = pk_head[l] + pk_count[l] - 1
+            s0 = slot_off[_u(l)]
+            t = pk_head[_u(l)] + pk_count[_u(l)] - 1
             if t >= P:
                 t -= P
             elif t < 0:
                 t = 0
-            w = 1 + MO + slot_off[l + 1] - s0
-            rp = pk_base[l] + t * w
+            w = 1 + MO + slot_off[_u(l + 1)] - s0
+            rp = pk_base[_u(l)] + t * w
             _prefetch(pk, rp)
             _prefetch(pk, rp + w - 1)
             _prefetch(slot_flow, s0)
@@ -699,40 +724,40 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                                             src_slot_off, queue, capacity_drop, keep):
             # every input flows in full: ratio 1 for each of its movements
             for i in range(ni):
-                inp = node_in[i0 + i]
+                inp = node_in[_u(i0 + i)]
                 if inp < L:
-                    s = link_send[inp]
-                    a = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
+                    s = link_send[_u(inp)]
+                    a = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
                     if s > 1e-9 and a > 0.0:
                         moved = _take_whole_window(inp, s, no, slot_off, slot_next, slot_route, pk_base, pk_head,
                                                    pk_count, pk, slot_flow, route_out, P,
                                                    max_out)
-                        link_out[inp] = moved
-                        cum_out[inp] += moved
+                        link_out[_u(inp)] = moved
+                        cum_out[_u(inp)] += moved
                 else:
                     src = inp - L
                     g0 = src_slot_off[src]
                     g1 = src_slot_off[src + 1]
                     qsum = 0.0
                     for g in range(g0, g1):
-                        qsum += queue[g]
+                        qsum += queue[_u(g)]
                     if qsum > _EPS and qstep_lane[src_link[src]] * lanes[src_link[src]] > 0.0:
                         for g in range(g0, g1):
-                            d = queue[g] * 1.0
-                            queue[g] -= d
+                            d = queue[_u(g)] * 1.0
+                            queue[_u(g)] -= d
                             if d > 0.0:
-                                route_in[slot_route[g]] += d
-                                slot_flow[slot_next[g]] += d
+                                route_in[_u(slot_route[_u(g)])] += d
+                                slot_flow[_u(slot_next[_u(g)])] += d
             _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count,
                           pk, pk_min, slot_flow, link_inflow, cum_in, P, max_out)
             continue
         for kk in range(ni * max_out):
-            s_io[kk] = 0.0
+            s_io[_u(kk)] = 0.0
         # demand per movement
         for i in range(ni):
-            inp = node_in[i0 + i]
+            inp = node_in[_u(i0 + i)]
             if inp < L:
-                s = link_send[inp]
+                s = link_send[_u(inp)]
                 if s > 0.0:
                     _window_by_output(inp, s, i * max_out, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P,
                                       max_out)
@@ -741,34 +766,34 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                     if has_signals:
                         ob = inp * (max_out + 1)
                         for o in range(no):
-                            g0 = out_slot_off[ob + o]
-                            if g0 < out_slot_off[ob + o + 1] and green[slot_move[g0]] == 0:
-                                s_io[i * max_out + o] = 0.0
-                a_i[i] = prio[inp] if prio[inp] >= 0.0 else qstep_lane[inp] * lanes[inp]
+                            g0 = out_slot_off[_u(ob + o)]
+                            if g0 < out_slot_off[_u(ob + o + 1)] and green[_u(slot_move[_u(g0)])] == 0:
+                                s_io[_u(i * max_out + o)] = 0.0
+                a_i[i] = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
             else:
                 src = inp - L
-                g0 = src_slot_off[src]
+                g0 = src_slot_off[_u(src)]
                 qsum = 0.0
-                for g in range(g0, src_slot_off[src + 1]):
-                    qsum += queue[g]
-                s_io[i * max_out + slot_out[g0]] = qsum
-                a_i[i] = qstep_lane[src_link[src]] * lanes[src_link[src]]
+                for g in range(g0, src_slot_off[_u(src + 1)]):
+                    qsum += queue[_u(g)]
+                s_io[_u(i * max_out + slot_out[_u(g0)])] = qsum
+                a_i[i] = qstep_lane[_u(src_link[_u(src)])] * lanes[_u(src_link[_u(src)])]
         # supply per output; capacity drop where a queue head feeds a free-flowing link
         for o in range(no):
-            out = node_out[o0 + o]
+            out = node_out[_u(o0 + o)]
             if out == _SINK:
                 r_o[o] = np.inf
                 continue
-            r_o[o] = link_recv[out]
-            if capacity_drop > 0.0 and n[cell_off[out]] <= ncrit_lane[out] * lanes[out] * 1.0000001:
+            r_o[o] = link_recv[_u(out)]
+            if capacity_drop > 0.0 and n[_u(cell_off[_u(out)])] <= ncrit_lane[_u(out)] * lanes[_u(out)] * 1.0000001:
                 # a queue head feeds this free-flowing link: a queue held by its own meter
                 # (a ramp meter, a release signal) does not count, it does not discharge freely
                 for i in range(ni):
-                    inp = node_in[i0 + i]
-                    if inp < L and s_io[i * max_out + o] > 0.0:
-                        last = cell_off[inp + 1] - 1
-                        if n[last] > ncrit_lane[inp] * lanes[inp] * 1.0000001 and min(
-                                alpha[inp] * n[last], qstep_lane[inp] * lanes[inp]) <= meter[inp]:
+                    inp = node_in[_u(i0 + i)]
+                    if inp < L and s_io[_u(i * max_out + o)] > 0.0:
+                        last = cell_off[_u(inp + 1)] - 1
+                        if n[_u(last)] > ncrit_lane[_u(inp)] * lanes[_u(inp)] * 1.0000001 and min(
+                                alpha[_u(inp)] * n[_u(last)], qstep_lane[_u(inp)] * lanes[_u(inp)]) <= meter[_u(inp)]:
                             r_o[o] *= keep
                             break
         # incremental transfer
@@ -776,7 +801,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
         for i in range(ni):
             tot = 0.0
             for o in range(no):
-                tot += s_io[i * max_out + o]
+                tot += s_io[_u(i * max_out + o)]
             s_i[i] = tot
             f_i[i] = 0.0
             act[i] = 1 if (tot > _EPS and a_i[i] > 0.0) else 0
@@ -789,7 +814,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             d = 0.0
             for i in range(ni):
                 if act[i]:
-                    d += s_io[i * max_out + o]
+                    d += s_io[_u(i * max_out + o)]
             if d > r_o[o]:
                 free = False
                 break
@@ -799,8 +824,8 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             for o in range(no):
                 w = 0.0
                 for i in range(ni):
-                    if act[i] and s_io[i * max_out + o] > 0.0:
-                        w += a_i[i] * s_io[i * max_out + o] / s_i[i]
+                    if act[i] and s_io[_u(i * max_out + o)] > 0.0:
+                        w += a_i[i] * s_io[_u(i * max_out + o)] / s_i[i]
                 if w > 0.0:
                     a = max(r_o[o], 0.0) / w
                     if a < best:
@@ -810,21 +835,21 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 break
             by_demand = False
             for i in range(ni):
-                if act[i] and s_io[i * max_out + ostar] > 0.0 and s_i[i] <= best * a_i[i]:
+                if act[i] and s_io[_u(i * max_out + ostar)] > 0.0 and s_i[i] <= best * a_i[i]:
                     by_demand = True
                     f_i[i] = s_i[i]
                     act[i] = 0
                     for o in range(no):
-                        r_o[o] -= s_io[i * max_out + o]
+                        r_o[o] -= s_io[_u(i * max_out + o)]
             if by_demand:
                 continue
             for i in range(ni):
-                if act[i] and s_io[i * max_out + ostar] > 0.0:
+                if act[i] and s_io[_u(i * max_out + ostar)] > 0.0:
                     f = best * a_i[i]
                     f_i[i] = f
                     act[i] = 0
                     for o in range(no):
-                        r_o[o] -= f * s_io[i * max_out + o] / s_i[i]
+                        r_o[o] -= f * s_io[_u(i * max_out + o)] / s_i[i]
         # inputs left active feed only sinks (infinite supply): they send all they have
         for i in range(ni):
             if act[i]:
@@ -832,28 +857,28 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 act[i] = 0
         # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements
         for i in range(ni):
-            inp = node_in[i0 + i]
+            inp = node_in[_u(i0 + i)]
             ratio = min(1.0, f_i[i] / s_i[i]) if s_i[i] > _EPS else 0.0
             for o in range(no):
                 kk = i * max_out + o
-                s_io[kk] = ratio if s_io[kk] > 0.0 else 0.0
+                s_io[_u(kk)] = ratio if s_io[_u(kk)] > 0.0 else 0.0
             if ratio <= 0.0:
                 continue
             if inp < L:
-                window = link_send[inp]
+                window = link_send[_u(inp)]
                 moved = _take_from_window(inp, window, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
                                           slot_route, pk_base, pk_head, pk_count, pk, slot_flow,
                                           route_out, P, max_out)
-                link_out[inp] = moved
-                cum_out[inp] += moved
+                link_out[_u(inp)] = moved
+                cum_out[_u(inp)] += moved
             else:
                 # a source: its queues enter the first link of their routes
-                for g in range(src_slot_off[inp - L], src_slot_off[inp - L + 1]):
-                    d = queue[g] * ratio
-                    queue[g] -= d
+                for g in range(src_slot_off[_u(inp - L)], src_slot_off[_u(inp - L + 1)]):
+                    d = queue[_u(g)] * ratio
+                    queue[_u(g)] -= d
                     if d > 0.0:
-                        route_in[slot_route[g]] += d
-                        slot_flow[slot_next[g]] += d
+                        route_in[_u(slot_route[_u(g)])] += d
+                        slot_flow[_u(slot_next[_u(g)])] += d
         _push_outputs(o0, no, node_out, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk_count, pk,
                       pk_min, slot_flow, link_inflow, cum_in, P, max_out)
 
@@ -907,11 +932,11 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         # demand arrives in the origin queues (waiting counted from the step after arrival)
         waiting = 0.0
         for g in range(first_src_slot, G):
-            waiting += queue[g]
-            a = src_rate[g]
+            waiting += queue[_u(g)]
+            a = src_rate[_u(g)]
             if a > 0.0:
-                queue[g] += a
-                route_gen[slot_route[g]] += a
+                queue[_u(g)] += a
+                route_gen[_u(slot_route[_u(g)])] += a
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
         _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
