@@ -46,6 +46,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import kernel
+from .signals import cycle_time
 
 __all__ = [
     "CTMNetwork",
@@ -610,7 +611,7 @@ def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, 
         if s < 0:
             green[m] = 1
             continue
-        tc = (t - sig_offset[s]) % sig_cycle[s]
+        tc = cycle_time(t - sig_offset[s], sig_cycle[s])
         g = 0
         for w in range(move_win_off[m], move_win_off[m + 1]):
             if win_start[w] <= tc < win_end[w]:

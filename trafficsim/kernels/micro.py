@@ -52,6 +52,7 @@ from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
 from .micro_lanes import _lane_changes, _permissions
+from .signals import cycle_time
 
 __all__ = [
     "MicroNet", "MicroControls", "MicroState", "MicroRecord", "micro_advance",
@@ -204,19 +205,6 @@ class MicroRecord(NamedTuple):
 
 # ---------------------------------------------------------------------------- passes
 # Every pass takes plain arrays (see the note in :mod:`trafficsim.kernels.micro_base`).
-@kernel(inline="always")
-def _cycle_time(dt, cycle):
-    """``dt % cycle`` for ``cycle > 0`` without the float modulo: numba's numpy error model lets
-    LLVM hoist ``%`` (a libm ``fmod`` call, ~80 ns) out of the branch that needs it, so a modulo
-    in a rarely taken branch costs on every iteration."""
-    r = dt - cycle * np.floor(dt / cycle)
-    if r < 0.0:
-        r += cycle
-    if r >= cycle:
-        r -= cycle
-    return r
-
-
 @kernel
 def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset, move_state,
                     sig_next, sig_tc):
@@ -231,7 +219,7 @@ def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_am
     the others."""
     for s in range(sig_cycle.shape[0]):
         if first or t >= sig_next[s] - 1e-6:
-            tc = _cycle_time(t - sig_offset[s], sig_cycle[s])
+            tc = cycle_time(t - sig_offset[s], sig_cycle[s])
             sig_tc[s] = tc
             sig_next[s] = t + (sig_cycle[s] - tc)
         else:
