@@ -9,8 +9,9 @@ the on-disk cache (e.g. on a read-only install).
 import os
 
 import numba
+import numpy as np
 
-__all__ = ["jit", "kernel"]
+__all__ = ["jit", "kernel", "unsigned"]
 
 _CACHE = os.environ.get("TRAFFICSIM_NO_CACHE", "") not in ("1", "true", "yes")
 
@@ -35,3 +36,10 @@ def kernel(fn=None, **overrides):
     ``kernel`` function fails to compile, which keeps the "kernels allocate nothing" rule honest.
     """
     return jit(fn, _nrt=False, **overrides)
+
+
+@kernel(inline="always")
+def unsigned(i):
+    """An index known to be non-negative, as unsigned: numba then indexes without its check for a
+    negative (wrap-around) index, three instructions per array access in the hot loops."""
+    return np.uint64(i)

@@ -46,6 +46,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import kernel
+from ._jit import unsigned as _u
 from .signals import cycle_time
 
 __all__ = [
@@ -181,13 +182,6 @@ def _prefetch(typingctx, arr, idx):
         return context.get_dummy_value()
 
     return types.void(arr, idx), codegen
-
-
-@kernel(inline="always")
-def _u(i):
-    """An index known to be non-negative, as unsigned: numba then indexes without the check for
-    a negative (wrap-around) index, three instructions per access in the slot loops."""
-    return np.uint64(i)
 
 
 # The helpers below take plain arrays, never the NamedTuples, and everything is compiled without

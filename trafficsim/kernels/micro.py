@@ -41,6 +41,7 @@ import numpy as np
 
 from .idm import ballistic_step
 from .micro_base import kernel
+from ._jit import unsigned
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
     P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX, P_RELAXF,
@@ -348,33 +349,34 @@ def _move(ti, dt,
         n_queued = 0
         metres = 0.0
         while w >= 0:
-            nw = prv[w]
+            uw = unsigned(w)
+            nw = prv[uw]
             n_veh += 1
-            if dwell[w] > 0.0:
+            if dwell[uw] > 0.0:
                 # a bus stop is not the link's end: vehicles queued behind a dwelling bus are not flagged
                 at_end = False
                 n_queued += 1
-                dwell[w] -= dt
-                if dwell[w] <= 0.0:
-                    dwell[w] = 0.0
+                dwell[uw] -= dt
+                if dwell[uw] <= 0.0:
+                    dwell[uw] = 0.0
                     _serve_stop(w, slot, stop_next, slot_link, stop_off)
                 w = nw
                 continue
-            xo = x[w]
-            xn, vn = ballistic_step(xo, v[w], acc[w], dt)
-            if xn > lim[w]:
+            xo = x[uw]
+            xn, vn = ballistic_step(xo, v[uw], acc[uw], dt)
+            if xn > lim[uw]:
                 # an emergency stop by the IDM travels ~1e-4 m; only a real overshoot is counted
-                if xn > lim[w] + 0.01 and xn > xo + 0.01:
+                if xn > lim[uw] + 0.01 and xn > xo + 0.01:
                     counters[C_CLAMP] += 1
-                xn = lim[w] if lim[w] > xo else xo
+                xn = lim[uw] if lim[uw] > xo else xo
                 vmax = (xn - xo) / dt
                 if vn > vmax:
                     vn = vmax
-            x[w] = xn
-            v[w] = vn
+            x[uw] = xn
+            v[uw] = vn
             metres += (xn if xn < length else length) - xo
-            c = cls[w]
-            ck = c * L + link
+            c = unsigned(cls[uw])
+            ck = unsigned(c * L + link)
             if first:
                 # the lane's first vehicle halted within one critical spacing of the link's end
                 head_halted = vn < 0.5 and length - xn < cl_v0[ck] * cl_T[ck] + cls_s0[c] + cls_len[c]
@@ -385,8 +387,8 @@ def _move(ti, dt,
                     # halted in the queue at the link's end (a stop line, a node): it stays in that
                     # queue, moving or not, until it leaves the link (the HCM's queue; the CTM's
                     # discharging cells stay congested too)
-                    flags[w] |= F_QUEUED
-            elif (flags[w] & F_QUEUED) == 0:
+                    flags[uw] |= F_QUEUED
+            elif (flags[uw] & F_QUEUED) == 0:
                 at_end = False
             for k in range(d0, d1):
                 pos = det_pos[k]
@@ -395,26 +397,26 @@ def _move(ti, dt,
                     rec_det_vsum[ti, det_id[k], lane_idx[lane]] += vn
                 if xn - cls_len[c] < pos <= xn:
                     rec_det_occ[ti, det_id[k], lane_idx[lane]] += dt
-            s = stop_next[w]
+            s = stop_next[uw]
             # a bus serves its stop when it halts in the kerb lane with its whole length inside
             # the berth: at the front, or queued behind buses already dwelling there
             if (s >= 0 and kerb and vn < 0.5 and xn >= stop_start[s] + cls_len[c] - 1.0
                     and xn <= stop_pos[s] + 1.0):
-                v[w] = 0.0
-                dwell[w] = _draw_dwell(s, dwell_draw, stop_used)
+                v[uw] = 0.0
+                dwell[uw] = _draw_dwell(s, dwell_draw, stop_used)
                 if stop_bay[s]:
                     _unlink(prv, nxt, lane_head, lane_tail, lane, w)
-                    vlane[w] = lane
-                    flags[w] |= F_BAY
+                    vlane[uw] = lane
+                    flags[uw] |= F_BAY
                     bay[n_bay[0]] = w
                     n_bay[0] += 1
-            elif bpos >= 0.0 and (flags[w] & F_SERVED) == 0 and vn < 0.5 and xn >= bpos - 1.0:
+            elif bpos >= 0.0 and (flags[uw] & F_SERVED) == 0 and vn < 0.5 and xn >= bpos - 1.0:
                 # halted at its toll booth: released when the booth is free again (one drawn
                 # service time after its last release), after min_stop at least
-                flags[w] |= F_SERVED
-                v[w] = 0.0
+                flags[uw] |= F_SERVED
+                v[uw] = 0.0
                 hold = booth_min[lane] if booth_min[lane] > booth_wait[lane] else booth_wait[lane]
-                dwell[w] = hold
+                dwell[uw] = hold
                 booth_wait[lane] = hold + _draw_dwell(booth_row[lane], dwell_draw, stop_used)
             w = nw
         if n_veh > 0:
