@@ -1,4 +1,5 @@
-"""The back of queue (``queue_length_max``, the interval's longest queue) on both engines.
+"""The back of queue (``queue_length_max``, the interval's longest queue) on both engines, and the
+head rule that reads it (:func:`trafficsim.results.queue_chains`).
 
 A single signalised approach below its cycle capacity builds the same queue every cycle: during
 the effective red ``r`` the arrivals (flow ``q``, density ``q / v_f``) stop against the jam
@@ -11,8 +12,10 @@ cycle and ends 5 s into red, so the interval-end snapshot misses all of it.
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import trafficsim as ts
+from trafficsim.results import queue_chains
 
 VF, S, KJ = 50.0, 1800.0, 150.0               # km/h, veh/h/lane, veh/km/lane
 GREEN, LOST, CYCLE = 40.0, 5.0, 90.0          # s: the approach's green, its amber + all-red, the cycle
@@ -82,3 +85,32 @@ def test_micro_back_of_queue_reaches_the_cycle_s_last_halted_vehicle():
     # and, on average (Poisson arrivals), the shockwave calculation's back of queue
     mean = float(np.mean(qmax[ends > 600.0]))
     assert mean == pytest.approx(U * RED * W / (W - U), abs=2 * spacing), (mean, U * RED * W / (W - U))
+
+
+def _two_links(qend, qmax):
+    """A dataset of one record: links 'u' -> 'd' -> 'x', each 400 m."""
+    links = ["u", "d", "x"]
+    return xr.Dataset(
+        {"queue_length": (("time", "link"), np.array([qend], float)),
+         "queue_length_max": (("time", "link"), np.array([qmax], float))},
+        coords={"time": [60.0], "link": links, "length_m": ("link", [400.0] * 3),
+                "from_node": ("link", ["A", "B", "C"]), "to_node": ("link", ["B", "C", "D"])},
+    )
+
+
+def test_a_chain_adds_only_queues_that_stood_at_one_instant():
+    # 'd' filled during the interval (its back of queue reached 'u') and 'u' held 300 m at some
+    # other instant; at the interval's end 'd' holds 250 m and 'u' 100 m: two queues
+    chain, head = queue_chains(_two_links([100.0, 250.0, 0.0], [300.0, 400.0, 0.0]), 0)
+    assert set(head) == {"d"}                 # 'u' discharged into a queue that filled 'd'
+    assert chain["d"] == pytest.approx(400.0)  # not 400 + 300: those never stood together
+    # at the interval's end 'd' is full and 'u' holds 100 m behind it: one queue of 500 m
+    chain, head = queue_chains(_two_links([100.0, 400.0, 0.0], [300.0, 400.0, 0.0]), 0)
+    assert set(head) == {"d"} and chain["d"] == pytest.approx(500.0)
+    # a queue that filled 'd' and dissolved within the interval is a transient: 'u' stays a head
+    chain, head = queue_chains(_two_links([100.0, 0.0, 0.0], [300.0, 400.0, 0.0]), 0)
+    assert set(head) == {"u", "d"} and chain["u"] == pytest.approx(300.0)
+    # without the maxima (an engine that does not track them) the snapshot rule holds
+    ds = _two_links([100.0, 250.0, 0.0], [300.0, 400.0, 0.0]).drop_vars("queue_length_max")
+    chain, head = queue_chains(ds, 0)
+    assert set(head) == {"u", "d"} and chain["d"] == pytest.approx(250.0)
