@@ -104,12 +104,16 @@ def test_a_chain_adds_only_queues_that_stood_at_one_instant():
     chain, head = queue_chains(_two_links([100.0, 250.0, 0.0], [300.0, 400.0, 0.0]), 0)
     assert set(head) == {"d"}                 # 'u' discharged into a queue that filled 'd'
     assert chain["d"] == pytest.approx(400.0)  # not 400 + 300: those never stood together
+    assert chain["u"] == pytest.approx(100.0)  # its own 300 m stood at another instant
     # at the interval's end 'd' is full and 'u' holds 100 m behind it: one queue of 500 m
     chain, head = queue_chains(_two_links([100.0, 400.0, 0.0], [300.0, 400.0, 0.0]), 0)
     assert set(head) == {"d"} and chain["d"] == pytest.approx(500.0)
     # a queue that filled 'd' and dissolved within the interval is a transient: 'u' stays a head
     chain, head = queue_chains(_two_links([100.0, 0.0, 0.0], [300.0, 400.0, 0.0]), 0)
-    assert set(head) == {"u", "d"} and chain["u"] == pytest.approx(300.0)
+    assert set(head) == {"u"} and chain["u"] == pytest.approx(100.0)
+    # an undersaturated signal's cyclic back of queue is no head's length: the end reading is
+    chain, head = queue_chains(_two_links([0.0, 20.0, 0.0], [0.0, 90.0, 0.0]), 0)
+    assert head == {"d": pytest.approx(20.0)}
     # without the maxima (an engine that does not track them) the snapshot rule holds
     ds = _two_links([100.0, 250.0, 0.0], [300.0, 400.0, 0.0]).drop_vars("queue_length_max")
     chain, head = queue_chains(ds, 0)

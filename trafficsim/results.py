@@ -49,7 +49,7 @@ KPI_DESCRIPTIONS = {
     "completed": ("veh", "vehicles that reached their destination"),
     "inside": ("veh", "vehicles still in the network at the end"),
     "unserved": ("veh", "vehicles still waiting in origin queues at the end"),
-    "max_queue_m": ("m", "longest queue (spilling back over links) in any record interval"),
+    "max_queue_m": ("m", "longest queue (spilling back over links) at any record time"),
     "max_queue_veh": ("veh", "largest number of vehicles queued in the network at any record time"),
     "bottleneck": ("", "link where the longest queue's head stood most often"),
     "bottleneck_discharge_vph": ("veh/h", "mean outflow of that link while it was the active bottleneck"),
@@ -177,18 +177,18 @@ def queue_chains(ds: xr.Dataset, at: int) -> tuple[dict[str, float], dict[str, f
     ``head`` holds the links where a queue's head stands (its downstream link is not itself
     queued over its whole length), with their chain length.
 
-    Each link's queue is read twice: at the interval's end (``queue_length``) and at its longest
-    during the interval (``queue_length_max``, the back of queue). A chain over several links
-    adds lengths read at one instant only, the interval's end: the per-link maxima happen at
-    different instants (at signals, each approach's in its own cycle phase), and adding
-    them would make a spill-back chain out of two queues that never touched. A link's own
-    longest queue is a queue that stood, so ``chain[l]`` is the longer of the two readings.
-    The head rule uses the maxima: a link is a head when it held a queue during the interval and
-    none of its downstream links filled during it by a queue that still stands at the interval's
-    end (one that filled the link downstream, even between two records, blocked this one's
-    discharge: the head stood further on; at a signal, the start-up wave's passage fills a short
-    link for part of each cycle only). A queue that filled a link and dissolved within the
-    interval is a transient, not a spill-back that moves the head.
+    Lengths are read at the interval's end (``queue_length``), all links at one instant, so a
+    chain is a queue that stood. The interval's longest (``queue_length_max``, the back of
+    queue) serves one purpose: spill-back between two records. A link is *filled* when it is
+    full at the interval's end, or was full during the interval and still holds a queue at its
+    end (at a signal, the back of the critical approach's queue reaches the link upstream only
+    while the start-up wave travels up it, part of each cycle); the links upstream of a filled
+    link are not heads (their discharge was blocked: the head stood further on), and a filled
+    link's queue is at least its length. A queue that filled a link and was gone by the
+    interval's end is a transient (booth departures merging, gap acceptance at a U-turn), not a
+    spill-back. The maxima are not added into chains (each link's happens at its own instant:
+    adding them would chain queues that never touched) nor used as a head's length (an
+    undersaturated signal's cyclic back of queue is not an active bottleneck).
     """
     links = [str(x) for x in ds["link"].values]
     qlen = dict(zip(links, ds["queue_length"].values[at]))
@@ -217,16 +217,14 @@ def queue_chains(ds: xr.Dataset, at: int) -> tuple[dict[str, float], dict[str, f
 
     for lid in links:
         walk(lid, frozenset())
-    for lid in links:
-        chain[lid] = max(chain[lid], qmax[lid])
-    # filled: full at the interval's end, or full during it by a queue still standing at its end
-    # (a transient that filled a short link and dissolved within the interval is not a spill-back
-    # that moved the head: booth departures merging, gap acceptance at a U-turn)
     filled = {lid: full[lid] or (qmax[lid] >= 0.999 * length[lid] and qlen[lid] > 0) for lid in links}
+    for lid in links:
+        if filled[lid]:
+            chain[lid] = max(chain[lid], length[lid])
     head = {
         lid: chain[lid]
         for lid in links
-        if qmax[lid] > 0 and not any(filled[d] for d in outof.get(to[lid], []) if to[d] != frm[lid])
+        if qlen[lid] > 0 and not any(filled[d] for d in outof.get(to[lid], []) if to[d] != frm[lid])
     }
     return chain, head
 

@@ -22,7 +22,7 @@ relaxation (the micro default) a micro stop costs a little less than the macro's
 stop, at about 93% of its capacity and upstream, sees the random bus and dwell (cv 0.5) peaks
 first and meters the flow the main stop sees: micro's queues are short-lived at both stops and
 longer at the first (peak means of the back of queue: ``approach`` 214 m, ``middle`` 135 m), so
-the head stands on ``approach`` more often than on ``middle`` (20 and 8 of 45 peak records; a
+the head stands on ``approach`` more often than on ``middle`` (18 and 7 of 45 peak records; a
 known deviation of the micro tests).
 """
 
