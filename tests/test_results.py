@@ -8,8 +8,8 @@ import trafficsim as ts
 from conftest import corridor
 from trafficsim.results import KPI_DESCRIPTIONS
 
-LINK_VARS = ("flow", "density", "speed", "queue", "queue_length", "inflow", "outflow", "cum_in", "cum_out",
-             "vkt", "vht", "lanes")
+LINK_VARS = ("flow", "density", "speed", "queue", "queue_length", "queue_length_max", "inflow", "outflow", "cum_in",
+             "cum_out", "vkt", "vht", "lanes")
 
 
 @pytest.fixture(scope="module")

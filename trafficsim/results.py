@@ -11,8 +11,9 @@ Engines count a step's vehicle-time with the vehicles present at the start of th
 vehicles whose moves make the step's VKT, so the speed never exceeds the free-flow speed.
 
 plus the queue (vehicles in congested state, time-mean), the queue length (congested length
-from the link's downstream end at the interval's end), cumulative counts in and out, inflow and outflow rates at the
-link ends, and the lanes in force. ``time`` labels the *end* of each interval [s]; snapshots
+from the link's downstream end at the interval's end) and its longest during the interval (the
+back of queue, HCM: at a signal it peaks once a cycle, mostly between two records), cumulative
+counts in and out, inflow and outflow rates at the link ends, and the lanes in force. ``time`` labels the *end* of each interval [s]; snapshots
 (cumulative counts, lanes) are taken at that instant.
 Per route: cumulative vehicles demanded, departed (entered the network) and arrived. Per origin:
 the origin queue (demand that could not enter yet). Units and descriptions live in each
@@ -86,10 +87,13 @@ def build_dataset(
     origin_queue: np.ndarray,
     wait_s: np.ndarray,
     extra_attrs: dict | None = None,
+    queue_m_max: np.ndarray | None = None,
 ) -> xr.Dataset:
     """Assemble the common result schema from per-interval engine arrays (SI units in).
 
-    Every engine calls this so that every KPI means the same on every engine.
+    Every engine calls this so that every KPI means the same on every engine. ``queue_m_max``
+    (the longest queue length during each interval [m]) defaults to ``queue_m`` for an engine
+    that does not track it (a lower bound of the back of queue).
     """
     net = scenario.network
     T = vkt_m.shape[0]
@@ -111,6 +115,10 @@ def build_dataset(
     for s, o in enumerate(origins):
         oq[:, origin_nodes.index(o)] += origin_queue[:, s]
     flows = scenario.demand.flows
+    qmax_name = "longest congested length from the link's downstream end during the interval (back of queue)"
+    if queue_m_max is None:
+        queue_m_max = queue_m
+        qmax_name = "congested length from the link's downstream end at interval end (engine does not track the interval's longest)"
     route_flow = [int(lbl.split(":", 1)[0]) for lbl in route_labels]
     ds = xr.Dataset(
         {
@@ -119,6 +127,7 @@ def build_dataset(
             "speed": (("time", "link"), speed, _attrs("km/h", "space-mean speed VKT/VHT (free-flow speed when empty)")),
             "queue": (("time", "link"), queue_veh, _attrs("veh", "time-mean vehicles in congested state on the link")),
             "queue_length": (("time", "link"), queue_m, _attrs("m", "congested length from the link's downstream end at interval end")),
+            "queue_length_max": (("time", "link"), queue_m_max, _attrs("m", qmax_name)),
             "inflow": (("time", "link"), (cum_in - prev_in) / span * 3600.0, _attrs("veh/h", "rate of vehicles entering the link")),
             "outflow": (("time", "link"), (cum_out - prev_out) / span * 3600.0, _attrs("veh/h", "rate of vehicles leaving the link at its downstream end")),
             "cum_in": (("time", "link"), cum_in, _attrs("veh", "cumulative vehicles that entered the link")),
@@ -161,15 +170,30 @@ def build_dataset(
 
 
 def queue_chains(ds: xr.Dataset, at: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Queue lengths that spill back over links at record index ``at``.
+    """Queue lengths that spill back over links in record interval ``at``.
 
     Returns ``(chain, head)``: ``chain[l]`` is the queue length [m] ending at link ``l``'s
     downstream end, including the upstream links it has spilled onto (longest branch);
     ``head`` holds the links where a queue's head stands (its downstream link is not itself
     queued over its whole length), with their chain length.
+
+    Lengths are read at the interval's end (``queue_length``), all links at one instant, so a
+    chain is a queue that stood. The interval's longest (``queue_length_max``, the back of
+    queue) serves one purpose: spill-back between two records. A link is *filled* when it is
+    full at the interval's end, or was full during the interval and still holds a queue at its
+    end (at a signal, the back of the critical approach's queue reaches the link upstream only
+    while the start-up wave travels up it, part of each cycle); the links upstream of a filled
+    link are not heads (their discharge was blocked: the head stood further on), and a filled
+    link's queue is at least its length. A queue that filled a link and was gone by the
+    interval's end is a transient (booth departures merging, gap acceptance at a U-turn), not a
+    spill-back. The maxima are not added into chains (each link's happens at its own instant:
+    adding them would chain queues that never touched) nor used as a head's length (an
+    undersaturated signal's cyclic back of queue is not an active bottleneck).
     """
     links = [str(x) for x in ds["link"].values]
     qlen = dict(zip(links, ds["queue_length"].values[at]))
+    qmax_var = ds["queue_length_max"] if "queue_length_max" in ds else ds["queue_length"]
+    qmax = dict(zip(links, np.maximum(qmax_var.values[at], ds["queue_length"].values[at])))
     length = dict(zip(links, ds["length_m"].values))
     frm = dict(zip(links, (str(x) for x in ds["from_node"].values)))
     to = dict(zip(links, (str(x) for x in ds["to_node"].values)))
@@ -193,10 +217,14 @@ def queue_chains(ds: xr.Dataset, at: int) -> tuple[dict[str, float], dict[str, f
 
     for lid in links:
         walk(lid, frozenset())
+    filled = {lid: full[lid] or (qmax[lid] >= 0.999 * length[lid] and qlen[lid] > 0) for lid in links}
+    for lid in links:
+        if filled[lid]:
+            chain[lid] = max(chain[lid], length[lid])
     head = {
         lid: chain[lid]
         for lid in links
-        if qlen[lid] > 0 and not any(full[d] for d in outof.get(to[lid], []) if to[d] != frm[lid])
+        if qlen[lid] > 0 and not any(filled[d] for d in outof.get(to[lid], []) if to[d] != frm[lid])
     }
     return chain, head
 

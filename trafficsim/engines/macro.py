@@ -341,7 +341,7 @@ def _new_record(c: CompiledMacro, record_cells: bool) -> CTMRecord:
     z = lambda *shape: np.zeros(shape)  # noqa: E731
     return CTMRecord(
         vkt=z(T, L), vht=z(T, L), cum_in=z(T, L), cum_out=z(T, L), queue_veh=z(T, L), queue_m=z(T, L),
-        lanes=z(T, L), route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S),
+        queue_m_max=z(T, L), lanes=z(T, L), route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S),
         wait=z(T), cell_veh=z(T if record_cells else 0, C),
     )
 
@@ -432,6 +432,7 @@ def run_macro(
         cum_out=rec.cum_out,
         queue_veh=rec.queue_veh,
         queue_m=rec.queue_m,
+        queue_m_max=rec.queue_m_max,
         lanes=rec.lanes,
         route_in=rec.route_in,
         route_out=rec.route_out,

@@ -739,7 +739,7 @@ class MicroStepper:
         z = lambda *shape: np.zeros(shape)  # noqa: E731
         self.rec = MicroRecord(
             vkt=z(T, L), vht=z(T, L), cum_in=z(T, L), cum_out=z(T, L), queue_vs=z(T, L), queue_m=z(T, L),
-            lanes=z(T, L), route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S), wait=z(T),
+            queue_m_max=z(T, L), lanes=z(T, L), route_in=z(T, R), route_out=z(T, R), route_gen=z(T, R), src_queue=z(T, S), wait=z(T),
             det_count=z(T, D, mn.maxl), det_occ=z(T, D, mn.maxl), det_vsum=z(T, D, mn.maxl),
             traj_x=np.full((K, V), np.nan, np.float32), traj_v=np.full((K, V), np.nan, np.float32),
             traj_link=np.full((K, V), -1, np.int32), traj_lane=np.full((K, V), -1, np.int8),
@@ -877,7 +877,7 @@ def run_micro(
         c.scenario, engine="micro", dt_s=c.dt, record_interval_s=record_interval_s, n_steps=c.n_steps,
         link_ids=c.link_ids, route_labels=c.routes.label, route_links=c.routes.links, origins=c.source_nodes,
         vkt_m=rec.vkt, vht_s=rec.vht, cum_in=rec.cum_in, cum_out=rec.cum_out, queue_veh=rec.queue_vs / span[:, None],
-        queue_m=rec.queue_m, lanes=rec.lanes, route_in=rec.route_in[:, :c.n_demand_routes],
+        queue_m=rec.queue_m, queue_m_max=rec.queue_m_max, lanes=rec.lanes, route_in=rec.route_in[:, :c.n_demand_routes],
         route_out=rec.route_out[:, :c.n_demand_routes], route_gen=rec.route_gen[:, :c.n_demand_routes],
         origin_queue=rec.src_queue, wait_s=rec.wait,
         extra_attrs={"seed": -1 if seed is None else int(seed), "queue_speed_frac": c.lane_change["queue_speed_frac"]},

@@ -153,6 +153,7 @@ class CTMRecord(NamedTuple):
     cum_out: np.ndarray       # (T, L)
     queue_veh: np.ndarray     # (T, L) time-mean vehicles in congested cells
     queue_m: np.ndarray       # (T, L) congested length from the downstream end at interval end [m]
+    queue_m_max: np.ndarray   # (T, L) its longest during the interval (the back of queue) [m]
     lanes: np.ndarray         # (T, L) lanes in force at interval end
     route_in: np.ndarray      # (T, R) snapshot
     route_out: np.ndarray     # (T, R)
@@ -551,7 +552,7 @@ def _start_links(n, cell_off, alpha, beta, qstep_lane, njam_lane, lanes, meter, 
 @kernel
 def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                   lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv, rec_vkt,
-                  rec_vht, rec_queue, rec_qlen, rec_cells):
+                  rec_vht, rec_queue, rec_qlen, rec_qmax, rec_cells):
     """Phases 1 and 3 of a step, one link at a time: the flows inside the link from the cells at
     the start of the step (into ``y``, a scratch of one link's length that stays in cache: no
     per-cell flows are kept between phases), the sums for the record (vehicles and flows, via
@@ -582,7 +583,10 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         b, above = _link_update(nl, yl, link_inflow[l], ncrit)
         bad += b
         if above > 0:
-            rec_qlen[row, l] = _queue_run(nl, ncrit) * dx[l]      # the value at the interval's last step
+            qrun = _queue_run(nl, ncrit) * dx[l]
+            rec_qlen[row, l] = qrun                               # the value at the interval's last step
+            if qrun > rec_qmax[row, l]:
+                rec_qmax[row, l] = qrun                           # the back of queue: the interval's longest
             rec_queue[row, l] += _queued(nl, ncrit) / steps_per_record
         else:
             rec_qlen[row, l] = 0.0
@@ -905,7 +909,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     link_out, link_send, link_recv = st.link_out, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
-    rec_qlen = rec.queue_m
+    rec_qlen, rec_qmax = rec.queue_m, rec.queue_m_max
 
     L = alpha.shape[0]
     N = node_in_off.shape[0] - 1
@@ -943,7 +947,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
         # phases 1 and 3, link by link: flows inside the link, cell update, record, the link's ends
         if _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                          lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv,
-                         rec_vkt, rec_vht, rec_queue, rec_qlen, rec_cells) > 0:
+                         rec_vkt, rec_vht, rec_queue, rec_qlen, rec_qmax, rec_cells) > 0:
             return STATUS_NEGATIVE
         if (k + 1) % steps_per_record == 0 or k + 1 == k1:
             _snapshot(net, ctl, st, rec, row)

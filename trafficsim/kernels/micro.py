@@ -185,6 +185,7 @@ class MicroRecord(NamedTuple):
     cum_out: np.ndarray       # (T, L)
     queue_vs: np.ndarray      # (T, L) vehicle-seconds in the queued state
     queue_m: np.ndarray       # (T, L) snapshot: queue length from the downstream end [m]
+    queue_m_max: np.ndarray   # (T, L) its longest during the interval (the back of queue) [m]
     lanes: np.ndarray         # (T, L)
     route_in: np.ndarray      # (T, R)
     route_out: np.ndarray     # (T, R)
@@ -255,7 +256,7 @@ def _move(ti, dt,
           det_id,
           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
           booth_pos, booth_min, booth_row, booth_wait,
-          rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
+          rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
           delta, qfrac, look, amber):
     """Passes 4-5: accelerations from old positions, then the ballistic update and the detectors."""
     NL = lane_link.shape[0]
@@ -348,6 +349,14 @@ def _move(ti, dt,
         n_veh = 0
         n_queued = 0
         metres = 0.0
+        # the lane's queue as _snapshot measures it, after this step's moves, for the interval's
+        # longest (queue_m_max): qrun 0 in the run from the link's end, 1 looking for a vehicle
+        # stuck in a lane that does not lead on, 2 in that one's run, 3 done; qback: the run's
+        # last rear [m], qc: its class
+        qrun = 0
+        qback = length
+        qc = 0
+        lidx = lane_idx[lane]
         while w >= 0:
             uw = unsigned(w)
             nw = prv[uw]
@@ -356,6 +365,12 @@ def _move(ti, dt,
                 # a bus stop is not the link's end: vehicles queued behind a dwelling bus are not flagged
                 at_end = False
                 n_queued += 1
+                if qrun != 3:
+                    sl = slot[uw]
+                    if qrun != 1 or (slot_lo[sl] <= slot_hi[sl] and (lidx < slot_lo[sl] or lidx > slot_hi[sl])):
+                        qrun = 2 if qrun == 1 else qrun
+                        qc = cls[uw]
+                        qback = x[uw] - cls_len[qc]
                 dwell[uw] -= dt
                 if dwell[uw] <= 0.0:
                     dwell[uw] = 0.0
@@ -375,12 +390,14 @@ def _move(ti, dt,
             x[uw] = xn
             v[uw] = vn
             metres += (xn if xn < length else length) - xo
-            c = unsigned(cls[uw])
+            c = cls[uw]
             ck = unsigned(c * L + link)
             if first:
                 # the lane's first vehicle halted within one critical spacing of the link's end
                 head_halted = vn < 0.5 and length - xn < cl_v0[ck] * cl_T[ck] + cls_s0[c] + cls_len[c]
                 first = False
+            if (qrun == 0 or qrun == 2) and qback - xn > cl_v0[ck] * cl_T[ck] + cls_s0[c]:
+                qrun += 1             # a gap wider than the critical one ends the run (see _snapshot)
             if vn < qfrac * cl_v0[ck]:
                 n_queued += 1
                 if at_end and head_halted and vn < 0.5:
@@ -388,8 +405,24 @@ def _move(ti, dt,
                     # queue, moving or not, until it leaves the link (the HCM's queue; the CTM's
                     # discharging cells stay congested too)
                     flags[uw] |= F_QUEUED
+                if qrun == 0 or qrun == 2:
+                    qback = xn - cls_len[c]
+                    qc = c
+                elif qrun == 1:
+                    sl = slot[uw]
+                    if slot_lo[sl] <= slot_hi[sl] and (lidx < slot_lo[sl] or lidx > slot_hi[sl]):
+                        qrun = 2
+                        qback = xn - cls_len[c]
+                        qc = c
             elif (flags[uw] & F_QUEUED) == 0:
                 at_end = False
+                if qrun == 0 or qrun == 2:
+                    qrun += 1
+            elif qrun == 0:
+                qback = xn - cls_len[c]
+                qc = c
+            elif qrun == 2:
+                qrun = 3
             for k in range(d0, d1):
                 pos = det_pos[k]
                 if xo < pos <= xn:
@@ -423,6 +456,14 @@ def _move(ti, dt,
             rec_vht[ti, link] += n_veh * dt
             rec_queue_vs[ti, link] += n_queued * dt
             rec_vkt[ti, link] += metres
+        if qback < length:
+            if qrun == 0 or qrun == 2:
+                # the whole lane queued, its last rear within one critical spacing of the start: full
+                k = qc * L + link
+                if qback < cl_v0[k] * cl_T[k] + cls_s0[qc] + cls_len[qc]:
+                    qback = 0.0
+            if length - qback > rec_queue_m_max[ti, link]:
+                rec_queue_m_max[ti, link] = length - qback if qback > 0.0 else length
 
 
 @kernel
@@ -568,7 +609,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     lc_v, lc_f, lc_l, afree, tfac = st.lc_v, st.lc_f, st.lc_l, st.afree, st.tfac
     sig_next, sig_tc, lane_md, ins_vfree = st.sig_next, st.sig_tc, st.lane_md, st.ins_vfree
     rec_vkt, rec_vht, rec_cum_in, rec_cum_out = rec.vkt, rec.vht, rec.cum_in, rec.cum_out
-    rec_queue_vs, rec_queue_m, rec_lanes = rec.queue_vs, rec.queue_m, rec.lanes
+    rec_queue_vs, rec_queue_m, rec_queue_m_max, rec_lanes = rec.queue_vs, rec.queue_m, rec.queue_m_max, rec.lanes
     rec_route_in, rec_route_out, rec_route_gen = rec.route_in, rec.route_out, rec.route_gen
     rec_src_queue, rec_wait = rec.src_queue, rec.wait
     rec_det_count, rec_det_occ, rec_det_vsum = rec.det_count, rec.det_occ, rec.det_vsum
@@ -622,7 +663,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
               slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
               det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
               booth_pos, booth_min, booth_row, booth_wait,
-              rec_vkt, rec_vht, rec_queue_vs, rec_det_count, rec_det_occ, rec_det_vsum,
+              rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)
         _bays(ti, dt, x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay,
               n_bay, link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
@@ -658,6 +699,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         if (k + 1) % spr == 0 or k + 1 == n_steps:
             _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen,
                       q_len, link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
-                      rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
+                      rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_queue_m_max, rec_route_in, rec_route_out,
+                      rec_route_gen,
                       rec_src_queue, slot, slot_lo, slot_hi, lane_idx)
     return STATUS_OK

@@ -184,14 +184,18 @@ def _insert(t, dt,
 @kernel
 def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, route_in, route_out, route_gen, q_len,
               link_len, link_lane0, cls_len, cls_s0, cl_v0, cl_T, lanes_rec, qfrac,
-              rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_route_in, rec_route_out, rec_route_gen,
-              rec_src_queue, slot, slot_lo, slot_hi, lane_idx):
+              rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_queue_m_max, rec_route_in, rec_route_out,
+              rec_route_gen, rec_src_queue, slot, slot_lo, slot_hi, lane_idx):
     """Record-interval snapshot: cumulative counts, lanes in force, queue lengths, origin queues.
 
     A lane's queue is its run of queued vehicles from the link's end: slower than ``qfrac`` x the
     desired speed, dwelling at a stop, or flagged ``F_QUEUED`` (halted in the queue at the link's
     end and not yet past it, so a queue discharging at green still reaches back to its standing
-    part). A queued vehicle in a lane that does not lead to its next link (it waits to change
+    part); a gap wider than the critical one (free-speed equilibrium gap ``v0 T + s0``, the
+    spacing of the critical density less a length; the first vehicle's gap is to the link's end)
+    ends the run, as a stretch below the critical density ends a CTM queue: queued vehicles with
+    free road between them (the back of a red's queue and the slow start of the platoon released
+    upstream) are not one queue. A queued vehicle in a lane that does not lead to its next link (it waits to change
     out of it: its lane ends there for it) starts such a run too when the lane's vehicles ahead
     of it flow: the queue behind it is measured from the link's end, as the queue of a lane that
     ended there would be."""
@@ -206,11 +210,15 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
             w = lane_head[lane]
             qlen = 0.0
             c = 0
+            back = length
             while w >= 0:
                 c = cls[w]
-                if v[w] >= qfrac * cl_v0[c * L + link] and dwell[w] <= 0.0 and (flags[w] & F_QUEUED) == 0:
+                k = c * L + link
+                if dwell[w] <= 0.0 and ((flags[w] & F_QUEUED) == 0 and v[w] >= qfrac * cl_v0[k]
+                                        or back - x[w] > cl_v0[k] * cl_T[k] + cls_s0[c]):
                     break
-                qlen = length - (x[w] - cls_len[c])
+                back = x[w] - cls_len[c]
+                qlen = length - back
                 w = prv[w]
             if w >= 0:
                 # the lane flows at the link's end: find a queued vehicle stuck in a lane that
@@ -223,11 +231,15 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
                     if (v[u] < qfrac * cl_v0[cu * L + link] and slot_lo[sl] <= slot_hi[sl]
                             and (idx < slot_lo[sl] or idx > slot_hi[sl])):
                         w = u
+                        back = x[u]
                         while w >= 0:
                             c = cls[w]
-                            if v[w] >= qfrac * cl_v0[c * L + link] and dwell[w] <= 0.0:
+                            k = c * L + link
+                            if dwell[w] <= 0.0 and (v[w] >= qfrac * cl_v0[k]
+                                                    or back - x[w] > cl_v0[k] * cl_T[k] + cls_s0[c]):
                                 break
-                            qlen = length - (x[w] - cls_len[c])
+                            back = x[w] - cls_len[c]
+                            qlen = length - back
                             w = prv[w]
                         break
                     u = prv[u]
@@ -243,6 +255,9 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
             if qlen > qmax:
                 qmax = qlen
         rec_queue_m[ti, link] = qmax
+        if qmax > rec_queue_m_max[ti, link]:
+            # the per-step maxima come from the move pass (before crossings and insertions)
+            rec_queue_m_max[ti, link] = qmax
     for r in range(route_in.shape[0]):
         rec_route_in[ti, r] = route_in[r]
         rec_route_out[ti, r] = route_out[r]

@@ -16,9 +16,12 @@ with only 400 m of storage, spills back through ``J3``. The uncoordinated offset
 delay at every junction (what a green wave would save), without changing the bottleneck.
 ``J4``'s link refills only during ``J3``'s green, which ends 22 s after ``J4``'s: at red its queue
 settles short of the link's start (micro: about 240 m of 400) and the excess waits on
-``changgang-to-J3``. That queue then reads longer than ``J4``'s, so the longest-queue rule places
-the head at ``J3`` in part of the peak on both engines (macro 12, micro 25 of 45 peak records:
-a known deviation of the micro tests, see ``tests/test_scenarios_micro.py``).
+``changgang-to-J3``; the back of ``J4``'s queue reaches through ``J3`` while the start-up wave
+travels up the link, about 40 s into each 130 s cycle. The interval-end snapshots rarely catch
+that and read two queues, ``J3``'s the longer (the head at ``J3`` in 12 of 45 peak records on
+macro, 28 on micro); the head rule reads the spill-back from each interval's back of queue
+(``queue_length_max``: ``J4``'s link filled during the interval, its queue still there at the
+end) and places the head at ``J4`` (macro 35, micro 32 of 45; ``J3`` 5 and 13).
 
 **Engines.** Both engines run the same fixed-time plans (amber and all-red lost).
 """
