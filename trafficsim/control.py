@@ -33,6 +33,15 @@ class ControlError(ValueError):
     """A control has an invalid field (the message names the control and the field)."""
 
 
+def _named_on_link(kind: str, name: str, link: str, network: Network) -> str:
+    """The element name of a named control on ``link`` for error messages (e.g. ``bus stop 'A' on
+    link 'l1'``); raises :class:`ControlError` when the link is not in ``network``."""
+    el = f"{kind} {name or ''} on link {link!r}".replace("  ", " ")
+    if link not in network.links:
+        raise ControlError(f"{el}: link is not in the network")
+    return el
+
+
 def _num(el: str, name: str, value, *, minimum: float = 0.0, strict: bool = False) -> float:
     try:
         x = float(value)
@@ -323,9 +332,7 @@ class BusStop:
 
     def validate(self, network: Network) -> "BusStop":
         """Check against ``network``; returns a normalised copy."""
-        el = f"bus stop {self.name or ''} on link {self.link!r}".replace("  ", " ")
-        if self.link not in network.links:
-            raise ControlError(f"{el}: link is not in the network")
+        el = _named_on_link("bus stop", self.name, self.link, network)
         pos = _num(el, "position_m", self.position_m)
         length = _num(el, "length_m", self.length_m, strict=True)
         if pos + length > network.links[self.link].length_m + 1e-9:
@@ -390,9 +397,7 @@ class TollBooth:
 
     def validate(self, network: Network) -> "TollBooth":
         """Check against ``network``; returns a normalised copy."""
-        el = f"toll booth {self.name or ''} on link {self.link!r}".replace("  ", " ")
-        if self.link not in network.links:
-            raise ControlError(f"{el}: link is not in the network")
+        el = _named_on_link("toll booth", self.name, self.link, network)
         pos = _num(el, "position_m", self.position_m, minimum=5.0)
         if pos > network.links[self.link].length_m:
             raise ControlError(f"{el}: position_m exceeds the link length")
