@@ -528,6 +528,26 @@ class Network:
         return network_from_sumo(path, **options)
 
 
+def allowed_turns(network: Network, ids: list[str], out_by_node: dict[str, list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The turns a route may take, as link indices into ``ids``: ``(t_from, t_to)``, ordered by
+    ``t_from`` then by the order of ``out_by_node`` (node -> indices of the links leaving it).
+    Banned turns are left out, and so are U-turns back to the node a link came from, unless the
+    network allows them or the U-turn is the only way on."""
+    links = [network.links[lid] for lid in ids]
+    t_from: list[int] = []
+    t_to: list[int] = []
+    for i, lk in enumerate(links):
+        outs = out_by_node.get(lk.to_node, [])
+        for j in outs:
+            if (lk.id, ids[j]) in network.banned_turns:
+                continue
+            if not network.allow_u_turns and links[j].to_node == lk.from_node and len(outs) > 1:
+                continue
+            t_from.append(i)
+            t_to.append(j)
+    return np.array(t_from, dtype=np.int64), np.array(t_to, dtype=np.int64)
+
+
 class PathFinder:
     """Least-cost link paths in one network under one link cost, from any number of origins.
 
@@ -556,19 +576,8 @@ class PathFinder:
         self._out: dict[str, list[int]] = {}
         for i, lk in enumerate(links):
             self._out.setdefault(lk.from_node, []).append(i)
-        turn_to: list[int] = []
-        turn_off = [0]
-        for lk in links:
-            outs = self._out.get(lk.to_node, [])
-            for j in outs:
-                if (lk.id, self.ids[j]) in network.banned_turns:
-                    continue
-                if not network.allow_u_turns and links[j].to_node == lk.from_node and len(outs) > 1:
-                    continue
-                turn_to.append(j)
-            turn_off.append(len(turn_to))
-        self._turn_off = np.array(turn_off, dtype=np.int64)
-        self._turn_to = np.array(turn_to, dtype=np.int64)
+        t_from, self._turn_to = allowed_turns(network, self.ids, self._out)
+        self._turn_off = np.concatenate([[0], np.cumsum(np.bincount(t_from, minlength=len(links)))]).astype(np.int64)
         self._link_to = np.array([node_index[lk.to_node] for lk in links], dtype=np.int64)
         self._node_index = node_index
         self._trees: dict[str, tuple] = {}

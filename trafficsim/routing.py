@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Network
+from .network import Network, allowed_turns
 
 __all__ = [
     "DynamicRouting", "candidate_routes", "update_shares", "OVERLAP_PENALTY", "V_MIN_MPS", "TIE_S",
@@ -138,19 +138,10 @@ class _LinkGraph:
             in_by_node.setdefault(lk.to_node, []).append(i)
         self.out_by_node = out_by_node
         self.in_by_node = {n: np.array(v, dtype=np.int64) for n, v in in_by_node.items()}
-        t_from, t_to = [], []
-        for i, lk in enumerate(links):
-            outs = out_by_node.get(lk.to_node, [])
-            for j in outs:
-                if (lk.id, self.ids[j]) in network.banned_turns:
-                    continue
-                if not network.allow_u_turns and links[j].to_node == lk.from_node and len(outs) > 1:
-                    continue
-                t_from.append(i)
-                t_to.append(j)
-        order = np.lexsort((np.array(t_from, dtype=np.int64), np.array(t_to, dtype=np.int64)))
-        self.t_from = np.array(t_from, dtype=np.int64)[order]
-        self.t_to = np.array(t_to, dtype=np.int64)[order]
+        t_from, t_to = allowed_turns(network, self.ids, out_by_node)
+        order = np.lexsort((t_from, t_to))
+        self.t_from = t_from[order]
+        self.t_to = t_to[order]
         self.with_in, self.in_start = np.unique(self.t_to, return_index=True)
         # the turns into each link of with_in as a padded matrix of the links before (ascending;
         # padding points at column L, which holds +inf), so a Bellman-Ford sweep is a gather and
