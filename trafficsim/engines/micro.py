@@ -478,6 +478,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         cls_s0=float_array([cp[n]["s0_m"] for n in VEHICLE_CLASSES]),
         cls_a=float_array([cp[n]["a_ms2"] for n in VEHICLE_CLASSES]),
         cls_b=float_array([cp[n]["b_ms2"] for n in VEHICLE_CLASSES]),
+        cls_sab=2.0 * np.sqrt(float_array([cp[n]["a_ms2"] * cp[n]["b_ms2"] for n in VEHICLE_CLASSES])),
         cl_v0=float_array(cl_v0), cl_T=float_array(cl_T), cl_vcrit=float_array(cl_vc),
         route_cls=int_array(route_cls), route_off=int_array(route_off), route_src=int_array(route_src),
         slot_link=int_array(slot_link), slot_route=int_array(slot_route), slot_next=int_array(slot_next),
@@ -616,7 +617,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
     f8 = lambda: np.zeros(N)  # noqa: E731
     i8 = lambda: np.full(N, -1, np.int64)  # noqa: E731
     return MicroState(
-        x=f8(), v=f8(), acc=f8(), lim=f8(), dwell=f8(), lc_until=f8(), cls=np.zeros(N, np.int64), slot=i8(),
+        x=f8(), v=f8(), x_new=f8(), v_new=f8(), dwell=f8(), lc_until=f8(), cls=np.zeros(N, np.int64), slot=i8(),
         lane=i8(), nxt=i8(), prv=i8(), tgt=i8(), yld=i8(), stop_next=i8(), flags=np.zeros(N, np.uint8),
         uid=i8(), free=np.arange(N - 1, -1, -1, dtype=np.int64), n_free=np.array([N], np.int64),
         lane_head=np.full(NL, -1, np.int64), lane_tail=np.full(NL, -1, np.int64),
@@ -633,7 +634,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
     )
 
 
-_PER_VEHICLE = ("x", "v", "acc", "lim", "dwell", "lc_until", "cls", "slot", "lane", "nxt", "prv", "tgt", "yld",
+_PER_VEHICLE = ("x", "v", "x_new", "v_new", "dwell", "lc_until", "cls", "slot", "lane", "nxt", "prv", "tgt", "yld",
                 "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l", "afree", "tfac")
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "idm_acceleration",
     "idm_free_term",
     "idm_acceleration_free",
+    "idm_acceleration_sab",
     "ballistic_step",
     "equilibrium_gap",
     "steady_state_capacity",
@@ -87,9 +88,19 @@ def idm_free_term(v, v0, delta):
 @jit
 def idm_acceleration_free(free, v, gap, dv, T, s0, a, b):
     """:func:`idm_acceleration` given its free-road term ``free`` (:func:`idm_free_term`)."""
+    return idm_acceleration_sab(free, v, gap, dv, T, s0, a, 2.0 * math.sqrt(a * b))
+
+
+@jit
+def idm_acceleration_sab(free, v, gap, dv, T, s0, a, sab):
+    """:func:`idm_acceleration_free` given ``sab = 2 sqrt(a b)`` [m/s^2] in place of ``b``.
+
+    The microscopic kernel keeps ``sab`` per vehicle class (``MicroNet.cls_sab``): the square
+    root lay on the latency chain of every acceleration (up to six per MOBIL decision), and a
+    product computed once gives the same bits."""
     if gap >= FREE_GAP:
         return a * free
-    inter = v * T + v * dv / (2.0 * math.sqrt(a * b))
+    inter = v * T + v * dv / sab
     s_star = s0 + (inter if inter > 0.0 else 0.0)
     g = gap if gap > 0.01 else 0.01
     return a * (free - (s_star / g) ** 2)

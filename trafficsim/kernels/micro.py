@@ -23,7 +23,10 @@ One step of ``dt`` runs these passes, each over all lanes:
    merging vehicle closer to the node on another feeder lane of the same target lane
    (zipper), and the tail of the downstream lane (looking ahead up to three links);
 5. ballistic update; the new position never passes the leader's old rear (a last-resort clamp
-   that is counted in ``counters[C_CLAMP]``: it stays 0 when the IDM resolves every situation);
+   that is counted in ``counters[C_CLAMP]``: it stays 0 when the IDM resolves every situation).
+   Passes 4 and 5 are one walk of each lane: the new positions and speeds go into a second
+   buffer (``MicroState.x_new``, ``v_new``) that is swapped with ``x``, ``v`` after the walk,
+   so every acceleration reads the old ones;
 6. node crossings and exits at the destination; buses dwell at their stops;
 7. insertion from origin queues at the largest speed the downstream allows, and only when the
    inserted vehicle is no denser than the capacity state of the IDM, so sources do not lose
@@ -73,6 +76,7 @@ class MicroNet(NamedTuple):
     cls_s0: np.ndarray        # (C,) jam distance [m]
     cls_a: np.ndarray         # (C,) max acceleration [m/s2]
     cls_b: np.ndarray         # (C,) comfortable deceleration [m/s2]
+    cls_sab: np.ndarray       # (C,) 2 sqrt(a b) [m/s2], the IDM's braking scale (see idm_acceleration_sab)
     cl_v0: np.ndarray         # (C*L,) desired speed of class c on link l [m/s]
     cl_T: np.ndarray          # (C*L,) time gap [s]
     cl_vcrit: np.ndarray      # (C*L,) speed of the capacity state [m/s]
@@ -131,8 +135,8 @@ class MicroState(NamedTuple):
 
     x: np.ndarray
     v: np.ndarray
-    acc: np.ndarray
-    lim: np.ndarray
+    x_new: np.ndarray         # scratch (N,): the move pass writes the new positions here, then swaps
+    v_new: np.ndarray         # scratch (N,): the same for the speeds
     dwell: np.ndarray
     lc_until: np.ndarray
     cls: np.ndarray
@@ -249,93 +253,37 @@ def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_am
 
 @kernel
 def _move(ti, dt,
-          x, v, afree, tfac, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+          x, v, xn_buf, vn_buf, afree, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
           lane_tail, bay, n_bay, stop_used, counters,
-          link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next, slot_move,
-          maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off, det_pos,
-          det_id,
+          link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T, slot_link, slot_next,
+          slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
+          det_pos, det_id,
           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
           booth_pos, booth_min, booth_row, booth_wait,
           rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
           delta, qfrac, look, amber):
-    """Passes 4-5: accelerations from old positions, then the ballistic update and the detectors."""
+    """Passes 4-5: each vehicle's acceleration from the old positions and speeds (``x``, ``v``),
+    its ballistic update into ``xn_buf``, ``vn_buf`` (the caller swaps the buffers after the
+    pass), and the detectors, in one walk of each lane.
+
+    Every acceleration reads only old positions and speeds, and the lanes' lists change only
+    after the walk (buses turning into a bay are unlinked at its end), so one walk computes
+    what an acceleration walk over all lanes followed by an update walk did; it saves the second
+    walk of every lane (most lanes of a city network hold one or two vehicles) and the stores
+    and reloads between the two."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
     zip_d = ZIPPER_ZONE * look
+    n_bay0 = n_bay[0]
     for lane in range(NL):
-        no_obs = obs_off[lane + 1] == obs_off[lane]
-        bpos = booth_pos[lane]
-        w = lane_head[lane]
-        while w >= 0:
-            if dwell[w] > 0.0:
-                acc[w] = 0.0
-                lim[w] = x[w]
-            else:
-                lead = nxt[w]
-                if lead >= 0 and no_obs and stop_next[w] < 0:
-                    # the common case: what _front returns for it, without its branches (a closed
-                    # node matters only when the stop line is nearer than the leader's rear)
-                    g = x[lead] - cls_len[cls[lead]] - x[w]
-                    vl = v[lead]
-                    if tgt[w] == BLOCKED:
-                        dn = link_len[lane_link[lane]] - x[w]
-                        if dn < g:
-                            g = dn
-                            vl = 0.0
-                else:
-                    g, vl = _front(w, lane, x[w], lead, tgt[w], x, v, cls, slot, flags, stop_next, prv, tgt,
-                                   lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
-                                   slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,
-                                   stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber=amber)
-                if bpos >= 0.0 and (flags[w] & F_SERVED) == 0:
-                    # its toll booth ahead: the front halts at the line (as a bus's at its stop)
-                    db = bpos + cls_s0[cls[w]] - x[w]
-                    if db < g:
-                        g = db if db > 0.0 else 0.0
-                        vl = 0.0
-                link = lane_link[lane]
-                c = cls[w]
-                a_w = _accel_f(afree[w], tfac[w], c, link, g, vl, v[w], L, cl_T, cls_s0, cls_a, cls_b)
-                tg = tgt[w]
-                if lead >= 0 and tg >= 0 and feed_off[tg + 1] - feed_off[tg] > 1:
-                    dist = link_len[link] - x[w]
-                    if dist < zip_d:
-                        # merge zone: the feeders of one target lane form one virtual queue, so
-                        # the gaps open before the node rather than at it (the queue head's
-                        # partner is in _front, hard); behind the head, brake at most b for it
-                        gz, vz = _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_link,
-                                         cls_len, feed_off, feed_lane)
-                        gz += ZIPPER_SLACK * dist
-                        if gz < g:
-                            a_z = _accel_f(afree[w], tfac[w], c, link, gz if gz > 0.0 else 0.0, vz, v[w], L, cl_T,
-                                           cls_s0, cls_a, cls_b)
-                            if a_z < -ZIPPER_CAP * cls_b[c]:
-                                a_z = -ZIPPER_CAP * cls_b[c]
-                            if a_z < a_w:
-                                a_w = a_z
-                y = yld[w]
-                if y >= 0:
-                    # cooperative yielding (zipper): follow the merger in the next lane as a leader,
-                    # but never brake harder than the comfortable b for it; the merger is in another
-                    # lane, so it does not bound the position (lim)
-                    d = x[y] - cls_len[cls[y]] - x[w]
-                    if d < g:
-                        # (d < 0: side by side, the one behind falls back, braking at most b)
-                        a_y = _accel_f(afree[w], tfac[w], c, link, d if d > 0.0 else 0.0, v[y], v[w], L, cl_T, cls_s0,
-                                       cls_a, cls_b)
-                        if a_y < -cls_b[c]:
-                            a_y = -cls_b[c]
-                        if a_y < a_w:
-                            a_w = a_y
-                acc[w] = a_w
-                lim[w] = x[w] + g
-            w = prv[w]
-    for lane in range(NL):
-        link = lane_link[lane]
-        length = link_len[link]
         if booth_wait[lane] > 0.0:
             booth_wait[lane] -= dt
         w = lane_head[lane]
+        if w < 0:
+            continue
+        link = lane_link[lane]
+        length = link_len[link]
+        no_obs = obs_off[lane + 1] == obs_off[lane]
         # the lane's run of queued vehicles from the link's end; its halted vehicles are flagged
         # (F_QUEUED) while the lane's first vehicle stands at the end
         at_end = True
@@ -361,8 +309,11 @@ def _move(ti, dt,
             uw = unsigned(w)
             nw = prv[uw]
             n_veh += 1
+            xo = x[uw]
             if dwell[uw] > 0.0:
                 # a bus stop is not the link's end: vehicles queued behind a dwelling bus are not flagged
+                xn_buf[uw] = xo
+                vn_buf[uw] = v[uw]
                 at_end = False
                 n_queued += 1
                 if qrun != 3:
@@ -370,27 +321,84 @@ def _move(ti, dt,
                     if qrun != 1 or (slot_lo[sl] <= slot_hi[sl] and (lidx < slot_lo[sl] or lidx > slot_hi[sl])):
                         qrun = 2 if qrun == 1 else qrun
                         qc = cls[uw]
-                        qback = x[uw] - cls_len[qc]
+                        qback = xo - cls_len[qc]
                 dwell[uw] -= dt
                 if dwell[uw] <= 0.0:
                     dwell[uw] = 0.0
                     _serve_stop(w, slot, stop_next, slot_link, stop_off)
                 w = nw
                 continue
-            xo = x[uw]
-            xn, vn = ballistic_step(xo, v[uw], acc[uw], dt)
-            if xn > lim[uw]:
+            # ---- the acceleration, from old positions and speeds
+            vo = v[uw]
+            c = cls[uw]
+            lead = nxt[uw]
+            tg = tgt[uw]
+            if lead >= 0 and no_obs and stop_next[uw] < 0:
+                # the common case: what _front returns for it, without its branches (a closed
+                # node matters only when the stop line is nearer than the leader's rear)
+                g = x[lead] - cls_len[cls[lead]] - xo
+                vl = v[lead]
+                if tg == BLOCKED:
+                    dn = length - xo
+                    if dn < g:
+                        g = dn
+                        vl = 0.0
+            else:
+                g, vl = _front(w, lane, xo, lead, tg, x, v, cls, slot, flags, stop_next, prv, tgt,
+                               lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
+                               slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,
+                               stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber=amber)
+            if bpos >= 0.0 and (flags[uw] & F_SERVED) == 0:
+                # its toll booth ahead: the front halts at the line (as a bus's at its stop)
+                db = bpos + cls_s0[c] - xo
+                if db < g:
+                    g = db if db > 0.0 else 0.0
+                    vl = 0.0
+            a_w = _accel_f(afree[uw], tfac[uw], c, link, g, vl, vo, L, cl_T, cls_s0, cls_a, cls_sab)
+            if lead >= 0 and tg >= 0 and feed_off[tg + 1] - feed_off[tg] > 1:
+                dist = length - xo
+                if dist < zip_d:
+                    # merge zone: the feeders of one target lane form one virtual queue, so
+                    # the gaps open before the node rather than at it (the queue head's
+                    # partner is in _front, hard); behind the head, brake at most b for it
+                    gz, vz = _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_link,
+                                     cls_len, feed_off, feed_lane)
+                    gz += ZIPPER_SLACK * dist
+                    if gz < g:
+                        a_z = _accel_f(afree[uw], tfac[uw], c, link, gz if gz > 0.0 else 0.0, vz, vo, L, cl_T,
+                                       cls_s0, cls_a, cls_sab)
+                        if a_z < -ZIPPER_CAP * cls_b[c]:
+                            a_z = -ZIPPER_CAP * cls_b[c]
+                        if a_z < a_w:
+                            a_w = a_z
+            y = yld[uw]
+            if y >= 0:
+                # cooperative yielding (zipper): follow the merger in the next lane as a leader,
+                # but never brake harder than the comfortable b for it; the merger is in another
+                # lane, so it does not bound the position
+                d = x[y] - cls_len[cls[y]] - xo
+                if d < g:
+                    # (d < 0: side by side, the one behind falls back, braking at most b)
+                    a_y = _accel_f(afree[uw], tfac[uw], c, link, d if d > 0.0 else 0.0, v[y], vo, L, cl_T, cls_s0,
+                                   cls_a, cls_sab)
+                    if a_y < -cls_b[c]:
+                        a_y = -cls_b[c]
+                    if a_y < a_w:
+                        a_w = a_y
+            # ---- the update
+            lim = xo + g
+            xn, vn = ballistic_step(xo, vo, a_w, dt)
+            if xn > lim:
                 # an emergency stop by the IDM travels ~1e-4 m; only a real overshoot is counted
-                if xn > lim[uw] + 0.01 and xn > xo + 0.01:
+                if xn > lim + 0.01 and xn > xo + 0.01:
                     counters[C_CLAMP] += 1
-                xn = lim[uw] if lim[uw] > xo else xo
+                xn = lim if lim > xo else xo
                 vmax = (xn - xo) / dt
                 if vn > vmax:
                     vn = vmax
-            x[uw] = xn
-            v[uw] = vn
+            xn_buf[uw] = xn
+            vn_buf[uw] = vn
             metres += (xn if xn < length else length) - xo
-            c = cls[uw]
             ck = unsigned(c * L + link)
             if first:
                 # the lane's first vehicle halted within one critical spacing of the link's end
@@ -426,19 +434,20 @@ def _move(ti, dt,
             for k in range(d0, d1):
                 pos = det_pos[k]
                 if xo < pos <= xn:
-                    rec_det_count[ti, det_id[k], lane_idx[lane]] += 1
-                    rec_det_vsum[ti, det_id[k], lane_idx[lane]] += vn
+                    rec_det_count[ti, det_id[k], lidx] += 1
+                    rec_det_vsum[ti, det_id[k], lidx] += vn
                 if xn - cls_len[c] < pos <= xn:
-                    rec_det_occ[ti, det_id[k], lane_idx[lane]] += dt
+                    rec_det_occ[ti, det_id[k], lidx] += dt
             s = stop_next[uw]
             # a bus serves its stop when it halts in the kerb lane with its whole length inside
             # the berth: at the front, or queued behind buses already dwelling there
             if (s >= 0 and kerb and vn < 0.5 and xn >= stop_start[s] + cls_len[c] - 1.0
                     and xn <= stop_pos[s] + 1.0):
-                v[uw] = 0.0
+                vn_buf[uw] = 0.0
                 dwell[uw] = _draw_dwell(s, dwell_draw, stop_used)
                 if stop_bay[s]:
-                    _unlink(prv, nxt, lane_head, lane_tail, lane, w)
+                    # into the bay: unlinked from the lane after the walk (the other lanes'
+                    # accelerations still see it where it stood)
                     vlane[uw] = lane
                     flags[uw] |= F_BAY
                     bay[n_bay[0]] = w
@@ -447,7 +456,7 @@ def _move(ti, dt,
                 # halted at its toll booth: released when the booth is free again (one drawn
                 # service time after its last release), after min_stop at least
                 flags[uw] |= F_SERVED
-                v[uw] = 0.0
+                vn_buf[uw] = 0.0
                 hold = booth_min[lane] if booth_min[lane] > booth_wait[lane] else booth_wait[lane]
                 dwell[uw] = hold
                 booth_wait[lane] = hold + _draw_dwell(booth_row[lane], dwell_draw, stop_used)
@@ -464,6 +473,14 @@ def _move(ti, dt,
                     qback = 0.0
             if length - qback > rec_queue_m_max[ti, link]:
                 rec_queue_m_max[ti, link] = length - qback if qback > 0.0 else length
+    for i in range(n_bay0):
+        # buses already in a bay keep their place and speed
+        w = bay[i]
+        xn_buf[w] = x[w]
+        vn_buf[w] = v[w]
+    for i in range(n_bay0, n_bay[0]):
+        w = bay[i]
+        _unlink(prv, nxt, lane_head, lane_tail, vlane[w], w)
 
 
 @kernel
@@ -562,6 +579,17 @@ def _crossings(ti, x, v, tfac, cls, slot, vlane, nxt, prv, tgt, stop_next, flags
             tgt[h] = BLOCKED
 
 
+@kernel(inline="always")
+def _settle(flipped, x0, v0, x, v, status):
+    """``status``, with the positions and speeds copied back into the state's ``x``, ``v`` when
+    the last move pass left them in the other buffer."""
+    if flipped:
+        for i in range(x.shape[0]):
+            x0[i] = x[i]
+            v0[i] = v[i]
+    return status
+
+
 @kernel
 def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     """Advance the microscopic state from step ``k0`` to ``k1`` (exclusive); returns a status.
@@ -582,7 +610,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     """
     # every array is taken out of its tuple once, here; the passes get plain arrays
     link_len, link_lane0, lane_link, lane_idx = net.link_len, net.link_lane0, net.lane_link, net.lane_idx
-    cls_len, cls_s0, cls_a, cls_b = net.cls_len, net.cls_s0, net.cls_a, net.cls_b
+    cls_len, cls_s0, cls_a, cls_b, cls_sab = net.cls_len, net.cls_s0, net.cls_a, net.cls_b, net.cls_sab
     cl_v0, cl_T, cl_vcrit = net.cl_v0, net.cl_T, net.cl_vcrit
     route_cls, route_off, route_src = net.route_cls, net.route_off, net.route_src
     slot_link, slot_route, slot_next, slot_move = net.slot_link, net.slot_route, net.slot_next, net.slot_move
@@ -598,7 +626,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     lane_open, slot_lo, slot_hi, slot_map = ctl.lane_open, ctl.slot_lo, ctl.slot_hi, ctl.slot_map
     obs_active, arrivals, dwell_draw, lanes_rec = ctl.obs_active, ctl.arrivals, ctl.dwell, ctl.lanes_rec
     slot_plo, slot_phi, slot_dpref = ctl.slot_plo, ctl.slot_phi, ctl.slot_dpref
-    x, v, acc, lim, dwell, lc_until = st.x, st.v, st.acc, st.lim, st.dwell, st.lc_until
+    x, v, xn_buf, vn_buf, dwell, lc_until = st.x, st.v, st.x_new, st.v_new, st.dwell, st.lc_until
     cls, slot, vlane, nxt, prv, tgt, yld = st.cls, st.slot, st.lane, st.nxt, st.prv, st.tgt, st.yld
     stop_next, flags, uid, free, n_free = st.stop_next, st.flags, st.uid, st.free, st.n_free
     lane_head, lane_tail = st.lane_head, st.lane_tail
@@ -625,6 +653,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         rrate = 1.0
 
     R = route_gen.shape[0]
+    flipped = False  # whether x, v are st.x_new, st.v_new (the move pass swaps the buffers)
     for k in range(k0, k1):
         t = k * dt
         ti = k // spr
@@ -636,7 +665,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                 s = route_src[r]
                 cap = q_off[s + 1] - q_off[s]
                 if q_len[s] + n > cap:
-                    return STATUS_POOL
+                    return _settle(flipped, st.x, st.v, x, v, STATUS_POOL)
                 for _ in range(n):
                     qbuf[q_off[s] + (q_head[s] + q_len[s]) % cap] = r
                     q_len[s] += 1
@@ -651,20 +680,23 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         _lane_changes(t, d, lc_v, lc_f, lc_l,
                       x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
                       lane_head, lane_tail, counters, lane_md,
-                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T,
+                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T,
                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
                       stop_pos,
                       obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
                       delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat, rf0)
         _move(ti, dt,
-              x, v, afree, tfac, acc, lim, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
+              x, v, xn_buf, vn_buf, afree, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
               lane_tail, bay, n_bay, stop_used, counters,
-              link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
-              slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
-              det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
+              link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T, slot_link,
+              slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay,
+              stop_start, det_off, det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
               booth_pos, booth_min, booth_row, booth_wait,
               rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)
+        x, xn_buf = xn_buf, x
+        v, vn_buf = vn_buf, v
+        flipped = not flipped
         _bays(ti, dt, x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, stop_next, flags, lane_head, lane_tail, bay,
               n_bay, link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link, slot_next,
               slot_move, maxl, stop_off, slot_lo, slot_hi, slot_map, lane_open, move_state, rec_vht,
@@ -677,9 +709,9 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         for s in range(q_len.shape[0]):
             q_total += q_len[s]
         if q_total > n_free[0]:
-            return STATUS_POOL
+            return _settle(flipped, st.x, st.v, x, v, STATUS_POOL)
         _insert(t + dt, dt,
-                x, v, acc, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
+                x, v, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
                 lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters, ins_vfree,
                 link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, cl_vcrit,
                 route_cls, route_off, src_link, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
@@ -702,4 +734,4 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                       rec_cum_in, rec_cum_out, rec_lanes, rec_queue_m, rec_queue_m_max, rec_route_in, rec_route_out,
                       rec_route_gen,
                       rec_src_queue, slot, slot_lo, slot_hi, lane_idx)
-    return STATUS_OK
+    return _settle(flipped, st.x, st.v, x, v, STATUS_OK)

@@ -18,7 +18,7 @@ scalars are ``xp``.
 """
 
 from ._jit import kernel  # noqa: F401  (re-exported to the micro modules)
-from .idm import FREE_GAP, idm_acceleration, idm_acceleration_free
+from .idm import FREE_GAP, idm_acceleration, idm_acceleration_sab
 
 
 # indices of MicroNet.par
@@ -105,11 +105,12 @@ def _accel(c, link, gap, v_lead, vw, L, cl_v0, cl_T, cls_s0, cls_a, cls_b, delta
 
 
 @kernel
-def _accel_f(free, tf, c, link, gap, v_lead, vw, L, cl_T, cls_s0, cls_a, cls_b):
-    """:func:`_accel` given the vehicle's free-road term ``free`` (``MicroState.afree``) and its
-    time-gap factor ``tf`` (``MicroState.tfac``: below 1 while it relaxes after a lane change)."""
+def _accel_f(free, tf, c, link, gap, v_lead, vw, L, cl_T, cls_s0, cls_a, cls_sab):
+    """:func:`_accel` given the vehicle's free-road term ``free`` (``MicroState.afree``), its
+    time-gap factor ``tf`` (``MicroState.tfac``: below 1 while it relaxes after a lane change) and
+    the classes' ``2 sqrt(a b)`` (``MicroNet.cls_sab``) in place of ``b``."""
     j = c * L + link
-    return idm_acceleration_free(free, vw, gap, vw - v_lead, cl_T[j] * tf, cls_s0[c], cls_a[c], cls_b[c])
+    return idm_acceleration_sab(free, vw, gap, vw - v_lead, cl_T[j] * tf, cls_s0[c], cls_a[c], cls_sab[c])
 
 
 @kernel(inline="always")

@@ -51,7 +51,7 @@ def _draw_dwell(s, dwell_draw, stop_used):
 
 @kernel
 def _insert(t, dt,
-            x, v, acc, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
+            x, v, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
             lane_head, lane_tail, free, n_free, qbuf, q_off, q_head, q_len, cum_in, route_in, counters, ins_vfree,
             link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, cl_vcrit,
             route_cls, route_off, src_link, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
@@ -156,7 +156,6 @@ def _insert(t, dt,
             w = free[n_free[0]]
             x[w] = best_x
             v[w] = best_v
-            acc[w] = 0.0
             tfac[w] = 1.0
             dwell[w] = 0.0
             lc_until[w] = t

@@ -325,8 +325,9 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
 def _lane_changes(t, d, lc_v, lc_f, lc_l,
                   x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
                   lane_tail, counters, lane_md,
-                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
+                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T,
+                  slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
+                  stop_pos,
                   obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
                   delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, strat, rf0):
     """Pass 3: MOBIL sweeps over every pair of adjacent lanes, all to the left (``d = 1``) or all
@@ -420,7 +421,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                     if fol >= 0:
                         gfol = xw - lw - x[fol]
                         an_new = _accel_f(afree[fol], tfac[fol], cls[fol], link, gfol, vw, v[fol], L, cl_T, cls_s0,
-                                          cls_a, cls_b)
+                                          cls_a, cls_sab)
                         if an_new < -bsafe:
                             if md == 0:
                                 break
@@ -452,7 +453,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                          slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
                                          obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state,
                                          look, amber=amber)
-                    acn = _accel_f(afree[w], tfac[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    acn = _accel_f(afree[w], tfac[w], cw, link, g2, vl2, vw, L, cl_T, cls_s0, cls_a, cls_sab)
                     if md != 0:
                         ok = acn >= -bsafe or vw < 1.0
                         break
@@ -465,7 +466,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                        slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
                                        obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look,
                                        amber=amber)
-                    ac = _accel_f(afree[w], tfac[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_b)
+                    ac = _accel_f(afree[w], tfac[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_sab)
                     an_old = 0.0
                     if fol >= 0:
                         qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
@@ -476,13 +477,13 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                             obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
                                             move_state, look, amber=amber)
                         an_old = _accel_f(afree[fol], tfac[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a,
-                                          cls_b)
+                                          cls_sab)
                     ao_new = 0.0
                     ao_old = 0.0
                     o = prv[w]
                     if o >= 0:
                         ao_old = _accel_f(afree[o], tfac[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0,
-                                          cls_a, cls_b)
+                                          cls_a, cls_sab)
                         qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
                         if not qk:
                             go, vo = _front(o, src, x[o], nxt[w], tgt[o], x, v, cls, slot, flags, stop_next, prv, tgt,
@@ -490,7 +491,7 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                             slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
                                             obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
                                             move_state, look, amber=amber)
-                        ao_new = _accel_f(afree[o], tfac[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_b)
+                        ao_new = _accel_f(afree[o], tfac[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_sab)
                     b = bias if d < 0 else -bias
                     inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
                     ok = inc > thr
