@@ -46,24 +46,9 @@ def peak_discharge(res: ts.Result) -> float:
 
 #: Known deviations of the micro engine (issue 4), strict: a run that starts to pass fails until
 #: its entry is removed. Keys: test name -> {scenario id: what micro does instead, measured}.
-_SHILIUGANG = ("micro's head stands on 'approach' (18 of 45 records; none 12, 'middle' 7, 'first-stop' 3, 'feeder' 3, "
-               "'main-stop' 2): micro's kerbside stops cost about 5 s of clearance per bus, not macro's 10 (measured "
-               "with scen5's kernel, each stop alone, at 3,200 veh/h of demand: the 20 s first stop passes "
-               "2,775-2,951 veh/h against macro's 2,850, the 35 s main stop 2,492-2,689 against 2,475, seeds 0-1), so "
-               "the 2,650 veh/h of demand lies within a few per cent of both stops' micro capacities; the first stop, "
-               "upstream, sees the random bus and dwell (cv 0.5) peaks first and meters the flow the main stop sees, "
-               "so micro's queues are short-lived at both and longer at the first (peak means at interval end / of "
-               "the interval's longest: approach 118 / 214 m, middle 61 / 135, main-stop 4 / 94; macro: 'middle' "
-               "full in all 45 records, the queue over 'first-stop' and 'approach'); discharge agrees (2,504 / 2,475 "
-               "veh/h)")
-
-KNOWN_DEVIATIONS = {
-    "test_micro_bottleneck_stands_where_the_seed_says": {
-        "shiliugang-road": _SHILIUGANG,
-    },
-    "test_engines_agree_on_place_and_discharge": {
-        "shiliugang-road": _SHILIUGANG,
-    },
+KNOWN_DEVIATIONS: dict[str, dict[str, str]] = {
+    "test_micro_bottleneck_stands_where_the_seed_says": {},
+    "test_engines_agree_on_place_and_discharge": {},
 }
 
 
