@@ -1,4 +1,4 @@
-"""The black spots on the micro engine, macro-micro agreement, every remedy on micro (slow: ~3 min).
+"""The black spots on the micro engine, macro-micro agreement, seeds 1-3, every remedy on micro (slow: ~4 min).
 
 Run with ``pytest -m slow tests/test_scenarios_micro.py``. Location is tested as on macro; the
 agreement test compares the two engines' bottleneck place (equal) and discharge during the peak
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.slow
 #: Relative tolerance of micro's discharge against macro's (documented in the scenario cards).
 AGREEMENT_TOL = 0.15
 
-_RUNS: dict[tuple[str, str], ts.Result] = {}
+_RUNS: dict[tuple[str, str, int], ts.Result] = {}
 
 
-def run(sid: str, engine: str) -> ts.Result:
-    if (sid, engine) not in _RUNS:
-        _RUNS[(sid, engine)] = ts.simulate(ts.scenarios.load(sid), engine=engine, seed=0)
-    return _RUNS[(sid, engine)]
+def run(sid: str, engine: str, seed: int = 0) -> ts.Result:
+    if (sid, engine, seed) not in _RUNS:
+        _RUNS[(sid, engine, seed)] = ts.simulate(ts.scenarios.load(sid), engine=engine, seed=seed)
+    return _RUNS[(sid, engine, seed)]
 
 
 def peak_heads(res: ts.Result) -> Counter:
@@ -71,6 +71,43 @@ def test_engines_agree_on_place_and_discharge(sid):
     macro, micro = run(sid, "macro"), run(sid, "micro")
     assert peak_heads(micro).most_common(1)[0][0] == peak_heads(macro).most_common(1)[0][0]
     assert peak_discharge(micro) == pytest.approx(peak_discharge(macro), rel=AGREEMENT_TOL)
+
+
+#: Seeds of the robustness study: the two tests above, on micro's other random draws (arrivals,
+#: dwells, service times). Macro is deterministic and runs once.
+OTHER_SEEDS = (1, 2, 3)
+
+_RUIKANG = ("micro's head stands on 'xingang-approach' (seed 1: 38 of 45 records; 2: 27, 'ruikang-entry' 16; 3: 27, "
+            "'ruikang-entry' 18; seed 0 passes with 'ruikang-entry' 34): micro's signal passes less through traffic "
+            "than macro's (docs/models/micro.md), so the Xingang approach's queue competes with the market entry's; "
+            "discharge agrees (96-101% of macro's 1,260 veh/h)")
+
+#: Known deviations under seeds 1-3 (strict): (scenario id, seed) -> what micro does instead.
+KNOWN_SEED_DEVIATIONS = {
+    ("xingang-ruikang", 1): _RUIKANG,
+    ("xingang-ruikang", 2): _RUIKANG,
+    ("xingang-ruikang", 3): _RUIKANG,
+    ("guangzhou-ave-south", 2): (
+        "micro's head stands on 'uturn-section' (25 of 45 records, 'approach' 20; seeds 0, 1, 3: 'approach' 31-39, "
+        "'uturn-section' 6-14): the section holds the U-turn blockage and the kerbside stop, and in this draw its own "
+        "queue is read longer more often than the spill-back onto the approach (not investigated further); "
+        "discharge 105% of macro's"),
+}
+
+
+@pytest.mark.parametrize("sid,seed", [
+    pytest.param(sid, seed, marks=pytest.mark.xfail(strict=True, reason=KNOWN_SEED_DEVIATIONS[(sid, seed)]))
+    if (sid, seed) in KNOWN_SEED_DEVIATIONS else (sid, seed)
+    for sid in ts.scenarios.names() for seed in OTHER_SEEDS
+])
+def test_place_and_agreement_hold_under_other_seeds(sid, seed):
+    """The two location tests' checks on micro seeds 1-3 (the tests above use seed 0)."""
+    macro, micro = run(sid, "macro"), run(sid, "micro", seed)
+    head = peak_heads(micro).most_common(1)[0][0]
+    assert head == micro.scenario.meta["bottleneck_link"], peak_heads(micro)
+    assert head == peak_heads(macro).most_common(1)[0][0]
+    assert peak_discharge(micro) == pytest.approx(peak_discharge(macro), rel=AGREEMENT_TOL)
+    assert micro.conservation_error() < 1e-6
 
 
 @pytest.mark.parametrize("sid", ts.scenarios.names())
