@@ -15,22 +15,23 @@ block before it (``middle``) and spills back past the first stop onto the approa
 remedy, "优化港湾式公交车站建设" (improve the building of bay stops), is the ``BusBay`` measure on
 the main stop; the first stop is a bay already (``first_stop_bay``).
 
-**Why the first stop is a bay and the berths stand at their block's start (issue 4).** With
-both stops kerbside (dwell 20 and 35 s) and 2,650 veh/h of demand, the first stop ran at 93% of
-its capacity, the main one at 107%: two near-critical restrictions. Macro's deterministic
-time-share of a lane always picks the main stop; micro draws Poisson buses and gamma dwells
-(cv 0.5), so a stop's blocked time in a peak hour varies by about 15% (its capacity by 110-170
-veh/h), and the first stop, upstream, queued longer (micro's head on ``approach`` in 7 of seeds
-0-7, no queue of 50 m in the 8th, never on ``middle``). The card's rule, demand about 1.1 x the capacity the main stop leaves, could not
-hold with a first stop at 20 s (it would run at 95% of its own). Micro's stop costs about what
-macro's does once the buses that actually pass are counted (dwell + 10-25 s per bus, 2 lanes,
-one stop, 3,000 veh/h demand, seeds 0-2; the earlier reading of 5 s divided by the demanded 50
-bus/h while fewer passed the stop in the window), so neither engine's stop model was wrong.
+**Why the first stop is a bay and the berths stand at their block's start (issue 4).** With both
+stops kerbside (dwell 20 and 35 s) and 2,650 veh/h of demand, the first stop ran at 93% of its
+capacity, the main one at 107%: two near-critical restrictions. Macro's deterministic time-share
+of a lane always picks the main stop; micro draws Poisson buses and gamma dwells (cv 0.5), so a
+stop's blocked time in a peak hour varies by about 15% (its capacity by 110-170 veh/h), and the
+first stop, upstream, queued longer (micro's head on ``approach`` in 7 of seeds 0-7, no queue of
+50 m in the 8th, never on ``middle``). The card's rule, demand about 1.1 x the capacity the main
+stop leaves, could not hold with a first stop at 20 s (it would run at 95% of its own). Micro's
+stop costs somewhat more than macro's dwell + 10 s once the buses that actually pass are counted
+(dwell + 10-22 s per bus, mean 16 s: 2 lanes, one stop, 3,000 veh/h of demand, seeds 0-2; the
+earlier reading of 5 s divided by the demanded 50 bus/h while fewer passed the stop in the
+window): the stop models do not explain the first stop's queues, the near-critical design does.
 A berth 200 m into a 300 m link put micro's restriction mid-link while macro spreads it over the
 whole link (the queue then reads on the link before): the queue behind a dwelling bus stood in
-the stop's link, unread (a run of queued vehicles starts at the link's end, and the 70 m past the
-berth are free), and a spill-back through the first stop's link read as broken. A berth at its
-link's start puts the restriction where macro's starts, on both engines.
+the stop's link, unread (a run of queued vehicles starts at the link's end, and the 70 m past
+the berth are free), and a spill-back through the first stop's link read as broken. A berth at
+its link's start puts the restriction where macro's starts, on both engines.
 
 **Engines.** Macro: the kerbside stop costs one lane for the share of time buses stand at it
 (HCM bus-blockage idea); a bay costs nothing. Micro: buses dwell at the stop with
