@@ -1,4 +1,4 @@
-"""The black spots on the micro engine, macro-micro agreement, every remedy on micro (slow: ~3 min).
+"""The black spots on the micro engine, macro-micro agreement, seeds 1-3, every remedy on micro (slow: ~4 min).
 
 Run with ``pytest -m slow tests/test_scenarios_micro.py``. Location is tested as on macro; the
 agreement test compares the two engines' bottleneck place (equal) and discharge during the peak
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.slow
 #: Relative tolerance of micro's discharge against macro's (documented in the scenario cards).
 AGREEMENT_TOL = 0.15
 
-_RUNS: dict[tuple[str, str], ts.Result] = {}
+_RUNS: dict[tuple[str, str, int], ts.Result] = {}
 
 
-def run(sid: str, engine: str) -> ts.Result:
-    if (sid, engine) not in _RUNS:
-        _RUNS[(sid, engine)] = ts.simulate(ts.scenarios.load(sid), engine=engine, seed=0)
-    return _RUNS[(sid, engine)]
+def run(sid: str, engine: str, seed: int = 0) -> ts.Result:
+    if (sid, engine, seed) not in _RUNS:
+        _RUNS[(sid, engine, seed)] = ts.simulate(ts.scenarios.load(sid), engine=engine, seed=seed)
+    return _RUNS[(sid, engine, seed)]
 
 
 def peak_heads(res: ts.Result) -> Counter:
@@ -46,24 +46,9 @@ def peak_discharge(res: ts.Result) -> float:
 
 #: Known deviations of the micro engine (issue 4), strict: a run that starts to pass fails until
 #: its entry is removed. Keys: test name -> {scenario id: what micro does instead, measured}.
-_SHILIUGANG = ("micro's head stands on 'approach' (18 of 45 records; none 12, 'middle' 7, 'first-stop' 3, 'feeder' 3, "
-               "'main-stop' 2): micro's kerbside stops cost about 5 s of clearance per bus, not macro's 10 (measured "
-               "with scen5's kernel, each stop alone, at 3,200 veh/h of demand: the 20 s first stop passes "
-               "2,775-2,951 veh/h against macro's 2,850, the 35 s main stop 2,492-2,689 against 2,475, seeds 0-1), so "
-               "the 2,650 veh/h of demand lies within a few per cent of both stops' micro capacities; the first stop, "
-               "upstream, sees the random bus and dwell (cv 0.5) peaks first and meters the flow the main stop sees, "
-               "so micro's queues are short-lived at both and longer at the first (peak means at interval end / of "
-               "the interval's longest: approach 118 / 214 m, middle 61 / 135, main-stop 4 / 94; macro: 'middle' "
-               "full in all 45 records, the queue over 'first-stop' and 'approach'); discharge agrees (2,504 / 2,475 "
-               "veh/h)")
-
-KNOWN_DEVIATIONS = {
-    "test_micro_bottleneck_stands_where_the_seed_says": {
-        "shiliugang-road": _SHILIUGANG,
-    },
-    "test_engines_agree_on_place_and_discharge": {
-        "shiliugang-road": _SHILIUGANG,
-    },
+KNOWN_DEVIATIONS: dict[str, dict[str, str]] = {
+    "test_micro_bottleneck_stands_where_the_seed_says": {},
+    "test_engines_agree_on_place_and_discharge": {},
 }
 
 
@@ -86,6 +71,41 @@ def test_engines_agree_on_place_and_discharge(sid):
     macro, micro = run(sid, "macro"), run(sid, "micro")
     assert peak_heads(micro).most_common(1)[0][0] == peak_heads(macro).most_common(1)[0][0]
     assert peak_discharge(micro) == pytest.approx(peak_discharge(macro), rel=AGREEMENT_TOL)
+
+
+#: Seeds of the robustness study: the two tests above, on micro's other random draws (arrivals,
+#: dwells, service times). Macro is deterministic and runs once.
+OTHER_SEEDS = (1, 2, 3)
+
+_RUIKANG = ("micro's head stands on 'university-gate' (22 of 45 records, 'ruikang-entry' 16): the gate's single lane "
+            "gets 581 veh/h of green in macro for 550 veh/h of demand, near-critical with micro's start-up loss, and "
+            "the Ruikang entry, filled only in the Xingang green, reads short at records in the gate's phase; "
+            "discharge 101% of macro's 1,260 veh/h (seeds 0, 2, 3: 'ruikang-entry' 23-37)")
+
+#: Known deviations under seeds 1-3 (strict): (scenario id, seed) -> what micro does instead.
+KNOWN_SEED_DEVIATIONS = {
+    ("xingang-ruikang", 1): _RUIKANG,
+    ("guangzhou-ave-south", 2): (
+        "micro's head stands on 'uturn-section' (25 of 45 records, 'approach' 20; seeds 0, 1, 3: 'approach' 31-39, "
+        "'uturn-section' 6-14): the section holds the U-turn blockage and the kerbside stop, and in this draw its own "
+        "queue is read longer more often than the spill-back onto the approach (not investigated further); "
+        "discharge 105% of macro's"),
+}
+
+
+@pytest.mark.parametrize("sid,seed", [
+    pytest.param(sid, seed, marks=pytest.mark.xfail(strict=True, reason=KNOWN_SEED_DEVIATIONS[(sid, seed)]))
+    if (sid, seed) in KNOWN_SEED_DEVIATIONS else (sid, seed)
+    for sid in ts.scenarios.names() for seed in OTHER_SEEDS
+])
+def test_place_and_agreement_hold_under_other_seeds(sid, seed):
+    """The two location tests' checks on micro seeds 1-3 (the tests above use seed 0)."""
+    macro, micro = run(sid, "macro"), run(sid, "micro", seed)
+    head = peak_heads(micro).most_common(1)[0][0]
+    assert head == micro.scenario.meta["bottleneck_link"], peak_heads(micro)
+    assert head == peak_heads(macro).most_common(1)[0][0]
+    assert peak_discharge(micro) == pytest.approx(peak_discharge(macro), rel=AGREEMENT_TOL)
+    assert micro.conservation_error() < 1e-6
 
 
 @pytest.mark.parametrize("sid", ts.scenarios.names())

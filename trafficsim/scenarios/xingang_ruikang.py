@@ -20,6 +20,30 @@ blocks Xingang West Road's approach (first in, first out), delaying its through 
 market link (friction from shoppers and parking manoeuvres) in both engines. The blocked lane
 covers the whole market stretch in both (micro: the kerb lane from the stretch's start to its
 end), so micro drivers leave it on ``ruikang-entry``, where the macro's lane loss begins.
+
+**Through demand and seeds (micro, issue 4).** The through movement gets 2 lanes x 1800 veh/h x
+78 / 130 s of green = 2,160 veh/h. At 2,000 veh/h (93% of it) it queued on its own in micro,
+whose signal passes less than the CTM (vehicles start from standstill each green: 1,789 against
+1,989 veh/h measured to ``xingang-east``): micro's head stood on ``xingang-approach`` on 6 of
+seeds 0-7. The scenario is about Ruikang Road's queue reaching the approach, so the through
+movement must stay clearly below its green's capacity on both engines: 1,800 veh/h (83%).
+Micro's most frequent peak head (of 45 records) and its discharge as a share of macro's 1,260
+veh/h (``tests/test_scenarios_micro.py``):
+
+| seed | through 2,000 veh/h (before) | through 1,800 veh/h |
+|---|---|---|
+| 0 | ``ruikang-entry`` 34, 101% | ``ruikang-entry`` 23, 101% |
+| 1 | ``xingang-approach`` 38, 96% | ``university-gate`` 22 (``ruikang-entry`` 16), 101% |
+| 2 | ``xingang-approach`` 27, 100% | ``ruikang-entry`` 37, 101% |
+| 3 | ``xingang-approach`` 27, 100% | ``ruikang-entry`` 25, 100% |
+| 4-7 | ``ruikang-entry`` on 1 of 4 | ``ruikang-entry`` on 4 of 4 (22-34), 99-101% |
+
+Seed 1 is left (a strict xfail of the slow tests): the gate's single lane gets 42 s of green,
+581 veh/h in macro, for 550 veh/h of demand, and micro's start-up loss makes it near-critical;
+the Ruikang entry, filled only in the Xingang green and drained through the market merge, reads
+short at the records in the gate's phase. Lowering the gate flow and raising the right turn
+(500 and 850 veh/h) moved seed 1's head to ``xingang-approach`` (the right-turners' kerb-lane
+queue) instead, so it was not kept.
 """
 
 from __future__ import annotations
@@ -32,7 +56,7 @@ __all__ = ["build"]
 
 
 def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int = 1, cycle_s: float = 130.0,
-          xingang_green_share: float = 0.65, through_peak_vph: float = 2000.0, right_peak_vph: float = 800.0,
+          xingang_green_share: float = 0.65, through_peak_vph: float = 1800.0, right_peak_vph: float = 800.0,
           gate_peak_vph: float = 550.0, entry_length_m: float = 150.0, approach_length_m: float = 400.0,
           feeder_length_m: float = 1000.0):
     """Build the Xingang West Road x Ruikang Road scenario.
@@ -99,7 +123,8 @@ def build(peak: PeakShape, *, disorder_factor: float = 0.7, blocked_lanes: int =
              "gives a double right turn from lanes 1-2 with lane 2 shared, which a turn into a 2-lane market street "
              "does not have"),
             ("peak demand", f"through {through_peak_vph:g}, right {right_peak_vph:g}, gate {gate_peak_vph:g} veh/h",
-             "flows into Ruikang Road about 1.1 x its market stretch's capacity"),
+             "flows into Ruikang Road about 1.1 x its market stretch's capacity; the through movement at about "
+             "0.85 x its green's capacity (the queue on Xingang West Road is Ruikang Road's, not its own)"),
         ],
         approximations=["disorder: a blocked lane plus a lane-capacity factor"],
     )
