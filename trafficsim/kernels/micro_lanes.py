@@ -217,10 +217,10 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
                         tl = slot_map[sl * maxl + idx]
                         md_here = tl >= 0 and obs_off[tl + 1] > obs_off[tl]
             afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
+            # (branch-free: a factor of 1 stays exactly 1, and most vehicles are not relaxing)
             f = tfac[w]
-            if f < 1.0:
-                f += (1.0 - f) * rrate
-                tfac[w] = f if f < 0.999 else 1.0
+            f += (1.0 - f) * rrate
+            tfac[w] = f if f < 0.999 else 1.0
             committed = flags[w] & F_COMMITTED
             tg = _crossing(slot[w], lane, x[w], v[w], committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                            maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
