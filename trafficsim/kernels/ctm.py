@@ -164,6 +164,173 @@ class CTMRecord(NamedTuple):
 
 
 @intrinsic
+def _lanes4x2(typingctx, a, b, nblocks):
+    """The four interleaved partial sums of ``a[:4 * nblocks]`` and of ``b[:4 * nblocks]`` (lane ``k``
+    sums ``a[4 i + k]`` over ``i`` in order, from 0.0), as one ``<4 x double>`` addition per block
+    and array: the same additions in the same order as four scalar partial sums, which LLVM
+    left scalar (eight dependent-chain additions per block, no vectorisation without
+    reassociation). Returns the eight lanes, ``a``'s then ``b``'s."""
+    if not (isinstance(a, types.Array) and isinstance(b, types.Array) and a.ndim == 1 and b.ndim == 1
+            and a.layout == "C" and b.layout == "C" and a.dtype == types.float64 and b.dtype == types.float64
+            and isinstance(nblocks, types.Integer)):
+        return None
+    rt = types.UniTuple(types.float64, 8)
+
+    def codegen(context, builder, sig, args):
+        ir = cgutils.ir
+        f64 = ir.DoubleType()
+        v4 = ir.VectorType(f64, 4)
+        pa = context.make_array(sig.args[0])(context, builder, args[0]).data
+        pb = context.make_array(sig.args[1])(context, builder, args[1]).data
+        nb = context.cast(builder, args[2], sig.args[2], types.int64)
+        va = builder.bitcast(pa, v4.as_pointer())
+        vb = builder.bitcast(pb, v4.as_pointer())
+        zero = ir.Constant(v4, [0.0] * 4)
+        i64 = ir.IntType(64)
+        pre = builder.basic_block
+        loop = builder.append_basic_block("lanes.loop")
+        done = builder.append_basic_block("lanes.done")
+        builder.cbranch(builder.icmp_signed(">", nb, i64(0)), loop, done)
+        builder.position_at_end(loop)
+        i = builder.phi(i64)
+        acca = builder.phi(v4)
+        accb = builder.phi(v4)
+        xa = builder.load(builder.gep(va, [i]), align=8)
+        xb = builder.load(builder.gep(vb, [i]), align=8)
+        na = builder.fadd(acca, xa)
+        nbv = builder.fadd(accb, xb)
+        i2 = builder.add(i, i64(1))
+        i.add_incoming(i64(0), pre)
+        i.add_incoming(i2, loop)
+        acca.add_incoming(zero, pre)
+        acca.add_incoming(na, loop)
+        accb.add_incoming(zero, pre)
+        accb.add_incoming(nbv, loop)
+        builder.cbranch(builder.icmp_signed("<", i2, nb), loop, done)
+        builder.position_at_end(done)
+        ra = builder.phi(v4)
+        ra.add_incoming(zero, pre)
+        ra.add_incoming(na, loop)
+        rb = builder.phi(v4)
+        rb.add_incoming(zero, pre)
+        rb.add_incoming(nbv, loop)
+        vals = [builder.extract_element(ra, i64(k)) for k in range(4)] + [builder.extract_element(rb, i64(k)) for k in range(4)]
+        return context.make_tuple(builder, rt, vals)
+
+    return rt(a, b, nblocks), codegen
+
+@intrinsic
+def _cells4(typingctx, nl, yl, nblocks, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, ncrit):
+    """Cells ``0 .. 4 * nblocks - 1`` of a link in one pass, four at a time as ``<4 x double>``
+    (the caller ensures cell ``4 * nblocks`` exists and is not the last): the flows from the
+    start-of-step cells (as :func:`_link_flows`, into ``yl``), the four interleaved partial sums
+    of the cells and of the flows (as :func:`_link_sums`), and the cell update with ``inflow``
+    into cell 0 (as :func:`_link_update`, counting cells below ``-1e-9`` before clipping and
+    above ``ncrit`` after). Every cell gets the same operations in the same order as in those
+    scalar functions (``min``/``max`` as numba lowers them: ``min(a, b) = b if b < a else a``,
+    ``max(a, b) = b if b > a else a``; with ``drop`` off the receiving flow is multiplied by 1.0,
+    which changes nothing), so results are bit-identical; the three loops with their alias
+    checks and scalar remainders become one loop of a few vector instructions per four cells.
+    Returns the eight partial sums (cells, then flows), ``bad`` and ``above``."""
+    f = types.float64
+    if not (isinstance(nl, types.Array) and isinstance(yl, types.Array) and nl.ndim == 1 and yl.ndim == 1
+            and nl.layout == "C" and yl.layout == "C" and nl.dtype == f and yl.dtype == f
+            and isinstance(nblocks, types.Integer) and isinstance(drop, types.Boolean)
+            and all(x == f for x in (alpha, beta, q, njam, ncrit_drop, keep, inflow, ncrit))):
+        return None
+    rt = types.Tuple([f] * 8 + [types.int64, types.int64])
+
+    def codegen(context, builder, sig, args):
+        ir = cgutils.ir
+        f64 = ir.DoubleType()
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        v4 = ir.VectorType(f64, 4)
+        c4 = ir.VectorType(i64, 4)
+        vp = v4.as_pointer()
+        pn = context.make_array(sig.args[0])(context, builder, args[0]).data
+        py = context.make_array(sig.args[1])(context, builder, args[1]).data
+        nb = context.cast(builder, args[2], sig.args[2], types.int64)
+        undef = ir.Constant(v4, ir.Undefined)
+
+        def splat(x):
+            v = builder.insert_element(undef, x, i32(0))
+            return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0]))
+
+        al, be, qq, nj, ncd, kp = (splat(a) for a in args[3:9])
+        dropv = builder.insert_element(ir.Constant(ir.VectorType(ir.IntType(1), 4), ir.Undefined),
+                                       context.cast(builder, args[9], sig.args[9], types.boolean), i32(0))
+        dropv = builder.shuffle_vector(dropv, ir.Constant(ir.VectorType(ir.IntType(1), 4), ir.Undefined),
+                                       ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0]))
+        crit = splat(args[11])
+        one = ir.Constant(v4, [1.0] * 4)
+        zero = ir.Constant(v4, [0.0] * 4)
+        neg = ir.Constant(v4, [-1e-9] * 4)
+        izero = ir.Constant(c4, [0] * 4)
+        prev0 = builder.insert_element(undef, args[10], i32(3))   # inflow in lane 3: "the flow before cell 0"
+        pre = builder.basic_block
+        loop = builder.append_basic_block("cells4.loop")
+        done = builder.append_basic_block("cells4.done")
+        builder.cbranch(builder.icmp_signed(">", nb, i64(0)), loop, done)
+        builder.position_at_end(loop)
+        i = builder.phi(i64)
+        yprev = builder.phi(v4)
+        sn = builder.phi(v4)
+        sy = builder.phi(v4)
+        bad = builder.phi(c4)
+        above = builder.phi(c4)
+        j = builder.mul(i, i64(4))
+        p0 = builder.bitcast(builder.gep(pn, [j]), vp)
+        a = builder.load(p0, align=8)                                             # n[j .. j+3]
+        b = builder.load(builder.bitcast(builder.gep(pn, [builder.add(j, i64(1))]), vp), align=8)  # n[j+1 .. j+4]
+        # s = min(alpha * a, q)
+        x = builder.fmul(al, a)
+        s = builder.select(builder.fcmp_ordered("<", qq, x), qq, x)
+        # r = max(0.0, min(q, beta * (njam - b)))
+        t = builder.fmul(be, builder.fsub(nj, b))
+        u = builder.select(builder.fcmp_ordered("<", t, qq), t, qq)
+        r = builder.select(builder.fcmp_ordered(">", u, zero), u, zero)
+        # r *= keep if (drop and a > ncrit_drop and b <= ncrit_drop) else 1.0
+        cond = builder.and_(dropv, builder.and_(builder.fcmp_ordered(">", a, ncd), builder.fcmp_ordered("<=", b, ncd)))
+        r = builder.fmul(r, builder.select(cond, kp, one))
+        # y = min(s, r)
+        y = builder.select(builder.fcmp_ordered("<", r, s), r, s)
+        builder.store(y, builder.bitcast(builder.gep(py, [j]), vp), align=8)
+        sn2 = builder.fadd(sn, a)
+        sy2 = builder.fadd(sy, y)
+        ym1 = builder.shuffle_vector(yprev, y, ir.Constant(ir.VectorType(i32, 4), [3, 4, 5, 6]))
+        nc = builder.fsub(builder.fadd(a, ym1), y)
+        bad2 = builder.add(bad, builder.zext(builder.fcmp_ordered("<", nc, neg), c4))
+        nc = builder.select(builder.fcmp_ordered(">", zero, nc), zero, nc)   # max(nc, 0.0)
+        builder.store(nc, p0, align=8)
+        above2 = builder.add(above, builder.zext(builder.fcmp_ordered(">", nc, crit), c4))
+        i2 = builder.add(i, i64(1))
+        for phi, init, nxt in ((i, i64(0), i2), (yprev, prev0, y), (sn, zero, sn2), (sy, zero, sy2),
+                               (bad, izero, bad2), (above, izero, above2)):
+            phi.add_incoming(init, pre)
+            phi.add_incoming(nxt, loop)
+        builder.cbranch(builder.icmp_signed("<", i2, nb), loop, done)
+        builder.position_at_end(done)
+        outs = []
+        for init, nxt in ((zero, sn2), (zero, sy2), (izero, bad2), (izero, above2)):
+            phi = builder.phi(init.type)
+            phi.add_incoming(init, pre)
+            phi.add_incoming(nxt, loop)
+            outs.append(phi)
+        vals = [builder.extract_element(outs[0], i64(k)) for k in range(4)]
+        vals += [builder.extract_element(outs[1], i64(k)) for k in range(4)]
+        for v in outs[2:]:
+            s_ = builder.extract_element(v, i64(0))
+            for k in range(1, 4):
+                s_ = builder.add(s_, builder.extract_element(v, i64(k)))
+            vals.append(s_)
+        return context.make_tuple(builder, rt, vals)
+
+    sig = rt(nl, yl, nblocks, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, ncrit)
+    return sig, codegen
+
+
+@intrinsic
 def _prefetch(typingctx, arr, idx):
     """Hint the CPU to bring ``arr[idx]`` into cache (LLVM's ``prefetch``; never faults, changes
     no result)."""
@@ -423,27 +590,10 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
 def _link_sums(nl, yl):
     """Sums over the cells of one link of the vehicles ``nl`` and of the flows ``yl`` (the last
     one, the node's, being 0 here). Each sum runs over four interleaved partial sums in a fixed
-    order, and the two share one loop: a serial sum per quantity was bound by the latency of one
-    addition per cell, and was half of the cell phase's time."""
+    order (:func:`_lanes4x2`, one vector addition per four cells), the remainder going into the
+    first: a serial sum per quantity was bound by the latency of one addition per cell."""
     m = nl.shape[0]
-    v0 = 0.0
-    v1 = 0.0
-    v2 = 0.0
-    v3 = 0.0
-    f0 = 0.0
-    f1 = 0.0
-    f2 = 0.0
-    f3 = 0.0
-    for b in range(m // 4):
-        j = 4 * b                     # a range variable: known non-negative, so the four loads are adjacent
-        v0 += nl[j]
-        v1 += nl[j + 1]
-        v2 += nl[j + 2]
-        v3 += nl[j + 3]
-        f0 += yl[j]
-        f1 += yl[j + 1]
-        f2 += yl[j + 2]
-        f3 += yl[j + 3]
+    v0, v1, v2, v3, f0, f1, f2, f3 = _lanes4x2(nl, yl, m // 4)
     for j in range(m - m % 4, m):
         v0 += nl[j]
         f0 += yl[j]
@@ -515,6 +665,55 @@ def _link_update(nl, yl, inflow, ncrit):
 
 
 @kernel(inline="always")
+def _link_cells(nl, yl, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, outflow, ncrit):
+    """One step of the cells ``nl`` of a link: the flows inside the link from the start-of-step
+    cells (into the scratch ``yl``), the sums of the vehicles and of those flows for the record,
+    and the cell update with ``inflow`` into the first cell and the node's ``outflow`` out of the
+    last. All but the last one to four cells go through :func:`_cells4`; the rest is the same
+    computation in scalar code (:func:`_link_flows`, :func:`_link_sums`, :func:`_link_update`
+    give the reference of every operation). Returns the vehicles, the flows, the number of cells
+    that fell below ``-1e-9`` before clipping and the number above ``ncrit`` after."""
+    m = nl.shape[0]
+    k = (m - 1) // 4
+    j0 = 4 * k
+    v0, v1, v2, v3, f0, f1, f2, f3, bad, above = _cells4(nl, yl, k, alpha, beta, q, njam, ncrit_drop, keep, drop,
+                                                         inflow, ncrit)
+    # the last one to four cells: their flows from the start-of-step cells, the sums, then the update
+    for j in range(j0, m - 1):
+        a = nl[j]
+        b = nl[j + 1]
+        s = min(alpha * a, q)
+        r = max(0.0, min(q, beta * (njam - b)))
+        if drop:
+            r *= keep if (a > ncrit_drop and b <= ncrit_drop) else 1.0
+        yl[j] = min(s, r)
+    yl[m - 1] = 0.0
+    if m % 4 == 0:
+        # a whole block of the four partial sums (m >= 4)
+        v0 += nl[j0]
+        v1 += nl[j0 + 1]
+        v2 += nl[j0 + 2]
+        v3 += nl[j0 + 3]
+        f0 += yl[j0]
+        f1 += yl[j0 + 1]
+        f2 += yl[j0 + 2]
+        f3 += yl[j0 + 3]
+    else:
+        # past the last whole block: into the first partial sum
+        for j in range(j0, m):
+            v0 += nl[j]
+            f0 += yl[j]
+    yl[m - 1] = outflow
+    for j in range(j0, m):
+        nc = nl[j] + (inflow if j == 0 else yl[j - 1]) - yl[j]
+        bad += nc < -1e-9
+        nc = max(nc, 0.0)
+        nl[j] = nc
+        above += nc > ncrit
+    return (v0 + v1) + (v2 + v3), (f0 + f1) + (f2 + f3), bad, above
+
+
+@kernel(inline="always")
 def _all_zero(nl):
     """Whether every cell of ``nl`` holds exactly 0 (no early exit: the loop vectorises)."""
     nz = 0
@@ -575,12 +774,10 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
         yl = y[0:c1 - c0]
         q = qstep_lane[l] * ln
         njam = njam_lane[l] * ln
-        _link_flows(nl, yl, alpha[l], beta[l], q, njam, ncrit_lane[l] * ln * 1.0000001, keep, drop)
-        veh, moved = _link_sums(nl, yl)
         outflow = link_out[l]
-        yl[c1 - c0 - 1] = outflow
         ncrit = ncrit_lane[l] * ln * 1.05
-        b, above = _link_update(nl, yl, link_inflow[l], ncrit)
+        veh, moved, b, above = _link_cells(nl, yl, alpha[l], beta[l], q, njam, ncrit_lane[l] * ln * 1.0000001, keep,
+                                           drop, link_inflow[l], outflow, ncrit)
         bad += b
         if above > 0:
             qrun = _queue_run(nl, ncrit) * dx[l]
