@@ -164,62 +164,6 @@ class CTMRecord(NamedTuple):
 
 
 @intrinsic
-def _lanes4x2(typingctx, a, b, nblocks):
-    """The four interleaved partial sums of ``a[:4 * nblocks]`` and of ``b[:4 * nblocks]`` (lane ``k``
-    sums ``a[4 i + k]`` over ``i`` in order, from 0.0), as one ``<4 x double>`` addition per block
-    and array: the same additions in the same order as four scalar partial sums, which LLVM
-    left scalar (eight dependent-chain additions per block, no vectorisation without
-    reassociation). Returns the eight lanes, ``a``'s then ``b``'s."""
-    if not (isinstance(a, types.Array) and isinstance(b, types.Array) and a.ndim == 1 and b.ndim == 1
-            and a.layout == "C" and b.layout == "C" and a.dtype == types.float64 and b.dtype == types.float64
-            and isinstance(nblocks, types.Integer)):
-        return None
-    rt = types.UniTuple(types.float64, 8)
-
-    def codegen(context, builder, sig, args):
-        ir = cgutils.ir
-        f64 = ir.DoubleType()
-        v4 = ir.VectorType(f64, 4)
-        pa = context.make_array(sig.args[0])(context, builder, args[0]).data
-        pb = context.make_array(sig.args[1])(context, builder, args[1]).data
-        nb = context.cast(builder, args[2], sig.args[2], types.int64)
-        va = builder.bitcast(pa, v4.as_pointer())
-        vb = builder.bitcast(pb, v4.as_pointer())
-        zero = ir.Constant(v4, [0.0] * 4)
-        i64 = ir.IntType(64)
-        pre = builder.basic_block
-        loop = builder.append_basic_block("lanes.loop")
-        done = builder.append_basic_block("lanes.done")
-        builder.cbranch(builder.icmp_signed(">", nb, i64(0)), loop, done)
-        builder.position_at_end(loop)
-        i = builder.phi(i64)
-        acca = builder.phi(v4)
-        accb = builder.phi(v4)
-        xa = builder.load(builder.gep(va, [i]), align=8)
-        xb = builder.load(builder.gep(vb, [i]), align=8)
-        na = builder.fadd(acca, xa)
-        nbv = builder.fadd(accb, xb)
-        i2 = builder.add(i, i64(1))
-        i.add_incoming(i64(0), pre)
-        i.add_incoming(i2, loop)
-        acca.add_incoming(zero, pre)
-        acca.add_incoming(na, loop)
-        accb.add_incoming(zero, pre)
-        accb.add_incoming(nbv, loop)
-        builder.cbranch(builder.icmp_signed("<", i2, nb), loop, done)
-        builder.position_at_end(done)
-        ra = builder.phi(v4)
-        ra.add_incoming(zero, pre)
-        ra.add_incoming(na, loop)
-        rb = builder.phi(v4)
-        rb.add_incoming(zero, pre)
-        rb.add_incoming(nbv, loop)
-        vals = [builder.extract_element(ra, i64(k)) for k in range(4)] + [builder.extract_element(rb, i64(k)) for k in range(4)]
-        return context.make_tuple(builder, rt, vals)
-
-    return rt(a, b, nblocks), codegen
-
-@intrinsic
 def _cells4(typingctx, nl, yl, nblocks, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, ncrit):
     """Cells ``0 .. 4 * nblocks - 1`` of a link in one pass, four at a time as ``<4 x double>``
     (the caller ensures cell ``4 * nblocks`` exists and is not the last): the flows from the
@@ -590,10 +534,27 @@ def _push_inflow(l, slot_off, out_slot_off, grp_lo, grp_hi, pk_base, pk_head, pk
 def _link_sums(nl, yl):
     """Sums over the cells of one link of the vehicles ``nl`` and of the flows ``yl`` (the last
     one, the node's, being 0 here). Each sum runs over four interleaved partial sums in a fixed
-    order (:func:`_lanes4x2`, one vector addition per four cells), the remainder going into the
-    first: a serial sum per quantity was bound by the latency of one addition per cell."""
+    order, and the two share one loop: a serial sum per quantity was bound by the latency of one
+    addition per cell, and was half of the cell phase's time."""
     m = nl.shape[0]
-    v0, v1, v2, v3, f0, f1, f2, f3 = _lanes4x2(nl, yl, m // 4)
+    v0 = 0.0
+    v1 = 0.0
+    v2 = 0.0
+    v3 = 0.0
+    f0 = 0.0
+    f1 = 0.0
+    f2 = 0.0
+    f3 = 0.0
+    for b in range(m // 4):
+        j = 4 * b                     # a range variable: known non-negative, so the four loads are adjacent
+        v0 += nl[j]
+        v1 += nl[j + 1]
+        v2 += nl[j + 2]
+        v3 += nl[j + 3]
+        f0 += yl[j]
+        f1 += yl[j + 1]
+        f2 += yl[j + 2]
+        f3 += yl[j + 3]
     for j in range(m - m % 4, m):
         v0 += nl[j]
         f0 += yl[j]
