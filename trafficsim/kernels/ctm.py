@@ -129,7 +129,7 @@ class CTMState(NamedTuple):
     route_in: np.ndarray      # (R,) vehicles of route r that entered the network
     route_out: np.ndarray     # (R,) vehicles of route r that left the network
     route_gen: np.ndarray     # (R,) vehicles of route r demanded so far
-    y: np.ndarray             # scratch (max cells of a link,) the flows of the link being updated
+    y: np.ndarray             # scratch (max cells of a link,), unused since the cell pass keeps its flows in registers
     link_inflow: np.ndarray   # scratch (L,)
     slot_flow: np.ndarray     # scratch (G,)
     green: np.ndarray         # scratch (M,) uint8
@@ -161,6 +161,164 @@ class CTMRecord(NamedTuple):
     src_queue: np.ndarray     # (T, S) snapshot of each source's queue
     wait: np.ndarray          # (T,) origin-queue vehicle-seconds in the interval
     cell_veh: np.ndarray      # (T, C) time-mean vehicles per cell, or (0, C) when not recorded
+
+
+@intrinsic
+def _cells4(typingctx, nl, nblocks, tail, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, outflow, ncrit):
+    """One step of the cells ``nl`` of a link (``4 * nblocks + tail`` cells, ``tail`` in 1..4) in
+    one pass, four cells at a time as ``<4 x double>``: the flows from the start-of-step cells
+    (as :func:`_link_flows`; the last cell's is the node's ``outflow``, 0 in the sums), the four
+    interleaved partial sums of the cells and of the flows (as :func:`_link_sums`: a last block
+    of fewer than four cells goes into the first sum in order), and the cell update with
+    ``inflow`` into cell 0 (as :func:`_link_update`, counting cells below ``-1e-9`` before
+    clipping and above ``ncrit`` after). The last block is read and written with masked loads
+    and a masked store, so nothing past the link's last cell is touched. Every cell gets the same operations in the same order as in those
+    scalar functions (``min``/``max`` as numba lowers them: ``min(a, b) = b if b < a else a``,
+    ``max(a, b) = b if b > a else a``; with ``drop`` off the receiving flow is multiplied by 1.0,
+    which changes nothing), so results are bit-identical; the three loops with their alias
+    checks and scalar remainders become one loop of a few vector instructions per four cells
+    and one masked block.
+    Returns the eight partial sums (cells, then flows), ``bad`` and ``above``."""
+    f = types.float64
+    if not (isinstance(nl, types.Array) and nl.ndim == 1 and nl.layout == "C" and nl.dtype == f
+            and isinstance(nblocks, types.Integer) and isinstance(tail, types.Integer)
+            and isinstance(drop, types.Boolean)
+            and all(x == f for x in (alpha, beta, q, njam, ncrit_drop, keep, inflow, outflow, ncrit))):
+        return None
+    rt = types.Tuple([f] * 8 + [types.int64, types.int64])
+
+    def codegen(context, builder, sig, args):
+        ir = cgutils.ir
+        f64 = ir.DoubleType()
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        v4 = ir.VectorType(f64, 4)
+        c4 = ir.VectorType(i64, 4)
+        vp = v4.as_pointer()
+        pn = context.make_array(sig.args[0])(context, builder, args[0]).data
+        nb = context.cast(builder, args[1], sig.args[1], types.int64)
+        nt = context.cast(builder, args[2], sig.args[2], types.int64)
+        undef = ir.Constant(v4, ir.Undefined)
+
+        def splat(x):
+            v = builder.insert_element(undef, x, i32(0))
+            return builder.shuffle_vector(v, undef, ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0]))
+
+        al, be, qq, nj, ncd, kp = (splat(a) for a in args[3:9])
+        outf = args[11]
+        dropv = builder.insert_element(ir.Constant(ir.VectorType(ir.IntType(1), 4), ir.Undefined),
+                                       context.cast(builder, args[9], sig.args[9], types.boolean), i32(0))
+        dropv = builder.shuffle_vector(dropv, ir.Constant(ir.VectorType(ir.IntType(1), 4), ir.Undefined),
+                                       ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0]))
+        crit = splat(args[12])
+        one = ir.Constant(v4, [1.0] * 4)
+        zero = ir.Constant(v4, [0.0] * 4)
+        neg = ir.Constant(v4, [-1e-9] * 4)
+        izero = ir.Constant(c4, [0] * 4)
+        prev0 = builder.insert_element(undef, args[10], i32(3))   # inflow in lane 3: "the flow before cell 0"
+        def flows(a, b):
+            # s = min(alpha * a, q)
+            x = builder.fmul(al, a)
+            s = builder.select(builder.fcmp_ordered("<", qq, x), qq, x)
+            # r = max(0.0, min(q, beta * (njam - b)))
+            t = builder.fmul(be, builder.fsub(nj, b))
+            u = builder.select(builder.fcmp_ordered("<", t, qq), t, qq)
+            r = builder.select(builder.fcmp_ordered(">", u, zero), u, zero)
+            # r *= keep if (drop and a > ncrit_drop and b <= ncrit_drop) else 1.0
+            cond = builder.and_(dropv, builder.and_(builder.fcmp_ordered(">", a, ncd), builder.fcmp_ordered("<=", b, ncd)))
+            r = builder.fmul(r, builder.select(cond, kp, one))
+            # y = min(s, r)
+            y = builder.select(builder.fcmp_ordered("<", r, s), r, s)
+            return y
+
+        pre = builder.basic_block
+        loop = builder.append_basic_block("cells4.loop")
+        done = builder.append_basic_block("cells4.done")
+        builder.cbranch(builder.icmp_signed(">", nb, i64(0)), loop, done)
+        builder.position_at_end(loop)
+        i = builder.phi(i64)
+        yprev = builder.phi(v4)
+        sn = builder.phi(v4)
+        sy = builder.phi(v4)
+        bad = builder.phi(c4)
+        above = builder.phi(c4)
+        j = builder.mul(i, i64(4))
+        p0 = builder.bitcast(builder.gep(pn, [j]), vp)
+        a = builder.load(p0, align=8)                                             # n[j .. j+3]
+        b = builder.load(builder.bitcast(builder.gep(pn, [builder.add(j, i64(1))]), vp), align=8)  # n[j+1 .. j+4]
+        y = flows(a, b)
+        sn2 = builder.fadd(sn, a)
+        sy2 = builder.fadd(sy, y)
+        ym1 = builder.shuffle_vector(yprev, y, ir.Constant(ir.VectorType(i32, 4), [3, 4, 5, 6]))
+        nc = builder.fsub(builder.fadd(a, ym1), y)
+        bad2 = builder.add(bad, builder.zext(builder.fcmp_ordered("<", nc, neg), c4))
+        nc = builder.select(builder.fcmp_ordered(">", zero, nc), zero, nc)   # max(nc, 0.0)
+        builder.store(nc, p0, align=8)
+        above2 = builder.add(above, builder.zext(builder.fcmp_ordered(">", nc, crit), c4))
+        i2 = builder.add(i, i64(1))
+        for phi, init, nxt in ((i, i64(0), i2), (yprev, prev0, y), (sn, zero, sn2), (sy, zero, sy2),
+                               (bad, izero, bad2), (above, izero, above2)):
+            phi.add_incoming(init, pre)
+            phi.add_incoming(nxt, loop)
+        builder.cbranch(builder.icmp_signed("<", i2, nb), loop, done)
+        builder.position_at_end(done)
+        outs = []
+        for init, nxt in ((zero, sn2), (zero, sy2), (izero, bad2), (izero, above2), (prev0, y)):
+            phi = builder.phi(init.type)
+            phi.add_incoming(init, pre)
+            phi.add_incoming(nxt, loop)
+            outs.append(phi)
+        sn, sy, bad, above, yprev = outs
+        # the last block: cells 4 nblocks .. 4 nblocks + tail - 1, the link's last cell among them
+        # (masked loads and store: nothing past the link's last cell is read or written)
+        lane = ir.Constant(c4, [0, 1, 2, 3])
+        tv = builder.insert_element(ir.Constant(c4, ir.Undefined), nt, i32(0))
+        tv = builder.shuffle_vector(tv, ir.Constant(c4, ir.Undefined), ir.Constant(ir.VectorType(i32, 4), [0, 0, 0, 0]))
+        tv1 = builder.sub(tv, ir.Constant(c4, [1] * 4))
+        in_a = builder.icmp_signed("<", lane, tv)
+        in_b = builder.icmp_signed("<", lane, tv1)
+        last = builder.icmp_signed("==", lane, tv1)
+        m4 = ir.VectorType(ir.IntType(1), 4)
+        mload = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v4, [vp, i32, m4, v4]),
+                                               "llvm.masked.load.v4f64.p0")
+        mstore = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [v4, vp, i32, m4]),
+                                                "llvm.masked.store.v4f64.p0")
+        j = builder.mul(nb, i64(4))
+        p0 = builder.bitcast(builder.gep(pn, [j]), vp)
+        a = builder.call(mload, [p0, i32(8), in_a, zero])
+        b = builder.call(mload, [builder.bitcast(builder.gep(pn, [builder.add(j, i64(1))]), vp), i32(8), in_b, zero])
+        y = flows(a, b)
+        yz = builder.select(last, zero, y)             # the last cell's flow is the node's: 0 in the sums
+        yo = builder.select(last, splat(outf), y)      # ... and the node's outflow in the update
+        # partial sums: a whole last block (tail 4) goes lane by lane, a shorter one into lane 0 in order
+        full = builder.icmp_signed("==", nt, i64(4))
+        snf = builder.fadd(sn, a)
+        syf = builder.fadd(sy, yz)
+        vals = []
+        for acc, accf, x in ((sn, snf, a), (sy, syf, yz)):
+            p = builder.fadd(builder.extract_element(acc, i64(0)), builder.extract_element(x, i64(0)))
+            for k in (1, 2):
+                p = builder.select(builder.icmp_signed(">", nt, i64(k)),
+                                   builder.fadd(p, builder.extract_element(x, i64(k))), p)
+            vals.append(builder.select(full, builder.extract_element(accf, i64(0)), p))
+            for k in (1, 2, 3):
+                vals.append(builder.select(full, builder.extract_element(accf, i64(k)), builder.extract_element(acc, i64(k))))
+        vals = vals[0:4] + vals[4:8]
+        ym1 = builder.shuffle_vector(yprev, yo, ir.Constant(ir.VectorType(i32, 4), [3, 4, 5, 6]))
+        nc = builder.fsub(builder.fadd(a, ym1), yo)
+        bad = builder.add(bad, builder.zext(builder.and_(builder.fcmp_ordered("<", nc, neg), in_a), c4))
+        nc = builder.select(builder.fcmp_ordered(">", zero, nc), zero, nc)   # max(nc, 0.0)
+        builder.call(mstore, [nc, p0, i32(8), in_a])
+        above = builder.add(above, builder.zext(builder.and_(builder.fcmp_ordered(">", nc, crit), in_a), c4))
+        for v in (bad, above):
+            s_ = builder.extract_element(v, i64(0))
+            for k in range(1, 4):
+                s_ = builder.add(s_, builder.extract_element(v, i64(k)))
+            vals.append(s_)
+        return context.make_tuple(builder, rt, vals)
+
+    sig = rt(nl, nblocks, tail, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, outflow, ncrit)
+    return sig, codegen
 
 
 @intrinsic
@@ -515,6 +673,21 @@ def _link_update(nl, yl, inflow, ncrit):
 
 
 @kernel(inline="always")
+def _link_cells(nl, alpha, beta, q, njam, ncrit_drop, keep, drop, inflow, outflow, ncrit):
+    """One step of the cells ``nl`` of a link: the flows inside the link from the start-of-step
+    cells, the sums of the vehicles and of those flows for the record, and the cell update with
+    ``inflow`` into the first cell and the node's ``outflow`` out of the last, all in
+    :func:`_cells4` (:func:`_link_flows`, :func:`_link_sums`, :func:`_link_update` give the
+    scalar reference of every operation). Returns the vehicles, the flows, the number of cells
+    that fell below ``-1e-9`` before clipping and the number above ``ncrit`` after."""
+    m = nl.shape[0]
+    k = (m - 1) // 4
+    v0, v1, v2, v3, f0, f1, f2, f3, bad, above = _cells4(nl, k, m - 4 * k, alpha, beta, q, njam, ncrit_drop, keep,
+                                                         drop, inflow, outflow, ncrit)
+    return (v0 + v1) + (v2 + v3), (f0 + f1) + (f2 + f3), bad, above
+
+
+@kernel(inline="always")
 def _all_zero(nl):
     """Whether every cell of ``nl`` holds exactly 0 (no early exit: the loop vectorises)."""
     nz = 0
@@ -554,11 +727,10 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
                   lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv, rec_vkt,
                   rec_vht, rec_queue, rec_qlen, rec_qmax, rec_cells):
     """Phases 1 and 3 of a step, one link at a time: the flows inside the link from the cells at
-    the start of the step (into ``y``, a scratch of one link's length that stays in cache: no
-    per-cell flows are kept between phases), the sums for the record (vehicles and flows, via
-    :func:`_link_sums`), the cell update with the node model's inflow and outflow, the queue
-    records, and what the link can send and receive at its ends next step. Returns the number
-    of cells that went negative."""
+    the start of the step, the sums for the record (vehicles and flows) and the cell update with
+    the node model's inflow and outflow, in one vector pass (:func:`_link_cells`: no per-cell
+    flows are stored, ``y`` is no longer used), the queue records, and what the link can send
+    and receive at its ends next step. Returns the number of cells that went negative."""
     record_cells = rec_cells.shape[0] > 0
     bad = 0
     for l in range(alpha.shape[0]):
@@ -572,15 +744,12 @@ def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_
             # (the controls are constant within a call) stay as computed the step before
             rec_qlen[row, l] = 0.0
             continue
-        yl = y[0:c1 - c0]
         q = qstep_lane[l] * ln
         njam = njam_lane[l] * ln
-        _link_flows(nl, yl, alpha[l], beta[l], q, njam, ncrit_lane[l] * ln * 1.0000001, keep, drop)
-        veh, moved = _link_sums(nl, yl)
         outflow = link_out[l]
-        yl[c1 - c0 - 1] = outflow
         ncrit = ncrit_lane[l] * ln * 1.05
-        b, above = _link_update(nl, yl, link_inflow[l], ncrit)
+        veh, moved, b, above = _link_cells(nl, alpha[l], beta[l], q, njam, ncrit_lane[l] * ln * 1.0000001, keep, drop,
+                                           link_inflow[l], outflow, ncrit)
         bad += b
         if above > 0:
             qrun = _queue_run(nl, ncrit) * dx[l]
