@@ -324,7 +324,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
         n=np.zeros(C), pk=np.zeros(max(pk_size, 1)),
         pk_head=np.zeros(L, np.int64), pk_count=np.zeros(L, np.int64), queue=np.zeros(G),
         cum_in=np.zeros(L), cum_out=np.zeros(L), route_in=np.zeros(R), route_out=np.zeros(R),
-        route_gen=np.zeros(R), y=np.zeros(max(1, int(np.diff(net.cell_off).max()) if L else 1)), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
+        route_gen=np.zeros(R), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
         a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), act=np.zeros(net.max_in, np.uint8),
         r_o=np.zeros(net.max_out), link_out=np.zeros(L),

@@ -129,7 +129,6 @@ class CTMState(NamedTuple):
     route_in: np.ndarray      # (R,) vehicles of route r that entered the network
     route_out: np.ndarray     # (R,) vehicles of route r that left the network
     route_gen: np.ndarray     # (R,) vehicles of route r demanded so far
-    y: np.ndarray             # scratch (max cells of a link,), unused since the cell pass keeps its flows in registers
     link_inflow: np.ndarray   # scratch (L,)
     slot_flow: np.ndarray     # scratch (G,)
     green: np.ndarray         # scratch (M,) uint8
@@ -723,13 +722,13 @@ def _start_links(n, cell_off, alpha, beta, qstep_lane, njam_lane, lanes, meter, 
 
 
 @kernel
-def _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
+def _update_links(row, dt, steps_per_record, n, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                   lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv, rec_vkt,
                   rec_vht, rec_queue, rec_qlen, rec_qmax, rec_cells):
     """Phases 1 and 3 of a step, one link at a time: the flows inside the link from the cells at
     the start of the step, the sums for the record (vehicles and flows) and the cell update with
     the node model's inflow and outflow, in one vector pass (:func:`_link_cells`: no per-cell
-    flows are stored, ``y`` is no longer used), the queue records, and what the link can send
+    flows are stored), the queue records, and what the link can send
     and receive at its ends next step. Returns the number of cells that went negative."""
     record_cells = rec_cells.shape[0] > 0
     bad = 0
@@ -874,7 +873,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
                 f_i, act, r_o):
     """Phase 2 of a step: the node model (Tampere et al. 2011) at every node. Reads only the
-    start-of-step cell state; moves vehicles between links (packets, ``y`` of last cells,
+    start-of-step cell state; moves vehicles between links (packets,
     ``link_inflow``) and out of the network."""
     L = alpha.shape[0]
     N = node_in_off.shape[0] - 1
@@ -1074,7 +1073,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     n, pk, pk_head, pk_count = st.n, st.pk, st.pk_head, st.pk_count
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
-    y, link_inflow, slot_flow, green = st.y, st.link_inflow, st.slot_flow, st.green
+    link_inflow, slot_flow, green = st.link_inflow, st.slot_flow, st.green
     link_out, link_send, link_recv = st.link_out, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
@@ -1114,7 +1113,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
                     a_i, f_i, act, r_o)
         # phases 1 and 3, link by link: flows inside the link, cell update, record, the link's ends
-        if _update_links(row, dt, steps_per_record, n, y, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
+        if _update_links(row, dt, steps_per_record, n, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                          lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv,
                          rec_vkt, rec_vht, rec_queue, rec_qlen, rec_qmax, rec_cells) > 0:
             return STATUS_NEGATIVE
