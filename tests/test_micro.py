@@ -147,7 +147,7 @@ def _lane_drop(duration=1200, seed=1):
 
 def test_lane_drop_discharges_near_remaining_capacity_and_queues_upstream():
     res = ts.simulate(_lane_drop(), engine="micro", seed=1, trajectories=TRAJ, record_interval_s=300)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     ds = res.data
     discharge = float(ds["outflow"].sel(link="dn").isel(time=slice(1, None)).mean())
     # at most the capacity of the 2 lanes left; the forced merge costs some of it (the capacity
@@ -174,7 +174,7 @@ def _on_ramp(duration=1200, main=4700, ramp=1000):
 
 def test_on_ramp_merge_discharge_and_queue_upstream():
     res = ts.simulate(_on_ramp(), engine="micro", seed=2, trajectories=TRAJ, record_interval_s=300)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     ds = res.data
     discharge = float(ds["outflow"].sel(link="m2").isel(time=slice(1, None)).mean())
     # the acceleration lane ends: a lane drop after the ramp; measured 82-83 % over seeds 1-3
@@ -204,7 +204,7 @@ def _node_merge(main=3300, ramp=900, duration=2400):
 def test_zipper_at_a_node_discharges_near_capacity_and_serves_both_approaches():
     sc = _node_merge()
     res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ, record_interval_s=300)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     ds = res.data
     window = dict(time=slice(900, None))
     discharge = float(ds["inflow"].sel(link="section", **window).mean())
@@ -259,6 +259,32 @@ def test_lane_change_relaxation_bounds_braking_and_relaxes_to_equilibrium():
     acc, gaps = _forced_merge(0.0)
     assert acc[:, 0].min() < -2.0
     assert np.allclose(gaps[t(25)], s_e, rtol=0.03)
+
+
+def test_a_lane_changer_behind_a_faster_leader_is_not_clamped():
+    """A car at 60 km/h must leave its ending lane into a gap of 4 m behind a car at 90 km/h: the
+    IDM accelerates it (the gap opens), and its step of 8 m passes the leader's old rear but not
+    its new one. Bounded by the old rear (before), the step was clamped and the merger's speed
+    cut from 16.7 to 8 m/s in one step (most of the clamps after lane changes)."""
+    net = ts.Network()
+    for n, x in (("A", 0), ("B", 5000), ("C", 6000)):
+        net.add_node(n, x, 0)
+    _link(net, "up", "A", "B", length_m=5000, lanes=2, free_speed_kmh=100)
+    _link(net, "dn", "B", "C", free_speed_kmh=100)
+    route = ("up", "dn")
+    iv = [dict(link="up", lane=1, x_m=400.0, speed_kmh=90.0, route=route),
+          dict(link="up", lane=0, x_m=400.0 - 5.0 - 4.0, speed_kmh=60.0, route=route)]
+    for relaxation_s in (25.0, 0.0):
+        res = ts.simulate(ts.Scenario(net, ts.Demand(), 20), engine="micro", initial_vehicles=iv,
+                          lane_change={"relaxation_s": relaxation_s, "free_distance_m": 5000.0},
+                          trajectories={"every_s": 0.5, "max_vehicles": 10}, record_interval_s=10)
+        tr = res.final_state["trajectories"]
+        assert res.final_state["lane_changes"] == 1 and res.final_state["clamps"] == 0
+        x, v = tr["x"].values, tr["speed"].values / 3.6
+        m = int(np.argmin(x[0]))  # the merger
+        assert (tr["lane"].values[:, m] == 1).all()
+        assert v[0, m] > 60 / 3.6 and (np.diff(v[:, m]) > 0.0).all()  # accelerates from the first step
+        check_invariants(res)
 
 
 def test_lane_change_relaxation_leaves_a_single_lane_unchanged():
@@ -334,7 +360,7 @@ def test_explicit_lane_connectors_replace_the_derived_ones():
                              {lid: lk.lanes for lid, lk in net.links.items()}) == {
         ("approach", "exit"): (2, 2, [0]), ("approach", "through"): (0, 1, [0, 1])}
     res = ts.simulate(ts.Scenario(net, d, 1200), engine="micro", seed=0, trajectories=TRAJ)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     tr = res.final_state["trajectories"]
     links = list(tr["link_ids"].values)
     approach, exit_ = links.index("approach"), links.index("exit")
@@ -501,7 +527,7 @@ def test_bus_stop_in_lane_reduces_discharge_and_bay_does_not():
                        ("bay", BusStop("in", 450.0, bay=True, dwell_mean_s=30.0, dwell_cv=0.3))):
         res = ts.simulate(_signal(bus=60.0 if stop is not None else 0.0, stop=stop, **base), engine="micro", seed=5,
                           trajectories=TRAJ, record_interval_s=300)
-        check_invariants(res, max_clamp_share=2e-3)
+        check_invariants(res, max_clamp_share=1e-4)
         runs[name] = float(res.data["outflow"].sel(link="in").isel(time=slice(1, None)).mean())
     assert runs["kerb"] < 0.95 * runs["none"]
     assert runs["bay"] > runs["kerb"]
@@ -541,7 +567,7 @@ def test_blocking_forces_lane_changes_and_lane_schedule_never_deletes_vehicles()
     d.add("A", "C", [(0, 2400)])
     sc = ts.Scenario(net, d, 900, controls=[Blocking("up", 100.0, 500.0, lanes=1, position_m=600.0, length_m=30.0)])
     res = ts.simulate(sc, engine="micro", seed=6, trajectories=TRAJ, record_interval_s=60)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     tr = res.final_state["trajectories"]
     # while the kerb lane is blocked nobody stands inside the blocked segment on lane 0
     t = tr["time"].values
@@ -565,7 +591,7 @@ def test_a_lane_blocked_just_past_a_node_is_left_before_the_node():
     d.add("N0", "N3", [(0, 2200)])
     sc = ts.Scenario(net, d, 1500, controls=[Blocking("bc", 0.0, 1500.0, lanes=1, position_m=20.0, length_m=150.0)])
     res = ts.simulate(sc, engine="micro", seed=0, detectors=[("ab", 590.0)], trajectories=TRAJ, record_interval_s=60)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     per_lane = res.data["det_count"].sel(time=slice(600, None)).sum("time").values[0]
     assert per_lane.sum() > 300  # about 1,500 veh/h for 900 s
     assert per_lane[0] < 0.2 * per_lane.sum()  # crossing the node in the blocked lane: 55-60% before
@@ -581,7 +607,7 @@ def test_route_compliance_at_a_diverge_with_route_aware_lanes():
     d.add("A", "C", [(0, 2400)])
     d.add("A", "D", [(0, 900)], name="exit")
     res = ts.simulate(ts.Scenario(net, d, 900), engine="micro", seed=7, trajectories=TRAJ, record_interval_s=60)
-    check_invariants(res, max_clamp_share=2e-3)
+    check_invariants(res, max_clamp_share=1e-4)
     assert res.final_state["sink_exits"]["up"] == 0
     assert res.final_state["sink_exits"]["off"] > 100 and res.final_state["sink_exits"]["main"] > 300
 

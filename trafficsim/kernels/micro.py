@@ -22,8 +22,9 @@ One step of ``dt`` runs these passes, each over all lanes:
    leader, a blocked segment, a bus's own stop, the stop line when the node is closed, a
    merging vehicle closer to the node on another feeder lane of the same target lane
    (zipper), and the tail of the downstream lane (looking ahead up to three links);
-5. ballistic update; the new position never passes the leader's old rear (a last-resort clamp
-   that is counted in ``counters[C_CLAMP]``: it stays 0 when the IDM resolves every situation).
+5. ballistic update; the new position never passes the same-lane leader's new rear (the walk
+   moves it first) nor any other constraint's old position (a last-resort clamp that is counted
+   in ``counters[C_CLAMP]``: it stays 0 when the IDM resolves every situation).
    Passes 4 and 5 are one walk of each lane: the new positions and speeds go into a second
    buffer (``MicroState.x_new``, ``v_new``) that is swapped with ``x``, ``v`` after the walk,
    so every acceleration reads the old ones;
@@ -388,6 +389,11 @@ def _move(ti, dt,
             # ---- the update
             lim = xo + g
             xn, vn = ballistic_step(xo, vo, a_w, dt)
+            if xn > lim and lead >= 0 and g == x[lead] - cls_len[cls[lead]] - xo:
+                # the same-lane leader bounds the step: it has moved already (the walk runs from
+                # the lane's head), so the bound is its new rear; its old one held back a vehicle
+                # closing in on a faster leader (most clamps, after lane changes)
+                lim = xn_buf[lead] - cls_len[cls[lead]]
             if xn > lim:
                 # an emergency stop by the IDM travels ~1e-4 m; only a real overshoot is counted
                 if xn > lim + 0.01 and xn > xo + 0.01:
