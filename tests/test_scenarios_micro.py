@@ -85,6 +85,11 @@ _RUIKANG = ("micro's head stands on 'university-gate' (22 of 45 records, 'ruikan
 #: Known deviations under seeds 1-3 (strict): (scenario id, seed) -> what micro does instead.
 KNOWN_SEED_DEVIATIONS = {
     ("xingang-ruikang", 1): _RUIKANG,
+    ("xingang-ruikang", 3): (
+        "micro's head stands on 'xingang-approach' (25 of 45 records, 'ruikang-entry' 20) since the clamp bounds a "
+        "step by the same-lane leader's new rear (issue 3; before: 'ruikang-entry' 25, 'xingang-approach' 15): the "
+        "approach passes 2,457 veh/h in the peak against 2,503 before, a 2% change of a movement at v/c about 1 "
+        "that lengthens its mean queue from 24.6 to 42.5 veh; seed 0 keeps 'ruikang-entry' (not traced further)"),
     ("guangzhou-ave-south", 2): (
         "micro's head stands on 'uturn-section' (25 of 45 records, 'approach' 20; seeds 0, 1, 3: 'approach' 31-39, "
         "'uturn-section' 6-14): the section holds the U-turn blockage and the kerbside stop, and in this draw its own "
