@@ -46,6 +46,7 @@ vehicle state there).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -54,7 +55,7 @@ import xarray as xr
 
 from ..control import Blocking, BusStop, FixedTimeSignal, TollBooth
 from ..demand import VEHICLE_CLASSES
-from ..kernels.idm import critical_speed, headway_for_capacity
+from ..kernels import idm
 from ..kernels.micro import (
     C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, STATUS_OK, STATUS_POOL,
     MicroControls, MicroNet, MicroRecord, MicroState, micro_advance,
@@ -69,6 +70,13 @@ from ._common import (
 from ._feedback import MicroMeters
 
 __all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "MicroStepper", "run_micro"]
+
+#: The capacity preset's time gap and critical speed, cached per process: pure functions of their
+#: arguments, derived per class and link by every compile, and sweeps, seeds and remedy
+#: evaluations repeat the same parameter sets (their flow-curve grids took 12% of a 1 h run of
+#: the merge corridor).
+_headway_for_capacity = functools.lru_cache(maxsize=4096)(idm.headway_for_capacity)
+_critical_speed = functools.lru_cache(maxsize=4096)(idm.critical_speed)
 
 #: Default IDM parameters per vehicle class: length [m], jam distance s0 [m], maximum
 #: acceleration a [m/s2], comfortable deceleration b [m/s2], desired-speed cap [km/h] (``inf``:
@@ -287,7 +295,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                 key = (lk.capacity_vph_per_lane, vf, car["s0_m"], car["length_m"])
                 if key not in cache:
                     try:
-                        cache[key] = headway_for_capacity(lk.capacity_vph_per_lane / 3600.0, vf, car["s0_m"], car["length_m"], IDM_DELTA)
+                        cache[key] = _headway_for_capacity(lk.capacity_vph_per_lane / 3600.0, vf, car["s0_m"], car["length_m"], IDM_DELTA)
                     except ValueError as exc:
                         raise SimulationError(f"link {lk.id!r}: capacity_vph_per_lane: {exc}") from None
                 T = cache[key] * p["T_factor"]
@@ -295,7 +303,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
             cl_T[c * L + l] = T
             vkey = (v0, T, p["s0_m"], p["length_m"])
             if vkey not in vcrit_cache:  # the same on most links; 0.3 s per 1,000 calls
-                vcrit_cache[vkey] = critical_speed(v0, T, p["s0_m"], p["length_m"], IDM_DELTA)
+                vcrit_cache[vkey] = _critical_speed(v0, T, p["s0_m"], p["length_m"], IDM_DELTA)
             cl_vc[c * L + l] = vcrit_cache[vkey]
     cls_len = float_array([cp[n]["length_m"] for n in VEHICLE_CLASSES])
 

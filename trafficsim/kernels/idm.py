@@ -27,7 +27,6 @@ functions (``equilibrium_gap``, ``steady_state_capacity``, ...) are the analytic
 by the engine to build parameters and by the tests.
 """
 
-import functools
 import math
 
 import numpy as np
@@ -198,16 +197,12 @@ def steady_state_capacity(v0, T, s0, length, delta=4.0):
     return float(np.max(vv / (equilibrium_gap(vv, v0, T, s0, delta) + length)))
 
 
-@functools.lru_cache(maxsize=4096)
 def critical_speed(v0, T, s0, length, delta=4.0):
-    """Speed [m/s] at which the steady-state flow is largest (the capacity state).
-
-    Cached per process, as :func:`headway_for_capacity`."""
+    """Speed [m/s] at which the steady-state flow is largest (the capacity state)."""
     v, q = _flow_curve(v0, T, s0, length, delta)
     return float(v[int(np.argmax(q))])
 
 
-@functools.lru_cache(maxsize=4096)
 def headway_for_capacity(capacity_vps, v0, s0, length, delta=4.0, t_range=(0.3, 8.0)):
     """Time gap ``T`` [s] whose steady-state capacity equals ``capacity_vps`` [veh/s].
 
@@ -216,10 +211,6 @@ def headway_for_capacity(capacity_vps, v0, s0, length, delta=4.0, t_range=(0.3, 
     3 s are not car-following any more: they stand for a section whose processing rate sets the
     headways (a toll plaza: 450 veh/h per booth at 30 km/h needs ``T`` of about 7 s).
 
-    Cached per process (``functools.lru_cache``; a pure function of its arguments): every
-    ``simulate`` of the micro engine derives ``T`` per class and link, and sweeps, seeds and
-    remedy evaluations derive the same ones again (the grids of the maximum search took 12% of a
-    1 h run of the merge corridor).
     """
     lo, hi = t_range
     q_lo = steady_state_capacity(v0, lo, s0, length, delta)
