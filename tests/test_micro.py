@@ -215,18 +215,23 @@ def test_zipper_at_a_node_discharges_near_capacity_and_serves_both_approaches():
     assert 0.1 < ramp_share < 0.5
 
 
+def _ending_lane_road():
+    """A 5 km 2-lane road 'up' onto a 1-lane road 'dn' (the right lane ends), and the route over both."""
+    net = ts.Network()
+    for n, x in (("A", 0), ("B", 5000), ("C", 6000)):
+        net.add_node(n, x, 0)
+    _link(net, "up", "A", "B", length_m=5000, lanes=2, free_speed_kmh=100)
+    _link(net, "dn", "B", "C", free_speed_kmh=100)
+    return net, ("up", "dn")
+
+
 def _forced_merge(relaxation_s):
     """A bus (70 km/h cap) leads in the left lane of a 2-lane road whose right lane ends; a car in
     the right lane sits level with the middle of the 34 m gap behind the bus, both cars at 70 km/h.
     The car must merge into that gap (16.8 m front and back): accepted by MOBIL's safety (the new
     follower would brake about 3 m/s^2 with the full desired gap of 25 m), below the
     equilibrium gap of 29 m."""
-    net = ts.Network()
-    for n, x in (("A", 0), ("B", 5000), ("C", 6000)):
-        net.add_node(n, x, 0)
-    _link(net, "up", "A", "B", length_m=5000, lanes=2, free_speed_kmh=100)
-    _link(net, "dn", "B", "C", free_speed_kmh=100)
-    route = ("up", "dn")
+    net, route = _ending_lane_road()
     iv = [dict(link="up", lane=1, x_m=400.0, speed_kmh=70.0, route=route, vehicle_class="bus"),
           dict(link="up", lane=0, x_m=400.0 - 12.0 - 16.8, speed_kmh=70.0, route=route),
           dict(link="up", lane=1, x_m=400.0 - 12.0 - 16.8 - 5.0 - 16.8, speed_kmh=70.0, route=route)]
@@ -266,12 +271,7 @@ def test_a_lane_changer_behind_a_faster_leader_is_not_clamped():
     IDM accelerates it (the gap opens), and its step of 8 m passes the leader's old rear but not
     its new one. Bounded by the old rear (before), the step was clamped and the merger's speed
     cut from 16.7 to 8 m/s in one step (most of the clamps after lane changes)."""
-    net = ts.Network()
-    for n, x in (("A", 0), ("B", 5000), ("C", 6000)):
-        net.add_node(n, x, 0)
-    _link(net, "up", "A", "B", length_m=5000, lanes=2, free_speed_kmh=100)
-    _link(net, "dn", "B", "C", free_speed_kmh=100)
-    route = ("up", "dn")
+    net, route = _ending_lane_road()
     iv = [dict(link="up", lane=1, x_m=400.0, speed_kmh=90.0, route=route),
           dict(link="up", lane=0, x_m=400.0 - 5.0 - 4.0, speed_kmh=60.0, route=route)]
     for relaxation_s in (25.0, 0.0):
