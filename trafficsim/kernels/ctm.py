@@ -230,6 +230,20 @@ def _cells4(typingctx, nl, nblocks, tail, alpha, beta, q, njam, ncrit_drop, keep
             y = builder.select(builder.fcmp_ordered("<", r, s), r, s)
             return y
 
+        def update(a, yprev, y, bad, above, mask=None):
+            """Four cells ``a`` after the step (flow in: the previous lane of ``yprev``, ``y``),
+            clipped at 0, and the counts of cells below ``-1e-9`` before clipping and above
+            ``ncrit`` after added to ``bad`` and ``above`` (``mask``: the lanes inside the link)."""
+            ym1 = builder.shuffle_vector(yprev, y, ir.Constant(ir.VectorType(i32, 4), [3, 4, 5, 6]))
+            nc = builder.fsub(builder.fadd(a, ym1), y)
+            low = builder.fcmp_ordered("<", nc, neg)
+            nc = builder.select(builder.fcmp_ordered(">", zero, nc), zero, nc)   # max(nc, 0.0)
+            high = builder.fcmp_ordered(">", nc, crit)
+            if mask is not None:
+                low = builder.and_(low, mask)
+                high = builder.and_(high, mask)
+            return nc, builder.add(bad, builder.zext(low, c4)), builder.add(above, builder.zext(high, c4))
+
         pre = builder.basic_block
         loop = builder.append_basic_block("cells4.loop")
         done = builder.append_basic_block("cells4.done")
@@ -248,12 +262,8 @@ def _cells4(typingctx, nl, nblocks, tail, alpha, beta, q, njam, ncrit_drop, keep
         y = flows(a, b)
         sn2 = builder.fadd(sn, a)
         sy2 = builder.fadd(sy, y)
-        ym1 = builder.shuffle_vector(yprev, y, ir.Constant(ir.VectorType(i32, 4), [3, 4, 5, 6]))
-        nc = builder.fsub(builder.fadd(a, ym1), y)
-        bad2 = builder.add(bad, builder.zext(builder.fcmp_ordered("<", nc, neg), c4))
-        nc = builder.select(builder.fcmp_ordered(">", zero, nc), zero, nc)   # max(nc, 0.0)
+        nc, bad2, above2 = update(a, yprev, y, bad, above)
         builder.store(nc, p0, align=8)
-        above2 = builder.add(above, builder.zext(builder.fcmp_ordered(">", nc, crit), c4))
         i2 = builder.add(i, i64(1))
         for phi, init, nxt in ((i, i64(0), i2), (yprev, prev0, y), (sn, zero, sn2), (sy, zero, sy2),
                                (bad, izero, bad2), (above, izero, above2)):
@@ -303,12 +313,8 @@ def _cells4(typingctx, nl, nblocks, tail, alpha, beta, q, njam, ncrit_drop, keep
             for k in (1, 2, 3):
                 vals.append(builder.select(full, builder.extract_element(accf, i64(k)), builder.extract_element(acc, i64(k))))
         vals = vals[0:4] + vals[4:8]
-        ym1 = builder.shuffle_vector(yprev, yo, ir.Constant(ir.VectorType(i32, 4), [3, 4, 5, 6]))
-        nc = builder.fsub(builder.fadd(a, ym1), yo)
-        bad = builder.add(bad, builder.zext(builder.and_(builder.fcmp_ordered("<", nc, neg), in_a), c4))
-        nc = builder.select(builder.fcmp_ordered(">", zero, nc), zero, nc)   # max(nc, 0.0)
+        nc, bad, above = update(a, yprev, yo, bad, above, in_a)
         builder.call(mstore, [nc, p0, i32(8), in_a])
-        above = builder.add(above, builder.zext(builder.and_(builder.fcmp_ordered(">", nc, crit), in_a), c4))
         for v in (bad, above):
             s_ = builder.extract_element(v, i64(0))
             for k in range(1, 4):

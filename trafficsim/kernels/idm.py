@@ -210,7 +210,6 @@ def headway_for_capacity(capacity_vps, v0, s0, length, delta=4.0, t_range=(0.3, 
     ``ValueError`` when the capacity cannot be reached within ``t_range``. Time gaps above about
     3 s are not car-following any more: they stand for a section whose processing rate sets the
     headways (a toll plaza: 450 veh/h per booth at 30 km/h needs ``T`` of about 7 s).
-
     """
     lo, hi = t_range
     q_lo = steady_state_capacity(v0, lo, s0, length, delta)

@@ -686,7 +686,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         _lane_changes(t, d, lc_v, lc_f, lc_l,
                       x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
                       lane_head, lane_tail, counters, lane_md,
-                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T,
+                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_sab, cl_v0, cl_T,
                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
                       stop_pos,
                       obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, slot_plo, slot_phi, slot_dpref,
