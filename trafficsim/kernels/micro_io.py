@@ -142,6 +142,11 @@ def _insert(t, dt,
                             v_ins = ins_vfree[j] = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta,
                                                                      b_ins)
                     else:
+                        # the bisection's speed keeps s_e(v) <= g, so v <= (g - s0) / T: a lane
+                        # whose bound (widened past any rounding) cannot beat the best one so far
+                        # is skipped without the 40 steps (the choice and its speed are unchanged)
+                        if (g - s0) / T * (1.0 + 1e-9) + 1e-9 < best_v:
+                            continue
                         v_ins = max_speed_for_gap(g, vl, v0, T, s0, cls_a[c], cls_b[c], delta, b_ins)
                     if v_ins + 1e-9 < need:
                         continue
