@@ -117,6 +117,9 @@ LANE_CHANGE_DEFAULTS = {
 }
 
 IDM_DELTA = 4.0
+#: Integer type of the vehicle state's slot indices and links (lanes, leaders, followers, targets,
+#: route slots, classes): 4 bytes instead of 8 takes a pool slot from 177 to 125 bytes.
+VEH_INT = np.int32
 #: Dwell draws prepared per bus stop and chunk (reused cyclically if a chunk needs more).
 DWELL_POOL = 64
 
@@ -646,23 +649,30 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
     R = len(c.route_links)
     L = len(c.link_ids)
     f8 = lambda: np.zeros(N)  # noqa: E731
-    i8 = lambda: np.full(N, -1, np.int64)  # noqa: E731
+    i4 = lambda: np.full(N, -1, VEH_INT)  # noqa: E731
     return MicroState(
-        x=f8(), v=f8(), x_new=f8(), v_new=f8(), dwell=f8(), lc_until=f8(), cls=np.zeros(N, np.int64), slot=i8(),
-        lane=i8(), nxt=i8(), prv=i8(), tgt=i8(), yld=i8(), stop_next=i8(), flags=np.zeros(N, np.uint8),
-        uid=i8(), free=np.arange(N - 1, -1, -1, dtype=np.int64), n_free=np.array([N], np.int64),
-        lane_head=np.full(NL, -1, np.int64), lane_tail=np.full(NL, -1, np.int64),
+        x=f8(), v=f8(), x_new=f8(), v_new=f8(), dwell=f8(), lc_until=f8(), cls=np.zeros(N, VEH_INT), slot=i4(),
+        lane=i4(), nxt=i4(), prv=i4(), tgt=i4(), yld=i4(), stop_next=i4(), flags=np.zeros(N, np.uint8),
+        uid=np.full(N, -1, np.int64), free=np.arange(N - 1, -1, -1, dtype=VEH_INT), n_free=np.array([N], np.int64),
+        lane_head=np.full(NL, -1, VEH_INT), lane_tail=np.full(NL, -1, VEH_INT),
         qbuf=np.zeros(max(S, 1) * 64, np.int64), q_off=np.arange(S + 1, dtype=np.int64) * 64,
-        q_head=np.zeros(S, np.int64), q_len=np.zeros(S, np.int64), bay=np.zeros(N, np.int64),
+        q_head=np.zeros(S, np.int64), q_len=np.zeros(S, np.int64), bay=np.zeros(N, VEH_INT),
         n_bay=np.zeros(1, np.int64), cum_in=np.zeros(L, np.int64), cum_out=np.zeros(L, np.int64),
         sink_exits=np.zeros(L, np.int64), route_gen=np.zeros(R, np.int64), route_in=np.zeros(R, np.int64),
         route_out=np.zeros(R, np.int64), move_state=np.ones(max(len(c.movements), 1), np.uint8),
         stop_used=np.zeros(max(len(c.stops) + len(c.booth_lanes), 1), np.int64), counters=np.zeros(8, np.int64),
-        lc_v=np.zeros(N, np.int64), lc_f=np.zeros(N, np.int64), lc_l=np.zeros(N, np.int64), afree=f8(),
+        lc_v=np.zeros(N, VEH_INT), lc_f=np.zeros(N, VEH_INT), lc_l=np.zeros(N, VEH_INT), afree=f8(),
         tfac=np.ones(N), sig_next=np.zeros(len(mn.sig_cycle)),
         sig_tc=np.zeros(len(mn.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
         ins_vfree=np.full(len(mn.cl_v0), -1.0), booth_wait=np.zeros(NL),
     )
+
+
+def initial_pool(n_initial: int) -> int:
+    """Slots of the first vehicle pool: the initial vehicles and 64 more, at least 256; the
+    arrivals of each chunk grow it (:func:`_grow`, doubling), so a demand-driven run holds
+    between one and two slots per vehicle present at its peak."""
+    return max(256, n_initial + 64)
 
 
 _PER_VEHICLE = ("x", "v", "x_new", "v_new", "dwell", "lc_until", "cls", "slot", "lane", "nxt", "prv", "tgt", "yld",
@@ -677,16 +687,18 @@ def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
         new_n = max(2 * N, N + need_free - int(st.n_free[0]) + 64)
         for name in _PER_VEHICLE:
             old = getattr(st, name)
-            fill = -1 if old.dtype == np.int64 and name not in ("cls", "bay", "lc_v", "lc_f", "lc_l") else 0
+            fill = -1 if old.dtype.kind == "i" and name not in ("cls", "bay", "lc_v", "lc_f", "lc_l") else 0
             if name == "tfac":
                 fill = 1
             arr = np.full(new_n, fill, dtype=old.dtype)
             arr[:N] = old
             changes[name] = arr
-        free = np.zeros(new_n, np.int64)
+        if new_n > np.iinfo(VEH_INT).max:
+            raise SimulationError(f"micro engine: more than {np.iinfo(VEH_INT).max} vehicle slots needed")
+        free = np.zeros(new_n, VEH_INT)
         nf = int(st.n_free[0])
         free[:nf] = st.free[:nf]
-        added = np.arange(new_n - 1, N - 1, -1, dtype=np.int64)
+        added = np.arange(new_n - 1, N - 1, -1, dtype=VEH_INT)
         free[nf:nf + len(added)] = added
         changes["free"] = free
         changes["n_free"] = np.array([nf + len(added)], np.int64)
@@ -777,7 +789,7 @@ class MicroStepper:
             traj_link=np.full((K, V), -1, np.int32), traj_lane=np.full((K, V), -1, np.int8),
             veh_cls=np.full(V, -1, np.int8), veh_route=np.full(V, -1, np.int32), veh_exit=np.full(V, -1, np.int32),
         )
-        self.st = _new_state(c, max(256, 2 * len(c.init) + 64))
+        self.st = _new_state(c, initial_pool(len(c.init)))
         _place_initial(c, self.st, V, self.rec)
         self.rng = np.random.default_rng(seed)
         cuts = {0, c.n_steps}
