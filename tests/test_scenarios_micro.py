@@ -51,17 +51,16 @@ def peak_heads(res: ts.Result) -> Counter:
     return Counter(res.bottleneck.values[(times > t0) & (times <= t1)])
 
 
-def peak_discharge(res: ts.Result) -> float:
-    m, p = res.scenario.meta, res.scenario.meta["parameters"]
-    t0, t1 = p["peak_start_s"] + 900.0, p["peak_start_s"] + p["peak_duration_s"]
-    cum = res.data["cum_in" if m.get("discharge_side", "inflow") == "inflow" else "cum_out"].sel(link=m["discharge_link"])
-    w = cum.sel(time=[t0, t1])
-    return float(w[1] - w[0]) / (t1 - t0) * 3600.0
-
-
 def _discharge_curve(res: ts.Result) -> xr.DataArray:
     m = res.scenario.meta
     return res.data["cum_in" if m.get("discharge_side", "inflow") == "inflow" else "cum_out"].sel(link=m["discharge_link"])
+
+
+def peak_discharge(res: ts.Result) -> float:
+    p = res.scenario.meta["parameters"]
+    t0, t1 = p["peak_start_s"] + 900.0, p["peak_start_s"] + p["peak_duration_s"]
+    w = _discharge_curve(res).sel(time=[t0, t1])
+    return float(w[1] - w[0]) / (t1 - t0) * 3600.0
 
 
 def bottleneck_curves(res: ts.Result, dt: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,8 +219,9 @@ KNOWN_SEED_DEVIATIONS = {
         "micro's head stands on 'uturn-section' (24 of 45 records, 'approach' 21; seed 0: 'approach' 24, "
         "'uturn-section' 21): how the head is read, not another bottleneck. The section reads 0 or its whole 150 m, "
         "and reads it (>= 90 m) at the records where a U-turner slower than 0.5 x v0 is in a lane that does not "
-        "lead to the U-turn, and only there (24 of 24 such records, none of the 22 others; seed 0: 18 of 19, none of 27) (median 22 m past the section's start, just out of the "
-        "approach's queue, its lane change 130 m ahead); the vehicles at the section's end run at 32-47 km/h. "
+        "lead to the U-turn, and only there (24 of 24 such records, none of the 22 others; seed 0: 18 of 19, none "
+        "of 27), median 22 m past the section's start, just out of the approach's queue, its lane change 130 m "
+        "ahead; the vehicles at the section's end run at 32-47 km/h. "
         "kernels/micro_io.py::_snapshot starts a run from the link's end at such a vehicle wherever it is (the rule "
         "for vehicles waiting to change out of a lane), which the full-lane rule then makes the whole link; "
         "discharge out of the section 3,485-3,591 veh/h on seeds 0-3"),
@@ -260,16 +260,18 @@ def test_every_listed_remedy_runs_on_micro(sid):
 def delay_table() -> str:
     """The table of docs/models/micro.md, "Total delay" (seed 0, both engines)."""
     rows = ["| scenario | macro delay | micro delay | raw ratio | peak discharge macro / micro | queue discharge "
-            "macro / micro | queue (curves) macro / micro | point queue macro / micro | base macro / micro | predicted micro | normalised ratio |",
+            "macro / micro | queue (curves) macro / micro | point queue macro / micro | base macro / micro | "
+            "predicted micro | normalised ratio |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for sid in ts.scenarios.names():
         ma, mi = delay_terms(sid, "macro"), delay_terms(sid, "micro")
         pred = predicted_micro_delay(ma, mi)
         rows.append(
             f"| {sid} | {ma['delay']:.0f} | {mi['delay']:.0f} | {mi['delay'] / ma['delay']:.2f} | "
-            f"{ma['peak_discharge']:,.0f} / {mi['peak_discharge']:,.0f} | {ma['discharge']:,.0f} / {mi['discharge']:,.0f} | "
-            f"{ma['queue']:.0f} / {mi['queue']:.0f} | {ma['point_queue']:.0f} / {mi['point_queue']:.0f} | {ma['base']:.0f} / {mi['base']:.0f} | {pred:.0f} | "
-            f"{mi['delay'] / pred:.2f} |")
+            f"{ma['peak_discharge']:,.0f} / {mi['peak_discharge']:,.0f} | "
+            f"{ma['discharge']:,.0f} / {mi['discharge']:,.0f} | "
+            f"{ma['queue']:.0f} / {mi['queue']:.0f} | {ma['point_queue']:.0f} / {mi['point_queue']:.0f} | "
+            f"{ma['base']:.0f} / {mi['base']:.0f} | {pred:.0f} | {mi['delay'] / pred:.2f} |")
     return "\n".join(rows)
 
 
