@@ -668,7 +668,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
     )
 
 
-def initial_pool(n_initial: int) -> int:
+def _initial_pool(n_initial: int) -> int:
     """Slots of the first vehicle pool: the initial vehicles and 64 more, at least 256; the
     arrivals of each chunk grow it (:func:`_grow`, doubling), so a demand-driven run holds
     between one and two slots per vehicle present at its peak."""
@@ -789,7 +789,7 @@ class MicroStepper:
             traj_link=np.full((K, V), -1, np.int32), traj_lane=np.full((K, V), -1, np.int8),
             veh_cls=np.full(V, -1, np.int8), veh_route=np.full(V, -1, np.int32), veh_exit=np.full(V, -1, np.int32),
         )
-        self.st = _new_state(c, initial_pool(len(c.init)))
+        self.st = _new_state(c, _initial_pool(len(c.init)))
         _place_initial(c, self.st, V, self.rec)
         self.rng = np.random.default_rng(seed)
         cuts = {0, c.n_steps}

@@ -1,7 +1,8 @@
 """The microscopic time loop: IDM car-following and MOBIL lane changing on a lane-level network.
 
 This module owns the state layout and one step of the microscopic engine. Vehicles live in a
-pool of slots (struct of arrays, 177 bytes per slot; the pool holds up to twice the vehicles).
+pool of slots (struct of arrays, 125 bytes per slot: slot indices are int32; a demand-driven run's
+pool holds one to two slots per vehicle, see ``trafficsim.engines.micro._initial_pool``).
 Every lane keeps its vehicles in a doubly linked list sorted by position: ``lane_head`` is the most downstream vehicle, ``prv``
 points upstream (to the follower), ``nxt`` downstream (to the leader). ``x`` is the front
 bumper's distance from the link start [m].
