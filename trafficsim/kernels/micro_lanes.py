@@ -8,6 +8,7 @@ parameters (``delta`` ... ``amber``).
 """
 
 from .micro_base import kernel
+from ._jit import unsigned
 from .micro_base import (
     BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN,
     _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _relax_start, _unlink,
@@ -202,33 +203,43 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
             continue
         link = lane_link[lane]
         idx = lane_idx[lane]
+        length = link_len[link]
         md_here = obs_off[lane + 1] > obs_off[lane] or (idx == 0 and stop_off[link + 1] > stop_off[link])
         while w >= 0:
+            # the vehicle's fields are read once, before any store: the compiler cannot tell the
+            # arrays apart, so a field read after a store to another array is loaded again
+            uw = unsigned(w)
+            sl = slot[uw]
+            xw = x[uw]
+            vw = v[uw]
+            fl = flags[uw]
+            nw = prv[uw]
             if not md_here:
-                sl = slot[w]
                 lo = slot_lo[sl]
                 hi = slot_hi[sl]
-                if stop_next[w] >= 0:
+                if stop_next[uw] >= 0:
                     md_here = True
                 elif lo <= hi:
                     if idx < lo or idx > hi:
                         md_here = True
-                    elif link_len[link] - x[w] < yield_d:
+                    elif length - xw < yield_d:
                         tl = slot_map[sl * maxl + idx]
                         md_here = tl >= 0 and obs_off[tl + 1] > obs_off[tl]
-            afree[w] = idm_free_term(v[w], cl_v0[cls[w] * L + link], delta)
+            afree[uw] = idm_free_term(vw, cl_v0[cls[uw] * L + link], delta)
             # (branch-free: a factor of 1 stays exactly 1, and most vehicles are not relaxing)
-            f = tfac[w]
+            f = tfac[uw]
             f += (1.0 - f) * rrate
-            tfac[w] = f if f < 0.999 else 1.0
-            committed = flags[w] & F_COMMITTED
-            tg = _crossing(slot[w], lane, x[w], v[w], committed, slot_next, slot_move, lane_idx, lane_link, link_len,
+            tfac[uw] = f if f < 0.999 else 1.0
+            committed = fl & F_COMMITTED
+            tg = _crossing(sl, lane, xw, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                            maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
-            if tg != BLOCKED and not committed and slot_move[slot[w]] >= 0 and move_state[slot_move[slot[w]]] != GREEN:
-                flags[w] |= F_COMMITTED
-            tgt[w] = tg
-            yld[w] = -1
-            w = prv[w]
+            if tg != BLOCKED and not committed:
+                mv = slot_move[sl]
+                if mv >= 0 and move_state[mv] != GREEN:
+                    flags[uw] = fl | F_COMMITTED
+            tgt[uw] = tg
+            yld[uw] = -1
+            w = nw
         lane_md[lane] = md_here
     for lane in range(NL):
         if not lane_md[lane]:
