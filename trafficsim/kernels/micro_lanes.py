@@ -492,9 +492,17 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                     ao_new = 0.0
                     ao_old = 0.0
                     o = prv[w]
+                    b = bias if d < 0 else -bias
                     if o >= 0:
                         ao_old = _accel_f(afree[o], tfac[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0,
                                           cls_a, cls_sab)
+                        # the old follower's acceleration behind w's leader is at most its free-road
+                        # one, and the incentive does not decrease with it (politeness >= 0): when even
+                        # that bound leaves the incentive at or below the threshold, the change is
+                        # refused without the look-ahead (most decisions are refusals)
+                        if polite >= 0.0 and not mobil_incentive(acn, ac, an_new, an_old, cls_a[cls[o]] * afree[o],
+                                                                 ao_old, polite, b) > thr:
+                            break
                         qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
                         if not qk:
                             go, vo = _front(o, src, x[o], nxt[w], tgt[o], x, v, cls, slot, flags, stop_next, prv, tgt,
@@ -503,7 +511,6 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                                             obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
                                             move_state, look, amber=amber)
                         ao_new = _accel_f(afree[o], tfac[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_sab)
-                    b = bias if d < 0 else -bias
                     inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
                     ok = inc > thr
                     break
