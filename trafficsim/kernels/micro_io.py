@@ -199,10 +199,16 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
     spacing of the critical density less a length; the first vehicle's gap is to the link's end)
     ends the run, as a stretch below the critical density ends a CTM queue: queued vehicles with
     free road between them (the back of a red's queue and the slow start of the platoon released
-    upstream) are not one queue. A queued vehicle in a lane that does not lead to its next link (it waits to change
-    out of it: its lane ends there for it) starts such a run too when the lane's vehicles ahead
-    of it flow: the queue behind it is measured from the link's end, as the queue of a lane that
-    ended there would be."""
+    upstream) are not one queue. A queued vehicle that waits to change out of its lane starts
+    such a run too when the lane's vehicles ahead of it flow: its lane does not lead to its next
+    link (the lane ends there for it) and the road ahead of it in the lane is free, its gap to its
+    leader's rear (to the link's end when it has none) wider than the critical one, so the lane
+    change holds it back, not its leader (``micro_base._waits_to_leave``; ``micro._move`` reads
+    the interval's longest by the same rule). The queue behind it is measured from the link's end,
+    as the queue of a lane that ended there would be. A slow wrong-lane vehicle close behind its
+    leader is slow with its lane (a platoon accelerating out of a queue upstream: at
+    guangzhou-ave-south the U-turners just past the approach's queue, their lane change 130 m
+    ahead, made the 150 m section read full while its end flowed) and starts no run."""
     L = link_len.shape[0]
     for link in range(L):
         rec_cum_in[ti, link] = cum_in[link]
