@@ -411,6 +411,44 @@ def test_a_queue_spilling_over_a_node_fills_the_downstream_link():
     assert set(res.bottleneck.values[late]) == {"exit"}
 
 
+def test_a_wrong_lane_vehicle_starts_a_queue_only_when_it_waits_to_change_out():
+    """A 300 m 2-lane link whose right lane ends (it does not lead to the 1-lane link after it),
+    its left lane flowing at 40 km/h: a queue is read from the link's end through a slow vehicle
+    in the ending lane only when it waits to change out of it, slow with free road ahead in its
+    lane (kernels/micro_io.py::_snapshot, micro.py::_move). Cars standing 100 m before the lane's
+    end read as a queue from the link's end; a platoon leaving an upstream queue at the link's
+    start (speeds rising downstream, each car at its equilibrium gap behind the next) does not.
+    Before, any slow vehicle in a lane that does not lead on started the run, and the full-lane
+    rule made the platoon read as the whole link (the defect at guangzhou-ave-south)."""
+    net = ts.Network()
+    for n, x in (("A", 0), ("B", 300), ("C", 1300)):
+        net.add_node(n, x, 0)
+    _link(net, "up", "A", "B", length_m=300, lanes=2, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    _link(net, "dn", "B", "C", free_speed_kmh=50, capacity_vph_per_lane=1800)
+    route = ("up", "dn")
+    stream = [dict(link="up", lane=1, x_m=float(x), speed_kmh=40.0, route=route) for x in np.arange(290.0, 0.0, -25.0)]
+
+    def queue(cars):
+        res = ts.simulate(ts.Scenario(net, ts.Demand(), 4), engine="micro", initial_vehicles=stream + cars,
+                          record_interval_s=1.0, trajectories={"every_s": 0.5, "max_vehicles": 50})
+        check_invariants(res)
+        ql = res.data.sel(link="up")
+        return ql["queue_length"].values, ql["queue_length_max"].values
+
+    assert (np.array(queue([])) == 0.0).all()  # the left lane flows
+    # three cars waiting in the ending lane: the queue from the link's end to the last one's rear
+    q, qmax = queue([dict(link="up", lane=0, x_m=x, speed_kmh=0.0, route=route) for x in (200.0, 192.0, 184.0)])
+    assert ((q > 115.0) & (q <= 121.0)).all() and ((qmax > 115.0) & (qmax <= 121.0)).all()
+    # a platoon leaving a queue upstream: 8 m/s at 55 m down to 1.5 m/s at the link's start, gaps
+    # s0 + v T (T ~ 1.09 s, a critical gap v0 T + s0 of 17 m); before: 300 m (the whole link)
+    speeds = [8.0, 6.0, 4.5, 3.0, 1.5]
+    xs = [55.0]
+    for v in speeds[1:]:
+        xs.append(xs[-1] - 5.0 - (2.0 + v * 1.09))
+    q, qmax = queue([dict(link="up", lane=0, x_m=x, speed_kmh=v * 3.6, route=route) for x, v in zip(xs, speeds)])
+    assert (q == 0.0).all() and (qmax == 0.0).all()
+
+
 def test_connectors_follow_the_documented_rules():
     sc = _on_ramp()
     net = sc.network

@@ -215,16 +215,6 @@ KNOWN_SEED_DEVIATIONS = {
         "step by the same-lane leader's new rear (issue 3; before: 'ruikang-entry' 25, 'xingang-approach' 15): the "
         "approach passes 2,457 veh/h in the peak against 2,503 before, a 2% change of a movement at v/c about 1 "
         "that lengthens its mean queue from 24.6 to 42.5 veh; seed 0 keeps 'ruikang-entry' (not traced further)"),
-    ("guangzhou-ave-south", 2): (
-        "micro's head stands on 'uturn-section' (24 of 45 records, 'approach' 21; seed 0: 'approach' 24, "
-        "'uturn-section' 21): how the head is read, not another bottleneck. The section reads 0 or its whole 150 m, "
-        "and reads it (>= 90 m) at the records where a U-turner slower than 0.5 x v0 is in a lane that does not "
-        "lead to the U-turn, and only there (24 of 24 such records, none of the 22 others; seed 0: 18 of 19, none "
-        "of 27), median 22 m past the section's start, just out of the approach's queue, its lane change 130 m "
-        "ahead; the vehicles at the section's end run at 32-47 km/h. "
-        "kernels/micro_io.py::_snapshot starts a run from the link's end at such a vehicle wherever it is (the rule "
-        "for vehicles waiting to change out of a lane), which the full-lane rule then makes the whole link; "
-        "discharge out of the section 3,485-3,591 veh/h on seeds 0-3"),
 }
 
 

@@ -53,7 +53,8 @@ from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states
     P_STRAT, P_THR, P_YIELD,
     F_QUEUED, F_SERVED, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _relax_start, _unlink, _zipper,
+    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _relax_start, _unlink, _waits_to_leave,
+    _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
@@ -301,8 +302,8 @@ def _move(ti, dt,
         metres = 0.0
         # the lane's queue as _snapshot measures it, after this step's moves, for the interval's
         # longest (queue_m_max): qrun 0 in the run from the link's end, 1 looking for a vehicle
-        # stuck in a lane that does not lead on, 2 in that one's run, 3 done; qback: the run's
-        # last rear [m], qc: its class
+        # waiting to change out of a lane that does not lead on (_waits_to_leave), 2 in that
+        # one's run, 3 done; qback: the run's last rear [m], qc: its class
         qrun = 0
         qback = length
         qc = 0
@@ -318,12 +319,18 @@ def _move(ti, dt,
                 vn_buf[uw] = v[uw]
                 at_end = False
                 n_queued += 1
-                if qrun != 3:
+                if qrun == 1:
+                    # its leader's new rear (the link's end when it has none or leaves the link)
+                    lw = nxt[uw]
+                    ql = length if lw < 0 or xn_buf[lw] > length else xn_buf[lw] - cls_len[cls[lw]]
+                    qk = cls[uw] * L + link
                     sl = slot[uw]
-                    if qrun != 1 or (slot_lo[sl] <= slot_hi[sl] and (lidx < slot_lo[sl] or lidx > slot_hi[sl])):
-                        qrun = 2 if qrun == 1 else qrun
-                        qc = cls[uw]
-                        qback = xo - cls_len[qc]
+                    if _waits_to_leave(ql - xo, cl_v0[qk] * cl_T[qk] + cls_s0[cls[uw]], lidx, slot_lo[sl],
+                                       slot_hi[sl]):
+                        qrun = 2
+                if qrun == 0 or qrun == 2:
+                    qc = cls[uw]
+                    qback = xo - cls_len[qc]
                 dwell[uw] -= dt
                 if dwell[uw] <= 0.0:
                     dwell[uw] = 0.0
@@ -425,7 +432,8 @@ def _move(ti, dt,
                     qc = c
                 elif qrun == 1:
                     sl = slot[uw]
-                    if slot_lo[sl] <= slot_hi[sl] and (lidx < slot_lo[sl] or lidx > slot_hi[sl]):
+                    ql = length if lead < 0 or xn_buf[lead] > length else xn_buf[lead] - cls_len[cls[lead]]
+                    if _waits_to_leave(ql - xn, cl_v0[ck] * cl_T[ck] + cls_s0[c], lidx, slot_lo[sl], slot_hi[sl]):
                         qrun = 2
                         qback = xn - cls_len[c]
                         qc = c

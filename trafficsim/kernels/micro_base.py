@@ -122,6 +122,19 @@ def _relax_start(w, f0, tfac):
 
 
 @kernel(inline="always")
+def _waits_to_leave(gap, crit, idx, lo, hi):
+    """Whether a queued (slow) vehicle in lane index ``idx``, whose route goes on from lanes
+    ``lo..hi`` (``lo > hi``: any lane), waits to change out of its lane: the lane does not lead to
+    its next link, and the road ahead of it in the lane is free, its ``gap`` to its leader's rear
+    (to the link's end when it has none) wider than the critical one ``crit`` (``v0 T + s0``, as
+    in the queue's runs), so what holds it back is the lane change, not its leader. A slow
+    wrong-lane vehicle close behind its leader is slow with its lane (a platoon leaving a queue
+    upstream), not waiting. The queue records start a run at it (``micro_io._snapshot``,
+    ``micro._move``)."""
+    return gap > crit and lo <= hi and (idx < lo or idx > hi)
+
+
+@kernel(inline="always")
 def _obstacle_gap(lane, xp, obs_off, obs_pos, obs_active):
     """Distance [m] from front position ``xp`` to the nearest active blocked segment ahead."""
     g = FREE_GAP

@@ -8,7 +8,7 @@ bookkeeping, record-interval snapshots and trajectory samples. Argument conventi
 from .idm import FREE_GAP, equilibrium_gap_scalar, idm_acceleration, max_speed_for_gap
 from .micro_base import kernel
 from .micro_base import (C_ENTERED, C_INSIDE, C_UID, F_COMMITTED, F_QUEUED, F_SERVED, _ahead, _crossing, _link_between,
-                         _obstacle_gap)
+                         _obstacle_gap, _waits_to_leave)
 
 
 @kernel
@@ -199,10 +199,16 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
     spacing of the critical density less a length; the first vehicle's gap is to the link's end)
     ends the run, as a stretch below the critical density ends a CTM queue: queued vehicles with
     free road between them (the back of a red's queue and the slow start of the platoon released
-    upstream) are not one queue. A queued vehicle in a lane that does not lead to its next link (it waits to change
-    out of it: its lane ends there for it) starts such a run too when the lane's vehicles ahead
-    of it flow: the queue behind it is measured from the link's end, as the queue of a lane that
-    ended there would be."""
+    upstream) are not one queue. A queued vehicle that waits to change out of its lane starts
+    such a run too when the lane's vehicles ahead of it flow: its lane does not lead to its next
+    link (the lane ends there for it) and the road ahead of it in the lane is free, its gap to its
+    leader's rear (to the link's end when it has none) wider than the critical one, so the lane
+    change holds it back, not its leader (``micro_base._waits_to_leave``; ``micro._move`` reads
+    the interval's longest by the same rule). The queue behind it is measured from the link's end,
+    as the queue of a lane that ended there would be. A slow wrong-lane vehicle close behind its
+    leader is slow with its lane (a platoon accelerating out of a queue upstream: at
+    guangzhou-ave-south the U-turners just past the approach's queue, their lane change 130 m
+    ahead, made the 150 m section read full while its end flowed) and starts no run."""
     L = link_len.shape[0]
     for link in range(L):
         rec_cum_in[ti, link] = cum_in[link]
@@ -225,15 +231,19 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
                 qlen = length - back
                 w = prv[w]
             if w >= 0:
-                # the lane flows at the link's end: find a queued vehicle stuck in a lane that
-                # does not lead on (waiting for a mandatory change), and the run behind it
+                # the lane flows at the link's end: find a queued vehicle waiting for a mandatory
+                # change out of a lane that does not lead on (free road ahead of it in the lane;
+                # ahead: its leader's rear, the link's end for the lane's first), and the run
+                # behind it
                 idx = lane_idx[lane]
                 u = w
+                ahead = back
                 while u >= 0:
                     cu = cls[u]
                     sl = slot[u]
-                    if (v[u] < qfrac * cl_v0[cu * L + link] and slot_lo[sl] <= slot_hi[sl]
-                            and (idx < slot_lo[sl] or idx > slot_hi[sl])):
+                    ku = cu * L + link
+                    crit = cl_v0[ku] * cl_T[ku] + cls_s0[cu]
+                    if v[u] < qfrac * cl_v0[ku] and _waits_to_leave(ahead - x[u], crit, idx, slot_lo[sl], slot_hi[sl]):
                         w = u
                         back = x[u]
                         while w >= 0:
@@ -246,6 +256,7 @@ def _snapshot(ti, x, v, dwell, cls, flags, prv, lane_head, cum_in, cum_out, rout
                             qlen = length - back
                             w = prv[w]
                         break
+                    ahead = x[u] - cls_len[cu]
                     u = prv[u]
             if w < 0 and qlen > 0.0:
                 # every vehicle of the lane is queued and the last one's rear is less than one
