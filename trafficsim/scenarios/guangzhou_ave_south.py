@@ -21,11 +21,12 @@ head stands at the end of ``approach`` and spills back over ``feeder``.
 as a lower lane capacity of the ``uturn-section`` link (computed from the U-turn demand at the
 peak). The bus stop is a time-share lane loss in macro and explicit dwelling buses in micro.
 
-**Seeds (micro, issue 4).** Micro's most frequent peak head (of 45 records), discharge 103-106%
-of macro's on seeds 0-7: ``approach`` on seeds 0, 1, 3-7 (31, 39, 37, 28, 28, 33, 29 records;
-``uturn-section`` 14, 6, 8 on seeds 0, 1, 3), ``uturn-section`` on seed 2 (25, ``approach`` 20;
-a strict xfail of the slow tests). The section is where micro's U-turners cross to the leftmost
-lane, as the seed describes; why seed 2 reads its queue longer was not investigated further.
+**Seeds (micro, issue 4).** Micro's most frequent peak head (of 45 records), discharge 102-106%
+of macro's on seeds 0-7: ``approach`` on every seed (35, 38, 35, 38, 38, 39, 33, 38 records;
+``uturn-section`` the rest). The section is where micro's U-turners cross to the leftmost lane,
+as the seed describes. Seed 2 read ``uturn-section`` (24 records) until the queue records stopped
+counting a slow U-turner close behind its leader (a platoon leaving the approach's queue) as one
+waiting to change lanes (``micro_base._waits_to_leave``).
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ its link's start puts the restriction where macro's starts, on both engines.
 gamma-distributed dwell times and block their lane; a bay takes them off it.
 
 **Seeds (micro, issue 4).** With this layout micro's most frequent peak head is ``middle`` on
-every seed 0-7 (18, 21, 20, 29, 28, 27, 23, 30 of 45 records; the other records hold no queue of
-50 m or a short one elsewhere), discharge 89-103% of macro's 2,475 veh/h. With both stops
+every seed 0-7 (20, 19, 19, 26, 27, 29, 27, 18 of 45 records; the other records hold no queue of
+50 m or a short one elsewhere), discharge 89-106% of macro's 2,475 veh/h. With both stops
 kerbside, the berths 200 m into their links and 2,600 cars/h: ``approach`` on 7 of the 8 seeds.
 """
 
