@@ -685,6 +685,8 @@ def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
     N = st.x.shape[0]
     if st.n_free[0] < need_free:
         new_n = max(2 * N, N + need_free - int(st.n_free[0]) + 64)
+        if new_n > np.iinfo(VEH_INT).max:
+            raise SimulationError(f"micro engine: more than {np.iinfo(VEH_INT).max} vehicle slots needed")
         for name in _PER_VEHICLE:
             old = getattr(st, name)
             fill = -1 if old.dtype.kind == "i" and name not in ("cls", "bay", "lc_v", "lc_f", "lc_l") else 0
@@ -693,8 +695,6 @@ def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
             arr = np.full(new_n, fill, dtype=old.dtype)
             arr[:N] = old
             changes[name] = arr
-        if new_n > np.iinfo(VEH_INT).max:
-            raise SimulationError(f"micro engine: more than {np.iinfo(VEH_INT).max} vehicle slots needed")
         free = np.zeros(new_n, VEH_INT)
         nf = int(st.n_free[0])
         free[:nf] = st.free[:nf]
