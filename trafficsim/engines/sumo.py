@@ -76,6 +76,8 @@ _VEHICLE_NUMBER = 0x10  # traci.constants.LAST_STEP_VEHICLE_NUMBER (lane-area de
 #: SUMO classes of trafficsim's vehicles: a lane is open when it allows any of them.
 _OUR_CLASSES = ("passenger", "bus", "truck")
 _run_lock = threading.Lock()  # libsumo holds one simulation per process
+#: The wall clock of ``timeout_s`` (a module attribute, so a test can run it faster than time).
+_clock = time.monotonic
 
 
 class _Session:
@@ -91,7 +93,7 @@ class _Session:
         self.label = f"trafficsim-{id(self)}"
         self.killed = False
         self._watchdog: threading.Timer | None = None
-        self.t0 = time.monotonic()
+        self.t0 = _clock()
 
     def start(self):
         if self.backend == "libsumo":
@@ -121,7 +123,7 @@ class _Session:
             self.proc.kill()
 
     def check_time(self):
-        if time.monotonic() - self.t0 > self.timeout_s:
+        if _clock() - self.t0 > self.timeout_s:
             self.killed = True
             raise SimulationError(f"engine 'sumo': SUMO did not finish within timeout_s={self.timeout_s:g} s of wall time")
 
@@ -382,9 +384,7 @@ def run_sumo(
     n_steps, spr = steps_for(scenario, dt, record_interval_s)
     T = int(math.ceil(n_steps / spr))
     routes = build_routes(scenario)
-    R = len(routes)
     link_ids = list(net.links)
-    L = len(link_ids)
     src_key: dict[tuple[str, str], int] = {}
     route_src = []
     for r, path in enumerate(routes.links):
@@ -409,7 +409,6 @@ def run_sumo(
             raise SimulationError(f"engine 'sumo': export failed: {exc}") from None
         for c in controls:
             if isinstance(c, FixedTimeSignal):
-                links = exp.tls_links[c.node]
                 green = {mv for p in c.phases for mv in p.movements}
                 for path in routes.links:
                     for a, b in zip(path[:-1], path[1:]):
@@ -418,7 +417,6 @@ def run_sumo(
                                 f"signal at node {c.node!r}: movement {a!r} -> {b!r} is used by demand but has "
                                 f"green in no phase; add it to a phase"
                             )
-                del links
         log = work / "sumo.log"
         cmd = [
             sumo_binary("sumo"), "-n", str(exp.net_file), "-r", str(exp.route_file), "-a", str(exp.additional_file),
