@@ -53,8 +53,8 @@ from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states
     P_STRAT, P_THR, P_YIELD,
     F_QUEUED, F_SERVED, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _relax_start, _unlink, _waits_to_leave,
-    _zipper,
+    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _rear_ahead, _relax_start, _unlink,
+    _waits_to_leave, _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
 )
 from .micro_io import _draw_dwell, _enter_link, _free_vehicle, _insert, _serve_stop, _snapshot, _trajectories
@@ -321,8 +321,7 @@ def _move(ti, dt,
                 n_queued += 1
                 if qrun == 1:
                     # its leader's new rear (the link's end when it has none or leaves the link)
-                    lw = nxt[uw]
-                    ql = length if lw < 0 or xn_buf[lw] > length else xn_buf[lw] - cls_len[cls[lw]]
+                    ql = _rear_ahead(nxt[uw], length, xn_buf, cls, cls_len)
                     qk = cls[uw] * L + link
                     sl = slot[uw]
                     if _waits_to_leave(ql - xo, cl_v0[qk] * cl_T[qk] + cls_s0[cls[uw]], lidx, slot_lo[sl],
@@ -432,7 +431,7 @@ def _move(ti, dt,
                     qc = c
                 elif qrun == 1:
                     sl = slot[uw]
-                    ql = length if lead < 0 or xn_buf[lead] > length else xn_buf[lead] - cls_len[cls[lead]]
+                    ql = _rear_ahead(lead, length, xn_buf, cls, cls_len)
                     if _waits_to_leave(ql - xn, cl_v0[ck] * cl_T[ck] + cls_s0[c], lidx, slot_lo[sl], slot_hi[sl]):
                         qrun = 2
                         qback = xn - cls_len[c]

@@ -122,6 +122,16 @@ def _relax_start(w, f0, tfac):
 
 
 @kernel(inline="always")
+def _rear_ahead(lead, length, xpos, cls, cls_len):
+    """Where the road ahead of a vehicle ends in its lane [m]: its leader ``lead``'s rear at
+    positions ``xpos``, or the link's end ``length`` when it has no leader or the leader has
+    passed the end (it is leaving the link)."""
+    if lead < 0 or xpos[lead] > length:
+        return length
+    return xpos[lead] - cls_len[cls[lead]]
+
+
+@kernel(inline="always")
 def _waits_to_leave(gap, crit, idx, lo, hi):
     """Whether a queued (slow) vehicle in lane index ``idx``, whose route goes on from lanes
     ``lo..hi`` (``lo > hi``: any lane), waits to change out of its lane: the lane does not lead to
