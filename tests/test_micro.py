@@ -287,6 +287,32 @@ def test_a_lane_changer_behind_a_faster_leader_is_not_clamped():
         check_invariants(res)
 
 
+def test_a_vehicle_following_a_faster_one_over_a_node_is_not_clamped():
+    """A car at 60 km/h, 1 m before a node, follows across it a car at 90 km/h whose rear is 3 m
+    past the node: the IDM accelerates it, and its step of 8.5 m passes the leader's old rear
+    but not its new one. The move pass walks the next link's lane first (``lane_order``), so the
+    bound is the new rear, whichever link the network lists first; bounded by the old rear
+    (before), the step was clamped and the follower's speed cut to 8 m/s (most of the clamps
+    left at nodes)."""
+    for first in ("up", "dn"):
+        net = ts.Network()
+        for n, x in (("A", 0), ("B", 400), ("C", 1400)):
+            net.add_node(n, x, 0)
+        for lid in (first, "dn" if first == "up" else "up"):
+            _link(net, lid, *(("A", "B", ) if lid == "up" else ("B", "C")), length_m=400 if lid == "up" else 1000,
+                  free_speed_kmh=100)
+        iv = [dict(link="dn", lane=0, x_m=8.0, speed_kmh=90.0, route=("dn",)),
+              dict(link="up", lane=0, x_m=399.0, speed_kmh=60.0, route=("up", "dn"))]
+        res = ts.simulate(ts.Scenario(net, ts.Demand(), 10), engine="micro", initial_vehicles=iv,
+                          trajectories={"every_s": 0.5, "max_vehicles": 10}, record_interval_s=10)
+        tr = res.final_state["trajectories"]
+        assert res.final_state["clamps"] == 0, first
+        v = tr["speed"].values / 3.6
+        m = int(np.nanargmin(v[0]))  # the follower
+        assert v[0, m] > 60 / 3.6 and (np.diff(v[:4, m]) > 0.0).all()  # accelerates from the first step
+        check_invariants(res)
+
+
 def test_lane_change_relaxation_leaves_a_single_lane_unchanged():
     """Without lane changes the relaxation never starts: a saturated single lane is identical with
     it on and off (so the capacity calibration holds either way)."""

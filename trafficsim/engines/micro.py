@@ -47,6 +47,7 @@ vehicle state there).
 from __future__ import annotations
 
 import bisect
+import heapq
 import functools
 import math
 from dataclasses import dataclass, field
@@ -432,6 +433,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
             feeders[j].extend(range(lane0[la], lane0[la + 1]))
     feeders = [sorted(set(f)) for f in feeders]
     feed_off = np.concatenate([[0], np.cumsum([len(f) for f in feeders])]).astype(np.int64)
+    lane_order = _downstream_first(feeders)
 
     # ---- blocked segments (the `lanes` rightmost lanes), bus stops, detectors
     blockings = [c for c in controls if isinstance(c, Blocking)]
@@ -509,7 +511,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         booth_pos=float_array(booth_pos), booth_min=float_array(booth_min), booth_row=int_array(booth_row),
         det_off=int_array(np.concatenate([[0], np.cumsum(det_count)])),
         det_pos=float_array([d[1] for d in dets_sorted]), det_id=int_array([d[2] for d in dets_sorted]),
-        src_link=int_array(src_link), par=par, maxl=int(maxl),
+        src_link=int_array(src_link), par=par, maxl=int(maxl), lane_order=int_array(lane_order),
     )
     c = CompiledMicro(scenario, float(dt_s), n_steps, spr, link_ids, routes, R_d, source_nodes, mnet,
                       movements, slot_pair, blockings, stops, [(link_ids[d[0]], d[1]) for d in dets], lane0)
@@ -666,6 +668,42 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         sig_tc=np.zeros(len(mn.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
         ins_vfree=np.full(len(mn.cl_v0), -1.0), booth_wait=np.zeros(NL),
     )
+
+
+def _downstream_first(feeders: list[list[int]]) -> list[int]:
+    """The lanes in the order the move pass walks them: every lane after the lanes it feeds across
+    a node (``feeders[j]``: the lanes that may feed lane ``j``), as far as the network's cycles
+    allow; ties, and each cycle's entry, by lane index.
+
+    A vehicle's step is bounded by what is ahead of it across the node (the next lane's tail, a
+    zipper partner); walked first, their new positions bound it rather than their old ones
+    (``trafficsim.kernels.micro._move``)."""
+    n = len(feeders)
+    out_deg = [0] * n
+    for f in feeders:
+        for i in f:
+            out_deg[i] += 1
+    done = [False] * n
+    order: list[int] = []
+    ready = [j for j in range(n) if out_deg[j] == 0]
+    heapq.heapify(ready)
+    nxt_cycle = 0
+    while len(order) < n:
+        if not ready:
+            # a cycle (a grid's blocks, a ring): enter it at its lowest undone lane
+            while done[nxt_cycle]:
+                nxt_cycle += 1
+            ready = [nxt_cycle]
+        j = heapq.heappop(ready)
+        if done[j]:
+            continue
+        done[j] = True
+        order.append(j)
+        for i in feeders[j]:
+            out_deg[i] -= 1
+            if out_deg[i] == 0 and not done[i]:
+                heapq.heappush(ready, i)
+    return order
 
 
 def _initial_pool(n_initial: int) -> int:

@@ -115,6 +115,7 @@ class MicroNet(NamedTuple):
     src_link: np.ndarray      # (S,) first link of source s
     par: np.ndarray           # model parameters, indices P_*
     maxl: int                 # largest lane count of any link
+    lane_order: np.ndarray    # (NL,) the move pass's walk: lanes after the lanes they feed (see _move)
 
 
 class MicroControls(NamedTuple):
@@ -260,7 +261,7 @@ def _move(ti, dt,
           lane_tail, bay, n_bay, stop_used, counters,
           link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T, slot_link, slot_next,
           slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay, stop_start, det_off,
-          det_pos, det_id,
+          det_pos, det_id, lane_order,
           obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
           booth_pos, booth_min, booth_row, booth_wait,
           rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
@@ -278,7 +279,12 @@ def _move(ti, dt,
     L = link_len.shape[0]
     zip_d = ZIPPER_ZONE * look
     n_bay0 = n_bay[0]
-    for lane in range(NL):
+    # xn_buf holds the old positions (copied by _permissions) until a vehicle's lane is walked,
+    # its new one after: the bound of a step by what lies across the node (the next lane's tail,
+    # a zipper partner) is taken at these positions, so at the new ones where the lanes ahead
+    # were walked first (lane_order walks every lane after the lanes it feeds, cycles aside)
+    for li in range(NL):
+        lane = lane_order[li]
         if booth_wait[lane] > 0.0:
             booth_wait[lane] -= dt
         w = lane_head[lane]
@@ -401,6 +407,22 @@ def _move(ti, dt,
                 # the lane's head), so the bound is its new rear; its old one held back a vehicle
                 # closing in on a faster leader (most clamps, after lane changes)
                 lim = xn_buf[lead] - cls_len[cls[lead]]
+            elif xn > lim and lead < 0 and tg >= 0:
+                # bounded across the node: by the next lane's tail or a zipper partner, whose old
+                # rears held back a vehicle following a faster one over the node (most remaining
+                # clamps); the same limits at the positions in xn_buf (new where walked) instead.
+                # They are never nearer: vehicles do not move back, and the zipper partners at the
+                # new positions include those at the old ones
+                gb, _ = _front(w, lane, xo, lead, tg, xn_buf, v, cls, slot, flags, stop_next, prv, tgt, lane_head,
+                               lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next,
+                               slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo,
+                               slot_hi, slot_map, lane_open, move_state, look, amber=amber)
+                if bpos >= 0.0 and (flags[uw] & F_SERVED) == 0:
+                    db = bpos + cls_s0[c] - xo
+                    if db < gb:
+                        gb = db if db > 0.0 else 0.0
+                if xo + gb > lim:
+                    lim = xo + gb
             if xn > lim:
                 # an emergency stop by the IDM travels ~1e-4 m; only a real overshoot is counted
                 if xn > lim + 0.01 and xn > xo + 0.01:
@@ -684,8 +706,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                     qbuf[q_off[s] + (q_head[s] + q_len[s]) % cap] = r
                     q_len[s] += 1
                 route_gen[r] += n
-        _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
-                     lane_head, lane_tail, counters, lane_md,
+        _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next,
+                     flags, lane_head, lane_tail, counters, lane_md,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                      slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
@@ -704,7 +726,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
               lane_tail, bay, n_bay, stop_used, counters,
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T, slot_link,
               slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay,
-              stop_start, det_off, det_pos, det_id, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
+              stop_start, det_off, det_pos, det_id, net.lane_order, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
               booth_pos, booth_min, booth_row, booth_wait,
               rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)

@@ -171,8 +171,8 @@ def _swap(w, lane, j, md,
 
 
 @kernel
-def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
-                 lane_tail, counters, lane_md,
+def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
+                 lane_head, lane_tail, counters, lane_md,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
@@ -188,7 +188,8 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
     and its link only; speeds change only in the move pass, so lane changes and the accelerations
     of the move pass share it (MOBIL evaluates up to six accelerations per vehicle).
 
-    The first walk also marks the lanes where a vehicle may have to change lane (``lane_md``):
+    The first walk also copies every position into ``xn_buf``, where the move pass bounds steps
+    across nodes (see ``micro._move``), and marks the lanes where a vehicle may have to change lane (``lane_md``):
     a blocked segment or a bus stop in the lane, a bus, a vehicle in a lane that does not lead
     on along its route, or one within ``yield_d`` of a node whose next lane has a blocked
     segment; everywhere else ``_mandatory_dir`` is 0 for every vehicle, and the second walk
@@ -214,6 +215,7 @@ def _permissions(x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv,
             vw = v[uw]
             fl = flags[uw]
             nw = prv[uw]
+            xn_buf[uw] = xw
             if not md_here:
                 lo = slot_lo[sl]
                 hi = slot_hi[sl]

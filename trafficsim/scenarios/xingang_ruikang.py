@@ -33,19 +33,19 @@ veh/h (``tests/test_scenarios_micro.py``):
 | seed | through 2,000 veh/h (before) | through 1,800 veh/h |
 |---|---|---|
 | 0 | ``ruikang-entry`` 34, 101% | ``ruikang-entry`` 21, 101% |
-| 1 | ``xingang-approach`` 38, 96% | ``university-gate`` 20 (``ruikang-entry`` 17), 101% |
-| 2 | ``xingang-approach`` 27, 100% | ``ruikang-entry`` 35, 101% |
-| 3 | ``xingang-approach`` 27, 100% | ``xingang-approach`` 25 (``ruikang-entry`` 20), 99% |
-| 4-7 | ``ruikang-entry`` on 1 of 4 | ``ruikang-entry`` on 4 of 4 (26-36), 100-101% |
+| 1 | ``xingang-approach`` 38, 96% | ``ruikang-entry`` 26 (``university-gate`` 11), 101% |
+| 2 | ``xingang-approach`` 27, 100% | ``ruikang-entry`` 39, 101% |
+| 3 | ``xingang-approach`` 27, 100% | ``xingang-approach`` 24 (``ruikang-entry`` 20), 101% |
+| 4-7 | ``ruikang-entry`` on 1 of 4 | ``ruikang-entry`` on 3 of 4 (30-38); seed 4 ``xingang-approach`` 30, 100-101% |
 
-(The right column as of the queue records' wrong-lane rule, ``micro_base._waits_to_leave``;
-seed 3 moved to ``xingang-approach`` with the clamp change of issue 3, see the test file.)
-Seeds 1 and 3 are left (strict xfails of the slow tests). Seed 1: the gate's single lane gets 42 s of green,
-581 veh/h in macro, for 550 veh/h of demand, and micro's start-up loss makes it near-critical;
-the Ruikang entry, filled only in the Xingang green and drained through the market merge, reads
-short at the records in the gate's phase. Lowering the gate flow and raising the right turn
-(500 and 850 veh/h) moved seed 1's head to ``xingang-approach`` (the right-turners' kerb-lane
-queue) instead, so it was not kept.
+(The right column as of the move pass's bound across nodes by the new positions of the lanes
+ahead, ``lane_order``, issue 3; seed 1 moved from ``university-gate`` 20 to ``ruikang-entry``
+and seed 4 the other way; seed 3 has stood on ``xingang-approach`` since the clamp change of
+issue 3, see the test file.) Seed 3 is left (a strict xfail of the slow tests): the through
+movement runs at v/c about 1 in micro, whose signal passes less than the CTM, so which queue
+is longest at the peak's records is a matter of the draws. Tried before and not kept: lowering
+the gate flow and raising the right turn (500 and 850 veh/h) moved the head to
+``xingang-approach`` (the right-turners' kerb-lane queue) instead.
 """
 
 from __future__ import annotations
