@@ -313,6 +313,44 @@ def test_a_vehicle_following_a_faster_one_over_a_node_is_not_clamped():
         check_invariants(res)
 
 
+def _one_road(length_m, lanes, flow_vph, demand_s, duration_s):
+    net = ts.Network()
+    for n, x in (("A", 0), ("B", length_m), ("C", length_m + 500)):
+        net.add_node(n, x, 0)
+    kw = dict(lanes=lanes, free_speed_kmh=60, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
+    net.add_link("road", "A", "B", length_m=length_m, **kw)
+    net.add_link("out", "B", "C", length_m=500, **kw)
+    d = ts.Demand()
+    d.add("A", "C", [(0, flow_vph), (demand_s, 0)])
+    return ts.Scenario(net, d, duration_s)
+
+
+def test_origin_queues_hold_no_vehicle_slots():
+    """Vehicles waiting at their origin are route ids in a ring, not vehicle slots: the pool grows
+    with what insertion can place in a chunk (one vehicle per lane of the first link per step),
+    not with the origin queue. 6,000 veh/h for 20 min onto one lane: over 1,000 vehicles wait
+    while at most 2 km x 150 veh/km = 300 are on the road (the pool held the whole queue before)."""
+    res = ts.simulate(_one_road(2000.0, 1, 6000.0, 1200.0, 1800.0), engine="micro", seed=0,
+                      trajectories={"every_s": 5.0, "max_vehicles": 3000})
+    assert float(res.data["origin_queue"].max()) > 1000
+    assert res.final_state["pool_slots"] <= 1.5 * (300 + 120) + 64  # 120 = insertions per 60 s chunk
+    check_invariants(res)
+
+
+def test_vehicle_state_stays_under_200_bytes_per_vehicle():
+    """Issue 3's memory contract on a demand-driven run: the pool grows by half, so at the end of a
+    run that only fills (3 lanes x 20 km at 60 km/h, 5,000 veh/h for 15 min, nobody arrives) its
+    state is under 200 bytes per vehicle inside (125 per slot, at most 1.5 slots per vehicle plus
+    what one 10 s chunk can insert); growing by doubling, its pool went from 1,024 to 2,048 slots
+    for these 1,224 vehicles, 209 bytes each."""
+    res = ts.simulate(_one_road(20000.0, 3, 5000.0, 900.0, 900.0), engine="micro", seed=0, record_interval_s=10.0)
+    fs = res.final_state
+    assert fs["exited"] == 0 and fs["inside"] > 1200
+    assert fs["pool_bytes"] / fs["pool_slots"] < 130
+    assert fs["pool_bytes"] / fs["inside"] < 200
+    assert fs["pool_slots"] <= 1.5 * (fs["inside"] + 20 * 3) + 64
+
+
 def test_lane_change_relaxation_leaves_a_single_lane_unchanged():
     """Without lane changes the relaxation never starts: a saturated single lane is identical with
     it on and off (so the capacity calibration holds either way)."""

@@ -521,6 +521,8 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     c.route_share = np.asarray(routes.share, dtype=np.float64)  # dynamic route choice re-splits it
     c.class_params = cp
     c.booth_lanes = booth_lanes
+    # most vehicles insertion can place in one step: one per lane of each source's first link
+    c.source_lanes = int(sum(lane0[l + 1] - lane0[l] for l in src_link))
     c.lane_change = lc
     return c
 
@@ -708,8 +710,8 @@ def _downstream_first(feeders: list[list[int]]) -> list[int]:
 
 def _initial_pool(n_initial: int) -> int:
     """Slots of the first vehicle pool: the initial vehicles and 64 more, at least 256; the
-    arrivals of each chunk grow it (:func:`_grow`, doubling), so a demand-driven run holds
-    between one and two slots per vehicle present at its peak."""
+    arrivals of each chunk grow it (:func:`_grow`, by half), so a demand-driven run holds
+    between one and 1.5 slots per vehicle present at its peak."""
     return max(256, n_initial + 64)
 
 
@@ -718,11 +720,14 @@ _PER_VEHICLE = ("x", "v", "x_new", "v_new", "dwell", "lc_until", "cls", "slot", 
 
 
 def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
-    """Enlarge the vehicle pool and the origin-queue rings so that the next chunk fits."""
+    """Enlarge the vehicle pool and the origin-queue rings so that the next chunk fits.
+
+    The pool grows by half (or by what the chunk needs, plus 64), so it holds at most 1.5 slots
+    per vehicle present when it last grew: 125 bytes per slot, under 200 bytes per vehicle."""
     changes = {}
     N = st.x.shape[0]
     if st.n_free[0] < need_free:
-        new_n = max(2 * N, N + need_free - int(st.n_free[0]) + 64)
+        new_n = max(N + N // 2, N + need_free - int(st.n_free[0]) + 64)
         if new_n > np.iinfo(VEH_INT).max:
             raise SimulationError(f"micro engine: more than {np.iinfo(VEH_INT).max} vehicle slots needed")
         for name in _PER_VEHICLE:
@@ -871,7 +876,10 @@ class MicroStepper:
                 ctl = ctl._replace(arrivals=arr)
             need_q = np.bincount(c.net.route_src[:c.n_demand_routes], weights=arr.sum(axis=0)[:c.n_demand_routes],
                                  minlength=len(c.source_nodes)).astype(np.int64)
-            self.st = _grow(self.st, int(self.st.q_len.sum() + need_q.sum()) + 1, need_q)
+            # slots for what this chunk can insert: every queued and arriving vehicle, but at most
+            # one per lane of each source's first link per step (origin queues hold no slots)
+            need_free = min(int(self.st.q_len.sum() + need_q.sum()), (kk - k0) * c.source_lanes) + 1
+            self.st = _grow(self.st, need_free, need_q)
             if first and self.meters is not None:
                 self.meters.step(k0, self.st)
             status = micro_advance(k0, kk, c.n_steps, c.dt, c.steps_per_record, self.traj_every, c.net, ctl,
@@ -978,6 +986,8 @@ def run_micro(
         "sink_exits": dict(zip(c.link_ids, st.sink_exits.tolist())),
         "lanes_listed": _count_listed(st) + int(st.n_bay[0]),
         "origin_queue": int(st.q_len.sum()),
+        "pool_slots": int(st.x.shape[0]),
+        "pool_bytes": int(sum(getattr(st, name).nbytes for name in _PER_VEHICLE + ("free",))),
     }
     if meters is not None and meters.laws:
         state["controllers"] = meters.log()

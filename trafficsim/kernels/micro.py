@@ -2,7 +2,7 @@
 
 This module owns the state layout and one step of the microscopic engine. Vehicles live in a
 pool of slots (struct of arrays, 125 bytes per slot: slot indices are int32; a demand-driven run's
-pool holds one to two slots per vehicle, see ``trafficsim.engines.micro._initial_pool``).
+pool holds one to 1.5 slots per vehicle, see ``trafficsim.engines.micro._initial_pool``).
 Every lane keeps its vehicles in a doubly linked list sorted by position: ``lane_head`` is the most downstream vehicle, ``prv``
 points upstream (to the follower), ``nxt`` downstream (to the leader). ``x`` is the front
 bumper's distance from the link start [m].
@@ -741,10 +741,12 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                    n_free, cum_in, cum_out, sink_exits, route_out, counters,
                    link_len, lane_link, cl_T, slot_link, slot_next, slot_route, stop_off, stop_pos,
                    rec_vkt, rec_veh_exit)
-        q_total = 0
+        # insertion places at most one vehicle per lane of each source's first link per step
+        ins_max = 0
         for s in range(q_len.shape[0]):
-            q_total += q_len[s]
-        if q_total > n_free[0]:
+            nl = link_lane0[src_link[s] + 1] - link_lane0[src_link[s]]
+            ins_max += q_len[s] if q_len[s] < nl else nl
+        if ins_max > n_free[0]:
             return _settle(flipped, st.x, st.v, x, v, STATUS_POOL)
         _insert(t + dt, dt,
                 x, v, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, uid,
