@@ -4,7 +4,6 @@ Every scenario runs through ``ts.simulate(..., engine="micro")``; the invariants
 negative speed, integer conservation, route compliance) are checked on every scenario built here.
 """
 
-import math
 
 import numpy as np
 import pytest
@@ -602,10 +601,8 @@ def test_signal_saturation_flow_and_stop_at_red():
     # nobody crosses the stop line during red: the outflow comes in green (+amber) only
     t = tr["time"].values
     cycle = 60.0
-    x_in = np.where(tr["link_index"].values == 0, tr["x"].values, np.nan)
     # saturation headway: exits of queued vehicles during green after the first four
     crossings = []
-    prev = x_in[:-1]
     nowout = (tr["link_index"].values[1:] == 1) & (tr["link_index"].values[:-1] == 0)
     for k, v in zip(*np.nonzero(nowout)):
         crossings.append(t[k + 1])

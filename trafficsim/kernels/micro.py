@@ -726,7 +726,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
               lane_tail, bay, n_bay, stop_used, counters,
               link_len, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cls_sab, cl_v0, cl_T, slot_link,
               slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, stop_off, stop_pos, stop_bay,
-              stop_start, det_off, det_pos, det_id, net.lane_order, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, dwell_draw,
+              stop_start, det_off, det_pos, det_id, net.lane_order, obs_active, slot_lo, slot_hi, slot_map, lane_open,
+              move_state, dwell_draw,
               booth_pos, booth_min, booth_row, booth_wait,
               rec_vkt, rec_vht, rec_queue_vs, rec_queue_m_max, rec_det_count, rec_det_occ, rec_det_vsum,
               delta, qfrac, look, amber)
