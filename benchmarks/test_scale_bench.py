@@ -186,7 +186,7 @@ def _micro_memory_probe(n_vehicles: int = 100_000, duration_s: float = 60.0) -> 
     tracemalloc (Python and numpy allocations: the compiled arrays, the vehicle pool, the records
     and the dataset; not numba's own). Also the vehicle pool's state bytes per slot, counted from
     the engine's state arrays."""
-    from trafficsim.engines.micro import _PER_VEHICLE, _new_state, compile_micro, _initial_pool
+    from trafficsim.engines.micro import _new_state, _pool_bytes, compile_micro, _initial_pool
 
     small, few = _micro_ring(2_000, links=5, length_m=2000.0)
     ts.simulate(small.replace(duration_s=5.0), engine="micro", initial_vehicles=few, record_interval_s=5.0)
@@ -217,7 +217,7 @@ def _micro_memory_probe(n_vehicles: int = 100_000, duration_s: float = 60.0) -> 
     _, compile_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     st = _new_state(c, 1000)
-    per_slot = sum(getattr(st, name).nbytes for name in _PER_VEHICLE + ("free",)) / 1000
+    per_slot = _pool_bytes(st) / 1000
     pool = _initial_pool(len(c.init))                    # the engine's first pool for initial vehicles
     return {"vehicles": len(vehicles), "inside_at_end": inside, "steps": int(round(duration_s / 0.5)),
             "wall_s": wall, "rss_before_mb": rss_before_kb / 1024, "peak_rss_mb": hwm_kb / 1024,

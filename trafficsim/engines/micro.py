@@ -719,6 +719,11 @@ _PER_VEHICLE = ("x", "v", "x_new", "v_new", "dwell", "lc_until", "cls", "slot", 
                 "stop_next", "flags", "uid", "bay", "lc_v", "lc_f", "lc_l", "afree", "tfac")
 
 
+def _pool_bytes(st: MicroState) -> int:
+    """Bytes of the vehicle pool's state arrays (every per-vehicle array and the free-slot stack)."""
+    return int(sum(getattr(st, name).nbytes for name in _PER_VEHICLE + ("free",)))
+
+
 def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
     """Enlarge the vehicle pool and the origin-queue rings so that the next chunk fits.
 
@@ -987,7 +992,7 @@ def run_micro(
         "lanes_listed": _count_listed(st) + int(st.n_bay[0]),
         "origin_queue": int(st.q_len.sum()),
         "pool_slots": int(st.x.shape[0]),
-        "pool_bytes": int(sum(getattr(st, name).nbytes for name in _PER_VEHICLE + ("free",))),
+        "pool_bytes": _pool_bytes(st),
     }
     if meters is not None and meters.laws:
         state["controllers"] = meters.log()

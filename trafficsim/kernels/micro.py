@@ -53,7 +53,7 @@ from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states
     P_STRAT, P_THR, P_YIELD,
     F_QUEUED, F_SERVED, RED,
     SINK, STATUS_NAN, STATUS_OK, STATUS_POOL, UNKNOWN,
-    _accel, _accel_f, _crossing, _front, _link_between, _link_sorted, _rear_ahead, _relax_start, _unlink,
+    _accel, _accel_f, _booth_limit, _crossing, _front, _link_between, _link_sorted, _rear_ahead, _relax_start, _unlink,
     _waits_to_leave, _zipper,
     ZIPPER_CAP, ZIPPER_SLACK, ZIPPER_ZONE,
 )
@@ -256,6 +256,29 @@ def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_am
 
 
 @kernel
+def _bound_across_node(w, lane, xo, tg, xpos, v, cls, slot, flags, stop_next, prv, tgt, lane_head, lane_tail, link_len,
+                       lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off,
+                       feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
+                       move_state, look, amber, bpos):
+    """The gap [m] that bounds the step of vehicle ``w`` (front ``xo`` in ``lane``, no leader in it,
+    entering lane ``tg``) with what lies across the node at positions ``xpos``: ``_front`` and its
+    lane's toll booth, as the move pass's acceleration takes them.
+
+    The move pass calls it, rarely (a step past the bound at the old positions), with the
+    positions of its output buffer, new where the lanes ahead were walked already: a vehicle
+    following a faster one over the node was held back at the old rear (most clamps left after
+    the same-lane fix). It is never nearer than the old bound: vehicles do not move back, and the
+    zipper partners at the new positions include those at the old ones. Not inlined: it keeps
+    a second copy of ``_front`` out of the move pass's loop."""
+    g, _ = _front(w, lane, xo, -1, tg, xpos, v, cls, slot, flags, stop_next, prv, tgt, lane_head, lane_tail, link_len,
+                  lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+                  obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look,
+                  amber=amber)
+    g, _ = _booth_limit(g, 0.0, bpos, (flags[w] & F_SERVED) != 0, xo, cls_s0[cls[w]])
+    return g
+
+
+@kernel
 def _move(ti, dt,
           x, v, xn_buf, vn_buf, afree, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head,
           lane_tail, bay, n_bay, stop_used, counters,
@@ -362,12 +385,7 @@ def _move(ti, dt,
                                lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
                                slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,
                                stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber=amber)
-            if bpos >= 0.0 and (flags[uw] & F_SERVED) == 0:
-                # its toll booth ahead: the front halts at the line (as a bus's at its stop)
-                db = bpos + cls_s0[c] - xo
-                if db < g:
-                    g = db if db > 0.0 else 0.0
-                    vl = 0.0
+            g, vl = _booth_limit(g, vl, bpos, (flags[uw] & F_SERVED) != 0, xo, cls_s0[c])
             a_w = _accel_f(afree[uw], tfac[uw], c, link, g, vl, vo, L, cl_T, cls_s0, cls_a, cls_sab)
             if lead >= 0 and tg >= 0 and feed_off[tg + 1] - feed_off[tg] > 1:
                 dist = length - xo
@@ -408,19 +426,13 @@ def _move(ti, dt,
                 # closing in on a faster leader (most clamps, after lane changes)
                 lim = xn_buf[lead] - cls_len[cls[lead]]
             elif xn > lim and lead < 0 and tg >= 0:
-                # bounded across the node: by the next lane's tail or a zipper partner, whose old
-                # rears held back a vehicle following a faster one over the node (most remaining
-                # clamps); the same limits at the positions in xn_buf (new where walked) instead.
-                # They are never nearer: vehicles do not move back, and the zipper partners at the
-                # new positions include those at the old ones
-                gb, _ = _front(w, lane, xo, lead, tg, xn_buf, v, cls, slot, flags, stop_next, prv, tgt, lane_head,
-                               lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link, slot_next,
-                               slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active, stop_pos, slot_lo,
-                               slot_hi, slot_map, lane_open, move_state, look, amber=amber)
-                if bpos >= 0.0 and (flags[uw] & F_SERVED) == 0:
-                    db = bpos + cls_s0[c] - xo
-                    if db < gb:
-                        gb = db if db > 0.0 else 0.0
+                # bounded across the node (the next lane's tail or a zipper partner): the same
+                # limits at the positions in xn_buf, new where the lanes were walked already
+                gb = _bound_across_node(w, lane, xo, tg, xn_buf, v, cls, slot, flags, stop_next, prv, tgt, lane_head,
+                                        lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
+                                        slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,
+                                        stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look, amber,
+                                        bpos)
                 if xo + gb > lim:
                     lim = xo + gb
             if xn > lim:

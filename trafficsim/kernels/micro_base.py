@@ -132,6 +132,18 @@ def _rear_ahead(lead, length, xpos, cls, cls_len):
 
 
 @kernel(inline="always")
+def _booth_limit(g, vl, bpos, served, xp, s0):
+    """``(g, vl)`` lowered to the toll-booth line ``bpos`` of the lane (``MicroNet.booth_pos``, < 0:
+    none) where a vehicle with front ``xp`` and jam distance ``s0`` halts unless it has been
+    ``served`` there (as a bus's front halts at its stop)."""
+    if bpos >= 0.0 and not served:
+        db = bpos + s0 - xp
+        if db < g:
+            return (db if db > 0.0 else 0.0), 0.0
+    return g, vl
+
+
+@kernel(inline="always")
 def _waits_to_leave(gap, crit, idx, lo, hi):
     """Whether a queued (slow) vehicle in lane index ``idx``, whose route goes on from lanes
     ``lo..hi`` (``lo > hi``: any lane), waits to change out of its lane: the lane does not lead to

@@ -189,10 +189,10 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
     of the move pass share it (MOBIL evaluates up to six accelerations per vehicle).
 
     The first walk also copies every position into ``xn_buf``, where the move pass bounds steps
-    across nodes (see ``micro._move``), and marks the lanes where a vehicle may have to change lane (``lane_md``):
-    a blocked segment or a bus stop in the lane, a bus, a vehicle in a lane that does not lead
-    on along its route, or one within ``yield_d`` of a node whose next lane has a blocked
-    segment; everywhere else ``_mandatory_dir`` is 0 for every vehicle, and the second walk
+    across nodes (``micro._bound_across_node``), and marks the lanes where a vehicle may have to
+    change lane (``lane_md``): a blocked segment or a bus stop in the lane, a bus, a vehicle in a
+    lane that does not lead on along its route, or one within ``yield_d`` of a node whose next
+    lane has a blocked segment; everywhere else ``_mandatory_dir`` is 0 for every vehicle, and the second walk
     skips the lane (most lanes of a city network)."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
