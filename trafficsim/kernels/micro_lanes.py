@@ -10,7 +10,7 @@ parameters (``delta`` ... ``amber``).
 from .micro_base import kernel
 from ._jit import unsigned
 from .micro_base import (
-    BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN,
+    BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN, ZIPPER_ZONE,
     _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _relax_start, _unlink,
 )
 from .idm import idm_free_term
@@ -176,9 +176,9 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0):
+                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt):
     """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
-    every vehicle, then the courteous followers (zipper).
+    every vehicle that needs one, then the courteous followers (zipper).
 
     Relaxation: a time-gap factor below 1 (``tfac``, set by a lane change) moves towards 1 by
     ``rrate = dt / relaxation_s`` of the difference per step, exponentially as the LMRS's time
@@ -193,10 +193,20 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
     change lane (``lane_md``): a blocked segment or a bus stop in the lane, a bus, a vehicle in a
     lane that does not lead on along its route, or one within ``yield_d`` of a node whose next
     lane has a blocked segment; everywhere else ``_mandatory_dir`` is 0 for every vehicle, and the second walk
-    skips the lane (most lanes of a city network)."""
+    skips the lane (most lanes of a city network).
+
+    The node permission (``tgt``) is computed for the vehicles whose permission someone reads
+    this step: a lane's first vehicle (its look past the node, the node bound of the move pass,
+    the crossing), a vehicle committed to the node, one in the merge zone (the zipper reads the
+    permissions there), one that cannot stop before the line at ``amber`` (it commits at amber)
+    and one that may reach the node within the step. Every other vehicle has a leader in its
+    lane whose rear lies before the stop line, so the line never binds it, and its ``tgt`` is
+    ``UNKNOWN`` (``_front`` computes it if asked). On long links most vehicles are such followers:
+    the permission, a dozen scattered loads, was about a third of the pass."""
     NL = lane_link.shape[0]
     L = link_len.shape[0]
     ant_d = ANTICIPATION * yield_d
+    zip_d = ZIPPER_ZONE * look
     for lane in range(NL):
         w = lane_head[lane]
         if w < 0:
@@ -206,6 +216,7 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
         idx = lane_idx[lane]
         length = link_len[link]
         md_here = obs_off[lane + 1] > obs_off[lane] or (idx == 0 and stop_off[link + 1] > stop_off[link])
+        first = True
         while w >= 0:
             # the vehicle's fields are read once, before any store: the compiler cannot tell the
             # arrays apart, so a field read after a store to another array is loaded again
@@ -227,19 +238,26 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                     elif length - xw < yield_d:
                         tl = slot_map[sl * maxl + idx]
                         md_here = tl >= 0 and obs_off[tl + 1] > obs_off[tl]
-            afree[uw] = idm_free_term(vw, cl_v0[cls[uw] * L + link], delta)
+            c = cls[uw]
+            afree[uw] = idm_free_term(vw, cl_v0[c * L + link], delta)
             # (branch-free: a factor of 1 stays exactly 1, and most vehicles are not relaxing)
             f = tfac[uw]
             f += (1.0 - f) * rrate
             tfac[uw] = f if f < 0.999 else 1.0
             committed = fl & F_COMMITTED
-            tg = _crossing(sl, lane, xw, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len,
-                           maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
-            if tg != BLOCKED and not committed:
-                mv = slot_move[sl]
-                if mv >= 0 and move_state[mv] != GREEN:
-                    flags[uw] = fl | F_COMMITTED
+            dn = length - xw
+            if (first or committed or dn < zip_d or vw * vw > 2.0 * amber * dn
+                    or dn < (vw + cls_a[c] * dt) * dt + 1.0):
+                tg = _crossing(sl, lane, xw, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len,
+                               maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
+                if tg != BLOCKED and not committed:
+                    mv = slot_move[sl]
+                    if mv >= 0 and move_state[mv] != GREEN:
+                        flags[uw] = fl | F_COMMITTED
+            else:
+                tg = UNKNOWN
             tgt[uw] = tg
+            first = False
             yld[uw] = -1
             w = nw
         lane_md[lane] = md_here
