@@ -14,8 +14,9 @@ One step of ``dt`` runs these passes, each over all lanes:
 2. the IDM free-road term of every vehicle (``afree``, shared by all accelerations of the step);
    node permissions: the lane a vehicle would enter at the end of its link (``tgt``), from the
    lane connectors in force, the signal (amber: go only when stopping needs more than
-   ``amber_decel``) and lane closures; vehicles that must change lane near the end of their
-   lane get a courteous follower in the target lane (``yld``, the zipper);
+   ``amber_decel``) and lane closures, for the vehicles whose permission is read in the step
+   (``UNKNOWN`` for followers far from the node); vehicles that must change lane near the end
+   of their lane get a courteous follower in the target lane (``yld``, the zipper);
 3. lane changes by MOBIL (:mod:`trafficsim.kernels.mobil`), alternately to the left and to the
    right, with a two-pointer sweep over each pair of adjacent lanes; mandatory changes (route,
    lane end, closed lane, blocked lane, bus stop) keep only the safety criterion;
@@ -148,7 +149,7 @@ class MicroState(NamedTuple):
     lane: np.ndarray
     nxt: np.ndarray
     prv: np.ndarray
-    tgt: np.ndarray
+    tgt: np.ndarray           # lane entered at the node, SINK, BLOCKED, or UNKNOWN (not needed this step)
     yld: np.ndarray
     stop_next: np.ndarray
     flags: np.ndarray
