@@ -286,6 +286,30 @@ def test_a_lane_changer_behind_a_faster_leader_is_not_clamped():
         check_invariants(res)
 
 
+@pytest.mark.parametrize("sid", ["kecun-bus-stops", "changgang-corridor"])
+def test_node_permissions_computed_only_where_read_change_no_record(sid):
+    """The permission pass computes a vehicle's node permission only when the step reads it
+    (lane heads, the merge zone, vehicles near the node or committed to it); the others follow
+    a leader, so the stop line never binds them. Computing every permission (the test-only
+    ``P_ALLTGT``) must give the same records, bit for bit: a short look-ahead (merge zone 6.7 m)
+    and a low amber deceleration put the rule's edges to work (bus stops, signals, lane
+    changes that hand a lane's head to its follower)."""
+    from trafficsim.engines.micro import MicroStepper, compile_micro
+    from trafficsim.kernels.micro_base import P_ALLTGT
+    sc = ts.scenarios.load(sid)
+    recs = []
+    for all_tgt in (0.0, 1.0):
+        c = compile_micro(sc, 0.5, 60.0, lane_change={"lookahead_m": 20.0, "amber_decel_ms2": 2.0})
+        c.net.par[P_ALLTGT] = all_tgt
+        run = MicroStepper(c, 1)
+        run.advance(c.n_steps)
+        recs.append(run.rec)
+    lazy, full = recs
+    assert full.cum_out.sum() > 1000 and full.queue_vs.sum() > 0
+    for name in ("vht", "vkt", "cum_in", "cum_out", "queue_vs", "queue_m", "queue_m_max", "route_out"):
+        assert np.array_equal(getattr(lazy, name), getattr(full, name)), name
+
+
 def test_a_vehicle_following_a_faster_one_over_a_node_is_not_clamped():
     """A car at 60 km/h, 1 m before a node, follows across it a car at 90 km/h whose rear is 3 m
     past the node: the IDM accelerates it, and its step of 8.5 m passes the leader's old rear

@@ -23,7 +23,9 @@ from .idm import FREE_GAP, idm_acceleration, idm_acceleration_sab
 
 # indices of MicroNet.par
 (P_DELTA, P_POLITE, P_BSAFE, P_THR, P_BIAS, P_MINGAP, P_COOL, P_FREEDIST, P_YIELD, P_LOOK, P_AMBER, P_QFRAC,
- P_BINS, P_STRAT, P_RELAX, P_RELAXF) = range(16)
+ P_BINS, P_STRAT, P_RELAX, P_RELAXF, P_ALLTGT) = range(17)
+#: ``par[P_ALLTGT] > 0``: the permission pass computes every vehicle's node permission, not only
+#: those the step reads (a test-only switch: the results must not change, see ``_permissions``)
 # indices of MicroState.counters
 C_INSIDE, C_CLAMP, C_UID, C_LC, C_ENTERED, C_EXITED = range(6)
 

@@ -176,7 +176,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
-                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt):
+                 delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
+                 all_tgt):
     """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
     every vehicle that needs one, then the courteous followers (zipper).
 
@@ -201,7 +202,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
     permissions there), one that cannot stop before the line at ``amber`` (it commits at amber)
     and one that may reach the node within the step. Every other vehicle has a leader in its
     lane whose rear lies before the stop line, so the line never binds it, and its ``tgt`` is
-    ``UNKNOWN`` (``_front`` computes it if asked). On long links most vehicles are such followers:
+    ``UNKNOWN`` (``_front`` computes it if asked; ``all_tgt``, a test-only switch, computes every
+    permission, which must give the same results). On long links most vehicles are such followers:
     on the on-ramp corridor skipping their permission (a dozen scattered loads and branches
     each) took about a quarter off this pass's time; records are unchanged."""
     NL = lane_link.shape[0]
@@ -247,7 +249,7 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
             tfac[uw] = f if f < 0.999 else 1.0
             committed = fl & F_COMMITTED
             dn = length - xw
-            if (first or committed or dn < zip_d or vw * vw > 2.0 * amber * dn
+            if (all_tgt or first or committed or dn < zip_d or vw * vw > 2.0 * amber * dn
                     or dn < (vw + cls_a[c] * dt) * dt + 1.0):
                 tg = _crossing(sl, lane, xw, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                                maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
