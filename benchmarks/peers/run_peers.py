@@ -6,6 +6,10 @@ SUMO (trafficsim's export, then a bare libsumo step loop), so that every simulat
 network, lanes, free speeds, capacities, jam densities, demand profile and signal timings. Runs
 are sequential (one simulator at a time); each runs once, or ``--repeat N`` times keeping its
 fastest run (every simulator alike: a 0.1 s run timed once on a shared machine is one noisy sample).
+Repeats go round-robin, one run of every simulator of the case per round, so that all of them
+sample the same phases of a shared machine (whose speed drifts by up to 2x over tens of
+seconds); back to back, a simulator's five 0.1 s runs fell in one phase and a peer's five 4 s
+runs in others.
 
     /tmp/dev/bin/python benchmarks/peers/run_peers.py            # all cases, ~8 min on 2 cores
     /tmp/dev/bin/python benchmarks/peers/run_peers.py --cases merge lane-drop --out /tmp/peers.json
@@ -415,17 +419,28 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     for name in args.cases:
         case = all_cases[name]
-        for label in PLAN[name]:
-            if args.only and label not in args.only:
-                continue
-            t = time.perf_counter()
-            try:
-                runs = [RUNNERS[label](name, case) for _ in range(args.repeat)]
-                r = min(runs, key=lambda x: x["wall_s"])
-                r["walls_s"] = [x["wall_s"] for x in runs]
-            except Exception as exc:  # noqa: BLE001 - a peer failing is a result, not a crash
-                r = dict(case=name, simulator=label, mode="", error=f"{type(exc).__name__}: {exc}"[:200])
-            r["total_call_s"] = time.perf_counter() - t
+        labels = [label for label in PLAN[name] if not args.only or label in args.only]
+        runs = {label: [] for label in labels}
+        failed = {}
+        spent = dict.fromkeys(labels, 0.0)
+        for _ in range(args.repeat):
+            for label in labels:  # round-robin: every simulator once per round
+                if label in failed:
+                    continue
+                t = time.perf_counter()
+                try:
+                    runs[label].append(RUNNERS[label](name, case))
+                except Exception as exc:  # noqa: BLE001 - a peer failing is a result, not a crash
+                    failed[label] = dict(case=name, simulator=label, mode="",
+                                         error=f"{type(exc).__name__}: {exc}"[:200])
+                spent[label] += time.perf_counter() - t
+        for label in labels:
+            if label in failed:
+                r = failed[label]
+            else:
+                r = min(runs[label], key=lambda x: x["wall_s"])
+                r["walls_s"] = [x["wall_s"] for x in runs[label]]
+            r["total_call_s"] = spent[label]
             rows.append(r)
             print(fmt([r]).splitlines()[-1], flush=True)
     table = fmt(rows)
