@@ -383,6 +383,12 @@ def _move(ti, dt,
                         g = dn
                         vl = 0.0
             else:
+                if tg == UNKNOWN:
+                    # not computed by the permission pass (a follower then; it may lead its lane
+                    # now, after a lane change ahead of it): the node bound below reads it too
+                    tg = _crossing(slot[uw], lane, xo, vo, flags[uw] & F_COMMITTED, slot_next, slot_move, lane_idx,
+                                   lane_link, link_len, maxl, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                                   amber)
                 g, vl = _front(w, lane, xo, lead, tg, x, v, cls, slot, flags, stop_next, prv, tgt,
                                lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0, slot_link,
                                slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_active,

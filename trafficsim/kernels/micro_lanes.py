@@ -202,7 +202,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
     permissions there), one that cannot stop before the line at ``amber`` (it commits at amber)
     and one that may reach the node within the step. Every other vehicle has a leader in its
     lane whose rear lies before the stop line, so the line never binds it, and its ``tgt`` is
-    ``UNKNOWN`` (``_front`` computes it if asked; ``all_tgt``, a test-only switch, computes every
+    ``UNKNOWN``; whoever reads it then computes it (``_front``, the move pass for a vehicle that
+    leads its lane after a lane change ahead of it; ``all_tgt``, a test-only switch, computes every
     permission, which must give the same results). On long links most vehicles are such followers:
     on the on-ramp corridor skipping their permission (a dozen scattered loads and branches
     each) took about a quarter off this pass's time; records are unchanged."""
@@ -557,10 +558,4 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                 tgt[w] = _crossing(slot[w], dst, x[w], v[w], 0, slot_next, slot_move, lane_idx, lane_link, link_len,
                                    maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
                 yld[w] = -1
-            h = lane_head[src]
-            if nd > 0 and h >= 0 and tgt[h] == UNKNOWN:
-                # the lane's first vehicle left it: the follower that leads the lane now reads its
-                # node permission (see _permissions)
-                tgt[h] = _crossing(slot[h], src, x[h], v[h], flags[h] & F_COMMITTED, slot_next, slot_move, lane_idx,
-                                   lane_link, link_len, maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
             counters[C_LC] += nd
