@@ -757,3 +757,32 @@ def test_result_schema_matches_macro_and_errors_name_the_element():
         ts.simulate(sc.replace(network=net), engine="micro")
     with pytest.raises(SimulationError, match="lane_change: unknown parameter"):
         ts.simulate(sc, engine="micro", lane_change={"politness": 0.3})
+
+
+@pytest.mark.parametrize("stagger_m", [-2.0, 0.0, 0.3, 1.0, 1.9, 2.5, 4.0])
+@pytest.mark.parametrize("exit_car_ahead", [True, False])
+def test_two_standing_vehicles_needing_each_others_lane_trade_places(stagger_m, exit_car_ahead):
+    """A counter lane change at the end of the lanes: an exit-bound car stands at the end of a
+    through lane, a through car stands in the exit lane, its front ``stagger_m`` behind the other's
+    rear (negative: the two overlap; ``exit_car_ahead`` False: the through car is the one in
+    front). Near each other, neither fits into the other's lane (it would stand within the jam
+    distance s0 = 2 m of the other) and each waits for the other for good unless they trade
+    places (0 and 0.3 m did, before). Both must leave by their routes, with one lane change each,
+    and no overlap."""
+    net = _exit_junction()
+    net.connect_lanes("approach", "exit", [(0, 0)])
+    net.connect_lanes("approach", "through", [(1, 1), (2, 2)])
+    x = [398.0, 398.0 - 5.0 - stagger_m] if exit_car_ahead else [398.0 - 5.0 - stagger_m, 398.0]
+    iv = [dict(link="approach", lane=1, x_m=x[0], speed_kmh=0.0, route=("approach", "exit")),
+          dict(link="approach", lane=0, x_m=x[1], speed_kmh=0.0, route=("approach", "through"))]
+    res = ts.simulate(ts.Scenario(net, ts.Demand(), 60), engine="micro", initial_vehicles=iv, trajectories=TRAJ,
+                      record_interval_s=60)
+    fs, tr = res.final_state, res.final_state["trajectories"]
+    gaps = gaps_from_trajectories(tr)
+    assert gaps.size == 0 or gaps.min() >= -1e-6
+    assert fs["exited"] == 2 and fs["lane_changes"] == 2
+    assert sorted(tr["exit_link"].values[:2]) == ["exit", "through"]
+    approach = list(tr["link_ids"].values).index("approach")
+    for k in range(2):  # each left from the lane that leads where it went
+        lanes = tr["lane"].values[:, k][tr["link_index"].values[:, k] == approach]
+        assert lanes[-1] == (0 if tr["exit_link"].values[k] == "exit" else 1)

@@ -125,23 +125,31 @@ def _quick_gap(w, lead, xp, no_obs, len_link, x, v, cls, cls_len, stop_next):
 @kernel
 def _swap(w, lane, j, md,
           x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail, counters,
-          link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off, obs_pos, obs_end,
-          stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber, rf0):
+          link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, slot_next, slot_move, maxl, obs_off, obs_pos,
+          obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d, amber, rf0):
     """Two standing vehicles side by side, each needing the other's lane, trade places.
 
     Without this, a vehicle waiting at the end of its lane for the lane of a neighbour that
-    waits for its lane would deadlock both (they see each other as the blocking vehicle)."""
+    waits for its lane would deadlock both (they see each other as the blocking vehicle).
+    "Side by side" includes two vehicles one just behind the other, nearer than the rear one's
+    jam distance ``s0``: neither then fits into the other's lane either (the one in front would
+    stand within ``s0`` of the other, the one behind would have to pass it), and both would wait
+    for good. The trade keeps every position; it is made only where it overlaps no one."""
     if v[w] > 0.5 or lane_open[j] == 0:
         return False
     lw = cls_len[cls[w]]
+    # partners in lane j: from the first vehicle whose rear is less than w's s0 ahead of w's
+    # front, upstream to the last whose front is less than its own s0 behind w's rear
     u = lane_head[j]
-    while u >= 0 and x[u] - cls_len[cls[u]] >= x[w]:
+    while u >= 0 and x[u] - cls_len[cls[u]] >= x[w] + cls_s0[cls[w]]:
         u = prv[u]
-    if u < 0 or x[u] <= x[w] - lw or v[u] > 0.5 or dwell[u] > 0.0:
-        return False
-    if _mandatory_dir(u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0, lane_link,
-                      lane_idx, maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open,
-                      yield_d) != -md:
+    while u >= 0 and x[u] > x[w] - lw - cls_s0[cls[u]]:
+        if v[u] <= 0.5 and dwell[u] <= 0.0 and _mandatory_dir(
+                u, j, x[u], x, v, slot, stop_next, nxt, dwell, stop_off, link_len, link_lane0, lane_link, lane_idx,
+                maxl, obs_off, obs_pos, obs_end, obs_active, slot_lo, slot_hi, slot_map, lane_open, yield_d) == -md:
+            break
+        u = prv[u]
+    if u < 0 or x[u] <= x[w] - lw - cls_s0[cls[u]]:
         return False
     lu = cls_len[cls[u]]
     a = nxt[u]
@@ -323,8 +331,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
             if dwell[w] <= 0.0 and _swap(
                     w, lane, lane + md, md,
                     x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
-                    counters, link_len, link_lane0, lane_link, lane_idx, cls_len, slot_next, slot_move, maxl, obs_off,
-                    obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d,
+                    counters, link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, slot_next, slot_move, maxl,
+                    obs_off, obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d,
                     amber, rf0):
                 # the vehicle swapped into lane + md is walked there (when that lane comes later)
                 lane_md[lane + md] = 1
