@@ -332,8 +332,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                     w, lane, lane + md, md,
                     x, v, tfac, dwell, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags, lane_head, lane_tail,
                     counters, link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, slot_next, slot_move, maxl,
-                    obs_off, obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, yield_d,
-                    amber, rf0):
+                    obs_off, obs_pos, obs_end, stop_off, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                    yield_d, amber, rf0):
                 # the vehicle swapped into lane + md is walked there (when that lane comes later)
                 lane_md[lane + md] = 1
                 w = nw
