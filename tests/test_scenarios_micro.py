@@ -236,9 +236,10 @@ def test_micro_queue_dissolves_after_the_peak_without_gridlock(sid, seed):
     The queue is the vertical queue at the discharge point (arrivals minus departures,
     :func:`bottleneck_curves`): at the end it is under 15% of its longest plus three Poisson
     sigmas of the last 15 minutes' arrivals (random arrivals leave a few vehicles), or it has
-    shrunk by at least 10% of its longest over the last 15 minutes (measured: jiangwan-bridge ends at 34-46% of its longest and luoxi-bridge at 10-21%, both
-    draining at 950-1,300 veh/h: micro discharges 87-91% of macro's capacity there, and the
-    clearance period is sized on the capacity). No link stands locked: every link whose queue
+    shrunk by at least 10% of its longest over the last 15 minutes (measured: jiangwan-bridge ends
+    at 34-46% of its longest and luoxi-bridge at 10-21%, both draining at 950-1,300 veh/h: micro
+    discharges 87-91% of macro's capacity there, and the clearance period is sized on the
+    capacity). No link stands locked: every link whose queue
     covers half its length at the end passed vehicles in the last 30 minutes (two vehicles each
     waiting for the other's lane locked a whole approach before they traded places)."""
     res = run(sid, "micro", seed)
