@@ -3,7 +3,7 @@ dropped when any kernel source changes, kept otherwise."""
 
 from pathlib import Path
 
-from trafficsim.kernels._jit import invalidate_stale_cache
+from trafficsim._kernel_cache import invalidate_stale_cache
 
 
 def _cache_files(d: Path) -> list[str]:
