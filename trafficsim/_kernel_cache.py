@@ -47,9 +47,9 @@ def invalidate_stale_cache(cache_dir: Path, sources: list[Path]) -> bool:
 
 
 def check(probe) -> None:
-    """Run the guard for the package's kernels; ``probe`` is a plain function defined in a kernel
-    module (numba says where it would cache it: the in-tree ``__pycache__``, ``NUMBA_CACHE_DIR``
-    ...). Called by :mod:`trafficsim.kernels._jit` when the cache is on."""
+    """Run the guard for the package's kernels; ``probe`` is the Python function of any kernel
+    (numba says where it would cache it: the in-tree ``__pycache__``, ``NUMBA_CACHE_DIR`` ...).
+    Called by :mod:`trafficsim.kernels._jit` when the cache is on."""
     try:
         cache_dir = Path(numba.njit(cache=True)(probe)._cache._cache_path)
     except Exception:  # numba internals moved: fall back to the in-tree cache

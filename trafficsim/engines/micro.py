@@ -486,7 +486,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         IDM_DELTA, lc["politeness"], lc["b_safe_ms2"], lc["threshold_ms2"], lc["bias_right_ms2"], lc["min_gap_m"],
         lc["cooldown_s"], lc["free_distance_m"], lc["yield_distance_m"], lc["lookahead_m"], lc["amber_decel_ms2"],
         lc["queue_speed_frac"], lc["insert_decel_ms2"], lc["strategic_distance_m"], lc["relaxation_s"],
-        lc["relaxation_factor"], 0.0,
+        lc["relaxation_factor"], 0.0,  # P_ALLTGT: off (a test-only switch, see micro_base)
     ])
     mnet = MicroNet(
         link_len=float_array([lk.length_m for lk in links]), link_lane0=int_array(lane0),
