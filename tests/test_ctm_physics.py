@@ -279,3 +279,68 @@ def test_capacity_drop_is_not_triggered_by_a_metered_queue():
 
     assert run(None) == pytest.approx(0.9 * 2 * Q, rel=0.01)        # queues at the merge: drop
     assert run(900.0) == pytest.approx(3000 + 900, rel=0.01)          # meter holds the ramp: no drop
+
+
+def _turn_bay(connect: bool, schedule=(), engine="macro", seed=0):
+    """A 3-lane approach: through to a 3-lane road, right turn to a 1-lane road (5000 + 500 veh/h).
+
+    With ``connect`` the lane markings say: lane 0 turns right, lanes 1-2 go straight on."""
+    net = ts.Network()
+    for n, xy in (("A", (0, -2000)), ("M", (0, 0)), ("T", (0, 1000)), ("R", (1000, 0))):
+        net.add_node(n, x=xy[0], y=xy[1])
+    kw = dict(free_speed_kmh=VF, capacity_vph_per_lane=Q, jam_density_vpkm_per_lane=KJ)
+    net.add_link("app", "A", "M", length_m=2000, lanes=3, lane_schedule=schedule, **kw)
+    net.add_link("thru", "M", "T", length_m=1000, lanes=3, **kw)
+    net.add_link("right", "M", "R", length_m=1000, lanes=1, **kw)
+    if connect:
+        net.connect_lanes("app", "right", [(0, 0)])
+        net.connect_lanes("app", "thru", [(1, 1), (2, 2)])
+    d = ts.Demand()
+    d.add("A", "T", [(0, 5000)])
+    d.add("A", "R", [(0, 500)])
+    sc = ts.Scenario(net, d, 3600)
+    if engine == "macro":
+        return ts.simulate(sc, dt_s=1.8, record_interval_s=36.0)
+    return ts.simulate(sc, engine=engine, seed=seed, record_interval_s=36.0)
+
+
+def _mean(da, t0, t1):
+    return float(da.where((da.time > t0) & (da.time <= t1)).dropna("time").mean())
+
+
+def test_movement_carries_at_most_the_share_of_capacity_of_its_lanes():
+    """Lane markings cap a movement at its lanes' capacity; the link's queue holds back the others
+    in first-in-first-out order."""
+    ds = _turn_bay(connect=False).data
+    # unmarked: every lane leads straight on, the approach's 3 lanes carry the 5,500 veh/h
+    assert _mean(ds.inflow.sel(link="thru"), 1800, 3600) == pytest.approx(5000, rel=1e-3)
+    res = _turn_bay(connect=True)
+    ds = res.data
+    thru, right = _mean(ds.inflow.sel(link="thru"), 1800, 3600), _mean(ds.inflow.sel(link="right"), 1800, 3600)
+    assert thru == pytest.approx(2 * Q, rel=1e-3)             # 2 of 3 lanes x lane capacity
+    assert right == pytest.approx(2 * Q * 500 / 5000, rel=1e-3)  # FIFO: the demand mix of the through flow
+    assert res.kpis["bottleneck"] == "app"
+    assert res.conservation_error() < 1e-6
+
+
+def test_movement_share_follows_the_lanes_in_force():
+    """Closing the median lane leaves the through movement 1 of 2 open lanes from t = 1800 s."""
+    ds = _turn_bay(connect=True, schedule=[(1800, 2)]).data
+    assert _mean(ds.inflow.sel(link="thru"), 900, 1800) == pytest.approx(2 * Q, rel=1e-3)
+    assert _mean(ds.inflow.sel(link="thru"), 2700, 3600) == pytest.approx(Q, rel=1e-3)
+
+
+@pytest.mark.parametrize("q_up, q_down", [(1800.0, 1900.0), (2000.0, 1800.0)])
+def test_lane_drop_discharges_at_the_continuing_lanes_capacity(q_up, q_down):
+    """4 lanes into 2: the 2 lanes that continue carry the flow up to the drop at their own lane
+    capacity, the link beyond at its own: the lower of the two counts."""
+    net = ts.Network()
+    for n, x in (("A", 0.0), ("B", 3000.0), ("C", 5000.0)):
+        net.add_node(n, x=x, y=0.0)
+    net.add_link("up", "A", "B", length_m=3000, lanes=4, free_speed_kmh=60, capacity_vph_per_lane=q_up)
+    net.add_link("down", "B", "C", length_m=2000, lanes=2, free_speed_kmh=60, capacity_vph_per_lane=q_down)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 4500)])
+    res = ts.simulate(ts.Scenario(net, d, 3600), dt_s=2.0, record_interval_s=60.0)
+    assert _mean(res.data.inflow.sel(link="down"), 1800, 3600) == pytest.approx(2 * min(q_up, q_down), rel=1e-3)
+    assert res.kpis["bottleneck"] == "up"

@@ -31,6 +31,7 @@ from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
 from ._feedback import MacroFeedback
+from ._lanes import movement_lane_shares
 from ._route_choice import MacroRouteChoice
 from ._common import (
     RouteTable,
@@ -82,6 +83,9 @@ class CompiledMacro:
     cell_x: np.ndarray
     #: current split of each flow's departures over its routes (dynamic route choice changes it)
     route_share: np.ndarray | None = None
+    #: each movement of the kernel (index = ``net.move_sig`` row) as (input link id, output link
+    #: id); None for a source's entry (input) or an exit (output)
+    movements: list | None = None
 
     def __post_init__(self):
         if self.route_share is None:
@@ -90,9 +94,9 @@ class CompiledMacro:
         # every input below is piecewise constant between the scenario's breakpoints: computed
         # once per segment (the Python loops over flows and links cost more than a kernel chunk)
         self._breaks = breakpoints(self.scenario)
-        self._segment_cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._segment_cache: dict[int, tuple] = {}
 
-    def _segment(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _segment(self, t_s: float) -> tuple:
         key = bisect.bisect_right(self._breaks, t_s)
         if key not in self._segment_cache:
             sc = self.scenario
@@ -104,13 +108,30 @@ class CompiledMacro:
                 if isinstance(c, FixedRateMeter):
                     meter[index[c.link]] = min(meter[index[c.link]], c.rate_at(t_s) / 3600.0 * self.dt)
             flow_rate = np.array([f.rate_at(t_s) for f in sc.demand.flows] or [0.0])
-            self._segment_cache[key] = (lanes_arr, meter, flow_rate)
+            move_share, link_share = self._lane_shares(t_s)
+            self._segment_cache[key] = (lanes_arr, meter, flow_rate, move_share, link_share)
         return self._segment_cache[key]
+
+    def _lane_shares(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each movement's share of its link's lanes at ``t_s`` (the lane connectors in force, as
+        the micro engine uses them) and each link's smallest; 1 where every lane serves."""
+        net = self.scenario.network
+        links = [(a, b) for a, b in self.movements if a is not None]
+        open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}
+        shares = movement_lane_shares(net, links, open_lanes)
+        move_share = np.ones(len(self.movements))
+        link_share = np.ones(len(self.link_ids))
+        index = {lid: i for i, lid in enumerate(self.link_ids)}
+        for m, mv in enumerate(self.movements):
+            if mv in shares:
+                move_share[m] = shares[mv]
+                link_share[index[mv[0]]] = min(link_share[index[mv[0]]], shares[mv])
+        return move_share, link_share
 
     def controls_at(self, t_s: float) -> CTMControls:
         """Control arrays in force at time ``t_s`` [s] (fresh arrays: controllers write into them)."""
-        lanes_arr, meter, _ = self._segment(t_s)
-        return CTMControls(lanes_arr.copy(), meter.copy(), self.source_rates(t_s))
+        lanes_arr, meter, _, move_share, link_share = self._segment(t_s)
+        return CTMControls(lanes_arr.copy(), meter.copy(), self.source_rates(t_s), move_share, link_share)
 
     def source_rates(self, t_s: float) -> np.ndarray:
         """Arrivals per step [veh] into each source slot at ``t_s`` [s], split by ``route_share``."""
@@ -244,10 +265,11 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     move_in = np.concatenate([pair_link, L + src_slot_src])
     move_to = np.concatenate([pair_next, src_link[src_slot_src] if n_src_slots else np.zeros(0, np.int64)])
     keys, slot_move_sorted = np.unique(move_in * (L + 1) + (move_to + 1), return_inverse=True)
-    move_sig, move_wins = [], []
+    move_sig, move_wins, movements = [], [], []
     for key in keys.tolist():
         inp, out = divmod(key, L + 1)
         out -= 1
+        movements.append((link_ids[inp] if inp < L else None, link_ids[out] if out >= 0 else None))
         node = node_ids[link_to[inp]] if inp < L else src_list[inp - L][0][0]
         sig = -1
         wins: list[tuple[float, float]] = []
@@ -307,7 +329,7 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     cell_x = np.concatenate([(np.arange(n) + 0.5) * d for n, d in zip(n_cells, dx)]) if L else np.zeros(0)
     return CompiledMacro(
         scenario, dt, n_steps, spr, link_ids, node_ids, routes, [o for (o, _), _ in src_list], cnet,
-        cell_link, cell_x,
+        cell_link, cell_x, movements=movements,
     )
 
 
@@ -326,7 +348,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
         cum_in=np.zeros(L), cum_out=np.zeros(L), route_in=np.zeros(R), route_out=np.zeros(R),
         route_gen=np.zeros(R), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
-        a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), act=np.zeros(net.max_in, np.uint8),
+        a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), c_i=np.ones(net.max_in), act=np.zeros(net.max_in, np.uint8),
         r_o=np.zeros(net.max_out), link_out=np.zeros(L),
         link_send=np.zeros(L), link_recv=np.zeros(L),
     )

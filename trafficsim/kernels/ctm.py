@@ -22,7 +22,10 @@ solution as Flotterod & Rohde 2011) splits the receiving flows of the outgoing l
 incoming links with capacity-proportional (or user) priorities, the flow of each incoming link
 respecting FIFO over its movements: one blocked movement holds back the whole link. Movements
 under a red signal are taken out of the link's FIFO set (they wait in their turn pocket) and do
-not flow.
+not flow. A movement served by ``k`` of its link's ``n`` lanes (the lane connectors) carries at
+most ``k/n`` of the link's capacity: where its demand exceeds that, the link's sending flow is
+lowered, FIFO, until it fits (a demand constraint before the node model, as a lane-blocked
+movement holds back the link's queue).
 
 Vehicles are tracked by route (the commodity). Each link keeps a FIFO ring of *packets*, each
 holding the vehicles of every route on the link that entered together. A link sends the first
@@ -112,6 +115,8 @@ class CTMControls(NamedTuple):
     lanes: np.ndarray         # (L,) lanes in force (schedule minus blocking), float
     meter: np.ndarray         # (L,) cap on the link's discharge per step [veh], inf = none
     src_rate: np.ndarray      # (G,) arrivals per step into each source slot's queue [veh]
+    move_share: np.ndarray    # (M,) share of its input link's capacity a movement may use (lanes serving it / lanes)
+    link_share: np.ndarray    # (L,) the smallest move_share of the link's movements (1: every lane serves all)
 
 
 class CTMState(NamedTuple):
@@ -136,6 +141,7 @@ class CTMState(NamedTuple):
     s_i: np.ndarray           # scratch (max_in,)
     a_i: np.ndarray           # scratch (max_in,)
     f_i: np.ndarray           # scratch (max_in,)
+    c_i: np.ndarray           # scratch (max_in,) share of an input's window its lane-capped demand keeps
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
     link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
@@ -794,7 +800,7 @@ def _update_green(green, move_sig, move_win_off, win_start, win_end, sig_cycle, 
 
 @kernel(inline="always")
 def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src_slot_off, queue, capacity_drop,
-                 keep):
+                 keep, link_share, qstep_lane, lanes):
     """Whether the node model at this node surely takes its fast path with every input flowing
     in full, decided without splitting the inputs' windows by movement.
 
@@ -802,13 +808,17 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
     between a window's split and its link's sending flow, fits every outgoing link's supply
     (lowered by the capacity drop, if any), and no input's sending flow lies between 1e-13 and
     1e-9 vehicles, where whether it exceeds the node model's threshold of 1e-12 could depend
-    on that rounding. The node model then moves exactly what the full computation would."""
+    on that rounding, and no input's sending flow exceeds what its narrowest movement may carry
+    (its lane share of the link's capacity). The node model then moves exactly what the full
+    computation would."""
     total = 0.0
     for i in range(ni):
         inp = node_in[_u(i0 + i)]
         if inp < L:
             s = link_send[_u(inp)]
             if not (s < 1e-13 or s > 1e-9):
+                return False
+            if s > link_share[_u(inp)] * qstep_lane[_u(inp)] * lanes[_u(inp)]:
                 return False
             total += s
         else:
@@ -871,13 +881,33 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
             _prefetch(slot_flow, s0)
 
 
+@kernel(inline="always")
+def _lane_share_limit(l, row, no, MO, s_io, out_slot_off, slot_move, move_share, cap):
+    """Lower link ``l``'s demand per output ``s_io[row + o]`` by one common factor (FIFO) so that
+    no movement exceeds its lane share of the link's capacity ``cap`` [veh/step]; returns the
+    factor (1: no movement exceeds its share)."""
+    ratio = 1.0
+    ob = l * (MO + 1)
+    for o in range(no):
+        d = s_io[_u(row + o)]
+        if d > 0.0:
+            c = move_share[_u(slot_move[_u(out_slot_off[_u(ob + o)])])] * cap
+            if d * ratio > c:
+                ratio = c / d
+    if ratio < 1.0:
+        for o in range(no):
+            s_io[_u(row + o)] *= ratio
+    return ratio
+
+
 @kernel
-def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_share,
+                link_share, prio, capacity_drop, keep,
                 slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                 src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                 pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                 queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
-                f_i, act, r_o):
+                f_i, c_i, act, r_o):
     """Phase 2 of a step: the node model (Tampere et al. 2011) at every node. Reads only the
     start-of-step cell state; moves vehicles between links (packets,
     ``link_inflow``) and out of the network."""
@@ -894,7 +924,8 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
         if ni == 0:
             continue
         if not has_signals and _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv,
-                                            src_slot_off, queue, capacity_drop, keep):
+                                            src_slot_off, queue, capacity_drop, keep, link_share, qstep_lane,
+                                            lanes):
             # every input flows in full: ratio 1 for each of its movements
             for i in range(ni):
                 inp = node_in[_u(i0 + i)]
@@ -929,6 +960,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
         # demand per movement
         for i in range(ni):
             inp = node_in[_u(i0 + i)]
+            c_i[i] = 1.0
             if inp < L:
                 s = link_send[_u(inp)]
                 if s > 0.0:
@@ -942,6 +974,9 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                             g0 = out_slot_off[_u(ob + o)]
                             if g0 < out_slot_off[_u(ob + o + 1)] and green[_u(slot_move[_u(g0)])] == 0:
                                 s_io[_u(i * max_out + o)] = 0.0
+                    if link_share[_u(inp)] < 1.0:
+                        c_i[i] = _lane_share_limit(inp, i * max_out, no, max_out, s_io, out_slot_off, slot_move,
+                                                   move_share, qstep_lane[_u(inp)] * lanes[_u(inp)])
                 a_i[i] = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
             else:
                 src = inp - L
@@ -1028,10 +1063,11 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             if act[i]:
                 f_i[i] = s_i[i]
                 act[i] = 0
-        # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements
+        # move vehicles: one flowing ratio per input (FIFO), 0 for its red movements; the ratio
+        # applies to the whole window, of which the demand was the share c_i
         for i in range(ni):
             inp = node_in[_u(i0 + i)]
-            ratio = min(1.0, f_i[i] / s_i[i]) if s_i[i] > _EPS else 0.0
+            ratio = min(1.0, f_i[i] / s_i[i]) * c_i[i] if s_i[i] > _EPS else 0.0
             for o in range(no):
                 kk = i * max_out + o
                 s_io[_u(kk)] = ratio if s_io[_u(kk)] > 0.0 else 0.0
@@ -1076,12 +1112,14 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     sig_cycle, sig_offset, pk_base, pk_min = net.sig_cycle, net.sig_offset, net.pk_base, net.pk_min
     P, max_out = net.n_packets, net.max_out
     lanes, meter, src_rate = ctl.lanes, ctl.meter, ctl.src_rate
+    move_share, link_share = ctl.move_share, ctl.link_share
     n, pk, pk_head, pk_count = st.n, st.pk, st.pk_head, st.pk_count
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
     link_inflow, slot_flow, green = st.link_inflow, st.slot_flow, st.green
     link_out, link_send, link_recv = st.link_out, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
+    c_i = st.c_i
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
     rec_qlen, rec_qmax = rec.queue_m, rec.queue_m_max
 
@@ -1112,12 +1150,13 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                 route_gen[_u(slot_route[_u(g)])] += a
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
-        _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, prio, capacity_drop, keep,
+        _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_share,
+                    link_share, prio, capacity_drop, keep,
                     slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                     src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                     pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
-                    a_i, f_i, act, r_o)
+                    a_i, f_i, c_i, act, r_o)
         # phases 1 and 3, link by link: flows inside the link, cell update, record, the link's ends
         if _update_links(row, dt, steps_per_record, n, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                          lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv,

@@ -10,12 +10,15 @@ southbound carriageway (``bridge-south`` 2 lanes, then ``ground-south`` 4 lanes 
 carries the lighter counter-peak flow: the morning tide runs north from Panyu into Haizhu. It is
 modelled so that a tidal lane has a lane to borrow (the spot itself is northbound only).
 
-**Mechanism.** A lane drop: capacity falls from 4 x 1800 to 2 x 1900 veh/h. The queue head
-stands at the drop (downstream end of ``ground-approach``) and spills back over
-``ground-feeder``; the bridge discharges at its capacity.
+**Mechanism.** A lane drop from 4 ground lanes (1800 veh/h each) to 2 bridge lanes (1900 veh/h
+each). Traffic reaches the bridge foot in the 2 ground lanes that continue, at the ground road's
+lane capacity, so the drop passes 2 x min(1800, 1900) = 3600 veh/h. The queue head stands at the
+drop (downstream end of ``ground-approach``) and spills back over ``ground-feeder``.
 
-**Engines.** Macro: the drop is a node between a 4-lane and a 2-lane link. Micro: drivers in
-the dropped lanes must change lanes before ``F``.
+**Engines.** Macro: the drop is a node between a 4-lane and a 2-lane link; the movement onto
+the bridge is served by 2 of the 4 lanes, so it carries at most half the ground road's capacity
+(the CTM node model's lane shares). Micro: drivers in the dropped lanes must change lanes before
+``F``.
 
 **Tidal lane.** Row 10 lists widening the bridge; the seed's general measures (Att. 1 item 5,
 潮汐车流) name tidal lanes, the cheap way to give the morning tide a third bridge lane: the
@@ -65,12 +68,15 @@ def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak
         cause_class="road condition", seed_category="道路条件",
         symptom="several ground lanes drop to 2 lanes up the bridge",
         bottleneck_link="ground-approach", queue_links=["ground-approach", "ground-feeder"], discharge_link="bridge",
-        capacity_vph=s.capacity_vph("bridge"), capacity_basis="bridge_lanes x bridge lane capacity",
+        capacity_vph=bridge_lanes * min(s.net.link("ground-approach").capacity_vph_per_lane,
+                                        s.net.link("bridge").capacity_vph_per_lane),
+        capacity_basis="bridge_lanes x the lower lane capacity of the ground road (the lanes that continue) "
+                       "and the bridge",
         remedies=["PeakControl", "Widening", "DemandRestriction", "TidalLane"],
         corridor=["ground-feeder", "ground-approach", "bridge"],
         assumptions=[
             ("ground lanes", f"{ground_lanes}", "the seed says 'several' (多条)"),
-            ("peak demand", f"{peak_vph:g} veh/h", "about 1.2 x the 2-lane bridge capacity"),
+            ("peak demand", f"{peak_vph:g} veh/h", "about 1.25 x the drop's capacity (2 lanes x 1800)"),
             ("lengths", f"approach {a:g} m + {f:g} m, bridge {bridge_length_m:g} m", "Luoxi Bridge is 1.9 km"),
             ("southbound demand", f"{southbound_peak_vph:g} veh/h at the peak",
              "the morning counter-peak, a third of northbound (commuters from Panyu cross north); below "

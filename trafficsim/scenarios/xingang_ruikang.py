@@ -22,7 +22,8 @@ covers the whole market stretch in both (micro: the kerb lane from the stretch's
 end), so micro drivers leave it on ``ruikang-entry``, where the macro's lane loss begins.
 
 **Through demand and seeds (micro, issue 4).** The through movement gets 2 lanes x 1800 veh/h x
-78 / 130 s of green = 2,160 veh/h. At 2,000 veh/h (93% of it) it queued on its own in micro,
+78 / 130 s of green = 2,160 veh/h on both engines (the macro engine caps a movement at the share
+of its link's lanes that serve it; with all 3 lanes it would get 3,240). At 2,000 veh/h (93% of it) it queued on its own in micro,
 whose signal passes less than the CTM (vehicles start from standstill each green: 1,789 against
 1,989 veh/h measured to ``xingang-east``): micro's head stood on ``xingang-approach`` on 6 of
 seeds 0-7. The scenario is about Ruikang Road's queue reaching the approach, so the through
