@@ -231,15 +231,14 @@ def test_place_and_agreement_hold_under_other_seeds(sid, seed):
 
 @pytest.mark.parametrize("sid,seed", [(sid, seed) for sid in ts.scenarios.names() for seed in (0,) + OTHER_SEEDS])
 def test_micro_queue_dissolves_after_the_peak_without_gridlock(sid, seed):
-    """The bottleneck's queue is gone by the run's end or still draining, and nothing is locked.
+    """The bottleneck's queue is gone by the run's end, and nothing is locked.
 
     The queue is the vertical queue at the discharge point (arrivals minus departures,
     :func:`bottleneck_curves`): at the end it is under 15% of its longest plus three Poisson
-    sigmas of the last 15 minutes' arrivals (random arrivals leave a few vehicles), or it has
-    shrunk by at least 10% of its longest over the last 15 minutes (measured: jiangwan-bridge ends
-    at 34-46% of its longest and luoxi-bridge at 10-21%, both draining at 950-1,300 veh/h: micro
-    discharges 87-91% of macro's capacity there, and the clearance period is sized on the
-    capacity). No link stands locked: every link whose queue
+    sigmas of the last 15 minutes' arrivals (random arrivals leave a few vehicles). Measured on
+    seeds 0-3: at most 12% of the longest (most under 5%); jiangwan-bridge and luoxi-bridge
+    needed longer clearances than the other spots for it (their cards' "clearance" rows: with
+    45 min they ended at 32-46% and 10-21%, still draining). No link stands locked: every link whose queue
     covers half its length at the end passed vehicles in the last 30 minutes (two vehicles each
     waiting for the other's lane locked a whole approach before they traded places)."""
     res = run(sid, "micro", seed)
@@ -247,7 +246,7 @@ def test_micro_queue_dissolves_after_the_peak_without_gridlock(sid, seed):
     q = arr - dep
     k = int(np.searchsorted(t, t[-1] - 900.0))
     noise = 3.0 * np.sqrt(arr[-1] - arr[k])  # 3 Poisson sigmas of the last 15 minutes' arrivals
-    assert q[-1] <= 0.15 * q.max() + noise or q[k] - q[-1] >= 0.1 * q.max(), (q.max(), q[k], q[-1], noise)
+    assert q[-1] <= 0.15 * q.max() + noise, (q.max(), q[-1], noise)
     d = res.data
     k30 = int(np.searchsorted(d["time"].values, d["time"].values[-1] - 1800.0))
     full = d["queue_length"].values[-1] > 0.5 * d["length_m"].values

@@ -31,7 +31,11 @@ from __future__ import annotations
 from ..demand import Demand
 from ._build import PeakShape, Site, card_meta, finish
 
-__all__ = ["build"]
+__all__ = ["build", "PEAK"]
+
+#: The default peak shape, with a longer clearance than the other spots' 45 min: see the card's
+#: "clearance" row.
+PEAK = PeakShape(clearance_s=3600.0)
 
 
 def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak_vph: float = 4500.0,
@@ -75,6 +79,9 @@ def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak
         remedies=["PeakControl", "Widening", "DemandRestriction", "TidalLane"],
         corridor=["ground-feeder", "ground-approach", "bridge"],
         assumptions=[
+            ("clearance", f"{peak.clearance_s / 60:.0f} min of shoulder demand after the ramp down",
+             "long enough for both engines' queues to dissolve: 45 min left 10-21% of micro's longest queue "
+             "(seeds 0-3), 60 min leaves none"),
             ("ground lanes", f"{ground_lanes}", "the seed says 'several' (多条)"),
             ("peak demand", f"{peak_vph:g} veh/h", "about 1.25 x the drop's capacity (2 lanes x 1800)"),
             ("lengths", f"approach {a:g} m + {f:g} m, bridge {bridge_length_m:g} m", "Luoxi Bridge is 1.9 km"),
