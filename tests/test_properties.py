@@ -1,6 +1,7 @@
 """Property-based checks on random small networks: no NaN, no negative density, conservation."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,3 +56,58 @@ def test_random_networks_conserve_and_stay_physical(sc, drop):
     jam = np.array([sc.network.links[str(l)].jam_density_vpkm_per_lane * sc.network.links[str(l)].max_lanes
                     for l in ds.link.values])
     assert (ds.density.values <= jam[None, :] * (1 + 1e-9)).all()
+
+
+@st.composite
+def marked_diverges(draw):
+    """An approach of 2-4 lanes splitting into 2-3 roads, each movement served by a random block of
+    the approach's lanes (explicit connectors), demand up to 1.5x the approach's capacity."""
+    na = draw(st.integers(2, 4))
+    k = draw(st.integers(2, 3))
+    q = draw(st.sampled_from([1600.0, 1800.0, 2000.0]))
+    net = ts.Network()
+    net.add_node("A", x=0.0, y=-1000.0)
+    net.add_node("M", x=0.0, y=0.0)
+    net.add_link("app", "A", "M", length_m=1000.0, lanes=na, free_speed_kmh=50.0, capacity_vph_per_lane=q)
+    blocks = {}
+    for j in range(k):
+        node = f"D{j}"
+        net.add_node(node, x=500.0 * (j - 1), y=500.0)
+        nb = draw(st.integers(1, 3))
+        net.add_link(f"out{j}", "M", node, length_m=500.0, lanes=nb, free_speed_kmh=50.0,
+                     capacity_vph_per_lane=draw(st.sampled_from([1600.0, 1800.0, 2000.0])))
+        lo = draw(st.integers(0, na - 1))
+        hi = draw(st.integers(lo, na - 1))
+        net.connect_lanes("app", f"out{j}", [(i, min(i - lo, nb - 1)) for i in range(lo, hi + 1)])
+        blocks[f"out{j}"] = hi - lo + 1
+    total = draw(st.floats(0.3, 1.5)) * na * q
+    weights = [draw(st.floats(0.05, 1.0)) for _ in range(k)]
+    d = ts.Demand()
+    for j, wgt in enumerate(weights):
+        d.add("A", f"D{j}", [(0.0, total * wgt / sum(weights))])
+    return ts.Scenario(net, d, duration_s=1200.0), blocks, na, q
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(marked_diverges())
+def test_no_movement_exceeds_the_capacity_of_the_lanes_marked_for_it(case):
+    """A movement served by k of the approach's n lanes carries at most k/n of its capacity, and
+    the approach's queue holds the other movements back first in first out: every movement's flow
+    keeps the demand mix, and the approach flows at the most its tightest movement allows."""
+    sc, blocks, na, q = case
+    res = ts.simulate(sc, record_interval_s=60.0)
+    ds = res.data
+    late = ds.time > 600.0
+    demand = {f"out{j}": f.rate_at(0.0) for j, f in enumerate(sc.demand.flows)}
+    flows = {b: float(ds.inflow.sel(link=b).where(late).dropna("time").mean()) for b in blocks}
+    for b, kb in blocks.items():
+        assert flows[b] <= kb / na * na * q * (1 + 1e-6), (b, flows[b], kb, na, q)
+    # FIFO: one ratio of flow to demand for every movement
+    ratios = [flows[b] / demand[b] for b in blocks]
+    assert max(ratios) - min(ratios) < 1e-3, ratios
+    # the ratio is as high as the marked lanes (and the downstream roads, and the demand) allow
+    bound = min([1.0] + [kb * q / demand[b] for b, kb in blocks.items()]
+                + [sc.network.links[b].lanes * sc.network.links[b].capacity_vph_per_lane / demand[b] for b in blocks]
+                + [na * q / sum(demand.values())])
+    assert ratios[0] == pytest.approx(bound, rel=1e-3), (ratios, bound)
+    assert res.conservation_error() < 1e-6
