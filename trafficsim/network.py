@@ -229,7 +229,7 @@ class Network:
     allow_u_turns: bool = False
     #: Explicit lane connectors: ``{(from_link, to_link): ((from_lane, to_lane), ...)}`` (lanes
     #: from the right, 0 = kerb). Engines with lanes (micro, SUMO export) use them instead of the
-    #: derived ones for that movement; the macro engine caps the movement at its lanes' share of capacity.
+    #: derived ones for that movement; the macro engine fits the movements to their lanes' capacity.
     lane_connectors: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
@@ -315,8 +315,10 @@ class Network:
         lanes of a toll plaza into one ramp lane). Replaces the connectors the engines would derive
         for this movement (see
         :mod:`trafficsim.engines.micro`); a lane closed by a lane schedule leaves its pairs unused
-        while closed. The micro engine drives on them; the macro engine caps the movement at the
-        share of ``from_link``'s open lanes that serve it (:mod:`trafficsim.kernels.ctm`).
+        while closed. The micro engine drives on them; the macro engine fits the movements of
+        ``from_link`` to the lanes that serve them: a movement on ``k`` of ``n`` open lanes carries
+        at most ``k/n`` of the link's capacity, movements sharing a lane share its capacity
+        (:mod:`trafficsim.kernels.ctm`).
 
         Examples
         --------

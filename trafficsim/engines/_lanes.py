@@ -1,8 +1,8 @@
 """Lane connectors at nodes, derived from the network: which lanes of a link lead to which link.
 
 Both engines use them: the microscopic engine routes vehicles lane by lane along them, the
-macroscopic engine caps each movement's flow at the share of its link's lanes that serve it
-(:func:`movement_lane_shares`). The rules are those of the module docstring of
+macroscopic engine fits each link's movements to the lanes that serve them
+(:mod:`trafficsim.kernels.ctm`). The rules are those of the module docstring of
 :mod:`trafficsim.engines.micro`; explicit connectors
 (:meth:`~trafficsim.network.Network.connect_lanes`) replace them for their movement.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["derive_connectors", "movement_lane_shares"]
+__all__ = ["derive_connectors"]
 
 
 def _turn_angle(net, a, b):
@@ -101,22 +101,4 @@ def derive_connectors(net, movements, open_lanes):
             na, nb = open_lanes[mv[0]], open_lanes[mv[1]]
             pairs = [(i, j) for i, j in pairs if i < na and j < nb]
             out[mv] = (pairs[0][0], pairs[-1][0], [j for _, j in pairs]) if pairs else (0, -1, [])
-    return out
-
-
-def movement_lane_shares(net, movements, open_lanes) -> dict:
-    """The share of its link's lanes that serve each movement: ``{(a, b): k / n}``.
-
-    ``k`` is the number of lanes of link ``a`` that lead to link ``b`` (the lane connectors in
-    force, :func:`derive_connectors`), ``n`` the lanes of ``a`` in force (``open_lanes``).
-    Movements served by every lane, and exit movements (``b`` is None), are left out: their
-    share is 1. A movement into a closed link, or whose connectors use only closed lanes, gets 0.
-    """
-    conn = derive_connectors(net, movements, open_lanes)
-    out = {}
-    for (a, b), (lo, hi, _) in conn.items():
-        n = open_lanes[a]
-        k = max(0, hi - lo + 1)
-        if n > 0 and k < n:
-            out[(a, b)] = k / n
     return out

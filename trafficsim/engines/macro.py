@@ -31,7 +31,7 @@ from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
 from ._feedback import MacroFeedback
-from ._lanes import movement_lane_shares
+from ._lanes import derive_connectors
 from ._route_choice import MacroRouteChoice
 from ._common import (
     RouteTable,
@@ -108,30 +108,37 @@ class CompiledMacro:
                 if isinstance(c, FixedRateMeter):
                     meter[index[c.link]] = min(meter[index[c.link]], c.rate_at(t_s) / 3600.0 * self.dt)
             flow_rate = np.array([f.rate_at(t_s) for f in sc.demand.flows] or [0.0])
-            move_share, link_share = self._lane_shares(t_s)
-            self._segment_cache[key] = (lanes_arr, meter, flow_rate, move_share, link_share)
+            self._segment_cache[key] = (lanes_arr, meter, flow_rate, self._lane_blocks(t_s))
         return self._segment_cache[key]
 
-    def _lane_shares(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Each movement's share of its link's lanes at ``t_s`` (the lane connectors in force, as
-        the micro engine uses them) and each link's smallest; 1 where every lane serves."""
+    def _lane_blocks(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The lanes serving each movement at ``t_s`` (the lane connectors in force, as the micro
+        engine uses them): first and last open lane of its input link (every lane for an exit or
+        a source's entry), each link's open lanes, and each link's smallest share of its lanes
+        that one of its movements has (1 where every lane serves every movement)."""
         net = self.scenario.network
-        links = [(a, b) for a, b in self.movements if a is not None]
         open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}
-        shares = movement_lane_shares(net, links, open_lanes)
-        move_share = np.ones(len(self.movements))
-        link_share = np.ones(len(self.link_ids))
+        conn = derive_connectors(net, [mv for mv in self.movements if mv[0] is not None], open_lanes)
         index = {lid: i for i, lid in enumerate(self.link_ids)}
-        for m, mv in enumerate(self.movements):
-            if mv in shares:
-                move_share[m] = shares[mv]
-                link_share[index[mv[0]]] = min(link_share[index[mv[0]]], shares[mv])
-        return move_share, link_share
+        M = len(self.movements)
+        move_lo, move_hi = np.zeros(M, np.int64), np.zeros(M, np.int64)
+        link_open = np.array([open_lanes[lid] for lid in self.link_ids], np.int64)
+        link_share = np.ones(len(self.link_ids))
+        for m, (a, b) in enumerate(self.movements):
+            if a is None:
+                continue
+            n = open_lanes[a]
+            lo, hi = conn[(a, b)][:2] if (a, b) in conn else (0, n - 1)
+            move_lo[m], move_hi[m] = lo, hi
+            if n > 0:
+                l = index[a]
+                link_share[l] = min(link_share[l], max(0, hi - lo + 1) / n)
+        return move_lo, move_hi, link_open, link_share
 
     def controls_at(self, t_s: float) -> CTMControls:
         """Control arrays in force at time ``t_s`` [s] (fresh arrays: controllers write into them)."""
-        lanes_arr, meter, _, move_share, link_share = self._segment(t_s)
-        return CTMControls(lanes_arr.copy(), meter.copy(), self.source_rates(t_s), move_share, link_share)
+        lanes_arr, meter, _, blocks = self._segment(t_s)
+        return CTMControls(lanes_arr.copy(), meter.copy(), self.source_rates(t_s), *blocks)
 
     def source_rates(self, t_s: float) -> np.ndarray:
         """Arrivals per step [veh] into each source slot at ``t_s`` [s], split by ``route_share``."""

@@ -22,10 +22,13 @@ solution as Flotterod & Rohde 2011) splits the receiving flows of the outgoing l
 incoming links with capacity-proportional (or user) priorities, the flow of each incoming link
 respecting FIFO over its movements: one blocked movement holds back the whole link. Movements
 under a red signal are taken out of the link's FIFO set (they wait in their turn pocket) and do
-not flow. A movement served by ``k`` of its link's ``n`` lanes (the lane connectors) carries at
-most ``k/n`` of the link's capacity: where its demand exceeds that, the link's sending flow is
-lowered, FIFO, until it fits (a demand constraint before the node model, as a lane-blocked
-movement holds back the link's queue).
+not flow. Each movement is served by a block of its link's lanes (the lane connectors), each
+lane carrying ``1/n`` of the link's capacity: the link's sending flow is lowered, FIFO, by the
+largest common factor that lets every movement's demand fit its lanes, i.e. for every run of
+adjacent lanes the demand of the movements served only by them within the run's capacity (by
+Hall's theorem, for blocks of adjacent lanes this is exactly when the demands can be spread over
+their lanes); a demand constraint before the node model, as a lane-blocked movement holds back
+the link's queue.
 
 Vehicles are tracked by route (the commodity). Each link keeps a FIFO ring of *packets*, each
 holding the vehicles of every route on the link that entered together. A link sends the first
@@ -115,8 +118,10 @@ class CTMControls(NamedTuple):
     lanes: np.ndarray         # (L,) lanes in force (schedule minus blocking), float
     meter: np.ndarray         # (L,) cap on the link's discharge per step [veh], inf = none
     src_rate: np.ndarray      # (G,) arrivals per step into each source slot's queue [veh]
-    move_share: np.ndarray    # (M,) share of its input link's capacity a movement may use (lanes serving it / lanes)
-    link_share: np.ndarray    # (L,) the smallest move_share of the link's movements (1: every lane serves all)
+    move_lo: np.ndarray       # (M,) first of the input link's open lanes that serve the movement (lo > hi: none)
+    move_hi: np.ndarray       # (M,) last of them
+    link_open: np.ndarray     # (L,) open lanes of each link (the lane schedule, before blocking)
+    link_share: np.ndarray    # (L,) the smallest share of its lanes one of the link's movements has (1: all lanes serve all)
 
 
 class CTMState(NamedTuple):
@@ -808,9 +813,9 @@ def _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src
     between a window's split and its link's sending flow, fits every outgoing link's supply
     (lowered by the capacity drop, if any), and no input's sending flow lies between 1e-13 and
     1e-9 vehicles, where whether it exceeds the node model's threshold of 1e-12 could depend
-    on that rounding, and no input's sending flow exceeds what its narrowest movement may carry
-    (its lane share of the link's capacity). The node model then moves exactly what the full
-    computation would."""
+    on that rounding, and no input's sending flow exceeds the capacity of the fewest lanes that
+    serve one of its movements (then no run of lanes is overloaded). The node model then moves
+    exactly what the full computation would."""
     total = 0.0
     for i in range(ni):
         inp = node_in[_u(i0 + i)]
@@ -882,16 +887,28 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
 
 
 @kernel(inline="always")
-def _lane_share_limit(l, row, no, MO, s_io, out_slot_off, slot_move, move_share, cap):
+def _lane_share_limit(l, row, no, MO, s_io, out_slot_off, slot_move, move_lo, move_hi, nl, cap_lane):
     """Lower link ``l``'s demand per output ``s_io[row + o]`` by one common factor (FIFO) so that
-    no movement exceeds its lane share of the link's capacity ``cap`` [veh/step]; returns the
-    factor (1: no movement exceeds its share)."""
+    the demands fit the lanes that serve them: for every run of adjacent lanes ``i..j`` of the
+    ``nl`` open ones, the demand of the movements served only by lanes in it is at most
+    ``(j - i + 1) cap_lane`` [veh/step]; a movement served by no open lane takes nothing. Returns
+    the factor (1: everything fits)."""
     ratio = 1.0
     ob = l * (MO + 1)
-    for o in range(no):
-        d = s_io[_u(row + o)]
-        if d > 0.0:
-            c = move_share[_u(slot_move[_u(out_slot_off[_u(ob + o)])])] * cap
+    for i in range(nl):
+        for j in range(i, nl):
+            d = 0.0
+            for o in range(no):
+                x = s_io[_u(row + o)]
+                if x > 0.0:
+                    m = slot_move[_u(out_slot_off[_u(ob + o)])]
+                    lo = move_lo[_u(m)]
+                    hi = move_hi[_u(m)]
+                    if lo > hi:
+                        ratio = 0.0
+                    elif lo >= i and hi <= j:
+                        d += x
+            c = cap_lane * (j - i + 1)
             if d * ratio > c:
                 ratio = c / d
     if ratio < 1.0:
@@ -901,8 +918,8 @@ def _lane_share_limit(l, row, no, MO, s_io, out_slot_off, slot_move, move_share,
 
 
 @kernel
-def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_share,
-                link_share, prio, capacity_drop, keep,
+def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_lo,
+                move_hi, link_open, link_share, prio, capacity_drop, keep,
                 slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                 src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                 pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
@@ -975,8 +992,9 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                             if g0 < out_slot_off[_u(ob + o + 1)] and green[_u(slot_move[_u(g0)])] == 0:
                                 s_io[_u(i * max_out + o)] = 0.0
                     if link_share[_u(inp)] < 1.0:
+                        nl = link_open[_u(inp)]
                         c_i[i] = _lane_share_limit(inp, i * max_out, no, max_out, s_io, out_slot_off, slot_move,
-                                                   move_share, qstep_lane[_u(inp)] * lanes[_u(inp)])
+                                                   move_lo, move_hi, nl, qstep_lane[_u(inp)] * lanes[_u(inp)] / nl)
                 a_i[i] = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
             else:
                 src = inp - L
@@ -1112,7 +1130,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     sig_cycle, sig_offset, pk_base, pk_min = net.sig_cycle, net.sig_offset, net.pk_base, net.pk_min
     P, max_out = net.n_packets, net.max_out
     lanes, meter, src_rate = ctl.lanes, ctl.meter, ctl.src_rate
-    move_share, link_share = ctl.move_share, ctl.link_share
+    move_lo, move_hi, link_open, link_share = ctl.move_lo, ctl.move_hi, ctl.link_open, ctl.link_share
     n, pk, pk_head, pk_count = st.n, st.pk, st.pk_head, st.pk_count
     queue, cum_in, cum_out = st.queue, st.cum_in, st.cum_out
     route_in, route_out, route_gen = st.route_in, st.route_out, st.route_gen
@@ -1150,8 +1168,8 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                 route_gen[_u(slot_route[_u(g)])] += a
         rec_wait[row] += waiting * dt
         # phase 2: the node model at every node
-        _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_share,
-                    link_share, prio, capacity_drop, keep,
+        _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_lo,
+                    move_hi, link_open, link_share, prio, capacity_drop, keep,
                     slot_off, out_slot_off, grp_lo, grp_hi, slot_next, slot_out, slot_move, slot_route, src_slot_off,
                     src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                     pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
