@@ -181,3 +181,21 @@ def test_below_capacity_no_bottleneck():
     res = ts.simulate(ts.scenarios.load("luoxi-bridge", demand_scale=0.7), engine="macro")
     assert res.kpis["bottleneck"] == ""
     assert np.all(res.data["origin_queue"].values < 1e-6)
+
+
+@pytest.mark.parametrize("engine", ["macro", pytest.param("micro", marks=pytest.mark.slow)])
+def test_marked_through_lanes_cap_the_through_movement(engine):
+    """xingang-ruikang's kerb lane is marked for the right turn: with through demand above what
+    the 2 through lanes pass in their green, the through flow is 2 x lane capacity x green share
+    (both engines; the right turn nearly empty so its lane is free)."""
+    sc = ts.scenarios.load("xingang-ruikang", through_peak_vph=2800.0, right_peak_vph=200.0)
+    app = sc.network.link("xingang-approach")
+    (sig,) = [c for c in sc.controls if isinstance(c, ts.FixedTimeSignal)]
+    green = sum(b - a for a, b in sig.green_windows()[("xingang-approach", "xingang-east")])
+    through_lanes = len(sc.network.lane_connectors[("xingang-approach", "xingang-east")])
+    expected = through_lanes * app.capacity_vph_per_lane * green / sig.cycle_s
+    res = ts.simulate(sc, engine=engine, seed=0)
+    inflow = res.data["inflow"].sel(link="xingang-east").values
+    peak = np.convolve(inflow, np.ones(15) / 15, mode="valid").max()  # busiest 15 min
+    assert peak == pytest.approx(expected, rel=DISCHARGE_TOL_SIGNAL)
+    assert peak < 0.8 * 2800.0  # well below the demand: the marking binds, not the demand
