@@ -95,6 +95,7 @@ class CompiledMacro:
         # once per segment (the Python loops over flows and links cost more than a kernel chunk)
         self._breaks = breakpoints(self.scenario)
         self._segment_cache: dict[int, tuple] = {}
+        self._blocks_cache: dict[tuple, tuple] = {}
 
     def _segment(self, t_s: float) -> tuple:
         key = bisect.bisect_right(self._breaks, t_s)
@@ -118,6 +119,10 @@ class CompiledMacro:
         that one of its movements has (1 where every lane serves every movement)."""
         net = self.scenario.network
         open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}
+        key = tuple(open_lanes.values())  # the blocks change only with the lanes in force
+        got = self._blocks_cache.get(key)
+        if got is not None:
+            return got
         conn = derive_connectors(net, [mv for mv in self.movements if mv[0] is not None], open_lanes)
         index = {lid: i for i, lid in enumerate(self.link_ids)}
         M = len(self.movements)
@@ -133,7 +138,8 @@ class CompiledMacro:
             if n > 0:
                 l = index[a]
                 link_share[l] = min(link_share[l], max(0, hi - lo + 1) / n)
-        return move_lo, move_hi, link_open, link_share
+        got = self._blocks_cache[key] = (move_lo, move_hi, link_open, link_share)
+        return got
 
     def controls_at(self, t_s: float) -> CTMControls:
         """Control arrays in force at time ``t_s`` [s] (fresh arrays: controllers write into them)."""
