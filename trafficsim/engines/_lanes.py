@@ -1,8 +1,9 @@
 """Lane connectors at nodes, derived from the network: which lanes of a link lead to which link.
 
 Both engines use them: the microscopic engine routes vehicles lane by lane along them, the
-macroscopic engine fits each link's movements to the lanes that serve them
-(:mod:`trafficsim.kernels.ctm`). The rules are those of the module docstring of
+macroscopic engine fits each link's movements to the lanes that serve them where those are a
+property of the road (explicit connectors, links with a single way on;
+:meth:`trafficsim.engines.macro.CompiledMacro._lane_blocks`, :mod:`trafficsim.kernels.ctm`). The rules are those of the module docstring of
 :mod:`trafficsim.engines.micro`; explicit connectors
 (:meth:`~trafficsim.network.Network.connect_lanes`) replace them for their movement.
 """

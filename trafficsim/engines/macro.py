@@ -96,6 +96,7 @@ class CompiledMacro:
         self._breaks = breakpoints(self.scenario)
         self._segment_cache: dict[int, tuple] = {}
         self._blocks_cache: dict[tuple, tuple] = {}
+        self._single_way: set[str] | None = None  # links with one allowed way on (see _lane_blocks)
 
     def _segment(self, t_s: float) -> tuple:
         key = bisect.bisect_right(self._breaks, t_s)
@@ -113,16 +114,32 @@ class CompiledMacro:
         return self._segment_cache[key]
 
     def _lane_blocks(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The lanes serving each movement at ``t_s`` (the lane connectors in force, as the micro
-        engine uses them): first and last open lane of its input link (every lane for an exit or
-        a source's entry), each link's open lanes, and each link's smallest share of its lanes
-        that one of its movements has (1 where every lane serves every movement)."""
+        """The lanes serving each movement at ``t_s``: first and last open lane of its input link,
+        each link's open lanes, and each link's smallest share of its lanes that one of its
+        movements has (1 where every lane serves every movement).
+
+        The lanes are those of the lane connectors in force (as the micro engine drives them)
+        where they are a property of the road: explicit connectors (``Network.connect_lanes``,
+        the markings), and the connector of a link with a single way on (where fewer lanes
+        continue, the lanes that end serve nothing at the node). At an unmarked diverge every lane
+        serves every movement, as drivers use the lanes the turning volumes need: the micro
+        engine's rule of thumb there (lanes in proportion to the downstream lanes, among the
+        movements the routes use) would make the capacity depend on the route set. The ways on
+        are the turns the network allows (``Network.turn_allowed``)."""
         net = self.scenario.network
         open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}
         key = tuple(open_lanes.values())  # the blocks change only with the lanes in force
         got = self._blocks_cache.get(key)
         if got is not None:
             return got
+        if self._single_way is None:
+            ways: dict[str, int] = {}
+            outs: dict[str, list[str]] = {}
+            for lid, lk in net.links.items():
+                outs.setdefault(lk.from_node, []).append(lid)
+            for lid, lk in net.links.items():
+                ways[lid] = sum(1 for b in outs.get(lk.to_node, ()) if net.turn_allowed(lid, b))
+            self._single_way = {lid for lid, n in ways.items() if n == 1}
         conn = derive_connectors(net, [mv for mv in self.movements if mv[0] is not None], open_lanes)
         index = {lid: i for i, lid in enumerate(self.link_ids)}
         M = len(self.movements)
@@ -133,7 +150,8 @@ class CompiledMacro:
             if a is None:
                 continue
             n = open_lanes[a]
-            lo, hi = conn[(a, b)][:2] if (a, b) in conn else (0, n - 1)
+            marked = (a, b) in net.lane_connectors or a in self._single_way
+            lo, hi = conn[(a, b)][:2] if marked and (a, b) in conn else (0, n - 1)
             move_lo[m], move_hi[m] = lo, hi
             if n > 0:
                 l = index[a]

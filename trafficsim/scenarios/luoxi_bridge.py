@@ -15,9 +15,10 @@ each). Traffic reaches the bridge foot in the 2 ground lanes that continue, at t
 lane capacity, so the drop passes 2 x min(1800, 1900) = 3600 veh/h. The queue head stands at the
 drop (downstream end of ``ground-approach``) and spills back over ``ground-feeder``.
 
-**Engines.** Macro: the drop is a node between a 4-lane and a 2-lane link; the movement onto
-the bridge is served by 2 of the 4 lanes, so it carries at most half the ground road's capacity
-(the CTM node model's lane shares). Micro: drivers in the dropped lanes must change lanes before
+**Engines.** Macro: the drop is a node between a 4-lane and a 2-lane link; the bridge is the
+ground road's only way on (turning back onto the southbound carriageway is banned: a divided
+road), so the movement onto it is served by the 2 of the 4 lanes that continue and carries at
+most half the ground road's capacity (the CTM node model's lanes serving a movement). Micro: drivers in the dropped lanes must change lanes before
 ``F``.
 
 **Tidal lane.** Row 10 lists widening the bridge; the seed's general measures (Att. 1 item 5,
@@ -64,6 +65,10 @@ def build(peak: PeakShape, *, ground_lanes: int = 4, bridge_lanes: int = 2, peak
     s.road("bridge", "F", "N", lanes=bridge_lanes, kind="bridge", name="Luoxi Bridge")
     s.road("bridge-south", "N", "F", lanes=bridge_lanes, kind="bridge", name="Luoxi Bridge southbound")
     s.road("ground-south", "F", "P0", lanes=ground_lanes, name="ground road to Panyu")
+    # a divided road: no turning back from one carriageway onto the other (the southbound ground
+    # road runs F -> P0 past P1, so these are not U-turns by their nodes)
+    s.net.ban_turn("ground-approach", "ground-south")
+    s.net.ban_turn("ground-south", "ground-feeder")
     d = Demand()
     d.add("P0", "N", peak.profile(peak_vph), name="northbound")
     d.add("N", "P0", peak.profile(southbound_peak_vph), name="southbound")
