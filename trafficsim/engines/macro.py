@@ -138,7 +138,10 @@ class CompiledMacro:
             for lid, lk in net.links.items():
                 outs.setdefault(lk.from_node, []).append(lid)
             for lid, lk in net.links.items():
-                ways[lid] = sum(1 for b in outs.get(lk.to_node, ()) if net.turn_allowed(lid, b))
+                nxt = outs.get(lk.to_node, ())
+                # Network.turn_allowed without its scan of every link for the node's out-links
+                ways[lid] = sum(1 for b in nxt if (lid, b) not in net.banned_turns and (
+                    net.allow_u_turns or net.links[b].to_node != lk.from_node or len(nxt) == 1))
             self._single_way = {lid for lid, n in ways.items() if n == 1}
         conn = derive_connectors(net, [mv for mv in self.movements if mv[0] is not None], open_lanes)
         index = {lid: i for i, lid in enumerate(self.link_ids)}
