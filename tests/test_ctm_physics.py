@@ -344,3 +344,25 @@ def test_lane_drop_discharges_at_the_continuing_lanes_capacity(q_up, q_down):
     res = ts.simulate(ts.Scenario(net, d, 3600), dt_s=2.0, record_interval_s=60.0)
     assert _mean(res.data.inflow.sel(link="down"), 1800, 3600) == pytest.approx(2 * min(q_up, q_down), rel=1e-3)
     assert res.kpis["bottleneck"] == "up"
+
+
+def test_lanes_that_end_count_only_where_the_link_has_a_single_way_on():
+    """A 4-lane road whose 2 left lanes continue (1,800 veh/h per lane before, 1,900 after): while a
+    side road also leaves the node every lane serves both movements; once the turn into it is
+    banned, the road ahead is the only way on and only the 2 continuing lanes carry its flow."""
+    def run(ban):
+        net = ts.Network()
+        for n, xy in (("A", (0, 0)), ("B", (3000, 0)), ("C", (5000, 0)), ("S", (3000, -1000))):
+            net.add_node(n, x=xy[0], y=xy[1])
+        net.add_link("up", "A", "B", length_m=3000, lanes=4, free_speed_kmh=60, capacity_vph_per_lane=1800)
+        net.add_link("down", "B", "C", length_m=2000, lanes=2, free_speed_kmh=60, capacity_vph_per_lane=1900)
+        net.add_link("side", "B", "S", length_m=1000, lanes=1, free_speed_kmh=60, capacity_vph_per_lane=1800)
+        if ban:
+            net.ban_turn("up", "side")
+        d = ts.Demand()
+        d.add("A", "C", [(0, 4500)])
+        res = ts.simulate(ts.Scenario(net, d, 3600), dt_s=2.0, record_interval_s=60.0)
+        return _mean(res.data.inflow.sel(link="down"), 1800, 3600)
+
+    assert run(ban=False) == pytest.approx(2 * 1900, rel=1e-3)   # the road beyond binds
+    assert run(ban=True) == pytest.approx(2 * 1800, rel=1e-3)    # the continuing lanes bind
