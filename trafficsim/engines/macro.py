@@ -27,6 +27,7 @@ from ..kernels.ctm import (
     CTMState,
     ctm_advance,
 )
+from ..network import allowed_turns
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
@@ -125,7 +126,7 @@ class CompiledMacro:
         serves every movement, as drivers use the lanes the turning volumes need: the micro
         engine's rule of thumb there (lanes in proportion to the downstream lanes, among the
         movements the routes use) would make the capacity depend on the route set. The ways on
-        are the turns the network allows (``Network.turn_allowed``)."""
+        are the turns the network allows (``trafficsim.network.allowed_turns``, as for routing)."""
         net = self.scenario.network
         open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}
         key = tuple(open_lanes.values())  # the blocks change only with the lanes in force
@@ -133,17 +134,16 @@ class CompiledMacro:
         if got is not None:
             return got
         if self._single_way is None:
-            ways: dict[str, int] = {}
-            outs: dict[str, list[str]] = {}
-            for lid, lk in net.links.items():
-                outs.setdefault(lk.from_node, []).append(lid)
-            for lid, lk in net.links.items():
-                nxt = outs.get(lk.to_node, ())
-                # Network.turn_allowed without its scan of every link for the node's out-links
-                ways[lid] = sum(1 for b in nxt if (lid, b) not in net.banned_turns and (
-                    net.allow_u_turns or net.links[b].to_node != lk.from_node or len(nxt) == 1))
-            self._single_way = {lid for lid, n in ways.items() if n == 1}
-        conn = derive_connectors(net, [mv for mv in self.movements if mv[0] is not None], open_lanes)
+            out_by_node: dict[str, list[int]] = {}
+            for i, lid in enumerate(self.link_ids):
+                out_by_node.setdefault(net.links[lid].from_node, []).append(i)
+            t_from, _ = allowed_turns(net, self.link_ids, out_by_node)
+            ways = np.bincount(t_from, minlength=len(self.link_ids))
+            self._single_way = {lid for lid, n in zip(self.link_ids, ways) if n == 1}
+        # a movement's lanes depend only on its own link's movements: derive just the marked ones
+        marked = [mv for mv in self.movements if mv[0] is not None and mv[1] is not None
+                  and (mv in net.lane_connectors or mv[0] in self._single_way)]
+        conn = derive_connectors(net, marked, open_lanes)
         index = {lid: i for i, lid in enumerate(self.link_ids)}
         M = len(self.movements)
         move_lo, move_hi = np.zeros(M, np.int64), np.zeros(M, np.int64)
@@ -153,8 +153,7 @@ class CompiledMacro:
             if a is None:
                 continue
             n = open_lanes[a]
-            marked = (a, b) in net.lane_connectors or a in self._single_way
-            lo, hi = conn[(a, b)][:2] if marked and (a, b) in conn else (0, n - 1)
+            lo, hi = conn[(a, b)][:2] if (a, b) in conn else (0, n - 1)
             move_lo[m], move_hi[m] = lo, hi
             if n > 0:
                 l = index[a]

@@ -146,7 +146,7 @@ class CTMState(NamedTuple):
     s_i: np.ndarray           # scratch (max_in,)
     a_i: np.ndarray           # scratch (max_in,)
     f_i: np.ndarray           # scratch (max_in,)
-    c_i: np.ndarray           # scratch (max_in,) share of an input's window its lane-capped demand keeps
+    c_i: np.ndarray           # scratch (max_in,) share of an input's window its demand keeps after _fit_to_lanes
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
     link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
@@ -887,7 +887,7 @@ def _prefetch_node(nd, L, node_in_off, node_in, node_out_off, node_out, slot_off
 
 
 @kernel(inline="always")
-def _lane_share_limit(l, row, no, MO, s_io, out_slot_off, slot_move, move_lo, move_hi, nl, cap_lane):
+def _fit_to_lanes(l, row, no, MO, s_io, out_slot_off, slot_move, move_lo, move_hi, nl, cap_lane):
     """Lower link ``l``'s demand per output ``s_io[row + o]`` by one common factor (FIFO) so that
     the demands fit the lanes that serve them: for every run of adjacent lanes ``i..j`` of the
     ``nl`` open ones, the demand of the movements served only by lanes in it is at most
@@ -993,7 +993,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                                 s_io[_u(i * max_out + o)] = 0.0
                     if link_share[_u(inp)] < 1.0:
                         nl = link_open[_u(inp)]
-                        c_i[i] = _lane_share_limit(inp, i * max_out, no, max_out, s_io, out_slot_off, slot_move,
+                        c_i[i] = _fit_to_lanes(inp, i * max_out, no, max_out, s_io, out_slot_off, slot_move,
                                                    move_lo, move_hi, nl, qstep_lane[_u(inp)] * lanes[_u(inp)] / nl)
                 a_i[i] = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
             else:
