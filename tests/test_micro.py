@@ -573,6 +573,69 @@ def test_a_left_turn_joining_a_road_takes_its_left_lanes():
     assert conn[("north", "east")] == (0, 0, [2])
 
 
+def _crossing(approach_lanes, exit_lanes=2, **net_kw):
+    """A junction D: ``app`` from the west, exits ``right`` (south), ``thru`` (east), ``left``
+    (north) with ``exit_lanes`` lanes, and their opposite carriageways back into D."""
+    net = ts.Network(**net_kw)
+    for nid, xy in {"W": (-500, 0), "D": (0, 0), "N": (0, 500), "S": (0, -500), "E": (500, 0)}.items():
+        net.add_node(nid, *xy)
+    _link(net, "app", "W", "D", lanes=approach_lanes, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    _link(net, "back", "D", "W", lanes=approach_lanes, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    for lid, far in (("right", "S"), ("thru", "E"), ("left", "N")):
+        _link(net, lid, "D", far, lanes=exit_lanes, free_speed_kmh=50, capacity_vph_per_lane=1800)
+        _link(net, f"{lid}-in", far, "D", lanes=exit_lanes, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    return net
+
+
+@pytest.mark.parametrize("wanted", [["right", "thru", "left"], ["right", "thru"], ["thru"], ["left", "thru"]])
+def test_diverge_lanes_are_a_property_of_the_road_not_of_the_routes(wanted):
+    """The lanes leading to each exit depend on the turns the network allows, whichever of them
+    the routes use: the through movement keeps as many lanes as continue, turns share the outer
+    lanes, and spare lanes become turn lanes (ties to the left turn)."""
+    expect = {
+        2: {"right": (0, 0), "thru": (0, 1), "left": (1, 1)},        # shared outer lanes
+        3: {"right": (0, 0), "thru": (0, 1), "left": (2, 2)},        # one spare lane: a left-turn lane
+        4: {"right": (0, 0), "thru": (1, 2), "left": (3, 3)},        # a turn lane on each side
+    }
+    for n, lanes in expect.items():
+        net = _crossing(n)
+        conn = derive_connectors(net, [("app", b) for b in wanted], {lid: lk.lanes for lid, lk in net.links.items()})
+        assert {b: conn[("app", b)][:2] for b in wanted} == {b: lanes[b] for b in wanted}, n
+    # a banned turn takes no lanes: the through and right movements of 3 lanes share them out
+    net = _crossing(3)
+    net.ban_turn("app", "left")
+    conn = derive_connectors(net, [("app", "thru"), ("app", "right")], {lid: lk.lanes for lid, lk in net.links.items()})
+    assert conn[("app", "thru")][:2] == (1, 2) and conn[("app", "right")][:2] == (0, 0)
+
+
+def test_t_junction_stem_and_u_turns_share_lanes_by_rule():
+    net = _crossing(2)
+    net.remove_link("thru")  # the approach ends at a T: right and left share it out in proportion
+    net.remove_link("thru-in")
+    conn = derive_connectors(net, [("app", "right"), ("app", "left")], {lid: lk.lanes for lid, lk in net.links.items()})
+    assert conn[("app", "right")][:2] == (0, 0) and conn[("app", "left")][:2] == (1, 1)
+    # where U-turns are allowed, the U-turn leaves from the leftmost lane and takes no lane from the others
+    net = _crossing(3, allow_u_turns=True)
+    conn = derive_connectors(net, [("app", "back"), ("app", "thru"), ("app", "left")],
+                             {lid: lk.lanes for lid, lk in net.links.items()})
+    assert conn[("app", "back")][:2] == (2, 2)
+    assert conn[("app", "thru")][:2] == (0, 1) and conn[("app", "left")][:2] == (2, 2)
+
+
+def test_unused_turns_do_not_take_the_through_lanes():
+    """A 2-lane street whose traffic goes straight on (and a few turn right) discharges through
+    both lanes: before the lanes were a property of the road, the derived rule gave the through
+    movement one lane (the right turn took the other), half the street's capacity."""
+    net = _crossing(2)
+    d = ts.Demand()
+    d.add("W", "E", [(0, 3000)])
+    d.add("W", "S", [(0, 150)], name="right")
+    res = ts.simulate(ts.Scenario(net, d, 1200), engine="micro", seed=3, trajectories=TRAJ, record_interval_s=300)
+    check_invariants(res, max_clamp_share=1e-4)
+    through = float(res.data["outflow"].sel(link="thru").isel(time=slice(1, None)).mean())
+    assert through > 2700  # the demand passes; one lane would carry 1,800 at most
+
+
 # ---------------------------------------------------------------------------- ring road
 def test_sugiyama_ring_develops_stop_and_go_moving_upstream():
     net = ts.Network()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from ..network import allowed_turns
+
 __all__ = ["derive_connectors"]
 
 
@@ -36,6 +38,68 @@ def _right_to_left(net, pairs, key_link, order):
     return rest + [widest]
 
 
+THROUGH_MAX_DEG = 45.0
+"""A diverge's through movement turns by less than this [deg]; without one the lanes are shared
+among the movements in proportion to their downstream lanes."""
+
+
+def _is_u_turn(net, a, b):
+    """A turn back to the node link ``a`` came from (by topology, not by angle)."""
+    return net.links[b].to_node == net.links[a].from_node
+
+
+def _share(mvs, lanes, lo, hi, weight):
+    """Lanes ``lo .. hi - 1`` (fractional bounds) shared among ``mvs`` right to left in proportion
+    to ``weight``: ``{mv: (first, last)}``; a lane on a boundary serves both movements."""
+    total = float(sum(weight[mv] for mv in mvs))
+    got, cum = {}, lo
+    for mv in mvs:
+        f0, f1 = cum, cum + (hi - lo) * weight[mv] / total
+        cum = f1
+        got[mv] = (int(math.floor(f0 + 1e-9)), max(int(math.floor(f0 + 1e-9)), int(math.ceil(f1 - 1e-9)) - 1))
+    return got
+
+
+def _diverge(net, mvs, na, open_lanes, order):
+    """The lanes ``(first, last)`` of a link with ``na`` lanes that lead to each of its movements
+    ``mvs`` (every turn the network allows there; rules: :mod:`trafficsim.engines.micro`)."""
+    uturns = [mv for mv in mvs if len(mvs) > 1 and _is_u_turn(net, *mv)]
+    got = {mv: (na - 1, na - 1) for mv in uturns}  # from the leftmost lane, sharing it
+    mvs = _right_to_left(net, [mv for mv in mvs if mv not in uturns], lambda p: p[1], order)
+    weight = {mv: max(open_lanes[mv[1]], 1) for mv in mvs}
+    angles = [_turn_angle(net, *mv) for mv in mvs]
+    if all(x is not None for x in angles):
+        k = min(range(len(mvs)), key=lambda i: abs(angles[i]))
+        if abs(angles[k]) > math.radians(THROUGH_MAX_DEG):
+            got.update(_share(mvs, na, 0.0, float(na), weight))  # no way straight on (a T's stem)
+            return got
+    else:
+        k = len(mvs) - 1  # the widest link, placed leftmost: the through road
+    right, through, left = mvs[:k], mvs[k], mvs[k + 1:]
+    if not right and not left:
+        got[through] = (0, na - 1)  # a lane drop's rightmost lanes end at the merge side
+        return got
+    # the through movement keeps as many lanes as continue; the rest become turn lanes, split
+    # between the right and the left turns in proportion to their downstream lanes (a tie
+    # goes left: left turns wait for a gap or their phase), which otherwise share the outer lanes
+    m = min(na, weight[through])
+    spare = na - m
+    w_right, w_left = sum(weight[mv] for mv in right), sum(weight[mv] for mv in left)
+    e_right = int(math.floor(spare * w_right / (w_right + w_left) + 0.5 - 1e-9))
+    e_left = spare - e_right
+    if not left:
+        e_right, e_left = spare, 0
+    elif not right:
+        e_right, e_left = 0, spare
+    got[through] = (e_right, e_right + m - 1)
+    if right:
+        got.update(_share(right, na, 0.0, float(e_right), weight) if e_right else {mv: (0, 0) for mv in right})
+    if left:
+        got.update(_share(left, na, float(na - e_left), float(na), weight) if e_left
+                   else {mv: (na - 1, na - 1) for mv in left})
+    return got
+
+
 def derive_connectors(net, movements, open_lanes):
     """Lane connectors in force: ``{(a, b): (lo, hi, targets)}``.
 
@@ -44,24 +108,29 @@ def derive_connectors(net, movements, open_lanes):
     in the module docstring of :mod:`trafficsim.engines.micro`. Movements into a closed link get ``lo > hi``.
     """
     order = {lid: i for i, lid in enumerate(net.links)}
+    wanted = [mv for mv in movements if mv[1] is not None]  # (a, None): exits leave the network
+    # the lanes are a property of the road: every turn the network allows takes part, used or not
+    ids = list(net.links)
+    out_by_node: dict[str, list[int]] = {}
+    for j, lid in enumerate(ids):
+        out_by_node.setdefault(net.links[lid].from_node, []).append(j)
+    t_from, t_to = allowed_turns(net, ids, out_by_node)
+    allowed = {(ids[i], ids[j]) for i, j in zip(t_from, t_to)}
+    # the links whose lanes are shared out: those of the wanted movements and every feeder of
+    # their downstream links (a merge places the feeders' lanes)
+    targets = {b for _, b in wanted}
+    sources = {a for a, _ in wanted} | {a for a, b in allowed if b in targets}
+    every = list(dict.fromkeys(wanted + sorted((mv for mv in allowed if mv[0] in sources),
+                                               key=lambda p: (order[p[0]], order[p[1]]))))
     by_in: dict[str, list] = {}
     by_out: dict[str, list] = {}
-    for a, b in movements:
-        if b is None:
-            continue  # exit movement (leaves the network)
+    for a, b in every:
         by_in.setdefault(a, []).append((a, b))
-        by_out.setdefault(b, []).append((a, b))
+        if b in targets:
+            by_out.setdefault(b, []).append((a, b))
     src_range = {}
     for a, mvs in by_in.items():
-        na = open_lanes[a] or net.links[a].max_lanes
-        mvs = _right_to_left(net, mvs, lambda p: p[1], order)
-        weights = [max(open_lanes[b], 1) for _, b in mvs]
-        total = float(sum(weights))
-        cum = 0.0
-        for (mv, wgt) in zip(mvs, weights):
-            f0, f1 = na * cum / total, na * (cum + wgt) / total
-            cum += wgt
-            src_range[mv] = (int(math.floor(f0 + 1e-9)), int(math.ceil(f1 - 1e-9)) - 1)
+        src_range.update(_diverge(net, mvs, open_lanes[a] or net.links[a].max_lanes, open_lanes, order))
     out = {}
     for b, mvs in by_out.items():
         nb = open_lanes[b]
@@ -102,4 +171,4 @@ def derive_connectors(net, movements, open_lanes):
             na, nb = open_lanes[mv[0]], open_lanes[mv[1]]
             pairs = [(i, j) for i, j in pairs if i < na and j < nb]
             out[mv] = (pairs[0][0], pairs[-1][0], [j for _, j in pairs]) if pairs else (0, -1, [])
-    return out
+    return {mv: out[mv] for mv in wanted}
