@@ -620,6 +620,17 @@ def test_t_junction_stem_and_u_turns_share_lanes_by_rule():
                              {lid: lk.lanes for lid, lk in net.links.items()})
     assert conn[("app", "back")][:2] == (2, 2)
     assert conn[("app", "thru")][:2] == (0, 1) and conn[("app", "left")][:2] == (2, 2)
+    # on a divided road the U-turn joins the other carriageway, a link to another node: it turns
+    # by more than U_TURN_DEG, leaves from the leftmost lane and enters the other's leftmost lane
+    net = _crossing(3)
+    net.remove_link("back")
+    net.add_node("W2", -500, 20)
+    _link(net, "other", "D", "W2", lanes=3, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    wanted = [("app", "other"), ("app", "thru"), ("app", "left"), ("thru-in", "other")]
+    conn = derive_connectors(net, wanted, {lid: lk.lanes for lid, lk in net.links.items()})
+    assert conn[("app", "other")] == (2, 2, [2])
+    assert conn[("app", "thru")][:2] == (0, 1) and conn[("app", "left")][:2] == (2, 2)
+    assert conn[("thru-in", "other")][2] == [0, 1]  # the through road keeps its lanes
 
 
 def test_unused_turns_do_not_take_the_through_lanes():

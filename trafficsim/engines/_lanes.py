@@ -43,9 +43,17 @@ THROUGH_MAX_DEG = 45.0
 among the movements in proportion to their downstream lanes."""
 
 
+U_TURN_DEG = 170.0
+"""A movement turning by more than this [deg] is a U-turn for the lanes (on a divided road the
+U-turn links two carriageways whose nodes differ, so topology alone does not tell)."""
+
+
 def _is_u_turn(net, a, b):
-    """A turn back to the node link ``a`` came from (by topology, not by angle)."""
-    return net.links[b].to_node == net.links[a].from_node
+    """A turn back to the node link ``a`` came from, or one turning by more than ``U_TURN_DEG``."""
+    if net.links[b].to_node == net.links[a].from_node:
+        return True
+    angle = _turn_angle(net, a, b)
+    return angle is not None and abs(angle) > math.radians(U_TURN_DEG)
 
 
 def _share(mvs, lanes, lo, hi, weight):
@@ -138,6 +146,14 @@ def derive_connectors(net, movements, open_lanes):
             for mv in mvs:
                 out[mv] = (0, -1, [])
             continue
+        if len(mvs) > 1:
+            # a U-turn enters the leftmost lane from its own, sharing it (zipper), and moves no one
+            for mv in [mv for mv in mvs if _is_u_turn(net, *mv)]:
+                mvs.remove(mv)
+                hi = src_range[mv][1]
+                out[mv] = (hi, hi, [nb - 1])
+            if not mvs:
+                continue
         nsrc = {mv: src_range[mv][1] - src_range[mv][0] + 1 for mv in mvs}
         main = max(mvs, key=lambda mv: (nsrc[mv], net.links[mv[0]].max_lanes, -order[mv[0]]))
         others = [mv for mv in _right_to_left(net, mvs, lambda p: p[0], order) if mv != main]

@@ -124,8 +124,8 @@ class CompiledMacro:
         the markings), and the connector of a link with a single way on (where fewer lanes
         continue, the lanes that end serve nothing at the node). At an unmarked diverge every lane
         serves every movement, as drivers use the lanes the turning volumes need: the micro
-        engine's rule of thumb there (lanes in proportion to the downstream lanes, among the
-        movements the routes use) would make the capacity depend on the route set. The ways on
+        engine's derived lanes there would, with the FIFO lane fit, let one overloaded turn lane
+        hold back the whole link (see docs/models/ctm.md). The ways on
         are the turns the network allows (``trafficsim.network.allowed_turns``, as for routing)."""
         net = self.scenario.network
         open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}

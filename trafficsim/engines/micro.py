@@ -10,8 +10,16 @@ Lane-level rules derived from the network (no lane connectors need to be given):
 
 * lanes are numbered from the right (0 = kerb lane); a lane count ``n`` in force (the lane
   schedule) opens lanes ``0 .. n-1``: closing lanes closes them from the left (median side);
-* at a diverge, the lanes of the upstream link are shared among the used downstream links in
-  proportion to their lanes, from right to left (a lane on a boundary serves both);
+* at a diverge, every turn the network allows takes part, used by a route or not (the lanes are
+  a property of the road): the through movement (turning least, by at most
+  :data:`~trafficsim.engines._lanes.THROUGH_MAX_DEG`) keeps as many lanes as continue, the turns
+  share the outer lanes with it (right turns the kerb lane, left turns the median lane), and
+  spare lanes become turn lanes, split between right and left turns in proportion to their
+  downstream lanes (ties to the left); without a through movement (a T's stem) the lanes are
+  shared in proportion to the downstream lanes, right to left (a lane on a boundary serves
+  both); a U-turn (back to the node the link came from, or turning by more than
+  :data:`~trafficsim.engines._lanes.U_TURN_DEG`) leaves from the leftmost lane and enters the
+  leftmost lane, taking no lane from the others;
 * at a merge, the widest feeding movement takes the leftmost lanes of the downstream link; the
   others attach from the right, except those turning further left than it (they come in from
   the left side, e.g. a left turn joining a road) which attach from the left and push it to the
