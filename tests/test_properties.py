@@ -118,3 +118,54 @@ def test_no_movement_exceeds_the_capacity_of_the_lanes_marked_for_it(case):
                 + [na * q / sum(demand.values())])
     assert ratios[0] == pytest.approx(bound, rel=1e-3), (ratios, bound)
     assert res.conservation_error() < 1e-6
+
+
+@st.composite
+def junctions(draw):
+    """A node with 2-5 legs at random headings, each leg a pair of links (in and out) with 1-4
+    lanes, some turns banned, U-turns allowed or not."""
+    net = ts.Network(allow_u_turns=draw(st.booleans()))
+    net.add_node("C", 0.0, 0.0)
+    headings = draw(st.lists(st.integers(0, 35), min_size=2, max_size=5, unique=True))
+    for k, h in enumerate(headings):
+        a = np.radians(10.0 * h)
+        net.add_node(f"F{k}", 300.0 * np.cos(a), 300.0 * np.sin(a))
+        kw = dict(length_m=300.0, free_speed_kmh=50.0, capacity_vph_per_lane=1800.0, jam_density_vpkm_per_lane=150.0)
+        net.add_link(f"in{k}", f"F{k}", "C", lanes=draw(st.integers(1, 4)), **kw)
+        net.add_link(f"out{k}", "C", f"F{k}", lanes=draw(st.integers(1, 4)), **kw)
+    turns = [(f"in{i}", f"out{j}") for i in range(len(headings)) for j in range(len(headings))
+             if net.turn_allowed(f"in{i}", f"out{j}")]
+    for mv in draw(st.lists(st.sampled_from(turns), max_size=2, unique=True)):
+        if sum(1 for t in turns if t[0] == mv[0]) > 1:
+            net.ban_turn(*mv)
+    allowed = [mv for mv in turns if net.turn_allowed(*mv)]
+    wanted = draw(st.lists(st.sampled_from(allowed), min_size=1, unique=True))
+    return net, allowed, wanted
+
+
+@settings(max_examples=80, deadline=None)
+@given(junctions())
+def test_derived_lanes_do_not_depend_on_the_movements_asked_for(case):
+    """The lanes of a movement are a property of the road: the same whichever other movements
+    are asked for (the routes use); each movement has a block of adjacent lanes into lanes that
+    exist, and the least-turning movement within 45
+    degrees keeps as many lanes as continue."""
+    from trafficsim.engines._lanes import THROUGH_MAX_DEG, _turn_angle, derive_connectors
+
+    net, allowed, wanted = case
+    open_lanes = {lid: lk.lanes for lid, lk in net.links.items()}
+    every = derive_connectors(net, allowed, open_lanes)
+    assert derive_connectors(net, wanted, open_lanes) == {mv: every[mv] for mv in wanted}
+    for a in {a for a, _ in allowed}:
+        na = open_lanes[a]
+        mine = [mv for mv in allowed if mv[0] == a]
+        for mv in mine:
+            lo, hi, targets = every[mv]
+            assert 0 <= lo <= hi < na and len(targets) == hi - lo + 1
+            assert all(0 <= j < open_lanes[mv[1]] for j in targets) and targets == sorted(targets)
+        angles = {mv: abs(_turn_angle(net, *mv)) for mv in mine if net.links[mv[1]].to_node != net.links[a].from_node}
+        if angles:
+            through = min(angles, key=angles.get)
+            if angles[through] <= np.radians(THROUGH_MAX_DEG) and list(angles.values()).count(angles[through]) == 1:
+                lo, hi, _ = every[through]
+                assert hi - lo + 1 == min(na, open_lanes[through[1]])
