@@ -56,7 +56,7 @@ def _is_u_turn(net, a, b):
     return angle is not None and abs(angle) > math.radians(U_TURN_DEG)
 
 
-def _share(mvs, lanes, lo, hi, weight):
+def _share(mvs, lo, hi, weight):
     """Lanes ``lo .. hi - 1`` (fractional bounds) shared among ``mvs`` right to left in proportion
     to ``weight``: ``{mv: (first, last)}``; a lane on a boundary serves both movements."""
     total = float(sum(weight[mv] for mv in mvs))
@@ -79,7 +79,7 @@ def _diverge(net, mvs, na, open_lanes, order):
     if all(x is not None for x in angles):
         k = min(range(len(mvs)), key=lambda i: abs(angles[i]))
         if abs(angles[k]) > math.radians(THROUGH_MAX_DEG):
-            got.update(_share(mvs, na, 0.0, float(na), weight))  # no way straight on (a T's stem)
+            got.update(_share(mvs, 0.0, float(na), weight))  # no way straight on (a T's stem)
             return got
     else:
         k = len(mvs) - 1  # the widest link, placed leftmost: the through road
@@ -93,17 +93,13 @@ def _diverge(net, mvs, na, open_lanes, order):
     m = min(na, weight[through])
     spare = na - m
     w_right, w_left = sum(weight[mv] for mv in right), sum(weight[mv] for mv in left)
-    e_right = int(math.floor(spare * w_right / (w_right + w_left) + 0.5 - 1e-9))
+    e_right = spare if not left else int(math.floor(spare * w_right / (w_right + w_left) + 0.5 - 1e-9))
     e_left = spare - e_right
-    if not left:
-        e_right, e_left = spare, 0
-    elif not right:
-        e_right, e_left = 0, spare
     got[through] = (e_right, e_right + m - 1)
     if right:
-        got.update(_share(right, na, 0.0, float(e_right), weight) if e_right else {mv: (0, 0) for mv in right})
+        got.update(_share(right, 0.0, float(e_right), weight) if e_right else {mv: (0, 0) for mv in right})
     if left:
-        got.update(_share(left, na, float(na - e_left), float(na), weight) if e_left
+        got.update(_share(left, float(na - e_left), float(na), weight) if e_left
                    else {mv: (na - 1, na - 1) for mv in left})
     return got
 
