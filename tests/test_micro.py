@@ -631,6 +631,15 @@ def test_t_junction_stem_and_u_turns_share_lanes_by_rule():
     assert conn[("app", "other")] == (2, 2, [2])
     assert conn[("app", "thru")][:2] == (0, 1) and conn[("app", "left")][:2] == (2, 2)
     assert conn[("thru-in", "other")][2] == [0, 1]  # the through road keeps its lanes
+    # where every way on turns back (both exits more than 170 degrees), none gives way: shared as at a T
+    net = ts.Network()
+    for nid, xy in {"A": (-500, 0), "B": (0, 0), "L": (-500, 40), "R": (-500, -40)}.items():
+        net.add_node(nid, *xy)
+    _link(net, "a", "A", "B", lanes=2)
+    _link(net, "back-left", "B", "L")
+    _link(net, "back-right", "B", "R")
+    conn = derive_connectors(net, [("a", "back-left"), ("a", "back-right")], {"a": 2, "back-left": 1, "back-right": 1})
+    assert conn[("a", "back-right")][:2] == (0, 0) and conn[("a", "back-left")][:2] == (1, 1)
 
 
 def test_unused_turns_do_not_take_the_through_lanes():

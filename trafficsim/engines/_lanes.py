@@ -56,6 +56,13 @@ def _is_u_turn(net, a, b):
     return angle is not None and abs(angle) > math.radians(U_TURN_DEG)
 
 
+def _u_turns(net, mvs):
+    """The U-turns among ``mvs`` that give way to the others: none when there are no others
+    (a link whose every way on turns back, e.g. nodes on a line)."""
+    got = [mv for mv in mvs if _is_u_turn(net, *mv)]
+    return got if len(got) < len(mvs) else []
+
+
 def _share(mvs, lo, hi, weight):
     """Lanes ``lo .. hi - 1`` (fractional bounds) shared among ``mvs`` right to left in proportion
     to ``weight``: ``{mv: (first, last)}``; a lane on a boundary serves both movements."""
@@ -71,7 +78,7 @@ def _share(mvs, lo, hi, weight):
 def _diverge(net, mvs, na, open_lanes, order):
     """The lanes ``(first, last)`` of a link with ``na`` lanes that lead to each of its movements
     ``mvs`` (every turn the network allows there; rules: :mod:`trafficsim.engines.micro`)."""
-    uturns = [mv for mv in mvs if len(mvs) > 1 and _is_u_turn(net, *mv)]
+    uturns = _u_turns(net, mvs)
     got = {mv: (na - 1, na - 1) for mv in uturns}  # from the leftmost lane, sharing it
     mvs = _right_to_left(net, [mv for mv in mvs if mv not in uturns], lambda p: p[1], order)
     weight = {mv: max(open_lanes[mv[1]], 1) for mv in mvs}
@@ -142,14 +149,11 @@ def derive_connectors(net, movements, open_lanes):
             for mv in mvs:
                 out[mv] = (0, -1, [])
             continue
-        if len(mvs) > 1:
-            # a U-turn enters the leftmost lane from its own, sharing it (zipper), and moves no one
-            for mv in [mv for mv in mvs if _is_u_turn(net, *mv)]:
-                mvs.remove(mv)
-                hi = src_range[mv][1]
-                out[mv] = (hi, hi, [nb - 1])
-            if not mvs:
-                continue
+        # a U-turn enters the leftmost lane from its own, sharing it (zipper), and moves no one
+        for mv in _u_turns(net, mvs):
+            mvs.remove(mv)
+            hi = src_range[mv][1]
+            out[mv] = (hi, hi, [nb - 1])
         nsrc = {mv: src_range[mv][1] - src_range[mv][0] + 1 for mv in mvs}
         main = max(mvs, key=lambda mv: (nsrc[mv], net.links[mv[0]].max_lanes, -order[mv[0]]))
         others = [mv for mv in _right_to_left(net, mvs, lambda p: p[0], order) if mv != main]
