@@ -133,6 +133,10 @@ def main(argv=None) -> int:
             p.error(f"unknown case(s) {unknown}; known: {sorted(cases)}")
         cases = {name: cases[name] for name in args.cases}
     current = measure(cases, args.repeats, args.slowdown)
+    # the ratios move when the host's compute and memory speeds move apart (a faster core speeds
+    # the in-cache calibration loop more than the kernels): print the loop's own speed with them
+    cal = min(_calibration_seconds() for _ in range(5))
+    print(f"calibration loop {2e7 / cal:.3g} cell-updates/s")
     for name, r in current.items():
         print(f"{name:28s} {r['ratio']:8.2f}x calibration  (noise {r['noise']:.0%})")
     if args.update:
