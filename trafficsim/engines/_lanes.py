@@ -39,7 +39,7 @@ def _right_to_left(net, pairs, key_link, order):
 
 
 THROUGH_MAX_DEG = 45.0
-"""A diverge's through movement turns by less than this [deg]; without one the lanes are shared
+"""A diverge's through movement turns by at most this [deg]; without one the lanes are shared
 among the movements in proportion to their downstream lanes."""
 
 
