@@ -220,3 +220,30 @@ def test_path_finder_ties_go_to_the_link_added_first():
             net.add_link(f"A{mid}", "A", mid, **kw)
             net.add_link(f"{mid}D", mid, "D", **kw)
         assert net.shortest_path("A", "D") == [f"A{first}", f"{first}D"]
+
+
+def test_lane_connections_show_the_lanes_engines_drive_on():
+    net = ts.Network()
+    for nid, xy in {"W": (-500, 0), "D": (0, 0), "N": (0, 500), "S": (0, -500), "E": (500, 0)}.items():
+        net.add_node(nid, *xy)
+    kw = dict(length_m=500, free_speed_kmh=50, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
+    net.add_link("app", "W", "D", lanes=3, **kw)
+    net.add_link("right", "D", "S", lanes=1, **kw)
+    net.add_link("thru", "D", "E", lanes=2, lane_schedule=[(600.0, 1)], **kw)
+    net.add_link("left", "D", "N", lanes=1, **kw)
+    net.add_link("east-in", "E", "D", lanes=2, **kw)
+    net.connect_lanes("app", "right", [(0, 0)])
+    df = net.lane_connections(node="D").set_index(["from_link", "to_link"])
+    assert set(df.index) == {("app", "right"), ("app", "thru"), ("app", "left"),
+                             ("east-in", "right"), ("east-in", "left")}  # no U-turn east-in -> thru
+    assert df.loc[("app", "right"), "explicit"] and not df.loc[("app", "thru"), "explicit"]
+    assert df.loc[("app", "right"), "from_lanes"] == (0,)
+    # three lanes onto a 2-lane road: a left-turn lane, the through movement keeps both of its lanes
+    assert df.loc[("app", "thru"), "from_lanes"] == (0, 1) and df.loc[("app", "thru"), "to_lanes"] == (0, 1)
+    assert df.loc[("app", "left"), "from_lanes"] == (2,)
+    # with one lane of the through road open, the through movement's left lane ends
+    later = net.lane_connections(600.0, node="D").set_index(["from_link", "to_link"])
+    assert later.loc[("app", "thru"), "from_lanes"] == (1,) and later.loc[("app", "thru"), "to_lanes"] == (0,)
+    assert len(net.lane_connections()) == len(df) + 1  # and the U-turn at the dead end E (its only way on)
+    with pytest.raises(ts.NetworkError, match="'nowhere'"):
+        net.lane_connections(node="nowhere")

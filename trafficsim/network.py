@@ -360,6 +360,39 @@ class Network:
                                "to the right of where its right neighbour goes)")
         self.lane_connectors[(from_link, to_link)] = tuple(pairs)
 
+    def lane_connections(self, t_s: float = 0.0, node: str | None = None):
+        """The lanes that lead from each link to each next one at time ``t_s`` [s], as the micro
+        engine drives them and the SUMO export writes the explicit ones: a
+        :class:`pandas.DataFrame` with a row per allowed turn (``node`` alone: the turns there).
+
+        Columns: ``node``, ``from_link``, ``to_link``, ``from_lanes`` and ``to_lanes`` (tuples of
+        lane indices from the right, ``from_lanes[i]`` entering ``to_lanes[i]``; empty while the
+        downstream link is closed) and ``explicit`` (set by :meth:`connect_lanes`, else derived
+        by the rules of :mod:`trafficsim.engines.micro`). Look here to check that a network's
+        lanes are those of the road before trusting a lane-level result.
+        """
+        import pandas as pd
+
+        from .engines._lanes import derive_connectors
+
+        if node is not None:
+            self.node(node)
+        ids = list(self.links)
+        out_by_node: dict[str, list[int]] = {}
+        for j, lid in enumerate(ids):
+            out_by_node.setdefault(self.links[lid].from_node, []).append(j)
+        t_from, t_to = allowed_turns(self, ids, out_by_node)
+        turns = [(ids[i], ids[j]) for i, j in zip(t_from, t_to)
+                 if node is None or self.links[ids[i]].to_node == node]
+        conn = derive_connectors(self, turns, {lid: lk.lanes_at(t_s) for lid, lk in self.links.items()})
+        rows = []
+        for a, b in turns:
+            lo, hi, targets = conn[(a, b)]
+            rows.append({"node": self.links[a].to_node, "from_link": a, "to_link": b,
+                         "from_lanes": tuple(range(lo, hi + 1)) if lo <= hi else (),
+                         "to_lanes": tuple(targets) if lo <= hi else (), "explicit": (a, b) in self.lane_connectors})
+        return pd.DataFrame(rows, columns=["node", "from_link", "to_link", "from_lanes", "to_lanes", "explicit"])
+
     def ban_turn(self, from_link: str, to_link: str) -> None:
         """Forbid the movement ``from_link -> to_link`` at their common node."""
         a, b = self.link(from_link), self.link(to_link)
