@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "trafficsim"
-CORE = ["network.py", "demand.py", "scenario.py", "control.py", "results.py"]
+CORE = ["network.py", "lanes.py", "demand.py", "scenario.py", "control.py", "results.py"]
 
 
 def _imports(path):

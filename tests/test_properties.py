@@ -150,7 +150,7 @@ def test_derived_lanes_do_not_depend_on_the_movements_asked_for(case):
     are asked for (the routes use); each movement has a block of adjacent lanes into lanes that
     exist, and the least-turning movement within 45
     degrees keeps as many lanes as continue."""
-    from trafficsim.engines._lanes import THROUGH_MAX_DEG, _turn_angle, derive_connectors
+    from trafficsim.lanes import THROUGH_MAX_DEG, _turn_angle, derive_connectors
 
     net, allowed, wanted = case
     open_lanes = {lid: lk.lanes for lid, lk in net.links.items()}

@@ -373,17 +373,11 @@ class Network:
         """
         import pandas as pd
 
-        from .engines._lanes import derive_connectors
+        from .lanes import derive_connectors
 
         if node is not None:
             self.node(node)
-        ids = list(self.links)
-        out_by_node: dict[str, list[int]] = {}
-        for j, lid in enumerate(ids):
-            out_by_node.setdefault(self.links[lid].from_node, []).append(j)
-        t_from, t_to = allowed_turns(self, ids, out_by_node)
-        turns = [(ids[i], ids[j]) for i, j in zip(t_from, t_to)
-                 if node is None or self.links[ids[i]].to_node == node]
+        turns = [(a, b) for a, b in allowed_turn_pairs(self) if node is None or self.links[a].to_node == node]
         conn = derive_connectors(self, turns, {lid: lk.lanes_at(t_s) for lid, lk in self.links.items()})
         rows = []
         for a, b in turns:
@@ -582,6 +576,16 @@ def allowed_turns(network: Network, ids: list[str], out_by_node: dict[str, list[
             t_from.append(i)
             t_to.append(j)
     return np.array(t_from, dtype=np.int64), np.array(t_to, dtype=np.int64)
+
+
+def allowed_turn_pairs(network: Network) -> list[tuple[str, str]]:
+    """Every turn a route may take, as ``(from_link, to_link)`` ids (the rule of :func:`allowed_turns`)."""
+    ids = list(network.links)
+    out_by_node: dict[str, list[int]] = {}
+    for j, lid in enumerate(ids):
+        out_by_node.setdefault(network.links[lid].from_node, []).append(j)
+    t_from, t_to = allowed_turns(network, ids, out_by_node)
+    return [(ids[i], ids[j]) for i, j in zip(t_from, t_to)]
 
 
 class PathFinder:

@@ -32,7 +32,7 @@ from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
 from ._feedback import MacroFeedback
-from ._lanes import derive_connectors
+from ..lanes import derive_connectors
 from ._route_choice import MacroRouteChoice
 from ._common import (
     RouteTable,

@@ -12,13 +12,13 @@ Lane-level rules derived from the network (no lane connectors need to be given):
   schedule) opens lanes ``0 .. n-1``: closing lanes closes them from the left (median side);
 * at a diverge, every turn the network allows takes part, used by a route or not (the lanes are
   a property of the road): the through movement (turning least, by at most
-  :data:`~trafficsim.engines._lanes.THROUGH_MAX_DEG`) keeps as many lanes as continue, the turns
+  :data:`~trafficsim.lanes.THROUGH_MAX_DEG`) keeps as many lanes as continue, the turns
   share the outer lanes with it (right turns the kerb lane, left turns the median lane), and
   spare lanes become turn lanes, split between right and left turns in proportion to their
   downstream lanes (ties to the left); without a through movement (a T's stem) the lanes are
   shared in proportion to the downstream lanes, right to left (a lane on a boundary serves
   both); a U-turn (back to the node the link came from, or turning by more than
-  :data:`~trafficsim.engines._lanes.U_TURN_DEG`) leaves from the leftmost lane and enters the
+  :data:`~trafficsim.lanes.U_TURN_DEG`) leaves from the leftmost lane and enters the
   leftmost lane, taking no lane from the others;
 * at a merge, the widest feeding movement takes the leftmost lanes of the downstream link; the
   others attach from the right, except those turning further left than it (they come in from
@@ -74,7 +74,7 @@ from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
 from ._route_choice import MicroRouteChoice
-from ._lanes import derive_connectors
+from ..lanes import derive_connectors
 from ._common import (
     SimulationError, breakpoints, build_routes, float_array, int_array, progress_bar, step_index, steps_for,
 )

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 
-from ..network import allowed_turns
+from .network import allowed_turn_pairs
 
-__all__ = ["derive_connectors"]
+__all__ = ["derive_connectors", "THROUGH_MAX_DEG", "U_TURN_DEG"]
 
 
 def _turn_angle(net, a, b):
@@ -121,12 +121,7 @@ def derive_connectors(net, movements, open_lanes):
     order = {lid: i for i, lid in enumerate(net.links)}
     wanted = [mv for mv in movements if mv[1] is not None]  # (a, None): exits leave the network
     # the lanes are a property of the road: every turn the network allows takes part, used or not
-    ids = list(net.links)
-    out_by_node: dict[str, list[int]] = {}
-    for j, lid in enumerate(ids):
-        out_by_node.setdefault(net.links[lid].from_node, []).append(j)
-    t_from, t_to = allowed_turns(net, ids, out_by_node)
-    allowed = {(ids[i], ids[j]) for i, j in zip(t_from, t_to)}
+    allowed = set(allowed_turn_pairs(net))
     # the links whose lanes are shared out: those of the wanted movements and every feeder of
     # their downstream links (a merge places the feeders' lanes)
     targets = {b for _, b in wanted}
