@@ -12,6 +12,7 @@ act; the kernel records interval by interval within a chunk.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 import math
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from ..kernels.ctm import (
     CTMState,
     ctm_advance,
 )
-from ..network import allowed_turns
+from ..network import allowed_turn_pairs
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
@@ -126,7 +127,7 @@ class CompiledMacro:
         serves every movement, as drivers use the lanes the turning volumes need: the micro
         engine's derived lanes there would, with the FIFO lane fit, let one overloaded turn lane
         hold back the whole link (see docs/models/ctm.md). The ways on
-        are the turns the network allows (``trafficsim.network.allowed_turns``, as for routing)."""
+        are the turns the network allows (``trafficsim.network.allowed_turn_pairs``, as for routing)."""
         net = self.scenario.network
         open_lanes = {lid: net.links[lid].lanes_at(t_s) for lid in self.link_ids}
         key = tuple(open_lanes.values())  # the blocks change only with the lanes in force
@@ -134,12 +135,8 @@ class CompiledMacro:
         if got is not None:
             return got
         if self._single_way is None:
-            out_by_node: dict[str, list[int]] = {}
-            for i, lid in enumerate(self.link_ids):
-                out_by_node.setdefault(net.links[lid].from_node, []).append(i)
-            t_from, _ = allowed_turns(net, self.link_ids, out_by_node)
-            ways = np.bincount(t_from, minlength=len(self.link_ids))
-            self._single_way = {lid for lid, n in zip(self.link_ids, ways) if n == 1}
+            ways = Counter(a for a, _ in allowed_turn_pairs(net))
+            self._single_way = {lid for lid, n in ways.items() if n == 1}
         # a movement's lanes depend only on its own link's movements: derive just the marked ones
         marked = [mv for mv in self.movements if mv[0] is not None and mv[1] is not None
                   and (mv in net.lane_connectors or mv[0] in self._single_way)]

@@ -994,7 +994,7 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                     if link_share[_u(inp)] < 1.0:
                         nl = link_open[_u(inp)]
                         c_i[i] = _fit_to_lanes(inp, i * max_out, no, max_out, s_io, out_slot_off, slot_move,
-                                                   move_lo, move_hi, nl, qstep_lane[_u(inp)] * lanes[_u(inp)] / nl)
+                                               move_lo, move_hi, nl, qstep_lane[_u(inp)] * lanes[_u(inp)] / nl)
                 a_i[i] = prio[_u(inp)] if prio[_u(inp)] >= 0.0 else qstep_lane[_u(inp)] * lanes[_u(inp)]
             else:
                 src = inp - L
@@ -1142,7 +1142,6 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     rec_qlen, rec_qmax = rec.queue_m, rec.queue_m_max
 
     L = alpha.shape[0]
-    N = node_in_off.shape[0] - 1
     G = queue.shape[0]
     first_src_slot = slot_off[L]
     has_signals = sig_cycle.shape[0] > 0
