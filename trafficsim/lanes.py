@@ -28,9 +28,22 @@ def _turn_angle(net, a, b):
     return math.atan2(u[0] * w[1] - u[1] * w[0], u[0] * w[0] + u[1] * w[1])
 
 
-def _right_to_left(net, pairs, key_link, order):
+def _memo_angles(net):
+    """``angle(a, b)``: :func:`_turn_angle` of ``net``, each pair computed once (a derivation asks
+    for most of them several times)."""
+    memo = {}
+
+    def angle(a, b):
+        got = memo.get((a, b), memo)
+        if got is memo:
+            got = memo[(a, b)] = _turn_angle(net, a, b)
+        return got
+    return angle
+
+
+def _right_to_left(net, angle, pairs, key_link, order):
     """Sort movements ``pairs`` ((a, b) tuples) right to left (rules: :mod:`trafficsim.engines.micro`)."""
-    angles = [_turn_angle(net, a, b) for a, b in pairs]
+    angles = [angle(a, b) for a, b in pairs]
     if all(x is not None for x in angles):
         return [p for _, p in sorted(zip(angles, pairs), key=lambda t: (t[0], order[key_link(t[1])]))]
     widest = max(pairs, key=lambda p: (net.links[key_link(p)].max_lanes, -order[key_link(p)]))
@@ -48,18 +61,18 @@ U_TURN_DEG = 170.0
 U-turn links two carriageways whose nodes differ, so topology alone does not tell)."""
 
 
-def _is_u_turn(net, a, b):
+def _is_u_turn(net, angle, a, b):
     """A turn back to the node link ``a`` came from, or one turning by more than ``U_TURN_DEG``."""
     if net.links[b].to_node == net.links[a].from_node:
         return True
-    angle = _turn_angle(net, a, b)
-    return angle is not None and abs(angle) > math.radians(U_TURN_DEG)
+    turn = angle(a, b)
+    return turn is not None and abs(turn) > math.radians(U_TURN_DEG)
 
 
-def _u_turns(net, mvs):
+def _u_turns(net, angle, mvs):
     """The U-turns among ``mvs`` that give way to the others: none when there are no others
     (a link whose every way on turns back, e.g. nodes on a line)."""
-    got = [mv for mv in mvs if _is_u_turn(net, *mv)]
+    got = [mv for mv in mvs if _is_u_turn(net, angle, *mv)]
     return got if len(got) < len(mvs) else []
 
 
@@ -75,14 +88,14 @@ def _share(mvs, lo, hi, weight):
     return got
 
 
-def _diverge(net, mvs, na, open_lanes, order):
+def _diverge(net, angle, mvs, na, open_lanes, order):
     """The lanes ``(first, last)`` of a link with ``na`` lanes that lead to each of its movements
     ``mvs`` (every turn the network allows there; rules: :mod:`trafficsim.engines.micro`)."""
-    uturns = _u_turns(net, mvs)
+    uturns = _u_turns(net, angle, mvs)
     got = {mv: (na - 1, na - 1) for mv in uturns}  # from the leftmost lane, sharing it
-    mvs = _right_to_left(net, [mv for mv in mvs if mv not in uturns], lambda p: p[1], order)
+    mvs = _right_to_left(net, angle, [mv for mv in mvs if mv not in uturns], lambda p: p[1], order)
     weight = {mv: max(open_lanes[mv[1]], 1) for mv in mvs}
-    angles = [_turn_angle(net, *mv) for mv in mvs]
+    angles = [angle(*mv) for mv in mvs]
     if all(x is not None for x in angles):
         k = min(range(len(mvs)), key=lambda i: abs(angles[i]))
         if abs(angles[k]) > math.radians(THROUGH_MAX_DEG):
@@ -119,6 +132,7 @@ def derive_connectors(net, movements, open_lanes):
     in the module docstring of :mod:`trafficsim.engines.micro`. Movements into a closed link get ``lo > hi``.
     """
     order = {lid: i for i, lid in enumerate(net.links)}
+    angle = _memo_angles(net)
     wanted = [mv for mv in movements if mv[1] is not None]  # (a, None): exits leave the network
     # the lanes are a property of the road: every turn the network allows takes part, used or not
     allowed = set(allowed_turn_pairs(net))
@@ -136,7 +150,7 @@ def derive_connectors(net, movements, open_lanes):
             by_out.setdefault(b, []).append((a, b))
     src_range = {}
     for a, mvs in by_in.items():
-        src_range.update(_diverge(net, mvs, open_lanes[a] or net.links[a].max_lanes, open_lanes, order))
+        src_range.update(_diverge(net, angle, mvs, open_lanes[a] or net.links[a].max_lanes, open_lanes, order))
     out = {}
     for b, mvs in by_out.items():
         nb = open_lanes[b]
@@ -145,17 +159,17 @@ def derive_connectors(net, movements, open_lanes):
                 out[mv] = (0, -1, [])
             continue
         # a U-turn enters the leftmost lane from its own, sharing it (zipper), and moves no one
-        for mv in _u_turns(net, mvs):
+        for mv in _u_turns(net, angle, mvs):
             mvs.remove(mv)
             hi = src_range[mv][1]
             out[mv] = (hi, hi, [nb - 1])
         nsrc = {mv: src_range[mv][1] - src_range[mv][0] + 1 for mv in mvs}
         main = max(mvs, key=lambda mv: (nsrc[mv], net.links[mv[0]].max_lanes, -order[mv[0]]))
-        others = [mv for mv in _right_to_left(net, mvs, lambda p: p[0], order) if mv != main]
+        others = [mv for mv in _right_to_left(net, angle, mvs, lambda p: p[0], order) if mv != main]
         # a movement that turns further left than the main one comes in from the left side of b
-        angle = {mv: _turn_angle(net, *mv) for mv in mvs}
-        left = [mv for mv in others if angle[main] is not None and angle[mv] is not None
-                and angle[mv] > angle[main] + 1e-6]
+        turn = {mv: angle(*mv) for mv in mvs}
+        left = [mv for mv in others if turn[main] is not None and turn[mv] is not None
+                and turn[mv] > turn[main] + 1e-6]
         right = [mv for mv in others if mv not in left]
         starts = {}
         m = min(nsrc[main], nb)
