@@ -244,8 +244,8 @@ def _ahead(w, slot, lane, xp, tg,
     """Gap [m] and speed [m/s] of what a vehicle at front ``xp`` in ``lane`` meets past its link's
     vehicles: the stop line, a zipper partner on another feeder lane, downstream tails.
 
-    30 arguments, so that numba inlines it (``maxl`` follows from ``slot_map``)."""
-    maxl = slot_map.shape[0] // slot_next.shape[0]
+    30 arguments, so that numba inlines it (``maxl`` follows from ``slot_map``, an integer
+    division computed only when the look goes past the next link)."""
     dist = link_len[lane_link[lane]] - xp
     if tg == SINK:
         return FREE_GAP, 0.0
@@ -281,6 +281,7 @@ def _ahead(w, slot, lane, xp, tg,
             break
         lo = slot_lo[s_on]
         hi = slot_hi[s_on]
+        maxl = slot_map.shape[0] // slot_next.shape[0]
         idx = lane_idx[lane_on]
         if idx < lo:
             idx = lo

@@ -486,9 +486,51 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                             dvf = v[fol] - vw
                             if dvf > 0.0 and dvf * dvf > 2.0 * bsafe * gfol:
                                 break
-                    # when _front reduces to the same-lane leader (no blocked segment in the lane, no bus
-                    # stop ahead, the stop line behind the leader) the gap is taken here, with the same
-                    # arithmetic and without _front's node permission (see _quick_gap)
+                    ac = 0.0
+                    an_old = 0.0
+                    ao_new = 0.0
+                    ao_old = 0.0
+                    ao_hi = 0.0
+                    o = prv[w]
+                    b = bias if d < 0 else -bias
+                    if md == 0:
+                        # w's own acceleration in src and the followers' before the change first: w's
+                        # acceleration in dst is at most its free-road one (cls_a x afree), so when even
+                        # that bound leaves the incentive at or below the threshold the change is refused
+                        # without the look-ahead past the node in dst, which most lane leaders need (a
+                        # city network's lanes hold one or two vehicles). Every test here only ends the
+                        # decision, so the order does not change it.
+                        # When _front reduces to the same-lane leader (no blocked segment in the lane, no
+                        # bus stop ahead, the stop line behind the leader) the gap is taken here, with the
+                        # same arithmetic and without _front's node permission (see _quick_gap)
+                        qk, g, vl = _quick_gap(w, nxt[w], xw, no_obs_src, len_link, x, v, cls, cls_len, stop_next)
+                        if not qk:
+                            g, vl = _front(w, src, xw, nxt[w], tgt[w], x, v, cls, slot, flags, stop_next, prv, tgt,
+                                           lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
+                                           slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
+                                           obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
+                                           move_state, look, amber=amber)
+                        ac = _accel_f(afree[w], tfac[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_sab)
+                        if fol >= 0:
+                            qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len,
+                                                    stop_next)
+                            if not qk:
+                                gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, x, v, cls, slot, flags, stop_next,
+                                                prv, tgt, lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len,
+                                                cls_s0, slot_link, slot_next, slot_move, maxl, feed_off, feed_lane,
+                                                obs_off, obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map,
+                                                lane_open, move_state, look, amber=amber)
+                            an_old = _accel_f(afree[fol], tfac[fol], cls[fol], link, gf, vf, v[fol], L, cl_T,
+                                              cls_s0, cls_a, cls_sab)
+                        if o >= 0:
+                            ao_old = _accel_f(afree[o], tfac[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T,
+                                              cls_s0, cls_a, cls_sab)
+                            # the old follower's acceleration behind w's leader is at most its free-road
+                            # one too, and the incentive does not decrease with it (politeness >= 0)
+                            ao_hi = cls_a[cls[o]] * afree[o]
+                        if polite >= 0.0 and not mobil_incentive(cls_a[cw] * afree[w], ac, an_new, an_old, ao_hi,
+                                                                 ao_old, polite, b) > thr:
+                            break
                     qk, g2, vl2 = _quick_gap(w, lead, xw, no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
                     if not qk:
                         g2, vl2 = _front(w, dst, xw, lead, UNKNOWN, x, v, cls, slot, flags, stop_next, prv, tgt,
@@ -502,38 +544,11 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                         break
                     if acn < -bsafe:
                         break
-                    qk, g, vl = _quick_gap(w, nxt[w], xw, no_obs_src, len_link, x, v, cls, cls_len, stop_next)
-                    if not qk:
-                        g, vl = _front(w, src, xw, nxt[w], tgt[w], x, v, cls, slot, flags, stop_next, prv, tgt,
-                                       lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
-                                       slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos,
-                                       obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open, move_state, look,
-                                       amber=amber)
-                    ac = _accel_f(afree[w], tfac[w], cw, link, g, vl, vw, L, cl_T, cls_s0, cls_a, cls_sab)
-                    an_old = 0.0
-                    if fol >= 0:
-                        qk, gf, vf = _quick_gap(fol, lead, x[fol], no_obs_dst, len_link, x, v, cls, cls_len, stop_next)
-                        if not qk:
-                            gf, vf = _front(fol, dst, x[fol], lead, UNKNOWN, x, v, cls, slot, flags, stop_next, prv,
-                                            tgt, lane_head, lane_tail, link_len, lane_link, lane_idx, cls_len, cls_s0,
-                                            slot_link, slot_next, slot_move, maxl, feed_off, feed_lane, obs_off,
-                                            obs_pos, obs_active, stop_pos, slot_lo, slot_hi, slot_map, lane_open,
-                                            move_state, look, amber=amber)
-                        an_old = _accel_f(afree[fol], tfac[fol], cls[fol], link, gf, vf, v[fol], L, cl_T, cls_s0, cls_a,
-                                          cls_sab)
-                    ao_new = 0.0
-                    ao_old = 0.0
-                    o = prv[w]
-                    b = bias if d < 0 else -bias
                     if o >= 0:
-                        ao_old = _accel_f(afree[o], tfac[o], cls[o], link, xw - lw - x[o], vw, v[o], L, cl_T, cls_s0,
-                                          cls_a, cls_sab)
-                        # the old follower's acceleration behind w's leader is at most its free-road
-                        # one, and the incentive does not decrease with it (politeness >= 0): when even
-                        # that bound leaves the incentive at or below the threshold, the change is
-                        # refused without the look-ahead (most decisions are refusals)
-                        if polite >= 0.0 and not mobil_incentive(acn, ac, an_new, an_old, cls_a[cls[o]] * afree[o],
-                                                                 ao_old, polite, b) > thr:
+                        # the same bound with w's acceleration in dst: refused without the old
+                        # follower's look-ahead
+                        if polite >= 0.0 and not mobil_incentive(acn, ac, an_new, an_old, ao_hi, ao_old, polite,
+                                                                 b) > thr:
                             break
                         qk, go, vo = _quick_gap(o, nxt[w], x[o], no_obs_src, len_link, x, v, cls, cls_len, stop_next)
                         if not qk:
