@@ -6,11 +6,15 @@ second) and a small grid with the same structure are exercised.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 import trafficsim as ts
 from trafficsim.citynet import DAY_S, daily_profile, haizhu_city
+from trafficsim.lanes import U_TURN_DEG
+from trafficsim.network import allowed_turn_pairs
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,24 @@ def test_full_size_city_has_thousands_of_links_bridges_and_ring(city):
         assert sorted(lk.from_node for lk in links) == sorted(lk.to_node for lk in links)
     assert city.meta["links"] == len(net.links) and city.meta["od_flows"] == len(city.demand.flows)
     city.validate()  # every OD has a route
+
+
+def test_ramps_meet_the_ring_and_the_streets_at_real_angles(city):
+    """The lane rules read turns from node coordinates (a turn of more than ``U_TURN_DEG`` is a
+    U-turn, the least turn within ``THROUGH_MAX_DEG`` goes straight on): no allowed turn onto or
+    off a ramp may look like either a U-turn or a second way straight on."""
+    net = city.network
+
+    def heading(lk):
+        a, b = net.nodes[lk.from_node], net.nodes[lk.to_node]
+        return math.atan2(b.y - a.y, b.x - a.x)
+
+    turns = [(a, b) for a, b in allowed_turn_pairs(net) if "ramp" in a or "ramp" in b]
+    assert len(turns) > 100
+    for a, b in turns:
+        turn = math.degrees(heading(net.links[b]) - heading(net.links[a]))
+        turn = abs((turn + 180.0) % 360.0 - 180.0)
+        assert 5.0 < turn < U_TURN_DEG, (a, b, turn)
 
 
 def test_directional_peaks(city):
