@@ -203,15 +203,7 @@ def test_engines_agree_on_total_delay(sid):
 OTHER_SEEDS = (1, 2, 3)
 
 #: Known deviations under seeds 1-3 (strict): (scenario id, seed) -> what micro does instead.
-KNOWN_SEED_DEVIATIONS = {
-    ("xingang-ruikang", 3): (
-        "micro's head stands on 'xingang-approach' (24 of 45 records, 'ruikang-entry' 20) since the clamp bounds a "
-        "step by the same-lane leader's new rear (issue 3; before: 'ruikang-entry' 25, 'xingang-approach' 15): the "
-        "approach passes 2,457 veh/h in the peak against 2,503 before, a 2% change of a movement at v/c about 1 "
-        "that lengthens its mean queue from 24.6 to 42.5 veh; seed 0 keeps 'ruikang-entry' (not traced further). "
-        "Bounding steps across nodes by new positions (lane_order) left it at 24 / 20 and moved seed 1 to "
-        "'ruikang-entry' (26 of 45) and untested seed 4 to 'xingang-approach' (30 of 45)"),
-}
+KNOWN_SEED_DEVIATIONS: dict[tuple[str, int], str] = {}
 
 
 @pytest.mark.parametrize("sid,seed", [
