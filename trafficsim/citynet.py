@@ -43,10 +43,10 @@ from .scenario import Scenario
 
 __all__ = ["haizhu_city", "daily_profile", "DAY_S", "RING_OFFSET_M"]
 
-#: One day [s].
 DAY_S = 86400.0
-#: Resolution of the daily demand curve [s].
+"""One day [s]."""
 PROFILE_STEP_S = 900.0
+"""Resolution of the daily demand curve [s]."""
 
 _ARTERIAL = dict(free_speed_kmh=50.0, capacity_vph_per_lane=1800.0, jam_density_vpkm_per_lane=150.0)
 _SECONDARY = dict(free_speed_kmh=40.0, capacity_vph_per_lane=1600.0, jam_density_vpkm_per_lane=150.0)
@@ -54,12 +54,12 @@ _BRIDGE = dict(free_speed_kmh=60.0, capacity_vph_per_lane=1900.0, jam_density_vp
 _RING = dict(free_speed_kmh=80.0, capacity_vph_per_lane=2000.0, jam_density_vpkm_per_lane=140.0)
 _RAMP = dict(free_speed_kmh=40.0, capacity_vph_per_lane=1600.0, jam_density_vpkm_per_lane=150.0)
 
-#: Where a ring node is drawn from the junction under it [m] (east, north). Only directions
-#: depend on it (the ring's and the ramps' lengths are given): the ramps leave the junction at
-#: about 63 degrees from east, so no ramp runs parallel to a street or to the ring, and every turn
-#: between the ring, its ramps and the streets is a turn of 27-153 degrees, never a straight-on
-#: tie or a U-turn (which the lane rules of :mod:`trafficsim.lanes` read from the angles).
 RING_OFFSET_M = (10.0, 20.0)
+"""Where a ring node is drawn from the junction under it [m] (east, north). Only directions
+depend on it (the ring's and the ramps' lengths are given): the ramps leave the junction at
+about 63 degrees from east, so no ramp runs parallel to a street or to the ring, and every turn
+between the ring, its ramps and the streets is a turn of 27-153 degrees, never a straight-on
+tie or a U-turn (which the lane rules of :mod:`trafficsim.lanes` read from the angles)."""
 
 
 def _bump(t_s: float, start_s: float, duration_s: float, ramp_s: float) -> float:
