@@ -7,7 +7,8 @@ records the timed runs with ``perf record -p PID``, and prints the share of samp
 and, for the busiest ones, the instruction windows that hold the most samples (disassembled with
 ``objdump`` to ``/tmp/trafficsim_perf/annot_<function>.txt``, samples in the first column).
 
-Needs ``perf`` and ``objdump`` (Debian: linux-perf, binutils) and the right to profile the process
+It reads the compiled functions' addresses through numba internals (``CodeLibrary`` and its
+codegen's engine; written against numba 0.68). Needs ``perf`` and ``objdump`` (Debian: linux-perf, binutils) and the right to profile the process
 (root, or ``kernel.perf_event_paranoid`` <= 1). Compiling takes about 1.5 minutes.
 
 Usage::
