@@ -13,7 +13,7 @@ import pytest
 
 import trafficsim as ts
 from trafficsim.citynet import DAY_S, daily_profile, haizhu_city
-from trafficsim.lanes import U_TURN_DEG
+from trafficsim.lanes import U_TURN_DEG, _turn_angle
 from trafficsim.network import allowed_turn_pairs
 
 
@@ -44,16 +44,10 @@ def test_ramps_meet_the_ring_and_the_streets_at_real_angles(city):
     U-turn, the least turn within ``THROUGH_MAX_DEG`` goes straight on): no allowed turn onto or
     off a ramp may look like either a U-turn or a second way straight on."""
     net = city.network
-
-    def heading(lk):
-        a, b = net.nodes[lk.from_node], net.nodes[lk.to_node]
-        return math.atan2(b.y - a.y, b.x - a.x)
-
     turns = [(a, b) for a, b in allowed_turn_pairs(net) if "ramp" in a or "ramp" in b]
     assert len(turns) > 100
     for a, b in turns:
-        turn = math.degrees(heading(net.links[b]) - heading(net.links[a]))
-        turn = abs((turn + 180.0) % 360.0 - 180.0)
+        turn = abs(math.degrees(_turn_angle(net, a, b)))  # the angle the lane rules read
         assert 5.0 < turn < U_TURN_DEG, (a, b, turn)
 
 
