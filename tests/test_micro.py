@@ -360,6 +360,26 @@ def test_origin_queues_hold_no_vehicle_slots():
     check_invariants(res)
 
 
+
+def test_chunk_needs_counts_arrivals_per_source_and_ring_room():
+    """The engine's per-chunk pool check (one compiled call) gives what the numpy formula gives:
+    arrivals per source summed over the demand routes only (extra routes have source -1), the
+    queued and arriving total, and whether each origin-queue ring holds queue plus arrivals."""
+    from trafficsim.kernels.micro_io import chunk_needs
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        S, R_d = int(rng.integers(1, 5)), int(rng.integers(1, 8))
+        route_src = np.concatenate([rng.integers(0, S, R_d), [-1, -1]]).astype(np.int64)
+        arr = rng.poisson(0.4, (int(rng.integers(1, 130)), R_d + 2)).astype(np.int64)
+        q_len = rng.integers(0, 60, S).astype(np.int64)
+        q_off = np.concatenate([[0], np.cumsum(rng.integers(32, 128, S))]).astype(np.int64)
+        need_q = np.full(S, -7, np.int64)
+        queued, fits = chunk_needs(arr, route_src, R_d, q_len, q_off, need_q)
+        want = np.bincount(route_src[:R_d], weights=arr.sum(axis=0)[:R_d], minlength=S).astype(np.int64)
+        assert need_q.tolist() == want.tolist()
+        assert queued == int(q_len.sum() + want.sum())
+        assert fits == (not np.any(q_len + want > np.diff(q_off)))
+
 def test_vehicle_state_stays_under_200_bytes_per_vehicle():
     """Issue 3's memory contract on a demand-driven run: the pool grows by half, so at the end of a
     run that only fills (3 lanes x 20 km at 60 km/h, 5,000 veh/h for 15 min, nobody arrives) its

@@ -70,6 +70,7 @@ from ..kernels.micro import (
     C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, STATUS_OK, STATUS_POOL,
     MicroControls, MicroNet, MicroRecord, MicroState, micro_advance,
 )
+from ..kernels.micro_io import chunk_needs
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
@@ -643,8 +644,9 @@ def _pool_bytes(st: MicroState) -> int:
     return int(sum(getattr(st, name).nbytes for name in _PER_VEHICLE + ("free",)))
 
 
-def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
-    """Enlarge the vehicle pool and the origin-queue rings so that the next chunk fits.
+def _grow(st: MicroState, need_free: int, need_queue: np.ndarray, queues_fit: bool | None = None) -> MicroState:
+    """Enlarge the vehicle pool and the origin-queue rings so that the next chunk fits
+    (``queues_fit``: whether the rings already hold ``need_queue`` more, when the caller knows).
 
     The pool grows by half (or by what the chunk needs, plus 64), so it holds at most 1.5 slots
     per vehicle present when it last grew: 125 bytes per slot, under 200 bytes per vehicle."""
@@ -669,8 +671,13 @@ def _grow(st: MicroState, need_free: int, need_queue: np.ndarray) -> MicroState:
         free[nf:nf + len(added)] = added
         changes["free"] = free
         changes["n_free"] = np.array([nf + len(added)], np.int64)
-    caps = np.diff(st.q_off)
-    if np.any(st.q_len + need_queue > caps):
+    caps = None
+    if queues_fit is None:
+        caps = np.diff(st.q_off)
+        queues_fit = not np.any(st.q_len + need_queue > caps)
+    if not queues_fit:
+        if caps is None:
+            caps = np.diff(st.q_off)
         new_caps = np.maximum(caps, 2 * (st.q_len + need_queue) + 64)
         off = np.concatenate([[0], np.cumsum(new_caps)]).astype(np.int64)
         buf = np.zeros(int(off[-1]), np.int64)
@@ -769,6 +776,7 @@ class MicroStepper:
             cuts.update(self.chooser.cut_steps())
         self.cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
         self.k = 0
+        self._need_q = np.zeros(S, np.int64)  # scratch of chunk_needs: arrivals per source in a chunk
         self._chunk = None  # (first step, end step, MicroControls) of the chunk in progress
 
     def advance(self, k1: int, arrivals: np.ndarray | None = None, bar=None) -> None:
@@ -780,7 +788,7 @@ class MicroStepper:
         while self.k < k1:
             k0 = self.k
             if self._chunk is None or k0 >= self._chunk[1]:
-                end = next(k for k in self.cuts if k > k0)
+                end = self.cuts[bisect.bisect_right(self.cuts, k0)]
                 if self.chooser is not None:
                     self.chooser.step(k0, self.st)
                 self._chunk = (k0, end, _controls(c, k0 * c.dt, end - k0, self.rng))
@@ -798,12 +806,12 @@ class MicroStepper:
                     arr[0] += extra
                     extra = None
                 ctl = ctl._replace(arrivals=arr)
-            need_q = np.bincount(c.net.route_src[:c.n_demand_routes], weights=arr.sum(axis=0)[:c.n_demand_routes],
-                                 minlength=len(c.source_nodes)).astype(np.int64)
+            queued, fits = chunk_needs(arr, c.net.route_src, c.n_demand_routes, self.st.q_len, self.st.q_off,
+                                       self._need_q)
             # slots for what this chunk can insert: every queued and arriving vehicle, but at most
             # one per lane of each source's first link per step (origin queues hold no slots)
-            need_free = min(int(self.st.q_len.sum() + need_q.sum()), (kk - k0) * c.source_lanes) + 1
-            self.st = _grow(self.st, need_free, need_q)
+            need_free = min(queued, (kk - k0) * c.source_lanes) + 1
+            self.st = _grow(self.st, need_free, self._need_q, fits)
             if first and self.meters is not None:
                 self.meters.step(k0, self.st)
             status = micro_advance(k0, kk, c.n_steps, c.dt, c.steps_per_record, self.traj_every, c.net, ctl,
