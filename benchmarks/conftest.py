@@ -5,6 +5,7 @@ its speed to the calibration kernel (a homogeneous one-link numba CTM loop) meas
 process, so that figures can be compared across noisy runs and machines.
 """
 
+import resource
 import sys
 import time
 from pathlib import Path
@@ -49,3 +50,29 @@ def report(benchmark, *, updates: float, unit: str, calibration: float, **extra)
     print(f"\n{benchmark.name}: {rate:.3g} {unit}, {calibration / rate:.1f}x slower than the calibration loop "
           f"({calibration:.3g} cell-updates/s); " + ", ".join(f"{k}={v}" for k, v in extra.items()))
     return info
+
+
+def rss_kb(field: str = "VmRSS") -> int:
+    """A memory field of this process from ``/proc/self/status`` in kB (``VmRSS``, ``VmHWM``), -1 if absent."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def run_with_peak_rss(fn):
+    """``(fn(), growth_kb, reset)``: how far the process's peak RSS rose during ``fn`` above its
+    RSS just before. The peak (``VmHWM``) is reset to the current RSS first (Linux >= 4.0,
+    ``/proc/self/clear_refs``); where it cannot be (``reset`` False) the growth is measured from
+    the process's lifetime peak and is a lower bound."""
+    before = rss_kb("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        reset = True
+    except OSError:
+        reset = False
+    out = fn()
+    peak = rss_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return out, peak - before, reset

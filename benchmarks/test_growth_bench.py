@@ -20,6 +20,7 @@ import tracemalloc
 
 import numpy as np
 from cases import grid_city
+from conftest import run_with_peak_rss
 
 import trafficsim as ts
 import trafficsim.engines.micro as micro_engine
@@ -83,26 +84,34 @@ def test_growth_with_demand(benchmark):
 
 
 def test_peak_memory_per_million_cells(benchmark):
-    """Peak memory the engine allocates during a run (tracemalloc sees numpy's buffers), after a
-    warm-up run so that compilation is not counted."""
+    """Peak memory of a run, after a warm-up run so that compilation is not counted: what the
+    engine allocates (tracemalloc sees numpy's buffers) and how far the process's peak RSS rises
+    above its RSS before the run (``conftest.run_with_peak_rss``)."""
     out = {}
 
     def run():
         for n in (20, 50):
             sc = grid_city(n, n_od=400, duration_s=600.0)
             ts.simulate(sc.replace(duration_s=60.0), dt_s=1.0)       # compile / warm
+            opts = dict(dt_s=1.0, record_interval_s=300.0)
+            res, rss_growth_kb, reset = run_with_peak_rss(lambda: ts.simulate(sc, **opts))
+            del res
             tracemalloc.start()
-            res = ts.simulate(sc, dt_s=1.0, record_interval_s=300.0)
+            res = ts.simulate(sc, **opts)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            out[n] = {"cells": res.data.attrs["cells"], "peak_bytes": peak}
+            out[n] = {"cells": res.data.attrs["cells"], "peak_bytes": peak, "rss_growth_bytes": rss_growth_kb * 1024,
+                      "rss_peak_reset": reset}
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     per_million = {n: r["peak_bytes"] / 2**20 / (r["cells"] / 1e6) for n, r in out.items()}
-    benchmark.extra_info.update({"runs": out, "peak_mb_per_million_cells": per_million})
+    rss_per_million = {n: r["rss_growth_bytes"] / 2**20 / (r["cells"] / 1e6) for n, r in out.items()}
+    benchmark.extra_info.update({"runs": out, "peak_mb_per_million_cells": per_million,
+                                 "rss_growth_mb_per_million_cells": rss_per_million})
     for n, r in out.items():
         print(f"\n{n}x{n}: {r['cells']} cells, peak {r['peak_bytes'] / 2**20:.1f} MB allocated during simulate, "
-              f"{per_million[n]:.0f} MB per million cells", end="")
+              f"{per_million[n]:.0f} MB per million cells; peak RSS +{r['rss_growth_bytes'] / 2**20:.1f} MB, "
+              f"{rss_per_million[n]:.0f} MB per million cells", end="")
     print()
 
 

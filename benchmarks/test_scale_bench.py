@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 import trafficsim as ts
+from conftest import rss_kb, run_with_peak_rss
 from trafficsim.citynet import haizhu_city
 
 
@@ -170,14 +171,6 @@ def test_micro_50k_simultaneous_vehicles(benchmark):
           f"{updates / max(out['wall'] - compile_s, 1e-9):.3g} without the compile; inside at end {inside}")
 
 
-def _rss_status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return -1
-
-
 def _micro_memory_probe(n_vehicles: int = 100_000, duration_s: float = 60.0) -> dict:
     """Memory of one micro run holding ``n_vehicles`` at once (meant for a fresh process: see
     ``test_micro_memory_per_100k_vehicles``). After a warm-up run and building the vehicle list:
@@ -190,21 +183,15 @@ def _micro_memory_probe(n_vehicles: int = 100_000, duration_s: float = 60.0) -> 
 
     small, few = _micro_ring(2_000, links=5, length_m=2000.0)
     ts.simulate(small.replace(duration_s=5.0), engine="micro", initial_vehicles=few, record_interval_s=5.0)
-    rss_warm_kb = _rss_status_kb("VmRSS")
+    rss_warm_kb = rss_kb("VmRSS")
     sc, vehicles = _micro_ring(n_vehicles, links=100)   # 2,000 lane-km: 50 veh/km/lane, as the 50k run
     sc = sc.replace(duration_s=duration_s)
     opts = dict(engine="micro", seed=0, dt_s=0.5, record_interval_s=duration_s, initial_vehicles=vehicles)
-    rss_before_kb = _rss_status_kb("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:   # reset VmHWM to the current RSS (Linux >= 4.0)
-            f.write("5")
-        hwm_reset = True
-    except OSError:
-        hwm_reset = False
+    rss_before_kb = rss_kb("VmRSS")
     t = time.perf_counter()
-    res = ts.simulate(sc, **opts)
+    res, growth_kb, hwm_reset = run_with_peak_rss(lambda: ts.simulate(sc, **opts))
     wall = time.perf_counter() - t
-    hwm_kb = _rss_status_kb("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm_kb = rss_before_kb + growth_kb
     inside = int(res.final_state["inside"])
     del res
     tracemalloc.start()
