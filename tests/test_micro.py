@@ -380,6 +380,24 @@ def test_chunk_needs_counts_arrivals_per_source_and_ring_room():
         assert queued == int(q_len.sum() + want.sum())
         assert fits == (not np.any(q_len + want > np.diff(q_off)))
 
+
+def test_initial_vehicles_share_one_route_per_path_and_class():
+    """Initial vehicles add one route per distinct (path, cyclic, class), in order of first use, and
+    each vehicle points at its own; an invalid route is reported with the vehicle that first has it."""
+    from trafficsim.engines.micro import compile_micro
+    sc = _one_road(1000.0, 2, 100.0, 30.0, 60.0)
+    iv = [dict(link="road", x_m=100.0 + 30.0 * k, route=("road", "out")) for k in range(3)]
+    iv += [dict(link="road", lane=1, x_m=100.0, route=("road", "out"), vehicle_class="bus"),
+           dict(link="out", x_m=50.0, route=("out",)), dict(link="out", x_m=90.0, route=("out",))]
+    c = compile_micro(sc, 0.5, 60.0, initial_vehicles=iv)
+    extra = c.route_links[len(c.route_links) - 3:]
+    assert [tuple(p) for p in extra] == [("road", "out"), ("road", "out"), ("out",)]
+    R0 = len(c.route_links) - 3
+    assert [r - R0 for (r, *_rest) in c.init] == [0, 0, 0, 1, 2, 2]
+    assert int(c.net.route_cls[R0]) != int(c.net.route_cls[R0 + 1])  # car, bus
+    with pytest.raises(SimulationError, match=r"initial_vehicles\[2\]: route"):
+        compile_micro(sc, 0.5, 60.0, initial_vehicles=iv[:2] + [dict(link="out", x_m=50.0, route=("out", "road"))])
+
 def test_vehicle_state_stays_under_200_bytes_per_vehicle():
     """Issue 3's memory contract on a demand-driven run: the pool grows by half, so at the end of a
     run that only fills (3 lanes x 20 km at 60 km/h, 5,000 veh/h for 15 min, nobody arrives) its

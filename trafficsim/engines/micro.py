@@ -241,6 +241,10 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     cyclic = [False] * len(route_links)
     R_d = len(route_links)
     init = []
+    # an initial vehicle's route is checked and added once per distinct route (a ring of 50,000
+    # vehicles shares one): the per-vehicle check and list search made this quadratic
+    checked: set = set()
+    extra_route: dict = {}
     for i, iv in enumerate(initial_vehicles or []):
         el = f"initial_vehicles[{i}]"
         try:
@@ -250,10 +254,12 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         if lid not in net.links:
             raise SimulationError(f"{el}: link {lid!r} is not in the network")
         path = tuple(iv.get("route", (lid,)))
-        try:
-            net.validate_route(path)
-        except Exception as exc:  # NetworkError
-            raise SimulationError(f"{el}: route: {exc}") from None
+        if path not in checked:
+            try:
+                net.validate_route(path)
+            except Exception as exc:  # NetworkError
+                raise SimulationError(f"{el}: route: {exc}") from None
+            checked.add(path)
         if lid not in path:
             raise SimulationError(f"{el}: route {list(path)} does not contain link {lid!r}")
         cyc = bool(iv.get("cyclic", False))
@@ -269,11 +275,12 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         if not cp[cname]["length_m"] <= x <= net.links[lid].length_m:
             raise SimulationError(f"{el}: x_m must lie in [vehicle length, link length], got {x:g}")
         key = (path, cyc, VEHICLE_CLASSES.index(cname))
-        if key not in [(route_links[r], cyclic[r], route_cls[r]) for r in range(R_d, len(route_links))]:
+        r = extra_route.get(key)
+        if r is None:
+            r = extra_route[key] = len(route_links)
             route_links.append(path)
             cyclic.append(cyc)
-            route_cls.append(VEHICLE_CLASSES.index(cname))
-        r = [k for k in range(R_d, len(route_links)) if (route_links[k], cyclic[k], route_cls[k]) == key][0]
+            route_cls.append(key[2])
         init.append((r, path.index(lid), lidx[lid], lane, x, float(iv.get("speed_kmh", 0.0)) / 3.6))
     R = len(route_links)
     route_off = np.concatenate([[0], np.cumsum([len(p) for p in route_links])]).astype(np.int64)
