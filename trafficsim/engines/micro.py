@@ -678,13 +678,10 @@ def _grow(st: MicroState, need_free: int, need_queue: np.ndarray, queues_fit: bo
         free[nf:nf + len(added)] = added
         changes["free"] = free
         changes["n_free"] = np.array([nf + len(added)], np.int64)
-    caps = None
     if queues_fit is None:
-        caps = np.diff(st.q_off)
-        queues_fit = not np.any(st.q_len + need_queue > caps)
+        queues_fit = not np.any(st.q_len + need_queue > np.diff(st.q_off))
     if not queues_fit:
-        if caps is None:
-            caps = np.diff(st.q_off)
+        caps = np.diff(st.q_off)
         new_caps = np.maximum(caps, 2 * (st.q_len + need_queue) + 64)
         off = np.concatenate([[0], np.cumsum(new_caps)]).astype(np.int64)
         buf = np.zeros(int(off[-1]), np.int64)
