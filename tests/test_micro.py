@@ -310,6 +310,45 @@ def test_node_permissions_computed_only_where_read_change_no_record(sid):
         assert np.array_equal(getattr(lazy, name), getattr(full, name)), name
 
 
+def test_where_the_kernel_calls_end_changes_no_record(monkeypatch):
+    """Without bus stops or booths a chunk spans many record intervals (its Poisson rows are the
+    rows shorter chunks would draw in turn): chunks of one record interval (the budget forced
+    down), the progress bar's calls of one record interval, and advancing 7 steps at a time all
+    give the same records, bit for bit. With bus stops (dwell times drawn per chunk) chunks stay
+    one record interval long."""
+    import trafficsim.engines.micro as em
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += 1
+
+    sc = ts.scenarios.load("merge").replace(duration_s=1500.0)
+    runs = []
+    for how in ("long", "record", "bar", "pieces"):
+        monkeypatch.setattr(em, "ARRIVALS_BUDGET", 1 if how == "record" else 1 << 19)
+        c = em.compile_micro(sc, 0.5, 60.0)
+        run = em.MicroStepper(c, 3)
+        if how == "pieces":
+            for k in range(7, c.n_steps + 7, 7):
+                run.advance(k)
+        else:
+            bar = Bar() if how == "bar" else None
+            run.advance(c.n_steps, bar=bar)
+            if bar is not None:
+                assert bar.n == c.n_steps // c.steps_per_record
+        runs.append((len(run.cuts), run.rec))
+    assert runs[0][0] < 10 < runs[1][0]  # merge: cut at the demand's steps only, or every minute
+    ref = runs[0][1]
+    assert ref.cum_out.sum() > 1000
+    for _, rec in runs[1:]:
+        for name in ("vht", "vkt", "cum_in", "cum_out", "queue_vs", "queue_m", "queue_m_max", "route_gen", "wait"):
+            assert np.array_equal(getattr(ref, name), getattr(rec, name)), name
+    c = em.compile_micro(ts.scenarios.load("kecun-bus-stops"), 0.5, 60.0)
+    assert em._chunk_steps(c) == c.steps_per_record
+
+
 def test_a_vehicle_following_a_faster_one_over_a_node_is_not_clamped():
     """A car at 60 km/h, 1 m before a node, follows across it a car at 90 km/h whose rear is 3 m
     past the node: the IDM accelerates it, and its step of 8.5 m passes the leader's old rear

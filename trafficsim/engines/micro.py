@@ -495,6 +495,30 @@ def _lane_state(c: CompiledMicro, t: float) -> tuple:
     return got
 
 
+#: Most (step, route) cells of Poisson arrivals a chunk draws at once (4 MB of int64), see _chunk_steps
+ARRIVALS_BUDGET = 1 << 19
+
+
+def _chunk_steps(c: CompiledMicro) -> int:
+    """Steps between the chunk cuts that do not come from an input: a multiple of the record interval.
+
+    A chunk's controls are drawn when it starts. Its Poisson arrivals, one row per step drawn in
+    order, are the rows two shorter chunks at the same rate would draw in turn, so where a chunk
+    ends does not change a seed's arrivals; a chunk can then span many record intervals, and a
+    short run builds its controls a few times instead of once per record interval (the kernel
+    is still called once per interval, on a slice of them). The arrivals array is kept under
+    :data:`ARRIVALS_BUDGET` cells.
+    Bus stops and toll booths draw a pool of :data:`DWELL_POOL` dwell or service times per chunk
+    and reuse it when a chunk needs more, so with them chunks stay one record interval long, as
+    they were drawn before.
+    """
+    spr = c.steps_per_record
+    if c.stops or c.booth_lanes:
+        return spr
+    per = ARRIVALS_BUDGET // max(len(c.route_links), 1)
+    return max(spr, per - per % spr)
+
+
 def _controls(c: CompiledMicro, t: float, n_chunk: int, rng: np.random.Generator) -> MicroControls:
     sc = c.scenario
     lane_open, lo, hi, smap, active, lanes_rec, plo, phi, dpref = _lane_state(c, t)
@@ -736,10 +760,10 @@ class MicroStepper:
 
     ``run_micro`` advances it over the whole horizon at once; the hybrid engine advances it one
     coupling step at a time and adds the vehicles that leave SUMO to origin queues. The kernel
-    is called in chunks cut at input breakpoints, record boundaries, meter and route-choice
-    update steps; the controls of a chunk (with its Poisson arrivals, drawn from ``seed``) are
-    built once when the chunk starts, so advancing step by step draws the same numbers and gives
-    the same result as advancing in one call.
+    is called in chunks cut at input breakpoints, meter and route-choice update steps and every
+    :func:`_chunk_steps` steps; the controls of a chunk (with its Poisson arrivals, drawn from
+    ``seed``) are built once when the chunk starts, so advancing step by step draws the same
+    numbers and gives the same result as advancing in one call.
 
     Attributes: ``c`` (the :class:`CompiledMicro`; ``c.net`` may be replaced between calls),
     ``st`` (:class:`~trafficsim.kernels.micro.MicroState`, replaced when the pool grows),
@@ -772,7 +796,7 @@ class MicroStepper:
         self.rng = np.random.default_rng(seed)
         cuts = {0, c.n_steps}
         cuts.update(step_index(t, c.dt) for t in breakpoints(c.scenario))
-        cuts.update(range(0, c.n_steps, c.steps_per_record))
+        cuts.update(range(0, c.n_steps, _chunk_steps(c)))
         if self.meters is not None:
             cuts.update(self.meters.cut_steps(c.n_steps))
         self.chooser = MicroRouteChoice.build(c, routing)  # dynamic route choice cuts chunks at its updates
@@ -801,7 +825,9 @@ class MicroStepper:
             else:
                 first = False
             start, end, ctl = self._chunk
-            kk = min(k1, end)
+            # one kernel call per record interval at most, on a slice of the chunk's draws (as when
+            # the caller advances in pieces): the pool grows for what one interval can insert
+            kk = min(k1, end, (k0 // c.steps_per_record + 1) * c.steps_per_record)
             arr = ctl.arrivals
             if kk - k0 != arr.shape[0] or extra is not None:
                 arr = arr[k0 - start:kk - start]
@@ -812,7 +838,7 @@ class MicroStepper:
                 ctl = ctl._replace(arrivals=arr)
             queued, fits = chunk_needs(arr, c.net.route_src, c.n_demand_routes, self.st.q_len, self.st.q_off,
                                        self._need_q)
-            # slots for what this chunk can insert: every queued and arriving vehicle, but at most
+            # slots for what this call can insert: every queued and arriving vehicle, but at most
             # one per lane of each source's first link per step (origin queues hold no slots)
             need_free = min(queued, (kk - k0) * c.source_lanes) + 1
             self.st = _grow(self.st, need_free, self._need_q, fits)
