@@ -34,6 +34,10 @@ def test_fundamental_diagram_derived_quantities():
         ("length_m", math.inf, "link 'a': length_m must be finite"),
         ("lanes", 0, "link 'a': lanes must be >= 1"),
         ("lanes", 1.5, "link 'a': lanes must be a whole number"),
+        ("lanes", math.nan, "link 'a': lanes must be a whole number"),
+        ("lanes", math.inf, "link 'a': lanes must be a whole number"),
+        ("lanes", "2", "link 'a': lanes must be a whole number"),
+        ("lanes", True, "link 'a': lanes must be a whole number"),
         ("free_speed_kmh", 0, "link 'a': free_speed_kmh must be > 0"),
         ("capacity_vph_per_lane", "x", "link 'a': capacity_vph_per_lane must be a number"),
         ("jam_density_vpkm_per_lane", 10, "must be below jam_density_vpkm_per_lane"),
@@ -46,6 +50,19 @@ def test_bad_link_fields_name_element_and_field(field, value, match):
     kw[field] = value
     with pytest.raises(ts.NetworkError, match=match):
         _net().add_link("a", "A", "B", **kw)
+
+
+def test_numpy_lane_counts_are_accepted():
+    # lane counts read from a table (pandas, numpy) are numpy integers or floats
+    net = _net()
+    lk = net.add_link("a", "A", "B", length_m=1000, lanes=np.int64(3), lane_schedule=[(600, np.int32(2))])
+    assert lk.lanes == 3 and type(lk.lanes) is int
+    assert lk.lane_schedule == ((600.0, 2),) and type(lk.lane_schedule[0][1]) is int
+    assert net.add_link("b", "B", "C", length_m=1000, lanes=np.float64(2.0)).lanes == 2
+    with pytest.raises(ts.NetworkError, match="link 'c': lanes must be a whole number"):
+        net.add_link("c", "A", "C", length_m=1000, lanes=np.float64(1.5))
+    net.connect_lanes("a", "b", [(np.int64(0), np.int64(0)), (np.int64(1), np.int64(1))])
+    assert net.lane_connectors[("a", "b")] == ((0, 0), (1, 1))
 
 
 def test_unknown_node_duplicate_ids_and_self_loop():
@@ -67,6 +84,13 @@ def test_lane_schedule_validation():
         net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, 1), (50, 2)])
     with pytest.raises(ts.NetworkError, match=r"lane_schedule\[0\] lanes must be >= 0"):
         net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, -1)])
+    with pytest.raises(ts.NetworkError, match=r"link 'a': lane_schedule\[0\] lanes must be a whole number"):
+        net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, math.nan)])
+    with pytest.raises(ts.NetworkError, match=r"lane connector 'ab' -> 'bc': lanes\[0\]\[0\] must be a whole number"):
+        ab = _net()
+        ab.add_link("ab", "A", "B", length_m=100, lanes=2)
+        ab.add_link("bc", "B", "C", length_m=100, lanes=2)
+        ab.connect_lanes("ab", "bc", [(math.inf, 0)])
     lk = net.add_link("a", "A", "B", length_m=100, lanes=2, lane_schedule=[(100, 1), (200, 3)])
     assert [lk.lanes_at(t) for t in (0, 99, 100, 150, 200, 1e9)] == [2, 2, 1, 1, 3, 3]
     assert lk.max_lanes == 3

@@ -16,6 +16,7 @@ Kerner & Rehborn 1996; Treiber, Kesting & Helbing 2010).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
@@ -53,7 +54,10 @@ def _finite(element: str, name: str, value, *, positive: bool = True, allow_zero
 
 
 def _lane_count(element: str, name: str, value, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+    # numbers.Real admits numpy integers and floats (lane counts read from a table); a NaN or an
+    # infinity is not a whole number (int() of them would raise a bare ValueError/OverflowError)
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value != int(value)):
         raise NetworkError(f"{element}: {name} must be a whole number of lanes, got {value!r}")
     if int(value) < minimum:
         raise NetworkError(f"{element}: {name} must be >= {minimum}, got {value!r}")
