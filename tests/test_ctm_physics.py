@@ -3,6 +3,7 @@
 Every check derives its expected value from the scenario's own parameters.
 """
 
+import math
 import numpy as np
 import pytest
 
@@ -253,6 +254,25 @@ def test_cfl_violation_is_a_clear_error():
 def test_record_interval_must_be_a_multiple_of_the_step():
     with pytest.raises(ts.SimulationError, match="whole multiple of dt_s"):
         ts.simulate(corridor(), dt_s=3.6, record_interval_s=60.0)
+
+
+@pytest.mark.parametrize("engine", ["macro", "micro"])
+@pytest.mark.parametrize("name, value", [("record_interval_s", 0), ("record_interval_s", -60.0),
+                                         ("record_interval_s", math.nan), ("record_interval_s", "60"),
+                                         ("dt_s", "1"), ("dt_s", math.inf), ("dt_s", True)])
+def test_bad_step_or_record_interval_is_a_clear_error(engine, name, value):
+    """Before the fix the macro engine's default step divided by a zero record interval
+    (ZeroDivisionError), took int() of a NaN (ValueError) or divided a string (TypeError)."""
+    kw = {"record_interval_s": 60.0, "dt_s": None if engine == "macro" else 0.5, name: value}
+    with pytest.raises(ts.SimulationError, match=f"{name} must be a finite number > 0"):
+        ts.simulate(corridor(), engine=engine, **kw)
+
+
+@pytest.mark.parametrize("engine", ["macro", "micro"])
+def test_numpy_step_and_record_interval_are_accepted(engine):
+    """A step or interval computed with numpy (np.int64, np.float32) is a number like any other."""
+    res = ts.simulate(corridor(duration=600.0), engine=engine, dt_s=np.float32(0.5), record_interval_s=np.int64(120))
+    assert res.data["time"].values.tolist() == [120.0, 240.0, 360.0, 480.0, 600.0]
 
 
 def test_unknown_engine_is_a_clear_error():

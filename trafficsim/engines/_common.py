@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ from ..routing import candidate_routes
 from ..scenario import Scenario
 
 __all__ = [
-    "SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for",
+    "SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for", "positive_seconds",
     "has_signals", "step_index", "int_array", "float_array", "progress_bar",
 ]
 
@@ -112,11 +113,19 @@ def breakpoints(scenario: Scenario) -> list[float]:
     return sorted(t for t in times if 0 < t < scenario.duration_s)
 
 
+def positive_seconds(name: str, value) -> float:
+    """``value`` as a float if it is a finite real number > 0 (numpy scalars included), else a
+    :class:`SimulationError` naming the option ``name``."""
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value <= 0):
+        raise SimulationError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def steps_for(scenario: Scenario, dt_s: float, record_interval_s: float) -> tuple[int, int]:
     """Number of steps and steps per record interval; clear errors when they do not divide."""
-    for name, v in (("dt_s", dt_s), ("record_interval_s", record_interval_s)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise SimulationError(f"{name} must be a finite number > 0, got {v!r}")
+    dt_s = positive_seconds("dt_s", dt_s)
+    record_interval_s = positive_seconds("record_interval_s", record_interval_s)
     spr = record_interval_s / dt_s
     if abs(spr - round(spr)) > 1e-9 * spr:
         raise SimulationError(

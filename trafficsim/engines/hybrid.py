@@ -88,7 +88,7 @@ from ..network import Network
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..sumo_io import SumoError, export_scenario, sumo_binary, variable_lane_groups
-from ._common import SimulationError, build_routes, progress_bar, steps_for
+from ._common import SimulationError, build_routes, positive_seconds, progress_bar, steps_for
 from ._hybrid_outer import OUTER_MODELS, MacroOuter, MicroOuter
 
 __all__ = ["run_hybrid", "split_scenario", "HybridSplit", "default_region", "measure_overhead"]
@@ -339,7 +339,7 @@ def run_hybrid(
     split = split_scenario(scenario, region)
     if split.macro is None:
         raise SimulationError("engine 'hybrid': the region covers the whole network; use engine='sumo'")
-    dt = (DEFAULT_DT_S if outer == "macro" else DEFAULT_MICRO_DT_S) if dt_s is None else float(dt_s)
+    dt = (DEFAULT_DT_S if outer == "macro" else DEFAULT_MICRO_DT_S) if dt_s is None else positive_seconds("dt_s", dt_s)
     sub = dt / sumo_dt_s
     if sumo_dt_s <= 0 or abs(sub - round(sub)) > 1e-9 or round(sub) < 1:
         raise SimulationError(f"engine 'hybrid': dt_s={dt:g} must be a whole multiple of sumo_dt_s={sumo_dt_s:g}")

@@ -44,6 +44,7 @@ from ._common import (
     has_signals,
     int_array,
     lanes_in_force,
+    positive_seconds,
     progress_bar,
     step_index,
     steps_for,
@@ -191,7 +192,9 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     controls = [c.validate(scenario.network) for c in scenario.controls]
     scenario = scenario.replace(controls=controls)
     net = scenario.network
-    dt = default_dt(scenario, record_interval_s) if dt_s is None else float(dt_s)
+    # checked before default_dt divides by the record interval
+    record_interval_s = positive_seconds("record_interval_s", record_interval_s)
+    dt = default_dt(scenario, record_interval_s) if dt_s is None else positive_seconds("dt_s", dt_s)
     n_steps, spr = steps_for(scenario, dt, record_interval_s)
     link_ids = list(net.links)
     node_ids = list(net.nodes)

@@ -77,7 +77,8 @@ from ..routing import DynamicRouting
 from ._route_choice import MicroRouteChoice
 from ..lanes import derive_connectors
 from ._common import (
-    SimulationError, breakpoints, build_routes, float_array, int_array, progress_bar, step_index, steps_for,
+    SimulationError, breakpoints, build_routes, float_array, int_array, positive_seconds, progress_bar, step_index,
+    steps_for,
 )
 from ._feedback import MicroMeters
 
@@ -906,7 +907,7 @@ def run_micro(
         Vehicles present at time 0: ``{"link", "lane", "x_m", "speed_kmh", "vehicle_class",
         "route", "cyclic"}``; a cyclic route (a closed ring of links) is driven forever.
     """
-    dt = 0.5 if dt_s is None else float(dt_s)
+    dt = 0.5 if dt_s is None else positive_seconds("dt_s", dt_s)
     try:
         routing = DynamicRouting.from_options(route_choice, route_update_s, route_candidates, route_smoothing,
                                               route_logit_s)

@@ -62,7 +62,7 @@ from ..control import AlineaMeter, Blocking, FixedRateMeter, FixedTimeSignal
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary, variable_lane_dedicated
-from ._common import SimulationError, build_routes, progress_bar, steps_for
+from ._common import SimulationError, build_routes, positive_seconds, progress_bar, steps_for
 from ._feedback import AlineaLaw, ramp_storage_veh, release_cycle
 
 __all__ = ["run_sumo", "DEFAULT_DT_S"]
@@ -380,7 +380,7 @@ def run_sumo(
     scenario = scenario.replace(controls=controls)
     net = scenario.network
     check_meters(scenario, "sumo")
-    dt = DEFAULT_DT_S if dt_s is None else float(dt_s)
+    dt = DEFAULT_DT_S if dt_s is None else positive_seconds("dt_s", dt_s)
     n_steps, spr = steps_for(scenario, dt, record_interval_s)
     T = int(math.ceil(n_steps / spr))
     routes = build_routes(scenario)
