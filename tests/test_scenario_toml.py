@@ -1,5 +1,6 @@
 """Scenario <-> TOML: exact round trip and clear errors on malformed files."""
 
+import numpy as np
 import pytest
 
 import trafficsim as ts
@@ -40,6 +41,24 @@ def test_round_trip_runs_the_same(tmp_path):
     a = ts.simulate(sc, "macro")
     b = ts.simulate(back, "macro")
     assert a.kpis["vht"] == b.kpis["vht"]
+
+
+def test_numpy_numbers_in_controls_round_trip(tmp_path):
+    """Control fields are stored as given: a signal plan or blocking built from numpy numbers
+    (a table, a sweep) made to_toml fail with 'Object of type int64 is not TOML serializable'."""
+    sc = _scenario()
+    sc.controls = [
+        ts.FixedTimeSignal("C", (ts.Phase(np.float64(30), (("bridge", "off"),), np.int64(3), np.float32(2)),
+                                 ts.Phase(np.int64(20), (), 3, 0)), offset_s=np.int64(5)),
+        ts.FixedRateMeter("up", np.array([[0, 900.0], [3600, 1200.0]])),
+        ts.Blocking("bridge", np.int64(600), np.float64(900), lanes=np.int64(1), position_m=np.float64(100),
+                    length_m=np.int32(30)),
+        ts.BusStop("bridge", np.float64(500), bay=np.bool_(True), dwell_mean_s=np.int64(25), name="Stop A"),
+    ]
+    back = ts.Scenario.from_toml(sc.to_toml(tmp_path / "sc.toml"))
+    assert back == sc
+    a, b = ts.simulate(sc, "macro"), ts.simulate(back, "macro")
+    assert a.kpis["vht"] == b.kpis["vht"] and a.kpis["completed"] == b.kpis["completed"]
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .control import ControlError, control_from_dict
 from .demand import Demand, DemandError
 from .network import Network, NetworkError
@@ -53,6 +55,18 @@ __all__ = ["Scenario", "ScenarioError"]
 
 class ScenarioError(ValueError):
     """A scenario, or its TOML file, is malformed (the message says where)."""
+
+
+def _plain(value):
+    """``value`` with numpy scalars as Python numbers and tuples as lists, as TOML writes them
+    (controls keep their fields as given: a plan built from a table holds numpy numbers)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return _plain(value.tolist()) if isinstance(value, np.ndarray) else value.item()
+    return value
 
 
 @dataclass
@@ -125,7 +139,7 @@ class Scenario:
         out["demand"] = self.demand.to_list()
         if self.controls:
             out["controls"] = [c.to_dict() for c in self.controls]
-        return out
+        return _plain(out)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "scenario") -> "Scenario":
