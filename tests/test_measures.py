@@ -366,6 +366,41 @@ def test_variable_lane_moves_a_lane_to_the_turn_pocket_in_its_window():
         VariableLane(link="feeder", turn_to="uturn").apply(sc)
 
 
+def _signalised_cross(q=300.0):
+    net = ts.Network()
+    net.add_node("X", 0.0, 0.0)
+    legs = {"N": (0, 1), "E": (1, 0), "S": (0, -1), "W": (-1, 0)}
+    for k, (dx, dy) in legs.items():
+        net.add_node(k, 600.0 * dx, 600.0 * dy)
+        net.add_link(f"{k}in", k, "X", length_m=600, lanes=2)
+        net.add_link(f"{k}out", "X", k, length_m=600, lanes=2)
+    d = ts.Demand()
+    for a in legs:
+        for b in legs:
+            if a != b:
+                d.add(a, b, [(0, q)])
+    ns = tuple((f"{a}in", f"{b}out") for a in "NS" for b in legs if a != b)
+    ew = tuple((f"{a}in", f"{b}out") for a in "EW" for b in legs if a != b)
+    sig = FixedTimeSignal("X", (ts.Phase(30, ns, 3, 2), ts.Phase(30, ew, 3, 2)))
+    return ts.Scenario(net, d, 1800.0, [sig], name="cross")
+
+
+@pytest.mark.parametrize("engine", ["macro", "micro"])
+def test_variable_lane_at_a_signal_gives_the_pocket_its_movement_s_green(engine):
+    """The pocket link is a new approach at the node: without its own green the variant could
+    not be simulated ('movement 'Nin:pocket' -> 'Eout' ... has green in no phase')."""
+    sc = _signalised_cross()
+    m = VariableLane(link="Nin", turn_to="Eout", windows=((300.0, 1500.0),))
+    v = m.apply(sc)
+    sig = next(c for c in v.controls if isinstance(c, FixedTimeSignal))
+    assert sig.green_windows()[(m.pocket_id, "Eout")] == sig.green_windows()[("Nin", "Eout")]
+    assert sc.controls[0].green_windows().get((m.pocket_id, "Eout")) is None  # the input is untouched
+    res = ts.simulate(v, engine=engine)
+    assert float(res.data["cum_in"].sel(link=m.pocket_id).isel(time=-1)) > 0
+    k = res.kpis
+    assert k["demand"] == pytest.approx(k["completed"] + k["inside"] + k["unserved"], abs=1e-6)
+
+
 # ----------------------------------------------------------------------------- demand, stops, enforcement
 def test_demand_restriction_cuts_volume_by_the_documented_share():
     sc = ts.scenarios.load("jiangwan-bridge")

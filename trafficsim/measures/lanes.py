@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..control import FixedTimeSignal
 from ..scenario import Scenario
 from ._base import Measure, add_lane_delta, finite
 
@@ -196,6 +197,15 @@ class VariableLane(Measure):
         for o in net.out_links(lk.to_node):
             if o.id != self.turn_to:
                 net.ban_turn(self.pocket_id, o.id)
+        # at a signal the pocket's movement is the dedicated one: it has the same green (without
+        # it no engine could run the variant: the pocket's movement had green in no phase)
+        mv = (self.link, self.turn_to)
+        for i, c in enumerate(sc.controls):
+            if isinstance(c, FixedTimeSignal) and c.node == lk.to_node:
+                c = c.validate(net)
+                sc.controls[i] = replace(c, phases=tuple(
+                    replace(p, movements=p.movements + ((self.pocket_id, self.turn_to),)) if mv in p.movements else p
+                    for p in c.phases))
         # split each turning flow into its in-window part (via the pocket) and the rest
         resolved = sc.demand.resolve_routes(net)
         flows = []
