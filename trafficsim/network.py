@@ -106,7 +106,8 @@ class Link:
         increasing ``start_s`` [s] > 0 and ``lanes`` >= 0. A lane count of 0 closes the link.
     priority : float or None
         Merge priority of this link at its downstream node. ``None`` (default) means
-        capacity-proportional priority (Tampere et al. 2011).
+        capacity-proportional priority (Tampere et al. 2011). Read by the macro engine's node
+        model and the SUMO export; the micro engine merges by zipper and ignores it.
     name : str
         Human-readable street name, for plots and cards.
     """
