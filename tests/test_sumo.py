@@ -143,6 +143,38 @@ def test_undersaturated_flow_passes_at_free_speed():
     assert rs.kpis["travel_time_index"] < 1.05
 
 
+@pytest.mark.parametrize("legs, offset", [(5, 0.1), (6, 0.0)])
+def test_unsignalised_many_leg_junction_does_not_deadlock(legs, offset):
+    """A star of two-way legs without signals or priorities, 20 veh/h per OD pair. Exported as a
+    SUMO 'priority' junction, 5 legs (in and out 0.1 rad apart) and 6 legs (coincident) locked:
+    three approaches discharged nothing after the first minute and 42-60% of the demand never
+    arrived (macro and micro: all of it, travel time index ~1)."""
+    import math
+
+    net = ts.Network()
+    net.add_node("X", 0.0, 0.0)
+    for i in range(legs):
+        a = 2 * math.pi * i / legs
+        net.add_node(f"O{i}", 1000 * math.cos(a), 1000 * math.sin(a))
+        net.add_node(f"D{i}", 900 * math.cos(a + offset), 900 * math.sin(a + offset))
+        net.add_link(f"in{i}", f"O{i}", "X", length_m=800, lanes=2)
+        net.add_link(f"out{i}", "X", f"D{i}", length_m=800, lanes=2)
+    d = ts.Demand()
+    for i in range(legs):
+        for j in range(legs):
+            if i != j:
+                d.add(f"O{i}", f"D{j}", [(0, 20)])
+    res = ts.simulate(ts.Scenario(net, d, 1200), engine="sumo", dt_s=DT)
+    k = res.kpis
+    last = res.data.isel(time=-1)
+    for i in range(legs):
+        assert float(last.cum_out.sel(link=f"in{i}")) >= float(last.cum_in.sel(link=f"in{i}")) - 3, f"in{i}"
+    # in flight at the end: the demand rate times the free-flow trip (1,600 m at 50 km/h), doubled
+    in_flight = legs * (legs - 1) * 20 / 3600 * 1600 / (50 / 3.6)
+    assert k["inside"] <= 2 * in_flight and k["unserved"] <= 2
+    assert k["travel_time_index"] < 1.5
+
+
 def test_merge_discharge_cross_check():
     sc = merge()
     rs = ts.simulate(sc, engine="sumo", dt_s=DT)

@@ -208,12 +208,29 @@ def _is_merge(net: Network, node: str) -> bool:
     return sum(lk.max_lanes for lk in ins) > outs[0].max_lanes
 
 
+#: Unsignalised nodes with at least this many in-links and no explicit priorities are exported as
+#: ``right_before_left``: netconvert's ``priority`` logic for them (two main roads, the others
+#: yielding) deadlocked in SUMO 1.28 depending on the legs' angles (5 two-way legs 0.1 rad apart,
+#: 6 coincident: three approaches stood for the rest of the run at 20 veh/h per OD pair), while
+#: ``right_before_left`` served 400 veh/h per approach (tests/test_sumo.py).
+RIGHT_BEFORE_LEFT_MIN_IN_LINKS = 5
+
+
+def _is_many_leg(net: Network, node: str) -> bool:
+    """Whether ``node`` has :data:`RIGHT_BEFORE_LEFT_MIN_IN_LINKS` or more in-links, none with an
+    explicit priority."""
+    ins = net.in_links(node)
+    return len(ins) >= RIGHT_BEFORE_LEFT_MIN_IN_LINKS and all(lk.priority is None for lk in ins)
+
+
 def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, Path]:
     """Write SUMO plain ``.nod.xml``, ``.edg.xml`` and ``.con.xml`` for ``scenario``'s network.
 
     Signalised and metered nodes become ``traffic_light`` junctions; merges of several links
     without explicit priorities become ``zipper`` junctions (alternate merging, close to the
-    capacity-proportional merge of the macro node model); others ``priority``. A lane drop on a
+    capacity-proportional merge of the macro node model); unsignalised nodes with five or more
+    in-links and no explicit priorities ``right_before_left`` (SUMO's ``priority`` logic could
+    deadlock there); others ``priority``. A lane drop on a
     single link chain keeps netconvert's lane mapping: the dropped lanes end and their vehicles
     change lanes before the end (measured: a 6->2 drop then discharges within 2% of 2 lanes'
     capacity, while a zipper onto each remaining lane loses about 14%). Every allowed turn is an
@@ -233,6 +250,8 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
             kind = "traffic_light"
         elif _is_merge(net, nid):
             kind = "zipper"
+        elif _is_many_leg(net, nid):
+            kind = "right_before_left"
         else:
             kind = "priority"
         extra = ' tlType="static"' if kind == "traffic_light" else ""
