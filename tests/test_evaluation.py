@@ -79,3 +79,36 @@ def test_msa_counts_the_wait_at_the_origin():
     shares = {p[0]: s for p, s in out.scenario.demand.flows[0].routes}
     assert shares.get("wide", 0.0) > 0.3      # link times alone keep everyone on the shorter narrow
     assert out.gaps[-1] < out.gaps[0]
+
+
+def test_evaluate_on_processes_gives_the_same_comparison():
+    """``workers=2`` runs each (variant, seed) in a spawned process (an MSA variant as one task):
+    the comparison is the one of a single process, bit for bit, whatever order tasks finish in;
+    an ``executor`` is used as given; a failing run raises its own error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    sc = ts.scenarios.load("jiangwan-bridge").replace(duration_s=1800.0)
+    variants = {"wider": Widening(links=("bridge",)), "two lanes": Widening(links=("bridge",), add_lanes=2)}
+    kw = dict(engine="micro", seeds=[0, 1])
+    ref = ts.evaluate(sc, variants, **kw)
+    for how in (dict(workers=2), dict(executor=ThreadPoolExecutor(3))):
+        got = ts.evaluate(sc, variants, **kw, **how)
+        pd.testing.assert_frame_equal(got.kpis, ref.kpis, check_exact=True)
+        for name in ref.results:
+            for a, b in zip(ref.results[name], got.results[name]):
+                assert a.data.attrs["seed"] == b.data.attrs["seed"]
+                assert a.data["flow"].equals(b.data["flow"]) and a.data["queue"].equals(b.data["queue"])
+        assert got.descriptions == ref.descriptions
+    # an MSA variant is one task (assignment, then its seeds): the same gap and KPIs on a pool
+    net_sc = ts.scenarios.load("jiangwan-bridge")
+    one = {"NewLink": net_sc.measures["NewLink"]}
+    a = ts.evaluate(net_sc, one, assignment="msa", msa_iterations=2)
+    b = ts.evaluate(net_sc, one, assignment="msa", msa_iterations=2, executor=ThreadPoolExecutor(2))
+    pd.testing.assert_frame_equal(a.kpis, b.kpis, check_exact=True)
+    assert np.isfinite(a.kpis["assignment_gap"].iloc[1])
+    with pytest.raises(ValueError, match="workers"):
+        ts.evaluate(sc, variants, workers=0)
+    with pytest.raises(ts.SimulationError, match="dt_s"):
+        ts.evaluate(sc, variants, executor=ThreadPoolExecutor(2), dt_s=-1.0)
