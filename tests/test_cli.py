@@ -247,8 +247,8 @@ def test_library_missing_is_one_clear_line(capsys, no_library):
 def fake_evaluate(monkeypatch):
     calls = {}
 
-    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False):
-        calls.update(engine=engine, seed=seed, progress=progress)
+    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False, workers=1):
+        calls.update(engine=engine, seed=seed, progress=progress, workers=workers)
         results = {"baseline": ts.simulate(sc, engine)}
         for name, measures in sc.measures.items():
             variant = sc
@@ -269,7 +269,7 @@ def test_evaluate_table_csv_plot(capsys, tmp_path, library, fake_evaluate):
     csv, png = tmp_path / "k.csv", tmp_path / "e.png"
     code, out, err = run(capsys, "evaluate", "lane-drop", "--out", str(csv), "--plot", str(png), "-q")
     assert code == 0, err
-    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False}
+    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False, "workers": 1}
     header = out.splitlines()[0].split()
     assert header == ["kpi", "unit", "baseline", "widen"]
     (delay,) = [line for line in out.splitlines() if line.startswith("delay_vh ")]
@@ -285,6 +285,14 @@ def test_evaluate_json(capsys, library, fake_evaluate):
     doc = json.loads(out)
     assert set(doc["kpis"]) == {"baseline", "widen"}
     assert doc["kpis"]["widen"]["delay_vh"] < doc["kpis"]["baseline"]["delay_vh"]
+
+
+def test_evaluate_workers(capsys, library, fake_evaluate):
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--workers", "3", "-q")
+    assert code == 0, err
+    assert fake_evaluate["workers"] == 3
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--workers", "0", "-q")
+    assert code == 2 and "--workers must be >= 1" in err
 
 
 def test_evaluate_without_measures_module(capsys, library, monkeypatch):

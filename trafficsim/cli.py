@@ -404,7 +404,10 @@ def _cmd_evaluate(args) -> int:
     if not sc.measures:
         raise CLIError(f"scenario {args.scenario!r} has no measures to evaluate; `trafficsim show {args.scenario}` lists them")
     kwargs: dict[str, Any] = {"engine": args.engine}
-    for name, value in (("seed", args.seed), ("progress", not args.quiet), ("dt_s", args.dt), ("record_interval_s", args.record_interval)):
+    if args.workers < 1:
+        raise CLIError(f"--workers must be >= 1, got {args.workers}")
+    for name, value in (("seed", args.seed), ("progress", not args.quiet), ("dt_s", args.dt),
+                        ("record_interval_s", args.record_interval), ("workers", args.workers)):
         if _accepts(evaluate, name) and value is not None:
             kwargs[name] = value
     _info(args, f"evaluating {sc.name or args.scenario}: baseline + {len(sc.measures)} measure(s) on {args.engine}")
@@ -488,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--out", metavar="K.csv", help="write the KPI table (one row per variant) to CSV")
     p.add_argument("--plot", metavar="P.png", help="save time-space diagrams per variant and KPI bars")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run the variants in N processes (default 1; worth it for micro and SUMO runs)")
     p.set_defaults(handler=_cmd_evaluate)
 
     for name in EXTENSIONS:
