@@ -415,6 +415,11 @@ def test_demand_restriction_cuts_volume_by_the_documented_share():
     assert bus == [f for f in sc.demand.flows if f.vehicle_class == "bus"]
     with pytest.raises(MeasureError, match="banned_share"):
         DemandRestriction(banned_share=1.5).apply(sc)
+    with pytest.raises(MeasureError, match=r"window: end must be after start, got \(600, 300\)"):
+        DemandRestriction(window=(600, 300)).apply(sc)
+    # a run that ends before the peak: the derived window is empty, and the error says so
+    with pytest.raises(MeasureError, match=r"peak window \(1800, 300\) s is empty .* give window="):
+        DemandRestriction().apply(sc.replace(duration_s=300.0))
 
 
 def test_bus_and_enforcement_measures_and_their_errors():

@@ -77,6 +77,9 @@ class DemandRestriction(Measure):
                 raise self.error(f, f"must be a fraction in [0, 1], got {v!r}")
         start, end = peak_window(sc) if self.window is None else (float(self.window[0]), float(self.window[1]))
         if not end > start:
+            if self.window is None:
+                raise self.error("window", f"the scenario's peak window ({start:g}, {end:g}) s is empty (the run ends "
+                                           f"at duration_s={sc.duration_s:g} s); give window=(start_s, end_s)")
             raise self.error("window", f"end must be after start, got {self.window!r}")
         factor = 1.0 - self.volume_cut
         sc.demand.flows[:] = [
