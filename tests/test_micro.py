@@ -946,3 +946,17 @@ def test_two_standing_vehicles_needing_each_others_lane_trade_places(stagger_m, 
     for k in range(2):  # each left from the lane that leads where it went
         lanes = tr["lane"].values[:, k][tr["link_index"].values[:, k] == approach]
         assert lanes[-1] == (0 if tr["exit_link"].values[k] == "exit" else 1)
+
+
+def test_a_coarse_time_step_is_warned_about():
+    """Lane capacity falls above 1 s (docs/models/micro.md, *Time step*): the user is told, at
+    the call of simulate; 1 s and finer steps run silently."""
+    import warnings
+
+    sc = _one_road(1000.0, 1, 1800.0, 120.0, 120.0)
+    with pytest.warns(UserWarning, match=r"dt_s=2 is coarse for the IDM") as got:
+        ts.simulate(sc, engine="micro", dt_s=2.0, record_interval_s=60)
+    assert got[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ts.simulate(sc, engine="micro", dt_s=1.0, record_interval_s=60)

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import warnings
 import functools
 import math
 from dataclasses import dataclass, field
@@ -134,6 +135,10 @@ IDM_DELTA = 4.0
 VEH_INT = np.int32
 #: Dwell draws prepared per bus stop and chunk (reused cyclically if a chunk needs more).
 DWELL_POOL = 64
+
+#: Time steps [s] above this draw a warning: lane capacity falls at coarser steps (measured in
+#: docs/models/micro.md, *Time step*)
+COARSE_DT_S = 1.0
 
 
 def _class_params(vehicle_params: dict | None) -> dict:
@@ -908,6 +913,10 @@ def run_micro(
         "route", "cyclic"}``; a cyclic route (a closed ring of links) is driven forever.
     """
     dt = 0.5 if dt_s is None else positive_seconds("dt_s", dt_s)
+    if dt > COARSE_DT_S:
+        warnings.warn(f"micro engine: dt_s={dt:g} is coarse for the IDM; lane capacity falls above {COARSE_DT_S:g} s "
+                      f"(by about 30% at 2 s, see docs/models/micro.md, Time step); the default is 0.5 s",
+                      UserWarning, stacklevel=3)
     try:
         routing = DynamicRouting.from_options(route_choice, route_update_s, route_candidates, route_smoothing,
                                               route_logit_s)
