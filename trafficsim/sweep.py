@@ -36,13 +36,12 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import os
 import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

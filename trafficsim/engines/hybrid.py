@@ -373,7 +373,6 @@ def run_hybrid(
         entry_edges[n] = [lk.id for lk in net.out_links(n) if lk.id not in edge_of and lk.id not in o_index]
     entry_edge_of_route = {r: edge_of.get(split.parts[r][1][0], split.parts[r][1][0]) for r in pre_r}
     exit_edge_of_route = {r: edge_of.get(split.parts[r][1][-1], split.parts[r][1][-1]) for r in suf_r}
-    node_of_edge = {e: n for n, edges in entry_edges.items() for e in edges}
 
     # ---- SUMO part
     work = Path(keep_files) if keep_files is not None else Path(tempfile.mkdtemp(prefix="trafficsim-hybrid-"))

@@ -8,7 +8,6 @@ the share of buses moved) are stated here and in each measure's ``describe()``.
 
 from __future__ import annotations
 
-from ..control import Blocking
 from ..scenario import Scenario
 from ._base import peak_window
 from .demand_measures import DemandRestriction

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
-from .signals import _replace_signal, movement_peak_flows, webster
+from .signals import _replace_signal, webster
 
 __all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH"]
 

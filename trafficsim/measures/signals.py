@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..control import FixedTimeSignal, Phase
+from ..control import FixedTimeSignal
 from ..scenario import Scenario
 from ._base import Measure, finite
 
