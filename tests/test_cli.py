@@ -247,8 +247,8 @@ def test_library_missing_is_one_clear_line(capsys, no_library):
 def fake_evaluate(monkeypatch):
     calls = {}
 
-    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False, workers=1):
-        calls.update(engine=engine, seed=seed, progress=progress, workers=workers)
+    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False, workers=1, seeds=None):
+        calls.update(engine=engine, seed=seed, progress=progress, workers=workers, seeds=seeds)
         results = {"baseline": ts.simulate(sc, engine)}
         for name, measures in sc.measures.items():
             variant = sc
@@ -269,7 +269,7 @@ def test_evaluate_table_csv_plot(capsys, tmp_path, library, fake_evaluate):
     csv, png = tmp_path / "k.csv", tmp_path / "e.png"
     code, out, err = run(capsys, "evaluate", "lane-drop", "--out", str(csv), "--plot", str(png), "-q")
     assert code == 0, err
-    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False, "workers": 1}
+    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False, "workers": 1, "seeds": None}
     header = out.splitlines()[0].split()
     assert header == ["kpi", "unit", "baseline", "widen"]
     (delay,) = [line for line in out.splitlines() if line.startswith("delay_vh ")]
@@ -293,6 +293,26 @@ def test_evaluate_workers(capsys, library, fake_evaluate):
     assert fake_evaluate["workers"] == 3
     code, _, err = run(capsys, "evaluate", "lane-drop", "--workers", "0", "-q")
     assert code == 2 and "--workers must be >= 1" in err
+
+
+def test_evaluate_seeds(capsys, library, fake_evaluate):
+    """Without --seed/--seeds evaluate picks its own default (5 seeds on stochastic engines);
+    --seeds N runs SEED .. SEED+N-1; bad counts are usage errors."""
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--seeds", "3", "--seed", "2", "-q")
+    assert code == 0, err
+    assert fake_evaluate["seeds"] == [2, 3, 4]
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--seed", "7", "-q")
+    assert code == 0 and fake_evaluate["seeds"] is None and fake_evaluate["seed"] == 7
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--seeds", "0", "-q")
+    assert code == 2 and "--seeds must be >= 1" in err
+
+
+def test_evaluate_table_shows_confidence_half_widths(capsys, library, monkeypatch):
+    """With several seeds the printed table gives each KPI's 95% half-width (micro, 2 seeds)."""
+    code, out, err = run(capsys, "evaluate", "lane-drop", "--engine", "micro", "--seeds", "2", "-q")
+    assert code == 0, err
+    (delay,) = [line for line in out.splitlines() if line.startswith("delay_vh ")]
+    assert delay.count("±") == 2  # baseline and the variant
 
 
 def test_evaluate_without_measures_module(capsys, library, monkeypatch):

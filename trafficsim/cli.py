@@ -7,8 +7,8 @@
     trafficsim run SCENARIO|FILE.toml [--engine E] [--measure NAME]... [--param K=V]...
                    [--seed N] [--dt S] [--record-interval S] [--out RESULT.nc] [--kpis K.csv]
                    [--plot P.png] [--json]
-    trafficsim evaluate SCENARIO|FILE.toml [--engine E] [--param K=V]... [--seed N]
-                   [--out K.csv] [--plot P.png] [--json]
+    trafficsim evaluate SCENARIO|FILE.toml [--engine E] [--param K=V]... [--seed S] [--seeds N]
+                   [--workers N] [--out K.csv] [--plot P.png] [--json]
 
 Global options (before or after the command): ``-q/--quiet`` (no progress bars, no
 informational lines), ``--debug`` (full traceback on errors), ``--version``.
@@ -372,7 +372,8 @@ def _cmd_run(args) -> int:
 
 
 def _variant_table(table) -> str:
-    """KPIs as rows, variants as columns, each numeric value with its change from the baseline."""
+    """KPIs as rows, variants as columns, each numeric value with its change from the baseline (and
+    its 95% confidence half-width over the seeds when the table has one)."""
     from .results import KPI_DESCRIPTIONS
 
     rows_kpis = [k for k in KPI_DESCRIPTIONS if k in table.columns] or [str(c) for c in table.columns]
@@ -386,6 +387,9 @@ def _variant_table(table) -> str:
         for v in variants:
             value = _jsonable(table.loc[v, kpi])
             text = _fmt(value)
+            ci = _jsonable(table.loc[v, f"{kpi}_ci95"]) if f"{kpi}_ci95" in table.columns else None
+            if isinstance(ci, (int, float)) and math.isfinite(ci) and ci > 0:
+                text += f" ±{_fmt(ci)}"  # 95% confidence half-width over the seeds
             if v != base and isinstance(value, (int, float)) and isinstance(ref, (int, float)) and ref:
                 text += f" ({(value - ref) / abs(ref) * 100:+.0f}%)"
             row.append(text)
@@ -406,8 +410,14 @@ def _cmd_evaluate(args) -> int:
     kwargs: dict[str, Any] = {"engine": args.engine}
     if args.workers < 1:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
-    for name, value in (("seed", args.seed), ("progress", not args.quiet), ("dt_s", args.dt),
-                        ("record_interval_s", args.record_interval), ("workers", args.workers)):
+    seeds = None
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise CLIError(f"--seeds must be >= 1, got {args.seeds}")
+        first = 0 if args.seed is None else args.seed
+        seeds = list(range(first, first + args.seeds))
+    for name, value in (("seeds", seeds), ("seed", args.seed if seeds is None else None), ("progress", not args.quiet),
+                        ("dt_s", args.dt), ("record_interval_s", args.record_interval), ("workers", args.workers)):
         if _accepts(evaluate, name) and value is not None:
             kwargs[name] = value
     _info(args, f"evaluating {sc.name or args.scenario}: baseline + {len(sc.measures)} measure(s) on {args.engine}")
@@ -470,11 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_show)
 
-    def run_options(p):
+    def run_options(p, seed_default=0, seed_help="random seed (default 0)"):
         p.add_argument("scenario", metavar="SCENARIO", help="scenario id (see `trafficsim list`) or a scenario .toml file")
         p.add_argument("--engine", "-e", default="macro", help=f"simulation engine: {', '.join(ENGINES)} (default: macro)")
         p.add_argument("--param", "-p", action="append", default=[], metavar="K=V", help="scenario parameter, e.g. demand_scale=1.2 (repeatable)")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--seed", type=int, default=seed_default, help=seed_help)
         p.add_argument("--dt", type=float, default=None, metavar="S", help="time step [s] (default: the engine's)")
         p.add_argument("--record-interval", type=float, default=60.0, metavar="S", help="aggregation interval of results [s] (default 60)")
         p.add_argument("--json", action="store_true", help="print KPIs as JSON")
@@ -488,7 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("evaluate", parents=[shared], help="run the baseline and each of the scenario's measures; compare KPIs")
-    run_options(p)
+    run_options(p, None, "random seed: the only one, or the first of --seeds (default: 0 on macro; seeds 0-4 on the "
+                         "stochastic engines micro, sumo, hybrid)")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="replications: seeds SEED .. SEED+N-1, shared by every variant (common random numbers); "
+                        "the table then shows each KPI's 95%% confidence half-width")
     p.add_argument("--out", metavar="K.csv", help="write the KPI table (one row per variant) to CSV")
     p.add_argument("--plot", metavar="P.png", help="save time-space diagrams per variant and KPI bars")
     p.add_argument("--workers", type=int, default=1, metavar="N",
