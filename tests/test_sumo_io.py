@@ -206,3 +206,57 @@ def test_krauss_params_reproduce_the_fundamental_diagram():
     assert 3600 / (spacing / (60 / 3.6) + p["tau"]) == pytest.approx(1800)
     # Newell: the wave speed of Krauss' steady states equals the link's triangular FD
     assert spacing / p["tau"] * 3.6 == pytest.approx(lk.wave_speed_kmh, rel=1e-9)
+
+
+def _signalised_cross(protected_lefts: bool) -> ts.Scenario:
+    """A 4-leg signalised cross, 2 lanes per leg; lefts in their own phases or permissive."""
+    net = ts.Network()
+    for n, xy in {"C": (0, 0), "N": (0, 300), "S": (0, -300), "E": (300, 0), "W": (-300, 0)}.items():
+        net.add_node(n, *xy)
+    for a in "NSEW":
+        net.add_link(f"{a}in", a, "C", length_m=300, lanes=2)
+        net.add_link(f"{a}out", "C", a, length_m=300, lanes=2)
+    left = {"N": "E", "S": "W", "E": "S", "W": "N"}
+    right = {"N": "W", "S": "E", "E": "N", "W": "S"}
+    through = {"N": "S", "S": "N", "E": "W", "W": "E"}
+    d = ts.Demand()
+    for a in "NSEW":
+        for b in (left[a], right[a], through[a]):
+            d.add(a, b, [(0, 100)])
+
+    def mv(approaches, turns):
+        return tuple((f"{a}in", f"{t[a]}out") for a in approaches for t in turns)
+
+    if protected_lefts:
+        phases = (ts.Phase(25, mv("NS", (through, right))), ts.Phase(12, mv("NS", (left,))),
+                  ts.Phase(25, mv("EW", (through, right))), ts.Phase(12, mv("EW", (left,))))
+    else:
+        phases = (ts.Phase(37, mv("NS", (through, right, left))), ts.Phase(37, mv("EW", (through, right, left))))
+    return ts.Scenario(net, d, 600, controls=[ts.FixedTimeSignal("C", phases)])
+
+
+@pytest.mark.parametrize("protected_lefts", [False, True])
+def test_signal_program_lets_permissive_movements_yield(tmp_path, protected_lefts):
+    """A green movement that SUMO's junction logic makes yield to another movement green in the
+    same phase (a permissive left against the opposing through) gets ``g``, not ``G``: with ``G``
+    on both SUMO ignores the conflict and vehicles cross through each other (junction collisions,
+    emergency braking). Movements alone in their phase (protected lefts) keep ``G``."""
+    import xml.etree.ElementTree as ET
+
+    sc = _signalised_cross(protected_lefts)
+    exp = export_scenario(sc, tmp_path)
+    links = exp.tls_links["C"]
+    prog = next(t for t in ET.parse(exp.additional_file).getroot().iter("tlLogic"))
+    greens = [ph.get("state") for ph in prog.iter("phase") if set(ph.get("state")) & set("Gg")]
+    assert len(greens) == len(sc.controls[0].phases)
+    left = {("Nin", "Eout"), ("Sin", "Wout"), ("Ein", "Sout"), ("Win", "Nout")}
+    for state, phase in zip(greens, sc.controls[0].phases):
+        for i, mv in enumerate(links):
+            if mv not in phase.movements:
+                assert state[i] == "r"
+            elif mv in left and not protected_lefts:
+                assert state[i] == "g", (mv, state)
+            elif mv not in left:
+                assert state[i] == "G", (mv, state)  # through and right turns keep priority
+            else:
+                assert state[i] == "G", (mv, state)  # a protected left has no foe in its phase

@@ -350,12 +350,44 @@ def _tls_state(links: list[tuple[str, str]], movements: set, code: str) -> str:
     return "".join(code if mv in movements else "r" for mv in links)
 
 
-def _tls_program(sig: FixedTimeSignal, links: list[tuple[str, str]]) -> str:
-    """A ``tlLogic`` for ``sig``: green ``G``, amber ``y`` then all-red per phase."""
+def _tls_green_state(links: list[tuple[str, str]], movements: set, yields: list[set[int]]) -> str:
+    """Green state of a phase: ``G`` (priority) for a link that yields to no other link green in
+    the phase, ``g`` (green, must yield) for one that SUMO's junction logic makes yield to such a
+    link (a permissive left turn against the opposing through movement, two movements merging onto
+    one lane), ``r`` for the rest. ``G`` on both of two conflicting links makes SUMO ignore the
+    conflict: vehicles drive through each other on the junction."""
+    green = {i for i, mv in enumerate(links) if mv in movements}
+    return "".join(
+        ("g" if yields[i] & green else "G") if i in green else "r" for i in range(len(links))
+    )
+
+
+def _tls_yields(tls, n_links: int) -> list[set[int]]:
+    """For each link index of traffic light ``tls`` (sumolib), the link indices it must yield to,
+    from the junction's right-of-way matrix (``<request response>``) netconvert wrote."""
+    conns = {}
+    for in_lane, out_lane, idx in tls.getConnections():
+        for c in in_lane.getOutgoing():
+            if c.getToLane() is out_lane and c.getTLLinkIndex() == idx:
+                conns.setdefault(idx, []).append(c)
+    yields: list[set[int]] = [set() for _ in range(n_links)]
+    for i, ci in conns.items():
+        for j, cj in conns.items():
+            if i != j and any(
+                a.getJunction() is b.getJunction() and a.getJunction().forbids(b, a) for a in ci for b in cj
+            ):
+                yields[i].add(j)
+    return yields
+
+
+def _tls_program(sig: FixedTimeSignal, links: list[tuple[str, str]], yields: list[set[int]] | None = None) -> str:
+    """A ``tlLogic`` for ``sig``: green ``G``/``g`` (see :func:`_tls_green_state`), amber ``y``
+    then all-red per phase."""
+    yields = yields if yields is not None else [set() for _ in links]
     out = [f'  <tlLogic id={quoteattr(sig.node)} type="static" programID="{PROGRAM_ID}" offset="{sig.offset_s:g}">']
     for p in sig.phases:
         mv = set(p.movements)
-        out.append(f'    <phase duration="{p.green_s:g}" state="{_tls_state(links, mv, "G")}"/>')
+        out.append(f'    <phase duration="{p.green_s:g}" state="{_tls_green_state(links, mv, yields)}"/>')
         if p.amber_s > 0:
             out.append(f'    <phase duration="{p.amber_s:g}" state="{_tls_state(links, mv, "y")}"/>')
         if p.all_red_s > 0:
@@ -482,15 +514,17 @@ def export_scenario(
     snet = sumolib.net.readNet(str(net_file), withPrograms=True)
     add = ['<additional>']
     tls_links: dict[str, list[tuple[str, str]]] = {}
+    tls_yields: dict[str, list[set[int]]] = {}
     for tls in snet.getTrafficLights():
         n = max((c[2] for c in tls.getConnections()), default=-1) + 1
         links = [("", "")] * n
         for in_lane, out_lane, idx in tls.getConnections():
             links[idx] = (in_lane.getEdge().getID(), out_lane.getEdge().getID())
         tls_links[tls.getID()] = links
+        tls_yields[tls.getID()] = _tls_yields(tls, n)
     for c in scenario.controls:
         if isinstance(c, FixedTimeSignal):
-            add.append(_tls_program(c, tls_links[c.node]))
+            add.append(_tls_program(c, tls_links[c.node], tls_yields[c.node]))
     for k, stop in enumerate(stops):
         lane = f"{stop.link}_0"
         add.append(
