@@ -223,6 +223,36 @@ def _is_many_leg(net: Network, node: str) -> bool:
     return len(ins) >= RIGHT_BEFORE_LEFT_MIN_IN_LINKS and all(lk.priority is None for lk in ins)
 
 
+#: Characters SUMO does not accept in node and edge ids (``SUMOXMLDefinitions::isValidNetID``);
+#: a space would also split the space-separated edge lists of routes and ``edgeData``.
+SUMO_INVALID_ID_CHARS = " \t\n\r|\\'\";,:!<>&*?"
+
+
+def check_sumo_ids(net: Network) -> None:
+    """Raise :class:`SumoError` naming the first node or link whose id SUMO would reject.
+
+    SUMO rejects :data:`SUMO_INVALID_ID_CHARS`, and netconvert (1.28) does not find elements
+    whose ids hold characters beyond Latin-1 (e.g. Chinese): it reported ``Edge's 'x' to-node
+    '节点' is not known`` for a node it had been given. Pocket links of variable lanes
+    (``<link>:pocket``) are no SUMO edges and are not checked.
+    """
+    pockets = {g["pocket"] for g in variable_lane_groups(net).values()}
+    elements = [("node", nid) for nid in net.nodes] + [("link", lid) for lid in net.links if lid not in pockets]
+    for kind, eid in elements:
+        bad = sorted({ch for ch in eid if ch in SUMO_INVALID_ID_CHARS})
+        if bad:
+            raise SumoError(
+                f"{kind} {eid!r}: id contains {', '.join(repr(ch) for ch in bad)}, which SUMO does not accept in "
+                f"ids (none of {SUMO_INVALID_ID_CHARS!r}); rename the {kind} to run it on SUMO"
+            )
+        wide = list(dict.fromkeys(ch for ch in eid if ord(ch) > 0xFF))
+        if wide:
+            raise SumoError(
+                f"{kind} {eid!r}: id contains {''.join(wide)!r}, characters beyond Latin-1 that SUMO's tools do not "
+                f"resolve in ids; rename the {kind} (ASCII, or give the local name in name=) to run it on SUMO"
+            )
+
+
 def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, Path]:
     """Write SUMO plain ``.nod.xml``, ``.edg.xml`` and ``.con.xml`` for ``scenario``'s network.
 
@@ -238,6 +268,7 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
     """
     directory = Path(directory)
     net = scenario.network
+    check_sumo_ids(net)
     pos = _layout(net)
     groups = variable_lane_groups(net)
     pockets = {g["pocket"] for g in groups.values()}
