@@ -381,3 +381,25 @@ def test_wall_clock_timeout(backend, monkeypatch):
 def test_bad_backend_name():
     with pytest.raises(SimulationError, match="backend"):
         ts.simulate(chain(duration=60), engine="sumo", backend="gui")
+
+
+def test_bus_bay_does_not_count_parking_buses_as_link_flow():
+    """A bus parking in a bay leaves its lane and re-enters it: SUMO's edgeData counts that as
+    ``left`` and ``entered``. The link counts must still chain over the node and add up to the
+    vehicles inside (a bus is counted once into and once out of each link)."""
+    net = ts.Network()
+    for n, x in zip("ABC", (0, 600, 1200)):
+        net.add_node(n, x, 0)
+    net.add_link("u", "A", "B", length_m=600, lanes=2)
+    net.add_link("d", "B", "C", length_m=600, lanes=2)
+    d = ts.Demand()
+    d.add("A", "C", [(0, 1200)])
+    d.add("A", "C", [(0, 60)], vehicle_class="bus")
+    sc = ts.Scenario(net, d, 900, controls=[ts.BusStop("d", 300, bay=True)])
+    rs = ts.simulate(sc, engine="sumo", dt_s=DT)
+    last = rs.data.isel(time=-1)
+    assert rs.data.route_arrived.sel(route=rs.data.route.values[1])[-1] >= 10  # buses did stop and leave
+    assert np.array_equal(rs.data.cum_out.sel(link="u").values, rs.data.cum_in.sel(link="d").values)
+    assert float(last.cum_out.sel(link="d")) == rs.kpis["completed"]
+    assert float((last.cum_in - last.cum_out).sum()) == rs.kpis["inside"]
+    assert rs.conservation_error() == 0.0

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control import AlineaMeter, Blocking, FixedRateMeter, FixedTimeSignal
+from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal
 from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..sumo_io import PROGRAM_ID, SumoError, export_scenario, sumo_binary, variable_lane_dedicated
@@ -430,6 +430,10 @@ def run_sumo(
             progress,
         )
         vkt, vht, cum_in, cum_out, wait_edge, span = _read_edge_data(exp.edge_data_files, link_ids, T, record_interval_s)
+        # a bus parking in a bay leaves its edge for edgeData ("left") and re-enters it ("entered")
+        park_in, park_out = result[-1].pop("parking_counts")
+        cum_in -= np.cumsum(park_in, axis=0)
+        cum_out -= np.cumsum(park_out, axis=0)
         sw = result[-1]["switched_lanes"]
         sw["entered"], sw["left"] = _read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s)
     finally:
@@ -587,6 +591,11 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     all_lanes = [ln for lid in link_ids for ln in lanes_of.get(lid, ())]
     ctl = Controls(scenario, exp, dt)
     lane_open = np.zeros((T, len(ctl.switched)), bool)
+    # buses parking in bays, per record interval and link: (ending = re-entering, starting = leaving)
+    bays = any(isinstance(c, BusStop) and c.bay for c in scenario.controls)
+    link_col = {lid: i for i, lid in enumerate(link_ids)}
+    park_in = np.zeros((T, L))
+    park_out = np.zeros((T, L))
     try:
         try:
             session.start()
@@ -608,6 +617,13 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
                 for vid in api.simulation.getArrivedIDList():
                     arr[int(vid.split("_", 1)[0])] += 1
                 teleports += api.simulation.getStartingTeleportNumber()
+                if bays:
+                    for counts, ids in ((park_out, api.simulation.getParkingStartingVehiclesIDList()),
+                                        (park_in, api.simulation.getParkingEndingVehiclesIDList())):
+                        for vid in ids:
+                            col = link_col.get(api.vehicle.getRoadID(vid))
+                            if col is not None:
+                                counts[k // spr, col] += 1
                 last = (k + 1) % spr == 0 or k + 1 == n_steps
                 pending = api.simulation.getPendingVehicles()
                 wait_s[k // spr] += len(pending) * dt
@@ -640,5 +656,5 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
         if bar is not None:
             bar.close()
     final = {"vehicles_inside": float(inside), "teleports": teleports, "pending": float(src_queue[-1].sum()),
-             **ctl.final(lane_open)}
+             **ctl.final(lane_open), "parking_counts": (park_in, park_out)}
     return jam_end, lanes_end, route_in, route_out, route_gen, src_queue, wait_s, final
