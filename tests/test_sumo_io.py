@@ -296,3 +296,27 @@ def test_latin1_and_hash_ids_export_and_run(tmp_path):
     res = ts.simulate(ts.Scenario(net, d, 300), engine="sumo", dt_s=1.0)
     assert res.kpis["completed"] > 0
     assert res.kpis["demand"] == res.kpis["completed"] + res.kpis["inside"] + res.kpis["unserved"]
+
+
+def test_cross_without_coordinates_exports_through_movements_straight(tmp_path):
+    """Nodes without x, y are laid out for SUMO; around a 4-leg junction the legs are spread so
+    that the most demanded movement of each leg is straight on. (The 35-degree fan put all four
+    legs in one half-plane: SUMO took N -> S for a right turn and gave it one lane of two.)"""
+    import sumolib
+
+    sc = _signalised_cross(protected_lefts=False)
+    net = ts.Network()
+    for nid in sc.network.nodes:
+        net.add_node(nid)  # no coordinates
+    for lk in sc.network.links.values():
+        net.add_link(lk.id, lk.from_node, lk.to_node, length_m=lk.length_m, lanes=lk.lanes)
+    d = ts.Demand()
+    for f in sc.demand.flows:
+        q = 500 if {f.origin, f.destination} in ({"N", "S"}, {"E", "W"}) else 100
+        d.add(f.origin, f.destination, [(0, q)])
+    exp = export_scenario(ts.Scenario(net, d, 600, controls=sc.controls), tmp_path)
+    sn = sumolib.net.readNet(str(exp.net_file))
+    for a, b in (("Nin", "Sout"), ("Sin", "Nout"), ("Ein", "Wout"), ("Win", "Eout")):
+        conns = sn.getEdge(a).getOutgoing()[sn.getEdge(b)]
+        assert {c.getDirection() for c in conns} == {"s"}, (a, b)
+        assert len(conns) == 2, (a, b)  # both lanes carry the through movement

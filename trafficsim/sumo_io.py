@@ -120,18 +120,53 @@ def krauss_params(link: Link, min_gap_m: float = MIN_GAP_M) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- layout
-def _layout(net: Network) -> dict[str, tuple[float, float]]:
+#: Unplaced nodes around a junction with at least this many neighbours are spread around it
+#: (through movements opposite) rather than fanned out by 35 degrees.
+SPREAD_MIN_NEIGHBOURS = 4
+
+
+def _layout(net: Network, turn_flow: dict[tuple[str, str], float] | None = None) -> dict[str, tuple[float, float]]:
     """Node coordinates [m]: the given ones, else placed along links at their length.
 
     Edge lengths are written explicitly, so positions only shape junctions and turn directions.
     An unplaced node is put at its link's length from a placed neighbour, straight on for the
     first neighbour and fanned out by 35 degrees for the next ones (ramps come in from below).
+    Around a junction with :data:`SPREAD_MIN_NEIGHBOURS` or more neighbours the legs are spread
+    instead: a leg goes opposite the placed leg it exchanges most demand with (``turn_flow``,
+    veh/h per (in_link, out_link)), so that SUMO sees that movement as straight on, else in the
+    widest free direction. (The 35-degree fan put all four legs of a cross in one half-plane: SUMO
+    took its through movements for turns and gave them one lane instead of two.)
     """
     pos = {nid: (n.x, n.y) for nid, n in net.nodes.items() if n.x is not None}
     if len(pos) == len(net.nodes):
         return pos
     heading: dict[str, float] = {}
     fan: dict[str, int] = {}
+    turn_flow = turn_flow or {}
+    neighbours: dict[str, dict[str, list[str]]] = {}  # node -> neighbour -> links between them
+    for lk in net.links.values():
+        if lk.from_node != lk.to_node:
+            neighbours.setdefault(lk.from_node, {}).setdefault(lk.to_node, []).append(lk.id)
+            neighbours.setdefault(lk.to_node, {}).setdefault(lk.from_node, []).append(lk.id)
+
+    def exchange(hub: str, u: str, v: str) -> float:
+        """Demand [veh/h] through ``hub`` between its neighbours ``u`` and ``v`` (both ways)."""
+        ls_u, ls_v = neighbours[hub][u], neighbours[hub][v]
+        return sum(turn_flow.get((a, b), 0.0) + turn_flow.get((b, a), 0.0) for a in ls_u for b in ls_v)
+
+    def spread_angle(hub: str, new: str) -> float:
+        """Direction [deg] from ``hub`` to place ``new`` in, among ``hub``'s placed legs."""
+        x0, y0 = pos[hub]
+        placed = {q: math.degrees(math.atan2(pos[q][1] - y0, pos[q][0] - x0))
+                  for q in neighbours[hub] if q in pos and q != hub}
+
+        def gap(a: float) -> float:
+            return min((abs((a - b + 180.0) % 360.0 - 180.0) for b in placed.values()), default=180.0)
+
+        partners = sorted(((exchange(hub, new, q), q) for q in placed), reverse=True)
+        if partners and partners[0][0] > 0 and gap(placed[partners[0][1]] + 180.0) >= 30.0:
+            return placed[partners[0][1]] + 180.0
+        return max((15.0 * i for i in range(24)), key=gap)
     offsets = [0.0, -35.0, 35.0, -70.0, 70.0, -105.0, 105.0, 180.0]
     links = list(net.links.values())
     order = list(net.nodes)
@@ -142,6 +177,16 @@ def _layout(net: Network) -> dict[str, tuple[float, float]]:
             if (a in pos) == (b in pos):
                 continue
             known, new, sign = (a, b, 1.0) if a in pos else (b, a, -1.0)
+            if len(neighbours.get(known, ())) >= SPREAD_MIN_NEIGHBOURS:
+                theta = spread_angle(known, new)
+                x0, y0 = pos[known]
+                p = (x0 + lk.length_m * math.cos(math.radians(theta)), y0 + lk.length_m * math.sin(math.radians(theta)))
+                while any(abs(p[0] - q[0]) < 1 and abs(p[1] - q[1]) < 1 for q in pos.values()):
+                    p = (p[0] + 7.0, p[1] + 11.0)
+                pos[new] = p
+                heading[new] = theta if sign > 0 else theta + 180.0  # travel direction, as below
+                progress = True
+                continue
             k = fan.get(known, 0)
             fan[known] = k + 1
             base = heading.get(known, 0.0)
@@ -253,7 +298,20 @@ def check_sumo_ids(net: Network) -> None:
             )
 
 
-def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, Path]:
+def _turn_flows(scenario: Scenario, routes=None) -> dict[tuple[str, str], float]:
+    """Peak demand [veh/h] of each (in_link, out_link) movement over the scenario's routes."""
+    from .engines._common import build_routes
+
+    routes = routes if routes is not None else build_routes(scenario)
+    out: dict[tuple[str, str], float] = {}
+    for r, path in enumerate(routes.links):
+        q = max((v for _, v in scenario.demand.flows[routes.flow[r]].profile), default=0.0) * routes.share[r]
+        for a, b in zip(path[:-1], path[1:]):
+            out[(a, b)] = out.get((a, b), 0.0) + q
+    return out
+
+
+def write_plain_network(scenario: Scenario, directory: str | Path, routes=None) -> dict[str, Path]:
     """Write SUMO plain ``.nod.xml``, ``.edg.xml`` and ``.con.xml`` for ``scenario``'s network.
 
     Signalised and metered nodes become ``traffic_light`` junctions; merges of several links
@@ -269,7 +327,7 @@ def write_plain_network(scenario: Scenario, directory: str | Path) -> dict[str, 
     directory = Path(directory)
     net = scenario.network
     check_sumo_ids(net)
-    pos = _layout(net)
+    pos = _layout(net, _turn_flows(scenario, routes) if any(n.x is None for n in net.nodes.values()) else None)
     groups = variable_lane_groups(net)
     pockets = {g["pocket"] for g in groups.values()}
     tl_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
@@ -482,7 +540,7 @@ def export_scenario(
     directory.mkdir(parents=True, exist_ok=True)
     net = scenario.network
     routes = routes if routes is not None else build_routes(scenario)
-    plain = write_plain_network(scenario, directory)
+    plain = write_plain_network(scenario, directory, routes)
     net_file = netconvert(plain, directory / "network.net.xml", timeout_s=timeout_s)
 
     ref = net.link(reference_link) if reference_link else _reference_link(scenario, routes)
