@@ -960,3 +960,20 @@ def test_a_coarse_time_step_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ts.simulate(sc, engine="micro", dt_s=1.0, record_interval_s=60)
+
+
+def test_merge_priorities_are_warned_about():
+    """The micro engine merges by zipper and does not read Link.priority: a scenario that sets
+    merge priorities (PeakControl at a merge) is told so; one without them runs silently."""
+    import warnings
+
+    from trafficsim.measures import PeakControl
+
+    sc = ts.scenarios.load("jiangwan-bridge").replace(duration_s=120.0)
+    pc = next(m for m in sc.measures["PeakControl"])
+    assert isinstance(pc, PeakControl) and pc.mode(sc) == "priority"
+    with pytest.warns(UserWarning, match="merge priorities of .* are not modelled"):
+        ts.simulate(pc.apply(sc), engine="micro")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ts.simulate(sc, engine="micro")

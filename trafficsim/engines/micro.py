@@ -922,6 +922,14 @@ def run_micro(
                                               route_logit_s)
     except ValueError as exc:
         raise SimulationError(str(exc)) from None
+    n_in: dict[str, int] = {}
+    for lk in scenario.network.links.values():
+        n_in[lk.to_node] = n_in.get(lk.to_node, 0) + 1
+    merges = [lk.id for lk in scenario.network.links.values() if lk.priority is not None and n_in[lk.to_node] > 1]
+    if merges:
+        warnings.warn(f"micro engine: the merge priorities of {', '.join(repr(m) for m in merges[:4])}"
+                      f"{' and others' if len(merges) > 4 else ''} are not modelled; vehicles merge by zipper "
+                      f"(docs/models/micro.md, Zipper)", UserWarning, stacklevel=3)
     c = compile_micro(scenario, dt, record_interval_s, vehicle_params=vehicle_params, lane_change=lane_change,
                       detectors=detectors, initial_vehicles=initial_vehicles, capacity_preset=capacity_preset,
                       route_candidates=routing.candidates if routing else 1)
