@@ -193,14 +193,15 @@ class MacroFeedback:
         return {c.meter.link: c.law.log() for c in self.controllers}
 
 
-def add_movement_signals(c, sig_of_move: dict, window: tuple, cycle_s: float) -> dict:
+def add_movement_signals(c, sig_of_move: dict, window: tuple, cycle_s: float, release: bool = False) -> dict:
     """Put movements of the compiled micro network ``c.net`` under new signals of their own.
 
     ``sig_of_move`` maps a movement index to its new signal (numbered on from the existing
     ``len(c.net.sig_cycle)`` ones); each such movement gets the single green window ``window`` =
     ``(start, end, amber end)`` [s] in a cycle of ``cycle_s``; the windows' values are then set
     between kernel calls by the caller. Returns ``{movement: index of its window}`` in the new
-    window arrays. Replaces ``c.net``.
+    window arrays. ``release``: the signals are ramp meters (``MicroNet.move_release``: a green
+    releases the vehicle at the line). Replaces ``c.net``.
     """
     mn = c.net
     move_sig, win_off, ws, we, wa, at = [], [0], [], [], [], {}
@@ -219,8 +220,11 @@ def add_movement_signals(c, sig_of_move: dict, window: tuple, cycle_s: float) ->
             wa.extend(mn.win_amber[w0:w1])
         win_off.append(len(ws))
     n_new = max(sig_of_move.values(), default=len(mn.sig_cycle) - 1) - len(mn.sig_cycle) + 1
+    move_release = mn.move_release.copy()
+    if release:
+        move_release[list(sig_of_move)] = 1
     c.net = mn._replace(
-        move_sig=np.array(move_sig, dtype=mn.move_sig.dtype),
+        move_sig=np.array(move_sig, dtype=mn.move_sig.dtype), move_release=move_release,
         move_win_off=np.array(win_off, dtype=mn.move_win_off.dtype),
         win_start=np.array(ws, dtype=np.float64), win_end=np.array(we, dtype=np.float64),
         win_amber=np.array(wa, dtype=np.float64),
@@ -274,7 +278,7 @@ class MicroMeters:
             by_link[m.link] = nsig + i
             signal_of.append(nsig + i)
         add_movement_signals(c, {k: by_link[a] for k, (a, _b) in enumerate(c.movements) if a in by_link},
-                             (0.0, 1.0, 1.0), 1.0)
+                             (0.0, 1.0, 1.0), 1.0, release=True)
         return cls(c, meters, signal_of)
 
     def cut_steps(self, n_steps: int) -> set[int]:

@@ -431,7 +431,8 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         cl_v0=float_array(cl_v0), cl_T=float_array(cl_T), cl_vcrit=float_array(cl_vc),
         route_cls=int_array(route_cls), route_off=int_array(route_off), route_src=int_array(route_src),
         slot_link=int_array(slot_link), slot_route=int_array(slot_route), slot_next=int_array(slot_next),
-        slot_move=int_array(slot_move), move_sig=int_array(move_sig), move_win_off=int_array(win_off),
+        slot_move=int_array(slot_move), move_sig=int_array(move_sig), move_release=np.zeros(len(move_sig), np.uint8),
+        move_win_off=int_array(win_off),
         win_start=float_array(ws), win_end=float_array(we), win_amber=float_array(wa),
         sig_cycle=float_array([s.cycle_s for s in signals]), sig_offset=float_array([s.offset_s for s in signals]),
         feed_off=int_array(feed_off), feed_lane=int_array([j for f in feeders for j in f]),
@@ -624,7 +625,8 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         stop_used=np.zeros(max(len(c.stops) + len(c.booth_lanes), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, VEH_INT), lc_f=np.zeros(N, VEH_INT), lc_l=np.zeros(N, VEH_INT), afree=f8(),
         tfac=np.ones(N), sig_next=np.zeros(len(mn.sig_cycle)),
-        sig_tc=np.zeros(len(mn.sig_cycle)), lane_md=np.zeros(NL, np.uint8),
+        sig_tc=np.zeros(len(mn.sig_cycle)), move_onset=np.zeros(max(len(c.movements), 1), np.uint8),
+        lane_md=np.zeros(NL, np.uint8),
         ins_vfree=np.full(len(mn.cl_v0), -1.0), booth_wait=np.zeros(NL),
     )
 

@@ -178,12 +178,16 @@ def _swap(w, lane, j, md,
     return True
 
 
+#: A ramp meter's green releases the first vehicle of its lane within this distance [m] of the line
+METER_RELEASE_M = 10.0
+
+
 @kernel
 def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
                  lane_head, lane_tail, counters, lane_md,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
-                 obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state,
+                 obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, move_release, move_onset,
                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
                  all_tgt):
     """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
@@ -203,6 +207,13 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
     lane that does not lead on along its route, or one within ``yield_d`` of a node whose next
     lane has a blocked segment; everywhere else ``_mandatory_dir`` is 0 for every vehicle, and the second walk
     skips the lane (most lanes of a city network).
+
+    The onset of a ramp meter's green (``move_release``, ``move_onset``) releases the first
+    vehicle of the lane within ``METER_RELEASE_M`` of the line, one per green: it is committed,
+    so it enters when the merge beyond lets it,
+    after the green if need be, as a vehicle released by a ramp signal does. (Held back by the
+    zipper until the amber, it was stopped again: a meter at a merge node passed less than half
+    its rate.)
 
     The node permission (``tgt``) is computed for the vehicles whose permission someone reads
     this step: a lane's first vehicle (its look past the node, the node bound of the move pass,
@@ -264,7 +275,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                                maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
                 if tg != BLOCKED and not committed:
                     mv = slot_move[sl]
-                    if mv >= 0 and move_state[mv] != GREEN:
+                    if mv >= 0 and (move_state[mv] != GREEN or (move_release[mv] and move_onset[mv] and first
+                                                            and dn < METER_RELEASE_M)):
                         flags[uw] = fl | F_COMMITTED
             else:
                 tg = UNKNOWN
