@@ -625,7 +625,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         stop_used=np.zeros(max(len(c.stops) + len(c.booth_lanes), 1), np.int64), counters=np.zeros(8, np.int64),
         lc_v=np.zeros(N, VEH_INT), lc_f=np.zeros(N, VEH_INT), lc_l=np.zeros(N, VEH_INT), afree=f8(),
         tfac=np.ones(N), sig_next=np.zeros(len(mn.sig_cycle)),
-        sig_tc=np.zeros(len(mn.sig_cycle)), move_onset=np.zeros(max(len(c.movements), 1), np.uint8),
+        sig_tc=np.zeros(len(mn.sig_cycle)), move_onset=np.full(max(len(c.movements), 1), -1, np.int64),
         lane_md=np.zeros(NL, np.uint8),
         ins_vfree=np.full(len(mn.cl_v0), -1.0), booth_wait=np.zeros(NL),
     )

@@ -183,7 +183,7 @@ class MicroState(NamedTuple):
     tfac: np.ndarray          # (N,) time-gap factor: 1, or below 1 while relaxing after a lane change
     sig_next: np.ndarray      # (nsig,) time [s] of signal s's next window boundary (see _update_signals)
     sig_tc: np.ndarray        # (nsig,) scratch: time in the cycle of the signals evaluated this step
-    move_onset: np.ndarray    # (M,) uint8: 1 when the movement's green starts at this step (_update_signals)
+    move_onset: np.ndarray    # (M,) int64: the step at which the movement's green last started (_update_signals)
     lane_md: np.ndarray       # (NL,) uint8 scratch: lanes where a vehicle may have to change lane (_permissions)
     ins_vfree: np.ndarray     # (C*L,) insertion speed on a free road of class c on link l, -1: not yet known
 
@@ -220,8 +220,8 @@ class MicroRecord(NamedTuple):
 # ---------------------------------------------------------------------------- passes
 # Every pass takes plain arrays (see the note in :mod:`trafficsim.kernels.micro_base`).
 @kernel
-def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset, move_state,
-                    sig_next, sig_tc, move_onset):
+def _update_signals(t, k, first, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset,
+                    move_state, sig_next, sig_tc, move_onset):
     """Pass 1: the state of every movement (green, amber, red) at time ``t``.
 
     A signal's movements are evaluated only at the first step of a call (``first``) and at steps
@@ -230,7 +230,8 @@ def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_am
     and the window scans of every movement were about 5% of a step on the 10 x 10 grid). The
     margin of 1 us on ``sig_next`` absorbs its rounding, so each evaluation is one that every
     step would make. ``sig_tc`` holds the time in the cycle of the signals evaluated now, -1 for
-    the others. ``move_onset`` is 1 for the movements whose green starts at this step."""
+    the others. ``move_onset[m]`` is the step ``k`` at which movement ``m``'s green last started
+    (no per-step reset: a reader compares it with the current step)."""
     for s in range(sig_cycle.shape[0]):
         if first or t >= sig_next[s] - 1e-6:
             tc = cycle_time(t - sig_offset[s], sig_cycle[s])
@@ -239,7 +240,6 @@ def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_am
         else:
             sig_tc[s] = -1.0
     for m in range(move_sig.shape[0]):
-        move_onset[m] = 0
         s = move_sig[m]
         if s < 0:
             if first:
@@ -258,7 +258,7 @@ def _update_signals(t, first, move_sig, move_win_off, win_start, win_end, win_am
             elif state == RED and win_end[w] <= tc < win_amber[w]:
                 state = AMBER
         if state == GREEN and move_state[m] != GREEN:
-            move_onset[m] = 1
+            move_onset[m] = k
         move_state[m] = state
 
 
@@ -719,7 +719,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     for k in range(k0, k1):
         t = k * dt
         ti = k // spr
-        _update_signals(t, k == k0, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset,
+        _update_signals(t, k, k == k0, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset,
                         move_state, sig_next, sig_tc, st.move_onset)
         for r in range(R):
             n = arrivals[k - k0, r]
@@ -738,7 +738,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                      slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, net.move_release, st.move_onset,
                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
-                     all_tgt)
+                     all_tgt, k)
         d = 1 if k % 2 == 0 else -1
         _lane_changes(t, d, lc_v, lc_f, lc_l,
                       x, v, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,

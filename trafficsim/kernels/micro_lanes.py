@@ -189,7 +189,7 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                  obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, move_release, move_onset,
                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
-                 all_tgt):
+                 all_tgt, k):
     """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
     every vehicle that needs one, then the courteous followers (zipper).
 
@@ -275,7 +275,7 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                                maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
                 if tg != BLOCKED and not committed:
                     mv = slot_move[sl]
-                    if mv >= 0 and (move_state[mv] != GREEN or (move_release[mv] and move_onset[mv] and first
+                    if mv >= 0 and (move_state[mv] != GREEN or (move_release[mv] and move_onset[mv] == k and first
                                                             and dn < METER_RELEASE_M)):
                         flags[uw] = fl | F_COMMITTED
             else:
