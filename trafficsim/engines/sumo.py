@@ -470,14 +470,25 @@ def _alinea_occupancy(api, exp, meter: AlineaMeter, net, t: float) -> float:
 
 def check_meters(scenario: Scenario, engine: str) -> None:
     """A SUMO meter switches its link's connections at a traffic light: the link must not end at
-    a signalised node."""
+    a signalised node, and it must lead on to another link (SUMO has no traffic light, nor any
+    connection to switch, where the network ends)."""
     net = scenario.network
     signal_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
+    starts = {lk.from_node for lk in net.links.values()}
     for c in scenario.controls:
-        if isinstance(c, (FixedRateMeter, AlineaMeter)) and net.links[c.link].to_node in signal_nodes:
+        if not isinstance(c, (FixedRateMeter, AlineaMeter)):
+            continue
+        node = net.links[c.link].to_node
+        if node in signal_nodes:
             raise SimulationError(
-                f"engine {engine!r}: meter on link {c.link!r} ends at signalised node {net.links[c.link].to_node!r}; "
+                f"engine {engine!r}: meter on link {c.link!r} ends at signalised node {node!r}; "
                 f"put the meter on a link that ends at an unsignalised node"
+            )
+        if node not in starts:
+            raise SimulationError(
+                f"engine {engine!r}: meter on link {c.link!r} ends at node {node!r}, where the network ends; SUMO "
+                f"meters a link's connections to the next link: add a short link after {node!r} or meter the link "
+                f"before it (the macro and micro engines meter an exit as it is)"
             )
 
 
