@@ -56,9 +56,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import warnings
 import functools
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
