@@ -249,13 +249,20 @@ def test_micro_queue_dissolves_after_the_peak_without_gridlock(sid, seed):
 
 @pytest.mark.parametrize("sid", ts.scenarios.names())
 def test_every_listed_remedy_runs_on_micro(sid):
-    """Each remedy of the spot gives a valid micro Result: vehicles conserved, finite KPIs."""
+    """Each remedy of the spot gives a valid micro Result: vehicles conserved, finite KPIs. A
+    remedy that sets merge priorities (PeakControl at a merge) is warned about: the micro engine
+    merges by zipper and does not model them."""
+    import contextlib
+
     sc = ts.scenarios.load(sid)
     for name, ms in sc.measures.items():
         v = sc
         for m in ms:
             v = m.apply(v)
-        res = ts.simulate(v, engine="micro", seed=0)
+        ins = Counter(lk.to_node for lk in v.network.links.values())
+        prio = any(lk.priority is not None and ins[lk.to_node] > 1 for lk in v.network.links.values())
+        with pytest.warns(UserWarning, match="merge priorities") if prio else contextlib.nullcontext():
+            res = ts.simulate(v, engine="micro", seed=0)
         assert res.conservation_error() < 1e-6, name
         assert np.isfinite(float(res.kpis["travel_time_index"])), name
         assert float(res.kpis["completed"]) > 0, name
