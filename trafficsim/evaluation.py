@@ -272,11 +272,9 @@ def _run_tasks(tasks, engine, msa_iterations, options, workers, executor):
 
     pool = executor
     if pool is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from .sweep import spawn_pool
 
-        # spawn: a clean interpreter per worker, no fork of a process that runs threads
-        pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+        pool = spawn_pool(min(workers, len(tasks)))
     try:
         futures = {pool.submit(_evaluate_task, sc, engine, seeds, msa_first, msa_iterations, options): i
                    for i, (_, sc, seeds, msa_first) in enumerate(tasks)}

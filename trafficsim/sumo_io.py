@@ -343,12 +343,13 @@ def write_plain_network(scenario: Scenario, directory: str | Path, routes=None) 
     directory = Path(directory)
     net = scenario.network
     check_sumo_ids(net)
-    pos = _layout(net, _turn_flows(scenario, routes) if any(n.x is None for n in net.nodes.values()) else None)
+    turn_flow = _turn_flows(scenario, routes)
+    pos = _layout(net, turn_flow if any(n.x is None for n in net.nodes.values()) else None)
     groups = variable_lane_groups(net)
     pockets = {g["pocket"] for g in groups.values()}
     tl_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
     tl_nodes |= {net.links[c.link].to_node for c in scenario.controls if isinstance(c, (FixedRateMeter, AlineaMeter))}
-    used = {mv for mv, q in _turn_flows(scenario, routes).items() if q > 0}
+    used = {mv for mv, q in turn_flow.items() if q > 0}
     nod = ['<nodes>']
     for nid in net.nodes:
         x, y = pos[nid]

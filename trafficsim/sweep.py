@@ -311,6 +311,15 @@ class _DaskRunner:
             obj.close()
 
 
+def spawn_pool(max_workers: int):
+    """A ``ProcessPoolExecutor`` of ``max_workers`` spawned processes (a clean interpreter per
+    worker, no fork of a process that runs threads); used by sweeps and by ``evaluate``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 class _PoolRunner:
     """Runs tasks on a local process pool (no Dask) or, with ``max_workers=0``, in this process."""
 
@@ -321,11 +330,7 @@ class _PoolRunner:
         self._owned = executor is None
 
     def _new_pool(self):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn: a clean interpreter per worker, no fork of a process that runs threads
-        return ProcessPoolExecutor(self.max_workers, mp_context=multiprocessing.get_context("spawn"))
+        return spawn_pool(self.max_workers)
 
     def run(self, calls: dict[str, tuple]):
         if self.max_workers == 0:

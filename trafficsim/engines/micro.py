@@ -83,7 +83,8 @@ from ._common import (
 )
 from ._feedback import MicroMeters
 
-__all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "MicroStepper", "run_micro"]
+__all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "MicroStepper", "run_micro",
+           "merge_priority_links"]
 
 #: The capacity preset's time gap and critical speed, cached per process: pure functions of their
 #: arguments, derived per class and link by every compile, and sweeps, seeds and remedy
@@ -863,6 +864,15 @@ class MicroStepper:
                 bar.update(kk - k0)
 
 
+def merge_priority_links(net) -> list[str]:
+    """Links with an explicit ``priority`` that end at a node with other in-links: the merge
+    priorities this engine does not model (``run_micro`` warns about them)."""
+    n_in: dict[str, int] = {}
+    for lk in net.links.values():
+        n_in[lk.to_node] = n_in.get(lk.to_node, 0) + 1
+    return [lk.id for lk in net.links.values() if lk.priority is not None and n_in[lk.to_node] > 1]
+
+
 def run_micro(
     scenario: Scenario,
     *,
@@ -924,10 +934,7 @@ def run_micro(
                                               route_logit_s)
     except ValueError as exc:
         raise SimulationError(str(exc)) from None
-    n_in: dict[str, int] = {}
-    for lk in scenario.network.links.values():
-        n_in[lk.to_node] = n_in.get(lk.to_node, 0) + 1
-    merges = [lk.id for lk in scenario.network.links.values() if lk.priority is not None and n_in[lk.to_node] > 1]
+    merges = merge_priority_links(scenario.network)
     if merges:
         warnings.warn(f"micro engine: the merge priorities of {', '.join(repr(m) for m in merges[:4])}"
                       f"{' and others' if len(merges) > 4 else ''} are not modelled; vehicles merge by zipper "
