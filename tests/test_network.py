@@ -271,3 +271,31 @@ def test_lane_connections_show_the_lanes_engines_drive_on():
     assert len(net.lane_connections()) == len(df) + 1  # and the U-turn at the dead end E (its only way on)
     with pytest.raises(ts.NetworkError, match="'nowhere'"):
         net.lane_connections(node="nowhere")
+
+
+def test_split_link_keeps_the_road_and_moves_its_downstream_end_to_the_tail():
+    net = ts.Network()
+    for n, x in (("A", 0), ("B", 1000), ("R", 600), ("C", 2000)):
+        net.add_node(n, x, 0 if n != "R" else -300)
+    net.add_link("main", "A", "B", length_m=1000, lanes=2, free_speed_kmh=80)
+    net.add_link("ramp", "R", "B", length_m=400, lanes=1, free_speed_kmh=60, capacity_vph_per_lane=1600,
+                 lane_schedule=[(600, 2)], priority=3.0, name="on-ramp")
+    net.add_link("down", "B", "C", length_m=1000, lanes=2, free_speed_kmh=80)
+    net.add_link("back", "B", "R", length_m=400, lanes=1)
+    net.connect_lanes("ramp", "down", [(0, 0)])
+    net.ban_turn("ramp", "back")
+    tail = net.split_link("ramp", 300.0, node="M", tail="ramp-end")
+    head = net.links["ramp"]
+    assert (head.from_node, head.to_node, head.length_m, head.priority) == ("R", "M", 300.0, None)
+    assert (tail.from_node, tail.to_node, tail.length_m, tail.priority) == ("M", "B", 100.0, 3.0)
+    for lk in (head, tail):
+        assert (lk.lanes, lk.lane_schedule, lk.free_speed_kmh, lk.capacity_vph_per_lane, lk.name) == \
+            (1, ((600.0, 2),), 60.0, 1600.0, "on-ramp")
+    assert (net.nodes["M"].x, net.nodes["M"].y) == pytest.approx((600 + 0.75 * 400, -300 + 0.75 * 300))
+    assert net.lane_connectors == {("ramp-end", "down"): ((0, 0),)}
+    assert net.banned_turns == {("ramp-end", "back")}
+    assert net.shortest_path("R", "C") == ["ramp", "ramp-end", "down"]
+    with pytest.raises(ts.NetworkError, match=r"link 'main': split at_m 1000 m must lie inside"):
+        net.split_link("main", 1000.0)
+    with pytest.raises(ts.NetworkError, match=r"link 'ramp-end': duplicate id"):
+        net.split_link("ramp", 100.0, node="N", tail="ramp-end")

@@ -24,6 +24,7 @@ __all__ = [
     "BusStop",
     "TollBooth",
     "AlineaMeter",
+    "merge_downstream",
     "CONTROL_KINDS",
     "control_from_dict",
 ]
@@ -425,6 +426,20 @@ class TollBooth:
         return cls(d["link"], d["position_m"], **{k: d[k] for k in keys if k in d})
 
 
+def merge_downstream(network: Network, link: str) -> str | None:
+    """The merge a metered link leads to: its downstream node if two or more links enter there,
+    else the first such node along a chain of single links (one in, one out at every node on the
+    way, as between a meter's stop line and its merge); ``None`` if the chain forks or ends first."""
+    node, seen = network.links[link].to_node, set()
+    while len(network.in_links(node)) < 2:
+        outs = network.out_links(node)
+        if len(outs) != 1 or node in seen:
+            return None
+        seen.add(node)
+        node = outs[0].to_node
+    return node
+
+
 @dataclass(frozen=True)
 class AlineaMeter:
     """ALINEA feedback ramp metering (Papageorgiou, Hadj-Salem & Blosseville 1991).
@@ -443,7 +458,9 @@ class AlineaMeter:
     Parameters
     ----------
     link : str
-        The metered on-ramp (it must end at a merge).
+        The metered on-ramp. It ends at a merge, or at the meter's stop line upstream of one: a
+        node from which single links (one in, one out at each node) lead on to the merge, as
+        :class:`~trafficsim.measures.RampMetering` builds it.
     detector_link : str
         The link downstream of the merge whose first cells are the detector.
     gain_vph_per_pct : float
@@ -482,10 +499,12 @@ class AlineaMeter:
             if getattr(self, name) not in network.links:
                 raise ControlError(f"{el}: {name} {getattr(self, name)!r} is not in the network")
         ramp, det = network.links[self.link], network.links[self.detector_link]
-        if len(network.in_links(ramp.to_node)) < 2:
-            raise ControlError(f"{el}: link does not end at a merge (node {ramp.to_node!r} has one incoming link)")
-        if det.from_node != ramp.to_node:
-            raise ControlError(f"{el}: detector_link {self.detector_link!r} does not leave the merge node {ramp.to_node!r}")
+        merge = merge_downstream(network, self.link)
+        if merge is None:
+            raise ControlError(f"{el}: link does not lead to a merge (node {ramp.to_node!r} has one incoming link, "
+                               "and no chain of single links leads from it to a merge)")
+        if det.from_node != merge:
+            raise ControlError(f"{el}: detector_link {self.detector_link!r} does not leave the merge node {merge!r}")
         lo = _num(el, "min_rate_vph", self.min_rate_vph)
         hi = _num(el, "max_rate_vph", self.max_rate_vph, strict=True)
         if hi < lo:

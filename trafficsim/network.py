@@ -311,6 +311,39 @@ class Network:
         self.banned_turns = {t for t in self.banned_turns if id not in t}
         self.lane_connectors = {t: v for t, v in self.lane_connectors.items() if id not in t}
 
+    def split_link(self, id: str, at_m: float, *, node: str | None = None, tail: str | None = None) -> Link:
+        """Cut link ``id`` at ``at_m`` [m] from its upstream end; returns the new downstream link.
+
+        ``id`` keeps its upstream ``at_m`` metres and now ends at a new node ``node`` (default
+        ``"<id>-cut"``, placed on the straight line between the link's nodes when both have
+        coordinates); a new link ``tail`` (default ``"<id>-end"``) with the same lanes, lane
+        schedule and fundamental diagram carries the rest to the old downstream node. What belongs
+        to the downstream end moves to ``tail``: the merge ``priority``, the turn bans and the lane
+        connectors at that node. Demand routes and controls that name ``id`` are not this
+        method's business (a scenario-level edit fixes them, e.g.
+        :class:`~trafficsim.measures.RampMetering`).
+        """
+        lk = self.link(id)
+        at = _finite(f"link {id!r}", "split at_m", at_m)
+        if at >= lk.length_m:
+            raise NetworkError(f"link {id!r}: split at_m {at:g} m must lie inside the link (length {lk.length_m:g} m)")
+        node = f"{id}-cut" if node is None else node
+        tail = f"{id}-end" if tail is None else tail
+        if tail in self.links:
+            raise NetworkError(f"link {tail!r}: duplicate id (the tail of link {id!r} split at {at:g} m)")
+        a, b = self.nodes[lk.from_node], self.nodes[lk.to_node]
+        f = at / lk.length_m
+        xy = (a.x + f * (b.x - a.x), a.y + f * (b.y - a.y)) if a.x is not None and b.x is not None else (None, None)
+        self.add_node(node, *xy)
+        new = self.add_link(tail, node, lk.to_node, length_m=lk.length_m - at, lanes=lk.lanes,
+                            free_speed_kmh=lk.free_speed_kmh, capacity_vph_per_lane=lk.capacity_vph_per_lane,
+                            jam_density_vpkm_per_lane=lk.jam_density_vpkm_per_lane, lane_schedule=lk.lane_schedule,
+                            priority=lk.priority, name=lk.name)
+        self.links[id] = _validate_link(replace(lk, to_node=node, length_m=at, priority=None), self.nodes)
+        self.banned_turns = {(tail if s == id else s, t) for s, t in self.banned_turns}
+        self.lane_connectors = {(tail if s == id else s, t): v for (s, t), v in self.lane_connectors.items()}
+        return new
+
     def connect_lanes(self, from_link: str, to_link: str, lanes: Sequence[tuple[int, int]]) -> None:
         """Say which lane of ``from_link`` enters which lane of ``to_link`` (lanes from the right).
 

@@ -82,7 +82,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal, TollBooth
+from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal, TollBooth, merge_downstream
 from ..demand import Demand, ODFlow
 from ..network import Network
 from ..results import Result, build_dataset
@@ -160,7 +160,8 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
     """
     scenario.validate()
     net = scenario.network
-    region = list(dict.fromkeys(region))
+    split = scenario.meta.get("split_links", {})  # a link a measure cut in parts (RampMetering's stop line)
+    region = list(dict.fromkeys(p for lid in region for p in split.get(lid, [lid])))
     rset = set(region)
     for lid in region:
         net.link(lid)
@@ -200,24 +201,27 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
             )
     macro_ctl, sumo_ctl = [], []
 
-    def side(node: str, what: str) -> list:
-        """The control list of the part that holds every link at ``node``, else an error."""
-        touched = {lk.id for lk in net.in_links(node)} | {lk.id for lk in net.out_links(node)}
+    def side(nodes: list[str], what: str) -> list:
+        """The control list of the part that holds every link at ``nodes``, else an error."""
+        touched = {lk.id for node in nodes for lk in net.in_links(node) + net.out_links(node)}
         if touched <= rset:
             return sumo_ctl
         if touched <= mset:
             return macro_ctl
         raise SimulationError(
             f"engine 'hybrid': {what} straddles the region boundary: {sorted(touched & rset)} in the region, "
-            f"{sorted(touched & mset)} outside; put node {node!r} with all its links inside or outside the region"
+            f"{sorted(touched & mset)} outside; put node {' and '.join(map(repr, nodes))} with all its links inside "
+            "or outside the region"
         )
 
     for c in scenario.controls:
         c = c.validate(net)
         if isinstance(c, AlineaMeter):
-            side(net.links[c.link].to_node, f"ALINEA meter on ramp {c.link!r} (detector on {c.detector_link!r})").append(c)
+            # the meter's line and its merge (one node, or two when the line stands before the merge)
+            nodes = list(dict.fromkeys((net.links[c.link].to_node, merge_downstream(net, c.link))))
+            side(nodes, f"ALINEA meter on ramp {c.link!r} (detector on {c.detector_link!r})").append(c)
         elif isinstance(c, FixedTimeSignal):
-            side(c.node, f"signal at node {c.node!r}").append(c)
+            side([c.node], f"signal at node {c.node!r}").append(c)
         elif isinstance(c, (FixedRateMeter, Blocking, BusStop, TollBooth)):
             (sumo_ctl if c.link in rset else macro_ctl).append(c)
         else:

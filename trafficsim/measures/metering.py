@@ -23,17 +23,22 @@ PeakControl (高峰管控: peak manual control)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
 from .signals import _replace_signal, webster
 
-__all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH"]
+__all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH", "METER_STOP_LINE_M"]
 
 #: Rate [veh/h] that stands for "not metered" in a fixed-rate profile after its window.
 UNMETERED_VPH = 1.0e6
+
+#: Default distance [m] of a ramp meter's stop line upstream of its merge
+#: (:attr:`RampMetering.stop_line_m`): a car accelerating at 1.2 m/s^2 from the line reaches
+#: about 55 km/h in 100 m, sqrt(2 x 1.2 x 100) = 15.5 m/s.
+METER_STOP_LINE_M = 100.0
 
 
 def _link_peak_flows(sc: Scenario) -> dict[str, float]:
@@ -72,6 +77,14 @@ class RampMetering(Measure):
         Fraction of ramp storage that triggers the override (0 disables it).
     window : tuple of (float, float), optional
         Active ``(start_s, end_s)`` [s]; the whole run when None.
+    stop_line_m : float
+        Distance [m] of the meter's stop line upstream of the merge, at most half the ramp. The
+        ramp is split there (:meth:`~trafficsim.network.Network.split_link`): the meter stands on
+        its upstream part, which keeps the id ``link``, and a link ``"<link>-merge"`` carries the
+        last metres, so that a released vehicle reaches the merge at speed, as behind a field
+        meter; ``meta["split_links"]`` records the parts (``{link: [link, "<link>-merge"]}``), so
+        that a hybrid region naming ``link`` covers both. ``0`` puts the stop line at the merge node, where on the micro and SUMO engines
+        every released vehicle merges from a standstill (see ``docs/measures.md``).
     label : str
         Name of the variant in reports.
     """
@@ -87,6 +100,7 @@ class RampMetering(Measure):
     interval_s: float = 60.0
     queue_override: float = 0.8
     window: tuple | None = None
+    stop_line_m: float = METER_STOP_LINE_M
     label: str = ""
 
     def _edit(self, sc: Scenario) -> None:
@@ -96,6 +110,10 @@ class RampMetering(Measure):
         if len(ins) < 2:
             raise self.error("link", f"link {self.link!r} does not end at a merge (node {ramp.to_node!r} has one "
                                      "incoming link): there is nothing to meter it against")
+        merge_node = ramp.to_node
+        back = min(finite(owner, "stop_line_m", self.stop_line_m), 0.5 * ramp.length_m)
+        if back > 0.0:
+            self._move_stop_line(sc, ramp, back)
         start, end = (0.0, math.inf) if self.window is None else (float(self.window[0]), float(self.window[1]))
         if self.mode == "fixed":
             if self.rate_vph is None:
@@ -106,15 +124,15 @@ class RampMetering(Measure):
             return
         if self.mode != "alinea":
             raise self.error("mode", f"must be 'alinea' or 'fixed', got {self.mode!r}")
-        outs = sc.network.out_links(ramp.to_node)
+        outs = sc.network.out_links(merge_node)
         det = self.detector_link
         if det is None:
             if len(outs) != 1:
-                raise self.error("detector_link", f"the merge node {ramp.to_node!r} has {len(outs)} outgoing links; name one")
+                raise self.error("detector_link", f"the merge node {merge_node!r} has {len(outs)} outgoing links; name one")
             det = outs[0].id
         dlk = self.need_link(sc, "detector_link", det)
-        if dlk.from_node != ramp.to_node:
-            raise self.error("detector_link", f"link {det!r} is not downstream of the merge node {ramp.to_node!r}")
+        if dlk.from_node != merge_node:
+            raise self.error("detector_link", f"link {det!r} is not downstream of the merge node {merge_node!r}")
         setpoint = self.setpoint_pct
         if setpoint is None:
             setpoint = 100.0 * dlk.critical_density_vpkm_per_lane / dlk.jam_density_vpkm_per_lane
@@ -127,10 +145,37 @@ class RampMetering(Measure):
             finite(owner, "queue_override", self.queue_override), start, end,
         ))
 
+    def _move_stop_line(self, sc: Scenario, ramp, back: float) -> None:
+        """Split the ramp ``back`` metres before the merge; routes and the merge node's signal
+        follow the new last link."""
+        tail = f"{ramp.id}-merge"
+        for c in sc.controls:
+            on = [a for a in ("link", "detector_link") if getattr(c, a, None) == ramp.id]
+            if on:
+                raise self.error("stop_line_m", f"a {type(c).__name__} already stands on link {ramp.id!r} ({on[0]}); "
+                                                "splitting the ramp would cut it off (stop_line_m=0 keeps the ramp whole)")
+        for name in (f"{ramp.id}-meter", tail):
+            if name in sc.network.nodes or name in sc.network.links:
+                raise self.error("stop_line_m", f"the id {name!r} the split needs is taken (stop_line_m=0 keeps the ramp whole)")
+        sc.network.split_link(ramp.id, ramp.length_m - back, node=f"{ramp.id}-meter", tail=tail)
+        # a link list naming the ramp (a hybrid region) then covers both parts
+        sc.meta["split_links"] = {**sc.meta.get("split_links", {}), ramp.id: [ramp.id, tail]}
+        for i, f in enumerate(sc.demand.flows):
+            if any(ramp.id in links for links, _ in f.routes):
+                routes = tuple((tuple(x for lid in links for x in ((lid, tail) if lid == ramp.id else (lid,))), share)
+                               for links, share in f.routes)
+                sc.demand.flows[i] = replace(f, routes=routes)
+        for i, c in enumerate(sc.controls):
+            if isinstance(c, FixedTimeSignal) and c.node == ramp.to_node:
+                phases = tuple(replace(p, movements=tuple((tail if a == ramp.id else a, b) for a, b in p.movements))
+                               for p in c.phases)
+                sc.controls[i] = replace(c, phases=phases)
+
     def describe(self) -> str:
+        at = f", stop line {self.stop_line_m:g} m before the merge" if self.stop_line_m > 0 else ", stop line at the merge"
         if self.mode == "fixed":
-            return f"RampMetering: fixed {self.rate_vph:g} veh/h on {self.link!r}"
-        return f"RampMetering: ALINEA on {self.link!r} (K_R={self.gain_vph_per_pct:g} veh/h/%, queue override)"
+            return f"RampMetering: fixed {self.rate_vph:g} veh/h on {self.link!r}{at}"
+        return f"RampMetering: ALINEA on {self.link!r} (K_R={self.gain_vph_per_pct:g} veh/h/%, queue override){at}"
 
 
 @dataclass(frozen=True)
