@@ -262,30 +262,9 @@ def test_signal_program_lets_permissive_movements_yield(tmp_path, protected_left
                 assert state[i] == "G", (mv, state)  # a protected left has no foe in its phase
 
 
-@pytest.mark.parametrize("node_ids, link_ids, bad", [
-    (("A", "B", "C"), ("up link", "down"), "link 'up link': id contains ' '"),
-    (("A", "B:1", "C"), ("up", "down"), "node 'B:1': id contains ':'"),
-    (("A", "B", "C"), ("up", "下游"), "link '下游': id contains '下游', characters beyond Latin-1"),
-])
-def test_ids_sumo_cannot_take_are_a_clear_error(tmp_path, node_ids, link_ids, bad):
-    """Ids with characters SUMO rejects (space, ':', ...) or cannot resolve (beyond Latin-1) are
-    an error naming the element before netconvert runs (netconvert said ``Invalid node id`` or
-    ``Edge's 'x' to-node '...' is not known`` for a node it had been given)."""
-    from trafficsim.sumo_io import SumoError
-
-    net = ts.Network()
-    for i, n in enumerate(node_ids):
-        net.add_node(n, 500.0 * i, 0.0)
-    net.add_link(link_ids[0], node_ids[0], node_ids[1], length_m=500, lanes=2)
-    net.add_link(link_ids[1], node_ids[1], node_ids[2], length_m=500, lanes=2)
-    d = ts.Demand()
-    d.add(node_ids[0], node_ids[2], [(0, 600)])
-    with pytest.raises(SumoError, match=bad):
-        export_scenario(ts.Scenario(net, d, 300), tmp_path)
-    assert not (tmp_path / "network.net.xml").exists()
-
-
 def test_latin1_and_hash_ids_export_and_run(tmp_path):
+    """Ids SUMO accepts as they are (Latin-1 letters, '#') go to SUMO unchanged. Ids it rejects
+    are exported under safe forms: tests/test_sumo_ids.py."""
     net = ts.Network()
     for i, n in enumerate(("A", "ü", "n#3")):
         net.add_node(n, 500.0 * i, 0.0)

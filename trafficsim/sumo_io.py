@@ -5,6 +5,9 @@ Export writes SUMO "plain" XML (nodes, edges, connections), runs ``netconvert`` 
 writes the demand as ``<flow>`` elements (one per route and demand segment), one ``vType`` per
 vehicle class, and a ``tlLogic`` program per :class:`~trafficsim.control.FixedTimeSignal`
 (built after netconvert, because SUMO numbers the controlled links of a junction itself).
+Node and link ids SUMO does not accept (Chinese names, spaces, ``:``) are written under safe
+forms (:func:`sumo_ids`, :mod:`trafficsim.sumo_ids`); the maps the engine gets back
+(:class:`SumoExport`) are keyed by trafficsim ids.
 
 **Capacity match.** SUMO's lane capacity is emergent; trafficsim's is a parameter. For the
 Krauss model with all vehicles at speed ``v`` the gross time headway is
@@ -44,6 +47,7 @@ from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phas
 from .demand import Demand, DemandError
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
+from .sumo_ids import SumoIds
 
 __all__ = [
     "SumoError",
@@ -53,6 +57,7 @@ __all__ = [
     "write_plain_network",
     "netconvert",
     "export_scenario",
+    "sumo_ids",
     "network_from_sumo",
     "signals_from_sumo",
     "demand_from_sumo",
@@ -283,34 +288,18 @@ def _is_many_leg(net: Network, node: str) -> bool:
     return len(ins) >= RIGHT_BEFORE_LEFT_MIN_IN_LINKS and all(lk.priority is None for lk in ins)
 
 
-#: Characters SUMO does not accept in node and edge ids (``SUMOXMLDefinitions::isValidNetID``);
-#: a space would also split the space-separated edge lists of routes and ``edgeData``.
-SUMO_INVALID_ID_CHARS = " \t\n\r|\\'\";,:!<>&*?"
+def sumo_ids(net: Network) -> SumoIds:
+    """The map of ``net``'s node and link ids to the ids SUMO is given (:mod:`trafficsim.sumo_ids`).
 
-
-def check_sumo_ids(net: Network) -> None:
-    """Raise :class:`SumoError` naming the first node or link whose id SUMO would reject.
-
-    SUMO rejects :data:`SUMO_INVALID_ID_CHARS`, and netconvert (1.28) does not find elements
-    whose ids hold characters beyond Latin-1 (e.g. Chinese): it reported ``Edge's 'x' to-node
-    '节点' is not known`` for a node it had been given. Pocket links of variable lanes
-    (``<link>:pocket``) are no SUMO edges and are not checked.
+    Ids SUMO accepts (printable Latin-1 without :data:`~trafficsim.sumo_ids.SUMO_INVALID_ID_CHARS`)
+    stay as they are; the others (Chinese names, spaces, ``:``, ...) get a deterministic ASCII
+    safe form, unique against every other id, and the exported files state the original as
+    ``<param key="trafficsim.id">``. (netconvert 1.28 did not resolve ids beyond Latin-1: it
+    reported ``Edge's 'x' to-node '节点' is not known`` for a node it had been given.) Pocket links
+    of variable lanes (``<link>:pocket``) are no SUMO edges and are not mapped.
     """
     pockets = {g["pocket"] for g in variable_lane_groups(net).values()}
-    elements = [("node", nid) for nid in net.nodes] + [("link", lid) for lid in net.links if lid not in pockets]
-    for kind, eid in elements:
-        bad = sorted({ch for ch in eid if ch in SUMO_INVALID_ID_CHARS})
-        if bad:
-            raise SumoError(
-                f"{kind} {eid!r}: id contains {', '.join(repr(ch) for ch in bad)}, which SUMO does not accept in "
-                f"ids (none of {SUMO_INVALID_ID_CHARS!r}); rename the {kind} to run it on SUMO"
-            )
-        wide = list(dict.fromkeys(ch for ch in eid if ord(ch) > 0xFF))
-        if wide:
-            raise SumoError(
-                f"{kind} {eid!r}: id contains {''.join(wide)!r}, characters beyond Latin-1 that SUMO's tools do not "
-                f"resolve in ids; rename the {kind} (ASCII, or give the local name in name=) to run it on SUMO"
-            )
+    return SumoIds(net.nodes, (lid for lid in net.links if lid not in pockets))
 
 
 def _turn_flows(scenario: Scenario, routes=None) -> dict[tuple[str, str], float]:
@@ -326,7 +315,19 @@ def _turn_flows(scenario: Scenario, routes=None) -> dict[tuple[str, str], float]
     return out
 
 
-def write_plain_network(scenario: Scenario, directory: str | Path, routes=None) -> dict[str, Path]:
+def _element(opening: str, param: str) -> str:
+    """An XML element from its ``opening`` tag text (without ``>``): empty, or holding the
+    ``<param>`` line that states a renamed element's trafficsim id."""
+    if not param:
+        return opening + "/>"
+    tag = opening.lstrip().split(" ", 1)[0][1:]
+    indent = opening[: len(opening) - len(opening.lstrip())]
+    return f"{opening}>\n{param}\n{indent}</{tag}>"
+
+
+def write_plain_network(
+    scenario: Scenario, directory: str | Path, routes=None, ids: SumoIds | None = None
+) -> dict[str, Path]:
     """Write SUMO plain ``.nod.xml``, ``.edg.xml`` and ``.con.xml`` for ``scenario``'s network.
 
     Signalised and metered nodes become ``traffic_light`` junctions; merges of several links
@@ -339,10 +340,13 @@ def write_plain_network(scenario: Scenario, directory: str | Path, routes=None) 
     change lanes before the end (measured: a 6->2 drop then discharges within 2% of 2 lanes'
     capacity, while a zipper onto each remaining lane loses about 14%). Every allowed turn is an
     explicit connection and every banned turn a ``<delete>``.
+
+    Node and edge ids are ``ids`` (default :func:`sumo_ids`): SUMO-safe forms for ids SUMO does
+    not accept, each stated on its element as ``<param key="trafficsim.id" value="..."/>``.
     """
     directory = Path(directory)
     net = scenario.network
-    check_sumo_ids(net)
+    ids = ids if ids is not None else sumo_ids(net)
     turn_flow = _turn_flows(scenario, routes)
     pos = _layout(net, turn_flow if any(n.x is None for n in net.nodes.values()) else None)
     groups = variable_lane_groups(net)
@@ -362,17 +366,19 @@ def write_plain_network(scenario: Scenario, directory: str | Path, routes=None) 
         else:
             kind = "priority"
         extra = ' tlType="static"' if kind == "traffic_light" else ""
-        nod.append(f'  <node id={quoteattr(nid)} x="{x:.2f}" y="{y:.2f}" type="{kind}"{extra}/>')
+        nod.append(_element(f'  <node id={quoteattr(ids.node(nid))} x="{x:.2f}" y="{y:.2f}" type="{kind}"{extra}',
+                            ids.param(nid)))
     nod.append('</nodes>')
     edg = ['<edges>']
     for lk in net.links.values():
         if lk.id in pockets:
             continue
         prio = "" if lk.priority is None else f' priority="{int(round(lk.priority * 100))}"'
-        edg.append(
-            f'  <edge id={quoteattr(lk.id)} from={quoteattr(lk.from_node)} to={quoteattr(lk.to_node)} '
-            f'numLanes="{lk.max_lanes}" speed="{lk.free_speed_kmh / 3.6:.4f}" length="{lk.length_m:.2f}"{prio}/>'
-        )
+        edg.append(_element(
+            f'  <edge id={quoteattr(ids.edge(lk.id))} from={quoteattr(ids.node(lk.from_node))} '
+            f'to={quoteattr(ids.node(lk.to_node))} numLanes="{lk.max_lanes}" speed="{lk.free_speed_kmh / 3.6:.4f}" '
+            f'length="{lk.length_m:.2f}"{prio}', ids.param(lk.id)
+        ))
     edg.append('</edges>')
     con = ['<connections>']
     for nid in net.nodes:
@@ -382,14 +388,14 @@ def write_plain_network(scenario: Scenario, directory: str | Path, routes=None) 
             for b in net.out_links(nid):
                 if b.id in pockets:
                     continue
+                ends = f'from={quoteattr(ids.edge(a.id))} to={quoteattr(ids.edge(b.id))}'
                 if net.turn_allowed(a.id, b.id) and (a.id, b.id) in net.lane_connectors:
                     for i, j in net.lane_connectors[(a.id, b.id)]:  # both count lanes from the right
-                        con.append(f'  <connection from={quoteattr(a.id)} to={quoteattr(b.id)} '
-                                   f'fromLane="{i}" toLane="{j}"/>')
+                        con.append(f'  <connection {ends} fromLane="{i}" toLane="{j}"/>')
                 elif net.turn_allowed(a.id, b.id):
-                    con.append(f'  <connection from={quoteattr(a.id)} to={quoteattr(b.id)}/>')
+                    con.append(f'  <connection {ends}/>')
                 else:
-                    con.append(f'  <delete from={quoteattr(a.id)} to={quoteattr(b.id)}/>')
+                    con.append(f'  <delete {ends}/>')
     con.append('</connections>')
     paths = {}
     for key, lines in (("nod", nod), ("edg", edg), ("con", con)):
@@ -439,6 +445,9 @@ class SumoExport:
     #: variable lanes: ``{link: {"pocket", "turn_to", "lanes", "dedicated": [lane ids],
     #: "via_close": [internal lanes of the dedicated lanes' other movements]}}``
     lane_groups: dict[str, dict] = field(default_factory=dict)
+    #: the SUMO ids of the network's nodes and links (:func:`sumo_ids`); the maps above are keyed by
+    #: trafficsim ids and hold SUMO lane and detector ids
+    ids: SumoIds | None = None
 
 
 def _reference_link(scenario: Scenario, routes) -> Link:
@@ -487,11 +496,16 @@ def _tls_yields(tls, n_links: int) -> list[set[int]]:
     return yields
 
 
-def _tls_program(sig: FixedTimeSignal, links: list[tuple[str, str]], yields: list[set[int]] | None = None) -> str:
+def _tls_program(sig: FixedTimeSignal, links: list[tuple[str, str]], yields: list[set[int]] | None = None,
+                 ids: SumoIds | None = None) -> str:
     """A ``tlLogic`` for ``sig``: green ``G``/``g`` (see :func:`_tls_green_state`), amber ``y``
-    then all-red per phase."""
+    then all-red per phase. With ``ids`` its id is the node's SUMO id (and a renamed node's
+    trafficsim id is stated in a ``<param>``)."""
     yields = yields if yields is not None else [set() for _ in links]
-    out = [f'  <tlLogic id={quoteattr(sig.node)} type="static" programID="{PROGRAM_ID}" offset="{sig.offset_s:g}">']
+    tls_id = ids.node(sig.node) if ids is not None else sig.node
+    out = [f'  <tlLogic id={quoteattr(tls_id)} type="static" programID="{PROGRAM_ID}" offset="{sig.offset_s:g}">']
+    if ids is not None and ids.param(sig.node):
+        out.append(ids.param(sig.node))
     for p in sig.phases:
         mv = set(p.movements)
         out.append(f'    <phase duration="{p.green_s:g}" state="{_tls_green_state(links, mv, yields)}"/>')
@@ -558,8 +572,12 @@ def export_scenario(
     directory.mkdir(parents=True, exist_ok=True)
     net = scenario.network
     routes = routes if routes is not None else build_routes(scenario)
-    plain = write_plain_network(scenario, directory, routes)
-    net_file = netconvert(plain, directory / "network.net.xml", timeout_s=timeout_s)
+    ids = sumo_ids(net)
+    plain = write_plain_network(scenario, directory, routes, ids)
+    try:
+        net_file = netconvert(plain, directory / "network.net.xml", timeout_s=timeout_s)
+    except SumoError as exc:
+        raise SumoError(ids.restore(str(exc))) from None
 
     ref = net.link(reference_link) if reference_link else _reference_link(scenario, routes)
     car = krauss_params(ref)
@@ -581,7 +599,7 @@ def export_scenario(
     for r, path in enumerate(routes.links):
         rid = f"r{r}"
         route_ids.append(rid)
-        rou.append(f'  <route id="{rid}" edges={quoteattr(" ".join(as_edge.get(e, e) for e in path))}/>')
+        rou.append(f'  <route id="{rid}" edges={quoteattr(" ".join(ids.edge(as_edge.get(e, e)) for e in path))}/>')
     stops = [c for c in scenario.controls if isinstance(c, BusStop)]
     flows = []
     for r, path in enumerate(routes.links):
@@ -626,14 +644,14 @@ def export_scenario(
         n = max((c[2] for c in tls.getConnections()), default=-1) + 1
         links = [("", "")] * n
         for in_lane, out_lane, idx in tls.getConnections():
-            links[idx] = (in_lane.getEdge().getID(), out_lane.getEdge().getID())
-        tls_links[tls.getID()] = links
-        tls_yields[tls.getID()] = _tls_yields(tls, n)
+            links[idx] = (ids.element(in_lane.getEdge().getID()), ids.element(out_lane.getEdge().getID()))
+        tls_links[ids.element(tls.getID())] = links
+        tls_yields[ids.element(tls.getID())] = _tls_yields(tls, n)
     for c in scenario.controls:
         if isinstance(c, FixedTimeSignal):
-            add.append(_tls_program(c, tls_links[c.node], tls_yields[c.node]))
+            add.append(_tls_program(c, tls_links[c.node], tls_yields[c.node], ids))
     for k, stop in enumerate(stops):
-        lane = f"{stop.link}_0"
+        lane = f"{ids.edge(stop.link)}_0"
         add.append(
             f'  <busStop id="stop{k}" lane={quoteattr(lane)} startPos="{stop.position_m:g}" '
             f'endPos="{stop.position_m + stop.length_m:g}"/>'
@@ -645,20 +663,21 @@ def export_scenario(
         speed_groups: dict[float, list[str]] = {}
         for lk in net.links.values():
             if lk.id not in as_edge:
-                speed_groups.setdefault(round(lk.free_speed_kmh / 3.6 * queue_speed_fraction, 4), []).append(lk.id)
-        for g, (thr, ids) in enumerate(sorted(speed_groups.items())):
+                thr = round(lk.free_speed_kmh / 3.6 * queue_speed_fraction, 4)
+                speed_groups.setdefault(thr, []).append(ids.edge(lk.id))
+        for g, (thr, edges) in enumerate(sorted(speed_groups.items())):
             f = Path(f"{edge_data_file}.{g}.xml")
             edge_data_files.append(f)
             add.append(
                 f'  <edgeData id="trafficsim{g}" file={quoteattr(str(f))} period="{record_interval_s:g}" '
-                f'excludeEmpty="false" speedThreshold="{thr:g}" edges={quoteattr(" ".join(ids))}/>'
+                f'excludeEmpty="false" speedThreshold="{thr:g}" edges={quoteattr(" ".join(edges))}/>'
             )
         e2 = Path(f"{edge_data_file}.e2.xml")
         for lk in net.links.values():
             if lk.id in as_edge:
                 continue
             thr = lk.free_speed_kmh / 3.6 * queue_speed_fraction
-            for ln in snet.getEdge(lk.id).getLanes():
+            for ln in snet.getEdge(ids.edge(lk.id)).getLanes():
                 add.append(
                     f'  <laneAreaDetector id={quoteattr("q_" + ln.getID())} lane={quoteattr(ln.getID())} pos="0" '
                     f'endPos="{ln.getLength():.2f}" period="{record_interval_s:g}" file={quoteattr(str(e2))} '
@@ -667,20 +686,22 @@ def export_scenario(
     alinea: dict[str, list[str]] = {}
     for c in scenario.controls:
         if isinstance(c, AlineaMeter):
-            ids = alinea.setdefault(c.link, [])
-            for ln in snet.getEdge(c.detector_link).getLanes():
-                did = f"alinea_{c.link}_{ln.getIndex()}"
-                ids.append(did)
+            detectors = alinea.setdefault(c.link, [])
+            for ln in snet.getEdge(ids.edge(c.detector_link)).getLanes():
+                did = f"alinea_{ids.edge(c.link)}_{ln.getIndex()}"
+                detectors.append(did)
                 add.append(
                     f'  <laneAreaDetector id={quoteattr(did)} lane={quoteattr(ln.getID())} pos="0" '
                     f'endPos="{min(c.detector_length_m, ln.getLength()):.2f}" period="{record_interval_s:g}" '
                     f'file={quoteattr(str(directory / "alinea.e2.xml"))}/>'
                 )
-    lanes = {e.getID(): [ln.getID() for ln in e.getLanes()] for e in snet.getEdges() if e.getFunction() == ""}
+    lanes = {ids.element(e.getID()): [ln.getID() for ln in e.getLanes()]
+             for e in snet.getEdges() if e.getFunction() == ""}
     for main, g in groups.items():
         # which lanes serve the turn, and the junction-internal lanes to switch off while dedicated
-        outgoing = snet.getEdge(main).getOutgoing()
-        turn_lanes = sorted({c.getFromLane().getIndex() for c in outgoing.get(snet.getEdge(g["turn_to"]), [])})
+        outgoing = snet.getEdge(ids.edge(main)).getOutgoing()
+        turn_to = ids.edge(g["turn_to"])
+        turn_lanes = sorted({c.getFromLane().getIndex() for c in outgoing.get(snet.getEdge(turn_to), [])})
         if len(turn_lanes) != g["lanes"]:
             raise SumoError(
                 f"variable lane on link {main!r}: SUMO's junction connects {len(turn_lanes)} lane(s) to "
@@ -689,12 +710,12 @@ def export_scenario(
             )
         g["dedicated"] = [lanes[main][i] for i in turn_lanes]
         g["via_close"] = sorted(
-            c.getViaLaneID() for target, conns in outgoing.items() if target.getID() != g["turn_to"]
+            c.getViaLaneID() for target, conns in outgoing.items() if target.getID() != turn_to
             for c in conns if c.getFromLane().getIndex() in turn_lanes and c.getViaLaneID()
         )
     lane_data = None
     internal = sorted({v.rsplit("_", 1)[0] for g in groups.values() for v in g["via_close"]})
-    lane_data_edges = list(lane_data_edges) + internal
+    lane_data_edges = [ids.edge(e) for e in lane_data_edges] + internal
     if edge_data_file is not None and lane_data_edges:
         lane_data = Path(f"{edge_data_file}.lanes.xml")
         add.append(
@@ -707,7 +728,7 @@ def export_scenario(
     additional.write_text("\n".join(add) + "\n", encoding="utf-8")
     return SumoExport(
         directory, net_file, route_file, additional, ref.id, vtypes, route_ids, tls_links, lanes, edge_data_files,
-        alinea, lane_data, groups,
+        alinea, lane_data, groups, ids,
     )
 
 

@@ -311,7 +311,7 @@ def run_sumo(name, case, *, dt=0.5, horizon_s=None):
         adds = [str(exp.additional_file)]
         if bn:
             (work / "bn.add.xml").write_text(
-                f'<additional><edgeData id="bn" period="60" file="{work / "bn.xml"}" edges="{bn}"/></additional>\n')
+                f'<additional><edgeData id="bn" period="60" file="{work / "bn.xml"}" edges="{exp.ids.edge(bn)}"/></additional>\n')
             adds.append(str(work / "bn.add.xml"))
         cmd = [sumo_binary("sumo"), "-n", str(exp.net_file), "-r", str(exp.route_file), "-a", ",".join(adds),
                "--step-length", f"{dt:g}", "--begin", "0", "--end", f"{sc.duration_s:g}", "--seed", "0",

@@ -409,7 +409,7 @@ def run_hybrid(
             for e in edges:
                 lk = net.links[e]
                 seg = []
-                for ln in snet.getEdge(e).getLanes():
+                for ln in snet.getEdge(exp.ids.edge(e)).getLanes():
                     length = min(lk.free_speed_kmh / 3.6 * dt, ln.getLength())
                     seg.append((ln.getID(), length))
                     det_lines.append(
@@ -424,7 +424,7 @@ def run_hybrid(
                 vf = net.links[e].free_speed_kmh / 3.6
                 zone = vf * vf / (2.0 * _SUMO_DECEL) + 2.0 * vf * sumo_dt_s
                 exit_zone[e] = []
-                for ln in snet.getEdge(e).getLanes():
+                for ln in snet.getEdge(exp.ids.edge(e)).getLanes():
                     start = max(0.0, ln.getLength() - zone)
                     exit_zone[e].append(ln.getID())
                     det_lines.append(
@@ -473,7 +473,7 @@ def run_hybrid(
         t_sumo = 0.0
         n_holds = 0                # vehicle-steps held at exit edges
         max_imbalance = 0.0        # largest |demanded - every place a vehicle can be| over the steps
-        session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log)
+        session = sumo_engine._Session("libsumo" if _has_libsumo() else "traci", cmd, timeout_s, log, exp.ids)
         bar = progress_bar(progress, n_steps, "hybrid", scenario)
         lanes_of = exp.lanes
         reg_lanes = [ln for lid in reg_ids for ln in lanes_of.get(lid, ())]
@@ -625,10 +625,11 @@ def run_hybrid(
             if bar is not None:
                 bar.close()
         s_vkt, s_vht, s_in, s_out, s_wait, span = sumo_engine._read_edge_data(exp.edge_data_files, reg_ids, T,
-                                                                              record_interval_s)
+                                                                              record_interval_s, exp.ids)
         switched = sumo_ctl.final(lane_open)
         sw = switched["switched_lanes"]
-        sw["entered"], sw["left"] = sumo_engine._read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s)
+        sw["entered"], sw["left"] = sumo_engine._read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s,
+                                                                exp.ids)
     finally:
         if keep_files is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -38,6 +38,11 @@ from lane-area detectors (same threshold) read through subscriptions; per route,
 and arrived id lists of each step are counted by the id prefix of their flow; the origin queue
 is SUMO's insertion backlog (``simulation.getPendingVehicles``).
 
+Node and link ids cross to SUMO through the export's :class:`~trafficsim.sumo_ids.SumoIds`
+(``exp.ids``): TraCI calls name edges and traffic lights by their SUMO ids, and what comes back
+(edgeData, laneData, road ids, lane ids in ``final_state``, SUMO's messages) is mapped to
+trafficsim's ids.
+
 A SUMO that fails raises :class:`~trafficsim.engines.SimulationError` quoting SUMO's error
 log; one that runs longer than ``timeout_s`` of wall time is stopped (the TraCI child process is
 killed by a watchdog; libsumo is checked between steps). SUMO is always closed and its child
@@ -83,8 +88,9 @@ _clock = time.monotonic
 class _Session:
     """One running SUMO: libsumo in process or a TraCI child process; always cleaned up."""
 
-    def __init__(self, backend: str, cmd: list[str], timeout_s: float, log: Path):
+    def __init__(self, backend: str, cmd: list[str], timeout_s: float, log: Path, ids=None):
         self.backend = backend
+        self.ids = ids  # SumoIds: SUMO's messages name elements by their trafficsim ids
         self.cmd = cmd
         self.timeout_s = timeout_s
         self.log = log
@@ -159,7 +165,8 @@ class _Session:
                 f"engine {engine!r}: SUMO did not finish {during} within timeout_s={timeout_s:g} s of wall "
                 f"time and was stopped"
             )
-        return SimulationError(f"engine {engine!r}: SUMO failed {during}: {exc}\n{self.error_text()}")
+        text = f"engine {engine!r}: SUMO failed {during}: {exc}\n{self.error_text()}"
+        return SimulationError(self.ids.restore(text) if self.ids is not None else text)
 
     def error_text(self) -> str:
         parts = []
@@ -278,10 +285,14 @@ def _meter_plan(scenario: Scenario, exp, t_s: float, alinea: dict | None = None)
     return states
 
 
-def _read_edge_data(paths: list[Path], link_ids: list[str], T: int, record_interval_s: float):
-    """Per-interval arrays from SUMO's edgeData output."""
+def _read_edge_data(paths: list[Path], link_ids: list[str], T: int, record_interval_s: float, ids=None):
+    """Per-interval arrays from SUMO's edgeData output (edges named by ``ids``, a
+    :class:`~trafficsim.sumo_ids.SumoIds`, when given; else by the link ids)."""
     L = len(link_ids)
-    idx = {lid: i for i, lid in enumerate(link_ids)}
+    if ids is None:
+        idx = {lid: i for i, lid in enumerate(link_ids)}
+    else:
+        idx = {ids.edge(lid): i for i, lid in enumerate(link_ids) if ids.is_edge(lid)}
     vkt = np.zeros((T, L))
     vht = np.zeros((T, L))
     d_in = np.zeros((T, L))
@@ -308,8 +319,10 @@ def _read_edge_data(paths: list[Path], link_ids: list[str], T: int, record_inter
     return vkt, vht, np.cumsum(d_in, axis=0), np.cumsum(d_out, axis=0), wait, span
 
 
-def _read_lane_data(path: Path | None, lanes: list[str], T: int, record_interval_s: float):
-    """Vehicles entering and leaving each of ``lanes`` per record interval, from ``laneData``."""
+def _read_lane_data(path: Path | None, lanes: list[str], T: int, record_interval_s: float, ids=None):
+    """Vehicles entering and leaving each of ``lanes`` per record interval, from ``laneData``
+    (``lanes`` written with trafficsim's ids when ``ids``, a :class:`~trafficsim.sumo_ids.SumoIds`,
+    is given: see :meth:`~trafficsim.sumo_ids.SumoIds.lane`; else SUMO lane ids)."""
     entered = np.zeros((T, len(lanes)))
     left = np.zeros((T, len(lanes)))
     if path is None or not lanes or not Path(path).exists():
@@ -320,7 +333,7 @@ def _read_lane_data(path: Path | None, lanes: list[str], T: int, record_interval
         if t >= T:
             continue
         for el in interval.iter("lane"):
-            i = idx.get(el.get("id"))
+            i = idx.get(el.get("id") if ids is None else ids.lane(el.get("id")))
             if i is not None:
                 entered[t, i] = float(el.get("entered", 0)) + float(el.get("departed", 0))
                 left[t, i] = float(el.get("left", 0)) + float(el.get("arrived", 0))
@@ -429,13 +442,14 @@ def run_sumo(
             scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, routes, route_src, S, link_ids,
             progress,
         )
-        vkt, vht, cum_in, cum_out, wait_edge, span = _read_edge_data(exp.edge_data_files, link_ids, T, record_interval_s)
+        vkt, vht, cum_in, cum_out, wait_edge, span = _read_edge_data(exp.edge_data_files, link_ids, T, record_interval_s,
+                                                                     exp.ids)
         # a bus parking in a bay leaves its edge for edgeData ("left") and re-enters it ("entered")
         park_in, park_out = result[-1].pop("parking_counts")
         cum_in -= np.cumsum(park_in, axis=0)
         cum_out -= np.cumsum(park_out, axis=0)
         sw = result[-1]["switched_lanes"]
-        sw["entered"], sw["left"] = _read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s)
+        sw["entered"], sw["left"] = _read_lane_data(exp.lane_data_file, sw["lanes"], T, record_interval_s, exp.ids)
     finally:
         if keep_files is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -521,13 +535,14 @@ class Controls:
 
     def start(self, api) -> None:
         """After SUMO started: signal programs, the lanes' own disallow lists, subscriptions."""
+        ids = self.exp.ids
         for node in self.signal_nodes:
-            api.trafficlight.setProgram(node, PROGRAM_ID)
+            api.trafficlight.setProgram(ids.node(node), PROGRAM_ID)
         self.disallowed0 = {ln: list(api.lane.getDisallowed(ln)) for ln in self.switched}
         for lid in self.laws:
             for did in self.exp.alinea_detectors[lid]:
                 api.lanearea.subscribe(did, [_VEHICLE_NUMBER])
-            api.edge.subscribe(lid, [_VEHICLE_NUMBER])
+            api.edge.subscribe(ids.edge(lid), [_VEHICLE_NUMBER])
 
     def apply(self, api, k: int, t: float) -> None:
         """Before SUMO step ``k`` (time ``t`` [s]): switch lanes, step ALINEA, set meter lights."""
@@ -546,7 +561,7 @@ class Controls:
         net, exp, alinea = self.net, self.exp, self.alinea
         for lid, law in self.laws.items():
             if law.step(k, t, lambda: _alinea_occupancy(api, exp, law.meter, net, t),
-                        lambda: api.edge.getSubscriptionResults(lid)[_VEHICLE_NUMBER]):
+                        lambda: api.edge.getSubscriptionResults(exp.ids.edge(lid))[_VEHICLE_NUMBER]):
                 rate = law.rate_at(t)
                 if rate != alinea[lid][0]:
                     alinea[lid] = (rate, t)
@@ -555,7 +570,7 @@ class Controls:
         if self.meters:
             for node, state in _meter_plan(self.scenario, exp, t, alinea).items():
                 if self.meter_state.get(node) != state:
-                    api.trafficlight.setRedYellowGreenState(node, state)
+                    api.trafficlight.setRedYellowGreenState(exp.ids.node(node), state)
                     self.meter_state[node] = state
 
     def lanes_open(self, t_s: float, link_ids: list[str]) -> np.ndarray:
@@ -574,9 +589,14 @@ class Controls:
         return [_is_open(api, ln) for ln in self.switched]
 
     def final(self, lane_open: np.ndarray) -> dict:
-        """``switched_lanes`` (and ``controllers`` with ALINEA) entries of ``final_state``."""
-        out = {"switched_lanes": {"lanes": self.switched, "open": lane_open, "coincident": self.coincident,
-                                  "switches": self.switch_log}}
+        """``switched_lanes`` (and ``controllers`` with ALINEA) entries of ``final_state``, lanes
+        written with trafficsim's link and node ids (:meth:`~trafficsim.sumo_ids.SumoIds.lane`)."""
+        lane = self.exp.ids.lane
+        switches = [{k: lane(v) if k in ("lane", "coincident") else v for k, v in ev.items()}
+                    for ev in self.switch_log]
+        out = {"switched_lanes": {"lanes": [lane(ln) for ln in self.switched], "open": lane_open,
+                                  "coincident": {lane(a): lane(b) for a, b in self.coincident.items()},
+                                  "switches": switches}}
         if self.laws:
             out["controllers"] = {lid: law.log() for lid, law in self.laws.items()}
         return out
@@ -596,7 +616,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     dep = np.zeros(R)
     arr = np.zeros(R)
     teleports = 0
-    session = _Session(backend, cmd, timeout_s, log)
+    session = _Session(backend, cmd, timeout_s, log, exp.ids)
     bar = progress_bar(progress, n_steps, "sumo", scenario)
     lanes_of = exp.lanes
     all_lanes = [ln for lid in link_ids for ln in lanes_of.get(lid, ())]
@@ -604,7 +624,7 @@ def _simulate(scenario, exp, cmd, backend, timeout_s, log, dt, n_steps, spr, T, 
     lane_open = np.zeros((T, len(ctl.switched)), bool)
     # buses parking in bays, per record interval and link: (ending = re-entering, starting = leaving)
     bays = any(isinstance(c, BusStop) and c.bay for c in scenario.controls)
-    link_col = {lid: i for i, lid in enumerate(link_ids)}
+    link_col = {exp.ids.edge(lid): i for i, lid in enumerate(link_ids) if exp.ids.is_edge(lid)}  # by SUMO edge
     park_in = np.zeros((T, L))
     park_out = np.zeros((T, L))
     try:
