@@ -22,3 +22,49 @@ def corridor(lanes=(2, 1), lengths=(10000.0, 2000.0), vf=100.0, q=2000.0, kj=150
 @pytest.fixture
 def make_corridor():
     return corridor
+
+
+#: for traffic arriving from each arm of :func:`cross_junction`: its right, through and left exits
+CROSS_TURNS = {"N": ("W", "S", "E"), "S": ("E", "N", "W"), "E": ("N", "W", "S"), "W": ("S", "E", "N")}
+
+
+def cross_junction(demand_vph=800.0, left_share=0.2, right_share=0.1, marks="dedicated", duration_s=3600.0):
+    """A signalised 4-leg cross: 400 m arms of 3 lanes each way (50 km/h, 1,800 veh/h/lane), each
+    approach loaded with ``demand_vph`` [veh/h], of which ``left_share`` turns left and
+    ``right_share`` right. Four phases (amber 3 s, all-red 2 s, cycle 130 s): N-S through and
+    right 40 s, N-S left 15 s, E-W through and right 40 s, E-W left 15 s. ``marks``:
+    ``"dedicated"`` (lane 0 right and through, lane 1 through, lane 2 left only), ``"shared"``
+    (lane 2 through and left) or ``"none"`` (no lane markings)."""
+    net = ts.Network()
+    net.add_node("C", x=0.0, y=0.0)
+    for arm, (x, y) in {"N": (0, 400), "E": (400, 0), "S": (0, -400), "W": (-400, 0)}.items():
+        net.add_node(arm, x=float(x), y=float(y))
+    for arm in CROSS_TURNS:
+        net.add_link(f"{arm}-in", arm, "C", length_m=400, lanes=3, free_speed_kmh=50, capacity_vph_per_lane=1800)
+        net.add_link(f"{arm}-out", "C", arm, length_m=400, lanes=3, free_speed_kmh=50, capacity_vph_per_lane=1800)
+    d = ts.Demand()
+    for arm, (right, through, left) in CROSS_TURNS.items():
+        if marks != "none":
+            net.connect_lanes(f"{arm}-in", f"{right}-out", [(0, 0)])
+            net.connect_lanes(f"{arm}-in", f"{through}-out", [(0, 0), (1, 1)] + ([(2, 2)] if marks == "shared" else []))
+            net.connect_lanes(f"{arm}-in", f"{left}-out", [(2, 2)])
+        d.add(arm, through, [(0, demand_vph * (1 - left_share - right_share))])
+        d.add(arm, right, [(0, demand_vph * right_share)])
+        d.add(arm, left, [(0, demand_vph * left_share)])
+
+    def moves(arms, turns):
+        return tuple((f"{a}-in", f"{CROSS_TURNS[a][k]}-out") for a in arms for k in turns)
+
+    sig = ts.FixedTimeSignal("C", tuple(ts.Phase(g, moves(arms, turns), amber_s=3, all_red_s=2) for g, arms, turns in (
+        (40, "NS", (0, 1)), (15, "NS", (2,)), (40, "EW", (0, 1)), (15, "EW", (2,)))))
+    return ts.Scenario(network=net, demand=d, duration_s=duration_s, controls=[sig], name="cross")
+
+
+def arrived_by_turn(res):
+    """Vehicles of a :func:`cross_junction` run that reached their destination, per turn."""
+    last = res.data.route_arrived.isel(time=-1)
+    out = {"right": 0.0, "through": 0.0, "left": 0.0}
+    for label, v in zip(last.route.values, last.values):
+        origin, dest = str(label).split(":")[1].split("->")
+        out[("right", "through", "left")[CROSS_TURNS[origin].index(dest)]] += float(v)
+    return out

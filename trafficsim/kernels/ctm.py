@@ -22,13 +22,15 @@ solution as Flotterod & Rohde 2011) splits the receiving flows of the outgoing l
 incoming links with capacity-proportional (or user) priorities, the flow of each incoming link
 respecting FIFO over its movements: one blocked movement holds back the whole link. Movements
 under a red signal are taken out of the link's FIFO set (they wait in their turn pocket) and do
-not flow. Each movement is served by a block of its link's lanes (the lane connectors), each
-lane carrying ``1/n`` of the link's capacity: the link's sending flow is lowered, FIFO, by the
-largest common factor that lets every movement's demand fit its lanes, i.e. for every run of
-adjacent lanes the demand of the movements served only by them within the run's capacity (by
-Hall's theorem, for blocks of adjacent lanes this is exactly when the demands can be spread over
-their lanes); a demand constraint before the node model, as a lane-blocked movement holds back
-the link's queue.
+not flow: while some of a link's movements are red, the link sends, first in first out among
+themselves, the vehicles of its green movements in its last cell (``min(alpha n_green, Q dt)``),
+past those waiting at red, which keep their place in the FIFO. Each movement is served by a
+block of its link's lanes (the lane connectors), each lane carrying ``1/n`` of the link's
+capacity: the link's sending flow is lowered, FIFO, by the largest common factor that lets every
+movement's demand fit its lanes, i.e. for every run of adjacent lanes the demand of the
+movements served only by them within the run's capacity (by Hall's theorem, for blocks of
+adjacent lanes this is exactly when the demands can be spread over their lanes); a demand
+constraint before the node model, as a lane-blocked movement holds back the link's queue.
 
 Vehicles are tracked by route (the commodity). Each link keeps a FIFO ring of *packets*, each
 holding the vehicles of every route on the link that entered together. A link sends the first
@@ -150,7 +152,8 @@ class CTMState(NamedTuple):
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
     link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
-    link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh]
+    link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh] (while some of its
+                              # movements are red: of its green ones, set by the node model)
     link_recv: np.ndarray     # scratch (L,) receiving flow of each link this step [veh]
 
 
@@ -374,21 +377,79 @@ def _link_ends(nl, alpha, beta, q, njam, meter):
 
 
 @kernel(inline="always")
-def _window_by_output(l, window, row, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P, MO):
+def _is_red(l, o, MO, out_slot_off, slot_move, green):
+    """Whether link ``l``'s vehicles bound for output ``o`` face a red signal (the slots bound for
+    one output share its movement)."""
+    k = l * (MO + 1) + o
+    g0 = out_slot_off[_u(k)]
+    return g0 < out_slot_off[_u(k + 1)] and green[_u(slot_move[_u(g0)])] == 0
+
+
+@kernel(inline="always")
+def _has_red(l, no, MO, out_slot_off, slot_move, green):
+    """Whether some of link ``l``'s movements face a red signal."""
+    for o in range(no):
+        if _is_red(l, o, MO, out_slot_off, slot_move, green):
+            return True
+    return False
+
+
+@kernel(inline="always")
+def _counted(rp, no, skip_red, l, MO, out_slot_off, slot_move, green, pk):
+    """The vehicles of the packet at ``pk[rp]`` that count towards a window: all of them, or with
+    ``skip_red`` those bound for a green movement (the others wait in their turn pocket)."""
+    if not skip_red:
+        return pk[_u(rp)]
+    c = 0.0
+    for o in range(no):
+        if not _is_red(l, o, MO, out_slot_off, slot_move, green):
+            c += pk[_u(rp + 1 + o)]
+    return c
+
+
+@kernel(inline="always")
+def _green_ahead(l, count, no, out_slot_off, slot_move, green, slot_off, pk_base, pk_head, pk_count, pk, P, MO):
+    """Vehicles bound for a green movement among the first ``count`` of link ``l``'s FIFO."""
+    left = count
+    p = pk_head[_u(l)]
+    w = 1 + MO + slot_off[_u(l + 1)] - slot_off[_u(l)]
+    base = pk_base[_u(l)]
+    got = 0.0
+    for _ in range(pk_count[_u(l)]):
+        rp = base + p * w
+        tot = pk[_u(rp)]
+        if tot > _EPS:
+            frac = 1.0 if tot <= left else left / tot
+            got += frac * _counted(rp, no, True, l, MO, out_slot_off, slot_move, green, pk)
+            left -= tot * frac
+            if left <= _EPS:
+                break
+        p += 1
+        if p == P:
+            p = 0
+    return got
+
+
+@kernel(inline="always")
+def _window_by_output(l, window, row, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P, MO, skip_red,
+                      out_slot_off, slot_move, green):
     """Add the first ``window`` vehicles of link ``l``'s FIFO to ``s_io[row + output]`` (from the
-    packets' per-output amounts: no pass over route slots)."""
+    packets' per-output amounts: no pass over route slots). With ``skip_red`` the window counts,
+    and holds, only vehicles bound for green movements: those for red ones keep their place in
+    the FIFO but do not hold back the vehicles behind them."""
     left = window
     p = pk_head[_u(l)]
     w = 1 + MO + slot_off[_u(l + 1)] - slot_off[_u(l)]
     base = pk_base[_u(l)]
     for _ in range(pk_count[_u(l)]):
         rp = base + p * w
-        tot = pk[_u(rp)]
+        tot = _counted(rp, no, skip_red, l, MO, out_slot_off, slot_move, green, pk)
         if tot > _EPS:
             frac = 1.0 if tot <= left else left / tot
             po = rp + 1
             for o in range(no):
-                s_io[_u(row + o)] += pk[_u(po + o)] * frac
+                if not (skip_red and _is_red(l, o, MO, out_slot_off, slot_move, green)):
+                    s_io[_u(row + o)] += pk[_u(po + o)] * frac
             left -= tot * frac
             if left <= _EPS:
                 break
@@ -399,10 +460,11 @@ def _window_by_output(l, window, row, no, s_io, slot_off, pk_base, pk_head, pk_c
 
 @kernel(inline="always")
 def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_next, slot_route, pk_base, pk_head,
-                      pk_count, pk, slot_flow, route_out, P, MO):
+                      pk_count, pk, slot_flow, route_out, P, MO, skip_red, slot_move, green):
     """Remove from link ``l``'s window the share ``ratio[row + output]`` of each output's vehicles
     and hand them to the next slot of their route (``slot_flow``), or out of the network
-    (``route_out``). Returns the total removed.
+    (``route_out``). Returns the total removed. ``skip_red``: the window counts only vehicles
+    bound for green movements (as in :func:`_window_by_output`).
 
     One pass per packet of the window, output by output (a link's slots are grouped by output,
     so the branch between handing over and leaving is per output, not per slot); each packet's
@@ -420,8 +482,9 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
     for _ in range(pk_count[_u(l)]):
         rp = base + p * w
         tot = pk[_u(rp)]
-        if tot > _EPS:
-            frac = 1.0 if tot <= left else left / tot
+        counted = _counted(rp, no, skip_red, l, MO, out_slot_off, slot_move, green, pk)
+        if counted > _EPS:
+            frac = 1.0 if counted <= left else left / counted
             off = rp + 1 + MO - s0           # pk[off + g] is slot g's amount in this packet
             po = rp + 1
             took = 0.0
@@ -446,7 +509,7 @@ def _take_from_window(l, window, row, ratio, no, slot_off, out_slot_off, slot_ne
                     pk[_u(po + o)] = rest
             pk[_u(rp)] = tot - took
             removed += took
-            left -= tot * frac
+            left -= counted * frac
             if left <= _EPS:
                 break
         p += 1
@@ -980,17 +1043,23 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             c_i[i] = 1.0
             if inp < L:
                 s = link_send[_u(inp)]
+                skip_red = has_signals and s > 0.0 and _has_red(inp, no, max_out, out_slot_off, slot_move, green)
+                if skip_red:
+                    # red movements wait in their turn pocket: out of the FIFO set. The green
+                    # movements send from their own vehicles in the last cell (the FIFO's first
+                    # n_last), first in first out among themselves, past those waiting at red
+                    # (this step's window, also for the transfer below). Counted in the window,
+                    # the vehicles waiting at red at the FIFO's head held back the green ones
+                    # behind them (a protected left phase cost a cross 20% of its vehicles below
+                    # saturation, docs/models/ctm.md)
+                    last = cell_off[_u(inp + 1)] - 1
+                    n_green = _green_ahead(inp, n[_u(last)], no, out_slot_off, slot_move, green, slot_off, pk_base,
+                                           pk_head, pk_count, pk, P, max_out)
+                    s = min(alpha[_u(inp)] * n_green, qstep_lane[_u(inp)] * lanes[_u(inp)], meter[_u(inp)])
+                    link_send[_u(inp)] = s
                 if s > 0.0:
                     _window_by_output(inp, s, i * max_out, no, s_io, slot_off, pk_base, pk_head, pk_count, pk, P,
-                                      max_out)
-                    # red movements wait in their turn pocket: out of the FIFO set (the slots
-                    # bound for one output share its movement)
-                    if has_signals:
-                        ob = inp * (max_out + 1)
-                        for o in range(no):
-                            g0 = out_slot_off[_u(ob + o)]
-                            if g0 < out_slot_off[_u(ob + o + 1)] and green[_u(slot_move[_u(g0)])] == 0:
-                                s_io[_u(i * max_out + o)] = 0.0
+                                      max_out, skip_red, out_slot_off, slot_move, green)
                     if link_share[_u(inp)] < 1.0:
                         nl = link_open[_u(inp)]
                         c_i[i] = _fit_to_lanes(inp, i * max_out, no, max_out, s_io, out_slot_off, slot_move,
@@ -1093,9 +1162,10 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 continue
             if inp < L:
                 window = link_send[_u(inp)]
+                skip_red = has_signals and _has_red(inp, no, max_out, out_slot_off, slot_move, green)
                 moved = _take_from_window(inp, window, i * max_out, s_io, no, slot_off, out_slot_off, slot_next,
                                           slot_route, pk_base, pk_head, pk_count, pk, slot_flow,
-                                          route_out, P, max_out)
+                                          route_out, P, max_out, skip_red, slot_move, green)
                 link_out[_u(inp)] = moved
                 cum_out[_u(inp)] += moved
             else:
