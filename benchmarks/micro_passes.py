@@ -9,6 +9,7 @@ Usage::
 
     python benchmarks/micro_passes.py               # the 10x10 grid of test_micro_bench.py, 1 h
     python benchmarks/micro_passes.py corridor 3600 # the on-ramp corridor, 1 h
+    python benchmarks/micro_passes.py merge         # the library's merge, as benchmarks/peers/run_peers.py runs it
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def timed_advance(seconds: dict, calls: dict):
 
 
 def main(which: str = "grid", duration_s: float = 3600.0) -> None:
-    sc = (grid() if which == "grid" else corridor()).replace(duration_s=duration_s)
+    cases = {"grid": grid, "corridor": corridor, "merge": lambda: ts.scenarios.load("merge")}  # merge: run_peers.py's
+    sc = cases[which]().replace(duration_s=duration_s)
     ts.simulate(sc.replace(duration_s=30.0), engine="micro", seed=0)  # compile / load the cache
     seconds, calls = defaultdict(float), defaultdict(int)
     original = em.micro_advance

@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/perf_profile.py              # the 10x10 grid of test_micro_bench.py, 1 h, 3 runs
     python benchmarks/perf_profile.py corridor 2   # the on-ramp corridor, 2 runs
+    python benchmarks/perf_profile.py merge 10     # the library's merge (benchmarks/peers/run_peers.py), 10 runs
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def demangled_tail(name: str) -> str:
 
 
 def main(which: str = "grid", runs: int = 3) -> None:
-    sc = grid() if which == "grid" else corridor()
+    sc = {"grid": grid, "corridor": corridor, "merge": lambda: ts.scenarios.load("merge")}[which]()
     ts.simulate(sc.replace(duration_s=60.0), engine="micro", seed=0)  # compile
     OUT.mkdir(exist_ok=True)
     syms = symbols(km.micro_advance)
