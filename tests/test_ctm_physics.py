@@ -251,6 +251,20 @@ def test_cfl_violation_is_a_clear_error():
         ts.simulate(sc, dt_s=5.0, record_interval_s=60.0)
 
 
+def test_default_step_ends_the_run_at_its_horizon():
+    """Recorded every 7 s, 1,000 s leave a last interval of 6 s: the default step divides both
+    (1 s), so the run ends at 1,000 s, not at 1,001 s (3.5 s steps), and demands 1,000 s of it."""
+    from trafficsim.engines.macro import default_dt
+
+    sc = corridor().replace(duration_s=1000.0)
+    assert default_dt(sc, 7.0) == pytest.approx(1.0)
+    assert default_dt(sc, 60.0) == default_dt(sc.replace(duration_s=960.0), 60.0)  # 40 s divides too
+    res = ts.simulate(sc, record_interval_s=7.0)
+    assert float(res.data["time"][-1]) == 1000.0
+    assert float(res.kpis["demand"]) == pytest.approx(sum(f.total(1000.0) for f in sc.demand.flows), abs=1e-9)
+    assert res.conservation_error() < 1e-6
+
+
 def test_record_interval_must_be_a_multiple_of_the_step():
     with pytest.raises(ts.SimulationError, match="whole multiple of dt_s"):
         ts.simulate(corridor(), dt_s=3.6, record_interval_s=60.0)
