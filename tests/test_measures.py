@@ -293,6 +293,16 @@ def test_alinea_meter_round_trips_toml(tmp_path):
     assert back == v
 
 
+def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
+    """RampMetering cuts the ramp in two (meta["split_links"]); a later Widening naming the ramp
+    must widen both parts, as it does when applied first, not leave a 1-lane neck at the merge."""
+    sc = merge_sc(1000, 100)
+    meter, widen = RampMetering(link="ramp", mode="fixed", rate_vph=600), Widening(links=("ramp",))
+    after = widen.apply(meter.apply(sc)).network.links
+    before = meter.apply(widen.apply(sc)).network.links
+    assert (after["ramp"].lanes, after["ramp-merge"].lanes) == (before["ramp"].lanes, before["ramp-merge"].lanes) == (2, 2)
+
+
 # ----------------------------------------------------------------------------- signals
 def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping():
     """Macro: a light corridor flow at the design (free-flow) speed; with the wave's offsets the

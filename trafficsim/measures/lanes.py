@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, add_lane_delta, finite
+from ._base import Measure, add_lane_delta, finite, link_parts
 
 __all__ = ["TidalLane", "VariableLane", "Widening"]
 
@@ -268,7 +268,8 @@ class Widening(Measure):
     Parameters
     ----------
     links : tuple of str
-        Links to widen.
+        Links to widen; a link a measure cut in parts (``meta["split_links"]``, e.g. a ramp that
+        :class:`~trafficsim.measures.RampMetering` metered) is widened in all its parts.
     add_lanes : int
         Lanes added to each, >= 1 (also to every lane-schedule entry).
     label : str
@@ -288,6 +289,8 @@ class Widening(Measure):
             raise self.error("add_lanes", f"must be a whole number >= 1, got {self.add_lanes!r}")
         for lid in self.links:
             self.need_link(sc, "links", lid)
+        # a road an earlier measure cut in parts is widened to its end (both parts, once each)
+        for lid in link_parts(sc, self.links):
             add_lane_delta(sc.network, lid, [(0.0, int(self.add_lanes))], owner=type(self).__name__)
 
     def describe(self) -> str:
