@@ -303,6 +303,18 @@ def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
     assert (after["ramp"].lanes, after["ramp-merge"].lanes) == (before["ramp"].lanes, before["ramp-merge"].lanes) == (2, 2)
 
 
+def test_a_metered_ramp_stays_one_road_through_toml(tmp_path):
+    """The record of the ramp's parts survives TOML, so that a hybrid region naming the ramp
+    still covers both parts after a round trip."""
+    from trafficsim.engines.hybrid import split_scenario
+
+    v = RampMetering(link="ramp").apply(merge_sc(1000, 100))
+    back = ts.Scenario.from_toml(v.to_toml(tmp_path / "m.toml"))
+    assert back.meta["split_links"] == {"ramp": ["ramp", "ramp-merge"]}
+    region = ["ramp", "main", "down"]
+    assert split_scenario(back, region).region == split_scenario(v, region).region
+
+
 # ----------------------------------------------------------------------------- signals
 def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping():
     """Macro: a light corridor flow at the design (free-flow) speed; with the wave's offsets the

@@ -27,6 +27,9 @@ The TOML schema (documented in ``docs/scenario-toml.md``)::
     link = "ramp"
     profile = [[0, 900]]
 
+    [split_links]             # optional: a road a measure cut in parts (meta["split_links"],
+    ramp = ["ramp", "ramp-merge"]   # RampMetering's stop line), so a link list naming it covers all
+
 Round trip is exact: ``Scenario.from_toml(p)`` of ``sc.to_toml(p)`` equals ``sc`` (measures,
 which are code, are not serialised).
 """
@@ -139,13 +142,17 @@ class Scenario:
         out["demand"] = self.demand.to_list()
         if self.controls:
             out["controls"] = [c.to_dict() for c in self.controls]
+        if self.meta.get("split_links"):
+            # which links make up one road decides what a hybrid region or a later measure naming
+            # the road covers: it is part of the scenario, not a remark about it
+            out["split_links"] = {k: list(v) for k, v in self.meta["split_links"].items()}
         return _plain(out)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "scenario") -> "Scenario":
         """Build and validate a scenario from its plain-data form."""
         known = {"scenario", "nodes", "links", "banned_turns", "allow_u_turns", "lane_connectors", "demand",
-                 "controls"}
+                 "controls", "split_links"}
         extra = set(data) - known
         if extra:
             raise ScenarioError(f"{source}: unknown table(s) {sorted(extra)}; known: {sorted(known)}")
@@ -162,6 +169,17 @@ class Scenario:
         except (NetworkError, DemandError, ControlError) as exc:
             raise ScenarioError(f"{source}: {exc}") from None
         sc = cls(net, demand, head["duration_s"], controls, head.get("name", ""), head.get("description", ""))
+        split = data.get("split_links", {})
+        if not isinstance(split, dict):
+            raise ScenarioError(f"{source}: [split_links] must be a table of link id = [link ids], got {split!r}")
+        for road, parts in split.items():
+            if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+                raise ScenarioError(f"{source}: split_links.{road} must be a non-empty list of link ids, got {parts!r}")
+            for p in parts:
+                if p not in net.links:
+                    raise ScenarioError(f"{source}: split_links.{road}: link {p!r} is not in the network")
+        if split:
+            sc.meta["split_links"] = {k: list(v) for k, v in split.items()}
         try:
             sc.validate()
         except (NetworkError, DemandError, ControlError) as exc:
