@@ -293,6 +293,18 @@ def test_alinea_meter_round_trips_toml(tmp_path):
     assert back == v
 
 
+@pytest.mark.parametrize("tidal", ["in", "out"])
+def test_tidal_lane_on_a_metered_approach_reverses_the_whole_road_whatever_the_order(tidal):
+    """RampMetering on a two-way approach cuts it at the stop line (in + in-merge); a tidal lane
+    applied afterwards must still find the opposite road and reverse every part of the metered
+    one, as it does when applied first."""
+    sc = two_way()
+    meter = RampMetering(link="in", mode="fixed", rate_vph=1500)
+    tide = TidalLane(link=tidal, windows=((600.0, 2400.0),), clearance_s=120.0)
+    first, after = meter.apply(tide.apply(sc)).network.links, tide.apply(meter.apply(sc)).network.links
+    assert {k: lk.lane_schedule for k, lk in after.items()} == {k: lk.lane_schedule for k, lk in first.items()}
+    assert after["in-merge"].lane_schedule == after["in"].lane_schedule != ()
+
 def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
     """RampMetering cuts the ramp in two (meta["split_links"]); a later Widening naming the ramp
     must widen both parts, as it does when applied first, not leave a 1-lane neck at the merge."""

@@ -52,6 +52,12 @@ def _windows(owner: str, windows, duration_s: float) -> tuple[tuple[float, float
     return tuple(out)
 
 
+def _road_ends(sc: Scenario, link_id: str) -> tuple[str, str]:
+    """Upstream and downstream node of the road ``link_id`` names: the link, or all its parts when
+    a measure cut it (``meta["split_links"]``)."""
+    parts = link_parts(sc, [link_id])
+    return sc.network.links[parts[0]].from_node, sc.network.links[parts[-1]].to_node
+
 @dataclass(frozen=True)
 class TidalLane(Measure):
     """Reversible lanes: ``lanes`` lanes of ``opposite`` serve ``link`` during ``windows``.
@@ -82,24 +88,31 @@ class TidalLane(Measure):
     label: str = ""
 
     def opposite_of(self, sc: Scenario) -> str:
-        """The opposing link id (validated)."""
-        lk = self.need_link(sc, "link", self.link)
-        cands = [o.id for o in sc.network.links.values() if o.from_node == lk.to_node and o.to_node == lk.from_node]
+        """The opposing link id (validated). A road an earlier measure cut in parts
+        (``meta["split_links"]``, e.g. at a meter's stop line) runs, and is named, as a whole."""
+        self.need_link(sc, "link", self.link)
+        start, end = _road_ends(sc, self.link)
+        split = sc.meta.get("split_links", {})
+        inner = {p for road, parts in split.items() for p in parts if p != road}
+        cands = [o for o in sc.network.links if o not in inner and _road_ends(sc, o) == (end, start)]
         if self.opposite is not None:
             if self.opposite not in cands:
                 raise self.error("opposite", f"link {self.opposite!r} does not run opposite to {self.link!r} "
-                                             f"({lk.to_node!r} -> {lk.from_node!r})")
+                                             f"({end!r} -> {start!r})")
             return self.opposite
         if not cands:
-            raise self.error("link", f"link {self.link!r} has no opposite link ({lk.to_node!r} -> {lk.from_node!r}): "
+            raise self.error("link", f"link {self.link!r} has no opposite link ({end!r} -> {start!r}): "
                                      "a tidal lane needs a two-way road, this one is one-way")
         return cands[0]
 
     def schedule(self, sc: Scenario) -> dict[str, list[tuple[float, int]]]:
-        """Lane deltas per link: ``{link: [(t, delta)], opposite: [(t, delta)]}``."""
+        """Lane deltas per link: ``{link: [(t, delta)], opposite: [(t, delta)]}`` (and the same for
+        every part of either when a measure cut it in parts, ``meta["split_links"]``)."""
         opp = self.opposite_of(sc)
-        a, b = sc.network.links[self.link], sc.network.links[opp]
-        traverse = max(a.free_flow_time_s, b.free_flow_time_s)
+        net = sc.network
+        parts_a, parts_b = link_parts(sc, [self.link]), link_parts(sc, [opp])
+        traverse = max(sum(net.links[p].free_flow_time_s for p in parts_a),
+                       sum(net.links[p].free_flow_time_s for p in parts_b))
         clear = self.clearance_s
         if clear is None:
             clear = 10.0 * -(-traverse // 10.0)
@@ -110,10 +123,11 @@ class TidalLane(Measure):
         if isinstance(self.lanes, bool) or int(self.lanes) != self.lanes or self.lanes < 1:
             raise self.error("lanes", f"must be a whole number >= 1, got {self.lanes!r}")
         k = int(self.lanes)
-        for t in (0.0,) + tuple(s for s, _ in b.lane_schedule):
-            if b.lanes_at(t) - k < 1:
-                raise self.error("lanes", f"reversing {k} lane(s) leaves {opp!r} with {b.lanes_at(t) - k} lanes at "
-                                          f"t={t:g} s; the opposite direction must keep >= 1")
+        for b in (net.links[p] for p in parts_b):
+            for t in (0.0,) + tuple(s for s, _ in b.lane_schedule):
+                if b.lanes_at(t) - k < 1:
+                    raise self.error("lanes", f"reversing {k} lane(s) leaves {b.id!r} with {b.lanes_at(t) - k} lanes "
+                                              f"at t={t:g} s; the opposite direction must keep >= 1")
         wins = _windows(type(self).__name__, self.windows, sc.duration_s)
         gain, lose = [], []
         for s, e in wins:
@@ -122,7 +136,8 @@ class TidalLane(Measure):
             gain.append((s + clear if s > 0 else 0.0, k))
             gain.append((e, 0))
             lose.append((e + clear, 0))
-        return {self.link: sorted(gain), opp: sorted(lose)}
+        # every part of a road cut in parts reverses with it
+        return {**{p: sorted(gain) for p in parts_a}, **{p: sorted(lose) for p in parts_b}}
 
     def _edit(self, sc: Scenario) -> None:
         for lid, deltas in self.schedule(sc).items():
