@@ -344,6 +344,30 @@ def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping(
     assert d_base > 5 * d_wave
 
 
+def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
+    """RampMetering on a signalised corridor link (it ends at a junction where a side street
+    joins) cuts it at the stop line; a GreenWave naming the corridor afterwards runs through both
+    parts and sets the offsets it sets when applied first."""
+    net = ts.Network()
+    for n, x, y in (("A", 0, 0), ("B", 600, 0), ("C", 1400, 0), ("D", 2000, 0), ("X", 600, -300), ("Y", 1400, -300)):
+        net.add_node(n, x, y)
+    for lid, a, b, length in (("l1", "A", "B", 600), ("l2", "B", "C", 800), ("l3", "C", "D", 600),
+                              ("s1", "X", "B", 300), ("s2", "Y", "C", 300)):
+        net.add_link(lid, a, b, length_m=length, lanes=2, free_speed_kmh=50)
+    d = ts.Demand()
+    for o in "AXY":
+        d.add(o, "D", [(0, 400)])
+    sigs = [FixedTimeSignal("B", (ts.Phase(40, (("l1", "l2"),)), ts.Phase(20, (("s1", "l2"),)))),
+            FixedTimeSignal("C", (ts.Phase(40, (("l2", "l3"),)), ts.Phase(20, (("s2", "l3"),))))]
+    sc = ts.Scenario(net, d, 1800, controls=sigs)
+    meter = RampMetering(link="l2", mode="fixed", rate_vph=900)
+    wave = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50)
+
+    def offsets(v):
+        return {c.node: c.offset_s for c in v.controls if isinstance(c, FixedTimeSignal)}
+
+    assert offsets(wave.apply(meter.apply(sc))) == offsets(meter.apply(wave.apply(sc))) == {"B": 0.0, "C": 57.6}
+
 def test_green_wave_platoon_never_stops_on_micro():
     """Micro: a platoon released for the first green crosses the 5 signals without stopping with
     the wave's offsets (every vehicle stays above 30 km/h once up to speed), and stops without."""

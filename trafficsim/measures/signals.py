@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, finite
+from ._base import Measure, finite, link_parts
 
 __all__ = ["SignalRetiming", "GreenWave", "BusPriority", "OffRampKeepClear", "movement_peak_flows", "webster"]
 
@@ -154,7 +154,8 @@ class GreenWave(Measure):
     Parameters
     ----------
     corridor : tuple of str
-        Main-road links in travel order; the signals are at their downstream nodes.
+        Main-road links in travel order; the signals are at their downstream nodes. A link a
+        measure cut in parts (``meta["split_links"]``, a meter's stop line) stands for all of them.
     design_speed_kmh : float
         Progression speed [km/h].
     cycle_s : float, optional
@@ -176,17 +177,21 @@ class GreenWave(Measure):
         if isinstance(self.corridor, str) or len(self.corridor) < 2:
             raise self.error("corridor", "needs at least two links in travel order")
         sigs = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
+        for lid in self.corridor:
+            self.need_link(sc, "corridor", lid)
+        # a link a measure cut in parts (a meter's stop line) runs through all of them
+        corridor = link_parts(sc, self.corridor)
         x, nodes = 0.0, []
-        for i, lid in enumerate(self.corridor):
-            lk = self.need_link(sc, "corridor", lid)
-            if i and sc.network.links[self.corridor[i - 1]].to_node != lk.from_node:
-                raise self.error("corridor", f"link {self.corridor[i - 1]!r} does not lead to {lid!r}")
+        for i, lid in enumerate(corridor):
+            lk = sc.network.links[lid]
+            if i and sc.network.links[corridor[i - 1]].to_node != lk.from_node:
+                raise self.error("corridor", f"link {corridor[i - 1]!r} does not lead to {lid!r}")
             if nodes:
                 x += lk.length_m
-            if lk.to_node in sigs and i + 1 < len(self.corridor):
+            if lk.to_node in sigs and i + 1 < len(corridor):
                 if not nodes:
                     x = 0.0
-                nodes.append((lk.to_node, lid, self.corridor[i + 1], x))
+                nodes.append((lk.to_node, lid, corridor[i + 1], x))
         if len(nodes) < 2:
             raise self.error("corridor", f"passes fewer than two signals ({[n for n, *_ in nodes]})")
         cycle = self.cycle_s if self.cycle_s is not None else max(sigs[n].cycle_s for n, *_ in nodes)
