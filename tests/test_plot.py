@@ -267,3 +267,14 @@ def test_trajectories_micro_engine_layout():
     assert np.asarray(lc.get_array()) == pytest.approx(36.0)
     with pytest.raises(ValueError, match="holds no trajectories"):
         plot.trajectories(types.SimpleNamespace(final_state={}, scenario=sc))
+
+
+def test_default_path_runs_through_both_parts_of_a_metered_corridor_link():
+    """A corridor naming a link RampMetering cut at its stop line follows both parts (no 100 m
+    gap before the merge in the time-space diagram)."""
+    from trafficsim.measures import RampMetering
+
+    sc = ts.scenarios.load("merge")
+    sc.meta["corridor"] = ["ramp", "section"]
+    v = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(sc)
+    assert ts.plot.default_path(xr.Dataset(), v) == ["ramp", "ramp-merge", "section"]

@@ -104,6 +104,13 @@ def _check_links(ds: xr.Dataset, links: Sequence[str]) -> list[str]:
     return list(links)
 
 
+def _corridor(scenario: Any) -> list[str]:
+    """The scenario's ``meta["corridor"]``, a link a measure cut in parts (``meta["split_links"]``,
+    a meter's stop line) standing for all of them, so the path has no gap."""
+    split = scenario.meta.get("split_links", {})
+    return list(dict.fromkeys(p for lid in scenario.meta["corridor"] for p in split.get(lid, [lid])))
+
+
 def default_path(ds: xr.Dataset, scenario: Any = None) -> list[str]:
     """The links a time-space diagram follows when none are given.
 
@@ -112,7 +119,7 @@ def default_path(ds: xr.Dataset, scenario: Any = None) -> list[str]:
     [m]), and finally every link in the dataset's order.
     """
     if scenario is not None and scenario.meta.get("corridor"):
-        return list(scenario.meta["corridor"])
+        return _corridor(scenario)
     if ds.attrs.get("corridor"):
         return str(ds.attrs["corridor"]).split()
     if "route_path" in ds.coords and ds.sizes.get("route", 0):
@@ -714,8 +721,9 @@ def trajectories(
         if traj_ds is None:
             raise ValueError("the result holds no trajectories; run the micro engine with trajectories={'every_s': 1.0}")
         lengths_m = result if lengths_m is None else lengths_m
-        corridor = getattr(getattr(result, "scenario", None), "meta", {}).get("corridor")
-        links = list(corridor) if links is None and corridor else links
+        scenario = getattr(result, "scenario", None)
+        corridor = getattr(scenario, "meta", {}).get("corridor")
+        links = _corridor(scenario) if links is None and corridor else links
     if "vehicle" not in traj_ds.dims or "time" not in traj_ds.dims:
         raise ValueError("a trajectory dataset needs dims ('time', 'vehicle'); see trafficsim.plot.trajectories")
     t = traj_ds["time"].values.astype(float) / 60.0
