@@ -99,6 +99,7 @@ def link_parts(sc: Scenario, link_ids) -> list[str]:
     split = sc.meta.get("split_links", {})
     return list(dict.fromkeys(p for lid in link_ids for p in split.get(lid, [lid])))
 
+
 def add_lane_delta(net: Network, link_id: str, deltas: list[tuple[float, int]], *, owner: str = "measure") -> None:
     """Add a piecewise-constant lane change to a link's schedule.
 
