@@ -247,8 +247,14 @@ def test_ramp_meter_stands_upstream_of_the_merge():
     assert short.controls[-1].detector_link == "down"
     whole = RampMetering(link="ramp", mode="fixed", rate_vph=600, stop_line_m=0).apply(sc)
     assert set(whole.network.links) == set(sc.network.links)
-    with pytest.raises(MeasureError, match="RampMetering.stop_line_m: a FixedRateMeter already stands on link 'ramp'"):
+    with pytest.raises(MeasureError, match="RampMetering.link: link 'ramp' is already metered"):
         RampMetering(link="ramp").apply(whole)
+    with pytest.raises(MeasureError, match="RampMetering.link: link 'ramp' is already metered"):
+        RampMetering(link="ramp").apply(v)
+    # a control other than a meter on the ramp would be cut off by the split
+    blocked = sc.replace(controls=[ts.control.Blocking("ramp", 0.0, 600.0)])
+    with pytest.raises(MeasureError, match="RampMetering.stop_line_m: a Blocking already stands on link 'ramp'"):
+        RampMetering(link="ramp").apply(blocked)
     # ALINEA finds its merge along single links ('up' -> B -> 'main' -> M), not past a chain's end
     assert AlineaMeter("up", "down", 20.0).validate(sc.network).link == "up"
     with pytest.raises(ts.control.ControlError, match="link does not lead to a merge"):

@@ -106,6 +106,8 @@ class RampMetering(Measure):
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
         ramp = self.need_link(sc, "link", self.link)
+        if any(isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link == self.link for c in sc.controls):
+            raise self.error("link", f"link {self.link!r} is already metered")
         ins = sc.network.in_links(ramp.to_node)
         if len(ins) < 2:
             raise self.error("link", f"link {self.link!r} does not end at a merge (node {ramp.to_node!r} has one "
