@@ -58,6 +58,7 @@ def _road_ends(sc: Scenario, link_id: str) -> tuple[str, str]:
     parts = link_parts(sc, [link_id])
     return sc.network.links[parts[0]].from_node, sc.network.links[parts[-1]].to_node
 
+
 @dataclass(frozen=True)
 class TidalLane(Measure):
     """Reversible lanes: ``lanes`` lanes of ``opposite`` serve ``link`` during ``windows``.
