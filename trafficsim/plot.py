@@ -107,8 +107,7 @@ def _check_links(ds: xr.Dataset, links: Sequence[str]) -> list[str]:
 def _corridor(scenario: Any) -> list[str]:
     """The scenario's ``meta["corridor"]``, a link a measure cut in parts (``meta["split_links"]``,
     a meter's stop line) standing for all of them, so the path has no gap."""
-    split = scenario.meta.get("split_links", {})
-    return list(dict.fromkeys(p for lid in scenario.meta["corridor"] for p in split.get(lid, [lid])))
+    return scenario.link_parts(scenario.meta["corridor"])
 
 
 def default_path(ds: xr.Dataset, scenario: Any = None) -> list[str]:

@@ -118,6 +118,14 @@ class Scenario:
             c.validate(self.network)
         return self
 
+    def link_parts(self, link_ids) -> list[str]:
+        """The links that make up the roads ``link_ids``, once each and in order: a link a measure
+        cut in parts (``meta["split_links"]``, e.g. a ramp whose meter's stop line
+        :class:`~trafficsim.measures.RampMetering` moved upstream) stands for all of them, so that
+        a measure, a hybrid region or a corridor naming the road covers it to its end."""
+        split = self.meta.get("split_links", {})
+        return list(dict.fromkeys(p for lid in link_ids for p in split.get(lid, [lid])))
+
     def replace(self, **changes) -> "Scenario":
         """A shallow copy with fields replaced (never mutates ``self``)."""
         return replace(self, **changes)

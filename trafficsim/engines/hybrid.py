@@ -160,8 +160,7 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
     """
     scenario.validate()
     net = scenario.network
-    split = scenario.meta.get("split_links", {})  # a link a measure cut in parts (RampMetering's stop line)
-    region = list(dict.fromkeys(p for lid in region for p in split.get(lid, [lid])))
+    region = scenario.link_parts(region)  # a link a measure cut in parts stands for all of them
     rset = set(region)
     for lid in region:
         net.link(lid)

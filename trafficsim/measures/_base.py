@@ -15,7 +15,7 @@ from ..demand import DemandError
 from ..network import Link, Network, NetworkError, PathFinder
 from ..scenario import Scenario, ScenarioError
 
-__all__ = ["Measure", "MeasureError", "peak_window", "add_lane_delta", "reroute_flows", "check_reachable", "link_parts"]
+__all__ = ["Measure", "MeasureError", "peak_window", "add_lane_delta", "reroute_flows", "check_reachable"]
 
 
 class MeasureError(ValueError):
@@ -89,15 +89,6 @@ def peak_window(sc: Scenario) -> tuple[float, float]:
     start = max(0.0, float(p["peak_start_s"]) - ramp)
     end = min(sc.duration_s, float(p["peak_start_s"]) + float(p["peak_duration_s"]) + ramp)
     return start, end
-
-
-def link_parts(sc: Scenario, link_ids) -> list[str]:
-    """The links that make up the roads ``link_ids`` in ``sc``, once each and in order: a link an
-    earlier measure cut in parts (``meta["split_links"]``, e.g. a ramp whose meter's stop line
-    :class:`~trafficsim.measures.RampMetering` moved upstream) stands for all of them, so that a
-    measure naming the road edits it to its end whatever the order the measures are applied in."""
-    split = sc.meta.get("split_links", {})
-    return list(dict.fromkeys(p for lid in link_ids for p in split.get(lid, [lid])))
 
 
 def add_lane_delta(net: Network, link_id: str, deltas: list[tuple[float, int]], *, owner: str = "measure") -> None:

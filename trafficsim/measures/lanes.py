@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, add_lane_delta, finite, link_parts
+from ._base import Measure, add_lane_delta, finite
 
 __all__ = ["TidalLane", "VariableLane", "Widening"]
 
@@ -55,7 +55,7 @@ def _windows(owner: str, windows, duration_s: float) -> tuple[tuple[float, float
 def _road_ends(sc: Scenario, link_id: str) -> tuple[str, str]:
     """Upstream and downstream node of the road ``link_id`` names: the link, or all its parts when
     a measure cut it (``meta["split_links"]``)."""
-    parts = link_parts(sc, [link_id])
+    parts = sc.link_parts([link_id])
     return sc.network.links[parts[0]].from_node, sc.network.links[parts[-1]].to_node
 
 
@@ -111,7 +111,7 @@ class TidalLane(Measure):
         every part of either when a measure cut it in parts, ``meta["split_links"]``)."""
         opp = self.opposite_of(sc)
         net = sc.network
-        parts_a, parts_b = link_parts(sc, [self.link]), link_parts(sc, [opp])
+        parts_a, parts_b = sc.link_parts([self.link]), sc.link_parts([opp])
         traverse = max(sum(net.links[p].free_flow_time_s for p in parts_a),
                        sum(net.links[p].free_flow_time_s for p in parts_b))
         clear = self.clearance_s
@@ -306,7 +306,7 @@ class Widening(Measure):
         for lid in self.links:
             self.need_link(sc, "links", lid)
         # a road an earlier measure cut in parts is widened to its end (both parts, once each)
-        for lid in link_parts(sc, self.links):
+        for lid in sc.link_parts(self.links):
             add_lane_delta(sc.network, lid, [(0.0, int(self.add_lanes))], owner=type(self).__name__)
 
     def describe(self) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, finite, link_parts
+from ._base import Measure, finite
 
 __all__ = ["SignalRetiming", "GreenWave", "BusPriority", "OffRampKeepClear", "movement_peak_flows", "webster"]
 
@@ -180,7 +180,7 @@ class GreenWave(Measure):
         for lid in self.corridor:
             self.need_link(sc, "corridor", lid)
         # a link a measure cut in parts (a meter's stop line) runs through all of them
-        corridor = link_parts(sc, self.corridor)
+        corridor = sc.link_parts(self.corridor)
         x, nodes = 0.0, []
         for i, lid in enumerate(corridor):
             lk = sc.network.links[lid]
