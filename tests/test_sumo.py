@@ -170,6 +170,44 @@ def test_on_ramp_joining_where_an_off_ramp_leaves_is_served():
         assert out["sumo"][link] == pytest.approx(out["macro"][link], rel=0.1), link
 
 
+def test_a_street_crossing_with_one_shared_exit_is_not_exported_as_a_zipper(tmp_path):
+    """A right turn joins the through stream at a crossing while the cross street's through
+    stream crosses both: only one exit takes several in-links, as where a ramp joins and an
+    off-ramp leaves, but the streams cross. As a zipper junction SUMO's 10x10 grid city of such
+    crossings completed 5,819 trips in 30 min instead of 9,844; it must stay a priority junction,
+    while the ramp pair of the test above stays a zipper."""
+    import xml.etree.ElementTree as ET
+
+    from trafficsim.sumo_io import write_plain_network
+
+    def node_type(sc, node):
+        (tmp_path / sc.name).mkdir()
+        files = write_plain_network(sc, tmp_path / sc.name)
+        return {n.get("id"): n.get("type") for n in ET.parse(files["nod"]).getroot()}[node]
+
+    net = ts.Network()
+    for n, x, y in (("X", 0, 0), ("W", -500, 0), ("E", 500, 0), ("S", 0, -500), ("N", 0, 500)):
+        net.add_node(n, x, y)
+    for a, b in (("W", "X"), ("X", "E"), ("S", "X"), ("X", "N")):
+        net.add_link(f"{a}{b}", a, b, length_m=500, lanes=2)
+    d = ts.Demand()
+    for o, dest in (("W", "E"), ("S", "E"), ("S", "N")):
+        d.add(o, dest, [(0, 300)])
+    assert node_type(ts.Scenario(net, d, 600, name="crossing"), "X") == "priority"
+
+    ramp = ts.Network()
+    for n, x, y in (("A", 0, 0), ("B", 1000, 0), ("C", 2000, 0), ("R", 600, -250), ("O", 1500, -300)):
+        ramp.add_node(n, x, y)
+    ramp.add_link("main", "A", "B", length_m=1000, lanes=2)
+    ramp.add_link("ramp", "R", "B", length_m=450, lanes=1)
+    ramp.add_link("down", "B", "C", length_m=1000, lanes=2)
+    ramp.add_link("off", "B", "O", length_m=500, lanes=1)
+    d = ts.Demand()
+    for o, dest in (("A", "C"), ("R", "C"), ("A", "O")):
+        d.add(o, dest, [(0, 300)])
+    assert node_type(ts.Scenario(ramp, d, 600, name="ramps"), "B") == "zipper"
+
+
 @pytest.mark.parametrize("legs, offset", [(5, 0.1), (6, 0.0)])
 def test_unsignalised_many_leg_junction_does_not_deadlock(legs, offset):
     """A star of two-way legs without signals or priorities, 20 veh/h per OD pair. Exported as a
