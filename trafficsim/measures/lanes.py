@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, add_lane_delta, finite
+from ._base import Measure, add_lane_delta, finite, opposite_roads, road_ends
 
 __all__ = ["TidalLane", "VariableLane", "Widening"]
 
@@ -50,13 +50,6 @@ def _windows(owner: str, windows, duration_s: float) -> tuple[tuple[float, float
     if not out:
         raise ValueError(f"{owner}.windows: empty")
     return tuple(out)
-
-
-def _road_ends(sc: Scenario, link_id: str) -> tuple[str, str]:
-    """Upstream and downstream node of the road ``link_id`` names: the link, or all its parts when
-    a measure cut it (``meta["split_links"]``)."""
-    parts = sc.link_parts([link_id])
-    return sc.network.links[parts[0]].from_node, sc.network.links[parts[-1]].to_node
 
 
 @dataclass(frozen=True)
@@ -92,10 +85,8 @@ class TidalLane(Measure):
         """The opposing link id (validated). A road an earlier measure cut in parts
         (``meta["split_links"]``, e.g. at a meter's stop line) runs, and is named, as a whole."""
         self.need_link(sc, "link", self.link)
-        start, end = _road_ends(sc, self.link)
-        split = sc.meta.get("split_links", {})
-        inner = {p for road, parts in split.items() for p in parts if p != road}
-        cands = [o for o in sc.network.links if o not in inner and _road_ends(sc, o) == (end, start)]
+        start, end = road_ends(sc, self.link)
+        cands = opposite_roads(sc, self.link)
         if self.opposite is not None:
             if self.opposite not in cands:
                 raise self.error("opposite", f"link {self.opposite!r} does not run opposite to {self.link!r} "
