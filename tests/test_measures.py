@@ -321,6 +321,22 @@ def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
     assert (after["ramp"].lanes, after["ramp-merge"].lanes) == (before["ramp"].lanes, before["ramp-merge"].lanes) == (2, 2)
 
 
+def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
+    """capacity_restore naming a metered ramp wins the capacity back on the whole ramp (both
+    parts), as it does when applied before the meter; naming the tail restores the tail alone."""
+    sc = merge_sc(1000, 900)
+    meter = RampMetering(link="ramp", mode="fixed", rate_vph=600)
+    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1200.0, 1600.0),), restore_share=0.5)
+    cap = lambda v: {k: lk.capacity_vph_per_lane for k, lk in v.network.links.items()}  # noqa: E731
+    after, before = enforce.apply(meter.apply(sc)), meter.apply(enforce.apply(sc))
+    assert cap(after) == cap(before)
+    assert cap(after)["ramp"] == cap(after)["ramp-merge"] == 1600.0 + 0.5 * 400.0
+    tail = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp-merge", 1200.0, 1600.0),)).apply(meter.apply(sc))
+    assert (cap(tail)["ramp"], cap(tail)["ramp-merge"]) == (1600.0, 1800.0)
+    res = ts.simulate(after.replace(duration_s=1800.0))
+    assert res.conservation_error() < 1e-6
+
+
 def test_a_metered_ramp_stays_one_road_through_toml(tmp_path):
     """The record of the ramp's parts survives TOML, so that a hybrid region naming the ramp
     still covers both parts after a round trip."""
