@@ -337,6 +337,55 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     assert res.conservation_error() < 1e-6
 
 
+def one_way_street():
+    """two_way() with a detour C -> E -> B, so that D -> A stays reachable when 'out' goes."""
+    sc = two_way()
+    sc.network.add_node("E")
+    sc.network.add_link("alt-1", "C", "E", length_m=700, lanes=2)
+    sc.network.add_link("alt-2", "E", "B", length_m=700, lanes=2)
+    return sc
+
+
+def test_one_way_loop_over_a_metered_road_makes_every_part_one_way_whatever_the_order():
+    """Keeping a metered direction (named by the road or its tail) widens both its parts by the
+    removed direction's lanes and removes the opposite link, as when the loop comes first;
+    removing the metered direction is an error either way."""
+    sc = one_way_street()
+    meter = RampMetering(link="in", mode="fixed", rate_vph=2000)
+    loop = OneWayLoop(keep=("in",))
+    after, before = loop.apply(meter.apply(sc)), meter.apply(loop.apply(sc))
+    assert after.to_dict() == before.to_dict()
+    assert OneWayLoop(keep=("in-merge",)).apply(meter.apply(sc)).to_dict() == after.to_dict()
+    net = after.network
+    assert (net.links["in"].lanes, net.links["in-merge"].lanes) == (4, 4)
+    assert "out" not in net.links and after.meta["one_way_removed"] == ["out"]
+    res = ts.simulate(after)
+    assert res.conservation_error() < 1e-6
+    assert float(res.kpis["entered"]) == pytest.approx(float(res.kpis["completed"]) + float(res.kpis["inside"]))
+    with pytest.raises(MeasureError, match="OneWayLoop.keep: a FixedRateMeter stands on link 'in'"):
+        OneWayLoop(keep=("out",)).apply(meter.apply(sc))
+    with pytest.raises(MeasureError, match="OneWayLoop"):
+        meter.apply(OneWayLoop(keep=("out",)).apply(sc))
+
+
+def test_one_way_loop_removes_an_opposite_road_cut_in_parts_with_the_node_between(tmp_path):
+    """An opposite road cut in parts (a scenario file's [split_links]) goes in all its parts; the
+    node between them and the record of the parts go with it, so the variant round-trips TOML."""
+    sc = one_way_street()
+    sc.network.split_link("out", 600.0, node="out-cut", tail="out-end")
+    sc.demand.flows[1] = dataclasses.replace(sc.demand.flows[1], routes=((("out-up", "out", "out-end", "out-down"), 1.0),))
+    sc.meta["split_links"] = {"out": ["out", "out-end"]}
+    v = OneWayLoop(keep=("in",)).apply(sc)
+    assert v.meta["one_way_removed"] == ["out", "out-end"]
+    assert not {"out", "out-end"} & set(v.network.links) and "out-cut" not in v.network.nodes
+    assert "split_links" not in v.meta and sc.meta["split_links"] == {"out": ["out", "out-end"]}
+    assert v.network.links["in"].lanes == 4
+    (path, _), = v.demand.resolve_routes(v.network)[1]
+    assert path == ("out-up", "alt-1", "alt-2", "out-down")
+    back = ts.Scenario.from_toml(v.to_toml(tmp_path / "loop.toml"))
+    assert set(back.network.links) == set(v.network.links)
+
+
 def test_a_metered_ramp_stays_one_road_through_toml(tmp_path):
     """The record of the ramp's parts survives TOML, so that a hybrid region naming the ramp
     still covers both parts after a round trip."""
