@@ -11,8 +11,8 @@ import pytest
 import trafficsim as ts
 from trafficsim.control import AlineaMeter, FixedRateMeter, FixedTimeSignal
 from trafficsim.measures import (
-    BusBay, DemandRestriction, Enforcement, GreenWave, MeasureError, MergeMetering, NewLink, OneWayLoop,
-    PeakControl, RampMetering, SignalRetiming, StopRelocation, TidalLane, VariableLane, Widening,
+    BusBay, DemandRestriction, Enforcement, GreenWave, MeasureError, MergeMetering, NewLink, OffRampKeepClear,
+    OneWayLoop, PeakControl, RampMetering, SignalRetiming, StopRelocation, TidalLane, VariableLane, Widening,
     corridor_bandwidth_s,
 )
 
@@ -337,6 +337,23 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     assert res.conservation_error() < 1e-6
 
 
+def test_off_ramp_keep_clear_on_a_metered_off_ramp_gives_the_green_whatever_the_order():
+    """The green goes to the movements of the part that reaches the signal ('l2-merge'), the
+    same plan as when the measure is applied before the meter split the link."""
+    sc = signal_corridor()
+    meter = RampMetering(link="l2", mode="fixed", rate_vph=900)
+    keep = OffRampKeepClear(link="l2", extra_green_s=10.0)
+
+    def plan_at_c(v):
+        return next(c for c in v.controls if isinstance(c, FixedTimeSignal) and c.node == "C")
+
+    after, before = plan_at_c(keep.apply(meter.apply(sc))), plan_at_c(meter.apply(keep.apply(sc)))
+    assert after == before
+    assert after.cycle_s == plan_at_c(sc).cycle_s
+    assert [p.green_s for p in after.phases] == [50.0, 10.0]   # 40 + 10 for l2, 20 - 10 for s2
+    assert after.phases[0].movements == (("l2-merge", "l3"),)
+
+
 def one_way_street():
     """two_way() with a detour C -> E -> B, so that D -> A stays reachable when 'out' goes."""
     sc = two_way()
@@ -415,10 +432,8 @@ def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping(
     assert d_base > 5 * d_wave
 
 
-def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
-    """RampMetering on a signalised corridor link (it ends at a junction where a side street
-    joins) cuts it at the stop line; a GreenWave naming the corridor afterwards runs through both
-    parts and sets the offsets it sets when applied first."""
+def signal_corridor():
+    """Corridor l1 -> l2 -> l3 with signals at B and C, where side streets s1 and s2 join."""
     net = ts.Network()
     for n, x, y in (("A", 0, 0), ("B", 600, 0), ("C", 1400, 0), ("D", 2000, 0), ("X", 600, -300), ("Y", 1400, -300)):
         net.add_node(n, x, y)
@@ -430,7 +445,14 @@ def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
         d.add(o, "D", [(0, 400)])
     sigs = [FixedTimeSignal("B", (ts.Phase(40, (("l1", "l2"),)), ts.Phase(20, (("s1", "l2"),)))),
             FixedTimeSignal("C", (ts.Phase(40, (("l2", "l3"),)), ts.Phase(20, (("s2", "l3"),))))]
-    sc = ts.Scenario(net, d, 1800, controls=sigs)
+    return ts.Scenario(net, d, 1800, controls=sigs)
+
+
+def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
+    """RampMetering on a signalised corridor link (it ends at a junction where a side street
+    joins) cuts it at the stop line; a GreenWave naming the corridor afterwards runs through both
+    parts and sets the offsets it sets when applied first."""
+    sc = signal_corridor()
     meter = RampMetering(link="l2", mode="fixed", rate_vph=900)
     wave = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50)
 

@@ -338,7 +338,10 @@ class OffRampKeepClear(Measure):
     Parameters
     ----------
     link : str
-        The off-ramp; its downstream node must be signalised.
+        The off-ramp; its downstream node must be signalised. On a road a measure cut in parts
+        (``meta["split_links"]``, e.g. at a meter's stop line) the green goes to the movements of
+        its last part, the one that reaches the signal: the green is at the road's end, whichever
+        part names it.
     extra_green_s : float
         Green moved per cycle to the phases serving the off-ramp [s].
     label : str
@@ -350,12 +353,12 @@ class OffRampKeepClear(Measure):
     label: str = ""
 
     def _edit(self, sc: Scenario) -> None:
-        lk = self.need_link(sc, "link", self.link)
+        lk = self.need_road_end(sc, "link", self.link)   # the part at the signal
         extra = finite(type(self).__name__, "extra_green_s", self.extra_green_s, strict=True)
         sig = next((c for c in sc.controls if isinstance(c, FixedTimeSignal) and c.node == lk.to_node), None)
         if sig is None:
             raise self.error("link", f"link {self.link!r} ends at node {lk.to_node!r}, which has no signal to give it green")
-        served = {tuple(m) for p in sig.phases for m in p.movements if m[0] == self.link}
+        served = {tuple(m) for p in sig.phases for m in p.movements if m[0] == lk.id}
         try:
             _replace_signal(sc, _extend_green(sc, sig, served, extra))
         except ValueError as exc:
