@@ -337,6 +337,42 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     assert res.conservation_error() < 1e-6
 
 
+def test_variable_lane_on_a_metered_approach_lies_between_the_stop_line_and_the_junction():
+    """A variable lane on an approach that a meter split is marked beside the part that reaches
+    the junction: every vehicle, turning or not, still passes the meter on the upstream part. A
+    pocket beside a link whose own end is metered would bypass the meter, so that order, and a
+    meter on a ramp that already has a pocket, are errors naming the field."""
+    sc = _signalised_cross()
+    meter = RampMetering(link="Nin", mode="fixed", rate_vph=1200)
+    lane = VariableLane(link="Nin", turn_to="Eout", windows=((300.0, 1500.0),))
+    metered = meter.apply(sc)
+    v = lane.apply(metered)
+    pocket = lane.pocket_link(metered)
+    net = v.network
+    assert pocket == "Nin-merge:pocket" and pocket not in sc.network.links
+    assert (net.links[pocket].from_node, net.links[pocket].to_node) == (net.links["Nin-merge"].from_node, "X")
+    assert net.links[pocket].length_m == net.links["Nin-merge"].length_m == 100.0
+    assert [net.links["Nin-merge"].lanes_at(t) for t in (0, 300, 1499, 1500)] == [2, 1, 1, 2]
+    assert net.links["Nin"].lane_schedule == ()            # upstream of the stop line: all lanes
+    sig = next(c for c in v.controls if isinstance(c, FixedTimeSignal))
+    assert sig.green_windows()[(pocket, "Eout")] == sig.green_windows()[("Nin-merge", "Eout")]
+    assert [c.link for c in v.controls if isinstance(c, FixedRateMeter)] == ["Nin"]
+    # every route from N, through the pocket or not, passes the meter's link
+    from_n = [p for f, rts in zip(v.demand.flows, v.demand.resolve_routes(net)) if f.origin == "N" for p, _ in rts]
+    assert any(pocket in p for p in from_n) and all(p[0] == "Nin" for p in from_n)
+    from trafficsim.sumo_io import variable_lane_groups
+
+    assert variable_lane_groups(net) == {"Nin-merge": {"pocket": pocket, "turn_to": "Eout", "lanes": 1}}
+    res = ts.simulate(v)
+    assert float(res.data["cum_in"].sel(link=pocket).isel(time=-1)) > 0
+    assert res.conservation_error() < 1e-6
+    with pytest.raises(MeasureError, match=r"RampMetering.link: link 'Nin' has a variable lane \(pocket 'Nin:pocket'\)"):
+        meter.apply(lane.apply(sc))
+    at_node = RampMetering(link="Nin", mode="fixed", rate_vph=1200, stop_line_m=0).apply(sc)
+    with pytest.raises(MeasureError, match="VariableLane.link: a FixedRateMeter stands at the end of link 'Nin'"):
+        lane.apply(at_node)
+
+
 def test_off_ramp_keep_clear_on_a_metered_off_ramp_gives_the_green_whatever_the_order():
     """The green goes to the movements of the part that reaches the signal ('l2-merge'), the
     same plan as when the measure is applied before the meter split the link."""
