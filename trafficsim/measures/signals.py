@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
+from ..demand import movement_peaks
 from ..scenario import Scenario
 from ._base import Measure, finite
 
@@ -31,17 +32,12 @@ __all__ = ["SignalRetiming", "GreenWave", "BusPriority", "OffRampKeepClear", "mo
 def movement_peak_flows(sc: Scenario, *, vehicle_class: str | None = None) -> dict[tuple[str, str], float]:
     """Peak demand [veh/h] of every movement ``(in_link, out_link)`` from the routes' flows.
 
-    Each flow counts at its highest rate; ``vehicle_class`` keeps only that class.
+    Each flow counts at its highest rate; ``vehicle_class`` keeps only that class. The same sum
+    as the SUMO export's turn flows (:func:`trafficsim.demand.movement_peaks` does both).
     """
-    out: dict[tuple[str, str], float] = {}
-    for f, routes in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network)):
-        if vehicle_class is not None and f.vehicle_class != vehicle_class:
-            continue
-        q = max(v for _, v in f.profile)
-        for path, share in routes:
-            for a, b in zip(path[:-1], path[1:]):
-                out[(a, b)] = out.get((a, b), 0.0) + q * share
-    return out
+    resolved = sc.demand.resolve_routes(sc.network)
+    return movement_peaks(((f, path, share) for f, routes in zip(sc.demand.flows, resolved) for path, share in routes),
+                          vehicle_class=vehicle_class)
 
 
 def _phase_ratios(sc: Scenario, sig: FixedTimeSignal, flows) -> list[float]:
