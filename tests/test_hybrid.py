@@ -332,6 +332,25 @@ def test_alinea_straddling_the_boundary_is_an_error():
         ts.simulate(v, engine="hybrid", region=["down", "exit"])
 
 
+def test_a_region_naming_part_of_a_metered_ramp_takes_the_whole_ramp():
+    """The meter cut the ramp at its stop line (ramp + ramp-merge): a region naming either part
+    holds both. The default region names the ramp by the part at the merge (an in-link of the
+    bottleneck's upstream node); with the tail alone the ALINEA meter straddled the boundary and
+    the run was refused. With the whole ramp in SUMO the meter runs there and no vehicle is lost."""
+    sc = ramp_drop(duration=600)
+    sc.meta["bottleneck_link"] = "down"
+    v = RampMetering(link="ramp").apply(sc)
+    assert "ramp-merge" in default_region(v) and "ramp" not in default_region(v)
+    by_tail = split_scenario(v, ["main", "ramp-merge", "down", "exit"]).region
+    assert by_tail == split_scenario(v, ["main", "ramp", "down", "exit"]).region
+    assert {"ramp", "ramp-merge"} <= set(by_tail)
+    rh = ts.simulate(v, engine="hybrid")
+    assert set(rh.data.attrs["hybrid_region"].split()) >= {"ramp", "ramp-merge"}
+    assert abs(balance(rh)) < 1e-6
+    assert len(rh.final_state["controllers"]["ramp"]["time_s"]) > 0
+    assert float(rh.data["cum_out"].sel(link="ramp").isel(time=-1)) > 0
+
+
 # ---------------------------------------------------------------- outer="micro"
 def drop_inside(demand=4800, duration=1200):
     """up (3 lanes, 600 m) -> mid (3, 300 m) -> drop (2, 600 m) -> down (2, 600 m) at 60 km/h;

@@ -11,8 +11,8 @@ import pytest
 import trafficsim as ts
 from trafficsim.control import AlineaMeter, FixedRateMeter, FixedTimeSignal
 from trafficsim.measures import (
-    BusBay, DemandRestriction, Enforcement, GreenWave, MeasureError, MergeMetering, NewLink, OneWayLoop,
-    PeakControl, RampMetering, SignalRetiming, StopRelocation, TidalLane, VariableLane, Widening,
+    BusBay, DemandRestriction, Enforcement, GreenWave, MeasureError, MergeMetering, NewLink, OffRampKeepClear,
+    OneWayLoop, PeakControl, RampMetering, SignalRetiming, StopRelocation, TidalLane, VariableLane, Widening,
     corridor_bandwidth_s,
 )
 
@@ -321,6 +321,124 @@ def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
     assert (after["ramp"].lanes, after["ramp-merge"].lanes) == (before["ramp"].lanes, before["ramp-merge"].lanes) == (2, 2)
 
 
+def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
+    """capacity_restore naming a metered ramp wins the capacity back on the whole ramp (both
+    parts), as it does when applied before the meter; naming the tail restores the tail alone."""
+    sc = merge_sc(1000, 900)
+    meter = RampMetering(link="ramp", mode="fixed", rate_vph=600)
+    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1200.0, 1600.0),), restore_share=0.5)
+    cap = lambda v: {k: lk.capacity_vph_per_lane for k, lk in v.network.links.items()}  # noqa: E731
+    after, before = enforce.apply(meter.apply(sc)), meter.apply(enforce.apply(sc))
+    assert cap(after) == cap(before)
+    assert cap(after)["ramp"] == cap(after)["ramp-merge"] == 1600.0 + 0.5 * 400.0
+    tail = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp-merge", 1200.0, 1600.0),)).apply(meter.apply(sc))
+    assert (cap(tail)["ramp"], cap(tail)["ramp-merge"]) == (1600.0, 1800.0)
+    res = ts.simulate(after.replace(duration_s=1800.0))
+    assert res.conservation_error() < 1e-6
+
+
+def test_variable_lane_on_a_metered_approach_lies_between_the_stop_line_and_the_junction():
+    """A variable lane on an approach that a meter split is marked beside the part that reaches
+    the junction: every vehicle, turning or not, still passes the meter on the upstream part. A
+    pocket beside a link whose own end is metered would bypass the meter, so that order, and a
+    meter on a ramp that already has a pocket, are errors naming the field."""
+    sc = _signalised_cross()
+    meter = RampMetering(link="Nin", mode="fixed", rate_vph=1200)
+    lane = VariableLane(link="Nin", turn_to="Eout", windows=((300.0, 1500.0),))
+    metered = meter.apply(sc)
+    v = lane.apply(metered)
+    pocket = lane.pocket_link(metered)
+    net = v.network
+    assert pocket == "Nin-merge:pocket" and pocket not in sc.network.links
+    assert (net.links[pocket].from_node, net.links[pocket].to_node) == (net.links["Nin-merge"].from_node, "X")
+    assert net.links[pocket].length_m == net.links["Nin-merge"].length_m == 100.0
+    assert [net.links["Nin-merge"].lanes_at(t) for t in (0, 300, 1499, 1500)] == [2, 1, 1, 2]
+    assert net.links["Nin"].lane_schedule == ()            # upstream of the stop line: all lanes
+    sig = next(c for c in v.controls if isinstance(c, FixedTimeSignal))
+    assert sig.green_windows()[(pocket, "Eout")] == sig.green_windows()[("Nin-merge", "Eout")]
+    assert [c.link for c in v.controls if isinstance(c, FixedRateMeter)] == ["Nin"]
+    # every route from N, through the pocket or not, passes the meter's link
+    from_n = [p for f, rts in zip(v.demand.flows, v.demand.resolve_routes(net)) if f.origin == "N" for p, _ in rts]
+    assert any(pocket in p for p in from_n) and all(p[0] == "Nin" for p in from_n)
+    from trafficsim.sumo_io import variable_lane_groups
+
+    assert variable_lane_groups(net) == {"Nin-merge": {"pocket": pocket, "turn_to": "Eout", "lanes": 1}}
+    res = ts.simulate(v)
+    assert float(res.data["cum_in"].sel(link=pocket).isel(time=-1)) > 0
+    assert res.conservation_error() < 1e-6
+    with pytest.raises(MeasureError, match=r"RampMetering.link: link 'Nin' has a variable lane \(pocket 'Nin:pocket'\)"):
+        meter.apply(lane.apply(sc))
+    at_node = RampMetering(link="Nin", mode="fixed", rate_vph=1200, stop_line_m=0).apply(sc)
+    with pytest.raises(MeasureError, match="VariableLane.link: a FixedRateMeter stands at the end of link 'Nin'"):
+        lane.apply(at_node)
+
+
+def test_off_ramp_keep_clear_on_a_metered_off_ramp_gives_the_green_whatever_the_order():
+    """The green goes to the movements of the part that reaches the signal ('l2-merge'), the
+    same plan as when the measure is applied before the meter split the link."""
+    sc = signal_corridor()
+    meter = RampMetering(link="l2", mode="fixed", rate_vph=900)
+    keep = OffRampKeepClear(link="l2", extra_green_s=10.0)
+
+    def plan_at_c(v):
+        return next(c for c in v.controls if isinstance(c, FixedTimeSignal) and c.node == "C")
+
+    after, before = plan_at_c(keep.apply(meter.apply(sc))), plan_at_c(meter.apply(keep.apply(sc)))
+    assert after == before
+    assert after.cycle_s == plan_at_c(sc).cycle_s
+    assert [p.green_s for p in after.phases] == [50.0, 10.0]   # 40 + 10 for l2, 20 - 10 for s2
+    assert after.phases[0].movements == (("l2-merge", "l3"),)
+
+
+def one_way_street():
+    """two_way() with a detour C -> E -> B, so that D -> A stays reachable when 'out' goes."""
+    sc = two_way()
+    sc.network.add_node("E")
+    sc.network.add_link("alt-1", "C", "E", length_m=700, lanes=2)
+    sc.network.add_link("alt-2", "E", "B", length_m=700, lanes=2)
+    return sc
+
+
+def test_one_way_loop_over_a_metered_road_makes_every_part_one_way_whatever_the_order():
+    """Keeping a metered direction (named by the road or its tail) widens both its parts by the
+    removed direction's lanes and removes the opposite link, as when the loop comes first;
+    removing the metered direction is an error either way."""
+    sc = one_way_street()
+    meter = RampMetering(link="in", mode="fixed", rate_vph=2000)
+    loop = OneWayLoop(keep=("in",))
+    after, before = loop.apply(meter.apply(sc)), meter.apply(loop.apply(sc))
+    assert after.to_dict() == before.to_dict()
+    assert OneWayLoop(keep=("in-merge",)).apply(meter.apply(sc)).to_dict() == after.to_dict()
+    net = after.network
+    assert (net.links["in"].lanes, net.links["in-merge"].lanes) == (4, 4)
+    assert "out" not in net.links and after.meta["one_way_removed"] == ["out"]
+    res = ts.simulate(after)
+    assert res.conservation_error() < 1e-6
+    assert float(res.kpis["entered"]) == pytest.approx(float(res.kpis["completed"]) + float(res.kpis["inside"]))
+    with pytest.raises(MeasureError, match="OneWayLoop.keep: a FixedRateMeter stands on link 'in'"):
+        OneWayLoop(keep=("out",)).apply(meter.apply(sc))
+    with pytest.raises(MeasureError, match="OneWayLoop"):
+        meter.apply(OneWayLoop(keep=("out",)).apply(sc))
+
+
+def test_one_way_loop_removes_an_opposite_road_cut_in_parts_with_the_node_between(tmp_path):
+    """An opposite road cut in parts (a scenario file's [split_links]) goes in all its parts; the
+    node between them and the record of the parts go with it, so the variant round-trips TOML."""
+    sc = one_way_street()
+    sc.network.split_link("out", 600.0, node="out-cut", tail="out-end")
+    sc.demand.flows[1] = dataclasses.replace(sc.demand.flows[1], routes=((("out-up", "out", "out-end", "out-down"), 1.0),))
+    sc.meta["split_links"] = {"out": ["out", "out-end"]}
+    v = OneWayLoop(keep=("in",)).apply(sc)
+    assert v.meta["one_way_removed"] == ["out", "out-end"]
+    assert not {"out", "out-end"} & set(v.network.links) and "out-cut" not in v.network.nodes
+    assert "split_links" not in v.meta and sc.meta["split_links"] == {"out": ["out", "out-end"]}
+    assert v.network.links["in"].lanes == 4
+    (path, _), = v.demand.resolve_routes(v.network)[1]
+    assert path == ("out-up", "alt-1", "alt-2", "out-down")
+    back = ts.Scenario.from_toml(v.to_toml(tmp_path / "loop.toml"))
+    assert set(back.network.links) == set(v.network.links)
+
+
 def test_a_metered_ramp_stays_one_road_through_toml(tmp_path):
     """The record of the ramp's parts survives TOML, so that a hybrid region naming the ramp
     still covers both parts after a round trip."""
@@ -350,10 +468,8 @@ def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping(
     assert d_base > 5 * d_wave
 
 
-def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
-    """RampMetering on a signalised corridor link (it ends at a junction where a side street
-    joins) cuts it at the stop line; a GreenWave naming the corridor afterwards runs through both
-    parts and sets the offsets it sets when applied first."""
+def signal_corridor():
+    """Corridor l1 -> l2 -> l3 with signals at B and C, where side streets s1 and s2 join."""
     net = ts.Network()
     for n, x, y in (("A", 0, 0), ("B", 600, 0), ("C", 1400, 0), ("D", 2000, 0), ("X", 600, -300), ("Y", 1400, -300)):
         net.add_node(n, x, y)
@@ -365,7 +481,14 @@ def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
         d.add(o, "D", [(0, 400)])
     sigs = [FixedTimeSignal("B", (ts.Phase(40, (("l1", "l2"),)), ts.Phase(20, (("s1", "l2"),)))),
             FixedTimeSignal("C", (ts.Phase(40, (("l2", "l3"),)), ts.Phase(20, (("s2", "l3"),))))]
-    sc = ts.Scenario(net, d, 1800, controls=sigs)
+    return ts.Scenario(net, d, 1800, controls=sigs)
+
+
+def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
+    """RampMetering on a signalised corridor link (it ends at a junction where a side street
+    joins) cuts it at the stop line; a GreenWave naming the corridor afterwards runs through both
+    parts and sets the offsets it sets when applied first."""
+    sc = signal_corridor()
     meter = RampMetering(link="l2", mode="fixed", rate_vph=900)
     wave = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50)
 

@@ -171,6 +171,36 @@ def test_export_round_trip(tmp_path):
     assert not back.turn_allowed("ab", "bd") and back.turn_allowed("ab", "bc")
 
 
+def test_export_turn_flows_and_signal_measures_sum_the_same_movement_peaks():
+    """The SUMO export's turn flows (junction types, layout) and the signal measures' movement
+    flows (Webster, bus priority) are one sum: each flow at its peak rate times the route's
+    share, per (in_link, out_link)."""
+    from trafficsim.engines._common import build_routes
+    from trafficsim.measures.signals import movement_peak_flows
+    from trafficsim.sumo_io import _turn_flows
+
+    net = ts.Network()
+    for n in "ABCDE":
+        net.add_node(n)
+    net.add_link("ab", "A", "B", length_m=500, lanes=1)
+    net.add_link("bc", "B", "C", length_m=500, lanes=1)
+    net.add_link("bd", "B", "D", length_m=500, lanes=1)
+    net.add_link("cd", "C", "D", length_m=500, lanes=1)
+    net.add_link("de", "D", "E", length_m=500, lanes=1)
+    d = ts.Demand()
+    d.add("A", "E", [(0, 600), (600, 900), (1200, 300)], routes=[(["ab", "bc", "cd", "de"], 0.25), (["ab", "bd", "de"], 0.75)])
+    d.add("B", "E", [(0, 200)], vehicle_class="bus")
+    sc = ts.Scenario(net, d, 1800)
+    want = {("ab", "bc"): 225.0, ("bc", "cd"): 225.0, ("cd", "de"): 225.0, ("ab", "bd"): 675.0, ("bd", "de"): 875.0}
+    assert movement_peak_flows(sc) == pytest.approx(want)
+    assert _turn_flows(sc) == movement_peak_flows(sc)
+    assert movement_peak_flows(sc, vehicle_class="bus") == {("bd", "de"): 200.0}
+    # candidate routes the run loop has not split yet (share 0) add nothing
+    assert _turn_flows(sc, build_routes(sc, candidates=3)) == movement_peak_flows(sc)
+    lib = ts.scenarios.load("jiangwan-bridge")
+    assert _turn_flows(lib) == movement_peak_flows(lib)
+
+
 def test_lane_connectors_export_lane_by_lane(tmp_path):
     net = ts.Network()
     for n, xy in {"A": (0, 0), "B": (800, 0), "C": (1400, 0), "D": (1100, 300)}.items():

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from .network import Network, NetworkError, PathFinder
 
-__all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES"]
+__all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES", "movement_peaks"]
 
 #: Vehicle classes every engine knows. The macro engine counts vehicles of all classes alike
 #: (one vehicle each); the micro engine gives each class its own length and behaviour.
@@ -75,6 +75,25 @@ class ODFlow:
     def label(self) -> str:
         """A short readable label: the name or ``origin->destination``."""
         return self.name or f"{self.origin}->{self.destination}"
+
+
+def movement_peaks(routes: Iterable[tuple[ODFlow, Sequence[str], float]], *,
+                   vehicle_class: str | None = None) -> dict[tuple[str, str], float]:
+    """Peak demand [veh/h] of every movement ``(in_link, out_link)`` over ``routes``.
+
+    ``routes`` gives ``(flow, links, share)`` for every route of every flow (from
+    :meth:`Demand.resolve_routes` or an engine's route table); each flow counts at its highest
+    rate times the route's share, summed over the routes in the order given. ``vehicle_class``
+    keeps only the flows of that class.
+    """
+    out: dict[tuple[str, str], float] = {}
+    for f, links, share in routes:
+        if vehicle_class is not None and f.vehicle_class != vehicle_class:
+            continue
+        q = max((v for _, v in f.profile), default=0.0) * share
+        for a, b in zip(links[:-1], links[1:]):
+            out[(a, b)] = out.get((a, b), 0.0) + q
+    return out
 
 
 def _check_profile(label: str, profile) -> tuple[tuple[float, float], ...]:

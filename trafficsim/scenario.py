@@ -126,6 +126,15 @@ class Scenario:
         split = self.meta.get("split_links", {})
         return list(dict.fromkeys(p for lid in link_ids for p in split.get(lid, [lid])))
 
+    def road_of(self, link_id: str) -> str:
+        """The road the link ``link_id`` is a part of: the id of the road a measure cut it from
+        (``meta["split_links"]``, e.g. ``"ramp"`` for ``"ramp-merge"``), else ``link_id``.
+        ``link_parts([road_of(x)])`` is every part of the road ``x`` lies on."""
+        for road, parts in self.meta.get("split_links", {}).items():
+            if link_id in parts:
+                return road
+        return link_id
+
     def replace(self, **changes) -> "Scenario":
         """A shallow copy with fields replaced (never mutates ``self``)."""
         return replace(self, **changes)

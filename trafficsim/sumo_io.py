@@ -44,7 +44,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase
-from .demand import Demand, DemandError
+from .demand import Demand, DemandError, movement_peaks
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
 from .sumo_ids import SumoIds
@@ -323,16 +323,14 @@ def sumo_ids(net: Network) -> SumoIds:
 
 
 def _turn_flows(scenario: Scenario, routes=None) -> dict[tuple[str, str], float]:
-    """Peak demand [veh/h] of each (in_link, out_link) movement over the scenario's routes."""
+    """Peak demand [veh/h] of each (in_link, out_link) movement over the scenario's routes (a
+    route table of :func:`~trafficsim.engines._common.build_routes`, built when None); the sum
+    of :func:`~trafficsim.measures.signals.movement_peak_flows`, over the same routes."""
     from .engines._common import build_routes
 
     routes = routes if routes is not None else build_routes(scenario)
-    out: dict[tuple[str, str], float] = {}
-    for r, path in enumerate(routes.links):
-        q = max((v for _, v in scenario.demand.flows[routes.flow[r]].profile), default=0.0) * routes.share[r]
-        for a, b in zip(path[:-1], path[1:]):
-            out[(a, b)] = out.get((a, b), 0.0) + q
-    return out
+    flows = scenario.demand.flows
+    return movement_peaks((flows[f], path, share) for f, path, share in zip(routes.flow, routes.links, routes.share))
 
 
 def _element(opening: str, param: str) -> str:

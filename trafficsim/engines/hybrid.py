@@ -63,6 +63,10 @@ inserts them at the speed the downstream allows; demand that starts inside the r
 as Poisson whole vehicles. The conservation terms are the same, with ``micro_links`` for
 ``macro_links`` and no ``transfer_fraction``.
 
+A road a measure cut in parts (``Scenario.meta["split_links"]``: a metered ramp and its
+``"<ramp>-merge"`` after the stop line) is in the region as a whole when the region names it or
+any of its parts.
+
 Limitations (see ``docs/hybrid.md``): each route may enter the region at most once; no route may
 pass an entry node from an outer link to an outer link; a signal and an ALINEA meter's merge lie
 wholly inside or outside the region, as do a variable lane's link and pocket; with
@@ -156,11 +160,15 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
 
     ``split.sumo`` carries the region part of every route at the route's own demand rate, so
     ``simulate(split.sumo, engine="sumo")`` is SUMO alone on the same region (the baseline of
-    the coupling-overhead figure).
+    the coupling-overhead figure). A link that is a part of a road a measure cut in parts
+    (``meta["split_links"]``, e.g. a ramp and ``"<ramp>-merge"`` at a meter's stop line) stands
+    for the whole road: ``split.region`` lists every part.
     """
     scenario.validate()
     net = scenario.network
-    region = scenario.link_parts(region)  # a link a measure cut in parts stands for all of them
+    # a road a measure cut in parts (a meter's stop line) lies wholly in or out: naming it or any
+    # of its parts (default_region names a metered ramp by its last part) covers all of them
+    region = scenario.link_parts(dict.fromkeys(scenario.road_of(lid) for lid in region))
     rset = set(region)
     for lid in region:
         net.link(lid)
@@ -298,7 +306,8 @@ def run_hybrid(
     ----------
     region : list of str, optional
         Links simulated in SUMO; default :func:`default_region` (the scenario's bottleneck link
-        and its neighbours).
+        and its neighbours). A link that is a part of a road a measure cut in parts
+        (``meta["split_links"]``) brings in the whole road.
     outer : {"macro", "micro"}
         Model of the links outside the region: the CTM (default) or the micro engine (IDM +
         MOBIL, whole vehicles; see :mod:`trafficsim.engines._hybrid_outer`).

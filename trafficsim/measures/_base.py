@@ -15,7 +15,8 @@ from ..demand import DemandError
 from ..network import Link, Network, NetworkError, PathFinder
 from ..scenario import Scenario, ScenarioError
 
-__all__ = ["Measure", "MeasureError", "peak_window", "add_lane_delta", "reroute_flows", "check_reachable"]
+__all__ = ["Measure", "MeasureError", "peak_window", "add_lane_delta", "reroute_flows", "check_reachable",
+           "road_ends", "opposite_roads"]
 
 
 class MeasureError(ValueError):
@@ -74,6 +75,29 @@ class Measure:
         if link_id not in sc.network.links:
             raise self.error(field, f"link {link_id!r} is not in scenario {sc.name or 'scenario'!r}")
         return sc.network.links[link_id]
+
+    def need_road_end(self, sc: Scenario, field: str, link_id: str) -> Link:
+        """The part of the road ``link_id`` that reaches its downstream node: the link itself, or
+        its last part when a measure cut it (``meta["split_links"]``, e.g. ``"<ramp>-merge"`` of a
+        metered ramp); an error naming ``field`` when ``link_id`` is not in the network."""
+        self.need_link(sc, field, link_id)
+        return sc.network.links[sc.link_parts([link_id])[-1]]
+
+
+def road_ends(sc: Scenario, link_id: str) -> tuple[str, str]:
+    """Upstream and downstream node of the road ``link_id`` names: the link, or all its parts when
+    a measure cut it (``meta["split_links"]``)."""
+    parts = sc.link_parts([link_id])
+    return sc.network.links[parts[0]].from_node, sc.network.links[parts[-1]].to_node
+
+
+def opposite_roads(sc: Scenario, link_id: str) -> list[str]:
+    """The roads running opposite to the road ``link_id`` names (from its downstream node to its
+    upstream one), each by the id that names it as a whole: a part of a road a measure cut
+    (``meta["split_links"]``) is no road of its own."""
+    start, end = road_ends(sc, link_id)
+    inner = {p for road, parts in sc.meta.get("split_links", {}).items() for p in parts if p != road}
+    return [o for o in sc.network.links if o not in inner and road_ends(sc, o) == (end, start)]
 
 
 def peak_window(sc: Scenario) -> tuple[float, float]:

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..control import FixedTimeSignal
+from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, add_lane_delta, finite
+from ._base import Measure, add_lane_delta, finite, opposite_roads, road_ends
 
 __all__ = ["TidalLane", "VariableLane", "Widening"]
 
@@ -50,13 +50,6 @@ def _windows(owner: str, windows, duration_s: float) -> tuple[tuple[float, float
     if not out:
         raise ValueError(f"{owner}.windows: empty")
     return tuple(out)
-
-
-def _road_ends(sc: Scenario, link_id: str) -> tuple[str, str]:
-    """Upstream and downstream node of the road ``link_id`` names: the link, or all its parts when
-    a measure cut it (``meta["split_links"]``)."""
-    parts = sc.link_parts([link_id])
-    return sc.network.links[parts[0]].from_node, sc.network.links[parts[-1]].to_node
 
 
 @dataclass(frozen=True)
@@ -92,10 +85,8 @@ class TidalLane(Measure):
         """The opposing link id (validated). A road an earlier measure cut in parts
         (``meta["split_links"]``, e.g. at a meter's stop line) runs, and is named, as a whole."""
         self.need_link(sc, "link", self.link)
-        start, end = _road_ends(sc, self.link)
-        split = sc.meta.get("split_links", {})
-        inner = {p for road, parts in split.items() for p in parts if p != road}
-        cands = [o for o in sc.network.links if o not in inner and _road_ends(sc, o) == (end, start)]
+        start, end = road_ends(sc, self.link)
+        cands = opposite_roads(sc, self.link)
         if self.opposite is not None:
             if self.opposite not in cands:
                 raise self.error("opposite", f"link {self.opposite!r} does not run opposite to {self.link!r} "
@@ -153,10 +144,21 @@ class TidalLane(Measure):
 class VariableLane(Measure):
     """A lane that serves only the movement ``link -> turn_to`` during ``windows``.
 
+    The lane is marked at the junction it leads to. On a road a measure cut in parts
+    (``meta["split_links"]``, e.g. at the stop line of a
+    :class:`~trafficsim.measures.RampMetering`) it therefore lies beside the last part, the one
+    that reaches the junction (``"<link>-merge"``, between the stop line and the junction): the
+    pocket is ``"<link>-merge:pocket"`` (:meth:`pocket_link`), and the part upstream of the stop
+    line keeps all its lanes. A pocket beside the whole road would let the turning traffic pass
+    the meter unmetered. For the same reason a variable lane on a link whose own downstream end
+    carries a meter (``RampMetering(stop_line_m=0)``, a ``PeakControl`` gate) is an error, and
+    ``RampMetering`` refuses a ramp that already has a pocket: with a meter, the meter comes
+    first and this measure after it.
+
     Parameters
     ----------
     link : str
-        The approach link whose lane changes use.
+        The approach whose lane changes use (a road cut in parts: see above).
     turn_to : str
         The downstream link of the movement the lane is dedicated to (a left turn, a U-turn).
     windows : tuple of (float, float)
@@ -180,59 +182,73 @@ class VariableLane(Measure):
 
     @property
     def pocket_id(self) -> str:
-        """Id of the pocket link the measure creates."""
+        """Id of the pocket link the measure creates on a link no measure cut in parts; in
+        general :meth:`pocket_link`."""
         return f"{self.link}:pocket"
+
+    def pocket_link(self, sc: Scenario) -> str:
+        """Id of the pocket link the measure creates on ``sc``: ``"<part>:pocket"`` beside the
+        part of the road ``link`` that reaches the junction (``link`` itself unless a measure cut
+        it in parts)."""
+        return f"{self.need_road_end(sc, 'link', self.link).id}:pocket"
 
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
-        lk = self.need_link(sc, "link", self.link)
+        # the lane is marked at the junction: on a road cut in parts, beside its last part
+        lk = self.need_road_end(sc, "link", self.link)
+        part, pocket = lk.id, self.pocket_link(sc)
         out = self.need_link(sc, "turn_to", self.turn_to)
         if out.from_node != lk.to_node:
-            raise self.error("turn_to", f"link {self.turn_to!r} does not start where {self.link!r} ends ({lk.to_node!r})")
+            raise self.error("turn_to", f"link {self.turn_to!r} does not start where {part!r} ends ({lk.to_node!r})")
+        meters = [c for c in sc.controls if isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link == part]
+        if meters:
+            raise self.error("link", f"a {type(meters[0]).__name__} stands at the end of link {part!r}: the turning "
+                                     "traffic in a pocket beside it would pass the meter unmetered (a RampMetering "
+                                     "with stop_line_m > 0 puts the stop line upstream of the lane)")
         k = self.lanes
         if isinstance(k, bool) or int(k) != k or not (1 <= k < lk.lanes):
-            raise self.error("lanes", f"must be a whole number in [1, {lk.lanes - 1}] (link {self.link!r} has {lk.lanes}), got {k!r}")
+            raise self.error("lanes", f"must be a whole number in [1, {lk.lanes - 1}] (link {part!r} has {lk.lanes}), got {k!r}")
         wins = _windows(owner, self.windows, sc.duration_s)
         net = sc.network
         pocket_cap = lk.capacity_vph_per_lane if self.pocket_capacity_vph_per_lane is None else finite(
             owner, "pocket_capacity_vph_per_lane", self.pocket_capacity_vph_per_lane, strict=True)
-        net.add_link(self.pocket_id, lk.from_node, lk.to_node, length_m=lk.length_m, lanes=int(k),
+        net.add_link(pocket, lk.from_node, lk.to_node, length_m=lk.length_m, lanes=int(k),
                      free_speed_kmh=lk.free_speed_kmh, capacity_vph_per_lane=pocket_cap,
                      jam_density_vpkm_per_lane=lk.jam_density_vpkm_per_lane, name=f"{lk.name or lk.id} (dedicated lane)")
         if self.through_capacity_vph_per_lane is not None:
-            net.update_link(self.link, capacity_vph_per_lane=finite(owner, "through_capacity_vph_per_lane",
-                                                                    self.through_capacity_vph_per_lane, strict=True))
+            net.update_link(part, capacity_vph_per_lane=finite(owner, "through_capacity_vph_per_lane",
+                                                               self.through_capacity_vph_per_lane, strict=True))
         deltas = []
         for s, e in wins:
             deltas += [(s, -int(k)), (e, 0)]
-        add_lane_delta(net, self.link, [(t, d) for t, d in deltas if t < sc.duration_s], owner=owner)
+        add_lane_delta(net, part, [(t, d) for t, d in deltas if t < sc.duration_s], owner=owner)
         for (a, b) in list(net.banned_turns):
-            if a == self.link:
-                net.ban_turn(self.pocket_id, b)
+            if a == part:
+                net.ban_turn(pocket, b)
         # the pocket serves only the dedicated movement; the through link keeps the other ones
         for o in net.out_links(lk.to_node):
             if o.id != self.turn_to:
-                net.ban_turn(self.pocket_id, o.id)
+                net.ban_turn(pocket, o.id)
         # at a signal the pocket's movement is the dedicated one: it has the same green (without
         # it no engine could run the variant: the pocket's movement had green in no phase)
-        mv = (self.link, self.turn_to)
+        mv = (part, self.turn_to)
         for i, c in enumerate(sc.controls):
             if isinstance(c, FixedTimeSignal) and c.node == lk.to_node:
                 c = c.validate(net)
                 sc.controls[i] = replace(c, phases=tuple(
-                    replace(p, movements=p.movements + ((self.pocket_id, self.turn_to),)) if mv in p.movements else p
+                    replace(p, movements=p.movements + ((pocket, self.turn_to),)) if mv in p.movements else p
                     for p in c.phases))
         # split each turning flow into its in-window part (via the pocket) and the rest
         resolved = sc.demand.resolve_routes(net)
         flows = []
         for f, routes in zip(sc.demand.flows, resolved):
-            turning = any(self._turns(path) for path, _ in routes)
+            turning = any(_turns(path, part, self.turn_to) for path, _ in routes)
             if not turning:
                 flows.append(f)
                 continue
             inside = _mask_profile(f.profile, wins, inside=True)
             outside = _mask_profile(f.profile, wins, inside=False)
-            pocket_routes = tuple((self._via_pocket(path), share) for path, share in routes)
+            pocket_routes = tuple((_via_pocket(path, part, self.turn_to, pocket), share) for path, share in routes)
             if outside:
                 flows.append(replace(f, profile=outside, routes=tuple((tuple(p), s) for p, s in routes)))
             if inside:
@@ -240,19 +256,21 @@ class VariableLane(Measure):
                                      name=f"{f.label()} (dedicated lane)"))
         sc.demand.flows[:] = flows
 
-    def _turns(self, path) -> bool:
-        return any(a == self.link and b == self.turn_to for a, b in zip(path[:-1], path[1:]))
-
-    def _via_pocket(self, path) -> tuple[str, ...]:
-        out = list(path)
-        for i in range(len(out) - 1):
-            if out[i] == self.link and out[i + 1] == self.turn_to:
-                out[i] = self.pocket_id
-        return tuple(out)
-
     def describe(self) -> str:
         w = ", ".join(f"{a:g}-{b:g} s" for a, b in self.windows)
         return f"VariableLane: {self.lanes} lane(s) of {self.link!r} serve only the movement to {self.turn_to!r} during {w}"
+
+
+def _turns(path, link: str, turn_to: str) -> bool:
+    return any(a == link and b == turn_to for a, b in zip(path[:-1], path[1:]))
+
+
+def _via_pocket(path, link: str, turn_to: str, pocket: str) -> tuple[str, ...]:
+    out = list(path)
+    for i in range(len(out) - 1):
+        if out[i] == link and out[i + 1] == turn_to:
+            out[i] = pocket
+    return tuple(out)
 
 
 def _mask_profile(profile, windows, *, inside: bool) -> tuple[tuple[float, float], ...]:

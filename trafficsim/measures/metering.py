@@ -108,6 +108,12 @@ class RampMetering(Measure):
         ramp = self.need_link(sc, "link", self.link)
         if any(isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link == self.link for c in sc.controls):
             raise self.error("link", f"link {self.link!r} is already metered")
+        pocket = sc.network.links.get(f"{ramp.id}:pocket")
+        if pocket is not None and (pocket.from_node, pocket.to_node) == (ramp.from_node, ramp.to_node):
+            # a VariableLane's pocket beside the whole ramp: its turning traffic would bypass the meter
+            raise self.error("link", f"link {self.link!r} has a variable lane (pocket {pocket.id!r}) whose traffic would "
+                                     "pass the meter unmetered; apply RampMetering first and the VariableLane after "
+                                     "it, which puts the lane between the stop line and the junction")
         ins = sc.network.in_links(ramp.to_node)
         if len(ins) < 2:
             raise self.error("link", f"link {self.link!r} does not end at a merge (node {ramp.to_node!r} has one "

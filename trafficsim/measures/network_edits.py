@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..scenario import Scenario
-from ._base import Measure, check_reachable, finite, reroute_flows
+from ._base import Measure, check_reachable, finite, opposite_roads, reroute_flows
 
 __all__ = ["OneWayLoop", "NewLink"]
 
@@ -25,7 +25,11 @@ class OneWayLoop(Measure):
     Parameters
     ----------
     keep : tuple of str
-        For each street, the link whose direction stays; its opposite link is removed.
+        For each street, the link whose direction stays; its opposite link is removed. A road a
+        measure cut in parts (``meta["split_links"]``, e.g. a ramp that
+        :class:`~trafficsim.measures.RampMetering` metered) is one direction of a street as a
+        whole: naming it or any of its parts keeps (and widens) every part, and an opposite road
+        cut in parts is removed in all its parts, with the nodes between them.
     widen : bool
         Give the kept direction the removed direction's lanes (a one-way street uses the whole
         carriageway).
@@ -47,27 +51,45 @@ class OneWayLoop(Measure):
         if self.assignment not in ("free-flow", "msa"):
             raise self.error("assignment", f"must be 'free-flow' or 'msa', got {self.assignment!r}")
         net = sc.network
-        removed = set()
+        opposite: dict[str, str] = {}     # kept road -> removed road, each by the id naming it whole
         for lid in self.keep:
-            lk = self.need_link(sc, "keep", lid)
-            opp = [o for o in net.links.values() if o.from_node == lk.to_node and o.to_node == lk.from_node]
+            self.need_link(sc, "keep", lid)
+            road = sc.road_of(lid)
+            opp = opposite_roads(sc, road)
             if not opp:
                 raise self.error("keep", f"link {lid!r} has no opposite link: the street is already one-way")
-            if opp[0].id in self.keep:
-                raise self.error("keep", f"links {lid!r} and {opp[0].id!r} are the two directions of one street; keep one")
-            removed.add(opp[0].id)
-        for lid in self.keep:
-            lk = net.links[lid]
-            opp = next(o for o in net.links.values() if o.id in removed and o.from_node == lk.to_node and o.to_node == lk.from_node)
+            if opp[0] in {sc.road_of(k) for k in self.keep}:
+                raise self.error("keep", f"links {lid!r} and {opp[0]!r} are the two directions of one street; keep one")
+            opposite[road] = opp[0]
+        removed = set()
+        for road, opp in opposite.items():
+            opp_parts = sc.link_parts([opp])
             if self.widen:
-                net.update_link(lid, lanes=lk.lanes + opp.lanes,
-                                lane_schedule=[(t, n + opp.lanes) for t, n in lk.lane_schedule])
-        for lid in removed:
-            net.remove_link(lid)
+                # the carriageway is as wide as the removed direction's narrowest part
+                add = min(net.links[p].lanes for p in opp_parts)
+                for part in sc.link_parts([road]):
+                    lk = net.links[part]
+                    net.update_link(part, lanes=lk.lanes + add,
+                                    lane_schedule=[(t, n + add) for t, n in lk.lane_schedule])
+            removed.update(opp_parts)
         for c in sc.controls:
-            for attr in ("link",):
-                if getattr(c, attr, None) in removed:
-                    raise self.error("keep", f"a {type(c).__name__} stands on link {getattr(c, attr)!r}, which the loop removes")
+            if getattr(c, "link", None) in removed:
+                raise self.error("keep", f"a {type(c).__name__} stands on link {c.link!r}, which the loop removes")
+        split = sc.meta.get("split_links", {})
+        cut = [opp for opp in dict.fromkeys(opposite.values()) if opp in split]
+        # the nodes between the parts of a removed road belonged to it alone
+        inner = {net.links[p].to_node for opp in cut for p in split[opp][:-1]}
+        for lid in sorted(removed):
+            net.remove_link(lid)
+        used = {n for lk in net.links.values() for n in (lk.from_node, lk.to_node)}
+        for node in inner - used:
+            del net.nodes[node]
+        if cut:
+            left = {k: v for k, v in split.items() if k not in cut}
+            if left:
+                sc.meta["split_links"] = left
+            else:
+                del sc.meta["split_links"]
         reroute_flows(sc, removed)
         check_reachable(sc, type(self).__name__)
         sc.meta["assignment"] = self.assignment

@@ -126,7 +126,9 @@ class Enforcement(Measure):
         Share of truck flows removed (trucks kept out of the ban zone), in [0, 1].
     capacity_restore : tuple of (str, float, float)
         ``(link, lowered_capacity_vph_per_lane, normal_capacity_vph_per_lane)``: ``restore_share``
-        of the gap is won back.
+        of the gap is won back. A link a measure cut in parts (``meta["split_links"]``, e.g. a
+        ramp that :class:`~trafficsim.measures.RampMetering` metered) is restored in all its
+        parts: the disorder and the enforcement cover the road, not the side of the stop line.
     restore_share : float
         Share of the disorder loss that enforcement removes, in [0, 1].
     stop_clearance_factor : float
@@ -170,9 +172,11 @@ class Enforcement(Measure):
                 sc.demand.flows[i] = replace(f, profile=tuple((s, q * (1 - self.truck_reduction)) for s, q in f.profile))
         for entry in self.capacity_restore:
             lid, low, normal = entry
-            lk = self.need_link(sc, "capacity_restore", lid)
-            cap = lk.capacity_vph_per_lane + self.restore_share * max(0.0, float(normal) - float(low))
-            sc.network.update_link(lid, capacity_vph_per_lane=cap)
+            self.need_link(sc, "capacity_restore", lid)
+            for part in sc.link_parts([lid]):   # a road an earlier measure cut: every part
+                lk = sc.network.links[part]
+                cap = lk.capacity_vph_per_lane + self.restore_share * max(0.0, float(normal) - float(low))
+                sc.network.update_link(part, capacity_vph_per_lane=cap)
             acted = True
         if not acted:
             raise self.error("blocking_reduction", f"scenario {sc.name or 'scenario'!r} has no blocking events, trucks, "

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..control import FixedTimeSignal
+from ..demand import movement_peaks
 from ..scenario import Scenario
 from ._base import Measure, finite
 
@@ -31,17 +32,12 @@ __all__ = ["SignalRetiming", "GreenWave", "BusPriority", "OffRampKeepClear", "mo
 def movement_peak_flows(sc: Scenario, *, vehicle_class: str | None = None) -> dict[tuple[str, str], float]:
     """Peak demand [veh/h] of every movement ``(in_link, out_link)`` from the routes' flows.
 
-    Each flow counts at its highest rate; ``vehicle_class`` keeps only that class.
+    Each flow counts at its highest rate; ``vehicle_class`` keeps only that class. The same sum
+    as the SUMO export's turn flows (:func:`trafficsim.demand.movement_peaks` does both).
     """
-    out: dict[tuple[str, str], float] = {}
-    for f, routes in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network)):
-        if vehicle_class is not None and f.vehicle_class != vehicle_class:
-            continue
-        q = max(v for _, v in f.profile)
-        for path, share in routes:
-            for a, b in zip(path[:-1], path[1:]):
-                out[(a, b)] = out.get((a, b), 0.0) + q * share
-    return out
+    resolved = sc.demand.resolve_routes(sc.network)
+    return movement_peaks(((f, path, share) for f, routes in zip(sc.demand.flows, resolved) for path, share in routes),
+                          vehicle_class=vehicle_class)
 
 
 def _phase_ratios(sc: Scenario, sig: FixedTimeSignal, flows) -> list[float]:
@@ -338,7 +334,10 @@ class OffRampKeepClear(Measure):
     Parameters
     ----------
     link : str
-        The off-ramp; its downstream node must be signalised.
+        The off-ramp; its downstream node must be signalised. On a road a measure cut in parts
+        (``meta["split_links"]``, e.g. at a meter's stop line) the green goes to the movements of
+        its last part, the one that reaches the signal: the green is at the road's end, whichever
+        part names it.
     extra_green_s : float
         Green moved per cycle to the phases serving the off-ramp [s].
     label : str
@@ -350,12 +349,12 @@ class OffRampKeepClear(Measure):
     label: str = ""
 
     def _edit(self, sc: Scenario) -> None:
-        lk = self.need_link(sc, "link", self.link)
+        lk = self.need_road_end(sc, "link", self.link)   # the part at the signal
         extra = finite(type(self).__name__, "extra_green_s", self.extra_green_s, strict=True)
         sig = next((c for c in sc.controls if isinstance(c, FixedTimeSignal) and c.node == lk.to_node), None)
         if sig is None:
             raise self.error("link", f"link {self.link!r} ends at node {lk.to_node!r}, which has no signal to give it green")
-        served = {tuple(m) for p in sig.phases for m in p.movements if m[0] == self.link}
+        served = {tuple(m) for p in sig.phases for m in p.movements if m[0] == lk.id}
         try:
             _replace_signal(sc, _extend_green(sc, sig, served, extra))
         except ValueError as exc:
