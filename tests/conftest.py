@@ -28,13 +28,16 @@ def make_corridor():
 CROSS_TURNS = {"N": ("W", "S", "E"), "S": ("E", "N", "W"), "E": ("N", "W", "S"), "W": ("S", "E", "N")}
 
 
-def cross_junction(demand_vph=800.0, left_share=0.2, right_share=0.1, marks="dedicated", duration_s=3600.0):
+def cross_junction(demand_vph=800.0, left_share=0.2, right_share=0.1, marks="dedicated", duration_s=3600.0,
+                   phasing="protected"):
     """A signalised 4-leg cross: 400 m arms of 3 lanes each way (50 km/h, 1,800 veh/h/lane), each
     approach loaded with ``demand_vph`` [veh/h], of which ``left_share`` turns left and
     ``right_share`` right. Four phases (amber 3 s, all-red 2 s, cycle 130 s): N-S through and
     right 40 s, N-S left 15 s, E-W through and right 40 s, E-W left 15 s. ``marks``:
     ``"dedicated"`` (lane 0 right and through, lane 1 through, lane 2 left only), ``"shared"``
-    (lane 2 through and left) or ``"none"`` (no lane markings)."""
+    (lane 2 through and left) or ``"none"`` (no lane markings). ``phasing="permissive"``: two
+    phases of 60 s (same cycle), N-S all turns then E-W all turns, so left turns give way to the
+    opposing stream."""
     net = ts.Network()
     net.add_node("C", x=0.0, y=0.0)
     for arm, (x, y) in {"N": (0, 400), "E": (400, 0), "S": (0, -400), "W": (-400, 0)}.items():
@@ -55,8 +58,10 @@ def cross_junction(demand_vph=800.0, left_share=0.2, right_share=0.1, marks="ded
     def moves(arms, turns):
         return tuple((f"{a}-in", f"{CROSS_TURNS[a][k]}-out") for a in arms for k in turns)
 
-    sig = ts.FixedTimeSignal("C", tuple(ts.Phase(g, moves(arms, turns), amber_s=3, all_red_s=2) for g, arms, turns in (
-        (40, "NS", (0, 1)), (15, "NS", (2,)), (40, "EW", (0, 1)), (15, "EW", (2,)))))
+    plan = ((40, "NS", (0, 1)), (15, "NS", (2,)), (40, "EW", (0, 1)), (15, "EW", (2,)))
+    if phasing == "permissive":
+        plan = ((60, "NS", (0, 1, 2)), (60, "EW", (0, 1, 2)))
+    sig = ts.FixedTimeSignal("C", tuple(ts.Phase(g, moves(arms, turns), amber_s=3, all_red_s=2) for g, arms, turns in plan))
     return ts.Scenario(network=net, demand=d, duration_s=duration_s, controls=[sig], name="cross")
 
 

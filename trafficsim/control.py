@@ -25,6 +25,11 @@ __all__ = [
     "TollBooth",
     "AlineaMeter",
     "merge_downstream",
+    "turn_deg",
+    "permissive_yields",
+    "PERMISSIVE_CRITICAL_GAP_S",
+    "PERMISSIVE_FOLLOW_UP_S",
+    "permitted_flow_vps",
     "CONTROL_KINDS",
     "control_from_dict",
 ]
@@ -179,6 +184,71 @@ class FixedTimeSignal:
             for p in d["phases"]
         )
         return cls(d["node"], phases, d.get("offset_s", 0.0))
+
+
+#: Critical gap [s] of a permitted left turn against the opposing stream (HCM 2010, Eq. 31-49:
+#: ``t_cg`` = 4.5 s).
+PERMISSIVE_CRITICAL_GAP_S = 4.5
+#: Follow-up headway [s] of permitted left-turners through one gap (HCM 2010: ``t_fh`` = 2.5 s).
+PERMISSIVE_FOLLOW_UP_S = 2.5
+#: A movement turning by more than this [deg] to the left is a left (or U) turn; one within it either
+#: way is straight on; beyond it to the right a right turn.
+TURN_DEG = 45.0
+
+
+def turn_deg(network: Network, in_link: str, out_link: str) -> float | None:
+    """Signed turn [deg] from ``in_link``'s direction to ``out_link``'s, counter-clockwise
+    positive (a left turn > 0, a right turn < 0, in (-180, 180]), from the nodes' ``x``, ``y``;
+    ``None`` when a node of either link has no coordinates."""
+    a, b = network.links[in_link], network.links[out_link]
+    pts = [network.nodes[n] for n in (a.from_node, a.to_node, b.from_node, b.to_node)]
+    if any(p.x is None or p.y is None for p in pts):
+        return None
+    ax, ay = pts[1].x - pts[0].x, pts[1].y - pts[0].y
+    bx, by = pts[3].x - pts[2].x, pts[3].y - pts[2].y
+    if (ax == 0 and ay == 0) or (bx == 0 and by == 0):
+        return None
+    return math.degrees(math.atan2(ax * by - ay * bx, ax * bx + ay * by))
+
+
+def permissive_yields(network: Network, signal: "FixedTimeSignal") -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """The movements of ``signal`` that turn left on a green they share with the opposing stream,
+    each mapped to the movements it gives way to (right-hand traffic).
+
+    A movement ``a -> b`` turning left (more than :data:`TURN_DEG` counter-clockwise, U-turns
+    included) gives way to every movement ``c -> d`` green in the same phase whose approach ``c``
+    comes from the opposite direction (headings more than 180 - :data:`TURN_DEG` degrees apart)
+    and which goes straight on or turns right, as SUMO's junction logic makes it (``g`` in its
+    programs). Directions come from the nodes' coordinates; a movement with a node without
+    ``x``/``y`` gives way to nothing. The engines cap such a movement's flow at the permitted
+    flow of :func:`permitted_flow_vps` for the opposing flow of the moment (macro), or let its
+    vehicles cross only through a gap of :data:`PERMISSIVE_CRITICAL_GAP_S` (micro).
+    """
+    out: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for p in signal.phases:
+        for a, b in p.movements:
+            t = turn_deg(network, a, b)
+            if t is None or t <= TURN_DEG:
+                continue
+            for c, d in p.movements:
+                if c == a:
+                    continue
+                opp = turn_deg(network, a, c)    # heading of c against that of a
+                tc = turn_deg(network, c, d)
+                if opp is not None and tc is not None and abs(opp) > 180.0 - TURN_DEG and tc <= TURN_DEG:
+                    out.setdefault((a, b), set()).add((c, d))
+    return {mv: tuple(sorted(ys)) for mv, ys in out.items()}
+
+
+def permitted_flow_vps(opposing_vps: float, critical_gap_s: float = PERMISSIVE_CRITICAL_GAP_S,
+                       follow_up_s: float = PERMISSIVE_FOLLOW_UP_S) -> float:
+    """Permitted left-turn flow per lane [veh/s] through an opposing stream of ``opposing_vps``
+    [veh/s] with random gaps (HCM 2010, Eq. 31-49):
+    ``v e^(-v t_c) / (1 - e^(-v t_f))``; ``1 / t_f`` as the opposing flow tends to 0."""
+    v = opposing_vps
+    if v <= 0.0:
+        return 1.0 / follow_up_s
+    return v * math.exp(-v * critical_gap_s) / -math.expm1(-v * follow_up_s)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..control import FixedRateMeter, FixedTimeSignal
+from ..control import (
+    PERMISSIVE_CRITICAL_GAP_S, PERMISSIVE_FOLLOW_UP_S, FixedRateMeter, FixedTimeSignal, permissive_yields,
+)
 from ..kernels.ctm import (
     STATUS_NAN,
     STATUS_NEGATIVE,
@@ -341,6 +343,8 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         slot_move[n_pairs:] = slot_move_sorted[n_pairs:]
         slot_route[n_pairs:] = src_slot_route
     move_win_off = np.concatenate([[0], np.cumsum([len(wn) for wn in move_wins])]).astype(np.int64)
+    move_yield_off, move_yield = _permissive_yields(net, signals, movements, lidx, node_in, node_in_off, nidx,
+                                                    out_pos, max_out)
     win_start = [a for wn in move_wins for a, _ in wn]
     win_end = [b for wn in move_wins for _, b in wn]
 
@@ -362,6 +366,8 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         node_out_off=int_array(node_out_off), node_out=int_array(node_out),
         move_sig=int_array(move_sig), move_win_off=int_array(move_win_off),
         win_start=float_array(win_start), win_end=float_array(win_end),
+        move_yield_off=int_array(move_yield_off), move_yield=int_array(move_yield),
+        yield_tc=PERMISSIVE_CRITICAL_GAP_S, yield_tf=PERMISSIVE_FOLLOW_UP_S,
         sig_cycle=float_array([signals[n].cycle_s for n in signals]),
         sig_offset=float_array([signals[n].offset_s for n in signals]),
         pk_base=int_array(pk_base), pk_min=float_array(pk_min), n_packets=N_PACKETS,
@@ -373,6 +379,26 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         scenario, dt, n_steps, spr, link_ids, node_ids, routes, [o for (o, _), _ in src_list], cnet,
         cell_link, cell_x, movements=movements,
     )
+
+
+def _permissive_yields(net, signals, movements, lidx, node_in, node_in_off, nidx, out_pos, max_out):
+    """``(move_yield_off, move_yield)`` of :class:`~trafficsim.kernels.ctm.CTMNetwork`: for each
+    movement, the node-local demand indices (``input * max_out + output``) of the movements it
+    gives way to (:func:`~trafficsim.control.permissive_yields`; only those the demand uses)."""
+    index = {mv: m for m, mv in enumerate(movements)}
+    per_move: list[list[int]] = [[] for _ in movements]
+    for node, sig in signals.items():
+        nd = nidx[node]
+        local_in = {l: i for i, l in enumerate(node_in[node_in_off[nd]:node_in_off[nd + 1]])}
+        for mv, majors in permissive_yields(net, sig).items():
+            m = index.get(mv)
+            if m is None:
+                continue
+            for c, d in majors:
+                if (c, d) in index:
+                    per_move[m].append(local_in[lidx[c]] * max_out + int(out_pos[lidx[d]]))
+    off = np.concatenate([[0], np.cumsum([len(y) for y in per_move])]).astype(np.int64)
+    return off, np.array([k for y in per_move for k in y], dtype=np.int64)
 
 
 def _new_state(c: CompiledMacro) -> CTMState:
@@ -391,6 +417,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
         route_gen=np.zeros(R), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
         a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), c_i=np.ones(net.max_in), act=np.zeros(net.max_in, np.uint8),
+        y_io=np.ones(net.max_in * net.max_out),
         r_o=np.zeros(net.max_out), link_out=np.zeros(L),
         link_send=np.zeros(L), link_recv=np.zeros(L),
     )

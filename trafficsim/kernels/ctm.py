@@ -105,6 +105,10 @@ class CTMNetwork(NamedTuple):
     move_win_off: np.ndarray  # (M+1,) green windows of movement m
     win_start: np.ndarray     # (W,) [s] within the cycle
     win_end: np.ndarray       # (W,)
+    move_yield_off: np.ndarray  # (M+1,) movements movement m gives way to (a permitted left turn) are
+    move_yield: np.ndarray    # (Y,) move_yield[move_yield_off[m]:...]: their node-local demand index in*max_out+out
+    yield_tc: float           # critical gap [s] of a movement that gives way
+    yield_tf: float           # its follow-up headway [s]
     sig_cycle: np.ndarray     # (nsig,) [s]
     sig_offset: np.ndarray    # (nsig,) [s]
     pk_base: np.ndarray       # (L,) int64 base index of link l's packet records (see ``CTMState.pk``)
@@ -151,6 +155,7 @@ class CTMState(NamedTuple):
     c_i: np.ndarray           # scratch (max_in,) share of an input's window its demand keeps after _fit_to_lanes
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
+    y_io: np.ndarray          # scratch (max_in*max_out,) share of a movement's demand its permitted flow keeps
     link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
     link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh] (while some of its
                               # movements are red: of its green ones, set by the node model)
@@ -980,6 +985,37 @@ def _fit_to_lanes(l, row, no, MO, s_io, out_slot_off, slot_move, move_lo, move_h
     return ratio
 
 
+@kernel(inline="always")
+def _permitted(i0, ni, no, L, node_in, out_slot_off, slot_move, move_yield_off, move_yield, move_lo, move_hi, green,
+               s_io, y_io, MO, dt, tc, tf):
+    """Cap the demand ``s_io`` of each movement that gives way (a permitted left turn) at the
+    permitted flow through the demand of the green movements it gives way to this step
+    (:func:`trafficsim.control.permitted_flow_vps`, per lane that serves it), and set ``y_io`` to
+    the share of its demand the cap keeps (1 for the others): the node model then shares the
+    outputs' supply among the capped demands, and the transfer moves that share of the
+    movement's vehicles in the window (its other vehicles stay in the FIFO)."""
+    for i in range(ni):
+        inp = node_in[_u(i0 + i)]
+        for o in range(no):
+            kk = i * MO + o
+            y_io[_u(kk)] = 1.0
+            d = s_io[_u(kk)]
+            if inp >= L or d <= 0.0:
+                continue
+            m = slot_move[_u(out_slot_off[_u(inp * (MO + 1) + o)])]
+            v = 0.0
+            for y in range(move_yield_off[_u(m)], move_yield_off[_u(m + 1)]):
+                v += s_io[_u(move_yield[_u(y)])]
+            if v <= 0.0:
+                continue
+            v /= dt
+            nl = move_hi[_u(m)] - move_lo[_u(m)] + 1
+            cap = v * np.exp(-v * tc) / -np.expm1(-v * tf) * nl * dt
+            if d > cap:
+                y_io[_u(kk)] = cap / d
+                s_io[_u(kk)] = cap
+
+
 @kernel
 def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane, lanes, meter, move_lo,
                 move_hi, link_open, link_share, prio, capacity_drop, keep,
@@ -987,11 +1023,12 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                 pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                 queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i, a_i,
-                f_i, c_i, act, r_o):
+                f_i, c_i, act, r_o, dt, move_yield_off, move_yield, yield_tc, yield_tf, y_io):
     """Phase 2 of a step: the node model (Tampere et al. 2011) at every node. Reads only the
     start-of-step cell state; moves vehicles between links (packets,
     ``link_inflow``) and out of the network."""
     L = alpha.shape[0]
+    has_yields = move_yield.shape[0] > 0
     N = node_in_off.shape[0] - 1
     for nd in range(N):
         if nd + 1 < N:
@@ -1073,6 +1110,9 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                     qsum += queue[_u(g)]
                 s_io[_u(i * max_out + slot_out[_u(g0)])] = qsum
                 a_i[i] = qstep_lane[_u(src_link[_u(src)])] * lanes[_u(src_link[_u(src)])]
+        if has_yields:
+            _permitted(i0, ni, no, L, node_in, out_slot_off, slot_move, move_yield_off, move_yield, move_lo, move_hi,
+                       green, s_io, y_io, max_out, dt, yield_tc, yield_tf)
         # supply per output; capacity drop where a queue head feeds a free-flowing link
         for o in range(no):
             out = node_out[_u(o0 + o)]
@@ -1158,6 +1198,8 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
             for o in range(no):
                 kk = i * max_out + o
                 s_io[_u(kk)] = ratio if s_io[_u(kk)] > 0.0 else 0.0
+                if has_yields:
+                    s_io[_u(kk)] *= y_io[_u(kk)]
             if ratio <= 0.0:
                 continue
             if inp < L:
@@ -1207,7 +1249,8 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
     link_inflow, slot_flow, green = st.link_inflow, st.slot_flow, st.green
     link_out, link_send, link_recv = st.link_out, st.link_send, st.link_recv
     s_io, s_i, a_i, f_i, act, r_o = st.s_io, st.s_i, st.a_i, st.f_i, st.act, st.r_o
-    c_i = st.c_i
+    c_i, y_io = st.c_i, st.y_io
+    move_yield_off, move_yield, yield_tc, yield_tf = net.move_yield_off, net.move_yield, net.yield_tc, net.yield_tf
     rec_vkt, rec_vht, rec_queue, rec_cells, rec_wait = rec.vkt, rec.vht, rec.queue_veh, rec.cell_veh, rec.wait
     rec_qlen, rec_qmax = rec.queue_m, rec.queue_m_max
 
@@ -1243,7 +1286,7 @@ def ctm_advance(k0, k1, dt, steps_per_record, capacity_drop, net, ctl, st, rec):
                     src_link, node_in_off, node_in, node_out_off, node_out, green, has_signals,
                     pk_base, pk_min, pk_head, pk_count, pk, P, max_out,
                     queue, cum_in, cum_out, route_in, route_out, link_inflow, link_send, link_recv, slot_flow, s_io, s_i,
-                    a_i, f_i, c_i, act, r_o)
+                    a_i, f_i, c_i, act, r_o, dt, move_yield_off, move_yield, yield_tc, yield_tf, y_io)
         # phases 1 and 3, link by link: flows inside the link, cell update, record, the link's ends
         if _update_links(row, dt, steps_per_record, n, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit_lane,
                          lanes, meter, dx, keep, drop, link_inflow, link_out, link_send, link_recv,
