@@ -196,16 +196,19 @@ PERMISSIVE_FOLLOW_UP_S = 2.5
 TURN_DEG = 45.0
 
 
-def turn_deg(network: Network, in_link: str, out_link: str) -> float | None:
+def turn_deg(network: Network, in_link: str, out_link: str,
+             pos: dict[str, tuple[float, float]] | None = None) -> float | None:
     """Signed turn [deg] from ``in_link``'s direction to ``out_link``'s, counter-clockwise
-    positive (a left turn > 0, a right turn < 0, in (-180, 180]), from the nodes' ``x``, ``y``;
-    ``None`` when a node of either link has no coordinates."""
+    positive (a left turn > 0, a right turn < 0, in (-180, 180]), from the nodes' ``x``, ``y``
+    (or the positions ``pos`` per node id, e.g. the SUMO export's layout); ``None`` when a node
+    of either link has no position or a link has no length."""
     a, b = network.links[in_link], network.links[out_link]
-    pts = [network.nodes[n] for n in (a.from_node, a.to_node, b.from_node, b.to_node)]
-    if any(p.x is None or p.y is None for p in pts):
+    ends = (a.from_node, a.to_node, b.from_node, b.to_node)
+    pts = [pos[n] if pos is not None else (network.nodes[n].x, network.nodes[n].y) for n in ends]
+    if any(x is None or y is None for x, y in pts):
         return None
-    ax, ay = pts[1].x - pts[0].x, pts[1].y - pts[0].y
-    bx, by = pts[3].x - pts[2].x, pts[3].y - pts[2].y
+    ax, ay = pts[1][0] - pts[0][0], pts[1][1] - pts[0][1]
+    bx, by = pts[3][0] - pts[2][0], pts[3][1] - pts[2][1]
     if (ax == 0 and ay == 0) or (bx == 0 and by == 0):
         return None
     return math.degrees(math.atan2(ax * by - ay * bx, ax * bx + ay * by))

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase
+from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, turn_deg
 from .demand import Demand, DemandError, movement_peaks
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
@@ -254,13 +254,6 @@ def variable_lane_dedicated(net: Network, main: str, t_s: float, groups: dict[st
 RAMP_MAX_TURN_DEG = 45.0
 
 
-def _turn_deg(pos: dict[str, tuple[float, float]], a: Link, b: Link) -> float:
-    """Absolute turn [deg] from link ``a``'s direction to link ``b``'s, by node positions."""
-    ax, ay = pos[a.to_node][0] - pos[a.from_node][0], pos[a.to_node][1] - pos[a.from_node][1]
-    bx, by = pos[b.to_node][0] - pos[b.from_node][0], pos[b.to_node][1] - pos[b.from_node][1]
-    return abs(math.degrees(math.atan2(ax * by - ay * bx, ax * bx + ay * by)))
-
-
 def _is_merge(net: Network, node: str, used: set | None = None,
               pos: dict[str, tuple[float, float]] | None = None) -> bool:
     """Whether ``node`` is a merge: two or more in-links onto one out-link with fewer lanes than
@@ -287,7 +280,7 @@ def _is_merge(net: Network, node: str, used: set | None = None,
     merged = [o for o in outs if len(feeders[o.id]) >= 2]
     if len(merged) != 1:
         return False
-    if any(_turn_deg(pos, a, o) >= RAMP_MAX_TURN_DEG for o in outs for a in feeders[o.id]):
+    if any(abs(turn_deg(net, a.id, o.id, pos) or 0.0) >= RAMP_MAX_TURN_DEG for o in outs for a in feeders[o.id]):
         return False
     o = merged[0]
     return sum(net.links[a.id].max_lanes for a in feeders[o.id]) > o.max_lanes
