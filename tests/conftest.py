@@ -65,6 +65,35 @@ def cross_junction(demand_vph=800.0, left_share=0.2, right_share=0.1, marks="ded
     return ts.Scenario(network=net, demand=d, duration_s=duration_s, controls=[sig], name="cross")
 
 
+def always_green_cross(left_vph, opposing_vph, with_coordinates=True, duration_s=3600.0):
+    """The 3-lane cross of ``conftest.cross_junction`` (left turns on lane 2 only) under one
+    permanent green for every movement: north-to-east left turns against a steady south-to-north
+    through stream."""
+    sc = cross_junction(demand_vph=0.0, duration_s=duration_s)
+    net = sc.network
+    if not with_coordinates:
+        net = ts.Network.from_dict({**net.to_dict(), "nodes": [{"id": n} for n in net.nodes]})
+    d = ts.Demand()
+    d.add("N", "E", [(0, left_vph)])
+    d.add("S", "N", [(0, opposing_vph)])
+    moves = tuple(sc.controls[0].green_windows())
+    sig = ts.FixedTimeSignal("C", (ts.Phase(100.0, moves, amber_s=0.0),))
+    return ts.Scenario(net, d, duration_s, controls=[sig], name="permitted-left")
+
+
+def left_turn_rate(res):
+    """``(rate, through)`` of an :func:`always_green_cross` run: the north-to-east left turns'
+    discharge [veh/h] from 1,200 s to the end, and the opposing through vehicles arrived."""
+    arrived = res.data.route_arrived
+    routes = [str(r) for r in arrived.route.values]
+    left = arrived.sel(route=[r for r in routes if "N->E" in r]).sum("route")
+    through = arrived.sel(route=[r for r in routes if "S->N" in r]).sum("route")
+    t = res.data.time.values
+    late = t >= 1200
+    rate = float(left[late][-1] - left[late][0]) / float(t[late][-1] - t[late][0]) * 3600.0
+    return rate, float(through[-1])
+
+
 def arrived_by_turn(res):
     """Vehicles of a :func:`cross_junction` run that reached their destination, per turn."""
     last = res.data.route_arrived.isel(time=-1)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import trafficsim as ts
-from conftest import corridor
+from conftest import always_green_cross, corridor, left_turn_rate
 
 VF, Q, KJ = 100.0, 2000.0, 150.0           # km/h, veh/h/lane, veh/km/lane
 W = Q / (KJ - Q / VF)                       # backward wave speed, km/h
@@ -456,30 +456,12 @@ def test_saturated_movement_discharges_its_lanes_saturation_flow_times_green_sha
 
 
 # ---------------------------------------------------------------- permitted left turns
-def _always_green_cross(left_vph, opposing_vph, with_coordinates=True):
-    """The 3-lane cross of ``conftest.cross_junction`` (left turns on lane 2 only) under one
-    permanent green for every movement: north-to-east left turns against a steady south-to-north
-    through stream."""
-    from conftest import cross_junction
-
-    sc = cross_junction(demand_vph=0.0, duration_s=3600.0)
-    net = sc.network
-    if not with_coordinates:
-        net = ts.Network.from_dict({**net.to_dict(), "nodes": [{"id": n} for n in net.nodes]})
-    d = ts.Demand()
-    d.add("N", "E", [(0, left_vph)])
-    d.add("S", "N", [(0, opposing_vph)])
-    moves = tuple(sc.controls[0].green_windows())
-    sig = ts.FixedTimeSignal("C", (ts.Phase(100.0, moves, amber_s=0.0),))
-    return ts.Scenario(net, d, 3600.0, controls=[sig], name="permitted-left")
-
-
 def test_permissive_yields_from_geometry():
     """A left turn gives way to the opposing through and right turns green with it; a through
     movement and a protected left give way to nothing; without coordinates nothing is derived."""
     from trafficsim.control import permissive_yields
 
-    sc = _always_green_cross(600, 900)
+    sc = always_green_cross(600, 900)
     y = permissive_yields(sc.network, sc.controls[0])
     assert y[("N-in", "E-out")] == (("S-in", "E-out"), ("S-in", "N-out"))
     assert ("N-in", "S-out") not in y and ("N-in", "W-out") not in y
@@ -488,7 +470,7 @@ def test_permissive_yields_from_geometry():
 
     protected = cross_junction()
     assert permissive_yields(protected.network, protected.controls[0]) == {}
-    bare = _always_green_cross(600, 900, with_coordinates=False)
+    bare = always_green_cross(600, 900, with_coordinates=False)
     assert permissive_yields(bare.network, bare.controls[0]) == {}
 
 
@@ -501,16 +483,10 @@ def test_permitted_left_discharges_at_the_gap_acceptance_capacity(opposing_vph):
     from trafficsim.control import permitted_flow_vps
 
     expected = permitted_flow_vps(opposing_vph / 3600.0) * 3600.0
-    res = ts.simulate(_always_green_cross(1500.0, opposing_vph), engine="macro")
-    arrived = res.data.route_arrived
-    routes = [str(r) for r in arrived.route.values]
-    left = arrived.sel(route=[r for r in routes if "N->E" in r]).sum("route")
-    through = arrived.sel(route=[r for r in routes if "S->N" in r]).sum("route")
-    t = res.data.time.values
-    late = (t >= 1200) & (t <= 3600)
-    rate = float(left[late][-1] - left[late][0]) / float(t[late][-1] - t[late][0]) * 3600.0
+    res = ts.simulate(always_green_cross(1500.0, opposing_vph), engine="macro")
+    rate, through = left_turn_rate(res)
     assert rate == pytest.approx(expected, rel=0.03)
     assert float(res.data.origin_queue.sum("origin")[-1]) > 100          # the lefts queue back to their origin
-    assert float(through[-1]) == pytest.approx(opposing_vph, rel=0.02, abs=15)
-    free = ts.simulate(_always_green_cross(1500.0, opposing_vph, with_coordinates=False), engine="macro")
-    assert float(free.data.route_arrived.sel(route=[r for r in routes if "N->E" in r]).sum("route")[-1]) > 1400
+    assert through == pytest.approx(opposing_vph, rel=0.02, abs=15)
+    free = ts.simulate(always_green_cross(1500.0, opposing_vph, with_coordinates=False), engine="macro")
+    assert left_turn_rate(free)[0] > 1400

@@ -187,9 +187,10 @@ class FixedTimeSignal:
 
 
 #: Critical gap [s] of a permitted left turn against the opposing stream (HCM 2010, Eq. 31-49:
-#: ``t_cg`` = 4.5 s).
+#: ``t_cg`` = 4.5 s); the macro engine's rate and the micro engine's gap acceptance both use it.
 PERMISSIVE_CRITICAL_GAP_S = 4.5
-#: Follow-up headway [s] of permitted left-turners through one gap (HCM 2010: ``t_fh`` = 2.5 s).
+#: Follow-up headway [s] of permitted left-turners through one gap (HCM 2010: ``t_fh`` = 2.5 s; macro
+#: engine only: on the micro engine it is the vehicles' own start-up behind each other).
 PERMISSIVE_FOLLOW_UP_S = 2.5
 #: A movement turning by more than this [deg] to the left is a left (or U) turn; one within it either
 #: way is straight on; beyond it to the right a right turn.

@@ -64,11 +64,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ..control import Blocking, BusStop, FixedTimeSignal, TollBooth
+from ..control import PERMISSIVE_CRITICAL_GAP_S, Blocking, BusStop, FixedTimeSignal, TollBooth, permissive_yields
 from ..demand import VEHICLE_CLASSES
 from ..kernels import idm
 from ..kernels.micro import (
-    C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, STATUS_OK, STATUS_POOL,
+    C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, GREEN, STATUS_OK, STATUS_POOL,
     MicroControls, MicroNet, MicroRecord, MicroState, micro_advance,
 )
 from ..kernels.micro_io import chunk_needs
@@ -357,6 +357,17 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
             move_sig.append(-1)
         win_off.append(len(ws))
 
+    # ---- permitted movements: what each gives way to (only movements the demand uses)
+    mv_of = {mv: m for m, mv in enumerate(movements)}
+    yld_move, yld_off, yld_opp = [], [0], []
+    for sig in signals:
+        for mv, majors in sorted(permissive_yields(net, sig).items()):
+            opp = [mv_of[o] for o in majors if o in mv_of]
+            if mv in mv_of and opp:
+                yld_move.append(mv_of[mv])
+                yld_opp.extend(opp)
+                yld_off.append(len(yld_opp))
+
     # ---- feeders: every lane of every link with a movement into the target's link
     feeders: list[list[int]] = [[] for _ in range(int(lane0[-1]))]
     for a, b in movements:
@@ -447,6 +458,9 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         det_off=int_array(np.concatenate([[0], np.cumsum(det_count)])),
         det_pos=float_array([d[1] for d in dets_sorted]), det_id=int_array([d[2] for d in dets_sorted]),
         src_link=int_array(src_link), par=par, maxl=int(maxl), lane_order=int_array(lane_order),
+        move_in=int_array([lidx[a] for a, _ in movements]), yld_move=int_array(yld_move),
+        move_gw=np.isin(np.arange(len(movements)), yld_move).astype(np.uint8),
+        yld_off=int_array(yld_off), yld_opp=int_array(yld_opp), yld_tc=float(PERMISSIVE_CRITICAL_GAP_S),
     )
     c = CompiledMicro(scenario, float(dt_s), n_steps, spr, link_ids, routes, R_d, source_nodes, mnet,
                       movements, slot_pair, blockings, stops, [(link_ids[d[0]], d[1]) for d in dets], lane0)
@@ -629,6 +643,7 @@ def _new_state(c: CompiledMicro, n_pool: int) -> MicroState:
         sig_tc=np.zeros(len(mn.sig_cycle)), move_onset=np.full(max(len(c.movements), 1), -1, np.int64),
         lane_md=np.zeros(NL, np.uint8),
         ins_vfree=np.full(len(mn.cl_v0), -1.0), booth_wait=np.zeros(NL),
+        yld_raw=np.full(len(mn.yld_move), GREEN, np.uint8),
     )
 
 

@@ -9,7 +9,9 @@ bumper's distance from the link start [m].
 
 One step of ``dt`` runs these passes, each over all lanes:
 
-1. signal states per movement (green, amber, red) from the fixed-time windows; arrivals join
+1. signal states per movement (green, amber, red) from the fixed-time windows; a permitted
+   movement (a left turn sharing its green with the opposing stream) is held at amber while an
+   opposing vehicle would reach the node within the critical gap (``_give_way``); arrivals join
    the origin queues (drawn in Python from the seed and passed in);
 2. the IDM free-road term of every vehicle (``afree``, shared by all accelerations of the step);
    node permissions: the lane a vehicle would enter at the end of its link (``tgt``), from the
@@ -49,7 +51,7 @@ from .idm import ballistic_step
 from .micro_base import kernel
 from ._jit import unsigned
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
-    AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
+    AMBER, BLOCKED, C_CLAMP, GIVE_WAY, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
     P_ALLTGT, P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX,
     P_RELAXF,
     P_STRAT, P_THR, P_YIELD,
@@ -119,6 +121,12 @@ class MicroNet(NamedTuple):
     par: np.ndarray           # model parameters, indices P_*
     maxl: int                 # largest lane count of any link
     lane_order: np.ndarray    # (NL,) the move pass's walk: lanes after the lanes they feed (see _move)
+    move_in: np.ndarray       # (M,) link the movement leaves from
+    move_gw: np.ndarray       # (M,) uint8: 1 = the movement gives way on its green (see _give_way)
+    yld_move: np.ndarray      # (Y,) movements that give way on their green (permitted left turns)
+    yld_off: np.ndarray       # (Y+1,) the movements yielding movement j gives way to: yld_opp[yld_off[j]:yld_off[j+1]]
+    yld_opp: np.ndarray
+    yld_tc: float             # critical gap [s] (see _give_way)
 
 
 class MicroControls(NamedTuple):
@@ -186,6 +194,7 @@ class MicroState(NamedTuple):
     move_onset: np.ndarray    # (M,) int64: the step at which the movement's green last started (_update_signals)
     lane_md: np.ndarray       # (NL,) uint8 scratch: lanes where a vehicle may have to change lane (_permissions)
     ins_vfree: np.ndarray     # (C*L,) insertion speed on a free road of class c on link l, -1: not yet known
+    yld_raw: np.ndarray       # (Y,) uint8: the signal's state of yielding movement j (move_state holds the effective one)
 
 
 class MicroRecord(NamedTuple):
@@ -260,6 +269,68 @@ def _update_signals(t, k, first, move_sig, move_win_off, win_start, win_end, win
         if state == GREEN and move_state[m] != GREEN:
             move_onset[m] = k
         move_state[m] = state
+
+
+@kernel
+def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, tc, amber, x, v, cls, slot, lane_head,
+              link_len, link_lane0, cls_a, cl_v0, slot_move):
+    """Pass 1b: permitted movements (a left turn on a green shared with the opposing stream) give way.
+
+    ``yld_raw`` keeps each yielding movement's signal state (``micro_advance`` puts it back into
+    ``move_state`` before ``_update_signals``, so the signal's bookkeeping never sees the
+    override). A yielding movement whose signal shows green is held for this step
+    while the first vehicle of some lane of an opposing approach, bound for a movement it gives
+    way to that is not red, would reach the node within the critical gap ``tc``: its own speed,
+    accelerating at its class's ``a`` up to its desired speed (an upper bound on how soon it can
+    be there; the first vehicle of a lane bound elsewhere holds up the lane behind it). It is
+    then ``GIVE_WAY``: as at amber, a vehicle that cannot stop goes on, but it brakes up to
+    ``GIVE_WAY_DECEL`` (``micro_base._crossing``); an opposing vehicle at amber that can stop is
+    no conflict. Left turns crossing each other are not conflicts (right-hand
+    traffic: they pass in front of each other)."""
+    L = link_len.shape[0]
+    for j in range(yld_move.shape[0]):
+        m = yld_move[j]
+        raw = move_state[m]
+        yld_raw[j] = raw
+        if raw != GREEN:
+            continue
+        blocked = False
+        for o in range(yld_off[j], yld_off[j + 1]):
+            mo = yld_opp[o]
+            so = move_state[mo]
+            if so == RED:
+                continue
+            c = move_in[mo]
+            length = link_len[c]
+            for lane in range(link_lane0[c], link_lane0[c + 1]):
+                u = lane_head[lane]
+                if u < 0 or slot_move[slot[u]] != mo:
+                    continue
+                d = length - x[u]
+                vu = v[u]
+                if so == AMBER and vu * vu <= 2.0 * amber * (d if d > 1e-3 else 1e-3):
+                    continue
+                if d <= 0.0:
+                    blocked = True
+                    break
+                a = cls_a[cls[u]]
+                v0 = cl_v0[cls[u] * L + c]
+                if vu >= v0:
+                    tt = d / vu
+                else:
+                    t1 = (v0 - vu) / a
+                    d1 = 0.5 * (vu + v0) * t1
+                    if d <= d1:
+                        tt = (np.sqrt(vu * vu + 2.0 * a * d) - vu) / a
+                    else:
+                        tt = t1 + (d - d1) / v0
+                if tt < tc:
+                    blocked = True
+                    break
+            if blocked:
+                break
+        if blocked:
+            move_state[m] = GIVE_WAY
 
 
 @kernel
@@ -697,6 +768,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     move_state, stop_used, counters = st.move_state, st.stop_used, st.counters
     lc_v, lc_f, lc_l, afree, tfac = st.lc_v, st.lc_f, st.lc_l, st.afree, st.tfac
     sig_next, sig_tc, lane_md, ins_vfree = st.sig_next, st.sig_tc, st.lane_md, st.ins_vfree
+    yld_move, yld_raw = net.yld_move, st.yld_raw
     rec_vkt, rec_vht, rec_cum_in, rec_cum_out = rec.vkt, rec.vht, rec.cum_in, rec.cum_out
     rec_queue_vs, rec_queue_m, rec_queue_m_max, rec_lanes = rec.queue_vs, rec.queue_m, rec.queue_m_max, rec.lanes
     rec_route_in, rec_route_out, rec_route_gen = rec.route_in, rec.route_out, rec.route_gen
@@ -719,8 +791,13 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
     for k in range(k0, k1):
         t = k * dt
         ti = k // spr
+        for j in range(yld_move.shape[0]):
+            move_state[yld_move[j]] = yld_raw[j]
         _update_signals(t, k, k == k0, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset,
                         move_state, sig_next, sig_tc, st.move_onset)
+        if yld_move.shape[0] > 0:
+            _give_way(move_state, yld_raw, yld_move, net.yld_off, net.yld_opp, net.move_in, net.yld_tc, amber, x, v,
+                      cls, slot, lane_head, link_len, link_lane0, cls_a, cl_v0, slot_move)
         for r in range(R):
             n = arrivals[k - k0, r]
             if n > 0:
@@ -737,6 +814,7 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                      slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
                      obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, net.move_release, st.move_onset,
+                     net.move_gw,
                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
                      all_tgt, k)
         d = 1 if k % 2 == 0 else -1

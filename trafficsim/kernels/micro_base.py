@@ -36,6 +36,12 @@ STATUS_NAN = 2
 RED = 0
 GREEN = 1
 AMBER = 2
+#: a permitted movement while an opposing vehicle is near (``micro._give_way``): as amber, but a
+#: vehicle stops unless that needs more than ``GIVE_WAY_DECEL`` (it does not cross in front of the
+#: opposing vehicle at a deceleration it would accept at amber)
+GIVE_WAY = 3
+#: hardest deceleration [m/s2] a vehicle of a movement that gives way uses to stop at the line
+GIVE_WAY_DECEL = 5.0
 SINK = -2
 BLOCKED = -1
 UNKNOWN = -3
@@ -198,11 +204,11 @@ def _crossing(slot, lane, xp, vw, committed, slot_next, slot_move, lane_idx, lan
     state = move_state[slot_move[slot]]
     if state == GREEN or committed:
         return tg
-    if state == AMBER:
+    if state >= AMBER:
         d = link_len[lane_link[lane]] - xp
         if d < 1e-3:
             d = 1e-3
-        if vw * vw > 2.0 * amber * d:
+        if vw * vw > 2.0 * (amber if state == AMBER else GIVE_WAY_DECEL) * d:
             return tg
     return BLOCKED
 

@@ -180,6 +180,10 @@ def _swap(w, lane, j, md,
 
 #: A ramp meter's green releases the first vehicle of its lane within this distance [m] of the line
 METER_RELEASE_M = 10.0
+#: A vehicle of a movement that gives way (``micro._give_way``) commits to crossing once it is the
+#: first of its lane, its movement is free and its front is within its jam distance plus this [m]
+#: of the line: it has started into the gap and is not stopped again by the next opposing vehicle
+GIVE_WAY_COMMIT_M = 1.0
 
 
 @kernel
@@ -187,7 +191,7 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                  lane_head, lane_tail, counters, lane_md,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
                  slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
-                 obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, move_release, move_onset,
+                 obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, move_release, move_onset, move_gw,
                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
                  all_tgt, k):
     """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
@@ -214,6 +218,9 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
     after the green if need be, as a vehicle released by a ramp signal does. (Held back by the
     zipper until the amber, it was stopped again: a meter at a merge node passed less than half
     its rate.)
+    A vehicle of a movement that gives way (``move_gw``) commits once it sets off from the line
+    into an accepted gap (``GIVE_WAY_COMMIT_M``), so the next opposing vehicle does not stop it
+    inside the junction.
 
     The node permission (``tgt``) is computed for the vehicles whose permission someone reads
     this step: a lane's first vehicle (its look past the node, the node bound of the move pass,
@@ -276,7 +283,8 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                 if tg != BLOCKED and not committed:
                     mv = slot_move[sl]
                     if mv >= 0 and (move_state[mv] != GREEN or (move_release[mv] and move_onset[mv] == k and first
-                                                            and dn < METER_RELEASE_M)):
+                                                            and dn < METER_RELEASE_M)
+                                    or (move_gw[mv] and first and dn < cls_s0[c] + GIVE_WAY_COMMIT_M)):
                         flags[uw] = fl | F_COMMITTED
             else:
                 tg = UNKNOWN
