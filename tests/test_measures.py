@@ -337,6 +337,25 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     assert res.conservation_error() < 1e-6
 
 
+@pytest.mark.parametrize("restore, message", [
+    (("ramp", 1200.0, 1600.0), r"capacity_restore: must be a sequence of .* triples, got the single triple "
+                               r"\('ramp', 1200.0, 1600.0\)"),
+    ("ramp", r"capacity_restore: must be a sequence of .* triples, got 'ramp'"),
+    ((("ramp", 1200.0),), r"capacity_restore\[0\]: must be a \(link, lowered_capacity_vph_per_lane, "
+                          r"normal_capacity_vph_per_lane\) triple, got \('ramp', 1200.0\)"),
+    ((("ramp", 1200.0, 1600.0, 0.5),), r"capacity_restore\[0\]: must be a .* triple"),
+    ((("nope", 1200.0, 1600.0),), r"capacity_restore\[0\]: link 'nope' is not in scenario"),
+    ((("ramp", "low", 1600.0),), r"capacity_restore\[0\]: the lowered capacity of link 'ramp' must be a finite number"),
+    ((("ramp", 1200.0, float("nan")),), r"capacity_restore\[0\]: the normal capacity of link 'ramp' must be"),
+    ((("ramp", 1600.0, 1200.0),), r"capacity_restore\[0\]: the lowered capacity 1600 veh/h/lane of link 'ramp' is "
+                                  r"above its normal capacity 1200"),
+], ids=["one-triple", "a-string", "pair", "quadruple", "unknown-link", "text-capacity", "nan-capacity", "low-above-normal"])
+def test_enforcement_capacity_restore_that_is_not_link_capacity_triples_is_an_error_naming_the_field(restore, message):
+    """Anything but a sequence of (link, lowered, normal) triples is refused with a MeasureError
+    naming Enforcement.capacity_restore (and the entry), not a bare ValueError from unpacking."""
+    with pytest.raises(MeasureError, match=r"^Enforcement\." + message):
+        Enforcement(blocking_reduction=0.0, capacity_restore=restore).apply(merge_sc(1000, 900))
+
 def test_variable_lane_on_a_metered_approach_lies_between_the_stop_line_and_the_junction():
     """A variable lane on an approach that a meter split is marked beside the part that reaches
     the junction: every vehicle, turning or not, still passes the meter on the upstream part. A
