@@ -470,6 +470,64 @@ def test_a_metered_ramp_stays_one_road_through_toml(tmp_path):
     assert split_scenario(back, region).region == split_scenario(v, region).region
 
 
+def test_a_second_meter_on_a_metered_ramp_is_refused_naming_the_field():
+    """RampMetering on '<ramp>-merge' of a ramp it already metered would put a second stop line
+    50 m behind the first and cut the ramp a second time: one road takes one meter."""
+    metered = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(merge_sc(1000, 100))
+    for mode in ("alinea", "fixed"):
+        with pytest.raises(MeasureError, match=r"^RampMetering\.link: link 'ramp-merge' is part of the road 'ramp', "
+                                               r"which is already metered \(a FixedRateMeter on 'ramp'\)"):
+            RampMetering(link="ramp-merge", mode=mode, rate_vph=600).apply(metered)
+
+
+def cut_approach():
+    """two_way() with its approach 'in' cut in two by the scenario file ([split_links]): the meter
+    on the last part, 'in-end', cuts that part again (in, in-end, in-end-merge)."""
+    sc = two_way()
+    sc.network.split_link("in", 600.0, node="in-cut", tail="in-end")
+    sc.meta["split_links"] = {"in": ["in", "in-end"]}
+    return sc
+
+
+def test_a_road_cut_twice_is_expanded_to_its_end():
+    """A part of a road cut again is still part of the road: road_of climbs to the road,
+    link_parts and road_ends reach its last part, and measures naming the road act on all three
+    parts whatever the order, as they do on a road cut once."""
+    from trafficsim.measures._base import opposite_roads, road_ends
+
+    sc = cut_approach()
+    meter = RampMetering(link="in-end", mode="fixed", rate_vph=1500)
+    v = meter.apply(sc)
+    assert v.meta["split_links"] == {"in": ["in", "in-end"], "in-end": ["in-end", "in-end-merge"]}
+    assert [v.road_of(x) for x in ("in", "in-end", "in-end-merge")] == ["in", "in", "in"]
+    assert v.link_parts(["in"]) == ["in", "in-end", "in-end-merge"]
+    assert v.link_parts(["in-end"]) == ["in-end", "in-end-merge"]
+    assert road_ends(v, "in") == ("B", "C") and opposite_roads(v, "in") == ["out"]
+    tide = TidalLane(link="in", windows=((600.0, 2400.0),), clearance_s=120.0)
+    after, first = tide.apply(meter.apply(sc)).network.links, meter.apply(tide.apply(sc)).network.links
+    assert {k: lk.lane_schedule for k, lk in after.items()} == {k: lk.lane_schedule for k, lk in first.items()}
+    assert after["in"].lane_schedule == after["in-end"].lane_schedule == after["in-end-merge"].lane_schedule != ()
+    wide = Widening(links=("in",)).apply(v).network.links
+    assert [wide[x].lanes for x in ("in", "in-end", "in-end-merge")] == [3, 3, 3]
+    res = ts.simulate(tide.apply(v))
+    assert res.conservation_error() < 1e-6
+
+
+def test_one_way_loop_removes_an_opposite_road_cut_twice_with_every_node_between(tmp_path):
+    """An opposite road whose last part was cut again goes in all three parts with both nodes
+    between them, and the record of its parts goes with it."""
+    sc = one_way_street()
+    sc.network.split_link("out", 600.0, node="out-cut", tail="out-end")
+    sc.network.split_link("out-end", 200.0, node="out-end-cut", tail="out-end-2")
+    sc.demand.flows[1] = dataclasses.replace(sc.demand.flows[1], routes=(
+        (("out-up", "out", "out-end", "out-end-2", "out-down"), 1.0),))
+    sc.meta["split_links"] = {"out": ["out", "out-end"], "out-end": ["out-end", "out-end-2"]}
+    v = OneWayLoop(keep=("in",)).apply(sc)
+    assert v.meta["one_way_removed"] == ["out", "out-end", "out-end-2"]
+    assert not {"out-cut", "out-end-cut"} & set(v.network.nodes) and "split_links" not in v.meta
+    back = ts.Scenario.from_toml(v.to_toml(tmp_path / "loop.toml"))
+    assert set(back.network.links) == set(v.network.links)
+
 # ----------------------------------------------------------------------------- signals
 def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping():
     """Macro: a light corridor flow at the design (free-flow) speed; with the wave's offsets the

@@ -58,7 +58,8 @@ class RampMetering(Measure):
     Parameters
     ----------
     link : str
-        The on-ramp (must end at a merge).
+        The on-ramp (must end at a merge). One road takes one meter: a link of a road that has a
+        meter on any part (``"<link>-merge"`` of a metered ramp) is an error.
     mode : str
         ``"alinea"`` or ``"fixed"``.
     rate_vph : float, optional
@@ -106,8 +107,15 @@ class RampMetering(Measure):
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
         ramp = self.need_link(sc, "link", self.link)
-        if any(isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link == self.link for c in sc.controls):
+        road = sc.road_of(self.link)
+        parts = sc.link_parts([road])
+        metered = next((c for c in sc.controls if isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link in parts), None)
+        if metered is not None and metered.link == self.link:
             raise self.error("link", f"link {self.link!r} is already metered")
+        if metered is not None:
+            # a second stop line on the road (e.g. on '<ramp>-merge' behind the meter) meters it twice
+            raise self.error("link", f"link {self.link!r} is part of the road {road!r}, which is already metered (a "
+                                     f"{type(metered).__name__} on {metered.link!r}): one road takes one meter")
         pocket = sc.network.links.get(f"{ramp.id}:pocket")
         if pocket is not None and (pocket.from_node, pocket.to_node) == (ramp.from_node, ramp.to_node):
             # a VariableLane's pocket beside the whole ramp: its turning traffic would bypass the meter
@@ -166,8 +174,15 @@ class RampMetering(Measure):
             if name in sc.network.nodes or name in sc.network.links:
                 raise self.error("stop_line_m", f"the id {name!r} the split needs is taken (stop_line_m=0 keeps the ramp whole)")
         sc.network.split_link(ramp.id, ramp.length_m - back, node=f"{ramp.id}-meter", tail=tail)
-        # a link list naming the ramp (a hybrid region) then covers both parts
-        sc.meta["split_links"] = {**sc.meta.get("split_links", {}), ramp.id: [ramp.id, tail]}
+        # a link list naming the ramp (a hybrid region) then covers both parts; a ramp that is
+        # itself the last part of a road cut before stays a part of it (Scenario.link_parts
+        # expands the parts of a part), and a road's first part that keeps the road's id gets
+        # the tail after it in the road's own list
+        split = dict(sc.meta.get("split_links", {}))
+        own = split[ramp.id] if ramp.id in split.get(ramp.id, ()) else [ramp.id]
+        at = own.index(ramp.id) + 1
+        split[ramp.id] = [*own[:at], tail, *own[at:]]
+        sc.meta["split_links"] = split
         for i, f in enumerate(sc.demand.flows):
             if any(ramp.id in links for links, _ in f.routes):
                 routes = tuple((tuple(x for lid in links for x in ((lid, tail) if lid == ramp.id else (lid,))), share)
