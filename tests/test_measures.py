@@ -311,6 +311,27 @@ def test_tidal_lane_on_a_metered_approach_reverses_the_whole_road_whatever_the_o
     assert {k: lk.lane_schedule for k, lk in after.items()} == {k: lk.lane_schedule for k, lk in first.items()}
     assert after["in-merge"].lane_schedule == after["in"].lane_schedule != ()
 
+def test_tidal_lane_naming_the_merge_part_of_a_metered_approach_reverses_the_whole_road():
+    """'in-merge' is the last 100 m of the metered approach 'in', not a one-way road of its own:
+    a tidal lane naming it (or naming the opposite by a part) reverses the road it lies on, the
+    same schedules as naming 'in'; a part of a one-way road gets an error that names the part,
+    its road and the missing opposite."""
+    sc = two_way()
+    metered = RampMetering(link="in", mode="fixed", rate_vph=1500).apply(sc)
+    whole = TidalLane(link="in", windows=((600.0, 2400.0),), clearance_s=120.0).apply(metered)
+    part = TidalLane(link="in-merge", windows=((600.0, 2400.0),), clearance_s=120.0).apply(metered)
+    assert {k: lk.lane_schedule for k, lk in part.network.links.items()} == \
+        {k: lk.lane_schedule for k, lk in whole.network.links.items()}
+    assert part.network.links["in"].lane_schedule == part.network.links["in-merge"].lane_schedule != ()
+    out_metered = RampMetering(link="out", mode="fixed", rate_vph=1500).apply(metered)
+    named = TidalLane(link="in-merge", opposite="out-merge", windows=((600.0, 2400.0),), clearance_s=120.0)
+    assert named.opposite_of(out_metered) == "out"
+    assert named.schedule(out_metered)["out-merge"] == named.schedule(out_metered)["out"]
+    one_way = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(merge_sc(1000, 100))
+    with pytest.raises(MeasureError, match=r"^TidalLane\.link: link 'ramp-merge' \(part of the road 'ramp'\) has no "
+                                           r"opposite link \('M' -> 'R'\): a tidal lane needs a two-way road"):
+        TidalLane(link="ramp-merge").apply(one_way)
+
 def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
     """RampMetering cuts the ramp in two (meta["split_links"]); a later Widening naming the ramp
     must widen both parts, as it does when applied first, not leave a 1-lane neck at the merge."""
