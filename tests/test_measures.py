@@ -595,6 +595,26 @@ def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
 
     assert offsets(wave.apply(meter.apply(sc))) == offsets(meter.apply(wave.apply(sc))) == {"B": 0.0, "C": 57.6}
 
+
+def test_green_wave_naming_the_merge_part_of_a_metered_link_runs_along_the_whole_road():
+    """A corridor naming 'l2-merge' (the last 100 m of the metered 'l2') drives all of 'l2': the
+    same offsets as naming 'l2', and corridor_bandwidth_s measures the wave over the whole road
+    whichever part the corridor names."""
+    sc = signal_corridor()
+    metered = RampMetering(link="l2", mode="fixed", rate_vph=900).apply(sc)
+    by_part = GreenWave(corridor=("l1", "l2-merge", "l3"), design_speed_kmh=50).apply(metered)
+    by_road = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50).apply(metered)
+    plain = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50).apply(sc)
+    assert by_part.meta["green_wave"] == by_road.meta["green_wave"] == plain.meta["green_wave"]
+    assert by_part.meta["green_wave"]["offsets_s"] == {"B": 0.0, "C": 57.6}
+    band = plain.meta["green_wave"]["bandwidth_s"]
+    assert band > 0
+    for cor in (("l1", "l2", "l3"), ("l1", "l2-merge", "l3"), ("l1", "l2", "l2-merge", "l3")):
+        assert corridor_bandwidth_s(by_part, cor, 50.0) == pytest.approx(band)
+        # before the wave (offsets 0) the signal at C, behind the stop line, narrows the band
+        before = corridor_bandwidth_s(sc, ("l1", "l2", "l3"), 50.0)
+        assert corridor_bandwidth_s(metered, cor, 50.0) == pytest.approx(before) and before < band
+
 def test_green_wave_platoon_never_stops_on_micro():
     """Micro: a platoon released for the first green crosses the 5 signals without stopping with
     the wave's offsets (every vehicle stays above 30 km/h once up to speed), and stops without."""
