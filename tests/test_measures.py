@@ -293,6 +293,23 @@ def test_a_meter_before_the_merge_costs_the_main_road_nothing_on_micro():
     assert micro.conservation_error() == 0.0
 
 
+def test_merge_release_shares_by_the_demand_that_crosses_the_merge():
+    """PeakControl's merge priorities and MergeMetering's greens follow each approach's peak
+    demand across the merge node, the movement sum of the signal measures and the SUMO export
+    (movement_peak_flows): ramp traffic whose destination is the merge node itself leaves there
+    and takes nothing of the merge's downstream supply, so it does not count."""
+    from trafficsim.measures.signals import movement_peak_flows
+
+    sc = merge_sc(3000, 600)
+    sc.demand.add("R", "M", [(0, 900)], name="ramp to the merge node")
+    crossing = {a: sum(q for (x, _), q in movement_peak_flows(sc).items() if x == a) for a in ("main", "ramp")}
+    assert crossing == {"main": 3000.0, "ramp": 600.0}
+    v = PeakControl(node="M").apply(sc)
+    assert v.meta["peak_control"]["priority"] == pytest.approx({"main": 3000.0 / 3600.0, "ramp": 600.0 / 3600.0})
+    sig = MergeMetering(node="M", cycle_s=60.0, amber_s=2.0, min_green_s=7.0).apply(sc).controls[-1]
+    greens = {p.movements[0][0]: p.green_s for p in sig.phases}
+    assert greens == pytest.approx({"main": 56.0 * 3000.0 / 3600.0, "ramp": 56.0 * 600.0 / 3600.0}, abs=0.05)
+
 def test_alinea_meter_round_trips_toml(tmp_path):
     v = RampMetering(link="ramp").apply(merge_sc(1000, 100))
     back = ts.Scenario.from_toml(v.to_toml(tmp_path / "m.toml"))

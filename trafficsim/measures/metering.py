@@ -10,11 +10,13 @@ RampMetering
 
 MergeMetering ("开启分流灯，分道放行": release lane by lane)
     A signal at the merge node that gives green to one approach at a time, greens in
-    proportion to the approaches' peak demand.
+    proportion to the approaches' peak demand across the merge (the peak demand of their
+    movements, :func:`~trafficsim.demand.movement_peaks`, the sum signal retiming uses).
 
 PeakControl (高峰管控: peak manual control)
     Officers at the spot during the peak. In simulation: at a merge they release the streams in
-    proportion to their demand instead of their lane counts (merge ``priority`` of the node
+    proportion to their peak demand across the merge (as for MergeMetering) instead of their
+    lane counts (merge ``priority`` of the node
     model, which only matters while the merge is congested, i.e. during the peak); at a
     signalised junction they extend green for the congested approach, i.e. flow-proportional
     splits on the existing cycle. The spot decides the mode (see ``node``).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, replace
 from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
-from .signals import _replace_signal, webster
+from .signals import _replace_signal, movement_peak_flows, webster
 
 __all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH", "METER_STOP_LINE_M"]
 
@@ -41,13 +43,15 @@ UNMETERED_VPH = 1.0e6
 METER_STOP_LINE_M = 100.0
 
 
-def _link_peak_flows(sc: Scenario) -> dict[str, float]:
+def _approach_peak_flows(sc: Scenario) -> dict[str, float]:
+    """Peak demand [veh/h] that leaves each link into the next link of its routes: the movement
+    peaks (:func:`~trafficsim.measures.signals.movement_peak_flows`, one sum with the SUMO
+    export's turn flows) added up by approach. At a node it is the demand each incoming link
+    sends across it; a flow whose destination is the node itself does not cross it and does not
+    count."""
     out: dict[str, float] = {}
-    for f, routes in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network)):
-        q = max(v for _, v in f.profile)
-        for path, share in routes:
-            for lid in path:
-                out[lid] = out.get(lid, 0.0) + q * share
+    for (approach, _), q in movement_peak_flows(sc).items():
+        out[approach] = out.get(approach, 0.0) + q
     return out
 
 
@@ -242,7 +246,7 @@ class MergeMetering(Measure):
             if a not in ins:
                 raise self.error("approaches", f"link {a!r} does not enter node {self.node!r}")
         outs = [lk.id for lk in sc.network.out_links(self.node)]
-        flows = _link_peak_flows(sc)
+        flows = _approach_peak_flows(sc)
         cycle = finite(owner, "cycle_s", self.cycle_s, strict=True)
         eff = cycle - self.amber_s * len(apps)
         if eff < self.min_green_s * len(apps):
@@ -307,7 +311,7 @@ class PeakControl(Measure):
             _replace_signal(sc, plan)
             sc.meta["peak_control"] = rep
             return
-        flows = _link_peak_flows(sc)
+        flows = _approach_peak_flows(sc)
         ins = sc.network.in_links(self.node)
         tot = sum(flows.get(lk.id, 0.0) for lk in ins)
         if tot <= 0:
