@@ -132,7 +132,7 @@ def test_alinea_holds_occupancy_near_setpoint_when_demand_exceeds_capacity():
     log = res.final_state["controllers"]["ramp"]
     late = log["time_s"] > 2400
     assert abs(np.mean(log["occupancy_pct"][late]) - meter.setpoint_pct) < 2.0
-    assert np.mean(log["rate_vph"][late]) < meter.max_rate_vph
+    assert np.mean(log["rate_vph"][late]) < meter.validate(v.network).max_rate_vph   # the ramp's capacity
 
 
 def test_alinea_leaves_the_ramp_free_when_demand_is_below_capacity():
@@ -393,6 +393,34 @@ def test_enforcement_capacity_restore_that_is_not_link_capacity_triples_is_an_er
     naming Enforcement.capacity_restore (and the entry), not a bare ValueError from unpacking."""
     with pytest.raises(MeasureError, match=r"^Enforcement\." + message):
         Enforcement(blocking_reduction=0.0, capacity_restore=restore).apply(merge_sc(1000, 900))
+
+def test_alinea_default_max_rate_is_the_capacity_of_the_ramp_that_runs_whatever_the_order(tmp_path):
+    """RampMetering's default max_rate_vph is the metered ramp's capacity in the scenario that
+    runs: a Widening or an Enforcement of the ramp raises it the same whether applied before or
+    after the meter (it raised it only before), and an explicit rate stays as given."""
+    sc = merge_sc(3300, 900)   # ramp: 1 lane x 1600 veh/h
+    meter = RampMetering(link="ramp")
+
+    def max_rate(v):
+        (m,) = [c for c in v.controls if isinstance(c, AlineaMeter)]
+        return m.validate(v.network).max_rate_vph
+
+    widen = Widening(links=("ramp",))
+    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1200.0, 1600.0),), restore_share=0.5)
+    assert max_rate(meter.apply(sc)) == 1600.0
+    for other, want in ((widen, 2 * 1600.0), (enforce, 1600.0 + 0.5 * 400.0)):
+        before, after = meter.apply(other.apply(sc)), other.apply(meter.apply(sc))
+        assert before == after
+        assert max_rate(before) == max_rate(after) == want
+    assert max_rate(RampMetering(link="ramp", max_rate_vph=1500.0).apply(widen.apply(sc))) == 1500.0
+    # the rule survives TOML, and the engine meters up to it
+    wide = widen.apply(meter.apply(sc))
+    back = ts.Scenario.from_toml(wide.to_toml(tmp_path / "wide.toml"))
+    assert back == wide and max_rate(back) == 3200.0
+    log = ts.simulate(wide.replace(duration_s=1800.0)).final_state["controllers"]["ramp"]
+    assert log["rate_vph"].max() == 3200.0
+    with pytest.raises(MeasureError, match=r"max_rate_vph \(the capacity of the link, 1600\) is below min_rate_vph \(2000\)"):
+        RampMetering(link="ramp", min_rate_vph=2000.0).apply(sc)
 
 def test_variable_lane_on_a_metered_approach_lies_between_the_stop_line_and_the_junction():
     """A variable lane on an approach that a meter split is marked beside the part that reaches

@@ -75,7 +75,12 @@ class RampMetering(Measure):
     gain_vph_per_pct : float
         ALINEA gain ``K_R`` [veh/h per %].
     min_rate_vph, max_rate_vph : float, optional
-        Rate bounds [veh/h]; ``max`` defaults to the ramp's capacity.
+        Rate bounds [veh/h]. ``max`` defaults to the capacity of the metered ramp (its part up to
+        the stop line, lanes at time 0 x lane capacity) in the scenario that runs, after every
+        measure applied to it: the meter's ``max_rate_vph`` is None and
+        :meth:`AlineaMeter.validate <trafficsim.control.AlineaMeter.validate>` resolves it, so a
+        ``Widening`` or ``Enforcement`` of the ramp raises it whether applied before or after
+        the meter.
     interval_s : float
         Control interval [s].
     queue_override : float
@@ -156,11 +161,13 @@ class RampMetering(Measure):
         setpoint = self.setpoint_pct
         if setpoint is None:
             setpoint = 100.0 * dlk.critical_density_vpkm_per_lane / dlk.jam_density_vpkm_per_lane
-        hi = ramp.lanes * ramp.capacity_vph_per_lane if self.max_rate_vph is None else self.max_rate_vph
+        # None: the ramp's capacity in the scenario that runs (AlineaMeter.validate), not the one
+        # seen here, which a Widening or Enforcement applied before the meter had already raised
+        hi = None if self.max_rate_vph is None else finite(owner, "max_rate_vph", self.max_rate_vph, strict=True)
         sc.controls.append(AlineaMeter(
             self.link, det, finite(owner, "setpoint_pct", setpoint, strict=True),
             finite(owner, "gain_vph_per_pct", self.gain_vph_per_pct, strict=True),
-            finite(owner, "min_rate_vph", self.min_rate_vph), finite(owner, "max_rate_vph", hi, strict=True),
+            finite(owner, "min_rate_vph", self.min_rate_vph), hi,
             finite(owner, "interval_s", self.interval_s, strict=True), min(100.0, dlk.length_m),
             finite(owner, "queue_override", self.queue_override), start, end,
         ))
