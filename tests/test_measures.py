@@ -132,7 +132,7 @@ def test_alinea_holds_occupancy_near_setpoint_when_demand_exceeds_capacity():
     log = res.final_state["controllers"]["ramp"]
     late = log["time_s"] > 2400
     assert abs(np.mean(log["occupancy_pct"][late]) - meter.setpoint_pct) < 2.0
-    assert np.mean(log["rate_vph"][late]) < meter.max_rate_vph
+    assert np.mean(log["rate_vph"][late]) < meter.validate(v.network).max_rate_vph   # the ramp's capacity
 
 
 def test_alinea_leaves_the_ramp_free_when_demand_is_below_capacity():
@@ -293,6 +293,23 @@ def test_a_meter_before_the_merge_costs_the_main_road_nothing_on_micro():
     assert micro.conservation_error() == 0.0
 
 
+def test_merge_release_shares_by_the_demand_that_crosses_the_merge():
+    """PeakControl's merge priorities and MergeMetering's greens follow each approach's peak
+    demand across the merge node, the movement sum of the signal measures and the SUMO export
+    (movement_peak_flows): ramp traffic whose destination is the merge node itself leaves there
+    and takes nothing of the merge's downstream supply, so it does not count."""
+    from trafficsim.measures.signals import movement_peak_flows
+
+    sc = merge_sc(3000, 600)
+    sc.demand.add("R", "M", [(0, 900)], name="ramp to the merge node")
+    crossing = {a: sum(q for (x, _), q in movement_peak_flows(sc).items() if x == a) for a in ("main", "ramp")}
+    assert crossing == {"main": 3000.0, "ramp": 600.0}
+    v = PeakControl(node="M").apply(sc)
+    assert v.meta["peak_control"]["priority"] == pytest.approx({"main": 3000.0 / 3600.0, "ramp": 600.0 / 3600.0})
+    sig = MergeMetering(node="M", cycle_s=60.0, amber_s=2.0, min_green_s=7.0).apply(sc).controls[-1]
+    greens = {p.movements[0][0]: p.green_s for p in sig.phases}
+    assert greens == pytest.approx({"main": 56.0 * 3000.0 / 3600.0, "ramp": 56.0 * 600.0 / 3600.0}, abs=0.05)
+
 def test_alinea_meter_round_trips_toml(tmp_path):
     v = RampMetering(link="ramp").apply(merge_sc(1000, 100))
     back = ts.Scenario.from_toml(v.to_toml(tmp_path / "m.toml"))
@@ -310,6 +327,27 @@ def test_tidal_lane_on_a_metered_approach_reverses_the_whole_road_whatever_the_o
     first, after = meter.apply(tide.apply(sc)).network.links, tide.apply(meter.apply(sc)).network.links
     assert {k: lk.lane_schedule for k, lk in after.items()} == {k: lk.lane_schedule for k, lk in first.items()}
     assert after["in-merge"].lane_schedule == after["in"].lane_schedule != ()
+
+def test_tidal_lane_naming_the_merge_part_of_a_metered_approach_reverses_the_whole_road():
+    """'in-merge' is the last 100 m of the metered approach 'in', not a one-way road of its own:
+    a tidal lane naming it (or naming the opposite by a part) reverses the road it lies on, the
+    same schedules as naming 'in'; a part of a one-way road gets an error that names the part,
+    its road and the missing opposite."""
+    sc = two_way()
+    metered = RampMetering(link="in", mode="fixed", rate_vph=1500).apply(sc)
+    whole = TidalLane(link="in", windows=((600.0, 2400.0),), clearance_s=120.0).apply(metered)
+    part = TidalLane(link="in-merge", windows=((600.0, 2400.0),), clearance_s=120.0).apply(metered)
+    assert {k: lk.lane_schedule for k, lk in part.network.links.items()} == \
+        {k: lk.lane_schedule for k, lk in whole.network.links.items()}
+    assert part.network.links["in"].lane_schedule == part.network.links["in-merge"].lane_schedule != ()
+    out_metered = RampMetering(link="out", mode="fixed", rate_vph=1500).apply(metered)
+    named = TidalLane(link="in-merge", opposite="out-merge", windows=((600.0, 2400.0),), clearance_s=120.0)
+    assert named.opposite_of(out_metered) == "out"
+    assert named.schedule(out_metered)["out-merge"] == named.schedule(out_metered)["out"]
+    one_way = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(merge_sc(1000, 100))
+    with pytest.raises(MeasureError, match=r"^TidalLane\.link: link 'ramp-merge' \(part of the road 'ramp'\) has no "
+                                           r"opposite link \('M' -> 'R'\): a tidal lane needs a two-way road"):
+        TidalLane(link="ramp-merge").apply(one_way)
 
 def test_widening_a_metered_ramp_widens_it_to_the_merge_whatever_the_order():
     """RampMetering cuts the ramp in two (meta["split_links"]); a later Widening naming the ramp
@@ -336,6 +374,53 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     res = ts.simulate(after.replace(duration_s=1800.0))
     assert res.conservation_error() < 1e-6
 
+
+@pytest.mark.parametrize("restore, message", [
+    (("ramp", 1200.0, 1600.0), r"capacity_restore: must be a sequence of .* triples, got the single triple "
+                               r"\('ramp', 1200.0, 1600.0\)"),
+    ("ramp", r"capacity_restore: must be a sequence of .* triples, got 'ramp'"),
+    ((("ramp", 1200.0),), r"capacity_restore\[0\]: must be a \(link, lowered_capacity_vph_per_lane, "
+                          r"normal_capacity_vph_per_lane\) triple, got \('ramp', 1200.0\)"),
+    ((("ramp", 1200.0, 1600.0, 0.5),), r"capacity_restore\[0\]: must be a .* triple"),
+    ((("nope", 1200.0, 1600.0),), r"capacity_restore\[0\]: link 'nope' is not in scenario"),
+    ((("ramp", "low", 1600.0),), r"capacity_restore\[0\]: the lowered capacity of link 'ramp' must be a finite number"),
+    ((("ramp", 1200.0, float("nan")),), r"capacity_restore\[0\]: the normal capacity of link 'ramp' must be"),
+    ((("ramp", 1600.0, 1200.0),), r"capacity_restore\[0\]: the lowered capacity 1600 veh/h/lane of link 'ramp' is "
+                                  r"above its normal capacity 1200"),
+], ids=["one-triple", "a-string", "pair", "quadruple", "unknown-link", "text-capacity", "nan-capacity", "low-above-normal"])
+def test_enforcement_capacity_restore_that_is_not_link_capacity_triples_is_an_error_naming_the_field(restore, message):
+    """Anything but a sequence of (link, lowered, normal) triples is refused with a MeasureError
+    naming Enforcement.capacity_restore (and the entry), not a bare ValueError from unpacking."""
+    with pytest.raises(MeasureError, match=r"^Enforcement\." + message):
+        Enforcement(blocking_reduction=0.0, capacity_restore=restore).apply(merge_sc(1000, 900))
+
+def test_alinea_default_max_rate_is_the_capacity_of_the_ramp_that_runs_whatever_the_order(tmp_path):
+    """RampMetering's default max_rate_vph is the metered ramp's capacity in the scenario that
+    runs: a Widening or an Enforcement of the ramp raises it the same whether applied before or
+    after the meter (it raised it only before), and an explicit rate stays as given."""
+    sc = merge_sc(3300, 900)   # ramp: 1 lane x 1600 veh/h
+    meter = RampMetering(link="ramp")
+
+    def max_rate(v):
+        (m,) = [c for c in v.controls if isinstance(c, AlineaMeter)]
+        return m.validate(v.network).max_rate_vph
+
+    widen = Widening(links=("ramp",))
+    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1200.0, 1600.0),), restore_share=0.5)
+    assert max_rate(meter.apply(sc)) == 1600.0
+    for other, want in ((widen, 2 * 1600.0), (enforce, 1600.0 + 0.5 * 400.0)):
+        before, after = meter.apply(other.apply(sc)), other.apply(meter.apply(sc))
+        assert before == after
+        assert max_rate(before) == max_rate(after) == want
+    assert max_rate(RampMetering(link="ramp", max_rate_vph=1500.0).apply(widen.apply(sc))) == 1500.0
+    # the rule survives TOML, and the engine meters up to it
+    wide = widen.apply(meter.apply(sc))
+    back = ts.Scenario.from_toml(wide.to_toml(tmp_path / "wide.toml"))
+    assert back == wide and max_rate(back) == 3200.0
+    log = ts.simulate(wide.replace(duration_s=1800.0)).final_state["controllers"]["ramp"]
+    assert log["rate_vph"].max() == 3200.0
+    with pytest.raises(MeasureError, match=r"max_rate_vph \(the capacity of the link, 1600\) is below min_rate_vph \(2000\)"):
+        RampMetering(link="ramp", min_rate_vph=2000.0).apply(sc)
 
 def test_variable_lane_on_a_metered_approach_lies_between_the_stop_line_and_the_junction():
     """A variable lane on an approach that a meter split is marked beside the part that reaches
@@ -451,6 +536,64 @@ def test_a_metered_ramp_stays_one_road_through_toml(tmp_path):
     assert split_scenario(back, region).region == split_scenario(v, region).region
 
 
+def test_a_second_meter_on_a_metered_ramp_is_refused_naming_the_field():
+    """RampMetering on '<ramp>-merge' of a ramp it already metered would put a second stop line
+    50 m behind the first and cut the ramp a second time: one road takes one meter."""
+    metered = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(merge_sc(1000, 100))
+    for mode in ("alinea", "fixed"):
+        with pytest.raises(MeasureError, match=r"^RampMetering\.link: link 'ramp-merge' is part of the road 'ramp', "
+                                               r"which is already metered \(a FixedRateMeter on 'ramp'\)"):
+            RampMetering(link="ramp-merge", mode=mode, rate_vph=600).apply(metered)
+
+
+def cut_approach():
+    """two_way() with its approach 'in' cut in two by the scenario file ([split_links]): the meter
+    on the last part, 'in-end', cuts that part again (in, in-end, in-end-merge)."""
+    sc = two_way()
+    sc.network.split_link("in", 600.0, node="in-cut", tail="in-end")
+    sc.meta["split_links"] = {"in": ["in", "in-end"]}
+    return sc
+
+
+def test_a_road_cut_twice_is_expanded_to_its_end():
+    """A part of a road cut again is still part of the road: road_of climbs to the road,
+    link_parts and road_ends reach its last part, and measures naming the road act on all three
+    parts whatever the order, as they do on a road cut once."""
+    from trafficsim.measures._base import opposite_roads, road_ends
+
+    sc = cut_approach()
+    meter = RampMetering(link="in-end", mode="fixed", rate_vph=1500)
+    v = meter.apply(sc)
+    assert v.meta["split_links"] == {"in": ["in", "in-end"], "in-end": ["in-end", "in-end-merge"]}
+    assert [v.road_of(x) for x in ("in", "in-end", "in-end-merge")] == ["in", "in", "in"]
+    assert v.link_parts(["in"]) == ["in", "in-end", "in-end-merge"]
+    assert v.link_parts(["in-end"]) == ["in-end", "in-end-merge"]
+    assert road_ends(v, "in") == ("B", "C") and opposite_roads(v, "in") == ["out"]
+    tide = TidalLane(link="in", windows=((600.0, 2400.0),), clearance_s=120.0)
+    after, first = tide.apply(meter.apply(sc)).network.links, meter.apply(tide.apply(sc)).network.links
+    assert {k: lk.lane_schedule for k, lk in after.items()} == {k: lk.lane_schedule for k, lk in first.items()}
+    assert after["in"].lane_schedule == after["in-end"].lane_schedule == after["in-end-merge"].lane_schedule != ()
+    wide = Widening(links=("in",)).apply(v).network.links
+    assert [wide[x].lanes for x in ("in", "in-end", "in-end-merge")] == [3, 3, 3]
+    res = ts.simulate(tide.apply(v))
+    assert res.conservation_error() < 1e-6
+
+
+def test_one_way_loop_removes_an_opposite_road_cut_twice_with_every_node_between(tmp_path):
+    """An opposite road whose last part was cut again goes in all three parts with both nodes
+    between them, and the record of its parts goes with it."""
+    sc = one_way_street()
+    sc.network.split_link("out", 600.0, node="out-cut", tail="out-end")
+    sc.network.split_link("out-end", 200.0, node="out-end-cut", tail="out-end-2")
+    sc.demand.flows[1] = dataclasses.replace(sc.demand.flows[1], routes=(
+        (("out-up", "out", "out-end", "out-end-2", "out-down"), 1.0),))
+    sc.meta["split_links"] = {"out": ["out", "out-end"], "out-end": ["out-end", "out-end-2"]}
+    v = OneWayLoop(keep=("in",)).apply(sc)
+    assert v.meta["one_way_removed"] == ["out", "out-end", "out-end-2"]
+    assert not {"out-cut", "out-end-cut"} & set(v.network.nodes) and "split_links" not in v.meta
+    back = ts.Scenario.from_toml(v.to_toml(tmp_path / "loop.toml"))
+    assert set(back.network.links) == set(v.network.links)
+
 # ----------------------------------------------------------------------------- signals
 def test_green_wave_platoon_crosses_the_five_changgang_signals_without_stopping():
     """Macro: a light corridor flow at the design (free-flow) speed; with the wave's offsets the
@@ -496,6 +639,26 @@ def test_green_wave_through_a_metered_approach_does_not_depend_on_the_order():
         return {c.node: c.offset_s for c in v.controls if isinstance(c, FixedTimeSignal)}
 
     assert offsets(wave.apply(meter.apply(sc))) == offsets(meter.apply(wave.apply(sc))) == {"B": 0.0, "C": 57.6}
+
+
+def test_green_wave_naming_the_merge_part_of_a_metered_link_runs_along_the_whole_road():
+    """A corridor naming 'l2-merge' (the last 100 m of the metered 'l2') drives all of 'l2': the
+    same offsets as naming 'l2', and corridor_bandwidth_s measures the wave over the whole road
+    whichever part the corridor names."""
+    sc = signal_corridor()
+    metered = RampMetering(link="l2", mode="fixed", rate_vph=900).apply(sc)
+    by_part = GreenWave(corridor=("l1", "l2-merge", "l3"), design_speed_kmh=50).apply(metered)
+    by_road = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50).apply(metered)
+    plain = GreenWave(corridor=("l1", "l2", "l3"), design_speed_kmh=50).apply(sc)
+    assert by_part.meta["green_wave"] == by_road.meta["green_wave"] == plain.meta["green_wave"]
+    assert by_part.meta["green_wave"]["offsets_s"] == {"B": 0.0, "C": 57.6}
+    band = plain.meta["green_wave"]["bandwidth_s"]
+    assert band > 0
+    for cor in (("l1", "l2", "l3"), ("l1", "l2-merge", "l3"), ("l1", "l2", "l2-merge", "l3")):
+        assert corridor_bandwidth_s(by_part, cor, 50.0) == pytest.approx(band)
+        # before the wave (offsets 0) the signal at C, behind the stop line, narrows the band
+        before = corridor_bandwidth_s(sc, ("l1", "l2", "l3"), 50.0)
+        assert corridor_bandwidth_s(metered, cor, 50.0) == pytest.approx(before) and before < band
 
 def test_green_wave_platoon_never_stops_on_micro():
     """Micro: a platoon released for the first green crosses the 5 signals without stopping with

@@ -278,3 +278,13 @@ def test_default_path_runs_through_both_parts_of_a_metered_corridor_link():
     sc.meta["corridor"] = ["ramp", "section"]
     v = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(sc)
     assert ts.plot.default_path(xr.Dataset(), v) == ["ramp", "ramp-merge", "section"]
+
+
+def test_default_path_from_a_corridor_naming_the_merge_part_expands_to_the_whole_road():
+    """'ramp-merge' is the last 100 m of the metered ramp: a corridor naming it draws the whole
+    ramp (no 300 m gap upstream of the stop line), as one naming 'ramp' does."""
+    from trafficsim.measures import RampMetering
+
+    v = RampMetering(link="ramp", mode="fixed", rate_vph=600).apply(ts.scenarios.load("merge"))
+    v.meta["corridor"] = ["ramp-merge", "section"]
+    assert ts.plot.default_path(xr.Dataset(), v) == ["ramp", "ramp-merge", "section"]

@@ -541,8 +541,15 @@ class AlineaMeter:
         ``K_R`` [veh/h per % occupancy]; 70 in the field trials.
     setpoint_pct : float
         ``o_set`` [%]; about the critical occupancy of the detector link.
-    min_rate_vph, max_rate_vph : float
-        Bounds of the rate [veh/h].
+    min_rate_vph : float
+        Lower bound of the rate [veh/h].
+    max_rate_vph : float, optional
+        Upper bound of the rate [veh/h], also the rate of the queue override. None (the default):
+        the capacity of ``link`` in the network the meter runs on, ``lanes x
+        capacity_vph_per_lane`` at time 0, so that a ramp widened or given capacity back by a
+        measure is metered up to its new capacity whichever was applied first.
+        :meth:`validate` resolves it (engines run the validated copy); read
+        ``meter.validate(network).max_rate_vph`` for the number.
     interval_s : float
         Control interval [s] (40-60 s in practice).
     detector_length_m : float
@@ -558,7 +565,7 @@ class AlineaMeter:
     setpoint_pct: float
     gain_vph_per_pct: float = 70.0
     min_rate_vph: float = 200.0
-    max_rate_vph: float = 1800.0
+    max_rate_vph: float | None = None
     interval_s: float = 60.0
     detector_length_m: float = 100.0
     queue_override: float = 0.8
@@ -567,7 +574,7 @@ class AlineaMeter:
     kind: str = field(default="alinea", init=False)
 
     def validate(self, network: Network) -> "AlineaMeter":
-        """Check against ``network``; returns a normalised copy."""
+        """Check against ``network``; returns a normalised copy (``max_rate_vph`` a number)."""
         el = f"ALINEA meter on link {self.link!r}"
         for name in ("link", "detector_link"):
             if getattr(self, name) not in network.links:
@@ -580,9 +587,12 @@ class AlineaMeter:
         if det.from_node != merge:
             raise ControlError(f"{el}: detector_link {self.detector_link!r} does not leave the merge node {merge!r}")
         lo = _num(el, "min_rate_vph", self.min_rate_vph)
-        hi = _num(el, "max_rate_vph", self.max_rate_vph, strict=True)
+        if self.max_rate_vph is None:
+            hi, which = ramp.lanes * ramp.capacity_vph_per_lane, "the capacity of the link"
+        else:
+            hi, which = _num(el, "max_rate_vph", self.max_rate_vph, strict=True), "max_rate_vph"
         if hi < lo:
-            raise ControlError(f"{el}: max_rate_vph ({hi:g}) is below min_rate_vph ({lo:g})")
+            raise ControlError(f"{el}: max_rate_vph ({which}, {hi:g}) is below min_rate_vph ({lo:g})")
         qo = _num(el, "queue_override", self.queue_override)
         if qo > 1.0:
             raise ControlError(f"{el}: queue_override must be a fraction in [0, 1], got {qo!r}")
@@ -597,11 +607,14 @@ class AlineaMeter:
         )
 
     def to_dict(self) -> dict:
-        """Plain-data form for TOML (an infinite ``end_s`` is left out)."""
+        """Plain-data form for TOML (an infinite ``end_s`` and a ``max_rate_vph`` of None, the
+        link's capacity, are left out)."""
         d = {"kind": self.kind, "link": self.link, "detector_link": self.detector_link, "setpoint_pct": self.setpoint_pct,
              "gain_vph_per_pct": self.gain_vph_per_pct, "min_rate_vph": self.min_rate_vph,
              "max_rate_vph": self.max_rate_vph, "interval_s": self.interval_s,
              "detector_length_m": self.detector_length_m, "queue_override": self.queue_override, "start_s": self.start_s}
+        if self.max_rate_vph is None:
+            del d["max_rate_vph"]
         if math.isfinite(self.end_s):
             d["end_s"] = self.end_s
         return d

@@ -106,14 +106,16 @@ def _check_links(ds: xr.Dataset, links: Sequence[str]) -> list[str]:
 
 def _corridor(scenario: Any) -> list[str]:
     """The scenario's ``meta["corridor"]``, a link a measure cut in parts (``meta["split_links"]``,
-    a meter's stop line) standing for all of them, so the path has no gap."""
-    return scenario.link_parts(scenario.meta["corridor"])
+    a meter's stop line) or any of its parts (``"<link>-merge"``) standing for the whole road, so
+    the path has no gap."""
+    return scenario.link_parts([scenario.road_of(lid) for lid in scenario.meta["corridor"]])
 
 
 def default_path(ds: xr.Dataset, scenario: Any = None) -> list[str]:
     """The links a time-space diagram follows when none are given.
 
-    In order of preference: the scenario's ``meta["corridor"]``, a ``corridor`` attribute of
+    In order of preference: the scenario's ``meta["corridor"]`` (a road a measure cut in parts,
+    named by any part, followed end to end), a ``corridor`` attribute of
     the dataset (link ids separated by spaces), the longest route of the demand (by length
     [m]), and finally every link in the dataset's order.
     """

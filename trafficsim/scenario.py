@@ -122,18 +122,32 @@ class Scenario:
         """The links that make up the roads ``link_ids``, once each and in order: a link a measure
         cut in parts (``meta["split_links"]``, e.g. a ramp whose meter's stop line
         :class:`~trafficsim.measures.RampMetering` moved upstream) stands for all of them, so that
-        a measure, a hybrid region or a corridor naming the road covers it to its end."""
+        a measure, a hybrid region or a corridor naming the road covers it to its end. A part cut
+        again (``{"ramp": ["ramp", "ramp-merge"], "ramp-merge": ["ramp-merge", "ramp-merge-merge"]}``)
+        stands for its own parts in turn, all the way down."""
         split = self.meta.get("split_links", {})
-        return list(dict.fromkeys(p for lid in link_ids for p in split.get(lid, [lid])))
+
+        def parts(lid: str, seen: frozenset) -> list[str]:
+            if lid in seen or lid not in split:
+                return [lid]
+            # a road's first part keeps the road's id: it is a link, not the road again
+            return [x for p in split[lid] for x in ([p] if p == lid else parts(p, seen | {lid}))]
+
+        return list(dict.fromkeys(p for lid in link_ids for p in parts(lid, frozenset())))
 
     def road_of(self, link_id: str) -> str:
         """The road the link ``link_id`` is a part of: the id of the road a measure cut it from
-        (``meta["split_links"]``, e.g. ``"ramp"`` for ``"ramp-merge"``), else ``link_id``.
+        (``meta["split_links"]``, e.g. ``"ramp"`` for ``"ramp-merge"``, and for a part of a part,
+        ``"ramp-merge-merge"``, the outermost road again), else ``link_id``.
         ``link_parts([road_of(x)])`` is every part of the road ``x`` lies on."""
-        for road, parts in self.meta.get("split_links", {}).items():
-            if link_id in parts:
+        split = self.meta.get("split_links", {})
+        road, seen = link_id, {link_id}
+        while True:
+            outer = next((r for r, parts in split.items() if r != road and road in parts), None)
+            if outer is None or outer in seen:
                 return road
-        return link_id
+            road = outer
+            seen.add(road)
 
     def replace(self, **changes) -> "Scenario":
         """A shallow copy with fields replaced (never mutates ``self``)."""

@@ -59,13 +59,17 @@ class TidalLane(Measure):
     Parameters
     ----------
     link : str
-        The peak-direction link that gains lanes.
+        The peak-direction link that gains lanes. A road a measure cut in parts
+        (``meta["split_links"]``, e.g. a metered approach and its ``"<link>-merge"``) gains them
+        in every part, whichever part names it: a reversed lane runs between the road's ends,
+        where the opposite road runs, never along one part alone.
     windows : tuple of (float, float)
         ``((start_s, end_s), ...)`` [s] during which the lanes are reversed (e.g. the AM peak).
     lanes : int
         Lanes reversed, >= 1; ``opposite`` keeps at least one lane.
     opposite : str, optional
-        The opposing link (``to_node``/``from_node`` swapped); found from the network when None.
+        The opposing road (its ends those of ``link``'s road swapped), named by any of its parts;
+        found from the network when None.
     clearance_s : float, optional
         Closure of the reversed lanes in both directions at each change [s]; default the
         free-flow traversal time of the longer of the two links, rounded up to 10 s. Must be at
@@ -82,18 +86,23 @@ class TidalLane(Measure):
     label: str = ""
 
     def opposite_of(self, sc: Scenario) -> str:
-        """The opposing link id (validated). A road an earlier measure cut in parts
-        (``meta["split_links"]``, e.g. at a meter's stop line) runs, and is named, as a whole."""
+        """The opposing road's id (validated). A road an earlier measure cut in parts
+        (``meta["split_links"]``, e.g. at a meter's stop line) runs, and is named, as a whole:
+        ``link`` or ``opposite`` naming one of its parts (``"<ramp>-merge"``) stands for the road."""
         self.need_link(sc, "link", self.link)
-        start, end = road_ends(sc, self.link)
-        cands = opposite_roads(sc, self.link)
+        road = sc.road_of(self.link)
+        start, end = road_ends(sc, road)
+        cands = opposite_roads(sc, road)
+        named = repr(self.link) if road == self.link else f"{self.link!r} (part of the road {road!r})"
         if self.opposite is not None:
-            if self.opposite not in cands:
-                raise self.error("opposite", f"link {self.opposite!r} does not run opposite to {self.link!r} "
+            self.need_link(sc, "opposite", self.opposite)
+            opp = sc.road_of(self.opposite)
+            if opp not in cands:
+                raise self.error("opposite", f"link {self.opposite!r} does not run opposite to {named} "
                                              f"({end!r} -> {start!r})")
-            return self.opposite
+            return opp
         if not cands:
-            raise self.error("link", f"link {self.link!r} has no opposite link ({end!r} -> {start!r}): "
+            raise self.error("link", f"link {named} has no opposite link ({end!r} -> {start!r}): "
                                      "a tidal lane needs a two-way road, this one is one-way")
         return cands[0]
 
@@ -102,7 +111,8 @@ class TidalLane(Measure):
         every part of either when a measure cut it in parts, ``meta["split_links"]``)."""
         opp = self.opposite_of(sc)
         net = sc.network
-        parts_a, parts_b = sc.link_parts([self.link]), sc.link_parts([opp])
+        # the peak direction as a whole, whichever of its parts ``link`` names
+        parts_a, parts_b = sc.link_parts([sc.road_of(self.link)]), sc.link_parts([opp])
         traverse = max(sum(net.links[p].free_flow_time_s for p in parts_a),
                        sum(net.links[p].free_flow_time_s for p in parts_b))
         clear = self.clearance_s

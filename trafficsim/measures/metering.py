@@ -10,11 +10,13 @@ RampMetering
 
 MergeMetering ("开启分流灯，分道放行": release lane by lane)
     A signal at the merge node that gives green to one approach at a time, greens in
-    proportion to the approaches' peak demand.
+    proportion to the approaches' peak demand across the merge (the peak demand of their
+    movements, :func:`~trafficsim.demand.movement_peaks`, the sum signal retiming uses).
 
 PeakControl (高峰管控: peak manual control)
     Officers at the spot during the peak. In simulation: at a merge they release the streams in
-    proportion to their demand instead of their lane counts (merge ``priority`` of the node
+    proportion to their peak demand across the merge (as for MergeMetering) instead of their
+    lane counts (merge ``priority`` of the node
     model, which only matters while the merge is congested, i.e. during the peak); at a
     signalised junction they extend green for the congested approach, i.e. flow-proportional
     splits on the existing cycle. The spot decides the mode (see ``node``).
@@ -28,7 +30,7 @@ from dataclasses import dataclass, replace
 from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
-from .signals import _replace_signal, webster
+from .signals import _replace_signal, movement_peak_flows, webster
 
 __all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH", "METER_STOP_LINE_M"]
 
@@ -41,13 +43,15 @@ UNMETERED_VPH = 1.0e6
 METER_STOP_LINE_M = 100.0
 
 
-def _link_peak_flows(sc: Scenario) -> dict[str, float]:
+def _approach_peak_flows(sc: Scenario) -> dict[str, float]:
+    """Peak demand [veh/h] that leaves each link into the next link of its routes: the movement
+    peaks (:func:`~trafficsim.measures.signals.movement_peak_flows`, one sum with the SUMO
+    export's turn flows) added up by approach. At a node it is the demand each incoming link
+    sends across it; a flow whose destination is the node itself does not cross it and does not
+    count."""
     out: dict[str, float] = {}
-    for f, routes in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network)):
-        q = max(v for _, v in f.profile)
-        for path, share in routes:
-            for lid in path:
-                out[lid] = out.get(lid, 0.0) + q * share
+    for (approach, _), q in movement_peak_flows(sc).items():
+        out[approach] = out.get(approach, 0.0) + q
     return out
 
 
@@ -58,7 +62,8 @@ class RampMetering(Measure):
     Parameters
     ----------
     link : str
-        The on-ramp (must end at a merge).
+        The on-ramp (must end at a merge). One road takes one meter: a link of a road that has a
+        meter on any part (``"<link>-merge"`` of a metered ramp) is an error.
     mode : str
         ``"alinea"`` or ``"fixed"``.
     rate_vph : float, optional
@@ -70,7 +75,12 @@ class RampMetering(Measure):
     gain_vph_per_pct : float
         ALINEA gain ``K_R`` [veh/h per %].
     min_rate_vph, max_rate_vph : float, optional
-        Rate bounds [veh/h]; ``max`` defaults to the ramp's capacity.
+        Rate bounds [veh/h]. ``max`` defaults to the capacity of the metered ramp (its part up to
+        the stop line, lanes at time 0 x lane capacity) in the scenario that runs, after every
+        measure applied to it: the meter's ``max_rate_vph`` is None and
+        :meth:`AlineaMeter.validate <trafficsim.control.AlineaMeter.validate>` resolves it, so a
+        ``Widening`` or ``Enforcement`` of the ramp raises it whether applied before or after
+        the meter.
     interval_s : float
         Control interval [s].
     queue_override : float
@@ -106,8 +116,15 @@ class RampMetering(Measure):
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
         ramp = self.need_link(sc, "link", self.link)
-        if any(isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link == self.link for c in sc.controls):
+        road = sc.road_of(self.link)
+        parts = sc.link_parts([road])
+        metered = next((c for c in sc.controls if isinstance(c, (FixedRateMeter, AlineaMeter)) and c.link in parts), None)
+        if metered is not None and metered.link == self.link:
             raise self.error("link", f"link {self.link!r} is already metered")
+        if metered is not None:
+            # a second stop line on the road (e.g. on '<ramp>-merge' behind the meter) meters it twice
+            raise self.error("link", f"link {self.link!r} is part of the road {road!r}, which is already metered (a "
+                                     f"{type(metered).__name__} on {metered.link!r}): one road takes one meter")
         pocket = sc.network.links.get(f"{ramp.id}:pocket")
         if pocket is not None and (pocket.from_node, pocket.to_node) == (ramp.from_node, ramp.to_node):
             # a VariableLane's pocket beside the whole ramp: its turning traffic would bypass the meter
@@ -144,11 +161,13 @@ class RampMetering(Measure):
         setpoint = self.setpoint_pct
         if setpoint is None:
             setpoint = 100.0 * dlk.critical_density_vpkm_per_lane / dlk.jam_density_vpkm_per_lane
-        hi = ramp.lanes * ramp.capacity_vph_per_lane if self.max_rate_vph is None else self.max_rate_vph
+        # None: the ramp's capacity in the scenario that runs (AlineaMeter.validate), not the one
+        # seen here, which a Widening or Enforcement applied before the meter had already raised
+        hi = None if self.max_rate_vph is None else finite(owner, "max_rate_vph", self.max_rate_vph, strict=True)
         sc.controls.append(AlineaMeter(
             self.link, det, finite(owner, "setpoint_pct", setpoint, strict=True),
             finite(owner, "gain_vph_per_pct", self.gain_vph_per_pct, strict=True),
-            finite(owner, "min_rate_vph", self.min_rate_vph), finite(owner, "max_rate_vph", hi, strict=True),
+            finite(owner, "min_rate_vph", self.min_rate_vph), hi,
             finite(owner, "interval_s", self.interval_s, strict=True), min(100.0, dlk.length_m),
             finite(owner, "queue_override", self.queue_override), start, end,
         ))
@@ -166,8 +185,15 @@ class RampMetering(Measure):
             if name in sc.network.nodes or name in sc.network.links:
                 raise self.error("stop_line_m", f"the id {name!r} the split needs is taken (stop_line_m=0 keeps the ramp whole)")
         sc.network.split_link(ramp.id, ramp.length_m - back, node=f"{ramp.id}-meter", tail=tail)
-        # a link list naming the ramp (a hybrid region) then covers both parts
-        sc.meta["split_links"] = {**sc.meta.get("split_links", {}), ramp.id: [ramp.id, tail]}
+        # a link list naming the ramp (a hybrid region) then covers both parts; a ramp that is
+        # itself the last part of a road cut before stays a part of it (Scenario.link_parts
+        # expands the parts of a part), and a road's first part that keeps the road's id gets
+        # the tail after it in the road's own list
+        split = dict(sc.meta.get("split_links", {}))
+        own = split[ramp.id] if ramp.id in split.get(ramp.id, ()) else [ramp.id]
+        at = own.index(ramp.id) + 1
+        split[ramp.id] = [*own[:at], tail, *own[at:]]
+        sc.meta["split_links"] = split
         for i, f in enumerate(sc.demand.flows):
             if any(ramp.id in links for links, _ in f.routes):
                 routes = tuple((tuple(x for lid in links for x in ((lid, tail) if lid == ramp.id else (lid,))), share)
@@ -227,7 +253,7 @@ class MergeMetering(Measure):
             if a not in ins:
                 raise self.error("approaches", f"link {a!r} does not enter node {self.node!r}")
         outs = [lk.id for lk in sc.network.out_links(self.node)]
-        flows = _link_peak_flows(sc)
+        flows = _approach_peak_flows(sc)
         cycle = finite(owner, "cycle_s", self.cycle_s, strict=True)
         eff = cycle - self.amber_s * len(apps)
         if eff < self.min_green_s * len(apps):
@@ -292,7 +318,7 @@ class PeakControl(Measure):
             _replace_signal(sc, plan)
             sc.meta["peak_control"] = rep
             return
-        flows = _link_peak_flows(sc)
+        flows = _approach_peak_flows(sc)
         ins = sc.network.in_links(self.node)
         tot = sum(flows.get(lk.id, 0.0) for lk in ins)
         if tot <= 0:

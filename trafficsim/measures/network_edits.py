@@ -77,15 +77,15 @@ class OneWayLoop(Measure):
                 raise self.error("keep", f"a {type(c).__name__} stands on link {c.link!r}, which the loop removes")
         split = sc.meta.get("split_links", {})
         cut = [opp for opp in dict.fromkeys(opposite.values()) if opp in split]
-        # the nodes between the parts of a removed road belonged to it alone
-        inner = {net.links[p].to_node for opp in cut for p in split[opp][:-1]}
+        # the nodes between the parts of a removed road (a part cut again included) belonged to it alone
+        inner = {net.links[p].to_node for opp in cut for p in sc.link_parts([opp])[:-1]}
         for lid in sorted(removed):
             net.remove_link(lid)
         used = {n for lk in net.links.values() for n in (lk.from_node, lk.to_node)}
         for node in inner - used:
             del net.nodes[node]
         if cut:
-            left = {k: v for k, v in split.items() if k not in cut}
+            left = {k: v for k, v in split.items() if k not in removed}
             if left:
                 sc.meta["split_links"] = left
             else:

@@ -17,6 +17,7 @@ Enforcement (电子警察, cameras and patrols)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from ..control import Blocking, BusStop
@@ -125,10 +126,12 @@ class Enforcement(Measure):
     truck_reduction : float
         Share of truck flows removed (trucks kept out of the ban zone), in [0, 1].
     capacity_restore : tuple of (str, float, float)
-        ``(link, lowered_capacity_vph_per_lane, normal_capacity_vph_per_lane)``: ``restore_share``
-        of the gap is won back. A link a measure cut in parts (``meta["split_links"]``, e.g. a
-        ramp that :class:`~trafficsim.measures.RampMetering` metered) is restored in all its
-        parts: the disorder and the enforcement cover the road, not the side of the stop line.
+        ``((link, lowered_capacity_vph_per_lane, normal_capacity_vph_per_lane), ...)``, one triple
+        per link, capacities [veh/h/lane] with ``0 <= lowered <= normal``: ``restore_share`` of
+        the gap is won back (anything else is an error naming the entry). A link a measure cut
+        in parts (``meta["split_links"]``, e.g. a ramp that
+        :class:`~trafficsim.measures.RampMetering` metered) is restored in all its parts: the
+        disorder and the enforcement cover the road, not the side of the stop line.
     restore_share : float
         Share of the disorder loss that enforcement removes, in [0, 1].
     stop_clearance_factor : float
@@ -170,17 +173,53 @@ class Enforcement(Measure):
             for i in trucks:
                 f = sc.demand.flows[i]
                 sc.demand.flows[i] = replace(f, profile=tuple((s, q * (1 - self.truck_reduction)) for s, q in f.profile))
-        for entry in self.capacity_restore:
-            lid, low, normal = entry
-            self.need_link(sc, "capacity_restore", lid)
+        for lid, low, normal in self._restore_entries(sc):
             for part in sc.link_parts([lid]):   # a road an earlier measure cut: every part
                 lk = sc.network.links[part]
-                cap = lk.capacity_vph_per_lane + self.restore_share * max(0.0, float(normal) - float(low))
+                cap = lk.capacity_vph_per_lane + self.restore_share * (normal - low)
                 sc.network.update_link(part, capacity_vph_per_lane=cap)
             acted = True
         if not acted:
             raise self.error("blocking_reduction", f"scenario {sc.name or 'scenario'!r} has no blocking events, trucks, "
                                                    "bus stops or listed links for enforcement to act on")
+
+    def _restore_entries(self, sc: Scenario) -> list[tuple[str, float, float]]:
+        """``capacity_restore`` checked: ``(link, lowered, normal)`` triples of a link in ``sc``
+        and two capacities [veh/h/lane] with ``0 <= lowered <= normal``."""
+        field = "capacity_restore"
+        shape = "(link, lowered_capacity_vph_per_lane, normal_capacity_vph_per_lane)"
+        entries = self.capacity_restore
+        if isinstance(entries, (str, bytes)) or not isinstance(entries, (tuple, list)):
+            raise self.error(field, f"must be a sequence of {shape} triples, got {entries!r}")
+        if len(entries) == 3 and isinstance(entries[0], str) and not isinstance(entries[1], (str, tuple, list)):
+            # one triple given without the enclosing sequence: iterating it would read the link id
+            raise self.error(field, f"must be a sequence of {shape} triples, got the single triple {tuple(entries)!r}; "
+                                    f"write ({tuple(entries)!r},)")
+        out = []
+        for i, entry in enumerate(entries):
+            at = f"{field}[{i}]"
+            if isinstance(entry, (str, bytes)) or not isinstance(entry, (tuple, list)) or len(entry) != 3:
+                raise self.error(at, f"must be a {shape} triple, got {entry!r}")
+            lid, low, normal = entry
+            if not isinstance(lid, str):
+                raise self.error(at, f"the link must be a link id (str), got {lid!r}")
+            self.need_link(sc, at, lid)
+            caps = []
+            for name, value in (("lowered", low), ("normal", normal)):
+                try:
+                    x = float(value)
+                except (TypeError, ValueError):
+                    x = math.nan
+                if not (math.isfinite(x) and x >= 0.0):
+                    raise self.error(at, f"the {name} capacity of link {lid!r} must be a finite number >= 0 "
+                                         f"[veh/h/lane], got {value!r}")
+                caps.append(x)
+            low, normal = caps
+            if low > normal:
+                raise self.error(at, f"the lowered capacity {low:g} veh/h/lane of link {lid!r} is above its normal "
+                                     f"capacity {normal:g} veh/h/lane")
+            out.append((lid, low, normal))
+        return out
 
     def describe(self) -> str:
         parts = []

@@ -40,6 +40,13 @@ def movement_peak_flows(sc: Scenario, *, vehicle_class: str | None = None) -> di
                           vehicle_class=vehicle_class)
 
 
+def _corridor_links(sc: Scenario, corridor) -> list[str]:
+    """The links of ``corridor`` in travel order. A road a measure cut in parts
+    (``meta["split_links"]``, a meter's stop line) is driven end to end, whichever of its parts
+    the corridor names (``"l2"`` or ``"l2-merge"`` both stand for ``l2, l2-merge``)."""
+    return sc.link_parts([sc.road_of(lid) for lid in corridor])
+
+
 def _phase_ratios(sc: Scenario, sig: FixedTimeSignal, flows) -> list[float]:
     """Critical flow ratio y_i of each phase."""
     ys = []
@@ -151,7 +158,8 @@ class GreenWave(Measure):
     ----------
     corridor : tuple of str
         Main-road links in travel order; the signals are at their downstream nodes. A link a
-        measure cut in parts (``meta["split_links"]``, a meter's stop line) stands for all of them.
+        measure cut in parts (``meta["split_links"]``, a meter's stop line) stands for all of
+        them, and so does any of its parts (``"<link>-merge"``): the wave runs along whole roads.
     design_speed_kmh : float
         Progression speed [km/h].
     cycle_s : float, optional
@@ -175,8 +183,8 @@ class GreenWave(Measure):
         sigs = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
         for lid in self.corridor:
             self.need_link(sc, "corridor", lid)
-        # a link a measure cut in parts (a meter's stop line) runs through all of them
-        corridor = sc.link_parts(self.corridor)
+        # a road a measure cut in parts (a meter's stop line) runs through all of them
+        corridor = _corridor_links(sc, self.corridor)
         x, nodes = 0.0, []
         for i, lid in enumerate(corridor):
             lk = sc.network.links[lid]
@@ -221,8 +229,12 @@ class GreenWave(Measure):
 
 
 def corridor_bandwidth_s(sc: Scenario, corridor, design_speed_kmh: float) -> float:
-    """Bandwidth [s] of the current plans along ``corridor`` at ``design_speed_kmh`` (any offsets)."""
+    """Bandwidth [s] of the current plans along ``corridor`` at ``design_speed_kmh`` (any offsets).
+
+    ``corridor`` names links in travel order as :class:`GreenWave` takes them: a road a measure
+    cut in parts is driven end to end, whichever part names it."""
     sigs = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
+    corridor = _corridor_links(sc, corridor)
     v, x, rows = design_speed_kmh / 3.6, 0.0, []
     for i, lid in enumerate(corridor):
         lk = sc.network.links[lid]
