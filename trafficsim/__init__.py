@@ -12,7 +12,7 @@ The public names::
 Importing this package compiles nothing and does not import matplotlib.
 """
 
-from .control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, Phase, TollBooth
+from .control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, TollBooth
 from .demand import Demand, DemandError, ODFlow
 from .engines import SimulationError
 from .network import Link, Network, NetworkError, Node
@@ -34,6 +34,7 @@ __all__ = [
     "DemandError",
     "FixedRateMeter",
     "FixedTimeSignal",
+    "PriorityJunction",
     "Link",
     "Network",
     "NetworkError",

@@ -4,7 +4,8 @@ Controls are plain data. Engines compile them into arrays: a fixed-time signal b
 windows per movement (movements flow only during green; amber and all-red are lost time), a
 meter caps a link's discharge rate, a blocking event removes lanes from a link for a time
 window (illegal parking, loading, a broken-down truck). a toll booth (or any service point: a checkpoint, a parking gate) makes every vehicle of a
-link stop and be served. Every control serialises to a TOML table
+link stop and be served; a priority junction makes the streams of a minor road give way to those
+of a major road at an unsignalised node. Every control serialises to a TOML table
 with a ``kind`` field; :data:`CONTROL_KINDS` maps kinds to classes.
 """
 
@@ -30,6 +31,9 @@ __all__ = [
     "PERMISSIVE_CRITICAL_GAP_S",
     "PERMISSIVE_FOLLOW_UP_S",
     "permitted_flow_vps",
+    "PriorityJunction",
+    "PRIORITY_GAPS_S",
+    "priority_yields",
     "CONTROL_KINDS",
     "control_from_dict",
 ]
@@ -253,6 +257,186 @@ def permitted_flow_vps(opposing_vps: float, critical_gap_s: float = PERMISSIVE_C
     if v <= 0.0:
         return 1.0 / follow_up_s
     return v * math.exp(-v * critical_gap_s) / -math.expm1(-v * follow_up_s)
+
+
+#: Base critical gap and follow-up headway ``(t_c, t_f)`` [s] of each movement that gives way at
+#: an unsignalised junction (HCM 2010, Exhibit 19-10, two-lane major road): the major road's left
+#: turn, and the minor road's right turn, through movement and left turn.
+PRIORITY_GAPS_S = {
+    "major_left": (4.1, 2.2),
+    "minor_right": (6.2, 3.3),
+    "minor_through": (6.5, 4.0),
+    "minor_left": (7.1, 3.5),
+}
+
+
+def _rank_key(lk) -> tuple:
+    """How a link ranks for the major road of a junction: explicit ``priority``, then speed, lanes
+    and capacity (netconvert's order: priority, speed, lanes)."""
+    return (lk.priority if lk.priority is not None else -math.inf, lk.free_speed_kmh, lk.max_lanes,
+            lk.capacity_vph_per_lane)
+
+
+@dataclass(frozen=True)
+class PriorityJunction:
+    """An unsignalised junction with a major road: the minor road's streams give way to the major
+    road's, and a left turn gives way to the streams it crosses from ahead (right-hand traffic;
+    SUMO's ``priority`` junction, a two-way yield- or stop-controlled junction of the HCM).
+
+    Without a control, an unsignalised node lets crossing streams pass through each other, as the
+    node models of the CTM and UXsim do; streams onto one lane always merge (zipper). The
+    engines hold a movement that gives way while a vehicle of a movement it gives way to
+    (:func:`priority_yields`) would reach the node within the critical gap of
+    :data:`PRIORITY_GAPS_S` (micro), or cap it at the gap-acceptance capacity through their flow
+    (macro, :func:`permitted_flow_vps`); the SUMO export makes the major road's edges outrank
+    the others at the node.
+
+    Parameters
+    ----------
+    node : str
+        The junction. It, and the nodes at the other ends of its links, need ``x``, ``y``.
+    major : tuple of str
+        The in-links of the major road (one, or two from opposite directions). Empty (default):
+        the highest-ranked in-link (explicit ``priority``, then free speed, lanes, capacity; ties
+        by the order of the links) and the in-link most nearly opposite it, if one comes from
+        within 45 degrees of straight ahead.
+    """
+
+    node: str
+    major: tuple[str, ...] = ()
+    kind: str = field(default="priority", init=False)
+
+    def validate(self, network: Network) -> "PriorityJunction":
+        """Check the junction against ``network``; returns a copy with ``major`` resolved."""
+        el = f"priority junction at node {self.node!r}"
+        try:
+            network.node(self.node)
+        except NetworkError:
+            raise ControlError(f"{el}: node is not in the network") from None
+        ins = network.in_links(self.node)
+        legs = {self.node} | {lk.from_node for lk in ins} | {lk.to_node for lk in network.out_links(self.node)}
+        bare = sorted(n for n in legs if network.nodes[n].x is None)
+        if bare:
+            raise ControlError(f"{el}: nodes {bare} have no x, y; the junction's geometry (who crosses whom) "
+                               "comes from the coordinates of the node and of its neighbours")
+        if isinstance(self.major, str):
+            raise ControlError(f"{el}: major must be a sequence of in-link ids, got the string {self.major!r}")
+        major = tuple(self.major)
+        if not major:
+            major = _major_road(network, self.node)
+        if not 1 <= len(major) <= 2 or len(set(major)) != len(major):
+            raise ControlError(f"{el}: major must name one or two distinct in-links, got {list(self.major)!r}")
+        for lid in major:
+            if lid not in network.links or network.links[lid].to_node != self.node:
+                raise ControlError(f"{el}: major link {lid!r} is not a link into the node; in-links: "
+                                   f"{[lk.id for lk in ins]}")
+        if len(major) == 2:
+            t = _heading_turn(network, major[0], major[1])
+            if abs(t) < 180.0 - TURN_DEG:
+                raise ControlError(f"{el}: major links {major[0]!r} and {major[1]!r} do not come from opposite "
+                                   f"directions (their headings differ by {abs(t):.0f} degrees; more than "
+                                   f"{180.0 - TURN_DEG:.0f} needed)")
+        return PriorityJunction(self.node, major)
+
+    def to_dict(self) -> dict:
+        """Plain-data form for TOML."""
+        d = {"kind": self.kind, "node": self.node}
+        if self.major:
+            d["major"] = list(self.major)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PriorityJunction":
+        """Inverse of :meth:`to_dict`."""
+        return cls(d["node"], tuple(d.get("major", ())))
+
+
+def _heading_turn(network: Network, a: str, c: str) -> float:
+    """Signed angle [deg] between the headings of in-links ``a`` and ``c`` of one node (from the
+    coordinates of their end nodes; 180 for opposite directions)."""
+    la, lc = network.links[a], network.links[c]
+    na, nc, nn = network.nodes[la.from_node], network.nodes[lc.from_node], network.nodes[la.to_node]
+    ax, ay = nn.x - na.x, nn.y - na.y
+    cx, cy = nn.x - nc.x, nn.y - nc.y
+    return math.degrees(math.atan2(ax * cy - ay * cx, ax * cx + ay * cy))
+
+
+def _major_road(network: Network, node: str) -> tuple[str, ...]:
+    """The default major road of :class:`PriorityJunction` at ``node``."""
+    ins = network.in_links(node)
+    order = sorted(range(len(ins)), key=lambda i: (_rank_key(ins[i]), -i), reverse=True)
+    first = ins[order[0]]
+    opposite = [ins[i] for i in order[1:] if abs(_heading_turn(network, first.id, ins[i].id)) >= 180.0 - TURN_DEG]
+    return (first.id,) if not opposite else (first.id, opposite[0].id)
+
+
+def _leg_angle(network: Network, node: str, other: str) -> float:
+    """Direction [rad] from ``node`` towards ``other``."""
+    a, b = network.nodes[node], network.nodes[other]
+    return math.atan2(b.y - a.y, b.x - a.x)
+
+
+def priority_yields(network: Network, junction: PriorityJunction,
+                    movements=None) -> dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], float, float]]:
+    """The movements of ``junction`` that give way, each mapped to ``(movements it gives way to,
+    t_c, t_f)`` (right-hand traffic).
+
+    Ranks as in the HCM's two-way stop control: 1 the major road's through movements and right
+    turns; 2 its left turns (and U-turns) and the minor road's right turns; 3 the minor road's
+    through movements; 4 its left turns. A movement gives way to every movement of a lower rank
+    from another in-link that it conflicts with: their paths cross inside the junction, or they
+    enter the same link. Paths come from the coordinates: each link meets the junction at its
+    direction from the node, traffic drives on the right (a link into the node sits just
+    counter-clockwise of its road's direction, a link out just clockwise), and two paths cross
+    when their ends interleave around the node. ``t_c``, ``t_f`` are :data:`PRIORITY_GAPS_S`
+    of the movement's kind. ``movements``: the ``(in_link, out_link)`` pairs to consider
+    (default: every turn the network allows at the node)."""
+    jc = junction.validate(network)
+    node = jc.node
+    if movements is None:
+        movements = [(a.id, b.id) for a in network.in_links(node) for b in network.out_links(node)
+                     if network.turn_allowed(a.id, b.id)]
+    else:
+        movements = [(a, b) for a, b in movements if network.links[a].to_node == node]
+    eps = 1e-6
+
+    def ends(mv):
+        a, b = network.links[mv[0]], network.links[mv[1]]
+        return (_leg_angle(network, node, a.from_node) + eps) % (2 * math.pi), \
+               (_leg_angle(network, node, b.to_node) - eps) % (2 * math.pi)
+
+    def inside(p, q0, q1):   # p strictly on the counter-clockwise arc from q0 to q1
+        return 0.0 < (p - q0) % (2 * math.pi) < (q1 - q0) % (2 * math.pi)
+
+    def conflict(m1, m2):
+        if m1[0] == m2[0]:
+            return False
+        if m1[1] == m2[1]:
+            return True
+        p0, p1 = ends(m1)
+        q0, q1 = ends(m2)
+        return inside(q0, p0, p1) != inside(q1, p0, p1)
+
+    def rank(mv):
+        t = turn_deg(network, mv[0], mv[1])
+        left = t is not None and t > TURN_DEG
+        right = t is not None and t < -TURN_DEG
+        if mv[0] in jc.major:
+            return (2, "major_left") if left else (1, "")
+        if right:
+            return 2, "minor_right"
+        return (4, "minor_left") if left else (3, "minor_through")
+
+    ranks = {mv: rank(mv) for mv in movements}
+    out = {}
+    for mv in movements:
+        r, what = ranks[mv]
+        if r == 1:
+            continue
+        majors = tuple(sorted(o for o in movements if ranks[o][0] < r and conflict(mv, o)))
+        if majors:
+            out[mv] = (majors, *PRIORITY_GAPS_S[what])
+    return out
 
 
 @dataclass(frozen=True)
@@ -635,6 +819,7 @@ CONTROL_KINDS: dict[str, type] = {
     "bus_stop": BusStop,
     "toll_booth": TollBooth,
     "alinea": AlineaMeter,
+    "priority": PriorityJunction,
 }
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, turn_deg
+from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, turn_deg
 from .demand import Demand, DemandError, movement_peaks
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
@@ -341,7 +341,10 @@ def write_plain_network(
 ) -> dict[str, Path]:
     """Write SUMO plain ``.nod.xml``, ``.edg.xml`` and ``.con.xml`` for ``scenario``'s network.
 
-    Signalised and metered nodes become ``traffic_light`` junctions; merges of several links
+    Signalised and metered nodes become ``traffic_light`` junctions; the nodes of
+    :class:`~trafficsim.control.PriorityJunction` controls ``priority`` junctions whose major
+    in-links get edge priority 2 and the other in-links 1 (so netconvert takes the same major
+    road; the edge priority of these in-links is this, not their merge priority); merges of several links
     without explicit priorities (also where an off-ramp leaves, see :func:`_is_merge`) become
     ``zipper`` junctions (alternate merging, close to the capacity-proportional merge of the
     macro node model); unsignalised nodes with five or more
@@ -365,11 +368,18 @@ def write_plain_network(
     tl_nodes = {c.node for c in scenario.controls if isinstance(c, FixedTimeSignal)}
     tl_nodes |= {net.links[c.link].to_node for c in scenario.controls if isinstance(c, (FixedRateMeter, AlineaMeter))}
     used = {mv for mv, q in turn_flow.items() if q > 0}
+    # priority junctions: their major in-links outrank the others (netconvert ranks a node's
+    # in-links by the edge priority first, NBEdgePriorityComputer)
+    junctions = [c.validate(net) for c in scenario.controls if isinstance(c, PriorityJunction)]
+    pj_nodes = {c.node for c in junctions}
+    edge_rank = {lk.id: (2 if lk.id in c.major else 1) for c in junctions for lk in net.in_links(c.node)}
     nod = ['<nodes>']
     for nid in net.nodes:
         x, y = pos[nid]
         if nid in tl_nodes:
             kind = "traffic_light"
+        elif nid in pj_nodes:
+            kind = "priority"
         elif _is_merge(net, nid, used, pos):
             kind = "zipper"
         elif _is_many_leg(net, nid):
@@ -385,6 +395,8 @@ def write_plain_network(
         if lk.id in pockets:
             continue
         prio = "" if lk.priority is None else f' priority="{int(round(lk.priority * 100))}"'
+        if lk.id in edge_rank:
+            prio = f' priority="{edge_rank[lk.id]}"'
         edg.append(_element(
             f'  <edge id={quoteattr(ids.edge(lk.id))} from={quoteattr(ids.node(lk.from_node))} '
             f'to={quoteattr(ids.node(lk.to_node))} numLanes="{lk.max_lanes}" speed="{lk.free_speed_kmh / 3.6:.4f}" '

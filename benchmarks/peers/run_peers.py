@@ -84,6 +84,11 @@ def build_cases(quick: bool) -> dict[str, dict]:
         "grid-city": dict(sc=cases.grid_city(n=10, trips_per_hour=grid_trips, n_od=400, duration_s=hour)
                           .replace(duration_s=1800.0), bottleneck=None, capture_routes=True,
                           what="10x10 grid of 400 m 2-lane streets, 400 OD pairs, 20,000 trips in the hour (26,667/h in the first 30 min, then half), first 30 min"),
+        "grid-city-priority": dict(
+            sc=cases.grid_city(n=10, trips_per_hour=grid_trips, n_od=400, duration_s=hour, priority_junctions=True)
+            .replace(duration_s=1800.0), bottleneck=None, capture_routes=True,
+            what="the grid city with a PriorityJunction at every node of 3 or more legs (the streets along the "
+                 "first index are the major roads; SUMO: the same major roads), first 30 min"),
         "uxsim-grid": dict(sc=cases.uxsim_grid(), bottleneck=None, capture_routes=True,
                            what="UXsim demo 11: 11x11 grid of 1 km 1-lane links, 60,984 veh in 1 h, 2 h"),
     }
@@ -359,6 +364,8 @@ PLAN = {
     "signals": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
     "grid-city": ["macro", "macro-dynamic", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed",
                   "ux-py-5"],
+    # UXsim has no crossing conflicts at its nodes: nothing to compare it with here
+    "grid-city-priority": ["macro", "micro", "sumo"],
     # micro and SUMO skipped here: ~3e8 vehicle-updates, well over the script's time budget
     "uxsim-grid": ["macro-dynamic", "macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed", "ux-cpp-1", "ux-py-5"],
 }

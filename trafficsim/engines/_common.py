@@ -8,14 +8,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..control import Blocking, BusStop, FixedRateMeter, FixedTimeSignal, TollBooth
+from ..control import (
+    PERMISSIVE_CRITICAL_GAP_S, PERMISSIVE_FOLLOW_UP_S, Blocking, BusStop, FixedRateMeter, FixedTimeSignal,
+    PriorityJunction, TollBooth, permissive_yields, priority_yields,
+)
 from ..demand import Demand, DemandError
 from ..routing import candidate_routes
 from ..scenario import Scenario
 
 __all__ = [
     "SimulationError", "RouteTable", "build_routes", "breakpoints", "lanes_in_force", "steps_for", "positive_seconds",
-    "has_signals", "step_index", "int_array", "float_array", "progress_bar",
+    "has_signals", "step_index", "int_array", "float_array", "progress_bar", "give_way_table",
 ]
 
 
@@ -138,6 +141,32 @@ def steps_for(scenario: Scenario, dt_s: float, record_interval_s: float) -> tupl
 def has_signals(scenario: Scenario) -> bool:
     """Whether the scenario has at least one signal plan."""
     return any(isinstance(c, FixedTimeSignal) for c in scenario.controls)
+
+
+def give_way_table(network, controls, movements) -> list[tuple[int, list[int], float, float]]:
+    """The movements that give way, for an engine: ``(m, [movements it gives way to], t_c, t_f)``
+    with indices into ``movements`` (``(in_link, out_link)`` pairs; only pairs in it count).
+
+    Permitted left turns at signals (:func:`~trafficsim.control.permissive_yields`, gaps
+    ``PERMISSIVE_*``) and the yielding movements of priority junctions
+    (:func:`~trafficsim.control.priority_yields`), in the order of their critical gaps, which is
+    that of their ranks at a junction (the micro engine decides them in this order)."""
+    index = {tuple(mv): m for m, mv in enumerate(movements)}
+    table = []
+    for c in controls:
+        if isinstance(c, FixedTimeSignal):
+            found = {mv: (ys, PERMISSIVE_CRITICAL_GAP_S, PERMISSIVE_FOLLOW_UP_S)
+                     for mv, ys in permissive_yields(network, c).items()}
+        elif isinstance(c, PriorityJunction):
+            used = [mv for mv in index if None not in mv and network.links[mv[0]].to_node == c.node]
+            found = priority_yields(network, c, used)
+        else:
+            continue
+        for mv, (ys, tc, tf) in sorted(found.items()):
+            opp = [index[o] for o in ys if o in index]
+            if mv in index and opp:
+                table.append((index[mv], opp, float(tc), float(tf)))
+    return sorted(table, key=lambda row: row[2])
 
 
 def step_index(t_s: float, dt_s: float) -> int:

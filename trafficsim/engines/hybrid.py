@@ -86,7 +86,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control import AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal, TollBooth, merge_downstream
+from ..control import (
+    AlineaMeter, Blocking, BusStop, FixedRateMeter, FixedTimeSignal, PriorityJunction, TollBooth, merge_downstream,
+)
 from ..demand import Demand, ODFlow
 from ..network import Network
 from ..results import Result, build_dataset
@@ -229,6 +231,8 @@ def split_scenario(scenario: Scenario, region) -> HybridSplit:
             side(nodes, f"ALINEA meter on ramp {c.link!r} (detector on {c.detector_link!r})").append(c)
         elif isinstance(c, FixedTimeSignal):
             side([c.node], f"signal at node {c.node!r}").append(c)
+        elif isinstance(c, PriorityJunction):
+            side([c.node], f"priority junction at node {c.node!r}").append(c)
         elif isinstance(c, (FixedRateMeter, Blocking, BusStop, TollBooth)):
             (sumo_ctl if c.link in rset else macro_ctl).append(c)
         else:

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..control import (
-    PERMISSIVE_CRITICAL_GAP_S, PERMISSIVE_FOLLOW_UP_S, FixedRateMeter, FixedTimeSignal, permissive_yields,
-)
+from ..control import FixedRateMeter, FixedTimeSignal
 from ..kernels.ctm import (
     STATUS_NAN,
     STATUS_NEGATIVE,
@@ -43,6 +41,7 @@ from ._common import (
     breakpoints,
     build_routes,
     float_array,
+    give_way_table,
     has_signals,
     int_array,
     lanes_in_force,
@@ -343,8 +342,8 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         slot_move[n_pairs:] = slot_move_sorted[n_pairs:]
         slot_route[n_pairs:] = src_slot_route
     move_win_off = np.concatenate([[0], np.cumsum([len(wn) for wn in move_wins])]).astype(np.int64)
-    move_yield_off, move_yield = _permissive_yields(net, signals, movements, lidx, node_in, node_in_off, nidx,
-                                                    out_pos, max_out)
+    move_yield_off, move_yield, yield_tc, yield_tf = _give_way(net, controls, movements, lidx, link_to, node_in,
+                                                               node_in_off, out_pos, max_out)
     win_start = [a for wn in move_wins for a, _ in wn]
     win_end = [b for wn in move_wins for _, b in wn]
 
@@ -367,7 +366,7 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
         move_sig=int_array(move_sig), move_win_off=int_array(move_win_off),
         win_start=float_array(win_start), win_end=float_array(win_end),
         move_yield_off=int_array(move_yield_off), move_yield=int_array(move_yield),
-        yield_tc=PERMISSIVE_CRITICAL_GAP_S, yield_tf=PERMISSIVE_FOLLOW_UP_S,
+        yield_tc=float_array(yield_tc), yield_tf=float_array(yield_tf),
         sig_cycle=float_array([signals[n].cycle_s for n in signals]),
         sig_offset=float_array([signals[n].offset_s for n in signals]),
         pk_base=int_array(pk_base), pk_min=float_array(pk_min), n_packets=N_PACKETS,
@@ -381,24 +380,21 @@ def compile_macro(scenario: Scenario, dt_s: float | None = None, record_interval
     )
 
 
-def _permissive_yields(net, signals, movements, lidx, node_in, node_in_off, nidx, out_pos, max_out):
-    """``(move_yield_off, move_yield)`` of :class:`~trafficsim.kernels.ctm.CTMNetwork`: for each
-    movement, the node-local demand indices (``input * max_out + output``) of the movements it
-    gives way to (:func:`~trafficsim.control.permissive_yields`; only those the demand uses)."""
-    index = {mv: m for m, mv in enumerate(movements)}
+def _give_way(net, controls, movements, lidx, link_to, node_in, node_in_off, out_pos, max_out):
+    """``(move_yield_off, move_yield, yield_tc, yield_tf)`` of :class:`~trafficsim.kernels.ctm.CTMNetwork`:
+    for each movement, the node-local demand indices (``input * max_out + output``) of the
+    movements it gives way to (:func:`~trafficsim.engines._common.give_way_table`: permitted
+    left turns, priority junctions), and its critical gap and follow-up headway."""
+    M = len(movements)
     per_move: list[list[int]] = [[] for _ in movements]
-    for node, sig in signals.items():
-        nd = nidx[node]
-        local_in = {l: i for i, l in enumerate(node_in[node_in_off[nd]:node_in_off[nd + 1]])}
-        for mv, majors in permissive_yields(net, sig).items():
-            m = index.get(mv)
-            if m is None:
-                continue
-            for c, d in majors:
-                if (c, d) in index:
-                    per_move[m].append(local_in[lidx[c]] * max_out + int(out_pos[lidx[d]]))
+    tc, tf = np.zeros(M), np.zeros(M)
+    for m, opp, t_c, t_f in give_way_table(net, controls, movements):
+        nd = link_to[lidx[movements[m][0]]]
+        local_in = {l: i for i, l in enumerate(list(node_in[node_in_off[nd]:node_in_off[nd + 1]]))}
+        per_move[m] = [local_in[lidx[movements[o][0]]] * max_out + int(out_pos[lidx[movements[o][1]]]) for o in opp]
+        tc[m], tf[m] = t_c, t_f
     off = np.concatenate([[0], np.cumsum([len(y) for y in per_move])]).astype(np.int64)
-    return off, np.array([k for y in per_move for k in y], dtype=np.int64)
+    return off, np.array([k for y in per_move for k in y], dtype=np.int64), tc, tf
 
 
 def _new_state(c: CompiledMacro) -> CTMState:

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from ..control import PERMISSIVE_CRITICAL_GAP_S, Blocking, BusStop, FixedTimeSignal, TollBooth, permissive_yields
+from ..control import Blocking, BusStop, FixedTimeSignal, TollBooth
 from ..demand import VEHICLE_CLASSES
 from ..kernels import idm
 from ..kernels.micro import (
@@ -78,8 +78,8 @@ from ..routing import DynamicRouting
 from ._route_choice import MicroRouteChoice
 from ..lanes import derive_connectors
 from ._common import (
-    SimulationError, breakpoints, build_routes, float_array, int_array, positive_seconds, progress_bar, step_index,
-    steps_for,
+    SimulationError, breakpoints, build_routes, float_array, give_way_table, int_array, positive_seconds, progress_bar,
+    step_index, steps_for,
 )
 from ._feedback import MicroMeters
 
@@ -357,16 +357,13 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
             move_sig.append(-1)
         win_off.append(len(ws))
 
-    # ---- permitted movements: what each gives way to (only movements the demand uses)
-    mv_of = {mv: m for m, mv in enumerate(movements)}
-    yld_move, yld_off, yld_opp = [], [0], []
-    for sig in signals:
-        for mv, majors in sorted(permissive_yields(net, sig).items()):
-            opp = [mv_of[o] for o in majors if o in mv_of]
-            if mv in mv_of and opp:
-                yld_move.append(mv_of[mv])
-                yld_opp.extend(opp)
-                yld_off.append(len(yld_opp))
+    # ---- movements that give way (permitted lefts, priority junctions): what to, critical gap
+    yld_move, yld_off, yld_opp, yld_tc = [], [0], [], []
+    for m, opp, tc, _ in give_way_table(net, controls, movements):
+        yld_move.append(m)
+        yld_opp.extend(opp)
+        yld_off.append(len(yld_opp))
+        yld_tc.append(tc)
 
     # ---- feeders: every lane of every link with a movement into the target's link
     feeders: list[list[int]] = [[] for _ in range(int(lane0[-1]))]
@@ -460,7 +457,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         src_link=int_array(src_link), par=par, maxl=int(maxl), lane_order=int_array(lane_order),
         move_in=int_array([lidx[a] for a, _ in movements]), yld_move=int_array(yld_move),
         move_gw=np.isin(np.arange(len(movements)), yld_move).astype(np.uint8),
-        yld_off=int_array(yld_off), yld_opp=int_array(yld_opp), yld_tc=float(PERMISSIVE_CRITICAL_GAP_S),
+        yld_off=int_array(yld_off), yld_opp=int_array(yld_opp), yld_tc=float_array(yld_tc),
     )
     c = CompiledMicro(scenario, float(dt_s), n_steps, spr, link_ids, routes, R_d, source_nodes, mnet,
                       movements, slot_pair, blockings, stops, [(link_ids[d[0]], d[1]) for d in dets], lane0)

@@ -105,10 +105,10 @@ class CTMNetwork(NamedTuple):
     move_win_off: np.ndarray  # (M+1,) green windows of movement m
     win_start: np.ndarray     # (W,) [s] within the cycle
     win_end: np.ndarray       # (W,)
-    move_yield_off: np.ndarray  # (M+1,) movements movement m gives way to (a permitted left turn) are
+    move_yield_off: np.ndarray  # (M+1,) movements movement m gives way to (a permitted left turn, a minor stream) are
     move_yield: np.ndarray    # (Y,) move_yield[move_yield_off[m]:...]: their node-local demand index in*max_out+out
-    yield_tc: float           # critical gap [s] of a movement that gives way
-    yield_tf: float           # its follow-up headway [s]
+    yield_tc: np.ndarray      # (M,) critical gap [s] of movement m if it gives way
+    yield_tf: np.ndarray      # (M,) its follow-up headway [s]
     sig_cycle: np.ndarray     # (nsig,) [s]
     sig_offset: np.ndarray    # (nsig,) [s]
     pk_base: np.ndarray       # (L,) int64 base index of link l's packet records (see ``CTMState.pk``)
@@ -986,14 +986,18 @@ def _fit_to_lanes(l, row, no, MO, s_io, out_slot_off, slot_move, move_lo, move_h
 
 
 @kernel(inline="always")
-def _permitted(i0, ni, no, L, node_in, out_slot_off, slot_move, move_yield_off, move_yield, move_lo, move_hi, green,
-               s_io, y_io, MO, dt, tc, tf):
-    """Cap the demand ``s_io`` of each movement that gives way (a permitted left turn) at the
-    permitted flow through the demand of the green movements it gives way to this step
-    (:func:`trafficsim.control.permitted_flow_vps`, per lane that serves it), and set ``y_io`` to
-    the share of its demand the cap keeps (1 for the others): the node model then shares the
-    outputs' supply among the capped demands, and the transfer moves that share of the
-    movement's vehicles in the window (its other vehicles stay in the FIFO)."""
+def _permitted(i0, ni, no, o0, L, node_in, node_out, out_slot_off, slot_move, move_yield_off, move_yield, move_lo,
+               move_hi, link_recv, s_io, y_io, MO, dt, tc, tf):
+    """Cap the demand ``s_io`` of each movement that gives way (a permitted left turn, a minor
+    stream of a priority junction) at the gap-acceptance capacity through the flow of the
+    movements it gives way to this step (:func:`trafficsim.control.permitted_flow_vps` with the
+    movement's ``tc``, ``tf``, per lane that serves it; their flow: their demand, at most the
+    supply of the link each enters, so a major stream held by a queue downstream does not hold
+    the minor one), and set ``y_io`` to the share of its demand the cap keeps (1 for the
+    others): the node model then shares the outputs' supply among the capped demands, and the
+    transfer moves that share of the movement's vehicles in the window (its other vehicles stay
+    in the FIFO). A movement that gives way reads the uncapped demand of one that gives way in
+    turn (an upper bound on its flow)."""
     for i in range(ni):
         inp = node_in[_u(i0 + i)]
         for o in range(no):
@@ -1003,14 +1007,23 @@ def _permitted(i0, ni, no, L, node_in, out_slot_off, slot_move, move_yield_off, 
             if inp >= L or d <= 0.0:
                 continue
             m = slot_move[_u(out_slot_off[_u(inp * (MO + 1) + o)])]
+            y0 = move_yield_off[_u(m)]
+            y1 = move_yield_off[_u(m + 1)]
+            if y0 == y1:
+                continue
             v = 0.0
-            for y in range(move_yield_off[_u(m)], move_yield_off[_u(m + 1)]):
-                v += s_io[_u(move_yield[_u(y)])]
+            for y in range(y0, y1):
+                k2 = move_yield[_u(y)]
+                f = s_io[_u(k2)]
+                out = node_out[_u(o0 + k2 % MO)]
+                if out >= 0 and link_recv[_u(out)] < f:
+                    f = link_recv[_u(out)]
+                v += f
             if v <= 0.0:
                 continue
             v /= dt
             nl = move_hi[_u(m)] - move_lo[_u(m)] + 1
-            cap = v * np.exp(-v * tc) / -np.expm1(-v * tf) * nl * dt
+            cap = v * np.exp(-v * tc[_u(m)]) / -np.expm1(-v * tf[_u(m)]) * nl * dt
             if d > cap:
                 y_io[_u(kk)] = cap / d
                 s_io[_u(kk)] = cap
@@ -1040,9 +1053,9 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
         no = node_out_off[nd + 1] - o0
         if ni == 0:
             continue
-        if not has_signals and _surely_free(i0, ni, o0, no, L, node_in, node_out, link_send, link_recv,
-                                            src_slot_off, queue, capacity_drop, keep, link_share, qstep_lane,
-                                            lanes):
+        if not has_signals and not has_yields and _surely_free(
+                i0, ni, o0, no, L, node_in, node_out, link_send, link_recv, src_slot_off, queue, capacity_drop, keep,
+                link_share, qstep_lane, lanes):
             # every input flows in full: ratio 1 for each of its movements
             for i in range(ni):
                 inp = node_in[_u(i0 + i)]
@@ -1111,8 +1124,8 @@ def _node_model(n, link_out, cell_off, alpha, beta, qstep_lane, njam_lane, ncrit
                 s_io[_u(i * max_out + slot_out[_u(g0)])] = qsum
                 a_i[i] = qstep_lane[_u(src_link[_u(src)])] * lanes[_u(src_link[_u(src)])]
         if has_yields:
-            _permitted(i0, ni, no, L, node_in, out_slot_off, slot_move, move_yield_off, move_yield, move_lo, move_hi,
-                       green, s_io, y_io, max_out, dt, yield_tc, yield_tf)
+            _permitted(i0, ni, no, o0, L, node_in, node_out, out_slot_off, slot_move, move_yield_off, move_yield,
+                       move_lo, move_hi, link_recv, s_io, y_io, max_out, dt, yield_tc, yield_tf)
         # supply per output; capacity drop where a queue head feeds a free-flowing link
         for o in range(no):
             out = node_out[_u(o0 + o)]

@@ -9,9 +9,10 @@ bumper's distance from the link start [m].
 
 One step of ``dt`` runs these passes, each over all lanes:
 
-1. signal states per movement (green, amber, red) from the fixed-time windows; a permitted
-   movement (a left turn sharing its green with the opposing stream) is held at amber while an
-   opposing vehicle would reach the node within the critical gap (``_give_way``); arrivals join
+1. signal states per movement (green, amber, red) from the fixed-time windows; a movement that
+   gives way (a left turn sharing its green with the opposing stream, a minor stream at a
+   priority junction) is held while a vehicle it gives way to would reach the node within the
+   critical gap (``_give_way``); arrivals join
    the origin queues (drawn in Python from the seed and passed in);
 2. the IDM free-road term of every vehicle (``afree``, shared by all accelerations of the step);
    node permissions: the lane a vehicle would enter at the end of its link (``tgt``), from the
@@ -51,7 +52,7 @@ from .idm import ballistic_step
 from .micro_base import kernel
 from ._jit import unsigned
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
-    AMBER, BLOCKED, C_CLAMP, GIVE_WAY, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
+    AMBER, BLOCKED, C_CLAMP, GIVE_WAY, GIVE_WAY_DECEL, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
     P_ALLTGT, P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX,
     P_RELAXF,
     P_STRAT, P_THR, P_YIELD,
@@ -123,10 +124,10 @@ class MicroNet(NamedTuple):
     lane_order: np.ndarray    # (NL,) the move pass's walk: lanes after the lanes they feed (see _move)
     move_in: np.ndarray       # (M,) link the movement leaves from
     move_gw: np.ndarray       # (M,) uint8: 1 = the movement gives way on its green (see _give_way)
-    yld_move: np.ndarray      # (Y,) movements that give way on their green (permitted left turns)
+    yld_move: np.ndarray      # (Y,) movements that give way (see _give_way), in the order of their critical gaps
     yld_off: np.ndarray       # (Y+1,) the movements yielding movement j gives way to: yld_opp[yld_off[j]:yld_off[j+1]]
     yld_opp: np.ndarray
-    yld_tc: float             # critical gap [s] (see _give_way)
+    yld_tc: np.ndarray        # (Y,) critical gap [s] of yielding movement j (see _give_way)
 
 
 class MicroControls(NamedTuple):
@@ -272,21 +273,25 @@ def _update_signals(t, k, first, move_sig, move_win_off, win_start, win_end, win
 
 
 @kernel
-def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, tc, amber, x, v, cls, slot, lane_head,
-              link_len, link_lane0, cls_a, cl_v0, slot_move):
-    """Pass 1b: permitted movements (a left turn on a green shared with the opposing stream) give way.
+def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, yld_tc, amber, x, v, cls, slot, tgt,
+              lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0, slot_move):
+    """Pass 1b: movements that give way (a left turn on a green shared with the opposing stream,
+    the minor streams of a priority junction) wait for a gap.
 
-    ``yld_raw`` keeps each yielding movement's signal state (``micro_advance`` puts it back into
+    ``yld_raw`` keeps each such movement's signal state (``micro_advance`` puts it back into
     ``move_state`` before ``_update_signals``, so the signal's bookkeeping never sees the
-    override). A yielding movement whose signal shows green is held for this step
-    while the first vehicle of some lane of an opposing approach, bound for a movement it gives
-    way to that is not red, would reach the node within the critical gap ``tc``: its own speed,
-    accelerating at its class's ``a`` up to its desired speed (an upper bound on how soon it can
-    be there; the first vehicle of a lane bound elsewhere holds up the lane behind it). It is
-    then ``GIVE_WAY``: as at amber, a vehicle that cannot stop goes on, but it brakes up to
-    ``GIVE_WAY_DECEL`` (``micro_base._crossing``); an opposing vehicle at amber that can stop is
-    no conflict. Left turns crossing each other are not conflicts (right-hand
-    traffic: they pass in front of each other)."""
+    override; GREEN at an unsignalised junction). A movement ``j`` whose signal shows green is
+    held for this step while the first vehicle of some lane of another approach, bound for a
+    movement it gives way to that is not red, would reach the node within the critical gap
+    ``yld_tc[j]``: its own speed, accelerating at its class's ``a`` up to its desired speed (an
+    upper bound on how soon it can be there; the first vehicle of a lane bound elsewhere holds up
+    the lane behind it). It is then ``GIVE_WAY``: as at amber, a vehicle that cannot stop goes
+    on, but it brakes up to ``GIVE_WAY_DECEL`` (``micro_base._crossing``). No conflict: a
+    vehicle at amber, or of a movement held to give way, that can stop (as ``_crossing`` decides
+    it), and a halted one with no room in the lane it enters, whose last vehicle stands too (one
+    held in a lane that does not lead on may change lanes and go). The table is in
+    the order of the critical gaps, so a movement is decided before those that give way to it
+    (a minor road's through movement sees whether the major road's left turn is held)."""
     L = link_len.shape[0]
     for j in range(yld_move.shape[0]):
         m = yld_move[j]
@@ -294,6 +299,7 @@ def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, tc, ambe
         yld_raw[j] = raw
         if raw != GREEN:
             continue
+        tc = yld_tc[j]
         blocked = False
         for o in range(yld_off[j], yld_off[j + 1]):
             mo = yld_opp[o]
@@ -308,13 +314,21 @@ def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, tc, ambe
                     continue
                 d = length - x[u]
                 vu = v[u]
-                if so == AMBER and vu * vu <= 2.0 * amber * (d if d > 1e-3 else 1e-3):
+                cu = cls[u]
+                if so >= AMBER and vu * vu <= 2.0 * (amber if so == AMBER else GIVE_WAY_DECEL) * (
+                        d if d > 1e-3 else 1e-3):
                     continue
+                if vu < 0.1:
+                    tg = tgt[u]
+                    if tg >= 0:
+                        tl = lane_tail[tg]
+                        if tl >= 0 and v[tl] < 0.1 and x[tl] - cls_len[cls[tl]] < cls_len[cu] + cls_s0[cu]:
+                            continue
                 if d <= 0.0:
                     blocked = True
                     break
-                a = cls_a[cls[u]]
-                v0 = cl_v0[cls[u] * L + c]
+                a = cls_a[cu]
+                v0 = cl_v0[cu * L + c]
                 if vu >= v0:
                     tt = d / vu
                 else:
@@ -797,7 +811,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                         move_state, sig_next, sig_tc, st.move_onset)
         if yld_move.shape[0] > 0:
             _give_way(move_state, yld_raw, yld_move, net.yld_off, net.yld_opp, net.move_in, net.yld_tc, amber, x, v,
-                      cls, slot, lane_head, link_len, link_lane0, cls_a, cl_v0, slot_move)
+                      cls, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0,
+                      slot_move)
         for r in range(R):
             n = arrivals[k - k0, r]
             if n > 0:
