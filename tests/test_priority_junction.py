@@ -179,3 +179,19 @@ def test_sumo_export_makes_the_same_road_major(tmp_path):
     # through movements of the major road have right of way ('M'), everything of the minor road yields ('m')
     assert "M" in states["E-in"] and "M" in states["W-in"]
     assert states["N-in"] == {"m"} and states["S-in"] == {"m"}
+
+
+def test_a_node_takes_one_junction_control_and_a_merge_signal_replaces_the_give_way_rules():
+    signalised = cross_junction()
+    both = signalised.replace(controls=[*signalised.controls, PriorityJunction("C")])
+    with pytest.raises(ControlError, match="node 'C' has a signal and a priority junction"):
+        both.validate()
+    for engine in ("macro", "micro"):
+        with pytest.raises(ControlError, match="a node takes one junction control"):
+            ts.simulate(both.replace(duration_s=60.0), engine=engine)
+    from trafficsim.measures import MergeMetering
+
+    sc = _cross(600.0, 300.0)
+    metered = MergeMetering(node="C").apply(sc)
+    assert [type(c).__name__ for c in metered.controls] == ["FixedTimeSignal"]
+    metered.validate()

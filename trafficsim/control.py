@@ -34,6 +34,7 @@ __all__ = [
     "PriorityJunction",
     "PRIORITY_GAPS_S",
     "priority_yields",
+    "check_junction_controls",
     "CONTROL_KINDS",
     "control_from_dict",
 ]
@@ -437,6 +438,19 @@ def priority_yields(network: Network, junction: PriorityJunction,
         if majors:
             out[mv] = (majors, *PRIORITY_GAPS_S[what])
     return out
+
+
+def check_junction_controls(controls) -> None:
+    """Raise :class:`ControlError` when a node carries more than one junction control (a
+    :class:`FixedTimeSignal` or a :class:`PriorityJunction`): a node runs one set of rules."""
+    seen: dict[str, str] = {}
+    for c in controls:
+        if isinstance(c, (FixedTimeSignal, PriorityJunction)):
+            what = "a signal" if isinstance(c, FixedTimeSignal) else "a priority junction"
+            if c.node in seen:
+                raise ControlError(f"node {c.node!r} has {seen[c.node]} and {what}: a node takes one junction "
+                                   "control (a signal replaces the give-way rules of a priority junction)")
+            seen[c.node] = what
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from .control import ControlError, control_from_dict
+from .control import ControlError, check_junction_controls, control_from_dict
 from .demand import Demand, DemandError
 from .network import Network, NetworkError
 
@@ -116,6 +116,7 @@ class Scenario:
         self.demand.resolve_routes(self.network)
         for c in self.controls:
             c.validate(self.network)
+        check_junction_controls(self.controls)
         return self
 
     def link_parts(self, link_ids) -> list[str]:

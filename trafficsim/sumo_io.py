@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .control import AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, turn_deg
+from .control import (
+    AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, check_junction_controls, turn_deg,
+)
 from .demand import Demand, DemandError, movement_peaks
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
@@ -370,6 +372,7 @@ def write_plain_network(
     used = {mv for mv, q in turn_flow.items() if q > 0}
     # priority junctions: their major in-links outrank the others (netconvert ranks a node's
     # in-links by the edge priority first, NBEdgePriorityComputer)
+    check_junction_controls(scenario.controls)
     junctions = [c.validate(net) for c in scenario.controls if isinstance(c, PriorityJunction)]
     pj_nodes = {c.node for c in junctions}
     edge_rank = {lk.id: (2 if lk.id in c.major else 1) for c in junctions for lk in net.in_links(c.node)}

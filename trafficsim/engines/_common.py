@@ -10,7 +10,7 @@ import numpy as np
 
 from ..control import (
     PERMISSIVE_CRITICAL_GAP_S, PERMISSIVE_FOLLOW_UP_S, Blocking, BusStop, FixedRateMeter, FixedTimeSignal,
-    PriorityJunction, TollBooth, permissive_yields, priority_yields,
+    PriorityJunction, TollBooth, check_junction_controls, permissive_yields, priority_yields,
 )
 from ..demand import Demand, DemandError
 from ..routing import candidate_routes
@@ -151,6 +151,7 @@ def give_way_table(network, controls, movements) -> list[tuple[int, list[int], f
     ``PERMISSIVE_*``) and the yielding movements of priority junctions
     (:func:`~trafficsim.control.priority_yields`), in the order of their critical gaps, which is
     that of their ranks at a junction (the micro engine decides them in this order)."""
+    check_junction_controls(controls)
     index = {tuple(mv): m for m, mv in enumerate(movements)}
     table = []
     for c in controls:

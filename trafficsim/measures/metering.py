@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
+from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
 from .signals import _replace_signal, movement_peak_flows, webster
@@ -219,7 +219,8 @@ class MergeMetering(Measure):
     Parameters
     ----------
     node : str
-        The merge node (>= 2 incoming links, no signal yet).
+        The merge node (>= 2 incoming links, no signal yet; a
+        :class:`~trafficsim.control.PriorityJunction` there is replaced by the signal).
     approaches : tuple of str, optional
         Incoming links, one phase each, in order; all incoming links when None.
     cycle_s : float
@@ -263,6 +264,8 @@ class MergeMetering(Measure):
         greens = [max(self.min_green_s, eff * d / tot) for d in dem]
         k = eff / sum(greens)
         phases = tuple(Phase(round(g * k, 1), tuple((a, o) for o in outs), self.amber_s, 0.0) for a, g in zip(apps, greens))
+        # the signal replaces the node's give-way rules
+        sc.controls[:] = [c for c in sc.controls if not (isinstance(c, PriorityJunction) and c.node == self.node)]
         sc.controls.append(FixedTimeSignal(self.node, phases, 0.0))
 
     def describe(self) -> str:
