@@ -17,8 +17,9 @@ junctions it crosses (and the fire lanes). One-way loops (the OneWayLoop remedy)
 streets into one-way couplets with both lanes in one direction.
 
 **Engines.** The give-way exit is a fixed-rate cap (:class:`~trafficsim.control.FixedRateMeter`)
-at the minor-street capacity in both engines (neither has gap acceptance). The engines do not
-model crossing conflicts inside the grid's unsignalised junctions.
+at the minor-street capacity in both engines: the scenario does not carry the arterial's traffic
+that a :class:`~trafficsim.control.PriorityJunction` would need for gap acceptance. The grid's
+unsignalised junctions have no PriorityJunction either, so their streams cross freely.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def build(peak: PeakShape, *, nx: int = 4, ny: int = 3, block_m: float = 150.0, 
              "exit demand about 1.2 x the give-way capacity"),
         ],
         approximations=["give-way exit: a FixedRateMeter at the minor-street capacity",
-                        "no crossing conflicts at the grid's unsignalised junctions"],
+                        "no crossing conflicts at the grid's unsignalised junctions (no PriorityJunction controls)"],
     )
     controls = [FixedRateMeter("exit-east", ((0.0, exit_giveway_vph),))]
     return finish("haizhu-inner-streets", "A grid of narrow two-way inner streets drains through a give-way exit.",

@@ -15,8 +15,10 @@ the stretch ``X -> S``: its discharge at ``S`` is ``(2 - 1) x 1800 x g/C``. The 
 ``xinjiao-to-S``, fills its 250 m and spills back through ``X`` onto Xinjiao West Road, so the
 junction ``X`` is held up by the next signal, as the seed says.
 
-**Engines.** Neither engine models crossing conflicts at the unsignalised ``X``: the cross
-street's flow there is not blocked by the spilled-back queue (in reality it is). The waiting pedestrians and non-motorised vehicles are a
+**Engines.** The unsignalised ``X`` carries no :class:`~trafficsim.control.PriorityJunction`,
+so the streams cross there freely, and the cross street's flow is not blocked by the
+spilled-back queue (in reality it is; a queue standing in the junction blocks it in neither
+engine, with or without a PriorityJunction). The waiting pedestrians and non-motorised vehicles are a
 :class:`~trafficsim.control.Blocking` of one lane during the peak (the engines have no
 pedestrian primitive): the whole link in macro, a 40 m segment before the stop line in micro.
 """
