@@ -42,9 +42,10 @@ def _grid_network(n: int, spacing_m: float, lanes: int, **fd) -> ts.Network:
 def grid_city(n: int = 20, spacing_m: float = 400.0, trips_per_hour: float = 20000.0, n_od: int = 400,
               duration_s: float = 3600.0, seed: int = 0, priority_junctions: bool = False) -> ts.Scenario:
     """An n x n grid of 2-lane 50 km/h streets with random OD demand between boundary nodes;
-    ``priority_junctions``: every node with three or more in-links is a
-    :class:`~trafficsim.PriorityJunction` (its major road the default one: the streets along the
-    first index), else crossing streams pass through each other."""
+    ``priority_junctions``: every node where three or more streets meet is a
+    :class:`~trafficsim.PriorityJunction` (``trafficsim.control.priority_junctions``; its major
+    road the default one: the streets along the first index), else crossing streams pass through
+    each other."""
     net = _grid_network(n, spacing_m, 2, free_speed_kmh=50, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
     rng = np.random.default_rng(seed)
     boundary = [f"{i}_{j}" for i in range(n) for j in range(n) if i in (0, n - 1) or j in (0, n - 1)]
@@ -55,7 +56,7 @@ def grid_city(n: int = 20, spacing_m: float = 400.0, trips_per_hour: float = 200
         pairs.add((boundary[o], boundary[dest]))
     for o, dest in sorted(pairs):
         d.add(o, dest, [(0, trips_per_hour / n_od), (duration_s / 2, 0.5 * trips_per_hour / n_od)])
-    controls = [ts.PriorityJunction(v) for v in net.nodes if len(net.in_links(v)) >= 3] if priority_junctions else []
+    controls = ts.control.priority_junctions(net) if priority_junctions else []
     return ts.Scenario(net, d, duration_s, controls=controls, name=f"grid-{n}x{n}")
 
 

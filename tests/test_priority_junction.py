@@ -195,3 +195,21 @@ def test_a_node_takes_one_junction_control_and_a_merge_signal_replaces_the_give_
     metered = MergeMetering(node="C").apply(sc)
     assert [type(c).__name__ for c in metered.controls] == ["FixedTimeSignal"]
     metered.validate()
+
+
+def test_priority_junctions_at_every_unsignalised_meeting_of_three_roads():
+    """A 3 x 3 grid of two-way streets: the centre (4 roads), the edges' middles (3 roads) get a
+    junction; the corners (2 roads) and a signalised node do not."""
+    net = ts.Network()
+    for i in range(3):
+        for j in range(3):
+            net.add_node(f"{i}{j}", 100.0 * j, 100.0 * i)
+    for i in range(3):
+        for j in range(3):
+            for a, b in ((i + 1, j), (i, j + 1)):
+                if a < 3 and b < 3:
+                    net.add_link(f"{i}{j}-{a}{b}", f"{i}{j}", f"{a}{b}", length_m=100, lanes=1)
+                    net.add_link(f"{a}{b}-{i}{j}", f"{a}{b}", f"{i}{j}", length_m=100, lanes=1)
+    assert sorted(j.node for j in ts.control.priority_junctions(net)) == ["01", "10", "11", "12", "21"]
+    sig = ts.FixedTimeSignal("11", (ts.Phase(30.0, (("01-11", "11-21"),)),))
+    assert "11" not in {j.node for j in ts.control.priority_junctions(net, [sig])}

@@ -34,6 +34,7 @@ __all__ = [
     "PriorityJunction",
     "PRIORITY_GAPS_S",
     "priority_yields",
+    "priority_junctions",
     "check_junction_controls",
     "CONTROL_KINDS",
     "control_from_dict",
@@ -437,6 +438,24 @@ def priority_yields(network: Network, junction: PriorityJunction,
         majors = tuple(sorted(o for o in movements if ranks[o][0] < r and conflict(mv, o)))
         if majors:
             out[mv] = (majors, *PRIORITY_GAPS_S[what])
+    return out
+
+
+def priority_junctions(network: Network, controls=()) -> list[PriorityJunction]:
+    """A :class:`PriorityJunction` with its default major road at every node where three or more
+    roads meet (distinct neighbouring nodes), except those ``controls`` already signalise or make
+    priority junctions, and those without coordinates (on the node or a neighbour): ``scenario.
+    replace(controls=[*scenario.controls, *priority_junctions(scenario.network,
+    scenario.controls)])`` gives every unsignalised crossing give-way rules, as SUMO's
+    ``priority`` junctions have."""
+    taken = {c.node for c in controls if isinstance(c, (FixedTimeSignal, PriorityJunction))}
+    out = []
+    for nid, node in network.nodes.items():
+        if nid in taken or node.x is None:
+            continue
+        legs = {lk.from_node for lk in network.in_links(nid)} | {lk.to_node for lk in network.out_links(nid)}
+        if len(legs) >= 3 and network.in_links(nid) and all(network.nodes[n].x is not None for n in legs):
+            out.append(PriorityJunction(nid))
     return out
 
 
