@@ -94,6 +94,28 @@ def left_turn_rate(res):
     return rate, float(through[-1])
 
 
+def crossing_lags(res, yielding, conflicting):
+    """Seconds from each crossing of a ``yielding`` movement to the next crossing of a
+    ``conflicting`` one (movements as ``(in_link, out_link)``), from a micro run's trajectories
+    (crossing times to the sampling interval)."""
+    import numpy as np
+
+    tr = res.final_state["trajectories"]
+    links = [str(lk) for lk in res.data.link.values]
+    li, t = tr["link_index"].values, tr["time"].values
+
+    def crossings(movements):
+        out = []
+        for a, b in movements:
+            k, _ = np.nonzero((li[1:] == links.index(b)) & (li[:-1] == links.index(a)))
+            out.append(t[k + 1])
+        return np.sort(np.concatenate(out))
+
+    mine, theirs = crossings(yielding), crossings(conflicting)
+    nxt = np.searchsorted(theirs, mine)
+    return np.array([theirs[i] - tm for i, tm in zip(nxt, mine) if i < len(theirs)])
+
+
 def arrived_by_turn(res):
     """Vehicles of a :func:`cross_junction` run that reached their destination, per turn."""
     last = res.data.route_arrived.isel(time=-1)

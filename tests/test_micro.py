@@ -17,7 +17,7 @@ from trafficsim.kernels.idm import (
 )
 from trafficsim.kernels.mobil import mobil_incentive, mobil_safe
 
-from conftest import always_green_cross, left_turn_rate
+from conftest import always_green_cross, crossing_lags, left_turn_rate
 from reference_micro import gaps_from_trajectories, idm_platoon
 
 TRAJ = {"every_s": 0.5, "max_vehicles": 6000}
@@ -835,17 +835,7 @@ def test_permitted_left_crosses_only_through_gaps():
         res = ts.simulate(always_green_cross(1500.0, 900.0, with_coordinates, duration_s=900.0), engine="micro",
                           seed=1, trajectories={"every_s": 0.5, "max_vehicles": 2000})
         check_invariants(res)
-        tr = res.final_state["trajectories"]
-        links = [str(l) for l in res.data.link.values]
-        li, t = tr["link_index"].values, tr["time"].values
-
-        def crossings(a, b):
-            k, _ = np.nonzero((li[1:] == links.index(b)) & (li[:-1] == links.index(a)))
-            return np.sort(t[k + 1])
-
-        lefts, opposing = crossings("N-in", "E-out"), crossings("S-in", "N-out")
-        nxt = np.searchsorted(opposing, lefts)
-        return np.array([opposing[i] - tl for i, tl in zip(nxt, lefts) if i < len(opposing)])
+        return crossing_lags(res, [("N-in", "E-out")], [("S-in", "N-out")])
 
     given_way, free = lags(True), lags(False)
     assert given_way.size > 50 and given_way.min() >= 2.0

@@ -9,7 +9,7 @@ from trafficsim.control import (
     PRIORITY_GAPS_S, ControlError, PriorityJunction, control_from_dict, permitted_flow_vps, priority_yields,
 )
 
-from conftest import cross_junction
+from conftest import cross_junction, crossing_lags
 from test_micro import check_invariants
 
 
@@ -136,18 +136,7 @@ def test_micro_minor_stream_waits_for_gaps():
         res = ts.simulate(_cross(1500.0, 450.0, junction=junction, duration_s=900.0), engine="micro", seed=2,
                           trajectories={"every_s": 0.5, "max_vehicles": 2000})
         check_invariants(res)
-        tr = res.final_state["trajectories"]
-        links = [str(lk) for lk in res.data.link.values]
-        li, t = tr["link_index"].values, tr["time"].values
-
-        def crossings(a, b):
-            k, _ = np.nonzero((li[1:] == links.index(b)) & (li[:-1] == links.index(a)))
-            return np.sort(t[k + 1])
-
-        minor = crossings("E-in", "W-out")
-        major = np.sort(np.concatenate([crossings("N-in", "S-out"), crossings("S-in", "N-out")]))
-        nxt = np.searchsorted(major, minor)
-        return np.array([major[i] - tm for i, tm in zip(nxt, minor) if i < len(major)])
+        return crossing_lags(res, [("E-in", "W-out")], [("N-in", "S-out"), ("S-in", "N-out")])
 
     given_way, free = lags(True), lags(False)
     assert given_way.size > 50 and given_way.min() >= 3.0
