@@ -343,10 +343,21 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                 # level with or ahead of its own (micro._move, braking at most b), as the
                 # follower does for it (zipper below). Side by side, the merger drops behind:
                 # with both waiting for the other, two queues would crawl abreast for good.
+                # (walked from the nearer end of the target lane: a vehicle whose lane ends is
+                # near the link's end, behind a long queue of the lane it joins)
                 j = lane + md
-                l = lane_tail[j]
-                while l >= 0 and x[l] < x[w]:
-                    l = nxt[l]
+                xw = x[w]
+                l = lane_head[j]
+                if l >= 0 and x[l] - xw < xw - x[lane_tail[j]]:
+                    found = -1
+                    while l >= 0 and x[l] >= xw:
+                        found = l
+                        l = prv[l]
+                    l = found
+                else:
+                    l = lane_tail[j]
+                    while l >= 0 and x[l] < xw:
+                        l = nxt[l]
                 yld[w] = l
             if dwell[w] <= 0.0 and _swap(
                     w, lane, lane + md, md,
