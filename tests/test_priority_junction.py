@@ -202,3 +202,32 @@ def test_priority_junctions_at_every_unsignalised_meeting_of_three_roads():
     assert sorted(j.node for j in ts.control.priority_junctions(net)) == ["01", "10", "11", "12", "21"]
     sig = ts.FixedTimeSignal("11", (ts.Phase(30.0, (("01-11", "11-21"),)),))
     assert "11" not in {j.node for j in ts.control.priority_junctions(net, [sig])}
+
+
+def test_new_signal_replaces_the_give_way_rules_and_trades_major_delay_for_minor_delay():
+    """Signalising the priority cross (NewSignal): one phase per road with its left turns
+    permitted, Webster timing from the peak demand; the minor road, starved by the major road's
+    gaps, gets its share of the time and passes more, the major road waits at red now."""
+    from trafficsim.control import permissive_yields
+    from trafficsim.measures import MeasureError, NewSignal
+
+    sc = _cross(1500.0, 600.0)
+    sig = NewSignal(node="C").apply(sc)
+    (plan,) = sig.controls
+    assert isinstance(plan, ts.FixedTimeSignal) and len(plan.phases) == 2
+    roads = [{a for a, _ in p.movements} for p in plan.phases]
+    assert {frozenset(r) for r in roads} == {frozenset({"N-in", "S-in"}), frozenset({"E-in", "W-in"})}
+    assert ("N-in", "E-out") in permissive_yields(sig.network, plan)    # lefts share the green, and give way
+    assert 40.0 <= plan.cycle_s <= 120.0 and sig.meta["new_signal"]["Y"] > 0
+    minor_green = next(p.green_s for p, r in zip(plan.phases, roads) if "E-in" in r)
+    major_green = next(p.green_s for p, r in zip(plan.phases, roads) if "N-in" in r)
+    assert minor_green > major_green                    # 1,500 veh/h on 2 lanes against 600 on 2
+    for engine in ("macro", "micro"):
+        before = ts.simulate(sc, engine=engine, seed=0)
+        after = ts.simulate(sig, engine=engine, seed=0)
+        assert _rate(after, "E->W") > 1.5 * _rate(before, "E->W"), engine
+        assert after.conservation_error() < 1e-6
+    with pytest.raises(MeasureError, match="already signalised; use SignalRetiming"):
+        NewSignal(node="C").apply(sig)
+    with pytest.raises(MeasureError, match="NewSignal.node: node 'X' is not in the network"):
+        NewSignal(node="X").apply(sc)

@@ -21,12 +21,14 @@ from .library import SPOT_MEASURES, measures_for
 from .metering import MergeMetering, PeakControl, RampMetering
 from .network_edits import NewLink, OneWayLoop
 from .operations import BusBay, Enforcement, StopRelocation
-from .signals import BusPriority, GreenWave, OffRampKeepClear, SignalRetiming, corridor_bandwidth_s, webster
+from .signals import (
+    BusPriority, GreenWave, NewSignal, OffRampKeepClear, SignalRetiming, corridor_bandwidth_s, webster,
+)
 
 __all__ = [
     "Measure", "MeasureError", "peak_window", "measures_for", "SPOT_MEASURES",
     "TidalLane", "VariableLane", "Widening", "OneWayLoop", "NewLink",
-    "RampMetering", "MergeMetering", "PeakControl", "SignalRetiming", "GreenWave", "BusPriority",
+    "RampMetering", "MergeMetering", "PeakControl", "SignalRetiming", "NewSignal", "GreenWave", "BusPriority",
     "OffRampKeepClear", "DemandRestriction", "BusBay", "StopRelocation", "Enforcement",
     "corridor_bandwidth_s", "webster", "evaluate",
 ]

@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..control import FixedTimeSignal
+from ..control import TURN_DEG, FixedTimeSignal, Phase, PriorityJunction, turn_deg
 from ..demand import movement_peaks
 from ..scenario import Scenario
 from ._base import Measure, finite
 
-__all__ = ["SignalRetiming", "GreenWave", "BusPriority", "OffRampKeepClear", "movement_peak_flows", "webster"]
+__all__ = ["SignalRetiming", "NewSignal", "GreenWave", "BusPriority", "OffRampKeepClear", "movement_peak_flows",
+           "webster"]
 
 
 def movement_peak_flows(sc: Scenario, *, vehicle_class: str | None = None) -> dict[tuple[str, str], float]:
@@ -148,6 +149,104 @@ class SignalRetiming(Measure):
     def describe(self) -> str:
         where = ", ".join(self.nodes) if self.nodes else "every signal"
         return f"SignalRetiming: Webster {'splits' if self.keep_cycle else 'cycle and splits'} at {where}"
+
+
+def _roads_through(sc: Scenario, node: str) -> list[list[str]]:
+    """The in-links of ``node`` grouped by road: two in-links from opposite directions (their
+    headings within :data:`~trafficsim.control.TURN_DEG` of straight on, from the coordinates)
+    form one road, in the order of their first in-link; the others a road each."""
+    ins = [lk.id for lk in sc.network.in_links(node)]
+    outs = {lk.to_node: lk.id for lk in sc.network.out_links(node)}
+    roads, taken = [], set()
+    for a in ins:
+        if a in taken:
+            continue
+        taken.add(a)
+        best, best_t = None, TURN_DEG
+        for c in ins:
+            if c in taken:
+                continue
+            # c runs opposite to a where a's straight-on exit leads to c's origin
+            back = outs.get(sc.network.links[c].from_node)
+            t = turn_deg(sc.network, a, back) if back is not None else None
+            if t is not None and abs(t) <= best_t:
+                best, best_t = c, abs(t)
+        if best is not None:
+            taken.add(best)
+        roads.append([a] if best is None else [a, best])
+    return roads
+
+
+@dataclass(frozen=True)
+class NewSignal(Measure):
+    """Signalise an unsignalised junction (增设信号灯, "add signals"): a fixed-time plan with one
+    phase per road through the node, the cycle and greens by Webster (:func:`webster`) from the
+    peak demand.
+
+    Each road's two approaches (in-links from opposite directions, from the nodes' coordinates;
+    without them every approach is a road of its own) share a phase with every turn the network
+    allows them, so their left turns are permitted ones that give way to the opposing stream
+    (:func:`~trafficsim.control.permissive_yields`). A
+    :class:`~trafficsim.control.PriorityJunction` at the node is replaced: the signal takes over
+    its rules. A node with a signal already is an error (retime it with :class:`SignalRetiming`).
+
+    Parameters
+    ----------
+    node : str
+        The junction, with at least two in-links.
+    cycle_s : float, optional
+        Cycle [s]; Webster's (bounded by ``min_cycle_s``, ``max_cycle_s``) when None.
+    amber_s, all_red_s : float
+        Amber and all-red after each green [s].
+    min_cycle_s, max_cycle_s, min_green_s : float
+        Bounds [s].
+    label : str
+        Name of the variant in reports.
+    """
+
+    node: str = ""
+    cycle_s: float | None = None
+    amber_s: float = 3.0
+    all_red_s: float = 2.0
+    min_cycle_s: float = 40.0
+    max_cycle_s: float = 120.0
+    min_green_s: float = 7.0
+    label: str = ""
+
+    def _edit(self, sc: Scenario) -> None:
+        owner = type(self).__name__
+        if self.node not in sc.network.nodes:
+            raise self.error("node", f"node {self.node!r} is not in the network")
+        if any(isinstance(c, FixedTimeSignal) and c.node == self.node for c in sc.controls):
+            raise self.error("node", f"node {self.node!r} is already signalised; use SignalRetiming")
+        roads = _roads_through(sc, self.node)
+        if sum(len(r) for r in roads) < 2:
+            raise self.error("node", f"node {self.node!r} has fewer than two incoming links: nothing to signalise")
+        amber = finite(owner, "amber_s", self.amber_s)
+        red = finite(owner, "all_red_s", self.all_red_s)
+        phases = []
+        for road in roads:
+            moves = tuple((a, b.id) for a in road for b in sc.network.out_links(self.node)
+                          if sc.network.turn_allowed(a, b.id))
+            if moves:
+                phases.append(Phase(1.0, moves, amber, red))
+        if len(phases) < 2:
+            raise self.error("node", f"node {self.node!r} has one road through it: a signal would only stop it")
+        cycle = None if self.cycle_s is None else finite(owner, "cycle_s", self.cycle_s, strict=True)
+        try:
+            plan, rep = webster(sc, FixedTimeSignal(self.node, tuple(phases), 0.0),
+                                min_cycle_s=finite(owner, "min_cycle_s", self.min_cycle_s, strict=True),
+                                max_cycle_s=finite(owner, "max_cycle_s", self.max_cycle_s, strict=True),
+                                min_green_s=finite(owner, "min_green_s", self.min_green_s, strict=True), cycle_s=cycle)
+        except ValueError as exc:
+            raise self.error("cycle_s", str(exc).split(": ", 1)[-1]) from None
+        sc.controls[:] = [c for c in sc.controls if not (isinstance(c, PriorityJunction) and c.node == self.node)]
+        sc.controls.append(plan)
+        sc.meta["new_signal"] = {**rep, "roads": roads}
+
+    def describe(self) -> str:
+        cycle = "Webster cycle" if self.cycle_s is None else f"{self.cycle_s:g} s cycle"
+        return f"NewSignal: a fixed-time signal at {self.node!r}, one phase per road, {cycle} and greens"
 
 
 @dataclass(frozen=True)
