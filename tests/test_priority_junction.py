@@ -1,8 +1,12 @@
 """Priority junctions (`PriorityJunction`): who gives way to whom, from the geometry; the minor
 stream's capacity on both engines; the SUMO export's major road."""
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import trafficsim as ts
 from trafficsim.control import (
@@ -231,3 +235,47 @@ def test_new_signal_replaces_the_give_way_rules_and_trades_major_delay_for_minor
         NewSignal(node="C").apply(sig)
     with pytest.raises(MeasureError, match="NewSignal.node: node 'X' is not in the network"):
         NewSignal(node="X").apply(sc)
+
+
+@settings(max_examples=60, deadline=None)
+@given(angles=st.lists(st.integers(0, 359), min_size=3, max_size=6, unique=True))
+def test_give_way_relations_are_a_ranking_at_any_star_junction(angles):
+    """At a junction of 3-6 two-way roads at any angles (at least 20 degrees apart): nobody
+    gives way to its own approach; the major road's through movements and right turns give way
+    to nobody; the relation has no cycle (the ranks order it), so no two streams wait for each
+    other; of two streams one at most gives way to the other; a minor stream gives way to a
+    major through movement or right turn that enters its exit."""
+    angles = sorted(angles)
+    gaps = [(b - a) % 360 for a, b in zip(angles, angles[1:] + angles[:1])]
+    assume(min(gaps) >= 20)
+    net = ts.Network()
+    net.add_node("C", 0.0, 0.0)
+    for k, a in enumerate(angles):
+        net.add_node(f"L{k}", 300.0 * math.cos(math.radians(a)), 300.0 * math.sin(math.radians(a)))
+        net.add_link(f"in{k}", f"L{k}", "C", length_m=300, lanes=1)
+        net.add_link(f"out{k}", "C", f"L{k}", length_m=300, lanes=1)
+    j = PriorityJunction("C").validate(net)
+    y = priority_yields(net, j)
+    moves = [(f"in{a}", f"out{b}") for a in range(len(angles)) for b in range(len(angles)) if a != b]
+    for mv, (ys, tc, tf) in y.items():
+        assert all(o[0] != mv[0] for o in ys)
+        assert tc > tf > 0
+    for mv in moves:
+        if mv[0] in j.major and mv in y:
+            t = ts.control.turn_deg(net, *mv)
+            assert t > ts.control.TURN_DEG                      # only the major road's left turns wait
+    # no cycle: repeatedly remove movements that give way to nobody left
+    left = {mv: set(y.get(mv, ((), 0, 0))[0]) for mv in moves}
+    while left:
+        free = [mv for mv, ys in left.items() if not (ys & set(left))]
+        assert free, f"a cycle of give-way among {sorted(left)}"
+        for mv in free:
+            del left[mv]
+    # antisymmetric; a minor stream gives way to a major through or right turn entering its exit
+    for a in moves:
+        for b in moves:
+            if a in y and b in y and b in y[a][0]:
+                assert a not in y[b][0]
+            major_b = b[0] in j.major and ts.control.turn_deg(net, *b) <= ts.control.TURN_DEG
+            if a[0] not in j.major and major_b and a[1] == b[1]:
+                assert b in y[a][0]

@@ -390,7 +390,8 @@ def priority_yields(network: Network, junction: PriorityJunction,
     enter the same link. Paths come from the coordinates: each link meets the junction at its
     direction from the node, traffic drives on the right (a link into the node sits just
     counter-clockwise of its road's direction, a link out just clockwise), and two paths cross
-    when their ends interleave around the node. ``t_c``, ``t_f`` are :data:`PRIORITY_GAPS_S`
+    when their ends interleave around the node. Movements of one rank do not give way to each
+    other (onto one exit they merge, as at any merge). ``t_c``, ``t_f`` are :data:`PRIORITY_GAPS_S`
     of the movement's kind. ``movements``: the ``(in_link, out_link)`` pairs to consider
     (default: every turn the network allows at the node)."""
     jc = junction.validate(network)
