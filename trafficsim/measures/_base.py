@@ -76,6 +76,16 @@ class Measure:
             raise self.error(field, f"link {link_id!r} is not in scenario {sc.name or 'scenario'!r}")
         return sc.network.links[link_id]
 
+    def need_unsignalised_node(self, sc: Scenario, field: str, node: str) -> None:
+        """An error naming ``field`` unless ``node`` is in ``sc`` and has no signal plan (a
+        measure that puts a signal there; an existing plan is retimed by ``SignalRetiming``)."""
+        from ..control import FixedTimeSignal
+
+        if node not in sc.network.nodes:
+            raise self.error(field, f"node {node!r} is not in the network")
+        if any(isinstance(c, FixedTimeSignal) and c.node == node for c in sc.controls):
+            raise self.error(field, f"node {node!r} is already signalised; use SignalRetiming")
+
     def need_road_end(self, sc: Scenario, field: str, link_id: str) -> Link:
         """The part of the road ``link_id`` that reaches its downstream node: the link itself, or
         its last part when a measure cut it (``meta["split_links"]``, e.g. ``"<ramp>-merge"`` of a

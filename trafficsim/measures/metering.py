@@ -27,10 +27,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction
+from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
-from .signals import _replace_signal, movement_peak_flows, webster
+from .signals import _replace_signal, _signalise, movement_peak_flows, webster
 
 __all__ = ["RampMetering", "MergeMetering", "PeakControl", "UNMETERED_VPH", "METER_STOP_LINE_M"]
 
@@ -242,13 +242,10 @@ class MergeMetering(Measure):
 
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
-        if self.node not in sc.network.nodes:
-            raise self.error("node", f"node {self.node!r} is not in the network")
+        self.need_unsignalised_node(sc, "node", self.node)
         ins = [lk.id for lk in sc.network.in_links(self.node)]
         if len(ins) < 2:
             raise self.error("node", f"node {self.node!r} is not a merge (it has {len(ins)} incoming link)")
-        if any(isinstance(c, FixedTimeSignal) and c.node == self.node for c in sc.controls):
-            raise self.error("node", f"node {self.node!r} is already signalised; use SignalRetiming")
         apps = list(self.approaches) if self.approaches is not None else ins
         for a in apps:
             if a not in ins:
@@ -264,9 +261,7 @@ class MergeMetering(Measure):
         greens = [max(self.min_green_s, eff * d / tot) for d in dem]
         k = eff / sum(greens)
         phases = tuple(Phase(round(g * k, 1), tuple((a, o) for o in outs), self.amber_s, 0.0) for a, g in zip(apps, greens))
-        # the signal replaces the node's give-way rules
-        sc.controls[:] = [c for c in sc.controls if not (isinstance(c, PriorityJunction) and c.node == self.node)]
-        sc.controls.append(FixedTimeSignal(self.node, phases, 0.0))
+        _signalise(sc, FixedTimeSignal(self.node, phases, 0.0))
 
     def describe(self) -> str:
         return f"MergeMetering: release lane by lane at {self.node!r} ({self.cycle_s:g} s cycle, green by demand)"

@@ -105,6 +105,13 @@ def _signals(sc: Scenario, nodes, owner: str) -> dict[str, FixedTimeSignal]:
     return {n: sigs[n] for n in nodes}
 
 
+def _signalise(sc: Scenario, plan: FixedTimeSignal) -> None:
+    """Add the signal ``plan`` at a node that has none: it replaces the node's give-way rules (a
+    :class:`~trafficsim.control.PriorityJunction` there)."""
+    sc.controls[:] = [c for c in sc.controls if not (isinstance(c, PriorityJunction) and c.node == plan.node)]
+    sc.controls.append(plan)
+
+
 def _replace_signal(sc: Scenario, plan: FixedTimeSignal) -> None:
     sc.controls[:] = [plan if isinstance(c, FixedTimeSignal) and c.node == plan.node else c for c in sc.controls]
 
@@ -215,10 +222,7 @@ class NewSignal(Measure):
 
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
-        if self.node not in sc.network.nodes:
-            raise self.error("node", f"node {self.node!r} is not in the network")
-        if any(isinstance(c, FixedTimeSignal) and c.node == self.node for c in sc.controls):
-            raise self.error("node", f"node {self.node!r} is already signalised; use SignalRetiming")
+        self.need_unsignalised_node(sc, "node", self.node)
         roads = _roads_through(sc, self.node)
         if sum(len(r) for r in roads) < 2:
             raise self.error("node", f"node {self.node!r} has fewer than two incoming links: nothing to signalise")
@@ -240,8 +244,7 @@ class NewSignal(Measure):
                                 min_green_s=finite(owner, "min_green_s", self.min_green_s, strict=True), cycle_s=cycle)
         except ValueError as exc:
             raise self.error("cycle_s", str(exc).split(": ", 1)[-1]) from None
-        sc.controls[:] = [c for c in sc.controls if not (isinstance(c, PriorityJunction) and c.node == self.node)]
-        sc.controls.append(plan)
+        _signalise(sc, plan)
         sc.meta["new_signal"] = {**rep, "roads": roads}
 
     def describe(self) -> str:
