@@ -52,7 +52,8 @@ from .idm import ballistic_step
 from .micro_base import kernel
 from ._jit import unsigned
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
-    AMBER, BLOCKED, C_CLAMP, GIVE_WAY, GIVE_WAY_DECEL, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GREEN, P_AMBER,
+    AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GIVE_WAY, GIVE_WAY_DECEL,
+    GREEN, P_AMBER,
     P_ALLTGT, P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX,
     P_RELAXF,
     P_STRAT, P_THR, P_YIELD,
