@@ -279,3 +279,23 @@ def test_give_way_relations_are_a_ranking_at_any_star_junction(angles):
             major_b = b[0] in j.major and ts.control.turn_deg(net, *b) <= ts.control.TURN_DEG
             if a[0] not in j.major and major_b and a[1] == b[1]:
                 assert b in y[a][0]
+
+
+def test_measures_that_cut_or_remove_an_approach_keep_the_priority_junction_valid():
+    """A ramp meter's split renames the metered approach in the junction's major road (its last
+    part enters the node now); a one-way loop that removes an approach drops it from there."""
+    from trafficsim.measures import OneWayLoop, RampMetering
+
+    sc = _cross(600.0, 300.0, major=("N-in", "S-in"))
+    metered = RampMetering(link="N-in", mode="fixed", rate_vph=900.0).apply(sc)
+    (j,) = [c for c in metered.controls if isinstance(c, PriorityJunction)]
+    assert j.major == ("N-in-merge", "S-in")
+    metered.validate()
+    assert ts.simulate(metered.replace(duration_s=600.0), engine="macro").conservation_error() < 1e-6
+    d = ts.Demand()
+    d.add("E", "W", [(0, 600.0)])
+    d.add("S", "N", [(0, 300.0)])
+    looped = OneWayLoop(keep=("N-out",)).apply(sc.replace(demand=d))
+    (j,) = [c for c in looped.controls if isinstance(c, PriorityJunction)]
+    assert j.major == ("S-in",)
+    looped.validate()

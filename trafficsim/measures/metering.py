@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase
+from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction
 from ..scenario import Scenario
 from ._base import Measure, finite, peak_window
 from .signals import _replace_signal, _signalise, movement_peak_flows, webster
@@ -204,6 +204,8 @@ class RampMetering(Measure):
                 phases = tuple(replace(p, movements=tuple((tail if a == ramp.id else a, b) for a, b in p.movements))
                                for p in c.phases)
                 sc.controls[i] = replace(c, phases=phases)
+            elif isinstance(c, PriorityJunction) and c.node == ramp.to_node:
+                sc.controls[i] = replace(c, major=tuple(tail if a == ramp.id else a for a in c.major))
 
     def describe(self) -> str:
         at = f", stop line {self.stop_line_m:g} m before the merge" if self.stop_line_m > 0 else ", stop line at the merge"

@@ -10,8 +10,9 @@ must stay reachable; otherwise the error names the OD that is cut.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from ..control import PriorityJunction
 from ..scenario import Scenario
 from ._base import Measure, check_reachable, finite, opposite_roads, reroute_flows
 
@@ -81,6 +82,9 @@ class OneWayLoop(Measure):
         inner = {net.links[p].to_node for opp in cut for p in sc.link_parts([opp])[:-1]}
         for lid in sorted(removed):
             net.remove_link(lid)
+        # a priority junction's major road loses a removed approach (none left: its default)
+        sc.controls[:] = [replace(c, major=tuple(a for a in c.major if a not in removed))
+                          if isinstance(c, PriorityJunction) else c for c in sc.controls]
         used = {n for lk in net.links.values() for n in (lk.from_node, lk.to_node)}
         for node in inner - used:
             del net.nodes[node]
