@@ -299,3 +299,17 @@ def test_measures_that_cut_or_remove_an_approach_keep_the_priority_junction_vali
     (j,) = [c for c in looped.controls if isinstance(c, PriorityJunction)]
     assert j.major == ("S-in",)
     looped.validate()
+
+
+def test_a_one_way_loop_through_a_signalised_junction_drops_the_removed_movements():
+    from trafficsim.measures import OneWayLoop
+
+    sc = cross_junction(demand_vph=0.0, duration_s=600.0)
+    d = ts.Demand()
+    d.add("E", "W", [(0, 600.0)])
+    d.add("S", "N", [(0, 300.0)])
+    looped = OneWayLoop(keep=("N-out",)).apply(sc.replace(demand=d))
+    (sig,) = looped.controls
+    assert sig.cycle_s == sc.controls[0].cycle_s
+    assert not any("N-in" in mv for p in sig.phases for mv in p.movements)
+    assert ts.simulate(looped, engine="macro").conservation_error() < 1e-6

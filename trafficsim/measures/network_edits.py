@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..control import PriorityJunction
+from ..control import FixedTimeSignal, PriorityJunction
 from ..scenario import Scenario
 from ._base import Measure, check_reachable, finite, opposite_roads, reroute_flows
 
@@ -82,9 +82,15 @@ class OneWayLoop(Measure):
         inner = {net.links[p].to_node for opp in cut for p in sc.link_parts([opp])[:-1]}
         for lid in sorted(removed):
             net.remove_link(lid)
-        # a priority junction's major road loses a removed approach (none left: its default)
-        sc.controls[:] = [replace(c, major=tuple(a for a in c.major if a not in removed))
-                          if isinstance(c, PriorityJunction) else c for c in sc.controls]
+        # a priority junction's major road loses a removed approach (none left: its default); a
+        # signal's phases lose the movements from or onto a removed link (the times stay)
+        for i, c in enumerate(sc.controls):
+            if isinstance(c, PriorityJunction):
+                sc.controls[i] = replace(c, major=tuple(a for a in c.major if a not in removed))
+            elif isinstance(c, FixedTimeSignal):
+                sc.controls[i] = replace(c, phases=tuple(
+                    replace(p, movements=tuple(mv for mv in p.movements if not set(mv) & removed))
+                    for p in c.phases))
         used = {n for lk in net.links.values() for n in (lk.from_node, lk.to_node)}
         for node in inner - used:
             del net.nodes[node]
