@@ -333,7 +333,7 @@ class PriorityJunction:
                 raise ControlError(f"{el}: major link {lid!r} is not a link into the node; in-links: "
                                    f"{[lk.id for lk in ins]}")
         if len(major) == 2:
-            t = _heading_turn(network, major[0], major[1])
+            t = turn_deg(network, major[0], major[1]) or 0.0   # the headings of two in-links
             if abs(t) < 180.0 - TURN_DEG:
                 raise ControlError(f"{el}: major links {major[0]!r} and {major[1]!r} do not come from opposite "
                                    f"directions (their headings differ by {abs(t):.0f} degrees; more than "
@@ -353,22 +353,12 @@ class PriorityJunction:
         return cls(d["node"], tuple(d.get("major", ())))
 
 
-def _heading_turn(network: Network, a: str, c: str) -> float:
-    """Signed angle [deg] between the headings of in-links ``a`` and ``c`` of one node (from the
-    coordinates of their end nodes; 180 for opposite directions)."""
-    la, lc = network.links[a], network.links[c]
-    na, nc, nn = network.nodes[la.from_node], network.nodes[lc.from_node], network.nodes[la.to_node]
-    ax, ay = nn.x - na.x, nn.y - na.y
-    cx, cy = nn.x - nc.x, nn.y - nc.y
-    return math.degrees(math.atan2(ax * cy - ay * cx, ax * cx + ay * cy))
-
-
 def _major_road(network: Network, node: str) -> tuple[str, ...]:
     """The default major road of :class:`PriorityJunction` at ``node``."""
     ins = network.in_links(node)
     order = sorted(range(len(ins)), key=lambda i: (_rank_key(ins[i]), -i), reverse=True)
     first = ins[order[0]]
-    opposite = [ins[i] for i in order[1:] if abs(_heading_turn(network, first.id, ins[i].id)) >= 180.0 - TURN_DEG]
+    opposite = [ins[i] for i in order[1:] if abs(turn_deg(network, first.id, ins[i].id) or 0.0) >= 180.0 - TURN_DEG]
     return (first.id,) if not opposite else (first.id, opposite[0].id)
 
 
