@@ -13,7 +13,7 @@ from trafficsim.control import (
     PRIORITY_GAPS_S, ControlError, PriorityJunction, control_from_dict, permitted_flow_vps, priority_yields,
 )
 
-from conftest import cross_junction, crossing_lags
+from conftest import cross_junction, crossing_lags, not_held_up
 from test_micro import check_invariants
 
 
@@ -27,14 +27,6 @@ def _cross(minor_vph, major_vph, *, junction=True, duration_s=3600.0, major=()):
     d.add("S", "N", [(0, major_vph)])
     controls = [PriorityJunction("C", major)] if junction else []
     return ts.Scenario(sc.network, d, duration_s, controls=controls, name="priority-cross")
-
-
-def _not_held_up(res, od, vph):
-    """Whether every vehicle of ``od`` arrived but those of the last 90 s (800 m at 50 km/h take
-    58 s)."""
-    last = res.data.isel(time=-1)
-    pick = [r for r in last.route.values if od in str(r)]
-    return float(last.route_arrived.sel(route=pick).sum()) >= float(last.route_demand.sel(route=pick).sum()) - vph / 40
 
 
 def _rate(res, od):
@@ -123,7 +115,7 @@ def test_macro_minor_stream_discharges_at_the_gap_acceptance_capacity(major_vph)
     expected = 2 * permitted_flow_vps(2 * major_vph / 3600.0, *PRIORITY_GAPS_S["minor_through"]) * 3600.0
     res = ts.simulate(_cross(1500.0, major_vph), engine="macro")
     assert _rate(res, "E->W") == pytest.approx(expected, rel=0.03)
-    assert _not_held_up(res, "N->S", major_vph) and _not_held_up(res, "S->N", major_vph)
+    assert not_held_up(res, "N->S", major_vph) and not_held_up(res, "S->N", major_vph)
     assert res.conservation_error() < 1e-6
     free = ts.simulate(_cross(1500.0, major_vph, junction=False), engine="macro")
     assert _rate(free, "E->W") == pytest.approx(1500.0, rel=0.02)
@@ -149,7 +141,7 @@ def test_micro_minor_stream_waits_for_gaps():
     for major_vph in (300.0, 600.0):
         res = ts.simulate(_cross(1500.0, major_vph), engine="micro", seed=0)
         rates.append(_rate(res, "E->W"))
-        assert _not_held_up(res, "N->S", major_vph) and _not_held_up(res, "S->N", major_vph)
+        assert not_held_up(res, "N->S", major_vph) and not_held_up(res, "S->N", major_vph)
     assert 1500.0 * 0.8 > rates[0] > 2.0 * rates[1] > 0.0
 
 
@@ -157,7 +149,8 @@ def test_micro_minor_stream_waits_for_gaps():
 def test_sumo_export_makes_the_same_road_major(tmp_path):
     """The junction is a SUMO ``priority`` junction whose major road is the control's, also when
     it is not the one netconvert would pick (the east-west road here: all legs are equal)."""
-    sumolib = pytest.importorskip("sumolib")
+    import sumolib
+
     from trafficsim.sumo_io import export_scenario
 
     sc = _cross(600.0, 300.0, major=("E-in", "W-in"))
