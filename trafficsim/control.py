@@ -440,14 +440,15 @@ def priority_junctions(network: Network, controls=()) -> list[PriorityJunction]:
     scenario.controls)])`` gives every unsignalised crossing give-way rules, as SUMO's
     ``priority`` junctions have."""
     taken = {c.node for c in controls if isinstance(c, (FixedTimeSignal, PriorityJunction))}
-    out = []
-    for nid, node in network.nodes.items():
-        if nid in taken or node.x is None:
-            continue
-        legs = {lk.from_node for lk in network.in_links(nid)} | {lk.to_node for lk in network.out_links(nid)}
-        if len(legs) >= 3 and network.in_links(nid) and all(network.nodes[n].x is not None for n in legs):
-            out.append(PriorityJunction(nid))
-    return out
+    legs: dict[str, set[str]] = {nid: set() for nid in network.nodes}
+    entered = set()
+    for lk in network.links.values():   # one pass over the links (in_links scans them all per node)
+        legs[lk.to_node].add(lk.from_node)
+        legs[lk.from_node].add(lk.to_node)
+        entered.add(lk.to_node)
+    return [PriorityJunction(nid) for nid, node in network.nodes.items()
+            if nid not in taken and nid in entered and node.x is not None and len(legs[nid]) >= 3
+            and all(network.nodes[n].x is not None for n in legs[nid])]
 
 
 def check_junction_controls(controls) -> None:
