@@ -47,6 +47,7 @@ from trafficsim.engines._common import build_routes  # noqa: E402
 from trafficsim.routing import DynamicRouting  # noqa: E402
 
 import cases  # noqa: E402
+from test_micro_bench import corridor as micro_corridor  # noqa: E402
 
 PEAK_WINDOW_S = 900.0
 
@@ -76,6 +77,9 @@ def build_cases(quick: bool) -> dict[str, dict]:
     out = {
         "merge": dict(sc=ts.scenarios.load("merge").replace(duration_s=hour), bottleneck="section",
                       what="library `merge` (3-lane motorway + 1-lane ramp into a 2-lane section), first hour"),
+        "onramp-corridor": dict(sc=micro_corridor(), bottleneck="m2",
+                                what="issue 3's on-ramp corridor (`benchmarks/test_micro_bench.py::corridor`: 3-lane "
+                                     "motorway, 1-lane ramp onto a 300 m acceleration lane, 4,700 + 1,000 veh/h), 2 h"),
         "lane-drop": dict(sc=lane_drop_6_2().replace(duration_s=hour), bottleneck="bridge",
                           what="6 -> 2 lanes (2 km each), 4,500 veh/h for 30 min then 2,000, 1 h"),
         "signals": dict(sc=ts.scenarios.load("changgang-corridor").replace(duration_s=hour),
@@ -360,6 +364,7 @@ def run_sumo(name, case, *, dt=0.5, horizon_s=None):
 PLAN = {
     # case: list of (label, callable(name, case)); UXsim Python deltan=1 only where it stays under ~1 min
     "merge": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
+    "onramp-corridor": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5"],
     "lane-drop": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
     "signals": ["macro", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "ux-py-1", "ux-py-5"],
     "grid-city": ["macro", "macro-dynamic", "micro", "sumo", "ux-cpp-1", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed",
