@@ -170,6 +170,41 @@ def test_on_ramp_joining_where_an_off_ramp_leaves_is_served():
         assert out["sumo"][link] == pytest.approx(out["macro"][link], rel=0.1), link
 
 
+def test_export_warns_where_sumo_gives_way_and_the_engines_cross_freely(tmp_path):
+    """An unsignalised crossing without a PriorityJunction: netconvert makes it a priority
+    junction whose minor streams give way, the engines let the streams cross. The export says so
+    where the demand's paths cross, and is silent once the node has the control, at a merge and
+    where the used movements only merge (pyproject turns any other warning into an error)."""
+    from trafficsim.control import priority_junctions
+    from trafficsim.sumo_io import write_plain_network
+
+    net = ts.Network()
+    for n, x, y in (("X", 0, 0), ("W", -500, 0), ("E", 500, 0), ("S", 0, -500), ("N", 0, 500)):
+        net.add_node(n, x, y)
+    for a, b in (("W", "X"), ("X", "E"), ("S", "X"), ("X", "N"), ("E", "X"), ("X", "W")):
+        net.add_link(f"{a}{b}", a, b, length_m=500, lanes=1)
+
+    def export(sc):
+        (tmp_path / sc.name).mkdir()
+        write_plain_network(sc, tmp_path / sc.name)
+
+    crossing = ts.Demand()
+    crossing.add("W", "E", [(0, 300)])
+    crossing.add("S", "N", [(0, 300)])
+    sc = ts.Scenario(net, crossing, 600, name="crossing")
+    with pytest.warns(UserWarning, match=r"1 unsignalised node\(s\).*\('X'\).*priority_junctions"):
+        export(sc)
+    export(sc.replace(controls=priority_junctions(net), name="with-control"))
+    merging = ts.Demand()            # S -> E turns right onto W -> E's exit: the paths merge, none crosses
+    merging.add("W", "E", [(0, 300)])
+    merging.add("S", "E", [(0, 300)])
+    export(ts.Scenario(net, merging, 600, name="merging"))
+    opposite = ts.Demand()           # both through movements of one road: side by side
+    opposite.add("W", "E", [(0, 300)])
+    opposite.add("E", "W", [(0, 300)])
+    export(ts.Scenario(net, opposite, 600, name="opposite"))
+
+
 def test_a_street_crossing_with_one_shared_exit_is_not_exported_as_a_zipper(tmp_path):
     """A right turn joins the through stream at a crossing while the cross street's through
     stream crosses both: only one exit takes several in-links, as where a ramp joins and an
@@ -193,7 +228,8 @@ def test_a_street_crossing_with_one_shared_exit_is_not_exported_as_a_zipper(tmp_
     d = ts.Demand()
     for o, dest in (("W", "E"), ("S", "E"), ("S", "N")):
         d.add(o, dest, [(0, 300)])
-    assert node_type(ts.Scenario(net, d, 600, name="crossing"), "X") == "priority"
+    with pytest.warns(UserWarning, match="'X'.*cross freely"):   # see the next test
+        assert node_type(ts.Scenario(net, d, 600, name="crossing"), "X") == "priority"
 
     ramp = ts.Network()
     for n, x, y in (("A", 0, 0), ("B", 1000, 0), ("C", 2000, 0), ("R", 600, -250), ("O", 1500, -300)):

@@ -34,6 +34,7 @@ __all__ = [
     "PriorityJunction",
     "PRIORITY_GAPS_S",
     "priority_yields",
+    "paths_cross",
     "priority_junctions",
     "check_junction_controls",
     "CONTROL_KINDS",
@@ -391,24 +392,11 @@ def priority_yields(network: Network, junction: PriorityJunction,
                      if network.turn_allowed(a.id, b.id)]
     else:
         movements = [(a, b) for a, b in movements if network.links[a].to_node == node]
-    eps = 1e-6
-
-    def ends(mv):
-        a, b = network.links[mv[0]], network.links[mv[1]]
-        return (_leg_angle(network, node, a.from_node) + eps) % (2 * math.pi), \
-               (_leg_angle(network, node, b.to_node) - eps) % (2 * math.pi)
-
-    def inside(p, q0, q1):   # p strictly on the counter-clockwise arc from q0 to q1
-        return 0.0 < (p - q0) % (2 * math.pi) < (q1 - q0) % (2 * math.pi)
 
     def conflict(m1, m2):
         if m1[0] == m2[0]:
             return False
-        if m1[1] == m2[1]:
-            return True
-        p0, p1 = ends(m1)
-        q0, q1 = ends(m2)
-        return inside(q0, p0, p1) != inside(q1, p0, p1)
+        return m1[1] == m2[1] or paths_cross(network, node, m1, m2)
 
     def rank(mv):
         t = turn_deg(network, mv[0], mv[1])
@@ -430,6 +418,32 @@ def priority_yields(network: Network, junction: PriorityJunction,
         if majors:
             out[mv] = (majors, *PRIORITY_GAPS_S[what])
     return out
+
+
+def paths_cross(network: Network, node: str, m1: tuple[str, str], m2: tuple[str, str]) -> bool:
+    """Whether the paths of movements ``m1`` and ``m2`` (``(in_link, out_link)`` pairs at
+    ``node``) cross inside the junction, right-hand traffic: each link meets the junction at its
+    direction from the node (a link into the node just counter-clockwise of its road's direction,
+    a link out just clockwise), and two paths cross when their ends interleave around the node.
+    Movements from one leg (in-links from one neighbouring node: a road and its turn pocket) or
+    onto one leg do not cross: they share the approach or merge. Needs the coordinates of the node
+    and of the links' far ends."""
+    a1, b1, a2, b2 = (network.links[i] for i in (*m1, *m2))
+    if a1.from_node == a2.from_node or b1.to_node == b2.to_node:
+        return False
+    eps = 1e-6
+
+    def ends(mv):
+        a, b = network.links[mv[0]], network.links[mv[1]]
+        return (_leg_angle(network, node, a.from_node) + eps) % (2 * math.pi), \
+               (_leg_angle(network, node, b.to_node) - eps) % (2 * math.pi)
+
+    def inside(p, q0, q1):   # p strictly on the counter-clockwise arc from q0 to q1
+        return 0.0 < (p - q0) % (2 * math.pi) < (q1 - q0) % (2 * math.pi)
+
+    p0, p1 = ends(m1)
+    q0, q1 = ends(m2)
+    return inside(q0, p0, p1) != inside(q1, p0, p1)
 
 
 def priority_junctions(network: Network, controls=()) -> list[PriorityJunction]:

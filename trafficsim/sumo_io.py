@@ -38,13 +38,15 @@ import math
 import os
 import shutil
 import subprocess
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from .control import (
-    AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, check_junction_controls, turn_deg,
+    AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, check_junction_controls,
+    paths_cross, priority_junctions, turn_deg,
 )
 from .demand import Demand, DemandError, movement_peaks
 from .network import Link, Network, NetworkError
@@ -376,6 +378,8 @@ def write_plain_network(
     junctions = [c.validate(net) for c in scenario.controls if isinstance(c, PriorityJunction)]
     pj_nodes = {c.node for c in junctions}
     edge_rank = {lk.id: (2 if lk.id in c.major else 1) for c in junctions for lk in net.in_links(c.node)}
+    crossings = {c.node for c in priority_junctions(net, scenario.controls)}
+    free_crossings = []
     nod = ['<nodes>']
     for nid in net.nodes:
         x, y = pos[nid]
@@ -389,10 +393,20 @@ def write_plain_network(
             kind = "right_before_left"
         else:
             kind = "priority"
+            here = [m for m in used if net.links[m[0]].to_node == nid] if nid in crossings else []
+            if any(paths_cross(net, nid, m1, m2) for i, m1 in enumerate(here) for m2 in here[i + 1:]):
+                free_crossings.append(nid)
         extra = ' tlType="static"' if kind == "traffic_light" else ""
         nod.append(_element(f'  <node id={quoteattr(ids.node(nid))} x="{x:.2f}" y="{y:.2f}" type="{kind}"{extra}',
                             ids.param(nid)))
     nod.append('</nodes>')
+    if free_crossings:
+        shown = ", ".join(repr(n) for n in free_crossings[:4]) + (" and others" if len(free_crossings) > 4 else "")
+        warnings.warn(f"SUMO export: {len(free_crossings)} unsignalised node(s) without a PriorityJunction where the "
+                      f"demand's streams cross ({shown}) become netconvert priority junctions, whose minor streams "
+                      "give way; trafficsim's engines let them cross freely there. For a like-for-like comparison add "
+                      "trafficsim.control.priority_junctions(scenario.network, scenario.controls) to the controls "
+                      "(docs/sumo.md, Priority junctions)", UserWarning, stacklevel=2)
     edg = ['<edges>']
     for lk in net.links.values():
         if lk.id in pockets:
