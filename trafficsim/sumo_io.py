@@ -378,7 +378,9 @@ def write_plain_network(
     junctions = [c.validate(net) for c in scenario.controls if isinstance(c, PriorityJunction)]
     pj_nodes = {c.node for c in junctions}
     edge_rank = {lk.id: (2 if lk.id in c.major else 1) for c in junctions for lk in net.in_links(c.node)}
-    crossings = {c.node for c in priority_junctions(net, scenario.controls)}
+    crossings = {c.node: [] for c in priority_junctions(net, scenario.controls)}
+    for mv in used:     # the used movements of each unsignalised crossing, in one pass
+        crossings.get(net.links[mv[0]].to_node, []).append(mv)
     free_crossings = []
     nod = ['<nodes>']
     for nid in net.nodes:
@@ -393,7 +395,7 @@ def write_plain_network(
             kind = "right_before_left"
         else:
             kind = "priority"
-            here = [m for m in used if net.links[m[0]].to_node == nid] if nid in crossings else []
+            here = crossings.get(nid, [])
             if any(paths_cross(net, nid, m1, m2) for i, m1 in enumerate(here) for m2 in here[i + 1:]):
                 free_crossings.append(nid)
         extra = ' tlType="static"' if kind == "traffic_light" else ""
