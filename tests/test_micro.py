@@ -13,7 +13,8 @@ from trafficsim.control import Blocking, BusStop, FixedTimeSignal, Phase
 from trafficsim.engines import SimulationError
 from trafficsim.engines.micro import derive_connectors
 from trafficsim.kernels.idm import (
-    FREE_GAP, ballistic_step, equilibrium_gap, headway_for_capacity, idm_acceleration, steady_state_capacity,
+    FREE_GAP, ballistic_step, equilibrium_gap, free_term, headway_for_capacity, idm_acceleration, idm_free_term,
+    speed_drop_term, steady_state_capacity,
 )
 from trafficsim.kernels.mobil import mobil_incentive, mobil_safe
 
@@ -68,6 +69,70 @@ def check_invariants(res, *, max_clamp_share=0.0):
 def test_free_road_acceleration_matches_idm():
     for v in (0.0, 5.0, 10.0, 20.0):
         assert idm_acceleration(v, FREE_GAP, 0.0, 25.0, 1.2, 2.0, 1.0, 1.5, 4.0) == pytest.approx(1.0 - (v / 25.0) ** 4)
+
+
+def test_free_term_above_the_desired_speed_brakes_at_most_b_and_joins_the_idm_at_v0():
+    a, b, v0, delta = 2.0, 1.5, 20 / 3.6, 4.0
+    # up to v0 it is the IDM's, bit for bit
+    for v in (0.0, 2.0, v0):
+        assert free_term(v, v0, delta, a, b) == idm_free_term(v, v0, delta)
+    # above v0: the Improved IDM (Treiber & Kesting 2013, Eq. 11.24), bounded by -b
+    for v in (v0 * 1.01, 50 / 3.6, 100 / 3.6, 1e3):
+        acc = a * free_term(v, v0, delta, a, b)
+        assert -b <= acc < 0.0
+        assert acc == pytest.approx(-b * (1.0 - (v0 / v) ** (a * delta / b)))
+    assert a * idm_free_term(50 / 3.6, v0, delta) < -70.0   # the plain IDM: -76 m/s^2
+    # continuous at v0 with the same slope (-a delta / v0) on both sides
+    h = 1e-6
+    slope_hi = (free_term(v0 + h, v0, delta, a, b) - free_term(v0, v0, delta, a, b)) / h
+    slope_lo = (free_term(v0, v0, delta, a, b) - free_term(v0 - h, v0, delta, a, b)) / h
+    assert slope_hi == pytest.approx(-delta / v0, rel=1e-3) and slope_lo == pytest.approx(-delta / v0, rel=1e-3)
+
+
+def test_speed_drop_term_is_continuous_bounded_and_off_at_or_below_the_next_speed():
+    a, b, vn = 2.0, 1.5, 20 / 3.6
+    assert speed_drop_term(0.3, vn, vn, 50.0, a, b, 0.5) == 0.3          # at the next link's speed: off
+    assert speed_drop_term(0.3, 3.0, vn, 50.0, a, b, 0.5) == 0.3         # slower: off
+    v = 50 / 3.6
+    bk = (v * v - vn * vn) / (2.0 * 200.0)
+    assert speed_drop_term(0.5, v, vn, 200.0, a, b, 0.5) == pytest.approx(-(bk * bk / b) / a)   # gentle, far off
+    assert speed_drop_term(0.5, v, vn, 5.0, a, b, 0.5) == pytest.approx(-b / a)               # never beyond b
+    assert speed_drop_term(-0.9, v, vn, 200.0, a, b, 0.5) == -0.9                              # keeps a lower free term
+    xs = np.linspace(1.0, 300.0, 600)
+    vals = np.array([speed_drop_term(0.5, v, vn, d, a, b, 0.5) for d in xs])
+    assert np.all(np.diff(vals) >= 0.0)   # the nearer the node, the harder it brakes, continuously
+    # never below the next link's speed within the step
+    assert speed_drop_term(0.5, vn + 0.1, vn, 0.5, a, b, 0.5) == pytest.approx(-(0.1 / 0.5) / a)
+
+
+def test_a_lower_speed_on_the_next_link_is_met_by_braking_before_it_not_at_it():
+    """A vehicle at 50 km/h bound onto a 20 km/h link (and 100 onto 60 km/h): before 2026-11-23
+    the IDM's free term braked it at 20-76 m/s^2 as it crossed the node (it stopped dead in one
+    step); now it slows before the node and never brakes harder than its b (1.5 m/s^2), plus
+    the car-following term where a leader does."""
+    for v_up, v_dn in ((50, 20), (100, 60)):
+        net = ts.Network()
+        for i, n in enumerate("ABCD"):
+            net.add_node(n, 500.0 * i, 0.0)
+        _link(net, "up", "A", "B", length_m=600, free_speed_kmh=v_up, capacity_vph_per_lane=1800)
+        _link(net, "slow", "B", "C", length_m=300, free_speed_kmh=v_dn, capacity_vph_per_lane=1500)
+        _link(net, "dn", "C", "D", length_m=400, free_speed_kmh=v_up, capacity_vph_per_lane=1800)
+        d = ts.Demand()
+        d.add("A", "D", [(0, 120)])   # one car every 30 s: no car-following
+        res = ts.simulate(ts.Scenario(net, d, 600), engine="micro", seed=0, trajectories=TRAJ)
+        check_invariants(res)
+        tr = res.final_state["trajectories"]
+        v = tr["speed"].values / 3.6
+        li = tr["link_index"].values
+        acc = np.diff(v, axis=0) / 0.5
+        ok = np.isfinite(acc) & (li[1:] >= 0) & (li[:-1] >= 0)
+        assert acc[ok].min() >= -1.5 * 1.01, acc[ok].min()
+        # each car reaches the node within 15% of the slow link's speed (it starts braking where
+        # its constant deceleration to it reaches a few tenths of b; the rest is the IIDM branch)
+        ids = list(tr["link_ids"].values)
+        entered = (li[1:] == ids.index("slow")) & (li[:-1] == ids.index("up"))
+        first = v[1:][entered]
+        assert first.size >= 10 and first.max() <= 1.15 * v_dn / 3.6, first.max() * 3.6
 
 
 def test_equilibrium_gap_is_a_steady_state():

@@ -13,7 +13,7 @@ from .micro_base import (
     BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN, ZIPPER_ZONE,
     _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _relax_start, _unlink,
 )
-from .idm import idm_free_term
+from .idm import free_term, speed_drop_term
 from .mobil import mobil_incentive
 
 #: A vehicle that must leave its lane adapts its speed to the gap it will merge into from this
@@ -269,15 +269,22 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
                         tl = slot_map[sl * maxl + idx]
                         md_here = tl >= 0 and obs_off[tl + 1] > obs_off[tl]
             c = cls[uw]
-            afree[uw] = idm_free_term(vw, cl_v0[c * L + link], delta)
+            ca = cls_a[c]
+            fr = free_term(vw, cl_v0[c * L + link], delta, ca, cls_b[c])
+            dn = length - xw
+            if dn < look:
+                # a lower desired speed on the next link is anticipated (slowing before the node)
+                ns = slot_next[sl]
+                if ns >= 0:
+                    fr = speed_drop_term(fr, vw, cl_v0[c * L + slot_link[ns]], dn, ca, cls_b[c], dt)
+            afree[uw] = fr
             # (branch-free: a factor of 1 stays exactly 1, and most vehicles are not relaxing)
             f = tfac[uw]
             f += (1.0 - f) * rrate
             tfac[uw] = f if f < 0.999 else 1.0
             committed = fl & F_COMMITTED
-            dn = length - xw
             if (all_tgt or first or committed or dn < zip_d or vw * vw > 2.0 * amber * dn
-                    or dn < (vw + cls_a[c] * dt) * dt + 1.0):
+                    or dn < (vw + ca * dt) * dt + 1.0):
                 tg = _crossing(sl, lane, xw, vw, committed, slot_next, slot_move, lane_idx, lane_link, link_len,
                                maxl, slot_lo, slot_hi, slot_map, lane_open, move_state, amber)
                 if tg != BLOCKED and not committed:
