@@ -198,4 +198,6 @@ def test_marked_through_lanes_cap_the_through_movement(engine):
     inflow = res.data["inflow"].sel(link="xingang-east").values
     peak = np.convolve(inflow, np.ones(15) / 15, mode="valid").max()  # busiest 15 min
     assert peak == pytest.approx(expected, rel=DISCHARGE_TOL_SIGNAL)
-    assert peak < 0.8 * 2800.0  # well below the demand: the marking binds, not the demand
+    # the marking binds: nearer the 2 through lanes' flow than the 3 lanes' (2,160 / 3,240 veh/h;
+    # micro 2,224-2,304 on seeds 0-3), and below the demand
+    assert peak < (through_lanes + 0.5) * app.capacity_vph_per_lane * green / sig.cycle_s < 2800.0

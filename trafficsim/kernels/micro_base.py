@@ -243,6 +243,34 @@ def _zipper(w, lane, dist, tg, x, v, cls, prv, tgt, lane_head, link_len, lane_li
 
 
 @kernel(inline="always")
+def _entry_safe(dst, back, vw, afree, tfac, x, v, cls, prv, tgt, lane_head, link_len, lane_link, feed_off, feed_lane,
+                cl_T, cls_s0, cls_a, cls_sab, bsafe, look):
+    """Whether a vehicle (rear ``back`` metres past the start of lane ``dst``'s link, speed ``vw``)
+    may change into ``dst`` where no vehicle of ``dst`` is behind it: the nearest vehicle about to
+    enter ``dst`` across the node (a feeder lane's vehicle whose node permission is ``dst``) would
+    not brake harder than ``bsafe`` behind it, MOBIL's safety criterion for the new follower seen
+    across the node. Without it a change just past a node cut in front of a vehicle crossing into
+    that lane, which stopped dead (a 2 -> 3 lane widening at 3,000 veh/h: 1,165 vehicle-steps
+    braking harder than 8 m/s^2)."""
+    L = link_len.shape[0]
+    for f in range(feed_off[dst], feed_off[dst + 1]):
+        fl = feed_lane[f]
+        lf = lane_link[fl]
+        flen = link_len[lf]
+        u = lane_head[fl]
+        while u >= 0:
+            g = back + flen - x[u]
+            if g > look:
+                break
+            if tgt[u] == dst:
+                if _accel_f(afree[u], tfac[u], cls[u], lf, g, vw, v[u], L, cl_T, cls_s0, cls_a, cls_sab) < -bsafe:
+                    return False
+                break
+            u = prv[u]
+    return True
+
+
+@kernel(inline="always")
 def _ahead(w, slot, lane, xp, tg,
            x, v, cls, prv, tgt, lane_head, lane_tail,
            link_len, lane_link, lane_idx, cls_len, slot_link, slot_next, slot_move, feed_off, feed_lane,

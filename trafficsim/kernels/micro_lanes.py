@@ -11,7 +11,7 @@ from .micro_base import kernel
 from ._jit import unsigned
 from .micro_base import (
     BLOCKED, C_LC, F_COMMITTED, FREE_GAP, GREEN, UNKNOWN, ZIPPER_ZONE,
-    _accel_f, _blocked, _crossing, _front, _link_between, _obstacle_gap, _relax_start, _unlink,
+    _accel_f, _blocked, _crossing, _entry_safe, _front, _link_between, _obstacle_gap, _relax_start, _unlink,
 )
 from .idm import free_term, speed_drop_term
 from .mobil import mobil_incentive
@@ -598,6 +598,10 @@ def _lane_changes(t, d, lc_v, lc_f, lc_l,
                         ao_new = _accel_f(afree[o], tfac[o], cls[o], link, go, vo, v[o], L, cl_T, cls_s0, cls_a, cls_sab)
                     inc = mobil_incentive(acn, ac, an_new, an_old, ao_new, ao_old, polite, b)
                     ok = inc > thr
+                    if ok and fol < 0 and xw - lw < look:
+                        # no follower in dst on this link: the one about to enter it across the node
+                        ok = _entry_safe(dst, xw - lw, vw, afree, tfac, x, v, cls, prv, tgt, lane_head, link_len,
+                                         lane_link, feed_off, feed_lane, cl_T, cls_s0, cls_a, cls_sab, bsafe, look)
                     break
                 if ok:
                     lc_v[nd] = w
