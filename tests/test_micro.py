@@ -105,6 +105,19 @@ def test_speed_drop_term_is_continuous_bounded_and_off_at_or_below_the_next_spee
     assert speed_drop_term(0.5, vn + 0.1, vn, 0.5, a, b, 0.5) == pytest.approx(-(0.1 / 0.5) / a)
 
 
+def _run_with_accelerations(sc):
+    """``sc`` on micro (seed 0, trajectories every 0.5 s, invariants checked): the result, its
+    trajectories, speeds [m/s] and link indices over (time, vehicle), and every vehicle's
+    acceleration [m/s^2] between two samples on the network (flattened)."""
+    res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ)
+    check_invariants(res)
+    tr = res.final_state["trajectories"]
+    v = tr["speed"].values / 3.6
+    li = tr["link_index"].values
+    acc = np.diff(v, axis=0) / 0.5
+    return res, tr, v, li, acc[np.isfinite(acc) & (li[1:] >= 0) & (li[:-1] >= 0)]
+
+
 def test_a_lower_speed_on_the_next_link_is_met_by_braking_before_it_not_at_it():
     """A vehicle at 50 km/h bound onto a 20 km/h link (and 100 onto 60 km/h): before 2026-11-23
     the IDM's free term braked it at 20-76 m/s^2 as it crossed the node (it stopped dead in one
@@ -119,14 +132,8 @@ def test_a_lower_speed_on_the_next_link_is_met_by_braking_before_it_not_at_it():
         _link(net, "dn", "C", "D", length_m=400, free_speed_kmh=v_up, capacity_vph_per_lane=1800)
         d = ts.Demand()
         d.add("A", "D", [(0, 120)])   # one car every 30 s: no car-following
-        res = ts.simulate(ts.Scenario(net, d, 600), engine="micro", seed=0, trajectories=TRAJ)
-        check_invariants(res)
-        tr = res.final_state["trajectories"]
-        v = tr["speed"].values / 3.6
-        li = tr["link_index"].values
-        acc = np.diff(v, axis=0) / 0.5
-        ok = np.isfinite(acc) & (li[1:] >= 0) & (li[:-1] >= 0)
-        assert acc[ok].min() >= -1.5 * 1.01, acc[ok].min()
+        res, tr, v, li, acc = _run_with_accelerations(ts.Scenario(net, d, 600))
+        assert acc.min() >= -1.5 * 1.01, acc.min()
         # each car reaches the node within 15% of the slow link's speed (it starts braking where
         # its constant deceleration to it reaches a few tenths of b; the rest is the IIDM branch)
         ids = list(tr["link_ids"].values)
@@ -149,14 +156,8 @@ def test_a_lane_change_just_past_a_node_does_not_cut_in_front_of_a_vehicle_enter
     _link(net, "b", "B", "C", length_m=800, lanes=3, free_speed_kmh=60, capacity_vph_per_lane=1900)
     d = ts.Demand()
     d.add("A", "C", [(0, 3600)])
-    res = ts.simulate(ts.Scenario(net, d, 1800), engine="micro", seed=0, trajectories=TRAJ)
-    check_invariants(res)
-    tr = res.final_state["trajectories"]
-    v = tr["speed"].values / 3.6
-    li = tr["link_index"].values
-    acc = np.diff(v, axis=0) / 0.5
-    ok = np.isfinite(acc) & (li[1:] >= 0) & (li[:-1] >= 0)
-    assert acc[ok].min() >= -ts.engines.micro.LANE_CHANGE_DEFAULTS["b_safe_ms2"] * 1.01, acc[ok].min()
+    res, _, _, _, acc = _run_with_accelerations(ts.Scenario(net, d, 1800))
+    assert acc.min() >= -ts.engines.micro.LANE_CHANGE_DEFAULTS["b_safe_ms2"] * 1.01, acc.min()
     assert float(res.data["outflow"].sel(link="a").values[5:].mean()) >= 0.95 * 3600
 
 
