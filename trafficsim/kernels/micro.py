@@ -14,7 +14,9 @@ One step of ``dt`` runs these passes, each over all lanes:
    priority junction) is held while a vehicle it gives way to would reach the node within the
    critical gap (``_give_way``); arrivals join
    the origin queues (drawn in Python from the seed and passed in);
-2. the IDM free-road term of every vehicle (``afree``, shared by all accelerations of the step);
+2. the IDM free-road term of every vehicle (``afree``, shared by all accelerations of the step;
+   above the desired speed the Improved IDM's, and lowered within the look-ahead of a node
+   after which the route's next link is slower: ``idm.free_term``, ``idm.speed_drop_term``);
    node permissions: the lane a vehicle would enter at the end of its link (``tgt``), from the
    lane connectors in force, the signal (amber: go only when stopping needs more than
    ``amber_decel``) and lane closures, for the vehicles whose permission is read in the step
@@ -22,7 +24,9 @@ One step of ``dt`` runs these passes, each over all lanes:
    of their lane get a courteous follower in the target lane (``yld``, the zipper);
 3. lane changes by MOBIL (:mod:`trafficsim.kernels.mobil`), alternately to the left and to the
    right, with a two-pointer sweep over each pair of adjacent lanes; mandatory changes (route,
-   lane end, closed lane, blocked lane, bus stop) keep only the safety criterion;
+   lane end, closed lane, blocked lane, bus stop) keep only the safety criterion; a
+   discretionary change with no new follower on its link checks the vehicle about to enter the
+   target lane across the node (``micro_base._entry_safe``);
 4. IDM accelerations (:mod:`trafficsim.kernels.idm`) against the nearest of: the same-lane
    leader, a blocked segment, a bus's own stop, the stop line when the node is closed, a
    merging vehicle closer to the node on another feeder lane of the same target lane
