@@ -105,11 +105,11 @@ def test_speed_drop_term_is_continuous_bounded_and_off_at_or_below_the_next_spee
     assert speed_drop_term(0.5, vn + 0.1, vn, 0.5, a, b, 0.5) == pytest.approx(-(0.1 / 0.5) / a)
 
 
-def _run_with_accelerations(sc):
-    """``sc`` on micro (seed 0, trajectories every 0.5 s, invariants checked): the result, its
+def _run_with_accelerations(sc, seed=0):
+    """``sc`` on micro (trajectories every 0.5 s, invariants checked): the result, its
     trajectories, speeds [m/s] and link indices over (time, vehicle), and every vehicle's
     acceleration [m/s^2] between two samples on the network (flattened)."""
-    res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ)
+    res = ts.simulate(sc, engine="micro", seed=seed, trajectories=TRAJ)
     check_invariants(res)
     tr = res.final_state["trajectories"]
     v = tr["speed"].values / 3.6
