@@ -46,7 +46,7 @@ sys.path.insert(0, str(HERE))
 import trafficsim as ts  # noqa: E402
 
 import cases  # noqa: E402
-from run_peers import build_uxsim  # noqa: E402
+from run_peers import DYNAMIC, build_uxsim  # noqa: E402
 
 #: UXsim's grid link: 1 km, one lane, 20 m/s, jam 0.2 veh/m, capacity 0.8 veh/s (wave 5 m/s)
 FD = dict(free_speed_kmh=72, capacity_vph_per_lane=2880, jam_density_vpkm_per_lane=200)
@@ -223,7 +223,8 @@ def main(argv=None) -> int:
             n = int(name[4:])
             # the demand per OD pair that loads each boundary node like the 11x11 grid's 0.035 veh/s
             sc = cases.uxsim_grid(n=n, rate_vps=0.035 * 11 / n)
-            compare(name, sc, [], (600, 1800), modes, macro_kw=dict(route_choice="dynamic"), fixed_too=True)
+            # both simulators re-choose routes every ROUTE_UPDATE_S (run_peers.py, UXsim's default)
+            compare(name, sc, [], (600, 1800), modes, macro_kw=DYNAMIC, fixed_too=True)
     return 0
 
 

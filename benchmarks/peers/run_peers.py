@@ -151,8 +151,15 @@ def with_uxsim_routes(sc: ts.Scenario, counts) -> ts.Scenario:
     return sc.replace(demand=d)
 
 
-#: trafficsim's dynamic route choice as run here: the API defaults (docs/models/routing.md)
-DYNAMIC = dict(route_choice="dynamic")
+#: Route-choice update interval [s] of both simulators' reactive route choice: UXsim's default
+#: ``duo_update_time``, given to trafficsim's ``route_update_s`` (whose default is 300 s) so that both
+#: re-choose as often; on UXsim's grid the TTS of both depends strongly on it (``route_interval.py``)
+ROUTE_UPDATE_S = 600.0
+#: Weight of the new choice at each update: UXsim's default ``duo_update_weight``, trafficsim's default
+#: ``route_smoothing``
+ROUTE_WEIGHT = 0.5
+#: trafficsim's dynamic route choice as run here (docs/models/routing.md), matched to UXsim's DUO
+DYNAMIC = dict(route_choice="dynamic", route_update_s=ROUTE_UPDATE_S, route_smoothing=ROUTE_WEIGHT)
 
 
 def run_trafficsim(name, case, engine, uxsim_routes=False, **options):
@@ -192,19 +199,22 @@ def run_trafficsim(name, case, engine, uxsim_routes=False, **options):
 # UXsim
 # --------------------------------------------------------------------------------------------
 
-def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool = False, caps: bool = True):
+def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool = False, caps: bool = True,
+                **world_options):
     """The scenario in UXsim. Same lanes, free speed, jam density per lane; the link's capacity
     as ``capacity_in`` and ``capacity_out`` (``capacity_out`` alone does not bind where trips end on
     the link, so a bottleneck link ending at a destination would not be one; UXsim's own triangular FD with reaction time 1 s has a capacity at or
     above trafficsim's on every link here, so the cap binds where trafficsim's does; on
     ``uxsim-grid`` the two coincide: 0.8 veh/s). Signals: one UXsim signal group per phase
     (green_s) plus an all-red group for amber + all-red. Merge priority = lanes. ``caps=False`` leaves
-    out ``capacity_in``/``capacity_out`` (UXsim's own diagram alone; see ``node_compare.py``)."""
+    out ``capacity_in``/``capacity_out`` (UXsim's own diagram alone; see ``node_compare.py``).
+    ``world_options`` go to UXsim's ``World`` (e.g. ``duo_update_time``, ``random_seed``)."""
     from uxsim import World
 
     net = sc.network
-    W = World(name="", deltan=deltan, tmax=sc.duration_s, print_mode=0, save_mode=0, show_mode=0,
-              random_seed=0, no_cyclic_routing=True, cpp=cpp)
+    W = World(**{**dict(name="", deltan=deltan, tmax=sc.duration_s, print_mode=0, save_mode=0, show_mode=0,
+                        random_seed=0, no_cyclic_routing=True, cpp=cpp, duo_update_time=ROUTE_UPDATE_S,
+                        duo_update_weight=ROUTE_WEIGHT), **world_options})
     signals = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
     groups: dict[str, list[int]] = {}
     for nid, node in net.nodes.items():
@@ -372,12 +382,15 @@ PLAN = {
     # UXsim has no crossing conflicts at its nodes: nothing to compare it with here
     "grid-city-priority": ["macro", "micro", "sumo"],
     # micro and SUMO skipped here: ~3e8 vehicle-updates, well over the script's time budget
-    "uxsim-grid": ["macro-dynamic", "macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed", "ux-cpp-1", "ux-py-5"],
+    "uxsim-grid": ["macro-dynamic", "macro-dynamic-default", "macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed",
+                   "ux-cpp-1", "ux-py-5"],
 }
 
 RUNNERS = {
     "macro": lambda n, c: run_trafficsim(n, c, "macro"),
     "macro-dynamic": lambda n, c: run_trafficsim(n, c, "macro", **DYNAMIC),
+    # the library's defaults (route_update_s 300 s): what a user gets without matching UXsim
+    "macro-dynamic-default": lambda n, c: run_trafficsim(n, c, "macro", route_choice="dynamic"),
     "macro-uxroutes": lambda n, c: run_trafficsim(n, c, "macro", uxsim_routes=True),
     "micro": lambda n, c: run_trafficsim(n, c, "micro"),
     "sumo": lambda n, c: run_sumo(n, c),
