@@ -41,6 +41,74 @@ def corridor() -> ts.Scenario:
     return ts.Scenario(net, d, 3600)
 
 
+def shared_start(demand_vph=1500.0, closed_from_s=900.0, closed_lanes=0) -> ts.Scenario:
+    """O -> M on a shared 3 km link, then to D by a short route (M -> A -> D, 2 km) or a long one
+    (M -> B -> D, 4 km); the short route's last link has ``closed_lanes`` lanes from
+    ``closed_from_s`` to the end. Demand (uncongested) for 30 min, horizon 1 h."""
+    net = ts.Network()
+    for n in ("O", "M", "A", "B", "D"):
+        net.add_node(n)
+    net.add_link("o-m", "O", "M", length_m=3000, lanes=2, **KW)
+    net.add_link("m-a", "M", "A", length_m=1000, lanes=2, **KW)
+    net.add_link("a-d", "A", "D", length_m=1000, lanes=2, **KW)
+    net.add_link("m-b", "M", "B", length_m=2000, lanes=2, **KW)
+    net.add_link("b-d", "B", "D", length_m=2000, lanes=2, **KW)
+    net.set_lane_schedule("a-d", [(closed_from_s, closed_lanes)])
+    d = ts.Demand()
+    d.add("O", "D", [(0, demand_vph), (1800, 0)])
+    return ts.Scenario(net, d, 3600, name="shared-start")
+
+
+def test_en_route_choice_diverts_the_vehicles_already_on_their_way():
+    """The short route closes at 900 s. Choosing at departure only, every vehicle already on
+    the shared link stays bound for the closure and is stranded; choosing en route, they turn
+    off to the long route at the update of 900 s, and only those past the diverge (on m-a and
+    a-d, which no other route passes) are stranded. Both counts are read from the record."""
+    sc = shared_start()
+    kw = dict(route_update_s=300, route_smoothing=1.0)
+    dep = ts.simulate(sc, engine="macro", route_choice="dynamic", **kw)
+    enr = ts.simulate(sc, engine="macro", route_choice="en-route", **kw)
+
+    def on(res, link, t=900.0):
+        row = res.data.sel(time=t, link=link)
+        return float(row.cum_in - row.cum_out)
+
+    assert on(dep, "o-m") > 70 and on(dep, "m-a") + on(dep, "a-d") > 40  # the test sees both groups
+    # up to 900 s both runs are the same run
+    for link in ("o-m", "m-a", "a-d"):
+        assert on(enr, link) == pytest.approx(on(dep, link), rel=1e-12)
+    stranded_dep = float(dep.kpis["inside"])
+    stranded_enr = float(enr.kpis["inside"])
+    assert stranded_dep == pytest.approx(on(dep, "o-m") + on(dep, "m-a") + on(dep, "a-d"), rel=1e-6)
+    assert stranded_enr == pytest.approx(on(enr, "m-a") + on(enr, "a-d"), rel=1e-6)
+    for res in (dep, enr):
+        assert res.conservation_error() < 1e-6
+    # arrivals count under the route a vehicle arrives on, departures under the one it left on
+    arrived = enr.data.route_arrived.isel(time=-1).values
+    departed = enr.data.route_departed.isel(time=-1).values
+    assert arrived.sum() == pytest.approx(departed.sum() - stranded_enr, rel=1e-9)
+    long_route = [i for i, p in enumerate(enr.data.route_path.values) if "m-b" in str(p).split()][0]
+    assert arrived[long_route] > departed[long_route] + 0.9 * on(enr, "o-m")
+
+
+def test_en_route_choice_with_one_route_per_flow_or_no_shared_link_changes_nothing():
+    sc = corridor()
+    a = ts.simulate(sc, engine="macro")
+    b = ts.simulate(sc, engine="macro", route_choice="en-route", route_update_s=60)
+    for v in ("flow", "density", "queue", "vht", "route_arrived"):
+        np.testing.assert_array_equal(a.data[v].values, b.data[v].values)
+    # two routes that share no link: nothing to re-split on the way, the same run as "dynamic"
+    c = ts.simulate(two_routes(), engine="macro", route_choice="dynamic", route_update_s=120)
+    d = ts.simulate(two_routes(), engine="macro", route_choice="en-route", route_update_s=120)
+    for v in ("flow", "density", "route_arrived"):
+        np.testing.assert_array_equal(c.data[v].values, d.data[v].values)
+
+
+def test_en_route_choice_is_a_clear_error_on_the_micro_engine():
+    with pytest.raises(ts.SimulationError, match="en-route"):
+        ts.simulate(shared_start().replace(duration_s=120), engine="micro", route_choice="en-route")
+
+
 def test_dynamic_choice_moves_demand_off_the_bottleneck_and_cuts_delay():
     sc = two_routes()
     fixed = ts.simulate(sc, engine="macro")
@@ -178,7 +246,8 @@ def test_update_shares_all_to_best_logit_and_smoothing():
 def test_from_options_defaults():
     assert DynamicRouting.from_options("fixed") is None
     p = DynamicRouting.from_options("dynamic")
-    assert (p.update_s, p.candidates, p.smoothing, p.logit_s) == (300.0, 5, 0.5, 0.0)
+    assert (p.update_s, p.candidates, p.smoothing, p.logit_s, p.en_route) == (300.0, 5, 0.5, 0.0, False)
+    assert DynamicRouting.from_options("en-route", 600).en_route
 
 
 def test_evaluate_passes_route_choice_to_every_variant():
@@ -236,3 +305,21 @@ def test_property_dynamic_routing_conserves_vehicles(demand, update, smoothing, 
     share = res.final_state["route_shares"]["share"]
     assert np.all(np.isfinite(share)) and np.all(share >= 0)
     np.testing.assert_allclose(share.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(demand=st.floats(0.0, 6000.0), update=st.sampled_from([60.0, 150.0, 300.0, 1000.0]),
+       smoothing=st.floats(0.05, 1.0), logit=st.sampled_from([0.0, 5.0, 60.0]),
+       closed_from=st.floats(60.0, 3000.0), lanes=st.integers(0, 1))
+def test_property_en_route_choice_conserves_vehicles(demand, update, smoothing, logit, closed_from, lanes):
+    """En-route choice on a network whose routes share their first link, congested or not, the
+    short route closed or narrowed at any time: no vehicle is created or lost (the cells hold
+    what the route counts say), and runs repeat exactly."""
+    sc = shared_start(demand_vph=demand, closed_from_s=closed_from, closed_lanes=lanes)
+    kw = dict(route_choice="en-route", route_update_s=update, route_smoothing=smoothing, route_logit_s=logit)
+    res = ts.simulate(sc, engine="macro", **kw)
+    assert res.conservation_error() < 1e-6
+    assert float(res.data.route_demand.isel(time=-1).sum()) == pytest.approx(sc.demand.total(3600), abs=1e-6)
+    assert np.all(res.data.flow.values >= -1e-9)
+    again = ts.simulate(sc, engine="macro", **kw)
+    np.testing.assert_array_equal(res.data.flow.values, again.data.flow.values)

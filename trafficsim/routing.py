@@ -31,6 +31,19 @@ UXsim's DUO update with its default weight; ``theta > 0`` gives a logit split th
 flow over near-equal routes. A flow with a single route keeps it: ``route_choice="dynamic"``
 on a scenario whose flows each have one route gives exactly the fixed-route result.
 
+En-route choice (``route_choice="en-route"``, macro engine)
+    Everything above, and at every update after the first the vehicles of each flow on each
+    link re-split among the flow's candidate routes that pass that link, by the same rule with
+    the *remaining* cost (the links after the current one)::
+
+        a_r  <- (1 - w) a_r + w target_r  sum_r' a_r'      (r, r' the flow's routes through the link)
+
+    packet by packet, so the vehicles keep their place in the link's FIFO. This is UXsim's DUO
+    with the choice restricted to the candidate routes (UXsim's vehicles re-choose their next
+    link at every node among all paths). Vehicles in an origin queue keep their route. A
+    vehicle's arrival counts under the route it arrives on (``route_arrived``), its departure
+    under the route it departed on (``route_departed``).
+
 This module is core: plain Python and numpy, no engine imports; the engines call it.
 """
 
@@ -48,8 +61,10 @@ __all__ = [
     "MAX_COST_S", "ROUTE_CHOICES",
 ]
 
-#: Route choice models known to the engines.
-ROUTE_CHOICES = ("fixed", "dynamic")
+#: Route choice models known to the engines: ``"fixed"`` (the flows' routes and shares as given),
+#: ``"dynamic"`` (departures re-split at every update) and ``"en-route"`` (as ``"dynamic"``, and
+#: at every update the vehicles on their way re-split too, macro engine only).
+ROUTE_CHOICES = ("fixed", "dynamic", "en-route")
 #: Cost factor per earlier use of a link when generating candidate routes (link-penalty method).
 OVERLAP_PENALTY = 1.0
 #: Speed floor [m/s] (1 km/h) of the travel-time estimate, so a jammed link costs a lot, not inf.
@@ -74,12 +89,15 @@ class DynamicRouting:
         Weight ``w`` in (0, 1] of the new target split at each update.
     logit_s : float
         Logit scale ``theta`` [s]; 0 sends each update's share to the cheapest route(s).
+    en_route : bool
+        Vehicles on their way re-choose too (``route_choice="en-route"``).
     """
 
     update_s: float = 300.0
     candidates: int = 5
     smoothing: float = 0.5
     logit_s: float = 0.0
+    en_route: bool = False
 
     @classmethod
     def from_options(cls, route_choice: str = "fixed", update_s=None, candidates=None, smoothing=None,
@@ -111,7 +129,7 @@ class DynamicRouting:
             raise ValueError(f"route_smoothing must be in (0, 1], got {smoothing!r}")
         if not (_is_number(logit_s) and math.isfinite(logit_s) and logit_s >= 0):
             raise ValueError(f"route_logit_s must be a finite number >= 0 [s], got {logit_s!r}")
-        return cls(float(update_s), int(candidates), float(smoothing), float(logit_s))
+        return cls(float(update_s), int(candidates), float(smoothing), float(logit_s), route_choice == "en-route")
 
 
 def _is_number(v) -> bool:

@@ -40,10 +40,11 @@ def simulate(
         Show a progress bar.
     **options
         Engine options. macro: ``capacity_drop`` (fraction), ``record_cells`` (cell densities),
-        ``route_choice`` (``"fixed"``, default, or ``"dynamic"``: departures re-split among
-        candidate routes every ``route_update_s`` from instantaneous travel times; also
-        ``route_candidates``, ``route_smoothing``, ``route_logit_s``; see :mod:`trafficsim.routing`;
-        micro takes the same ``route_*`` options).
+        ``route_choice`` (``"fixed"``, default; ``"dynamic"``: departures re-split among
+        candidate routes every ``route_update_s`` from instantaneous travel times; ``"en-route"``:
+        the vehicles on their way re-split too; also ``route_candidates``, ``route_smoothing``,
+        ``route_logit_s``; see :mod:`trafficsim.routing`; micro takes the same ``route_*`` options
+        but ``"en-route"``).
         micro: ``vehicle_params``, ``lane_change``, ``capacity_preset``, ``detectors``,
         ``trajectories``, ``initial_vehicles``. sumo: ``backend`` ("auto", "libsumo", "traci"),
         ``arrivals``, ``sigma``, ``reference_link``, ``timeout_s``, ``keep_files``. hybrid:

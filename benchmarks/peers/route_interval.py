@@ -6,8 +6,9 @@ fixed interval, with the same smoothing weight (0.5): UXsim's DUO every ``duo_up
 (600 s by default), trafficsim's ``route_choice="dynamic"`` every ``route_update_s`` (300 s by
 default). This script runs both over a range of intervals, the same interval on both sides
 (UXsim C++ mode, ``deltan=5``, several random seeds; macro with 5 and with 10 candidate routes per
-OD), and prints TTS and completed trips per run; ``--plot`` draws TTS and the vehicles in the
-network over time.
+OD, choosing at departure, and with 5 choosing also en route, ``route_choice="en-route"``), and
+prints TTS and completed trips per run; ``--plot`` draws TTS and the vehicles in the network over
+time.
 
     /tmp/dev/bin/python benchmarks/peers/route_interval.py                       # ~2 min
     /tmp/dev/bin/python benchmarks/peers/route_interval.py --plot docs/img/peers_route_interval.png
@@ -39,9 +40,14 @@ INTERVALS_S = (150, 300, 450, 600, 900, 1200)
 RECORD_S = 60.0
 
 
-def run_macro(sc: ts.Scenario, interval_s: float, candidates: int) -> dict:
+#: the macro runs: label -> (route_choice, candidate routes per OD)
+MACRO_RUNS = {"macro, 5 candidates": ("dynamic", 5), "macro, 10 candidates": ("dynamic", 10),
+              "macro en-route, 5 candidates": ("en-route", 5)}
+
+
+def run_macro(sc: ts.Scenario, interval_s: float, candidates: int, choice: str = "dynamic") -> dict:
     """TTS [veh h], completed trips and vehicles in the network per minute, macro engine."""
-    res = ts.simulate(sc, engine="macro", route_choice="dynamic", route_update_s=interval_s,
+    res = ts.simulate(sc, engine="macro", route_choice=choice, route_update_s=interval_s,
                       route_candidates=candidates, route_smoothing=ROUTE_WEIGHT, record_interval_s=RECORD_S)
     k = res.kpis
     d = res.data
@@ -86,7 +92,7 @@ def plot(results: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key, style in (("macro, 5 candidates", "o-"), ("macro, 10 candidates", "s-")):
+    for key, style in zip(MACRO_RUNS, ("o-", "s-", "^-")):
         runs = results[key]
         ax.plot(list(runs), [r["tts_vh"] / 1000 for r in runs.values()], style, label=f"trafficsim {key}")
     ux = results["uxsim"]
@@ -101,9 +107,9 @@ def plot(results: dict, path: str) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     at = 600
-    for key, style in (("macro, 5 candidates", "-"), ("macro, 10 candidates", "-")):
+    for key in MACRO_RUNS:
         r = results[key][at]
-        bx.plot(np.array(r["time_s"]) / 60, np.array(r["inside"]) / 1000, style, label=f"trafficsim {key}")
+        bx.plot(np.array(r["time_s"]) / 60, np.array(r["inside"]) / 1000, label=f"trafficsim {key}")
     for seed, r in enumerate(ux[at]):
         bx.plot(np.array(r["time_s"]) / 60, np.array(r["inside"]) / 1000, "k-", lw=0.8, alpha=0.7,
                 label="UXsim, seeds 0-%d" % (len(ux[at]) - 1) if seed == 0 else None)
@@ -130,18 +136,19 @@ def main(argv=None) -> int:
         ap.error("--plot draws the 600 s runs over time: include 600 in --intervals")
     sc = cases.uxsim_grid()
     ts.simulate(sc.replace(duration_s=60.0), engine="macro", route_choice="dynamic")  # compile or load the kernels
-    results: dict = {"macro, 5 candidates": {}, "macro, 10 candidates": {}, "uxsim": {}}
-    print("| interval [s] | macro, 5 candidates | macro, 10 candidates | UXsim C++ deltan=5, per seed |")
-    print("|---:|---:|---:|---|")
+    results: dict = {key: {} for key in MACRO_RUNS}
+    results["uxsim"] = {}
+    print("| interval [s] | " + " | ".join(MACRO_RUNS) + " | UXsim C++ deltan=5, per seed |")
+    print("|---:|" + "---:|" * len(MACRO_RUNS) + "---|")
+    cell = "{:,.0f} ({:,.0f})".format
     for iv in args.intervals:
         iv = int(iv) if float(iv).is_integer() else iv
-        m5 = results["macro, 5 candidates"][iv] = run_macro(sc, iv, 5)
-        m10 = results["macro, 10 candidates"][iv] = run_macro(sc, iv, 10)
+        macro = [results[key].setdefault(iv, run_macro(sc, iv, cand, choice))
+                 for key, (choice, cand) in MACRO_RUNS.items()]
         ux = results["uxsim"][iv] = [run_uxsim(sc, iv, seed) for seed in range(args.seeds)]
-        cell = "{:,.0f} ({:,.0f})".format
-        print(f"| {iv:g} | {cell(m5['tts_vh'], m5['completed'])} | {cell(m10['tts_vh'], m10['completed'])} | "
+        print(f"| {iv:g} | " + " | ".join(cell(m["tts_vh"], m["completed"]) for m in macro) + " | "
               + " / ".join(cell(r["tts_vh"], r["completed"]) for r in ux) + " |", flush=True)
-    print(f"\nTTS [veh h] (completed trips of {m5['demand']:,.0f})")
+    print(f"\nTTS [veh h] (completed trips of {macro[0]['demand']:,.0f})")
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=float))
     if args.plot:

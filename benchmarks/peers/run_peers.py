@@ -185,10 +185,12 @@ def run_trafficsim(name, case, engine, uxsim_routes=False, **options):
         t = np.concatenate([[0.0], res.data["time"].values])
         thr = peak_rate(t, np.concatenate([[0.0], np.cumsum(out * 60.0 / 3600.0)]))
     mode = f"{engine} (dt {dt:g} s)" + (", UXsim's DUO routes" if uxsim_routes else "")
-    if options.get("route_choice") == "dynamic":
-        p = DynamicRouting.from_options("dynamic", options.get("route_update_s"), options.get("route_candidates"),
-                                        options.get("route_smoothing"), options.get("route_logit_s"))
-        mode += f", dynamic routes ({p.candidates} candidates, every {p.update_s:g} s)"
+    if options.get("route_choice") in ("dynamic", "en-route"):
+        p = DynamicRouting.from_options(options["route_choice"], options.get("route_update_s"),
+                                        options.get("route_candidates"), options.get("route_smoothing"),
+                                        options.get("route_logit_s"))
+        mode += (f", {'en-route choice' if p.en_route else 'dynamic routes'} ({p.candidates} candidates, "
+                 f"every {p.update_s:g} s)")
     return row(name, "trafficsim", mode, wall, updates, unit,
                float(k["vht"] + k["origin_wait_vh"]), float(k["vht"]), float(k["completed"]), float(k["demand"]),
                thr, bottleneck=bn, kpi_bottleneck=str(k["bottleneck"]),
@@ -382,7 +384,7 @@ PLAN = {
     # UXsim has no crossing conflicts at its nodes: nothing to compare it with here
     "grid-city-priority": ["macro", "micro", "sumo"],
     # micro and SUMO skipped here: ~3e8 vehicle-updates, well over the script's time budget
-    "uxsim-grid": ["macro-dynamic", "macro-dynamic-default", "macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed",
+    "uxsim-grid": ["macro-dynamic", "macro-dynamic-default", "macro-en-route", "macro", "ux-cpp-5", "macro-uxroutes", "ux-cpp-5-fixed",
                    "ux-cpp-1", "ux-py-5"],
 }
 
@@ -391,6 +393,8 @@ RUNNERS = {
     "macro-dynamic": lambda n, c: run_trafficsim(n, c, "macro", **DYNAMIC),
     # the library's defaults (route_update_s 300 s): what a user gets without matching UXsim
     "macro-dynamic-default": lambda n, c: run_trafficsim(n, c, "macro", route_choice="dynamic"),
+    # vehicles on their way re-choose too, as UXsim's do (among the candidate routes)
+    "macro-en-route": lambda n, c: run_trafficsim(n, c, "macro", **{**DYNAMIC, "route_choice": "en-route"}),
     "macro-uxroutes": lambda n, c: run_trafficsim(n, c, "macro", uxsim_routes=True),
     "micro": lambda n, c: run_trafficsim(n, c, "micro"),
     "sumo": lambda n, c: run_sumo(n, c),

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from ..kernels.ctm import resplit_packets
 from ..routing import MAX_COST_S, V_MIN_MPS, DynamicRouting, update_shares
 from ._common import step_index
 
@@ -110,6 +111,53 @@ class MacroRouteChoice(_RouteChoice):
         self.route_src = route_src[multi]
         self.src_starts = np.asarray(net.src_slot_off[:-1], dtype=np.int64) - first_src
         self.first_src = first_src
+        if params.en_route:
+            self._build_en_route(multi)
+
+    def _build_en_route(self, multi: np.ndarray) -> None:
+        """The groups of en-route choice: for every link and multi-route flow with two or more
+        routes through the link, the routes' slots on it (``er_slot``, offsets ``er_off``) and
+        each entry's place in ``route_links`` (``er_pair``, for its remaining cost)."""
+        c = self.c
+        net = c.net
+        L = len(c.link_ids)
+        n_pairs = int(net.slot_off[-1])
+        slot_link = np.repeat(np.arange(L, dtype=np.int64), np.diff(np.asarray(net.slot_off, dtype=np.int64)))
+        slot_route = np.asarray(net.slot_route, dtype=np.int64)[:n_pairs]
+        # the slot of each (route, link) pair of the multi-route flows' routes (a route passes a link once)
+        slot_key = slot_route * L + slot_link
+        by_key = np.argsort(slot_key, kind="stable")
+        pair_route = np.repeat(multi, np.diff(np.append(self.route_off, self.route_links.shape[0])))
+        pair_slot = by_key[np.searchsorted(slot_key, pair_route * L + self.route_links, sorter=by_key)]
+        flow = np.asarray(c.routes.flow, dtype=np.int64)[pair_route]
+        group = self.route_links * (int(flow.max()) + 1) + flow
+        order = np.lexsort((pair_slot, group))
+        group = group[order]
+        start = np.flatnonzero(np.diff(group, prepend=-1))
+        size = np.diff(np.append(start, group.shape[0]))
+        keep = np.repeat(size > 1, size)
+        order, group = order[keep], group[keep]
+        start = np.flatnonzero(np.diff(group, prepend=-1))
+        self.er_pair = order
+        self.er_slot = pair_slot[order]
+        self.er_start = start.astype(np.int64)
+        self.er_off = np.append(start, order.shape[0]).astype(np.int64)
+        self.er_link = self.route_links[order][start].astype(np.int64)
+        self.er_links = np.unique(self.er_link)
+        # the last entry of each pair's route in route_links (for the remaining cost)
+        ends = np.append(self.route_off[1:], self.route_links.shape[0]) - 1
+        self.er_end = np.repeat(ends, np.diff(np.append(self.route_off, self.route_links.shape[0])))[order]
+
+    def resplit_en_route(self, st, lanes: np.ndarray) -> None:
+        """Re-split the vehicles on their way among the routes through their link (en-route
+        choice), by the remaining cost of each route from the link's end."""
+        if not self.er_slot.shape[0]:
+            return
+        cum = np.cumsum(self.link_times_s(st, lanes)[self.route_links])
+        remaining = cum[self.er_end] - cum[self.er_pair]
+        target = update_shares(np.zeros(remaining.shape[0]), remaining, self.er_start, 1.0, self.params.logit_s)
+        resplit_packets(self.c.net, st, self.er_link, self.er_off, self.er_slot, target, self.params.smoothing,
+                        self.er_links)
 
     def link_times_s(self, st, lanes: np.ndarray) -> np.ndarray:
         """Instantaneous travel time [s] of every link from the cell counts and lanes in force."""
@@ -134,9 +182,13 @@ class MacroRouteChoice(_RouteChoice):
         return np.minimum(cost + np.minimum(wait[self.route_src], MAX_COST_S), MAX_COST_S)
 
     def step(self, k: int, st, ctl) -> None:
-        """Before the chunk starting at step ``k``: at an update, re-split and rewrite source rates."""
+        """Before the chunk starting at step ``k``: at an update, re-split and rewrite source
+        rates; with en-route choice, after the first update, also re-split the vehicles on their way."""
+        first = not self.log_t
         if self.update(k, st, ctl.lanes):
             ctl.src_rate[:] = self.c.source_rates(k * self.dt)
+            if self.params.en_route and not first:
+                self.resplit_en_route(st, ctl.lanes)
 
 
 class MicroRouteChoice(_RouteChoice):

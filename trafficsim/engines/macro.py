@@ -454,8 +454,10 @@ def run_macro(
     routes every ``route_update_s`` [s] (default 300) from the instantaneous route travel times
     (:mod:`trafficsim.routing`: ``route_candidates`` generated routes per flow, default 5;
     ``route_smoothing`` weight of each update, default 0.5; ``route_logit_s`` logit scale [s],
-    default 0 = all to the cheapest). Vehicles keep the route they departed on. The shares after
-    every update are in ``result.final_state["route_shares"]``.
+    default 0 = all to the cheapest). Vehicles keep the route they departed on; with
+    ``route_choice="en-route"`` the vehicles on their way also re-split at every update among
+    their flow's routes through their link, by remaining travel time. The shares after every
+    update are in ``result.final_state["route_shares"]``.
 
     ``capacity_drop`` (fraction in [0, 0.5), default 0) lowers the discharge of a cell in the
     congested state, so an active bottleneck discharges at ``(1 - drop)`` times its capacity

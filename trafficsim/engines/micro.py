@@ -946,6 +946,9 @@ def run_micro(
                                               route_logit_s)
     except ValueError as exc:
         raise SimulationError(str(exc)) from None
+    if routing is not None and routing.en_route:
+        raise SimulationError("route_choice='en-route' is not available on the micro engine (its vehicles keep the "
+                              "route they departed on); use route_choice='dynamic', or the macro engine")
     merges = merge_priority_links(scenario.network)
     if merges:
         warnings.warn(f"micro engine: the merge priorities of {', '.join(repr(m) for m in merges[:4])}"

@@ -63,6 +63,7 @@ __all__ = [
     "CTMState",
     "CTMRecord",
     "ctm_advance",
+    "resplit_packets",
     "STATUS_OK",
     "STATUS_NEGATIVE",
     "STATUS_NAN",
@@ -1339,3 +1340,50 @@ def _snapshot(net, ctl, st, rec, row):
         for g in range(src_slot_off[s], src_slot_off[s + 1]):
             q += queue[g]
         rec.src_queue[row, s] = q
+
+
+@kernel
+def resplit_packets(net, st, grp_link, grp_off, grp_slot, target, weight, links):
+    """En-route choice: in every packet of link ``grp_link[j]``, re-split the vehicles of the
+    slots ``grp_slot[grp_off[j]:grp_off[j + 1]]`` (one flow's routes through that link) as
+    ``a <- (1 - weight) a + weight target sum(a)``, then re-sum the per-output amounts of every
+    packet of ``links`` (the links touched). Packet totals, and so every cell and every count,
+    are unchanged but for rounding."""
+    pk, pk_base, pk_head, pk_count = st.pk, net.pk_base, st.pk_head, st.pk_count
+    slot_off, out_slot_off = net.slot_off, net.out_slot_off
+    P = net.n_packets
+    MO = net.max_out
+    for j in range(grp_link.shape[0]):
+        l = grp_link[j]
+        s0 = slot_off[_u(l)]
+        w = 1 + MO + slot_off[_u(l + 1)] - s0
+        base = pk_base[_u(l)]
+        p = pk_head[_u(l)]
+        for _ in range(pk_count[_u(l)]):
+            off = base + p * w + 1 + MO - s0
+            tot = 0.0
+            for k in range(grp_off[j], grp_off[j + 1]):
+                tot += pk[_u(off + grp_slot[_u(k)])]
+            if tot > 0.0:
+                for k in range(grp_off[j], grp_off[j + 1]):
+                    i = _u(off + grp_slot[_u(k)])
+                    pk[i] = (1.0 - weight) * pk[i] + weight * target[_u(k)] * tot
+            p += 1
+            if p == P:
+                p = 0
+    for l in links:
+        s0 = slot_off[_u(l)]
+        w = 1 + MO + slot_off[_u(l + 1)] - s0
+        base = pk_base[_u(l)]
+        ob = l * (MO + 1)
+        p = pk_head[_u(l)]
+        for _ in range(pk_count[_u(l)]):
+            rp = base + p * w
+            for o in range(MO):
+                sub = 0.0
+                for g in range(out_slot_off[_u(ob + o)], out_slot_off[_u(ob + o + 1)]):
+                    sub += pk[_u(rp + 1 + MO + g - s0)]
+                pk[_u(rp + 1 + o)] = sub
+            p += 1
+            if p == P:
+                p = 0
