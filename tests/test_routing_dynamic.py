@@ -91,13 +91,8 @@ def test_en_route_choice_diverts_the_vehicles_already_on_their_way():
     assert arrived[long_route] > departed[long_route] + 0.9 * on(enr, "o-m")
 
 
-def test_en_route_choice_with_one_route_per_flow_or_no_shared_link_changes_nothing():
-    sc = corridor()
-    a = ts.simulate(sc, engine="macro")
-    b = ts.simulate(sc, engine="macro", route_choice="en-route", route_update_s=60)
-    for v in ("flow", "density", "queue", "vht", "route_arrived"):
-        np.testing.assert_array_equal(a.data[v].values, b.data[v].values)
-    # two routes that share no link: nothing to re-split on the way, the same run as "dynamic"
+def test_en_route_choice_on_routes_that_share_no_link_is_the_dynamic_run():
+    """Nothing to re-split on the way (one route per flow: see the fixed-result test below)."""
     c = ts.simulate(two_routes(), engine="macro", route_choice="dynamic", route_update_s=120)
     d = ts.simulate(two_routes(), engine="macro", route_choice="en-route", route_update_s=120)
     for v in ("flow", "density", "route_arrived"):
@@ -145,10 +140,11 @@ def test_every_vehicle_is_conserved_and_shares_stay_a_split():
     np.testing.assert_allclose(per_interval, rate[:, None] * share[k] / 60.0, atol=1e-6)
 
 
-def test_one_route_per_flow_gives_exactly_the_fixed_result():
+@pytest.mark.parametrize("choice", ["dynamic", "en-route"])
+def test_one_route_per_flow_gives_exactly_the_fixed_result(choice):
     sc = corridor()
     a = ts.simulate(sc, engine="macro")
-    b = ts.simulate(sc, engine="macro", route_choice="dynamic", route_update_s=60)
+    b = ts.simulate(sc, engine="macro", route_choice=choice, route_update_s=60)
     for v in ("flow", "density", "queue", "vht", "route_arrived"):
         np.testing.assert_array_equal(a.data[v].values, b.data[v].values)
     assert "route_shares" not in b.final_state
