@@ -31,16 +31,18 @@ UXsim's DUO update with its default weight; ``theta > 0`` gives a logit split th
 flow over near-equal routes. A flow with a single route keeps it: ``route_choice="dynamic"``
 on a scenario whose flows each have one route gives exactly the fixed-route result.
 
-En-route choice (``route_choice="en-route"``, macro engine)
+En-route choice (``route_choice="en-route"``)
     Everything above, and at every update after the first the vehicles of each flow on each
     link re-split among the flow's candidate routes that pass that link, by the same rule with
     the *remaining* cost (the links after the current one)::
 
         a_r  <- (1 - w) a_r + w target_r  sum_r' a_r'      (r, r' the flow's routes through the link)
 
-    packet by packet, so the vehicles keep their place in the link's FIFO. This is UXsim's DUO
-    with the choice restricted to the candidate routes (UXsim's vehicles re-choose their next
-    link at every node among all paths). Vehicles in an origin queue keep their route. A
+    packet by packet on the macro engine, so the vehicles keep their place in the link's FIFO;
+    on the micro engine each vehicle at least ``free_distance_m`` before its link's end and not
+    committed at the node re-chooses with probability ``w``, drawing from the target split.
+    This is UXsim's DUO with the choice restricted to the candidate routes (UXsim's vehicles
+    re-choose their next link at every node among all paths). Vehicles in an origin queue keep their route. A
     vehicle's arrival counts under the route it arrives on (``route_arrived``), its departure
     under the route it departed on (``route_departed``).
 
@@ -63,7 +65,7 @@ __all__ = [
 
 #: Route choice models known to the engines: ``"fixed"`` (the flows' routes and shares as given),
 #: ``"dynamic"`` (departures re-split at every update) and ``"en-route"`` (as ``"dynamic"``, and
-#: at every update the vehicles on their way re-split too, macro engine only).
+#: at every update the vehicles on their way re-choose too).
 ROUTE_CHOICES = ("fixed", "dynamic", "en-route")
 #: Cost factor per earlier use of a link when generating candidate routes (link-penalty method).
 OVERLAP_PENALTY = 1.0

@@ -43,8 +43,7 @@ def simulate(
         ``route_choice`` (``"fixed"``, default; ``"dynamic"``: departures re-split among
         candidate routes every ``route_update_s`` from instantaneous travel times; ``"en-route"``:
         the vehicles on their way re-split too; also ``route_candidates``, ``route_smoothing``,
-        ``route_logit_s``; see :mod:`trafficsim.routing`; micro takes the same ``route_*`` options
-        but ``"en-route"``).
+        ``route_logit_s``; see :mod:`trafficsim.routing`; micro takes the same ``route_*`` options).
         micro: ``vehicle_params``, ``lane_change``, ``capacity_preset``, ``detectors``,
         ``trajectories``, ``initial_vehicles``. sumo: ``backend`` ("auto", "libsumo", "traci"),
         ``arrivals``, ``sigma``, ``reference_link``, ``timeout_s``, ``keep_files``. hybrid:

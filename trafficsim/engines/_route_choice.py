@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ..kernels.ctm import resplit_packets
+from ..kernels.micro_base import F_COMMITTED, P_FREEDIST
 from ..routing import MAX_COST_S, V_MIN_MPS, DynamicRouting, update_shares
 from ._common import step_index
 
@@ -78,6 +79,40 @@ class _RouteChoice:
         self.log_share.append(c.route_share.copy())
         return True
 
+    def _pair_route(self, multi: np.ndarray) -> np.ndarray:
+        """The route of every (route, link) pair of ``route_links`` (the multi-route flows' routes)."""
+        return np.repeat(multi, np.diff(np.append(self.route_off, self.route_links.shape[0])))
+
+    def _en_route_groups(self, multi: np.ndarray, pair_slot: np.ndarray) -> None:
+        """The groups of en-route choice, from the engine's slot of every pair of ``route_links``:
+        for every link and multi-route flow with two or more routes through the link, the routes'
+        slots on it (``er_slot``, group offsets ``er_off``, starts ``er_start``, links
+        ``er_link``), and each entry's pair and its route's last pair (``er_pair``, ``er_end``,
+        for the remaining cost)."""
+        pair_route = self._pair_route(multi)
+        flow = np.asarray(self.c.routes.flow, dtype=np.int64)[pair_route]
+        group = self.route_links * (int(flow.max()) + 1) + flow
+        order = np.lexsort((pair_slot, group))
+        start = np.flatnonzero(np.diff(group[order], prepend=-1))
+        keep = np.repeat(np.diff(np.append(start, order.shape[0])) > 1, np.diff(np.append(start, order.shape[0])))
+        order = order[keep]
+        group = group[order]
+        start = np.flatnonzero(np.diff(group, prepend=-1)).astype(np.int64)
+        self.er_pair = order
+        self.er_slot = np.asarray(pair_slot, dtype=np.int64)[order]
+        self.er_start = start
+        self.er_off = np.append(start, order.shape[0]).astype(np.int64)
+        self.er_link = self.route_links[order][start].astype(np.int64)
+        ends = np.append(self.route_off[1:], self.route_links.shape[0]) - 1
+        self.er_end = np.repeat(ends, np.diff(np.append(self.route_off, self.route_links.shape[0])))[order]
+
+    def _en_route_targets(self, link_tt: np.ndarray) -> np.ndarray:
+        """The target split of every en-route group's routes by their remaining cost (the links
+        after the group's link; ``link_tt`` [s] per link): all to the cheapest, or logit."""
+        cum = np.cumsum(link_tt[self.route_links])
+        remaining = cum[self.er_end] - cum[self.er_pair]
+        return update_shares(np.zeros(remaining.shape[0]), remaining, self.er_start, 1.0, self.params.logit_s)
+
     def log(self) -> dict[str, np.ndarray]:
         """Update times [s] and the shares of every route after each update (time x route)."""
         return {"time_s": np.array(self.log_t), "share": np.array(self.log_share),
@@ -115,47 +150,27 @@ class MacroRouteChoice(_RouteChoice):
             self._build_en_route(multi)
 
     def _build_en_route(self, multi: np.ndarray) -> None:
-        """The groups of en-route choice: for every link and multi-route flow with two or more
-        routes through the link, the routes' slots on it (``er_slot``, offsets ``er_off``) and
-        each entry's place in ``route_links`` (``er_pair``, for its remaining cost)."""
+        """En-route groups (:meth:`_RouteChoice._en_route_groups`) with the CTM's slot of each
+        (route, link) pair: slots are sorted by link, output and route, so looked up by key."""
         c = self.c
         net = c.net
         L = len(c.link_ids)
         n_pairs = int(net.slot_off[-1])
         slot_link = np.repeat(np.arange(L, dtype=np.int64), np.diff(np.asarray(net.slot_off, dtype=np.int64)))
         slot_route = np.asarray(net.slot_route, dtype=np.int64)[:n_pairs]
-        # the slot of each (route, link) pair of the multi-route flows' routes (a route passes a link once)
+        # a route passes a link once, so (route, link) names one slot
         slot_key = slot_route * L + slot_link
         by_key = np.argsort(slot_key, kind="stable")
-        pair_route = np.repeat(multi, np.diff(np.append(self.route_off, self.route_links.shape[0])))
-        pair_slot = by_key[np.searchsorted(slot_key, pair_route * L + self.route_links, sorter=by_key)]
-        flow = np.asarray(c.routes.flow, dtype=np.int64)[pair_route]
-        group = self.route_links * (int(flow.max()) + 1) + flow
-        order = np.lexsort((pair_slot, group))
-        group = group[order]
-        start = np.flatnonzero(np.diff(group, prepend=-1))
-        size = np.diff(np.append(start, group.shape[0]))
-        keep = np.repeat(size > 1, size)
-        order, group = order[keep], group[keep]
-        start = np.flatnonzero(np.diff(group, prepend=-1))
-        self.er_pair = order
-        self.er_slot = pair_slot[order]
-        self.er_start = start.astype(np.int64)
-        self.er_off = np.append(start, order.shape[0]).astype(np.int64)
-        self.er_link = self.route_links[order][start].astype(np.int64)
+        pair_route = self._pair_route(multi)
+        self._en_route_groups(multi, by_key[np.searchsorted(slot_key, pair_route * L + self.route_links, sorter=by_key)])
         self.er_links = np.unique(self.er_link)
-        # the last entry of each pair's route in route_links (for the remaining cost)
-        ends = np.append(self.route_off[1:], self.route_links.shape[0]) - 1
-        self.er_end = np.repeat(ends, np.diff(np.append(self.route_off, self.route_links.shape[0])))[order]
 
     def resplit_en_route(self, st, lanes: np.ndarray) -> None:
         """Re-split the vehicles on their way among the routes through their link (en-route
         choice), by the remaining cost of each route from the link's end."""
         if not self.er_slot.shape[0]:
             return
-        cum = np.cumsum(self.link_times_s(st, lanes)[self.route_links])
-        remaining = cum[self.er_end] - cum[self.er_pair]
-        target = update_shares(np.zeros(remaining.shape[0]), remaining, self.er_start, 1.0, self.params.logit_s)
+        target = self._en_route_targets(self.link_times_s(st, lanes))
         resplit_packets(self.c.net, st, self.er_link, self.er_off, self.er_slot, target, self.params.smoothing,
                         self.er_links)
 
@@ -210,6 +225,18 @@ class MicroRouteChoice(_RouteChoice):
         self.route_src = np.asarray(mn.route_src, dtype=np.int64)[multi]
         self.src_link = np.asarray(mn.src_link, dtype=np.int64)
         self.blockings = c.blockings
+        #: random stream of the en-route draws (set by the stepper from its seed)
+        self.rng = np.random.default_rng(0)
+        if params.en_route:
+            # a micro slot is (route, position): the pair's slot is its route's first slot + its place
+            pair_route = self._pair_route(multi)
+            place = np.arange(self.route_links.shape[0]) - np.repeat(
+                self.route_off, np.diff(np.append(self.route_off, self.route_links.shape[0])))
+            self._en_route_groups(multi, np.asarray(mn.route_off, dtype=np.int64)[pair_route] + place)
+            self.er_of_slot = np.full(int(mn.slot_link.shape[0]), -1, dtype=np.int64)
+            self.er_of_slot[self.er_slot] = np.arange(self.er_slot.shape[0])
+            self.er_group = np.repeat(np.arange(self.er_start.shape[0]), np.diff(self.er_off))
+            self.free_m = float(c.net.par[P_FREEDIST])
 
     def lanes_at(self, t_s: float) -> np.ndarray:
         """Lanes in force per link at ``t_s`` [s]: the schedule minus blocked lanes."""
@@ -223,23 +250,64 @@ class MicroRouteChoice(_RouteChoice):
 
     def step(self, k: int, st) -> None:
         """Before the chunk starting at step ``k`` (and before its arrivals are drawn): at an
-        update, re-split ``compiled.route_share``."""
+        update, re-split ``compiled.route_share``; with en-route choice, after the first update,
+        also let the vehicles on their way re-choose (:meth:`rechoose_en_route`)."""
         if k in self._updates:
-            self.update(k, st, self.lanes_at(k * self.dt))
+            first = not self.log_t
+            lanes = self.lanes_at(k * self.dt)
+            self.update(k, st, lanes)
+            if self.params.en_route and not first:
+                self.rechoose_en_route(st, lanes)
 
-    def route_costs_s(self, st, lanes: np.ndarray) -> np.ndarray:
-        """Instantaneous cost [s] of every route of a multi-route flow (links + origin wait)."""
-        mn = self.c.net
-        L = self.length.shape[0]
+    def _active(self, st) -> np.ndarray:
+        """Pool slots holding a vehicle in the network."""
         active = np.ones(st.x.shape[0], dtype=bool)
         active[st.free[:int(st.n_free[0])]] = False
-        active &= st.slot >= 0
-        link = np.asarray(mn.slot_link, dtype=np.int64)[st.slot[active]]
+        return active & (st.slot >= 0)
+
+    def link_times_s(self, st, lanes: np.ndarray) -> np.ndarray:
+        """Instantaneous travel time [s] of every link: length / mean speed of its vehicles (free
+        speed when empty, ``V_MIN`` floor; ``length / V_MIN`` without a lane)."""
+        L = self.length.shape[0]
+        active = self._active(st)
+        link = np.asarray(self.c.net.slot_link, dtype=np.int64)[st.slot[active]]
         count = np.bincount(link, minlength=L)
         vsum = np.bincount(link, weights=st.v[active], minlength=L)
         with np.errstate(divide="ignore", invalid="ignore"):
             tt = np.where(count > 0, self.length / np.maximum(vsum / np.maximum(count, 1), V_MIN_MPS), self.free_time)
-        tt = np.where(lanes > 0, tt, self.length / V_MIN_MPS)
+        return np.where(lanes > 0, tt, self.length / V_MIN_MPS)
+
+    def rechoose_en_route(self, st, lanes: np.ndarray) -> None:
+        """En-route choice: each vehicle on a link where its flow has two or more routes, at
+        least ``free_distance_m`` from the link's end (nearer, it is already sorting into its
+        route's lanes) and not committed to its movement at the node, re-chooses with
+        probability ``route_smoothing``, drawing its route from the target split of the remaining
+        costs: the discrete counterpart of the macro engine's re-split."""
+        if not self.er_slot.shape[0]:
+            return
+        target = self._en_route_targets(self.link_times_s(st, lanes))
+        veh = np.flatnonzero(self._active(st))
+        entry = self.er_of_slot[st.slot[veh]]
+        link_len = np.asarray(self.c.net.link_len)
+        ok = (entry >= 0) & ((st.flags[veh] & F_COMMITTED) == 0)
+        veh, entry = veh[ok], entry[ok]
+        ok = link_len[self.er_link[self.er_group[entry]]] - st.x[veh] >= self.free_m
+        veh, entry = veh[ok], entry[ok]
+        if not veh.shape[0]:
+            return
+        u = self.rng.random((2, veh.shape[0]))
+        moves = u[0] < self.params.smoothing
+        veh, entry, pick = veh[moves], entry[moves], u[1][moves]
+        g = self.er_group[entry]
+        cum = np.cumsum(target)
+        below = np.where(self.er_off[g] > 0, cum[np.maximum(self.er_off[g] - 1, 0)], 0.0)
+        new = np.searchsorted(cum, below + pick * (cum[self.er_off[g + 1] - 1] - below), side="right")
+        new = np.minimum(np.maximum(new, self.er_off[g]), self.er_off[g + 1] - 1)
+        st.slot[veh] = self.er_slot[new]
+
+    def route_costs_s(self, st, lanes: np.ndarray) -> np.ndarray:
+        """Instantaneous cost [s] of every route of a multi-route flow (links + origin wait)."""
+        tt = self.link_times_s(st, lanes)
         cost = np.add.reduceat(tt[self.route_links], self.route_off)
         cap = self.cap_vps[self.src_link] * lanes[self.src_link]
         with np.errstate(divide="ignore", invalid="ignore"):

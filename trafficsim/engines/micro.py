@@ -823,6 +823,8 @@ class MicroStepper:
         self.chooser = MicroRouteChoice.build(c, routing)  # dynamic route choice cuts chunks at its updates
         if self.chooser is not None:
             cuts.update(self.chooser.cut_steps())
+            # en-route draws from their own stream, so the arrivals and dwells are those of "dynamic"
+            self.chooser.rng = np.random.default_rng(None if seed is None else [int(seed), 1])
         self.cuts = sorted(k for k in cuts if 0 <= k <= c.n_steps)
         self.k = 0
         self._need_q = np.zeros(S, np.int64)  # scratch of chunk_needs: arrivals per source in a chunk
@@ -906,9 +908,11 @@ def run_micro(
 ) -> Result:
     """Run the microscopic engine; see :func:`trafficsim.simulate` for the common options.
 
-    ``route_choice="dynamic"`` and the ``route_*`` options work as in the macro engine
-    (:mod:`trafficsim.routing`), with a link's instantaneous speed taken as the mean speed of
-    the vehicles on it (free speed when empty).
+    ``route_choice="dynamic"`` or ``"en-route"`` and the ``route_*`` options work as in the
+    macro engine (:mod:`trafficsim.routing`), with a link's instantaneous speed taken as the
+    mean speed of the vehicles on it (free speed when empty); en route, each vehicle at least
+    ``free_distance_m`` before its link's end and not committed at the node re-chooses with
+    probability ``route_smoothing``, drawing from the target split.
 
     Parameters
     ----------
@@ -946,9 +950,6 @@ def run_micro(
                                               route_logit_s)
     except ValueError as exc:
         raise SimulationError(str(exc)) from None
-    if routing is not None and routing.en_route:
-        raise SimulationError("route_choice='en-route' is not available on the micro engine (its vehicles keep the "
-                              "route they departed on); use route_choice='dynamic', or the macro engine")
     merges = merge_priority_links(scenario.network)
     if merges:
         warnings.warn(f"micro engine: the merge priorities of {', '.join(repr(m) for m in merges[:4])}"
