@@ -132,6 +132,8 @@ def test_run_library_scenario_with_param_and_measure(capsys, library):
         (["run", "lane-drop", "--measure", "teleport"], "has no measure 'teleport'; its measures: widen"),
         (["run", "lane-drop", "--engine", "warp"], "unknown engine 'warp'; choose one of: hybrid, macro, micro, sumo"),
         (["run", "missing.toml"], "scenario file 'missing.toml' does not exist"),
+        (["run", "lane-drop", "--engine", "sumo", "--route-choice", "en-route"],
+         "--route-choice en-route needs the macro or micro engine; sumo runs fixed routes"),
         (["show", "nope"], "unknown scenario 'nope'"),
     ],
 )
@@ -247,8 +249,8 @@ def test_library_missing_is_one_clear_line(capsys, no_library):
 def fake_evaluate(monkeypatch):
     calls = {}
 
-    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False, workers=1, seeds=None):
-        calls.update(engine=engine, seed=seed, progress=progress, workers=workers, seeds=seeds)
+    def evaluate(sc, variants=None, engine="macro", seed=0, progress=False, workers=1, seeds=None, **options):
+        calls.update(engine=engine, seed=seed, progress=progress, workers=workers, seeds=seeds, **options)
         results = {"baseline": ts.simulate(sc, engine)}
         for name, measures in sc.measures.items():
             variant = sc
@@ -269,7 +271,8 @@ def test_evaluate_table_csv_plot(capsys, tmp_path, library, fake_evaluate):
     csv, png = tmp_path / "k.csv", tmp_path / "e.png"
     code, out, err = run(capsys, "evaluate", "lane-drop", "--out", str(csv), "--plot", str(png), "-q")
     assert code == 0, err
-    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False, "workers": 1, "seeds": None}
+    assert fake_evaluate == {"engine": "macro", "seed": 0, "progress": False, "workers": 1, "seeds": None,
+                             "record_interval_s": 60.0}
     header = out.splitlines()[0].split()
     assert header == ["kpi", "unit", "baseline", "widen"]
     (delay,) = [line for line in out.splitlines() if line.startswith("delay_vh ")]
@@ -285,6 +288,14 @@ def test_evaluate_json(capsys, library, fake_evaluate):
     doc = json.loads(out)
     assert set(doc["kpis"]) == {"baseline", "widen"}
     assert doc["kpis"]["widen"]["delay_vh"] < doc["kpis"]["baseline"]["delay_vh"]
+
+
+def test_evaluate_passes_the_route_choice(capsys, library, fake_evaluate):
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--route-choice", "en-route", "-q")
+    assert code == 0, err
+    assert fake_evaluate["route_choice"] == "en-route"
+    code, _, err = run(capsys, "evaluate", "lane-drop", "--route-choice", "dynamic", "--engine", "sumo", "-q")
+    assert code == 2 and "--route-choice dynamic needs the macro or micro engine" in err
 
 
 def test_evaluate_workers(capsys, library, fake_evaluate):
@@ -350,3 +361,28 @@ def test_extension_module_adds_a_command(capsys, monkeypatch):
     monkeypatch.setattr(cli, "EXTENSIONS", ("fake_sweep", "trafficsim.not_there"))
     code, out, _ = run(capsys, "sweep", "merge", "-q")
     assert code == 0 and out.strip() == "swept merge quiet=True"
+
+
+def test_run_route_choice_reroutes_around_a_bottleneck(capsys, tmp_path):
+    """Two routes, the short one through a one-lane bottleneck: fixed routes queue at it; with
+    ``--route-choice dynamic`` or ``en-route`` departures take the long way too and the delay
+    falls; an unknown choice is a usage error."""
+    net = ts.Network()
+    for n in ("O", "M1", "M2", "D"):
+        net.add_node(n)
+    kw = dict(free_speed_kmh=60, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
+    net.add_link("o-m1", "O", "M1", length_m=1000, lanes=2, **kw)
+    net.add_link("m1-d", "M1", "D", length_m=1000, lanes=1, **kw)
+    net.add_link("o-m2", "O", "M2", length_m=1500, lanes=2, **kw)
+    net.add_link("m2-d", "M2", "D", length_m=1500, lanes=2, **kw)
+    d = ts.Demand()
+    d.add("O", "D", [(0, 3000), (1800, 0)])
+    path = str(ts.Scenario(net, d, 3600, name="two-routes").to_toml(tmp_path / "two.toml"))
+    delay = {}
+    for choice in ("fixed", "dynamic", "en-route"):
+        code, out, err = run(capsys, "run", path, "--route-choice", choice, "--json", "-q")
+        assert code == 0, err
+        delay[choice] = json.loads(out)["kpis"]["delay_vh"]
+    assert delay["dynamic"] < 0.5 * delay["fixed"] and delay["en-route"] < 0.5 * delay["fixed"]
+    code, _, err = run(capsys, "run", path, "--route-choice", "sometimes")
+    assert code == 2 and "--route-choice" in err

@@ -5,10 +5,10 @@
     trafficsim list [--json]
     trafficsim show ID [--json]
     trafficsim run SCENARIO|FILE.toml [--engine E] [--measure NAME]... [--param K=V]...
-                   [--seed N] [--dt S] [--record-interval S] [--out RESULT.nc] [--kpis K.csv]
-                   [--plot P.png] [--json]
+                   [--seed N] [--dt S] [--record-interval S] [--route-choice C]
+                   [--out RESULT.nc] [--kpis K.csv] [--plot P.png] [--json]
     trafficsim evaluate SCENARIO|FILE.toml [--engine E] [--param K=V]... [--seed S] [--seeds N]
-                   [--workers N] [--out K.csv] [--plot P.png] [--json]
+                   [--route-choice C] [--workers N] [--out K.csv] [--plot P.png] [--json]
 
 Global options (before or after the command): ``-q/--quiet`` (no progress bars, no
 informational lines), ``--debug`` (full traceback on errors), ``--version``.
@@ -321,6 +321,16 @@ def _check_engine(name: str) -> None:
         raise CLIError(f"unknown engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}")
 
 
+def _route_options(args) -> dict[str, str]:
+    """``route_choice`` for the engine, or nothing for fixed routes (every engine's default)."""
+    if args.route_choice == "fixed":
+        return {}
+    if args.engine not in ("macro", "micro"):
+        raise CLIError(f"--route-choice {args.route_choice} needs the macro or micro engine; "
+                       f"{args.engine} runs fixed routes")
+    return {"route_choice": args.route_choice}
+
+
 def _simulate(sc, args, **extra):
     from . import simulate
 
@@ -337,6 +347,7 @@ def _cmd_run(args) -> int:
     sc = _load_scenario(args.scenario, params)
     sc = _apply_measures(sc, args.measure)
     extra = {"record_cells": True} if args.plot and args.engine == "macro" else {}
+    extra.update(_route_options(args))
     _info(args, f"running {sc.name or args.scenario} on {args.engine} ({sc.duration_s / 60:.0f} min simulated)")
     res = _simulate(sc, args, **extra)
     kpis = res.kpis
@@ -407,7 +418,7 @@ def _cmd_evaluate(args) -> int:
     sc = _load_scenario(args.scenario, params)
     if not sc.measures:
         raise CLIError(f"scenario {args.scenario!r} has no measures to evaluate; `trafficsim show {args.scenario}` lists them")
-    kwargs: dict[str, Any] = {"engine": args.engine}
+    kwargs: dict[str, Any] = {"engine": args.engine, **_route_options(args)}
     if args.workers < 1:
         raise CLIError(f"--workers must be >= 1, got {args.workers}")
     seeds = None
@@ -454,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trafficsim`` command."""
     from . import __version__
     from .engines import ENGINES
+    from .routing import ROUTE_CHOICES
 
     def common(default):
         p = argparse.ArgumentParser(add_help=False)
@@ -488,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dt", type=float, default=None, metavar="S", help="time step [s] (default: the engine's)")
         p.add_argument("--record-interval", type=float, default=60.0, metavar="S", help="aggregation interval of results [s] (default 60)")
         p.add_argument("--json", action="store_true", help="print KPIs as JSON")
+        p.add_argument("--route-choice", default="fixed", choices=ROUTE_CHOICES,
+                       help="fixed: the scenario's routes (default); dynamic: departures re-split among candidate "
+                            "routes by current travel times; en-route: vehicles on their way re-choose too "
+                            "(macro, micro; see docs/models/routing.md)")
 
     p = sub.add_parser("run", parents=[shared], help="simulate one scenario (optionally with measures) and print its KPIs")
     run_options(p)
