@@ -39,12 +39,12 @@ En-route choice (``route_choice="en-route"``)
         a_r  <- (1 - w) a_r + w target_r  sum_r' a_r'      (r, r' the flow's routes through the link)
 
     packet by packet on the macro engine, so the vehicles keep their place in the link's FIFO;
-    on the micro engine each vehicle at least ``free_distance_m`` before its link's end and not
-    committed at the node re-chooses with probability ``w``, drawing from the target split.
-    This is UXsim's DUO with the choice restricted to the candidate routes (UXsim's vehicles
-    re-choose their next link at every node among all paths). Vehicles in an origin queue keep their route. A
-    vehicle's arrival counts under the route it arrives on (``route_arrived``), its departure
-    under the route it departed on (``route_departed``).
+    on the micro engine each vehicle at least ``free_distance_m`` (or half its link) before its
+    link's end and not committed at the node re-chooses with probability ``w``, drawing from
+    the target split. This is UXsim's DUO with the choice restricted to the candidate routes
+    (UXsim's vehicles re-choose their next link at every node among all paths). Vehicles in an
+    origin queue keep their route. A vehicle's arrival counts under the route it arrives on
+    (``route_arrived``), its departure under the route it departed on (``route_departed``).
 
 This module is core: plain Python and numpy, no engine imports; the engines call it.
 """

@@ -236,7 +236,10 @@ class MicroRouteChoice(_RouteChoice):
             self.er_of_slot = np.full(int(mn.slot_link.shape[0]), -1, dtype=np.int64)
             self.er_of_slot[self.er_slot] = np.arange(self.er_slot.shape[0])
             self.er_group = np.repeat(np.arange(self.er_start.shape[0]), np.diff(self.er_off))
-            self.free_m = float(c.net.par[P_FREEDIST])
+            # how far before its link's end a vehicle may still re-choose: free_distance_m, or half
+            # the link where that is shorter (a 200 m street would otherwise never allow it)
+            link_len = np.asarray(c.net.link_len, dtype=np.float64)
+            self.rechoose_m = np.minimum(float(c.net.par[P_FREEDIST]), 0.5 * link_len)
 
     def lanes_at(self, t_s: float) -> np.ndarray:
         """Lanes in force per link at ``t_s`` [s]: the schedule minus blocked lanes."""
@@ -279,10 +282,10 @@ class MicroRouteChoice(_RouteChoice):
 
     def rechoose_en_route(self, st, lanes: np.ndarray) -> None:
         """En-route choice: each vehicle on a link where its flow has two or more routes, at
-        least ``free_distance_m`` from the link's end (nearer, it is already sorting into its
-        route's lanes) and not committed to its movement at the node, re-chooses with
-        probability ``route_smoothing``, drawing its route from the target split of the remaining
-        costs: the discrete counterpart of the macro engine's re-split."""
+        least ``free_distance_m`` (or half the link, if shorter) from the link's end (nearer, it
+        is already sorting into its route's lanes) and not committed to its movement at the node,
+        re-chooses with probability ``route_smoothing``, drawing its route from the target split
+        of the remaining costs: the discrete counterpart of the macro engine's re-split."""
         if not self.er_slot.shape[0]:
             return
         target = self._en_route_targets(self.link_times_s(st, lanes))
@@ -291,7 +294,8 @@ class MicroRouteChoice(_RouteChoice):
         link_len = np.asarray(self.c.net.link_len)
         ok = (entry >= 0) & ((st.flags[veh] & F_COMMITTED) == 0)
         veh, entry = veh[ok], entry[ok]
-        ok = link_len[self.er_link[self.er_group[entry]]] - st.x[veh] >= self.free_m
+        link = self.er_link[self.er_group[entry]]
+        ok = link_len[link] - st.x[veh] >= self.rechoose_m[link]
         veh, entry = veh[ok], entry[ok]
         if not veh.shape[0]:
             return

@@ -911,8 +911,8 @@ def run_micro(
     ``route_choice="dynamic"`` or ``"en-route"`` and the ``route_*`` options work as in the
     macro engine (:mod:`trafficsim.routing`), with a link's instantaneous speed taken as the
     mean speed of the vehicles on it (free speed when empty); en route, each vehicle at least
-    ``free_distance_m`` before its link's end and not committed at the node re-chooses with
-    probability ``route_smoothing``, drawing from the target split.
+    ``free_distance_m`` (or half its link) before its link's end and not committed at the node
+    re-chooses with probability ``route_smoothing``, drawing from the target split.
 
     Parameters
     ----------
