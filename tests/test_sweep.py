@@ -263,3 +263,10 @@ def test_cli_sweep(tmp_path, capsys):
     assert "delay_vh" in capsys.readouterr().out
     assert xr.load_dataset(out).sizes["demand_scale"] == 2
     assert main(["sweep", "merge", "--param", "lanes=1:2:2", "--backend", "serial", "-q"]) == 2
+    # the route choice reaches every run (it is part of each run's recorded options)
+    out2 = tmp_path / "r.nc"
+    assert main(["sweep", "merge", "--param", "demand_scale=1:1:1", "--backend", "serial", "--route-choice", "en-route",
+                 "--out", str(out2), "-q"]) == 0
+    assert "en-route" in xr.load_dataset(out2).attrs["options"]
+    assert main(["sweep", "merge", "--param", "demand_scale=1:1:1", "--backend", "serial", "--engine", "sumo",
+                 "--route-choice", "dynamic", "-q"]) == 2

@@ -730,6 +730,8 @@ def _number(text: str) -> float | int:
 
 def add_command(subparsers, common) -> None:
     """Register ``trafficsim sweep`` with the CLI (the hook of :data:`trafficsim.cli.EXTENSIONS`)."""
+    from .routing import ROUTE_CHOICES
+
     p = subparsers.add_parser("sweep", parents=[common], help="run parameters x variants x seeds on Dask; write a result dataset")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario id (see `trafficsim list`) or a scenario .toml file")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=START:STOP:N",
@@ -737,6 +739,8 @@ def add_command(subparsers, common) -> None:
     p.add_argument("--variants", choices=["baseline", "all"], default="baseline", help="baseline only, or baseline + each of the scenario's measures")
     p.add_argument("--seeds", type=int, default=1, help="replications per combination (default 1)")
     p.add_argument("--engine", "-e", default="macro", help="simulation engine (default: macro)")
+    p.add_argument("--route-choice", default="fixed", choices=ROUTE_CHOICES,
+                   help="route choice of every run (macro, micro; see `trafficsim run --help`; default fixed)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)")
     p.add_argument("--workers", type=int, default=2, help="workers of the local cluster (default 2)")
     p.add_argument("--backend", choices=["dask", "processes", "serial"], default="dask", help="where tasks run (default dask)")
@@ -750,7 +754,7 @@ def add_command(subparsers, common) -> None:
 
 
 def _cmd_sweep(args) -> int:
-    from .cli import CLIError, _figure, _info, _load_scenario, _looks_like_file, _save
+    from .cli import CLIError, _figure, _info, _load_scenario, _looks_like_file, _route_options, _save
 
     try:
         params = dict(parse_range(t) for t in args.param)
@@ -765,7 +769,7 @@ def _cmd_sweep(args) -> int:
             warnings.simplefilter("always", SweepTaskWarning)
             sw = sweep(source, params, "all" if args.variants == "all" else None, args.seeds, engine=args.engine,
                        scheduler=args.scheduler, backend=args.backend, n_workers=args.workers, out=args.out, keep=keep,
-                       retries=args.retries, progress=not args.quiet)
+                       retries=args.retries, progress=not args.quiet, **_route_options(args))
     except SweepError as exc:
         raise CLIError(str(exc)) from None
     for w in caught:
