@@ -79,9 +79,17 @@ class _RouteChoice:
         self.log_share.append(c.route_share.copy())
         return True
 
-    def _pair_route(self, multi: np.ndarray) -> np.ndarray:
-        """The route of every (route, link) pair of ``route_links`` (the multi-route flows' routes)."""
-        return np.repeat(multi, np.diff(np.append(self.route_off, self.route_links.shape[0])))
+    def _en_route_now(self) -> bool:
+        """After an update: whether the vehicles on their way re-choose now (en-route choice, at
+        every update but the first, when the network is still empty)."""
+        return self.params.en_route and len(self.log_t) > 1
+
+    def _pairs(self, multi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For every (route, link) pair of ``route_links`` (the multi-route flows' routes): its
+        route, its place on the route, and the index of the route's last pair."""
+        sizes = np.diff(np.append(self.route_off, self.route_links.shape[0]))
+        m = np.repeat(np.arange(multi.shape[0]), sizes)
+        return multi[m], np.arange(self.route_links.shape[0]) - self.route_off[m], (self.route_off + sizes - 1)[m]
 
     def _en_route_groups(self, multi: np.ndarray, pair_slot: np.ndarray) -> None:
         """The groups of en-route choice, from the engine's slot of every pair of ``route_links``:
@@ -89,7 +97,7 @@ class _RouteChoice:
         slots on it (``er_slot``, group offsets ``er_off``, starts ``er_start``, links
         ``er_link``), and each entry's pair and its route's last pair (``er_pair``, ``er_end``,
         for the remaining cost)."""
-        pair_route = self._pair_route(multi)
+        pair_route, _, last = self._pairs(multi)
         flow = np.asarray(self.c.routes.flow, dtype=np.int64)[pair_route]
         group = self.route_links * (int(flow.max()) + 1) + flow
         order = np.lexsort((pair_slot, group))
@@ -103,8 +111,7 @@ class _RouteChoice:
         self.er_start = start
         self.er_off = np.append(start, order.shape[0]).astype(np.int64)
         self.er_link = self.route_links[order][start].astype(np.int64)
-        ends = np.append(self.route_off[1:], self.route_links.shape[0]) - 1
-        self.er_end = np.repeat(ends, np.diff(np.append(self.route_off, self.route_links.shape[0])))[order]
+        self.er_end = last[order]
 
     def _en_route_targets(self, link_tt: np.ndarray) -> np.ndarray:
         """The target split of every en-route group's routes by their remaining cost (the links
@@ -161,7 +168,7 @@ class MacroRouteChoice(_RouteChoice):
         # a route passes a link once, so (route, link) names one slot
         slot_key = slot_route * L + slot_link
         by_key = np.argsort(slot_key, kind="stable")
-        pair_route = self._pair_route(multi)
+        pair_route, _, _ = self._pairs(multi)
         self._en_route_groups(multi, by_key[np.searchsorted(slot_key, pair_route * L + self.route_links, sorter=by_key)])
         self.er_links = np.unique(self.er_link)
 
@@ -199,10 +206,9 @@ class MacroRouteChoice(_RouteChoice):
     def step(self, k: int, st, ctl) -> None:
         """Before the chunk starting at step ``k``: at an update, re-split and rewrite source
         rates; with en-route choice, after the first update, also re-split the vehicles on their way."""
-        first = not self.log_t
         if self.update(k, st, ctl.lanes):
             ctl.src_rate[:] = self.c.source_rates(k * self.dt)
-            if self.params.en_route and not first:
+            if self._en_route_now():
                 self.resplit_en_route(st, ctl.lanes)
 
 
@@ -229,9 +235,7 @@ class MicroRouteChoice(_RouteChoice):
         self.rng = np.random.default_rng(0)
         if params.en_route:
             # a micro slot is (route, position): the pair's slot is its route's first slot + its place
-            pair_route = self._pair_route(multi)
-            place = np.arange(self.route_links.shape[0]) - np.repeat(
-                self.route_off, np.diff(np.append(self.route_off, self.route_links.shape[0])))
+            pair_route, place, _ = self._pairs(multi)
             self._en_route_groups(multi, np.asarray(mn.route_off, dtype=np.int64)[pair_route] + place)
             self.er_of_slot = np.full(int(mn.slot_link.shape[0]), -1, dtype=np.int64)
             self.er_of_slot[self.er_slot] = np.arange(self.er_slot.shape[0])
@@ -256,10 +260,9 @@ class MicroRouteChoice(_RouteChoice):
         update, re-split ``compiled.route_share``; with en-route choice, after the first update,
         also let the vehicles on their way re-choose (:meth:`rechoose_en_route`)."""
         if k in self._updates:
-            first = not self.log_t
             lanes = self.lanes_at(k * self.dt)
             self.update(k, st, lanes)
-            if self.params.en_route and not first:
+            if self._en_route_now():
                 self.rechoose_en_route(st, lanes)
 
     def _active(self, st) -> np.ndarray:
