@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 import trafficsim as ts  # noqa: E402
 
 import cases  # noqa: E402
-from run_peers import ROUTE_WEIGHT, build_uxsim  # noqa: E402
+from run_peers import ROUTE_WEIGHT, build_uxsim, uxsim_tts  # noqa: E402
 
 INTERVALS_S = (150, 300, 450, 600, 900, 1200)
 RECORD_S = 60.0
@@ -62,16 +62,7 @@ def run_uxsim(sc: ts.Scenario, interval_s: float, seed: int) -> dict:
                     random_seed=seed)
     W.exec_simulation()
     T = sc.duration_s
-    tts_s, done, n = 0.0, 0, 0
-    for veh in W.VEHICLES.values():
-        if veh.state == "abort":
-            continue
-        dep = float(veh.departure_time_in_second)
-        fin = veh.state == "end" and veh.arrival_time >= 0
-        end = min(veh.arrival_time * W.DELTAT, T) if fin else T
-        tts_s += max(end - dep, 0.0) * W.DELTAN
-        done += W.DELTAN if fin else 0
-        n += W.DELTAN
+    tts_s, done, n = uxsim_tts(W, T)
     steps = int(round(T / W.DELTAT))
     inside = np.zeros(steps + 1)
     for lk in W.LINKS:

@@ -260,14 +260,9 @@ def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool =
     return W
 
 
-def run_uxsim(name, case, *, deltan, cpp, fixed_routes=False):
-    sc = case["sc"]
-    W = build_uxsim(sc, deltan=deltan, cpp=cpp, fixed_routes=fixed_routes)
-    t0 = time.perf_counter()
-    W.exec_simulation()
-    wall = time.perf_counter() - t0
-    T = sc.duration_s
-    # total time in system from every vehicle (platoon) record: scheduled departure to arrival or horizon
+def uxsim_tts(W, horizon_s: float) -> tuple[float, float, float]:
+    """Total time in system [s] of a run UXsim World, from every vehicle (platoon) record:
+    scheduled departure to arrival or the horizon; and the vehicles completed and demanded."""
     tts_s = 0.0
     done = 0
     n = 0
@@ -277,10 +272,20 @@ def run_uxsim(name, case, *, deltan, cpp, fixed_routes=False):
         dep = float(veh.departure_time_in_second)
         arr = veh.arrival_time
         fin = veh.state == "end" and arr >= 0
-        end = min(arr * W.DELTAT, T) if fin else T
+        end = min(arr * W.DELTAT, horizon_s) if fin else horizon_s
         tts_s += max(end - dep, 0.0) * W.DELTAN
         done += W.DELTAN if fin else 0
         n += W.DELTAN
+    return tts_s, float(done), float(n)
+
+
+def run_uxsim(name, case, *, deltan, cpp, fixed_routes=False):
+    sc = case["sc"]
+    W = build_uxsim(sc, deltan=deltan, cpp=cpp, fixed_routes=fixed_routes)
+    t0 = time.perf_counter()
+    W.exec_simulation()
+    wall = time.perf_counter() - t0
+    tts_s, done, n = uxsim_tts(W, sc.duration_s)
     # vehicle-seconds in the network from the links' cumulative counts
     net_s = 0.0
     for lk in W.LINKS:
