@@ -367,17 +367,9 @@ def test_run_route_choice_reroutes_around_a_bottleneck(capsys, tmp_path):
     """Two routes, the short one through a one-lane bottleneck: fixed routes queue at it; with
     ``--route-choice dynamic`` or ``en-route`` departures take the long way too and the delay
     falls; an unknown choice is a usage error."""
-    net = ts.Network()
-    for n in ("O", "M1", "M2", "D"):
-        net.add_node(n)
-    kw = dict(free_speed_kmh=60, capacity_vph_per_lane=1800, jam_density_vpkm_per_lane=150)
-    net.add_link("o-m1", "O", "M1", length_m=1000, lanes=2, **kw)
-    net.add_link("m1-d", "M1", "D", length_m=1000, lanes=1, **kw)
-    net.add_link("o-m2", "O", "M2", length_m=1500, lanes=2, **kw)
-    net.add_link("m2-d", "M2", "D", length_m=1500, lanes=2, **kw)
-    d = ts.Demand()
-    d.add("O", "D", [(0, 3000), (1800, 0)])
-    path = str(ts.Scenario(net, d, 3600, name="two-routes").to_toml(tmp_path / "two.toml"))
+    from test_routing_dynamic import two_routes
+
+    path = str(two_routes().to_toml(tmp_path / "two.toml"))
     delay = {}
     for choice in ("fixed", "dynamic", "en-route"):
         code, out, err = run(capsys, "run", path, "--route-choice", choice, "--json", "-q")
