@@ -329,3 +329,104 @@ def test_cross_without_coordinates_exports_through_movements_straight(tmp_path):
         conns = sn.getEdge(a).getOutgoing()[sn.getEdge(b)]
         assert {c.getDirection() for c in conns} == {"s"}, (a, b)
         assert len(conns) == 2, (a, b)  # both lanes carry the through movement
+
+
+def _netconvert(d, nodes: str, edges: str, connections: str | None = None, *options) -> "Path":
+    (d / "n.nod.xml").write_text(nodes)
+    (d / "n.edg.xml").write_text(edges)
+    cmd = [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(d / "n.net.xml"),
+           "--no-warnings", *options]
+    if connections is not None:
+        (d / "n.con.xml").write_text(connections)
+        cmd += ["-x", str(d / "n.con.xml")]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return d / "n.net.xml"
+
+
+# a street A - B - C with a dead end at C (netconvert's turnaround there) and a side street B - D
+DEAD_END_NODES = """<nodes>
+  <node id="A" x="0" y="0" type="priority"/>
+  <node id="B" x="400" y="0" type="priority"/>
+  <node id="C" x="800" y="0" type="priority"/>
+  <node id="D" x="400" y="-400" type="priority"/>
+</nodes>"""
+DEAD_END_EDGES = """<edges>
+  <edge id="ab" from="A" to="B" numLanes="1" speed="13.89"/>
+  <edge id="ba" from="B" to="A" numLanes="1" speed="13.89"/>
+  <edge id="bc" from="B" to="C" numLanes="1" speed="13.89"/>
+  <edge id="cb" from="C" to="B" numLanes="1" speed="13.89"/>
+  <edge id="bd" from="B" to="D" numLanes="1" speed="13.89"/>
+  <edge id="db" from="D" to="B" numLanes="1" speed="13.89"/>
+</edges>"""
+
+
+def test_round_trips_and_turnarounds_import_and_run(tmp_path):
+    """Routes generated on a SUMO network (randomTrips, duarouter) may turn round where SUMO has a
+    turnaround connection and may end where they started. Both import, run on macro, micro and
+    SUMO (whose export keeps the turnaround), and conserve vehicles."""
+    net_file = _netconvert(tmp_path, DEAD_END_NODES, DEAD_END_EDGES, None, "--no-turnarounds.except-deadend")
+    (tmp_path / "r.rou.xml").write_text("""<routes>
+  <flow id="loop" begin="0" end="600" vehsPerHour="300"><route edges="ab bc cb ba"/></flow>
+  <flow id="side" begin="0" end="600" vehsPerHour="200"><route edges="db bc cb bd"/></flow>
+  <flow id="plain" begin="0" end="600" vehsPerHour="200"><route edges="ab bd"/></flow>
+</routes>""")
+    net = network_from_sumo(net_file)
+    assert net.turn_allowed("bc", "cb")            # SUMO's dead-end turnaround
+    assert not net.turn_allowed("ab", "ba")        # no turnaround at B in SUMO's network
+    sc = scenario_from_sumo(net_file, [tmp_path / "r.rou.xml"], duration_s=900)
+    assert {f.origin for f in sc.demand.flows if f.origin == f.destination} == {"A", "D"}
+    for engine, opts in (("macro", {}), ("micro", {"seed": 0}), ("sumo", {"dt_s": 1.0})):
+        res = ts.simulate(sc, engine=engine, **opts)
+        k = res.kpis
+        assert k["demand"] == pytest.approx(k["completed"] + k["inside"] + k["unserved"], abs=1e-6)
+        assert k["completed"] > 0.9 * k["demand"] - 20, engine  # every route, the loops too, gets through
+        last = res.data["route_arrived"].isel(time=-1)
+        loop = (res.data["route_origin"] == res.data["route_destination"]).values
+        assert loop.sum() == 2 and float(last[loop].sum()) > 0.8 * 500 * 600 / 3600, engine
+
+
+def test_a_round_trip_needs_an_explicit_route():
+    with pytest.raises(DemandError, match="same node 'A'.*explicit route"):
+        ts.Demand().add("A", "A", [(0, 100)])
+    f = ts.Demand().add("A", "A", [(0, 100)], route=["ab", "ba"])
+    assert f.routes == ((("ab", "ba"), 1.0),)
+
+
+T_NODES = """<nodes>
+  <node id="J" x="0" y="0" type="{kind}"/>
+  <node id="W" x="-300" y="0" type="priority"/>
+  <node id="E" x="300" y="0" type="priority"/>
+  <node id="S" x="0" y="-300" type="priority"/>
+</nodes>"""
+T_EDGES = """<edges>
+  <edge id="wj" from="W" to="J" numLanes="1" speed="13.89" priority="{p_main}"/>
+  <edge id="jw" from="J" to="W" numLanes="1" speed="13.89" priority="{p_main}"/>
+  <edge id="ej" from="E" to="J" numLanes="1" speed="13.89" priority="{p_main}"/>
+  <edge id="je" from="J" to="E" numLanes="1" speed="13.89" priority="{p_main}"/>
+  <edge id="sj" from="S" to="J" numLanes="1" speed="13.89" priority="{p_side}"/>
+  <edge id="js" from="J" to="S" numLanes="1" speed="13.89" priority="{p_side}"/>
+</edges>"""
+
+
+@pytest.mark.parametrize("kind, p_main, p_side, major", [
+    ("priority", 2, 1, {"wj", "ej"}),            # the through road outranks the side street
+    ("priority", 1, 2, {"sj"}),                  # the side street outranks it: SUMO's major road bends
+    ("right_before_left", 2, 1, None),           # no counterpart: no control
+])
+def test_priority_junctions_import_with_sumos_major_road(tmp_path, kind, p_main, p_side, major):
+    net_file = _netconvert(tmp_path, T_NODES.format(kind=kind), T_EDGES.format(p_main=p_main, p_side=p_side))
+    from trafficsim.sumo_io import junctions_from_sumo
+
+    net = network_from_sumo(net_file)
+    js = junctions_from_sumo(net_file, net)
+    if major is None:
+        assert js == []
+        return
+    (j,) = js
+    assert j.node == "J"
+    # where SUMO's major road bends (side street onto the west arm: sj and wj have major
+    # connections), which a PriorityJunction cannot hold, its higher-ranked in-link alone
+    assert set(j.major) == major
+    sc = scenario_from_sumo(net_file, [], duration_s=60)
+    assert [c.node for c in sc.controls] == ["J"]
+    assert scenario_from_sumo(net_file, [], duration_s=60, junctions=False).controls == []

@@ -167,8 +167,9 @@ class Demand:
             raise DemandError(f"flow {label}: give route or routes, not both")
         if vehicle_class not in VEHICLE_CLASSES:
             raise DemandError(f"flow {label}: vehicle_class must be one of {VEHICLE_CLASSES}, got {vehicle_class!r}")
-        if origin == destination:
-            raise DemandError(f"flow {label}: origin and destination are the same node {origin!r}")
+        if origin == destination and route is None and not routes:
+            raise DemandError(f"flow {label}: origin and destination are the same node {origin!r}; "
+                              "a round trip needs an explicit route")
         prof = _check_profile(label, profile)
         rts: list[tuple[tuple[str, ...], float]] = []
         if route is not None:

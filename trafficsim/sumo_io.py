@@ -28,8 +28,10 @@ other links with other ``v_f`` or ``q_c`` get the capacity the formula gives the
 
 Import reads a ``.net.xml`` with :mod:`sumolib`: every non-internal edge that admits passenger
 cars becomes a link (lanes admitting cars, length, speed), a missing edge-to-edge connection
-becomes a turn ban, and static ``tlLogic`` programs become fixed-time signals where their
-phases map onto movements.
+becomes a turn ban (a turnaround is a turn like any other: allowed where SUMO has its
+connection), static ``tlLogic`` programs become fixed-time signals where their phases map onto
+movements, and unsignalised ``priority`` junctions become
+:class:`~trafficsim.control.PriorityJunction` controls with SUMO's major road.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ __all__ = [
     "sumo_ids",
     "network_from_sumo",
     "signals_from_sumo",
+    "junctions_from_sumo",
     "demand_from_sumo",
     "scenario_from_sumo",
 ]
@@ -76,6 +79,9 @@ HEAVY_LENGTH_M = {"bus": 12.0, "truck": 10.0}
 MIN_GAP_M = 2.5
 #: Name of the programs trafficsim writes (SUMO keeps netconvert's as "0").
 PROGRAM_ID = "trafficsim"
+#: Fractional part of the golden ratio: the phases of uniform arrivals, route by route
+#: (a low-discrepancy sequence over (0, 1)).
+_GOLDEN = 0.6180339887498949
 #: Green time [s] of a ramp-meter release (about one vehicle per lane per green, as in the field).
 METER_GREEN_S = 2.0
 
@@ -452,7 +458,8 @@ def netconvert(plain: dict[str, Path], out: str | Path, *, timeout_s: float = 12
     out = Path(out)
     cmd = [
         sumo_binary("netconvert"), "--node-files", str(plain["nod"]), "--edge-files", str(plain["edg"]),
-        "--connection-files", str(plain["con"]), "--output-file", str(out), "--no-turnarounds", "true",
+        "--connection-files", str(plain["con"]), "--output-file", str(out),
+        "--no-turnarounds", "false",  # every allowed turn is an explicit connection, every other one a <delete>
         "--offset.disable-normalization", "true", "--tls.default-type", "static", "--no-warnings", "true",
         "--junctions.limit-turn-speed", "-1",
     ]
@@ -584,8 +591,9 @@ def export_scenario(
     routes : RouteTable, optional
         Resolved routes (computed when omitted).
     arrivals : {"uniform", "poisson"}
-        Equidistant insertions at the demand rate (deterministic, like the macro engine) or
-        exponential headways.
+        Equidistant insertions at the demand rate (deterministic, like the macro engine: a route's
+        j-th vehicle departs when its demand so far reaches ``j + phase``, the routes' phases
+        spread over (0, 1) so that their insertions interleave) or exponential headways.
     sigma : float
         Krauss driver imperfection (0 keeps the capacity exactly as matched).
     reference_link : str, optional
@@ -647,6 +655,8 @@ def export_scenario(
     for r, path in enumerate(routes.links):
         f = scenario.demand.flows[routes.flow[r]]
         prof = list(f.profile)
+        due = 0.0  # uniform: the route's vehicles demanded so far (continuous)
+        phase = ((r + 1) * _GOLDEN) % 1.0
         for s, (start, q) in enumerate(prof):
             end = prof[s + 1][0] if s + 1 < len(prof) else scenario.duration_s
             end = min(end, scenario.duration_s)
@@ -655,7 +665,19 @@ def export_scenario(
                 continue
             begin = max(start, 0.0)
             if arrivals == "uniform":
-                freq = f'vehsPerHour="{rate:.6f}"'
+                # the route's vehicle j departs when its demand so far reaches j + phase, across
+                # segments (a segment's count is not rounded up on its own); the phases of the
+                # routes are spread over (0, 1), so many low-rate routes (a grid's OD pairs, trips
+                # binned on import) do not all insert at the same instants
+                first = math.floor(due + 1.0 - phase)
+                due += rate * (end - begin) / 3600.0
+                n = math.floor(due + 1.0 - phase) - first
+                if n <= 0:
+                    continue
+                period = 3600.0 / rate
+                begin = end - (due - (first + phase)) * period
+                freq = f'number="{n}"'
+                end = begin + n * period
             else:
                 freq = f'period="exp({rate / 3600.0:.8f})"'
             body = ""
@@ -666,7 +688,7 @@ def export_scenario(
                         body += f'\n    <stop busStop="stop{k}" duration="{stop.dwell_mean_s + stop.clearance_s:g}"{park}/>'
             close = f">{body}\n  </flow>" if body else "/>"
             flows.append((begin, (
-                f'  <flow id="{r}_{s}" type="{f.vehicle_class}" route="r{r}" begin="{begin:g}" end="{end:g}" '
+                f'  <flow id="{r}_{s}" type="{f.vehicle_class}" route="r{r}" begin="{begin:.3f}" end="{end:.3f}" '
                 f'{freq} departLane="{depart_lane}" departSpeed="max" departPos="base"{close}'
             )))
     flows.sort(key=lambda e: e[0])
@@ -805,7 +827,7 @@ def network_from_sumo(
         snet = sumolib.net.readNet(str(path), withPrograms=True)
     except Exception as exc:  # sumolib raises plain SAX/ValueErrors
         raise NetworkError(f"SUMO network {str(path)!r}: cannot read: {exc}") from None
-    net = Network()
+    net = Network(allow_u_turns=True)  # SUMO's connections say which turns exist, turnarounds included
     edges = []
     for e in snet.getEdges():
         if e.getFunction() not in ("", "normal") or not e.allows(vehicle_class):
@@ -885,6 +907,54 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
                 for g, m, a, r in groups
             )
             out.append(FixedTimeSignal(node, phases, float(prog.getOffset() or 0.0)).validate(network))
+    return out
+
+
+#: SUMO junction types that become a :class:`PriorityJunction` on import.
+PRIORITY_JUNCTION_TYPES = ("priority", "priority_stop")
+
+
+def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunction]:
+    """A :class:`~trafficsim.control.PriorityJunction` for every ``priority`` (or
+    ``priority_stop``) junction of a SUMO ``.net.xml`` where three or more roads of ``network``
+    meet, with SUMO's own major road.
+
+    The major road is read from the junction's connections: SUMO marks those of the major road
+    (through movements and right turns) with state ``M``; the imported in-links that have one
+    are the major road. Where they are not one in-link or two from opposite directions (SUMO's
+    major road can bend at a junction; trafficsim's cannot), the highest-ranked of them (SUMO edge
+    priority, then speed, then lanes) is the major road alone, and where there is none, the
+    junction takes :class:`PriorityJunction`'s default major road. Other unsignalised types
+    (``right_before_left``, ``allway_stop``, ``zipper``, ...) have no counterpart and are left
+    without a control: their streams cross freely in the macro and micro engines.
+    """
+    import sumolib
+
+    from .control import ControlError
+
+    snet = sumolib.net.readNet(str(path))
+    legs: dict[str, set[str]] = {}
+    for lk in network.links.values():
+        legs.setdefault(lk.to_node, set()).add(lk.from_node)
+        legs.setdefault(lk.from_node, set()).add(lk.to_node)
+    out = []
+    for node in snet.getNodes():
+        nid = node.getID()
+        if node.getType() not in PRIORITY_JUNCTION_TYPES or nid not in network.nodes or len(legs.get(nid, ())) < 3:
+            continue
+        ins = {lk.id for lk in network.in_links(nid)}
+        if not ins:
+            continue
+        major = [e for e in node.getIncoming() if e.getID() in ins
+                 and any(c.getState() == "M" for cs in e.getOutgoing().values() for c in cs)]
+        # the major road as SUMO has it; where it bends, its highest-ranked in-link alone
+        major.sort(key=lambda e: (e.getPriority(), e.getSpeed(), e.getLaneNumber()), reverse=True)
+        for cand in (tuple(sorted(e.getID() for e in major)), tuple(e.getID() for e in major[:1]), ()):
+            try:
+                out.append(PriorityJunction(nid, cand).validate(network))
+                break
+            except ControlError:
+                continue
     return out
 
 
@@ -986,9 +1056,16 @@ def demand_from_sumo(
 
 
 def scenario_from_sumo(
-    net_file: str | Path, route_files=(), *, duration_s: float = 3600.0, name: str = "", **network_options
+    net_file: str | Path, route_files=(), *, duration_s: float = 3600.0, name: str = "", junctions: bool = True,
+    **network_options
 ) -> Scenario:
-    """A Scenario from a SUMO network, its route files and its static signal programs."""
+    """A Scenario from a SUMO network, its route files and its static signal programs.
+
+    ``junctions`` (default True): the network's unsignalised ``priority`` junctions become
+    :class:`~trafficsim.control.PriorityJunction` controls (:func:`junctions_from_sumo`), so
+    minor streams give way as in SUMO; False lets every unsignalised junction's streams cross
+    freely (the CTM's classic node model). ``network_options`` go to :func:`network_from_sumo`.
+    """
     net = network_from_sumo(net_file, **network_options)
     demand = Demand()
     if isinstance(route_files, (str, Path)):
@@ -996,4 +1073,7 @@ def scenario_from_sumo(
     for rf in route_files:
         demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s).flows)
     controls = signals_from_sumo(net_file, net)
+    if junctions:
+        signalised = {c.node for c in controls}
+        controls += [j for j in junctions_from_sumo(net_file, net) if j.node not in signalised]
     return Scenario(net, demand, duration_s, controls, name=name or Path(net_file).stem)

@@ -1,0 +1,139 @@
+"""trafficsim on networks it was not built for: SUMO's generated networks and random trips,
+imported through the public API and run against SUMO itself on the original files.
+
+Each case is made by SUMO's own tools (``netgenerate`` and ``tools/randomTrips.py`` from the
+``eclipse-sumo`` package): a grid, a spider web and a random planar network, each with
+traffic lights (``--tls.guess``) and without (priority junctions), and trips between the
+fringe nodes (the routes ``duarouter`` validates; some turn round at dead ends or end where they
+started). trafficsim reads them with :func:`trafficsim.sumo_io.scenario_from_sumo` (default
+import options: 1,800 veh/h and 150 veh/km per lane; trips binned into 15-minute rates) and
+runs its macro and micro engines; SUMO (libsumo, step 0.5 s, no teleporting) runs the
+original network and trip routes with its default car.
+
+    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py                 # ~3 min; writes sumo_networks.json
+    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py --cases grid --trips-per-s 0.9 --out /tmp/g.json
+
+Reported per simulator: total time in system (TTS: vehicle-hours in the network plus
+vehicle-hours waiting to enter, over the horizon), trips completed, vehicles left in the network
+at the end, and wall time. The demand runs for 30 minutes and the horizon is 40 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+import trafficsim as ts  # noqa: E402
+from trafficsim.control import FixedTimeSignal, PriorityJunction  # noqa: E402
+from trafficsim.sumo_io import scenario_from_sumo, sumo_binary, sumo_home  # noqa: E402
+
+DEMAND_S = 1800.0
+HORIZON_S = 2400.0
+DT_SUMO = 0.5
+
+#: netgenerate options of each case (2 lanes per direction, 50 km/h)
+CASES = {
+    "grid-tls": ["--grid", "--grid.number", "5", "--grid.length", "300", "--tls.guess"],
+    "spider-tls": ["--spider", "--spider.arm-number", "6", "--spider.circle-number", "4",
+                   "--spider.space-radius", "150", "--spider.omit-center", "--tls.guess"],
+    "random-tls": ["--rand", "--rand.iterations", "120", "--rand.min-distance", "120", "--tls.guess"],
+    "grid-priority": ["--grid", "--grid.number", "5", "--grid.length", "300"],
+    "random-priority": ["--rand", "--rand.iterations", "120", "--rand.min-distance", "120"],
+}
+
+
+def make_case(name: str, work: Path, trips_per_s: float, seed: int) -> tuple[Path, Path]:
+    net = work / f"{name}.net.xml"
+    rou = work / f"{name}.rou.xml"
+    subprocess.run([sumo_binary("netgenerate"), *CASES[name], "-L", "2", "--default.speed", "13.89",
+                    "--seed", str(seed), "-o", str(net)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net),
+                    "-e", f"{DEMAND_S:g}", "-p", f"{1.0 / trips_per_s:g}", "--seed", str(seed),
+                    "--fringe-factor", "5", "--validate", "-r", str(rou), "-o", str(work / f"{name}.trips.xml")],
+                   check=True, capture_output=True)
+    return net, rou
+
+
+def run_sumo_original(net: Path, rou: Path) -> dict:
+    import libsumo
+
+    libsumo.start([sumo_binary("sumo"), "-n", str(net), "-r", str(rou), "--step-length", f"{DT_SUMO:g}",
+                   "--end", f"{HORIZON_S:g}", "--seed", "0", "--time-to-teleport", "-1", "--no-step-log", "true",
+                   "--no-warnings", "true", "--duration-log.disable", "true", "--max-depart-delay", "-1"])
+    veh_steps = wait_steps = 0
+    departed = arrived = 0
+    t0 = time.perf_counter()
+    for _ in range(int(round(HORIZON_S / DT_SUMO))):
+        libsumo.simulationStep()
+        veh_steps += libsumo.vehicle.getIDCount()
+        departed += libsumo.simulation.getDepartedNumber()
+        arrived += libsumo.simulation.getArrivedNumber()
+        # vehicles past their departure time and not yet inserted (SUMO loads a route file's
+        # vehicles ahead of their departure, so loaded - departed would count those too)
+        wait_steps += len(libsumo.simulation.getPendingVehicles())
+    wall = time.perf_counter() - t0
+    inside = libsumo.vehicle.getIDCount()
+    pending = len(libsumo.simulation.getPendingVehicles())
+    libsumo.close()
+    return dict(tts_vh=(veh_steps + wait_steps) * DT_SUMO / 3600.0, completed=arrived, inside=inside,
+                demand=departed + pending, wall_s=wall)
+
+
+def run_trafficsim(sc: ts.Scenario, engine: str) -> dict:
+    ts.simulate(sc.replace(duration_s=60.0), engine=engine, seed=0)  # JIT compile / cache load, not timed
+    t0 = time.perf_counter()
+    res = ts.simulate(sc, engine=engine, seed=0)
+    wall = time.perf_counter() - t0
+    k = res.kpis
+    return dict(tts_vh=float(k["vht"] + k["origin_wait_vh"]), completed=float(k["completed"]),
+                inside=float(k["inside"]), demand=float(k["demand"]), wall_s=wall)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--trips-per-s", type=float, default=1.5, help="randomTrips' insertion rate (default 1.5)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default=str(HERE / "sumo_networks.json"))
+    args = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sumo-networks-") as tmp:
+        for name in args.cases:
+            net, rou = make_case(name, Path(tmp), args.trips_per_s, args.seed)
+            sc = scenario_from_sumo(net, [rou], duration_s=HORIZON_S)
+            info = dict(case=name, nodes=len(sc.network.nodes), links=len(sc.network.links),
+                        routes=len(sc.demand.flows),
+                        signals=sum(isinstance(c, FixedTimeSignal) for c in sc.controls),
+                        priority_junctions=sum(isinstance(c, PriorityJunction) for c in sc.controls),
+                        round_trips=sum(f.origin == f.destination for f in sc.demand.flows))
+            print(f"{name}: {info['nodes']} nodes, {info['links']} links, {info['routes']} routes "
+                  f"({info['round_trips']} round trips), {info['signals']} signals, "
+                  f"{info['priority_junctions']} priority junctions", flush=True)
+            for sim, fn in (("SUMO (original files)", lambda: run_sumo_original(net, rou)),
+                            ("trafficsim macro", lambda: run_trafficsim(sc, "macro")),
+                            ("trafficsim micro", lambda: run_trafficsim(sc, "micro"))):
+                r = dict(info, simulator=sim, **fn())
+                rows.append(r)
+                print(f"  {sim:22s} TTS {r['tts_vh']:7.1f} veh h  completed {r['completed']:6.0f} / "
+                      f"{r['demand']:6.0f}  inside {r['inside']:5.0f}  wall {r['wall_s']:6.2f} s", flush=True)
+    print()
+    print("| case | simulator | TTS [veh h] | TTS / SUMO | completed / demand | inside at 40 min | wall [s] |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    ref = {r["case"]: r["tts_vh"] for r in rows if r["simulator"].startswith("SUMO")}
+    for r in rows:
+        print(f"| {r['case']} | {r['simulator']} | {r['tts_vh']:,.1f} | {r['tts_vh'] / ref[r['case']]:.2f} | "
+              f"{r['completed']:,.0f} / {r['demand']:,.0f} | {r['inside']:,.0f} | {r['wall_s']:.2f} |")
+    Path(args.out).write_text(json.dumps(dict(trips_per_s=args.trips_per_s, seed=args.seed, rows=rows), indent=1))
+    print(f"\nwritten {args.out}")
+
+
+if __name__ == "__main__":
+    main()
