@@ -331,7 +331,7 @@ def test_cross_without_coordinates_exports_through_movements_straight(tmp_path):
         assert len(conns) == 2, (a, b)  # both lanes carry the through movement
 
 
-def _netconvert(d, nodes: str, edges: str, connections: str | None = None, *options) -> "Path":
+def _netconvert(d, nodes: str, edges: str, connections: str | None = None, *options):
     (d / "n.nod.xml").write_text(nodes)
     (d / "n.edg.xml").write_text(edges)
     cmd = [sumo_binary("netconvert"), "-n", str(d / "n.nod.xml"), "-e", str(d / "n.edg.xml"), "-o", str(d / "n.net.xml"),

@@ -10,7 +10,7 @@ import options: 1,800 veh/h and 150 veh/km per lane; trips binned into 15-minute
 runs its macro and micro engines; SUMO (libsumo, step 0.5 s, no teleporting) runs the
 original network and trip routes with its default car.
 
-    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py                 # ~3 min; writes sumo_networks.json
+    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py                 # ~35 s; writes sumo_networks.json
     /tmp/dev/bin/python benchmarks/peers/sumo_networks.py --cases grid --trips-per-s 0.9 --out /tmp/g.json
 
 Reported per simulator: total time in system (TTS: vehicle-hours in the network plus
