@@ -1043,7 +1043,7 @@ def test_result_schema_matches_macro_and_errors_name_the_element():
     with pytest.raises(SimulationError, match="link 'dn'"):
         net = sc.network.copy()
         net.update_link("dn", length_m=5.0)
-        ts.simulate(sc.replace(network=net), engine="micro")
+        ts.simulate(sc.replace(network=net), engine="micro", dt_s=0.5)  # (the default step fits it)
     with pytest.raises(SimulationError, match="lane_change: unknown parameter"):
         ts.simulate(sc, engine="micro", lane_change={"politness": 0.3})
 
@@ -1106,3 +1106,25 @@ def test_merge_priorities_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ts.simulate(sc, engine="micro")
+
+
+@pytest.mark.parametrize("short_m", [3.0, 5.0])
+def test_links_shorter_than_a_step_take_a_shorter_default_step(short_m):
+    """Networks imported from SUMO or OpenStreetMap have edges of a few metres. A vehicle crosses
+    at most one node per step, so the default step shrinks to the shortest link's free-flow time
+    (dividing the record interval); an explicit step that is too long is an error naming the link."""
+    from trafficsim.engines.micro import DEFAULT_DT_S, default_micro_dt
+
+    sc = ts.Scenario(_chain([("up", 400.0), ("stub", short_m), ("down", 400.0)]), ts.Demand(), 600.0)
+    sc.demand.add("N0", "N3", [(0, 1500.0), (300, 0.0)])
+    dt = default_micro_dt(sc, 60.0)
+    assert dt <= short_m / (50 / 3.6) < DEFAULT_DT_S
+    assert 60.0 / dt == pytest.approx(round(60.0 / dt), abs=1e-9)
+    res = ts.simulate(sc, engine="micro", seed=0, trajectories=TRAJ)
+    assert res.data.attrs["dt_s"] == pytest.approx(dt)
+    check_invariants(res)
+    assert res.final_state["inside"] == 0 and res.kpis["completed"] == res.kpis["demand"]
+    with pytest.raises(SimulationError, match="link 'stub'.*shorter than one step"):
+        ts.simulate(sc, engine="micro", dt_s=0.5)
+    # a network whose links all fit keeps the 0.5 s step
+    assert default_micro_dt(sc.replace(network=_chain([("up", 400.0), ("down", 400.0)])), 60.0) == DEFAULT_DT_S

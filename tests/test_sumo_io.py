@@ -430,3 +430,109 @@ def test_priority_junctions_import_with_sumos_major_road(tmp_path, kind, p_main,
     sc = scenario_from_sumo(net_file, [], duration_s=60)
     assert [c.node for c in sc.controls] == ["J"]
     assert scenario_from_sumo(net_file, [], duration_s=60, junctions=False).controls == []
+
+
+def test_route_distributions_split_their_flow(sumo_net, tmp_path):
+    net = network_from_sumo(sumo_net)
+    rou = tmp_path / "dist.rou.xml"
+    rou.write_text("""<routes>
+  <route id="main" edges="we xe"/>
+  <routeDistribution id="mix">
+    <route refId="main" probability="3"/>
+    <route edges="sx xe" probability="1"/>
+  </routeDistribution>
+  <flow id="f" route="mix" begin="0" end="3600" vehsPerHour="800"/>
+</routes>""")
+    d = demand_from_sumo(rou, net, duration_s=3600)
+    rates = {f.routes[0][0]: f.rate_at(100) for f in d.flows}
+    assert rates == {("we", "xe"): pytest.approx(600), ("sx", "xe"): pytest.approx(200)}
+    rou.write_text('<routes><flow id="g" route="nowhere" begin="0" end="60" vehsPerHour="10"/></routes>')
+    with pytest.raises(DemandError, match="flow 'g': route 'nowhere' is not defined in dist.rou.xml"):
+        demand_from_sumo(rou, net)
+
+
+MERGE_NODES = """<nodes>
+  <node id="A" x="0" y="0" type="priority"/>
+  <node id="M" x="500" y="0" type="priority"/>
+  <node id="B" x="1000" y="0" type="priority"/>
+  <node id="R" x="200" y="-200" type="priority"/>
+</nodes>"""
+MERGE_EDGES = """<edges>
+  <edge id="main" from="A" to="M" numLanes="2" speed="27.78" priority="3"/>
+  <edge id="ramp" from="R" to="M" numLanes="1" speed="16.67" priority="1"/>
+  <edge id="down" from="M" to="B" numLanes="{down}" speed="27.78" priority="3"/>
+</edges>"""
+
+
+@pytest.mark.parametrize("down, controlled", [(3, False), (2, True)])
+def test_a_merge_onto_added_lanes_gets_no_priority_junction(tmp_path, down, controlled):
+    """SUMO lets a ramp that gets its own lane downstream in without giving way (every connection
+    ``M``); onto as many lanes as the main road has, the ramp gives way (``m``)."""
+    from trafficsim.sumo_io import junctions_from_sumo
+
+    net_file = _netconvert(tmp_path, MERGE_NODES, MERGE_EDGES.format(down=down))
+    js = junctions_from_sumo(net_file, network_from_sumo(net_file))
+    assert [(j.node, j.major) for j in js] == ([("M", ("main",))] if controlled else [])
+
+
+def test_imported_capacity_follows_the_speed_limit(tmp_path):
+    from trafficsim.sumo_io import import_capacity
+
+    assert import_capacity(50.0) == import_capacity(70.0) == 1800.0
+    assert import_capacity(90.0) == 2250.0 and import_capacity(130.0) == 2400.0
+    assert 1800.0 < import_capacity(80.0) < 2250.0 < import_capacity(100.0) < 2400.0
+    net_file = _netconvert(tmp_path, MERGE_NODES, MERGE_EDGES.format(down=3))
+    net = network_from_sumo(net_file)
+    assert net.links["main"].capacity_vph_per_lane == pytest.approx(import_capacity(100.0), rel=1e-3)
+    assert net.links["ramp"].capacity_vph_per_lane == 1800.0
+    assert network_from_sumo(net_file, capacity_vph_per_lane=2000.0).links["main"].capacity_vph_per_lane == 2000.0
+    for lk in net.links.values():
+        assert lk.wave_speed_kmh <= 25.0 + 1e-9
+
+
+def test_lane_connections_import_as_lane_connectors(tmp_path):
+    """SUMO's lane-to-lane connections become the network's lane connectors (SUMO counts lanes
+    from the right as trafficsim does; a sidewalk lane 0 shifts the car lanes down by one)."""
+    nodes = MERGE_NODES
+    edges = """<edges>
+  <edge id="main" from="A" to="M" numLanes="4" speed="13.89">
+    <lane index="0" allow="pedestrian" width="2"/><lane index="1"/><lane index="2"/><lane index="3"/>
+  </edge>
+  <edge id="ramp" from="R" to="M" numLanes="1" speed="13.89"/>
+  <edge id="down" from="M" to="B" numLanes="2" speed="13.89"/>
+</edges>"""
+    conns = """<connections>
+  <connection from="main" to="down" fromLane="1" toLane="0"/>
+  <connection from="main" to="down" fromLane="2" toLane="1"/>
+  <connection from="ramp" to="down" fromLane="0" toLane="0"/>
+  <delete from="main" to="ramp"/>
+</connections>"""
+    net_file = _netconvert(tmp_path, nodes, edges, conns, "--no-turnarounds")
+    net = network_from_sumo(net_file)
+    assert net.links["main"].lanes == 3           # the sidewalk is not a car lane
+    assert net.lane_connectors[("main", "down")] == ((0, 0), (1, 1))   # car lane 2 (SUMO 3) ends
+    assert net.lane_connectors[("ramp", "down")] == ((0, 0),)
+    row = net.lane_connections(node="M").set_index(["from_link", "to_link"]).loc[("main", "down")]
+    assert row["explicit"] and tuple(row["from_lanes"]) == (0, 1)
+
+
+def test_trips_by_junctions_via_edges_and_taz(tmp_path):
+    net = network_from_sumo(_netconvert(tmp_path, DEAD_END_NODES, DEAD_END_EDGES, None,
+                                        "--no-turnarounds.except-deadend"))
+    rou = tmp_path / "trips.rou.xml"
+    rou.write_text("""<routes>
+  <trip id="j" depart="0" fromJunction="A" toJunction="D"/>
+  <trip id="v" depart="5" from="ab" to="bd" via="cb"/>
+  <flow id="f" begin="0" end="900" number="9" fromJunction="D" toJunction="A"/>
+</routes>""")
+    d = demand_from_sumo(rou, net, duration_s=900)
+    got = {f.routes[0][0]: f.total(900) for f in d.flows}
+    assert got == {("ab", "bd"): pytest.approx(1.0), ("ab", "bc", "cb", "bd"): pytest.approx(1.0),
+                   ("db", "ba"): pytest.approx(9.0)}
+    rou.write_text('<routes><trip id="t" depart="0" fromTaz="a" toTaz="b"/></routes>')
+    with pytest.raises(DemandError, match="trip 't': TAZ demand"):
+        demand_from_sumo(rou, net)
+    rou.write_text('<routes><trip id="u" depart="0" fromJunction="A" toJunction="Q"/></routes>')
+    with pytest.raises(DemandError, match="trip 'u': .*'Q'"):
+        demand_from_sumo(rou, net)
+    assert demand_from_sumo(rou, net, on_unmapped="skip").flows == []

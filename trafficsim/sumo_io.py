@@ -67,6 +67,7 @@ __all__ = [
     "network_from_sumo",
     "signals_from_sumo",
     "junctions_from_sumo",
+    "import_capacity",
     "demand_from_sumo",
     "scenario_from_sumo",
 ]
@@ -797,9 +798,26 @@ def export_scenario(
 
 
 # ---------------------------------------------------------------------------------- import
-def _capacity_for(free_speed_kmh: float, jam: float, default: float) -> float:
+#: Default lane capacity [veh/h] of an imported edge by its speed limit [km/h]: 1,800 on streets
+#: (up to 70 km/h), the HCM 2010 basic freeway segment capacities from 90 km/h (2,250, rising to
+#: 2,400 at 120 km/h and above: ``1,800 + 5 FFS``, Exhibit 11-17), linear in between.
+IMPORT_CAPACITY_BY_SPEED = ((70.0, 1800.0), (90.0, 2250.0), (120.0, 2400.0))
+
+
+def import_capacity(free_speed_kmh: float) -> float:
+    """The default lane capacity [veh/h] of an imported edge (:data:`IMPORT_CAPACITY_BY_SPEED`)."""
+    pts = IMPORT_CAPACITY_BY_SPEED
+    for (v0, c0), (v1, c1) in zip(pts, pts[1:]):
+        if free_speed_kmh <= v1:
+            return c0 + (c1 - c0) * min(max(free_speed_kmh - v0, 0.0), v1 - v0) / (v1 - v0)
+    return pts[-1][1]
+
+
+def _capacity_for(free_speed_kmh: float, jam: float, default: float | None) -> float:
     """A lane capacity [veh/h] whose backward wave speed stays at most 25 km/h."""
     wmax = 25.0
+    if default is None:
+        default = import_capacity(free_speed_kmh)
     return min(default, 0.98 * wmax * jam / (1.0 + wmax / free_speed_kmh))
 
 
@@ -807,15 +825,19 @@ def network_from_sumo(
     path: str | Path,
     *,
     vehicle_class: str = "passenger",
-    capacity_vph_per_lane: float = 1800.0,
+    capacity_vph_per_lane: float | None = None,
     jam_density_vpkm_per_lane: float = 150.0,
 ) -> Network:
     """A trafficsim :class:`~trafficsim.network.Network` from a SUMO ``.net.xml``.
 
     Every non-internal edge that admits ``vehicle_class`` becomes a link with the lanes that
     admit it, the edge length [m] and speed limit. Capacity and jam density per lane are not in
-    a SUMO network; they take the given values (capacity lowered on slow streets so that the
-    backward wave speed stays physical). An edge pair meeting at a junction without a SUMO
+    a SUMO network; they take the given values, the capacity by default by the speed limit
+    (:func:`import_capacity`: 1,800 veh/h on streets, up to 2,400 on motorways), lowered on slow
+    streets so that the backward wave speed stays physical. SUMO's lane-to-lane connections
+    become the network's lane connectors (:meth:`~trafficsim.network.Network.connect_lanes`)
+    where they can be (contiguous from-lanes, not crossing; the first to-lane of a lane that
+    SUMO connects to several); elsewhere the engines derive them. An edge pair meeting at a junction without a SUMO
     connection becomes a banned turn.
     """
     import sumolib
@@ -850,11 +872,27 @@ def network_from_sumo(
             jam_density_vpkm_per_lane=jam_density_vpkm_per_lane, name=e.getName() or "",
         )
     ids = set(net.links)
+    # SUMO lane index -> index among the lanes that admit the class (OSM edges start with sidewalks)
+    lane_no = {e.getID(): {ln.getIndex(): k for k, ln in enumerate(ln for ln in e.getLanes() if ln.allows(vehicle_class))}
+               for e, _ in edges}
     for e, _ in edges:
         connected = {o.getID() for o in e.getOutgoing()}
         for nxt in e.getToNode().getOutgoing():
             if nxt.getID() in ids and nxt.getID() not in connected:
                 net.ban_turn(e.getID(), nxt.getID())
+        for nxt, conns in e.getOutgoing().items():
+            if nxt.getID() not in ids:
+                continue
+            pairs = {}  # from-lane -> the first to-lane SUMO connects it to
+            for c in conns:
+                i = lane_no[e.getID()].get(c.getFromLane().getIndex())
+                j = lane_no[nxt.getID()].get(c.getToLane().getIndex())
+                if i is not None and j is not None:
+                    pairs.setdefault(i, j)
+            try:
+                net.connect_lanes(e.getID(), nxt.getID(), sorted(pairs.items()))
+            except NetworkError:
+                pass  # not expressible (no car lane, from-lanes not contiguous, crossing): derived
     return net
 
 
@@ -912,12 +950,15 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
 
 #: SUMO junction types that become a :class:`PriorityJunction` on import.
 PRIORITY_JUNCTION_TYPES = ("priority", "priority_stop")
+#: SUMO link states of a movement that gives way at such a junction (minor, stop).
+_YIELD_STATES = {"m", "s"}
 
 
 def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunction]:
     """A :class:`~trafficsim.control.PriorityJunction` for every ``priority`` (or
     ``priority_stop``) junction of a SUMO ``.net.xml`` where three or more roads of ``network``
-    meet, with SUMO's own major road.
+    meet and some movement gives way (SUMO link state ``m`` or ``s``; a diverge, or a merge onto
+    lanes added for it, has none and gets no control), with SUMO's own major road.
 
     The major road is read from the junction's connections: SUMO marks those of the major road
     (through movements and right turns) with state ``M``; the imported in-links that have one
@@ -943,8 +984,10 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
         if node.getType() not in PRIORITY_JUNCTION_TYPES or nid not in network.nodes or len(legs.get(nid, ())) < 3:
             continue
         ins = {lk.id for lk in network.in_links(nid)}
-        if not ins:
-            continue
+        states = {c.getState() for e in node.getIncoming() if e.getID() in ins
+                  for cs in e.getOutgoing().values() for c in cs if c.getTo().getID() in network.links}
+        if not states & _YIELD_STATES:
+            continue  # nobody gives way in SUMO (a diverge, a merge onto added lanes)
         major = [e for e in node.getIncoming() if e.getID() in ins
                  and any(c.getState() == "M" for cs in e.getOutgoing().values() for c in cs)]
         # the major road as SUMO has it; where it bends, its highest-ranked in-link alone
@@ -966,6 +1009,26 @@ def _num_attr(el, name: str, default=None):
     return default if v is None else float(v)
 
 
+def _trip_path(network: Network, el) -> list[str] | None:
+    """The free-flow shortest path of a trip or flow given by ``from``/``to`` edges (through its
+    ``via`` edges) or by ``fromJunction``/``toJunction``; None if it gives neither. Edges not in
+    the network come back as they are (the caller reports them)."""
+    if el.get("fromJunction") and el.get("toJunction"):
+        return network.shortest_path(el.get("fromJunction"), el.get("toJunction"))
+    if not (el.get("from") and el.get("to")):
+        return None
+    stops = [el.get("from"), *el.get("via", "").split(), el.get("to")]
+    if any(e not in network.links for e in stops):
+        return stops
+    path = [stops[0]]
+    for b in stops[1:]:
+        a = path[-1]
+        if network.links[a].to_node != network.links[b].from_node:
+            path += network.shortest_path(network.links[a].to_node, network.links[b].from_node)
+        path.append(b)
+    return path
+
+
 def demand_from_sumo(
     path: str | Path, network: Network, *, duration_s: float | None = None, bin_s: float = 900.0,
     on_unmapped: str = "error",
@@ -975,50 +1038,69 @@ def demand_from_sumo(
     ``<flow>`` elements (``vehsPerHour``, ``period``, ``number`` or ``probability`` with
     ``begin``/``end``) become piecewise-constant OD flows on their route; ``<vehicle>`` and
     ``<trip>`` elements are counted per route in bins of ``bin_s`` [s] and become rates. Routes
-    are given by ``route`` (id or embedded ``<route edges>``) or ``from``/``to`` edges (shortest
-    path). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
+    are given by ``route`` (id or embedded ``<route edges>``; the id of a
+    ``<routeDistribution>`` splits the element over its routes by their ``probability``), by
+    ``from``/``to`` edges (free-flow shortest path, through the ``via`` edges) or by
+    ``fromJunction``/``toJunction`` (shortest path between the nodes). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
     with ``on_unmapped="skip"``.
     """
     if on_unmapped not in ("error", "skip"):
         raise DemandError(f"on_unmapped must be 'error' or 'skip', got {on_unmapped!r}")
     root = ET.parse(str(path)).getroot()
     named_routes = {r.get("id"): r.get("edges", "").split() for r in root.iter("route") if r.get("id")}
+    # route distributions: id -> [(edges, probability)] (members inline or by refId)
+    distributions = {
+        d.get("id"): [(named_routes.get(r.get("refId")) if r.get("refId") else r.get("edges", "").split(),
+                       float(r.get("probability", 1.0))) for r in d.iter("route")]
+        for d in root.iter("routeDistribution") if d.get("id")
+    }
     vclass = {t.get("id"): _VCLASS_BACK.get(t.get("vClass", "passenger"), "car") for t in root.iter("vType")}
 
-    def path_of(el) -> tuple[str, ...] | None:
-        ref = el.get("route")
-        if ref is not None:
-            edges = named_routes.get(ref)
-        else:
-            sub = el.find("route")
-            if sub is not None:
-                edges = sub.get("edges", "").split()
-            elif el.get("from") and el.get("to"):
-                a, b = el.get("from"), el.get("to")
-                if a not in network.links or b not in network.links:
-                    edges = [a, b]
-                else:
-                    mid = [] if network.links[a].to_node == network.links[b].from_node else network.shortest_path(
-                        network.links[a].to_node, network.links[b].from_node)
-                    edges = [a, *mid, b]
-            else:
-                edges = None
+    def mapped(el, edges) -> tuple[str, ...] | None:
         if not edges or any(e not in network.links for e in edges):
             if on_unmapped == "error":
-                raise DemandError(f"{el.tag} {el.get('id')!r}: route {edges} uses edges not in the network")
+                why = (f"route {el.get('route')!r} is not defined in {Path(path).name}" if not edges
+                       else f"route {edges} uses edges not in the network")
+                raise DemandError(f"{el.tag} {el.get('id')!r}: {why}")
             return None
         return tuple(edges)
+
+    def paths_of(el) -> list[tuple[tuple[str, ...], float]]:
+        """The element's routes with their probabilities (one, or a route distribution's)."""
+        ref = el.get("route")
+        if ref is not None and ref not in named_routes and ref in distributions:
+            out = [(mapped(el, edges), p) for edges, p in distributions[ref] if p > 0]
+            return [(e, p) for e, p in out if e is not None]
+        if ref is not None:
+            edges = named_routes.get(ref)
+        elif el.find("route") is not None:
+            edges = el.find("route").get("edges", "").split()
+        elif el.get("fromTaz") or el.get("toTaz"):
+            raise DemandError(f"{el.tag} {el.get('id')!r}: TAZ demand (fromTaz/toTaz) is not read; route it first "
+                              "(duarouter) or give from/to edges")
+        else:
+            try:
+                edges = _trip_path(network, el)
+            except NetworkError as exc:
+                if on_unmapped == "error":
+                    raise DemandError(f"{el.tag} {el.get('id')!r}: {exc}") from None
+                return []
+            if edges is None:
+                raise DemandError(f"{el.tag} {el.get('id')!r}: no route (route, from/to edges or "
+                                  "fromJunction/toJunction)")
+        e = mapped(el, edges)
+        return [] if e is None else [(e, 1.0)]
 
     segments: dict[tuple[tuple[str, ...], str], list[tuple[float, float, float]]] = {}
     horizon = duration_s
     for el in root:
         if el.tag not in ("flow", "vehicle", "trip"):
             continue
-        p = path_of(el)
-        if p is None:
+        paths = paths_of(el)
+        if not paths:
             continue
         vc = vclass.get(el.get("type", ""), "car")
-        key = (p, vc)
+        total_p = sum(w for _, w in paths)
         if el.tag == "flow":
             begin = _num_attr(el, "begin", 0.0)
             end = _num_attr(el, "end", horizon if horizon is not None else begin + 3600.0)
@@ -1034,11 +1116,12 @@ def demand_from_sumo(
                 rate = float(el.get("number")) / max(end - begin, 1e-9) * 3600.0
             else:
                 raise DemandError(f"flow {el.get('id')!r}: no rate (vehsPerHour, period, probability or number)")
-            segments.setdefault(key, []).append((begin, end, rate))
         else:
             t = float(el.get("depart", "0"))
-            b0 = math.floor(t / bin_s) * bin_s
-            segments.setdefault(key, []).append((b0, b0 + bin_s, 3600.0 / bin_s))
+            begin = math.floor(t / bin_s) * bin_s
+            end, rate = begin + bin_s, 3600.0 / bin_s
+        for p, w in paths:
+            segments.setdefault((p, vc), []).append((begin, end, rate * w / total_p))
     demand = Demand()
     for (p, vc), segs in segments.items():
         times = sorted({s for s, _, _ in segs} | {e for _, e, _ in segs})

@@ -1,21 +1,26 @@
-"""trafficsim on networks it was not built for: SUMO's generated networks and random trips,
-imported through the public API and run against SUMO itself on the original files.
+"""trafficsim on networks it was not built for: SUMO's generated networks and random trips, and
+the networks and demand shipped with SUMO, imported through the public API and run against SUMO
+itself on the original files.
 
-Each case is made by SUMO's own tools (``netgenerate`` and ``tools/randomTrips.py`` from the
-``eclipse-sumo`` package): a grid, a spider web and a random planar network, each with
-traffic lights (``--tls.guess``) and without (priority junctions), and trips between the
-fringe nodes (the routes ``duarouter`` validates; some turn round at dead ends or end where they
-started). trafficsim reads them with :func:`trafficsim.sumo_io.scenario_from_sumo` (default
-import options: 1,800 veh/h and 150 veh/km per lane; trips binned into 15-minute rates) and
-runs its macro and micro engines; SUMO (libsumo, step 0.5 s, no teleporting) runs the
-original network and trip routes with its default car.
+Five cases are made by SUMO's own tools (``netgenerate`` and ``tools/randomTrips.py`` from the
+``eclipse-sumo`` package): a grid, a spider web and a random planar network, each with traffic
+lights (``--tls.guess``) and without (priority junctions), and trips between the fringe nodes
+for 30 minutes (the routes ``duarouter`` validates; some turn round at dead ends or end where
+they started). Five more are the networks and route files of SUMO's game (``tools/game`` in the
+``eclipse-sumo`` wheel): an on-ramp, a corridor, a motorway, a small grid with route
+distributions, and a part of Ingolstadt from OpenStreetMap; their demand runs all along.
+trafficsim reads them with :func:`trafficsim.sumo_io.scenario_from_sumo` (default import
+options: lane capacity by speed limit, 1,800 veh/h on streets to 2,400 on motorways, and 150
+veh/km per lane; trips binned into 15-minute rates) and runs its macro and micro engines; SUMO
+(libsumo, step 0.5 s, no teleporting) runs the original network and routes with their own
+vehicle types (its default car where they give none).
 
-    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py                 # ~35 s; writes sumo_networks.json
-    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py --cases grid --trips-per-s 0.9 --out /tmp/g.json
+    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py                 # ~1 min; writes sumo_networks.json
+    /tmp/dev/bin/python benchmarks/peers/sumo_networks.py --cases grid-tls game-ingolstadt --trips-per-s 0.9 --out /tmp/g.json
 
 Reported per simulator: total time in system (TTS: vehicle-hours in the network plus
 vehicle-hours waiting to enter, over the horizon), trips completed, vehicles left in the network
-at the end, and wall time. The demand runs for 30 minutes and the horizon is 40 minutes.
+at the end, and wall time. The horizon is 40 minutes.
 """
 
 from __future__ import annotations
@@ -48,9 +53,21 @@ CASES = {
     "grid-priority": ["--grid", "--grid.number", "5", "--grid.length", "300"],
     "random-priority": ["--rand", "--rand.iterations", "120", "--rand.min-distance", "120"],
 }
+#: networks and demand shipped with SUMO (``tools/game`` of the eclipse-sumo wheel; the first
+#: four drawn in netedit, ingolstadt cut from OpenStreetMap), run with their own route files
+SHIPPED = {
+    "game-ramp": ("ramp/ramp.net.xml", "ramp/ramp.rou.xml"),
+    "game-corridor": ("corridor/corridor.net.xml", "corridor/corridor.rou.xml"),
+    "game-highway": ("highway/highway.net.xml", "highway/highway.rou.xml"),
+    "game-kuehne": ("kuehne/kuehne.net.xml", "kuehne/kuehne.rou.xml"),
+    "game-ingolstadt": ("fkk_in/ingolstadt.net.xml.gz", "fkk_in/fkk_in.rou.xml"),
+}
 
 
 def make_case(name: str, work: Path, trips_per_s: float, seed: int) -> tuple[Path, Path]:
+    if name in SHIPPED:
+        game = sumo_home() / "tools" / "game"
+        return tuple(game / part for part in SHIPPED[name])
     net = work / f"{name}.net.xml"
     rou = work / f"{name}.rou.xml"
     subprocess.run([sumo_binary("netgenerate"), *CASES[name], "-L", "2", "--default.speed", "13.89",
@@ -99,7 +116,7 @@ def run_trafficsim(sc: ts.Scenario, engine: str) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--cases", nargs="*", default=[*CASES, *SHIPPED], choices=[*CASES, *SHIPPED])
     ap.add_argument("--trips-per-s", type=float, default=1.5, help="randomTrips' insertion rate (default 1.5)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "sumo_networks.json"))

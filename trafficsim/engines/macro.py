@@ -61,13 +61,14 @@ MAX_DEFAULT_DT_SIGNALS_S = 2.0
 N_PACKETS = 32
 
 
-def default_dt(scenario: Scenario, record_interval_s: float = 60.0) -> float:
+def default_dt(scenario: Scenario, record_interval_s: float = 60.0, *, cap: float | None = None) -> float:
     """The engine's default step [s]: the largest that satisfies CFL on every link, at most
-    :data:`MAX_DEFAULT_DT_S` (:data:`MAX_DEFAULT_DT_SIGNALS_S` with signals), dividing the record
+    ``cap`` (default :data:`MAX_DEFAULT_DT_S`, :data:`MAX_DEFAULT_DT_SIGNALS_S` with signals), dividing the record
     interval evenly and, where a step of at least 1/64 of that one can, the horizon's last partial
     record interval too, so that the run ends at ``duration_s`` (1,000 s recorded every 7 s: 1 s,
     not 3.5 s, which would end at 1,001 s)."""
-    cap = MAX_DEFAULT_DT_SIGNALS_S if has_signals(scenario) else MAX_DEFAULT_DT_S
+    if cap is None:
+        cap = MAX_DEFAULT_DT_SIGNALS_S if has_signals(scenario) else MAX_DEFAULT_DT_S
     dt = min([cap] + [lk.free_flow_time_s for lk in scenario.network.links.values()])
     k = math.ceil(record_interval_s / dt - 1e-9)
     rest = scenario.duration_s - record_interval_s * math.floor(scenario.duration_s / record_interval_s + 1e-9)

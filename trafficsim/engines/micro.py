@@ -84,7 +84,7 @@ from ._common import (
 from ._feedback import MicroMeters
 
 __all__ = ["VEHICLE_DEFAULTS", "LANE_CHANGE_DEFAULTS", "CompiledMicro", "compile_micro", "MicroStepper", "run_micro",
-           "merge_priority_links"]
+           "merge_priority_links", "default_micro_dt", "DEFAULT_DT_S"]
 
 #: The capacity preset's time gap and critical speed, cached per process: pure functions of their
 #: arguments, derived per class and link by every compile, and sweeps, seeds and remedy
@@ -140,6 +140,9 @@ DWELL_POOL = 64
 #: Time steps [s] above this draw a warning: lane capacity falls at coarser steps (measured in
 #: docs/models/micro.md, *Time step*)
 COARSE_DT_S = 1.0
+#: The default time step [s] (smaller on networks with links shorter than one step at free speed:
+#: :func:`default_micro_dt`).
+DEFAULT_DT_S = 0.5
 
 
 def _class_params(vehicle_params: dict | None) -> dict:
@@ -878,6 +881,19 @@ class MicroStepper:
                 bar.update(kk - k0)
 
 
+def default_micro_dt(scenario: Scenario, record_interval_s: float = 60.0) -> float:
+    """The micro engine's default step [s]: :data:`DEFAULT_DT_S`, or where a link is shorter than
+    one such step at free speed (short edges of networks imported from OpenStreetMap or SUMO), the
+    largest step within every link's free-flow time that divides the record interval (a vehicle
+    crosses at most one node per step), as :func:`trafficsim.engines.macro.default_dt` chooses it."""
+    from .macro import default_dt
+
+    shortest = min((lk.free_flow_time_s for lk in scenario.network.links.values()), default=DEFAULT_DT_S)
+    if shortest >= DEFAULT_DT_S:
+        return DEFAULT_DT_S
+    return default_dt(scenario, positive_seconds("record_interval_s", record_interval_s), cap=DEFAULT_DT_S)
+
+
 def merge_priority_links(net) -> list[str]:
     """Links with an explicit ``priority`` that end at a node with other in-links: the merge
     priorities this engine does not model (``run_micro`` warns about them)."""
@@ -940,7 +956,7 @@ def run_micro(
         Vehicles present at time 0: ``{"link", "lane", "x_m", "speed_kmh", "vehicle_class",
         "route", "cyclic"}``; a cyclic route (a closed ring of links) is driven forever.
     """
-    dt = 0.5 if dt_s is None else positive_seconds("dt_s", dt_s)
+    dt = default_micro_dt(scenario, record_interval_s) if dt_s is None else positive_seconds("dt_s", dt_s)
     if dt > COARSE_DT_S:
         warnings.warn(f"micro engine: dt_s={dt:g} is coarse for the IDM; lane capacity falls above {COARSE_DT_S:g} s "
                       f"(by about 30% at 2 s, see docs/models/micro.md, Time step); the default is 0.5 s",
