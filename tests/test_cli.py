@@ -378,3 +378,27 @@ def test_run_route_choice_reroutes_around_a_bottleneck(capsys, tmp_path):
     assert delay["dynamic"] < 0.5 * delay["fixed"] and delay["en-route"] < 0.5 * delay["fixed"]
     code, _, err = run(capsys, "run", path, "--route-choice", "sometimes")
     assert code == 2 and "--route-choice" in err
+
+
+def test_from_sumo_writes_a_scenario_that_runs_as_the_import_does(capsys, tmp_path):
+    from test_sumo_io import DEAD_END_EDGES, DEAD_END_NODES, _netconvert
+
+    from trafficsim.sumo_io import scenario_from_sumo
+
+    net_file = _netconvert(tmp_path, DEAD_END_NODES, DEAD_END_EDGES, None, "--no-turnarounds.except-deadend")
+    rou = tmp_path / "r.rou.xml"
+    rou.write_text('<routes><flow id="loop" begin="0" end="600" vehsPerHour="300"><route edges="ab bc cb ba"/></flow>'
+                   '<trip id="t" depart="30" fromJunction="D" toJunction="A"/></routes>')
+    out = tmp_path / "city.toml"
+    code, text, _ = run(capsys, "from-sumo", str(net_file), str(rou), "-o", str(out), "--duration", "900", "--json")
+    assert code == 0
+    summary = json.loads(text)
+    assert summary["links"] == 6 and summary["flows"] == 2 and summary["duration_s"] == 900
+    code, text, _ = run(capsys, "run", str(out), "--json", "-q")
+    assert code == 0
+    direct = ts.simulate(scenario_from_sumo(net_file, [rou], duration_s=900)).kpis
+    assert json.loads(text)["kpis"]["vht"] == pytest.approx(direct["vht"], rel=1e-9)
+    code, _, err = run(capsys, "from-sumo", str(tmp_path / "missing.net.xml"), "-o", str(out))
+    assert code == 2 and "does not exist" in err
+    code, _, err = run(capsys, "from-sumo", str(net_file), "-o", str(tmp_path / "x.json"))
+    assert code == 2 and ".toml" in err

@@ -1128,3 +1128,21 @@ def test_links_shorter_than_a_step_take_a_shorter_default_step(short_m):
         ts.simulate(sc, engine="micro", dt_s=0.5)
     # a network whose links all fit keeps the 0.5 s step
     assert default_micro_dt(sc.replace(network=_chain([("up", 400.0), ("down", 400.0)])), 60.0) == DEFAULT_DT_S
+
+
+def test_a_capacity_out_of_the_idms_reach_runs_at_the_nearest_with_a_warning():
+    """A 10 km/h street given 1,051 veh/h/lane (an import's default) is beyond what the IDM
+    carries at that speed: it runs at the capacity of the shortest time gap, and says so."""
+    from trafficsim.kernels.idm import steady_state_capacity
+    from trafficsim.engines.micro import T_RANGE_S, VEHICLE_DEFAULTS
+
+    sc = ts.Scenario(_chain([("up", 300.0), ("slow", 300.0)], free_speed_kmh=10, capacity_vph_per_lane=1051,
+                            lanes=1), ts.Demand(), 1800.0)
+    sc.demand.add("N0", "N2", [(0, 1500.0)])
+    with pytest.warns(UserWarning, match=r"2 link\(s\).*'up' \(1051 -> 953\)"):
+        res = ts.simulate(sc, engine="micro", seed=0, record_interval_s=300)
+    car = VEHICLE_DEFAULTS["car"]
+    most = steady_state_capacity(10 / 3.6, T_RANGE_S[0], car["s0_m"], car["length_m"]) * 3600
+    assert most == pytest.approx(953.5, abs=0.5)
+    out = float(res.data["outflow"].sel(link="slow").isel(time=slice(2, None)).mean())
+    assert 0.85 * most < out <= most * 1.03

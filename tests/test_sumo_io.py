@@ -536,3 +536,42 @@ def test_trips_by_junctions_via_edges_and_taz(tmp_path):
     with pytest.raises(DemandError, match="trip 'u': .*'Q'"):
         demand_from_sumo(rou, net)
     assert demand_from_sumo(rou, net, on_unmapped="skip").flows == []
+
+
+def test_edges_shorter_than_half_a_second_are_lengthened(tmp_path):
+    """SUMO's tiny edges inside complex junctions would force the engines' steps down to their
+    free-flow time; the import lengthens them to half a second at their speed limit."""
+    nodes = """<nodes>
+  <node id="A" x="0" y="0" type="priority"/><node id="B" x="300" y="0" type="priority"/>
+  <node id="C" x="303" y="0" type="priority"/><node id="D" x="600" y="0" type="priority"/>
+</nodes>"""
+    edges = """<edges>
+  <edge id="ab" from="A" to="B" numLanes="1" speed="13.89"/>
+  <edge id="bc" from="B" to="C" numLanes="1" speed="13.89" length="3"/>
+  <edge id="cd" from="C" to="D" numLanes="1" speed="13.89"/>
+</edges>"""
+    net_file = _netconvert(tmp_path, nodes, edges, None, "--no-turnarounds")
+    net = network_from_sumo(net_file)
+    assert net.links["bc"].length_m == pytest.approx(13.89 * 0.5, rel=1e-3)
+    assert net.links["ab"].length_m > 250                      # long edges keep their length
+    assert network_from_sumo(net_file, min_travel_time_s=0).links["bc"].length_m == pytest.approx(3.0, abs=0.01)
+    (tmp_path / "r.rou.xml").write_text('<routes><flow id="f" begin="0" end="300" vehsPerHour="900">'
+                                        '<route edges="ab bc cd"/></flow></routes>')
+    sc = scenario_from_sumo(net_file, [tmp_path / "r.rou.xml"], duration_s=600)
+    for engine in ("macro", "micro"):
+        assert ts.simulate(sc, engine=engine).data.attrs["dt_s"] >= 0.5 - 1e-9
+    with pytest.raises(ts.NetworkError, match="min_travel_time_s"):
+        network_from_sumo(net_file, min_travel_time_s=-1)
+
+
+def test_actuated_programs_import_as_fixed_time_with_a_warning(tmp_path):
+    net_file = _netconvert(tmp_path, T_NODES.format(kind="traffic_light"), T_EDGES.format(p_main=2, p_side=1), None,
+                           "--tls.default-type", "actuated")
+    net = network_from_sumo(net_file)
+    with pytest.warns(UserWarning, match=r"1 actuated or delay-based program\(s\) \('J'\)"):
+        (sig,) = signals_from_sumo(net_file, net)
+    import sumolib
+
+    prog = next(iter(sumolib.net.readNet(str(net_file), withPrograms=True).getTLS("J").getPrograms().values()))
+    assert prog.getType() == "actuated"
+    assert sig.node == "J" and sig.cycle_s == pytest.approx(sum(float(p.duration) for p in prog.getPhases()))

@@ -9,6 +9,8 @@
                    [--out RESULT.nc] [--kpis K.csv] [--plot P.png] [--json]
     trafficsim evaluate SCENARIO|FILE.toml [--engine E] [--param K=V]... [--seed S] [--seeds N]
                    [--route-choice C] [--workers N] [--out K.csv] [--plot P.png] [--json]
+    trafficsim from-sumo NET.net.xml [ROUTES.rou.xml]... --out FILE.toml [--duration S]
+                   [--no-junctions] [--json]
 
 Global options (before or after the command): ``-q/--quiet`` (no progress bars, no
 informational lines), ``--debug`` (full traceback on errors), ``--version``.
@@ -382,6 +384,38 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_from_sumo(args) -> int:
+    for path in (args.net, *args.routes):
+        if not Path(path).is_file():
+            raise CLIError(f"SUMO file {path!r} does not exist; check the path")
+    if not args.out.endswith(".toml"):
+        raise CLIError(f"--out must name a .toml file, got {args.out!r}")
+    try:
+        import sumolib  # noqa: F401
+    except ModuleNotFoundError:
+        raise CLIError("reading SUMO files needs sumolib: pip install 'trafficsim[sumo]'") from None
+    from .control import FixedTimeSignal, PriorityJunction
+    from .sumo_io import scenario_from_sumo
+
+    if not args.duration > 0:
+        raise CLIError(f"--duration must be > 0 s, got {args.duration:g}")
+    sc = scenario_from_sumo(args.net, args.routes, duration_s=args.duration, junctions=not args.no_junctions)
+    out = sc.to_toml(args.out)
+    signals = sum(isinstance(c, FixedTimeSignal) for c in sc.controls)
+    junctions = sum(isinstance(c, PriorityJunction) for c in sc.controls)
+    summary = {"scenario": str(out), "nodes": len(sc.network.nodes), "links": len(sc.network.links),
+               "flows": len(sc.demand.flows), "vehicles": round(sc.demand.total(sc.duration_s), 1),
+               "signals": signals, "priority_junctions": junctions, "duration_s": sc.duration_s}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"wrote {out}: {summary['nodes']} nodes, {summary['links']} links, {summary['flows']} flows "
+              f"({summary['vehicles']:,.0f} vehicles in {sc.duration_s:g} s), {signals} signals, "
+              f"{junctions} priority junctions")
+        _info(args, f"run it with: trafficsim run {out} --engine micro")
+    return 0
+
+
 def _variant_table(table) -> str:
     """KPIs as rows, variants as columns, each numeric value with its change from the baseline (and
     its 95% confidence half-width over the seeds when the table has one)."""
@@ -524,6 +558,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="run the variants in N processes (default 1; worth it for micro and SUMO runs)")
     p.set_defaults(handler=_cmd_evaluate)
+
+    p = sub.add_parser("from-sumo", parents=[shared],
+                       help="convert a SUMO network and its route files into a scenario .toml (docs/sumo.md, Import)")
+    p.add_argument("net", metavar="NET.net.xml", help="SUMO network (.net.xml or .net.xml.gz)")
+    p.add_argument("routes", nargs="*", metavar="ROUTES.rou.xml", help="SUMO route files (flows, vehicles, trips)")
+    p.add_argument("--out", "-o", required=True, metavar="FILE.toml", help="the scenario file to write")
+    p.add_argument("--duration", type=float, default=3600.0, metavar="S", help="scenario horizon [s] (default 3600)")
+    p.add_argument("--no-junctions", action="store_true",
+                   help="leave SUMO's priority junctions without give-way rules (streams cross freely)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=_cmd_from_sumo)
 
     for name in EXTENSIONS:
         try:

@@ -140,6 +140,9 @@ DWELL_POOL = 64
 #: Time steps [s] above this draw a warning: lane capacity falls at coarser steps (measured in
 #: docs/models/micro.md, *Time step*)
 COARSE_DT_S = 1.0
+#: Time gaps [s] the capacity preset may give a link (``kernels.idm.headway_for_capacity``);
+#: a capacity beyond them runs at the nearest, with a warning.
+T_RANGE_S = (0.3, 8.0)
 #: The default time step [s] (smaller on networks with links shorter than one step at free speed:
 #: :func:`default_micro_dt`).
 DEFAULT_DT_S = 0.5
@@ -199,7 +202,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     lidx = {lid: i for i, lid in enumerate(link_ids)}
     links = [net.links[lid] for lid in link_ids]
     for lk in links:
-        if lk.length_m < lk.free_speed_kmh / 3.6 * dt_s:
+        if lk.length_m < lk.free_speed_kmh / 3.6 * dt_s * (1.0 - 1e-9):  # (km/h round trips)
             raise SimulationError(
                 f"link {lk.id!r}: length_m={lk.length_m:g} is shorter than one step at free speed "
                 f"({lk.free_speed_kmh / 3.6 * dt_s:.1f} m); use dt_s <= {lk.length_m / (lk.free_speed_kmh / 3.6):.3g}"
@@ -218,6 +221,8 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     cl_vc = np.zeros(C * L)
     cache: dict = {}
     vcrit_cache: dict = {}
+    clamped: dict = {}      # preset key out of IDM's reach -> the capacity it gets [veh/h/lane]
+    unreachable: dict[str, float] = {}  # link -> that capacity
     for l, lk in enumerate(links):
         car = cp["car"]
         vf = lk.free_speed_kmh / 3.6
@@ -233,8 +238,16 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                 if key not in cache:
                     try:
                         cache[key] = _headway_for_capacity(lk.capacity_vph_per_lane / 3600.0, vf, car["s0_m"], car["length_m"], IDM_DELTA)
-                    except ValueError as exc:
-                        raise SimulationError(f"link {lk.id!r}: capacity_vph_per_lane: {exc}") from None
+                    except ValueError:
+                        # out of IDM's reach (a capacity too high for a very slow street): the
+                        # nearest time gap, and the link runs at the capacity that gives
+                        lo, hi = T_RANGE_S
+                        q_lo = idm.steady_state_capacity(vf, lo, car["s0_m"], car["length_m"], IDM_DELTA)
+                        cache[key] = lo if lk.capacity_vph_per_lane / 3600.0 > q_lo else hi
+                        clamped[key] = idm.steady_state_capacity(vf, cache[key], car["s0_m"], car["length_m"],
+                                                                 IDM_DELTA) * 3600.0
+                if key in clamped:
+                    unreachable[lk.id] = clamped[key]
                 T = cache[key] * p["T_factor"]
             cl_v0[c * L + l] = v0
             cl_T[c * L + l] = T
@@ -243,6 +256,12 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                 vcrit_cache[vkey] = _critical_speed(v0, T, p["s0_m"], p["length_m"], IDM_DELTA)
             cl_vc[c * L + l] = vcrit_cache[vkey]
     cls_len = float_array([cp[n]["length_m"] for n in VEHICLE_CLASSES])
+    if unreachable:
+        shown = ", ".join(f"{lid!r} ({net.links[lid].capacity_vph_per_lane:.0f} -> {q:.0f})"
+                          for lid, q in list(unreachable.items())[:3])
+        warnings.warn(f"micro engine: capacity_vph_per_lane of {len(unreachable)} link(s) is outside what the IDM "
+                      f"reaches at their free speed with a time gap in {list(T_RANGE_S)} s; they run at the nearest: "
+                      f"{shown}{' and others' if len(unreachable) > 3 else ''} veh/h/lane", UserWarning, stacklevel=4)
 
     # ---- routes (demand, then the cyclic or explicit routes of initial vehicles)
     routes = build_routes(scenario, route_candidates)
@@ -889,7 +908,7 @@ def default_micro_dt(scenario: Scenario, record_interval_s: float = 60.0) -> flo
     from .macro import default_dt
 
     shortest = min((lk.free_flow_time_s for lk in scenario.network.links.values()), default=DEFAULT_DT_S)
-    if shortest >= DEFAULT_DT_S:
+    if shortest >= DEFAULT_DT_S * (1.0 - 1e-9):
         return DEFAULT_DT_S
     return default_dt(scenario, positive_seconds("record_interval_s", record_interval_s), cap=DEFAULT_DT_S)
 
