@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from .network import Network, NetworkError, PathFinder
 
-__all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES", "movement_peaks"]
+__all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES", "movement_peaks", "profile_from_intervals"]
 
 #: Vehicle classes every engine knows. The macro engine counts vehicles of all classes alike
 #: (one vehicle each); the micro engine gives each class its own length and behaviour.
@@ -94,6 +94,22 @@ def movement_peaks(routes: Iterable[tuple[ODFlow, Sequence[str], float]], *,
         for a, b in zip(links[:-1], links[1:]):
             out[(a, b)] = out.get((a, b), 0.0) + q
     return out
+
+
+def profile_from_intervals(intervals: Iterable[tuple[float, float, float]]) -> list[tuple[float, float]]:
+    """The piecewise-constant profile ``[(start_s, veh_per_h), ...]`` of overlapping intervals
+    ``(begin_s, end_s, veh_per_h)`` summed (trips counted in bins, flows of an imported file),
+    without a leading zero and without repeats of a rate."""
+    intervals = list(intervals)
+    times = sorted({a for a, _, _ in intervals} | {b for _, b, _ in intervals})
+    prof: list[tuple[float, float]] = []
+    for t in times:
+        q = sum(r for a, b, r in intervals if a <= t < b)
+        if not prof or prof[-1][1] != q:
+            prof.append((t, q))
+    if len(prof) > 1 and prof[0][1] == 0.0:
+        prof = prof[1:]
+    return prof
 
 
 def _check_profile(label: str, profile) -> tuple[tuple[float, float], ...]:

@@ -50,7 +50,7 @@ from .control import (
     AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, check_junction_controls,
     paths_cross, priority_junctions, turn_deg,
 )
-from .demand import Demand, DemandError, movement_peaks
+from .demand import Demand, DemandError, movement_peaks, profile_from_intervals
 from .network import Link, Network, NetworkError
 from .scenario import Scenario
 from .sumo_ids import SumoIds
@@ -1146,16 +1146,8 @@ def demand_from_sumo(
             segments.setdefault((p, vc), []).append((begin, end, rate * w / total_p))
     demand = Demand()
     for (p, vc), segs in segments.items():
-        times = sorted({s for s, _, _ in segs} | {e for _, e, _ in segs})
-        prof = []
-        for s in times:
-            q = sum(r for a, b, r in segs if a <= s < b)
-            if not prof or prof[-1][1] != q:
-                prof.append((s, q))
-        if prof and prof[0][1] == 0.0 and len(prof) > 1:
-            prof = prof[1:] if prof[0][0] == min(times) else prof
         o, d = network.links[p[0]].from_node, network.links[p[-1]].to_node
-        demand.add(o, d, prof, route=list(p), vehicle_class=vc)
+        demand.add(o, d, profile_from_intervals(segs), route=list(p), vehicle_class=vc)
     demand.resolve_routes(network)
     return demand
 

@@ -42,7 +42,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import trafficsim as ts  # noqa: E402
-from trafficsim.control import FixedTimeSignal  # noqa: E402
 from trafficsim.engines._common import build_routes  # noqa: E402
 from trafficsim.routing import DynamicRouting  # noqa: E402
 
@@ -203,55 +202,18 @@ def run_trafficsim(name, case, engine, uxsim_routes=False, **options):
 
 def build_uxsim(sc: ts.Scenario, *, deltan: int, cpp: bool, fixed_routes: bool = False, caps: bool = True,
                 **world_options):
-    """The scenario in UXsim. Same lanes, free speed, jam density per lane; the link's capacity
-    as ``capacity_in`` and ``capacity_out`` (``capacity_out`` alone does not bind where trips end on
-    the link, so a bottleneck link ending at a destination would not be one; UXsim's own triangular FD with reaction time 1 s has a capacity at or
-    above trafficsim's on every link here, so the cap binds where trafficsim's does; on
-    ``uxsim-grid`` the two coincide: 0.8 veh/s). Signals: one UXsim signal group per phase
-    (green_s) plus an all-red group for amber + all-red. Merge priority = lanes. ``caps=False`` leaves
-    out ``capacity_in``/``capacity_out`` (UXsim's own diagram alone; see ``node_compare.py``).
-    ``world_options`` go to UXsim's ``World`` (e.g. ``duo_update_time``, ``random_seed``)."""
-    from uxsim import World
+    """The scenario in UXsim (:func:`trafficsim.uxsim_io.world_from_scenario`: same lanes, free
+    speed, jam density per lane, the link's capacity as ``capacity_in`` and ``capacity_out``,
+    signals as groups, merge priority = lanes), with UXsim's DUO at ``ROUTE_UPDATE_S`` and
+    ``ROUTE_WEIGHT`` and no cyclic routing. ``fixed_routes``: every vehicle on trafficsim's
+    free-flow route. ``caps=False`` leaves out ``capacity_in``/``capacity_out`` (UXsim's own
+    diagram alone; see ``node_compare.py``). ``world_options`` go to UXsim's ``World`` (e.g.
+    ``duo_update_time``, ``random_seed``)."""
+    from trafficsim.uxsim_io import world_from_scenario
 
-    net = sc.network
-    W = World(**{**dict(name="", deltan=deltan, tmax=sc.duration_s, print_mode=0, save_mode=0, show_mode=0,
-                        random_seed=0, no_cyclic_routing=True, cpp=cpp, duo_update_time=ROUTE_UPDATE_S,
-                        duo_update_weight=ROUTE_WEIGHT), **world_options})
-    signals = {c.node: c for c in sc.controls if isinstance(c, FixedTimeSignal)}
-    groups: dict[str, list[int]] = {}
-    for nid, node in net.nodes.items():
-        x, y = (node.x or 0.0), (node.y or 0.0)
-        sig = signals.get(nid)
-        if sig is None:
-            W.addNode(nid, x, y)
-            continue
-        durations = []
-        for p in sig.phases:
-            g = len(durations)
-            durations.append(p.green_s)
-            for a, _b in p.movements:
-                groups.setdefault(a, [])
-                if g not in groups[a]:
-                    groups[a].append(g)
-            inter = p.amber_s + p.all_red_s
-            if inter > 0:
-                durations.append(inter)
-        W.addNode(nid, x, y, signal=durations, signal_offset=sig.offset_s)
-    for lid, lk in net.links.items():
-        kw = {}
-        if lid in groups:
-            kw["signal_group"] = groups[lid]
-        if caps:
-            kw["capacity_out"] = kw["capacity_in"] = lk.capacity_vph_per_lane * lk.lanes / 3600.0
-        W.addLink(lid, lk.from_node, lk.to_node, length=lk.length_m, free_flow_speed=lk.free_speed_kmh / 3.6,
-                  jam_density_per_lane=lk.jam_density_vpkm_per_lane / 1000.0, number_of_lanes=int(lk.lanes),
-                  merge_priority=float(lk.lanes), **kw)
-    for f in sc.demand.flows:
-        prof = list(f.profile)
-        for i, (start, q) in enumerate(prof):
-            end = prof[i + 1][0] if i + 1 < len(prof) else sc.duration_s
-            if q > 0 and end > start:
-                W.adddemand(f.origin, f.destination, start, min(end, sc.duration_s), q / 3600.0)
+    W = world_from_scenario(sc, deltan=deltan, cpp=cpp, caps=caps, **{
+        **dict(name="", no_cyclic_routing=True, duo_update_time=ROUTE_UPDATE_S, duo_update_weight=ROUTE_WEIGHT),
+        **world_options})
     if fixed_routes:
         paths = {(sc.demand.flows[fi].origin, sc.demand.flows[fi].destination): path
                  for fi, path in zip(build_routes(sc).flow, build_routes(sc).links)}
