@@ -584,6 +584,9 @@ def export_scenario(
 ) -> SumoExport:
     """Export ``scenario`` to SUMO files in ``directory``.
 
+    Every :class:`~trafficsim.control.AlineaMeter` gets a lane-area detector on each lane of its
+    ``detector_link`` over the first ``detector_length_m`` (ids in ``SumoExport.alinea_detectors``).
+
     Parameters
     ----------
     scenario : Scenario
@@ -611,9 +614,6 @@ def export_scenario(
     lane_data_edges : sequence of str
         Links whose lanes get per-lane aggregates (``STEM.lanes.xml``, with ``edge_data_file``):
         the engine asks for the links whose lanes it opens and closes.
-
-    Every :class:`~trafficsim.control.AlineaMeter` gets a lane-area detector on each lane of its
-    ``detector_link`` over the first ``detector_length_m`` (ids in ``SumoExport.alinea_detectors``).
     """
     from .engines._common import build_routes
 
