@@ -821,6 +821,22 @@ def _capacity_for(free_speed_kmh: float, jam: float, default: float | None) -> f
     return min(default, 0.98 * wmax * jam / (1.0 + wmax / free_speed_kmh))
 
 
+def _read_net(path):
+    """A SUMO network read by sumolib (with its programs), or ``path`` itself if sumolib has read
+    it already (so that :func:`scenario_from_sumo` parses a large file once, not three times)."""
+    if hasattr(path, "getEdges"):
+        return path
+    import sumolib
+
+    path = Path(path)
+    if not path.exists():
+        raise NetworkError(f"SUMO network {str(path)!r}: file not found")
+    try:
+        return sumolib.net.readNet(str(path), withPrograms=True)
+    except Exception as exc:  # sumolib raises plain SAX/ValueErrors
+        raise NetworkError(f"SUMO network {str(path)!r}: cannot read: {exc}") from None
+
+
 def network_from_sumo(
     path: str | Path,
     *,
@@ -829,7 +845,10 @@ def network_from_sumo(
     jam_density_vpkm_per_lane: float = 150.0,
     min_travel_time_s: float = 0.5,
 ) -> Network:
-    """A trafficsim :class:`~trafficsim.network.Network` from a SUMO ``.net.xml``.
+    """A trafficsim :class:`~trafficsim.network.Network` from a SUMO ``.net.xml`` (or
+    ``.net.xml.gz``; :func:`signals_from_sumo` and :func:`junctions_from_sumo` as well take either
+    the path or a network ``sumolib.net.readNet(path, withPrograms=True)`` has read, which
+    :func:`scenario_from_sumo` does once for all three).
 
     Every non-internal edge that admits ``vehicle_class`` becomes a link with the lanes that
     admit it, the edge length [m] and speed limit. Capacity and jam density per lane are not in
@@ -848,15 +867,7 @@ def network_from_sumo(
     road); 0 keeps SUMO's lengths. An edge pair meeting at a junction without a SUMO
     connection becomes a banned turn.
     """
-    import sumolib
-
-    path = Path(path)
-    if not path.exists():
-        raise NetworkError(f"SUMO network {str(path)!r}: file not found")
-    try:
-        snet = sumolib.net.readNet(str(path), withPrograms=True)
-    except Exception as exc:  # sumolib raises plain SAX/ValueErrors
-        raise NetworkError(f"SUMO network {str(path)!r}: cannot read: {exc}") from None
+    snet = _read_net(path)
     net = Network(allow_u_turns=True)  # SUMO's connections say which turns exist, turnarounds included
     edges = []
     for e in snet.getEdges():
@@ -917,9 +928,7 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
     phases' ``duration`` (with a ``UserWarning`` naming them); other program types, and
     movements on links the network did not import, are skipped.
     """
-    import sumolib
-
-    snet = sumolib.net.readNet(str(path), withPrograms=True)
+    snet = _read_net(path)
     out = []
     adaptive: list[str] = []
     for tls in snet.getTrafficLights():
@@ -991,11 +1000,9 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
     (``right_before_left``, ``allway_stop``, ``zipper``, ...) have no counterpart and are left
     without a control: their streams cross freely in the macro and micro engines.
     """
-    import sumolib
-
     from .control import ControlError
 
-    snet = sumolib.net.readNet(str(path))
+    snet = _read_net(path)
     legs: dict[str, set[str]] = {}
     for lk in network.links.values():
         legs.setdefault(lk.to_node, set()).add(lk.from_node)
@@ -1163,14 +1170,15 @@ def scenario_from_sumo(
     minor streams give way as in SUMO; False lets every unsignalised junction's streams cross
     freely (the CTM's classic node model). ``network_options`` go to :func:`network_from_sumo`.
     """
-    net = network_from_sumo(net_file, **network_options)
+    snet = _read_net(net_file)
+    net = network_from_sumo(snet, **network_options)
     demand = Demand()
     if isinstance(route_files, (str, Path)):
         route_files = [route_files]
     for rf in route_files:
         demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s).flows)
-    controls = signals_from_sumo(net_file, net)
+    controls = signals_from_sumo(snet, net)
     if junctions:
         signalised = {c.node for c in controls}
-        controls += [j for j in junctions_from_sumo(net_file, net) if j.node not in signalised]
+        controls += [j for j in junctions_from_sumo(snet, net) if j.node not in signalised]
     return Scenario(net, demand, duration_s, controls, name=name or Path(net_file).stem)
