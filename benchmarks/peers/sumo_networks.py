@@ -142,6 +142,9 @@ def main(argv=None) -> None:
     ap.add_argument("--trips-per-s", type=float, default=1.5, help="randomTrips' insertion rate (default 1.5)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "sumo_networks.json"))
+    ap.add_argument("--turn-speeds", action="store_true",
+                    help="also run SUMO on the network rebuilt without its turn-speed limits "
+                         "(netconvert --junctions.limit-turn-speed -1): trafficsim's engines have none")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory(prefix="sumo-networks-") as tmp:
@@ -156,10 +159,16 @@ def main(argv=None) -> None:
             print(f"{name}: {info['nodes']} nodes, {info['links']} links, {info['routes']} routes "
                   f"({info['round_trips']} round trips), {info['signals']} signals, "
                   f"{info['priority_junctions']} priority junctions", flush=True)
-            for sim, fn in (("SUMO (original files)", lambda: run_sumo_original(net, rou)),
-                            ("SUMO, teleporting after 300 s", lambda: run_sumo_original(net, rou, 300.0)),
-                            ("trafficsim macro", lambda: run_trafficsim(sc, "macro")),
-                            ("trafficsim micro", lambda: run_trafficsim(sc, "micro"))):
+            runs = [("SUMO (original files)", lambda: run_sumo_original(net, rou)),
+                    ("SUMO, teleporting after 300 s", lambda: run_sumo_original(net, rou, 300.0)),
+                    ("trafficsim macro", lambda: run_trafficsim(sc, "macro")),
+                    ("trafficsim micro", lambda: run_trafficsim(sc, "micro"))]
+            if args.turn_speeds:
+                flat = Path(tmp) / f"{name}.no-turn-speeds.net.xml"
+                subprocess.run([sumo_binary("netconvert"), "-s", str(net), "--junctions.limit-turn-speed", "-1",
+                                "--no-warnings", "-o", str(flat)], check=True, capture_output=True)
+                runs.insert(2, ("SUMO, no turn-speed limits", lambda: run_sumo_original(flat, rou)))
+            for sim, fn in runs:
                 r = dict(info, simulator=sim, **fn())
                 rows.append(r)
                 print(f"  {sim:29s} TTS {r['tts_vh']:7.1f} veh h  completed {r['completed']:6.0f} / "
