@@ -1146,3 +1146,37 @@ def test_a_capacity_out_of_the_idms_reach_runs_at_the_nearest_with_a_warning():
     assert most == pytest.approx(953.5, abs=0.5)
     out = float(res.data["outflow"].sel(link="slow").isel(time=slice(2, None)).mean())
     assert 0.85 * most < out <= most * 1.03
+
+
+def test_a_turn_speed_is_met_at_the_node_and_left_behind_after_it():
+    """A 90-degree right turn limited to 20 km/h (``Network.set_turn_speed``; SUMO's internal
+    lanes give them on import): vehicles brake to it before the node, as for a slower next link,
+    pass the node at it and accelerate after it; without the limit they keep 50 km/h."""
+    def run(limit):
+        net = ts.Network()
+        for n, xy in {"A": (0, 0), "B": (500, 0), "C": (500, -500)}.items():
+            net.add_node(n, *xy)
+        _link(net, "ab", "A", "B", length_m=500, free_speed_kmh=50, capacity_vph_per_lane=1800)
+        _link(net, "bc", "B", "C", length_m=500, free_speed_kmh=50, capacity_vph_per_lane=1800)
+        if limit:
+            net.set_turn_speed("ab", "bc", 20.0)
+        d = ts.Demand()
+        d.add("A", "C", [(0, 300.0), (600, 0.0)])
+        res = ts.simulate(ts.Scenario(net, d, 900.0), engine="micro", seed=0, trajectories=TRAJ)
+        check_invariants(res)
+        tr = res.final_state["trajectories"]
+        ids = list(tr["link_ids"].values)
+        li, x, sp = tr["link_index"].values, tr["x"].values, tr["speed"].values
+        # each vehicle's last sample before the node (samples every 0.5 s)
+        crossing = (li[:-1] == ids.index("ab")) & (li[1:] == ids.index("bc"))
+        far = (li == ids.index("bc")) & (x > 300.0)
+        return sp[:-1][crossing], sp[far], res.kpis["vht"]
+    node_lim, far_lim, vht_lim = run(True)
+    node_free, far_free, vht_free = run(False)
+    # within 15% of the limit, as for a slower next link (test above)
+    assert node_lim.size >= 45 and node_lim.max() <= 20.0 * 1.15 and node_lim.mean() > 16.0
+    assert node_free.min() > 45.0
+    assert far_lim.min() > 45.0                      # back to the link's speed after the turn
+    # the time lost per vehicle: braking 50 -> 20 km/h at about b and accelerating back at about a
+    lost_s = (vht_lim - vht_free) * 3600 / 50.0      # 50 vehicles
+    assert 2.0 < lost_s < 12.0, lost_s

@@ -619,3 +619,25 @@ def test_networks_from_sumos_tools_import_and_run_on_both_engines(tmp_path, gene
         assert res.conservation_error() < 1e-6, engine
         assert res.data.attrs["dt_s"] >= 0.5 - 1e-9, engine    # no tiny edge forced a tiny step
         assert k["completed"] > 0.3 * k["demand"], (engine, k["completed"], k["demand"])
+
+
+def test_turn_speeds_import_from_sumos_internal_lanes_on_request(tmp_path):
+    """netconvert limits a turn's internal lane by its radius; ``turn_speeds=True`` makes that
+    the network's turn speed (the micro engine slows for it), and the scenario TOML keeps it."""
+    net_file = _netconvert(tmp_path, T_NODES.format(kind="priority"), T_EDGES.format(p_main=2, p_side=1))
+    assert network_from_sumo(net_file).turn_speeds == {}
+    net = network_from_sumo(net_file, turn_speeds=True)
+    import sumolib
+
+    sn = sumolib.net.readNet(str(net_file), withInternal=True)
+    via = sn.getEdge("sj").getOutgoing()[sn.getEdge("je")][0].getViaLaneID()
+    assert net.turn_speeds[("sj", "je")] == pytest.approx(sn.getLane(via).getSpeed() * 3.6)
+    assert 10.0 < net.turn_speeds[("sj", "je")] < 50.0
+    assert ("wj", "je") not in net.turn_speeds        # straight on: no limit below the links' 50 km/h
+    sc = ts.Scenario(net, ts.Demand(), 60.0)
+    back = ts.Scenario.from_toml(sc.to_toml(tmp_path / "t.toml"))
+    assert back.network.turn_speeds == pytest.approx(net.turn_speeds)
+    with pytest.raises(ts.NetworkError, match="turn speed 'sj' -> 'jw'.*must be > 0"):
+        net.set_turn_speed("sj", "jw", 0)
+    with pytest.raises(ts.NetworkError, match="turn speed 'je' -> 'sj'.*ends at"):
+        net.set_turn_speed("je", "sj", 20)

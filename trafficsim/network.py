@@ -236,6 +236,10 @@ class Network:
     #: from the right, 0 = kerb). Engines with lanes (micro, SUMO export) use them instead of the
     #: derived ones for that movement; the macro engine fits the movements to their lanes' capacity.
     lane_connectors: dict = field(default_factory=dict)
+    #: Speed limits through turns [km/h]: ``{(from_link, to_link): speed}`` (a turn's curvature;
+    #: SUMO's internal lanes). The micro engine slows turning vehicles to it before the node; the
+    #: macro engine has no speeds within a node and does not use it.
+    turn_speeds: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
     def add_node(self, id: str, x: float | None = None, y: float | None = None) -> Node:
@@ -310,6 +314,7 @@ class Network:
         del self.links[id]
         self.banned_turns = {t for t in self.banned_turns if id not in t}
         self.lane_connectors = {t: v for t, v in self.lane_connectors.items() if id not in t}
+        self.turn_speeds = {t: v for t, v in self.turn_speeds.items() if id not in t}
 
     def split_link(self, id: str, at_m: float, *, node: str | None = None, tail: str | None = None) -> Link:
         """Cut link ``id`` at ``at_m`` [m] from its upstream end; returns the new downstream link.
@@ -342,7 +347,19 @@ class Network:
         self.links[id] = _validate_link(replace(lk, to_node=node, length_m=at, priority=None), self.nodes)
         self.banned_turns = {(tail if s == id else s, t) for s, t in self.banned_turns}
         self.lane_connectors = {(tail if s == id else s, t): v for (s, t), v in self.lane_connectors.items()}
+        self.turn_speeds = {(tail if s == id else s, t): v for (s, t), v in self.turn_speeds.items()}
         return new
+
+    def set_turn_speed(self, from_link: str, to_link: str, speed_kmh: float) -> None:
+        """Limit the speed through the turn ``from_link -> to_link`` to ``speed_kmh`` [km/h] (the
+        turn's curvature). The micro engine's vehicles slow to it before the node, as they do for
+        a slower next link; the macro engine ignores it. ``network_from_sumo`` sets it from
+        SUMO's internal lanes."""
+        a, b = self.link(from_link), self.link(to_link)
+        el = f"turn speed {from_link!r} -> {to_link!r}"
+        if a.to_node != b.from_node:
+            raise NetworkError(f"{el}: link {from_link!r} ends at {a.to_node!r} but {to_link!r} starts at {b.from_node!r}")
+        self.turn_speeds[(from_link, to_link)] = _finite(el, "speed_kmh", speed_kmh)
 
     def connect_lanes(self, from_link: str, to_link: str, lanes: Sequence[tuple[int, int]]) -> None:
         """Say which lane of ``from_link`` enters which lane of ``to_link`` (lanes from the right).
@@ -439,7 +456,7 @@ class Network:
     def copy(self) -> "Network":
         """A copy that can be edited without touching this network (links are immutable)."""
         return Network(dict(self.nodes), dict(self.links), set(self.banned_turns), self.allow_u_turns,
-                       dict(self.lane_connectors))
+                       dict(self.lane_connectors), dict(self.turn_speeds))
 
     # ------------------------------------------------------------------ queries
     def node(self, id: str) -> Node:
@@ -548,6 +565,8 @@ class Network:
         if self.lane_connectors:
             out["lane_connectors"] = [{"from": a, "to": b, "lanes": [list(p) for p in pairs]}
                                       for (a, b), pairs in sorted(self.lane_connectors.items())]
+        if self.turn_speeds:
+            out["turn_speeds"] = [{"from": a, "to": b, "speed_kmh": v} for (a, b), v in sorted(self.turn_speeds.items())]
         return out
 
     @classmethod
@@ -586,6 +605,10 @@ class Network:
                 if req not in d:
                     raise NetworkError(f"lane_connectors[{i}]: missing field {req!r}")
             net.connect_lanes(d["from"], d["to"], [tuple(p) for p in d["lanes"]])
+        for i, d in enumerate(data.get("turn_speeds", [])):
+            if set(d) != {"from", "to", "speed_kmh"}:
+                raise NetworkError(f"turn_speeds[{i}]: needs exactly the fields 'from', 'to', 'speed_kmh', got {sorted(d)}")
+            net.set_turn_speed(d["from"], d["to"], d["speed_kmh"])
         return net
 
     @classmethod

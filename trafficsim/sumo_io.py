@@ -832,7 +832,7 @@ def _read_net(path):
     if not path.exists():
         raise NetworkError(f"SUMO network {str(path)!r}: file not found")
     try:
-        return sumolib.net.readNet(str(path), withPrograms=True)
+        return sumolib.net.readNet(str(path), withPrograms=True, withInternal=True)
     except Exception as exc:  # sumolib raises plain SAX/ValueErrors
         raise NetworkError(f"SUMO network {str(path)!r}: cannot read: {exc}") from None
 
@@ -844,6 +844,7 @@ def network_from_sumo(
     capacity_vph_per_lane: float | None = None,
     jam_density_vpkm_per_lane: float = 150.0,
     min_travel_time_s: float = 0.5,
+    turn_speeds: bool = False,
 ) -> Network:
     """A trafficsim :class:`~trafficsim.network.Network` from a SUMO ``.net.xml`` (or
     ``.net.xml.gz``; :func:`signals_from_sumo` and :func:`junctions_from_sumo` as well take either
@@ -857,7 +858,12 @@ def network_from_sumo(
     streets so that the backward wave speed stays physical. SUMO's lane-to-lane connections
     become the network's lane connectors (:meth:`~trafficsim.network.Network.connect_lanes`)
     where they can be (contiguous from-lanes, not crossing; the first to-lane of a lane that
-    SUMO connects to several); elsewhere the engines derive them.
+    SUMO connects to several); elsewhere the engines derive them. With ``turn_speeds=True`` a
+    turn whose internal lanes in SUMO are slower than both its links (netconvert limits them by
+    the curve's radius) gets that speed as the network's turn speed
+    (:meth:`~trafficsim.network.Network.set_turn_speed`; the fastest of the movement's lanes).
+    It is off by default: on SUMO's generated grids it moved the micro engine's total time in
+    system further from SUMO's (docs/sumo.md, *Import*).
 
     Edges shorter than ``min_travel_time_s`` [s] at their speed limit (SUMO has edges of 0.1-2 m
     between the parts of a complex junction) are lengthened to it: the engines' steps are at most
@@ -906,7 +912,16 @@ def network_from_sumo(
             if nxt.getID() not in ids:
                 continue
             pairs = {}  # from-lane -> the first to-lane SUMO connects it to
+            turn = 0.0  # the fastest of the movement's internal lanes [m/s]
             for c in conns:
+                via = c.getViaLaneID()
+                if via:
+                    try:
+                        turn = max(turn, snet.getLane(via).getSpeed())
+                    except KeyError:  # a network read without its internal lanes
+                        turn = math.inf
+                else:
+                    turn = math.inf
                 i = lane_no[e.getID()].get(c.getFromLane().getIndex())
                 j = lane_no[nxt.getID()].get(c.getToLane().getIndex())
                 if i is not None and j is not None:
@@ -915,6 +930,8 @@ def network_from_sumo(
                 net.connect_lanes(e.getID(), nxt.getID(), sorted(pairs.items()))
             except NetworkError:
                 pass  # not expressible (no car lane, from-lanes not contiguous, crossing): derived
+            if turn_speeds and 0.0 < turn < min(e.getSpeed(), nxt.getSpeed()) - 0.05:
+                net.set_turn_speed(e.getID(), nxt.getID(), turn * 3.6)  # the curve's speed (SUMO's internal lane)
     return net
 
 

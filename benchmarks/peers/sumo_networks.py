@@ -142,6 +142,8 @@ def main(argv=None) -> None:
     ap.add_argument("--trips-per-s", type=float, default=1.5, help="randomTrips' insertion rate (default 1.5)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "sumo_networks.json"))
+    ap.add_argument("--import-turn-speeds", action="store_true",
+                    help="import SUMO's turn speeds (network_from_sumo(turn_speeds=True)): micro slows for turns")
     ap.add_argument("--turn-speeds", action="store_true",
                     help="also run SUMO on the network rebuilt without its turn-speed limits "
                          "(netconvert --junctions.limit-turn-speed -1): trafficsim's engines have none")
@@ -150,7 +152,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="sumo-networks-") as tmp:
         for name in args.cases:
             net, rou = make_case(name, Path(tmp), args.trips_per_s, args.seed)
-            sc = scenario_from_sumo(net, [rou], duration_s=HORIZON_S)
+            sc = scenario_from_sumo(net, [rou], duration_s=HORIZON_S, turn_speeds=args.import_turn_speeds)
             info = dict(case=name, nodes=len(sc.network.nodes), links=len(sc.network.links),
                         routes=len(sc.demand.flows),
                         signals=sum(isinstance(c, FixedTimeSignal) for c in sc.controls),

@@ -315,7 +315,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
     route_off = np.concatenate([[0], np.cumsum([len(p) for p in route_links])]).astype(np.int64)
     movements: list = []
     mv_index: dict = {}
-    slot_link, slot_next, slot_move, slot_route, slot_pair = [], [], [], [], []
+    slot_link, slot_next, slot_move, slot_route, slot_pair, slot_vturn = [], [], [], [], [], []
     for r, path in enumerate(route_links):
         for k, lid in enumerate(path):
             slot_link.append(lidx[lid])
@@ -328,6 +328,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                     movements.append(pair)
                 slot_next.append(route_off[r] + (k + 1 if k + 1 < len(path) else 0))
                 slot_move.append(mv_index[pair])
+                slot_vturn.append(net.turn_speeds.get(pair, math.inf) / 3.6)
                 slot_pair.append(pair)
             else:
                 # leaving the network is an exit movement (lid, None): always green unless a
@@ -338,6 +339,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                     movements.append(pair)
                 slot_next.append(-1)
                 slot_move.append(mv_index[pair])
+                slot_vturn.append(math.inf)
                 slot_pair.append(None)
     # sources: one per (origin node, first link), as in the macro engine
     src_key: dict = {}
@@ -462,7 +464,7 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         cl_v0=float_array(cl_v0), cl_T=float_array(cl_T), cl_vcrit=float_array(cl_vc),
         route_cls=int_array(route_cls), route_off=int_array(route_off), route_src=int_array(route_src),
         slot_link=int_array(slot_link), slot_route=int_array(slot_route), slot_next=int_array(slot_next),
-        slot_move=int_array(slot_move), move_sig=int_array(move_sig), move_release=np.zeros(len(move_sig), np.uint8),
+        slot_move=int_array(slot_move), slot_vturn=float_array(slot_vturn), move_sig=int_array(move_sig), move_release=np.zeros(len(move_sig), np.uint8),
         move_win_off=int_array(win_off),
         win_start=float_array(ws), win_end=float_array(we), win_amber=float_array(wa),
         sig_cycle=float_array([s.cycle_s for s in signals]), sig_offset=float_array([s.offset_s for s in signals]),

@@ -100,6 +100,7 @@ class MicroNet(NamedTuple):
     slot_route: np.ndarray    # (NS,)
     slot_next: np.ndarray     # (NS,) next slot, -1 = destination (cyclic routes wrap)
     slot_move: np.ndarray     # (NS,) movement at the link end (at the destination: the exit movement)
+    slot_vturn: np.ndarray    # (NS,) speed limit through the turn at the link end [m/s] (inf: none)
     move_sig: np.ndarray      # (M,) signal or -1
     move_release: np.ndarray  # (M,) uint8: 1 = a ramp meter's movement (its green releases the vehicle at the line)
     move_win_off: np.ndarray  # (M+1,)
@@ -832,8 +833,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next,
                      flags, lane_head, lane_tail, counters, lane_md,
                      link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                     slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
-                     obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, net.move_release, st.move_onset,
+                     slot_next, slot_move, net.slot_vturn, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
+                     stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, net.move_release, st.move_onset,
                      net.move_gw,
                      delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
                      all_tgt, k)

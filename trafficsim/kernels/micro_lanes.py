@@ -190,8 +190,8 @@ GIVE_WAY_COMMIT_M = 1.0
 def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, nxt, prv, tgt, yld, stop_next, flags,
                  lane_head, lane_tail, counters, lane_md,
                  link_len, link_lane0, lane_link, lane_idx, cls_len, cls_s0, cls_a, cls_b, cl_v0, cl_T, slot_link,
-                 slot_next, slot_move, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off, stop_pos,
-                 obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, move_release, move_onset, move_gw,
+                 slot_next, slot_move, slot_vturn, maxl, feed_off, feed_lane, obs_off, obs_pos, obs_end, stop_off,
+                 stop_pos, obs_active, slot_lo, slot_hi, slot_map, lane_open, move_state, move_release, move_onset, move_gw,
                  delta, polite, bsafe, thr, bias, mingap, cool, freedist, yield_d, look, amber, rrate, rf0, dt,
                  all_tgt, k):
     """Pass 2: the IDM free-road term, the lane-change relaxation and the node permission of
@@ -273,10 +273,20 @@ def _permissions(x, v, xn_buf, afree, tfac, dwell, lc_until, cls, slot, vlane, n
             fr = free_term(vw, cl_v0[c * L + link], delta, ca, cls_b[c])
             dn = length - xw
             if dn < look:
-                # a lower desired speed on the next link is anticipated (slowing before the node)
+                # a lower desired speed on a link ahead, or through a turn, is anticipated within
+                # the look-ahead (slowing before the node; over short links, before the one before)
+                s_at = sl
                 ns = slot_next[sl]
-                if ns >= 0:
-                    fr = speed_drop_term(fr, vw, cl_v0[c * L + slot_link[ns]], dn, ca, cls_b[c], dt)
+                dist = dn
+                while ns >= 0 and dist < look:
+                    vn = cl_v0[c * L + slot_link[ns]]
+                    vt = slot_vturn[s_at]
+                    if vt < vn:
+                        vn = vt
+                    fr = speed_drop_term(fr, vw, vn, dist, ca, cls_b[c], dt)
+                    dist += link_len[slot_link[ns]]
+                    s_at = ns
+                    ns = slot_next[ns]
             afree[uw] = fr
             # (branch-free: a factor of 1 stays exactly 1, and most vehicles are not relaxing)
             f = tfac[uw]
