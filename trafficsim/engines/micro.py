@@ -237,7 +237,8 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
                 key = (lk.capacity_vph_per_lane, vf, car["s0_m"], car["length_m"])
                 if key not in cache:
                     try:
-                        cache[key] = _headway_for_capacity(lk.capacity_vph_per_lane / 3600.0, vf, car["s0_m"], car["length_m"], IDM_DELTA)
+                        cache[key] = _headway_for_capacity(lk.capacity_vph_per_lane / 3600.0, vf, car["s0_m"],
+                                                           car["length_m"], IDM_DELTA, T_RANGE_S)
                     except ValueError:
                         # out of IDM's reach (a capacity too high for a very slow street): the
                         # nearest time gap, and the link runs at the capacity that gives
