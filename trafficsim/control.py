@@ -93,6 +93,28 @@ class Phase:
         return self.green_s + self.amber_s + self.all_red_s
 
 
+def fold_cycle(stages) -> list[list]:
+    """The phases of a signal cycle given as stages ``(duration_s, movements, kind)`` in order,
+    ``kind`` one of ``"green"``, ``"amber"``, ``"red"`` (an imported program: SUMO's phases,
+    UXsim's groups): ``[[green_s, movements, amber_s, all_red_s], ...]``, one per green stage,
+    with the amber and red stages after it added to it (amber only before any red). Stages before
+    the first green belong to the end of the cycle: they are added to the last phase's all-red."""
+    phases: list[list] = []
+    lead = 0.0
+    for d, mv, kind in stages:
+        if kind == "green":
+            phases.append([float(d), mv, 0.0, 0.0])
+        elif not phases:
+            lead += float(d)
+        elif kind == "amber" and phases[-1][3] == 0.0:
+            phases[-1][2] += float(d)
+        else:
+            phases[-1][3] += float(d)
+    if phases:
+        phases[-1][3] += lead
+    return phases
+
+
 @dataclass(frozen=True)
 class FixedTimeSignal:
     """A fixed-time signal plan at a node.

@@ -48,7 +48,7 @@ from xml.sax.saxutils import quoteattr
 
 from .control import (
     AlineaMeter, BusStop, FixedRateMeter, FixedTimeSignal, Phase, PriorityJunction, check_junction_controls,
-    paths_cross, priority_junctions, turn_deg,
+    fold_cycle, paths_cross, priority_junctions, turn_deg,
 )
 from .demand import Demand, DemandError, movement_peaks, profile_from_intervals
 from .network import Link, Network, NetworkError
@@ -962,21 +962,11 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
             a, b = in_lane.getEdge().getID(), out_lane.getEdge().getID()
             if a in network.links and b in network.links:
                 links.setdefault(idx, []).append((a, b))
-        groups: list[list] = []  # [green_s, movements, amber_s, all_red_s]
+        stages = []
         for ph in prog.getPhases():
             green = {mv for i, ch in enumerate(ph.state) if ch in "Gg" for mv in links.get(i, [])}
-            if green:
-                groups.append([float(ph.duration), green, 0.0, 0.0])
-            elif groups and "y" in ph.state and groups[-1][3] == 0.0:
-                groups[-1][2] += float(ph.duration)
-            elif groups:
-                groups[-1][3] += float(ph.duration)
-            else:
-                groups.append([None, set(), 0.0, float(ph.duration)])  # leading red: folded below
-        if groups and groups[0][0] is None:
-            lead = groups.pop(0)
-            if groups:
-                groups[-1][3] += lead[3]
+            stages.append((ph.duration, green, "green" if green else "amber" if "y" in ph.state else "red"))
+        groups = fold_cycle(stages)
         if not groups:
             continue
         nodes = {network.links[a].to_node for mv in links.values() for a, _ in mv}

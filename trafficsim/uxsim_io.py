@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from .control import FixedTimeSignal, Phase
+from .control import FixedTimeSignal, Phase, fold_cycle
 from .demand import Demand, DemandError, profile_from_intervals
 from .network import Network, NetworkError
 from .scenario import Scenario
@@ -61,23 +61,15 @@ def _signals(W, network: Network) -> list[FixedTimeSignal]:
         nid = _name(node)
         ins = [lk for lk in W.LINKS if _name(lk.end_node) == nid]
         outs = [lk.id for lk in network.out_links(nid)]
-        groups = []  # [green_s, movements, all_red_s]
+        stages = []
         for g, d in enumerate(cycle):
             mv = tuple(sorted((_name(a), b) for a in ins if g in (getattr(a, "signal_group", None) or [])
                               for b in outs if network.turn_allowed(_name(a), b)))
-            if mv and d > 0:
-                groups.append([d, mv, 0.0])
-            elif groups:
-                groups[-1][2] += d
-            else:
-                groups.append([None, (), d])  # red before the first green: folded into the last phase
-        if groups and groups[0][0] is None:
-            lead = groups.pop(0)
-            if groups:
-                groups[-1][2] += lead[2]
+            stages.append((d, mv, "green" if mv and d > 0 else "red"))
+        groups = fold_cycle(stages)
         if not groups:
             continue
-        phases = tuple(Phase(g, mv, 0.0, r) for g, mv, r in groups)
+        phases = tuple(Phase(g, mv, a, r) for g, mv, a, r in groups)
         out.append(FixedTimeSignal(nid, phases, float(getattr(node, "signal_offset", 0.0) or 0.0)).validate(network))
     return out
 
