@@ -82,12 +82,35 @@ def test_major_road_defaults_to_the_highest_ranked_in_link_and_the_one_opposite(
     assert set(priority_yields(t, PriorityJunction("C"))) == {("E-in", "S-out"), ("S-in", "E-out"), ("S-in", "W-out")}
 
 
+def test_right_before_left_every_stream_gives_way_to_the_right():
+    """``rule="right_before_left"`` at the 4-leg cross: no road is major; a right turn gives way
+    to nobody; a through movement to the streams from the leg on its right that cross it or
+    join its exit; a left turn also to the opposite leg's through movement and right turn (the
+    southbound driver, coming from the north, has the west leg on their right)."""
+    net = cross_junction().network
+    y = priority_yields(net, PriorityJunction("C", rule="right_before_left"))
+    assert not any(mv in y for mv in (("N-in", "W-out"), ("E-in", "N-out"), ("S-in", "E-out"), ("W-in", "S-out")))
+    through, tc, tf = y[("N-in", "S-out")]
+    assert set(through) == {("W-in", "E-out"), ("W-in", "N-out"), ("W-in", "S-out")}
+    assert (tc, tf) == PRIORITY_GAPS_S["minor_through"]
+    left, tc, _ = y[("N-in", "E-out")]
+    assert set(left) == {("S-in", "N-out"), ("S-in", "E-out"), ("W-in", "E-out"), ("W-in", "N-out")}
+    assert tc == PRIORITY_GAPS_S["minor_left"][0]
+    # the four through movements give way in a cycle: N to W, W to S, S to E, E to N
+    for a, b in (("N", "W"), ("W", "S"), ("S", "E"), ("E", "N")):
+        opposite = {"N": "S", "S": "N", "E": "W", "W": "E"}
+        assert (f"{b}-in", f"{opposite[b]}-out") in y[(f"{a}-in", f"{opposite[a]}-out")][0]
+        assert (f"{a}-in", f"{opposite[a]}-out") not in y[(f"{b}-in", f"{opposite[b]}-out")][0]
+
+
 @pytest.mark.parametrize("junction, message", [
     (PriorityJunction("nowhere"), "node is not in the network"),
     (PriorityJunction("C", ("N-out",)), "major link 'N-out' is not a link into the node"),
     (PriorityJunction("C", ("N-in", "E-in")), "do not come from opposite directions"),
     (PriorityJunction("C", "N-in"), "major must be a sequence"),
     (PriorityJunction("C", ("N-in", "S-in", "E-in")), "one or two distinct in-links"),
+    (PriorityJunction("C", rule="left_first"), r"rule must be one of \['priority', 'right_before_left'\]"),
+    (PriorityJunction("C", ("N-in",), rule="right_before_left"), "rule 'right_before_left' has no major road"),
 ])
 def test_bad_priority_junctions_are_errors_naming_the_field(junction, message):
     with pytest.raises(ControlError, match=message):
@@ -99,7 +122,8 @@ def test_a_priority_junction_needs_coordinates_and_round_trips_through_toml(tmp_
     bare = ts.Network.from_dict({**net.to_dict(), "nodes": [{"id": n} for n in net.nodes]})
     with pytest.raises(ControlError, match=r"priority junction at node 'C': nodes .* have no x, y"):
         PriorityJunction("C").validate(bare)
-    for j in (PriorityJunction("C"), PriorityJunction("C", ("E-in", "W-in"))):
+    for j in (PriorityJunction("C"), PriorityJunction("C", ("E-in", "W-in")),
+              PriorityJunction("C", rule="right_before_left")):
         assert control_from_dict(j.to_dict()) == j
     sc = _cross(600, 300, major=("N-in", "S-in"))
     assert ts.Scenario.from_toml(sc.to_toml(tmp_path / "cross.toml")).controls == sc.controls
@@ -145,6 +169,42 @@ def test_micro_minor_stream_waits_for_gaps():
     assert 1500.0 * 0.8 > rates[0] > 2.0 * rates[1] > 0.0
 
 
+def _all_through(vph, duration_s=1800.0):
+    """The cross under ``right_before_left``, ``vph`` through each approach: the four through
+    streams give way to each other in a cycle."""
+    sc = cross_junction(demand_vph=0.0, duration_s=duration_s)
+    d = ts.Demand()
+    for a, b in (("N", "S"), ("E", "W"), ("S", "N"), ("W", "E")):
+        d.add(a, b, [(0, vph)])
+    return ts.Scenario(sc.network, d, duration_s, controls=[PriorityJunction("C", rule="right_before_left")],
+                       name="right-before-left")
+
+
+def test_right_before_left_with_every_approach_loaded_shares_the_junction():
+    """Four through streams of 1,500 veh/h (on 2 lanes each), each giving way to the one on its
+    right: neither engine deadlocks or starves an approach (the cycle used to leave one approach
+    waiting for ever on micro, and the macro caps depended on the order of the approaches).
+    Macro: each stream flows at the fixed point of the gap-acceptance capacity through the
+    stream on its right, q = 2 C(q) (2 lanes serve it; C of ``permitted_flow_vps``); micro: every
+    approach passes a share, none less than 60% of the best one's, no collisions."""
+    sc = _all_through(1500.0)
+    lo, hi = 0.0, 1500.0 / 3600.0
+    for _ in range(60):            # q - 2 C(q) rises with q: bisect its root
+        q = 0.5 * (lo + hi)
+        lo, hi = (q, hi) if q < 2 * permitted_flow_vps(q, *PRIORITY_GAPS_S["minor_through"]) else (lo, q)
+    fixed = 3600.0 * lo
+    res = ts.simulate(sc, engine="macro")
+    rates = [_rate(res, od) for od in ("N->S", "E->W", "S->N", "W->E")]
+    assert res.conservation_error() < 1e-6
+    assert max(rates) - min(rates) < 1e-6 * max(rates)
+    assert rates[0] == pytest.approx(fixed, rel=0.03)
+    assert 500.0 < fixed < 1500.0
+    res = ts.simulate(sc, engine="micro", seed=0, trajectories={"every_s": 0.5, "max_vehicles": 6000})
+    check_invariants(res)
+    rates = [_rate(res, od) for od in ("N->S", "E->W", "S->N", "W->E")]
+    assert min(rates) > 0.6 * max(rates) > 0.0, rates
+
+
 # ---------------------------------------------------------------------------------- SUMO
 def test_sumo_export_makes_the_same_road_major(tmp_path):
     """The junction is a SUMO ``priority`` junction whose major road is the control's, also when
@@ -165,6 +225,16 @@ def test_sumo_export_makes_the_same_road_major(tmp_path):
     # through movements of the major road have right of way ('M'), everything of the minor road yields ('m')
     assert "M" in states["E-in"] and "M" in states["W-in"]
     assert states["N-in"] == {"m"} and states["S-in"] == {"m"}
+
+
+def test_sumo_export_of_right_before_left(tmp_path):
+    import sumolib
+
+    from trafficsim.sumo_io import export_scenario
+
+    exp = export_scenario(_all_through(600.0, duration_s=60.0), tmp_path)
+    node = sumolib.net.readNet(str(exp.net_file)).getNode("C")
+    assert node.getType() == "right_before_left"
 
 
 def test_a_node_takes_one_junction_control_and_a_merge_signal_replaces_the_give_way_rules():
@@ -272,6 +342,42 @@ def test_give_way_relations_are_a_ranking_at_any_star_junction(angles):
             major_b = b[0] in j.major and ts.control.turn_deg(net, *b) <= ts.control.TURN_DEG
             if a[0] not in j.major and major_b and a[1] == b[1]:
                 assert b in y[a][0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(angles=st.lists(st.integers(0, 359), min_size=3, max_size=6, unique=True))
+def test_right_before_left_gives_way_one_way_between_any_two_streams(angles):
+    """At a ``right_before_left`` junction of 3-6 two-way roads at any angles (at least 20
+    degrees apart): right turns give way to nobody; of two streams one at most gives way to the
+    other; of two conflicting streams from legs that are not opposite one does, unless both turn
+    right."""
+    angles = sorted(angles)
+    gaps = [(b - a) % 360 for a, b in zip(angles, angles[1:] + angles[:1])]
+    assume(min(gaps) >= 20)
+    net = ts.Network()
+    net.add_node("C", 0.0, 0.0)
+    for k, a in enumerate(angles):
+        net.add_node(f"L{k}", 300.0 * math.cos(math.radians(a)), 300.0 * math.sin(math.radians(a)))
+        net.add_link(f"in{k}", f"L{k}", "C", length_m=300, lanes=1)
+        net.add_link(f"out{k}", "C", f"L{k}", length_m=300, lanes=1)
+    y = priority_yields(net, PriorityJunction("C", rule="right_before_left"))
+    moves = [(f"in{a}", f"out{b}") for a in range(len(angles)) for b in range(len(angles)) if a != b]
+
+    def right(mv):
+        t = ts.control.turn_deg(net, *mv)
+        return -(180.0 - ts.control.TURN_DEG) < t < -ts.control.TURN_DEG
+
+    for a in moves:
+        if right(a):
+            assert a not in y
+        for b in moves:
+            ab, ba = a in y and b in y[a][0], b in y and a in y[b][0]
+            assert not (ab and ba)
+            ka, kb = int(a[0][2:]), int(b[0][2:])
+            apart = abs((angles[ka] - angles[kb] + 180) % 360 - 180)
+            crossing = a[0] != b[0] and (a[1] == b[1] or ts.control.paths_cross(net, "C", a, b))
+            if crossing and apart < 180 - ts.control.TURN_DEG and not (right(a) and right(b)):
+                assert ab or ba, (a, b)
 
 
 def test_measures_that_cut_or_remove_an_approach_keep_the_priority_junction_valid():

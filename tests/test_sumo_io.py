@@ -411,7 +411,8 @@ T_EDGES = """<edges>
 @pytest.mark.parametrize("kind, p_main, p_side, major", [
     ("priority", 2, 1, {"wj", "ej"}),            # the through road outranks the side street
     ("priority", 1, 2, {"sj"}),                  # the side street outranks it: SUMO's major road bends
-    ("right_before_left", 2, 1, None),           # no counterpart: no control
+    ("right_before_left", 2, 1, ()),             # no major road: everyone gives way to the right
+    ("zipper", 2, 1, None),                      # no counterpart: no control
 ])
 def test_priority_junctions_import_with_sumos_major_road(tmp_path, kind, p_main, p_side, major):
     net_file = _netconvert(tmp_path, T_NODES.format(kind=kind), T_EDGES.format(p_main=p_main, p_side=p_side))
@@ -423,10 +424,10 @@ def test_priority_junctions_import_with_sumos_major_road(tmp_path, kind, p_main,
         assert js == []
         return
     (j,) = js
-    assert j.node == "J"
+    assert j.node == "J" and j.rule == ("priority" if major else "right_before_left")
     # where SUMO's major road bends (side street onto the west arm: sj and wj have major
     # connections), which a PriorityJunction cannot hold, its higher-ranked in-link alone
-    assert set(j.major) == major
+    assert set(j.major) == set(major)
     sc = scenario_from_sumo(net_file, [], duration_s=60)
     assert [c.node for c in sc.controls] == ["J"]
     assert scenario_from_sumo(net_file, [], duration_s=60, junctions=False).controls == []
@@ -641,3 +642,46 @@ def test_turn_speeds_import_from_sumos_internal_lanes_on_request(tmp_path):
         net.set_turn_speed("sj", "jw", 0)
     with pytest.raises(ts.NetworkError, match="turn speed 'je' -> 'sj'.*ends at"):
         net.set_turn_speed("je", "sj", 20)
+
+
+@pytest.mark.parametrize("kind", ["right_before_left", "allway_stop"])
+def test_right_before_left_junctions_import_with_sumos_own_give_way_logic(tmp_path, kind):
+    """netgenerate's 3 x 3 grid of ``right_before_left`` junctions imports as
+    ``PriorityJunction(rule="right_before_left")`` controls, and who gives way to whom is SUMO's
+    own logic (its junction requests, read by sumolib) movement for movement, except one of
+    each pair of opposing left turns, which SUMO makes give way to the other though their paths
+    do not cross. ``allway_stop`` junctions import the same, with a warning that the stops are
+    not modelled."""
+    import sumolib
+
+    from trafficsim.control import priority_yields, turn_deg
+    from trafficsim.sumo_io import junctions_from_sumo
+
+    net_file = tmp_path / "g.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "200", "-L", "1",
+                    "--default-junction-type", kind, "-o", str(net_file)], check=True, capture_output=True)
+    snet = sumolib.net.readNet(str(net_file))
+    net = network_from_sumo(snet)
+    if kind == "allway_stop":
+        with pytest.warns(UserWarning, match=r"5 allway_stop junction\(s\).*give way to the right"):
+            js = junctions_from_sumo(snet, net)
+    else:
+        js = junctions_from_sumo(snet, net)
+    assert sorted(j.node for j in js) == ["A1", "B0", "B1", "B2", "C1"]       # the corners have 2 roads
+    assert all(j.rule == "right_before_left" for j in js)
+    if kind == "allway_stop":
+        return
+    differ = []
+    for j in js:
+        ours = {(m, o) for m, (os, _, _) in priority_yields(net, j).items() for o in os}
+        node = snet.getNode(j.node)
+        conns = [c for e in node.getIncoming() for cs in e.getOutgoing().values() for c in cs]
+        theirs = {((c.getFrom().getID(), c.getTo().getID()), (o.getFrom().getID(), o.getTo().getID()))
+                  for c in conns for o in conns if node.forbids(o, c)}
+        assert ours <= theirs, ours - theirs
+        differ += [(m, o) for m, o in theirs - ours]
+    # SUMO's extra pairs: a left turn giving way to the opposing left turn (their paths do not cross)
+    for m, o in differ:
+        assert turn_deg(net, *m) > 45 and turn_deg(net, *o) > 45
+        assert abs(turn_deg(net, m[0], o[0])) == pytest.approx(180.0, abs=1.0)    # from opposite legs
+    assert len(differ) == 2

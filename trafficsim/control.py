@@ -33,6 +33,7 @@ __all__ = [
     "permitted_flow_vps",
     "PriorityJunction",
     "PRIORITY_GAPS_S",
+    "JUNCTION_RULES",
     "priority_yields",
     "paths_cross",
     "priority_junctions",
@@ -284,6 +285,9 @@ def permitted_flow_vps(opposing_vps: float, critical_gap_s: float = PERMISSIVE_C
     return v * math.exp(-v * critical_gap_s) / -math.expm1(-v * follow_up_s)
 
 
+#: The rules of :class:`PriorityJunction`: a major road, or everyone giving way to the right.
+JUNCTION_RULES = ("priority", "right_before_left")
+
 #: Base critical gap and follow-up headway ``(t_c, t_f)`` [s] of each movement that gives way at
 #: an unsignalised junction (HCM 2010, Exhibit 19-10, two-lane major road): the major road's left
 #: turn, and the minor road's right turn, through movement and left turn.
@@ -324,11 +328,17 @@ class PriorityJunction:
         The in-links of the major road (one, or two from opposite directions). Empty (default):
         the highest-ranked in-link (explicit ``priority``, then free speed, lanes, capacity; ties
         by the order of the links) and the in-link most nearly opposite it, if one comes from
-        within 45 degrees of straight ahead.
+        within 45 degrees of straight ahead. Only with ``rule="priority"``.
+    rule : str
+        ``"priority"`` (default): a major road, as above. ``"right_before_left"``: no road is
+        major and every stream gives way to the streams coming from its right (China's Road
+        Traffic Safety Law, art. 52, at junctions without signals or signs; Germany's
+        *rechts vor links*; SUMO's ``right_before_left``), see :func:`priority_yields`.
     """
 
     node: str
     major: tuple[str, ...] = ()
+    rule: str = "priority"
     kind: str = field(default="priority", init=False)
 
     def validate(self, network: Network) -> "PriorityJunction":
@@ -344,8 +354,14 @@ class PriorityJunction:
         if bare:
             raise ControlError(f"{el}: nodes {bare} have no x, y; the junction's geometry (who crosses whom) "
                                "comes from the coordinates of the node and of its neighbours")
+        if self.rule not in JUNCTION_RULES:
+            raise ControlError(f"{el}: rule must be one of {list(JUNCTION_RULES)}, got {self.rule!r}")
         if isinstance(self.major, str):
             raise ControlError(f"{el}: major must be a sequence of in-link ids, got the string {self.major!r}")
+        if self.rule == "right_before_left":
+            if self.major:
+                raise ControlError(f"{el}: rule 'right_before_left' has no major road, got major={list(self.major)!r}")
+            return self
         major = tuple(self.major)
         if not major:
             major = _major_road(network, self.node)
@@ -368,12 +384,14 @@ class PriorityJunction:
         d = {"kind": self.kind, "node": self.node}
         if self.major:
             d["major"] = list(self.major)
+        if self.rule != "priority":
+            d["rule"] = self.rule
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PriorityJunction":
         """Inverse of :meth:`to_dict`."""
-        return cls(d["node"], tuple(d.get("major", ())))
+        return cls(d["node"], tuple(d.get("major", ())), d.get("rule", "priority"))
 
 
 def _major_road(network: Network, node: str) -> tuple[str, ...]:
@@ -406,7 +424,16 @@ def priority_yields(network: Network, junction: PriorityJunction,
     when their ends interleave around the node. Movements of one rank do not give way to each
     other (onto one exit they merge, as at any merge). ``t_c``, ``t_f`` are :data:`PRIORITY_GAPS_S`
     of the movement's kind. ``movements``: the ``(in_link, out_link)`` pairs to consider
-    (default: every turn the network allows at the node)."""
+    (default: every turn the network allows at the node).
+
+    With ``rule="right_before_left"`` a right turn gives way to nobody, and any other movement
+    gives way to each movement it conflicts with that turns right, comes from the leg on its
+    right (the other leg's direction from the node 0-135 degrees counter-clockwise of its own),
+    or comes from the opposite leg (135-225 degrees) without turning left while it turns left
+    (U-turns count as left turns). On a grid this is SUMO's ``right_before_left`` logic
+    movement for movement, except that SUMO also lets one of two opposing left turns give way
+    to the other where their paths do not cross (``tests/test_sumo_io.py``). Gaps: the minor
+    road's through, left (and U-turn) values of :data:`PRIORITY_GAPS_S`."""
     jc = junction.validate(network)
     node = jc.node
     if movements is None:
@@ -430,6 +457,8 @@ def priority_yields(network: Network, junction: PriorityJunction,
             return 2, "minor_right"
         return (4, "minor_left") if left else (3, "minor_through")
 
+    if jc.rule == "right_before_left":
+        return _right_before_left(network, node, movements, conflict)
     ranks = {mv: rank(mv) for mv in movements}
     out = {}
     for mv in movements:
@@ -439,6 +468,39 @@ def priority_yields(network: Network, junction: PriorityJunction,
         majors = tuple(sorted(o for o in movements if ranks[o][0] < r and conflict(mv, o)))
         if majors:
             out[mv] = (majors, *PRIORITY_GAPS_S[what])
+    return out
+
+
+def _right_before_left(network: Network, node: str, movements, conflict) -> dict:
+    """:func:`priority_yields` of a ``right_before_left`` junction."""
+    def kind(mv):
+        t = turn_deg(network, mv[0], mv[1])
+        if t is None:
+            return "minor_through"
+        if t < -TURN_DEG and t > -(180.0 - TURN_DEG):
+            return "minor_right"
+        return "minor_left" if abs(t) > TURN_DEG else "minor_through"
+
+    kinds = {mv: kind(mv) for mv in movements}
+    angle = {lk.id: _leg_angle(network, node, lk.from_node) for lk in network.in_links(node)}
+
+    def gives_way(mv, o):
+        if kinds[o] == "minor_right":
+            return True
+        ccw = math.degrees(angle[o[0]] - angle[mv[0]]) % 360.0
+        if ccw < 180.0 - TURN_DEG:          # o comes from the right
+            return True
+        if ccw <= 180.0 + TURN_DEG:         # from the opposite leg
+            return kinds[mv] == "minor_left" and kinds[o] != "minor_left"
+        return False
+
+    out = {}
+    for mv in movements:
+        if kinds[mv] == "minor_right":
+            continue
+        foes = tuple(sorted(o for o in movements if conflict(mv, o) and gives_way(mv, o)))
+        if foes:
+            out[mv] = (foes, *PRIORITY_GAPS_S[kinds[mv]])
     return out
 
 

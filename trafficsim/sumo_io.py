@@ -355,7 +355,8 @@ def write_plain_network(
     Signalised and metered nodes become ``traffic_light`` junctions; the nodes of
     :class:`~trafficsim.control.PriorityJunction` controls ``priority`` junctions whose major
     in-links get edge priority 2 and the other in-links 1 (so netconvert takes the same major
-    road; the edge priority of these in-links is this, not their merge priority); merges of several links
+    road; the edge priority of these in-links is this, not their merge priority), or
+    ``right_before_left`` junctions for the rule of that name; merges of several links
     without explicit priorities (also where an off-ramp leaves, see :func:`_is_merge`) become
     ``zipper`` junctions (alternate merging, close to the capacity-proportional merge of the
     macro node model); unsignalised nodes with five or more
@@ -383,8 +384,9 @@ def write_plain_network(
     # in-links by the edge priority first, NBEdgePriorityComputer)
     check_junction_controls(scenario.controls)
     junctions = [c.validate(net) for c in scenario.controls if isinstance(c, PriorityJunction)]
-    pj_nodes = {c.node for c in junctions}
-    edge_rank = {lk.id: (2 if lk.id in c.major else 1) for c in junctions for lk in net.in_links(c.node)}
+    pj_nodes = {c.node: c.rule for c in junctions}
+    edge_rank = {lk.id: (2 if lk.id in c.major else 1) for c in junctions if c.rule == "priority"
+                 for lk in net.in_links(c.node)}
     crossings = {c.node: [] for c in priority_junctions(net, scenario.controls)}
     for mv in used:     # the used movements of each unsignalised crossing, in one pass
         crossings.get(net.links[mv[0]].to_node, []).append(mv)
@@ -395,7 +397,7 @@ def write_plain_network(
         if nid in tl_nodes:
             kind = "traffic_light"
         elif nid in pj_nodes:
-            kind = "priority"
+            kind = pj_nodes[nid]
         elif _is_merge(net, nid, used, pos):
             kind = "zipper"
         elif _is_many_leg(net, nid):
@@ -988,6 +990,8 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
 _ADAPTIVE_TLS = ("actuated", "delay_based")
 #: SUMO junction types that become a :class:`PriorityJunction` on import.
 PRIORITY_JUNCTION_TYPES = ("priority", "priority_stop")
+#: SUMO junction types that become a ``PriorityJunction(rule="right_before_left")`` on import.
+RIGHT_BEFORE_LEFT_TYPES = ("right_before_left", "allway_stop")
 #: SUMO link states of a movement that gives way at such a junction (minor, stop).
 _YIELD_STATES = {"m", "s"}
 
@@ -1003,9 +1007,14 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
     are the major road. Where they are not one in-link or two from opposite directions (SUMO's
     major road can bend at a junction; trafficsim's cannot), the highest-ranked of them (SUMO edge
     priority, then speed, then lanes) is the major road alone, and where there is none, the
-    junction takes :class:`PriorityJunction`'s default major road. Other unsignalised types
-    (``right_before_left``, ``allway_stop``, ``zipper``, ...) have no counterpart and are left
-    without a control: their streams cross freely in the macro and micro engines.
+    junction takes :class:`PriorityJunction`'s default major road.
+
+    ``right_before_left`` junctions of three or more roads become ``PriorityJunction(node,
+    rule="right_before_left")``; so do ``allway_stop`` junctions, with a ``UserWarning`` naming
+    them: SUMO makes every vehicle stop there and lets them go in the order they arrived, which
+    the engines do not model (they give way to the right). Other unsignalised types (``zipper``:
+    the engines merge by zipper anyway; ``left_before_right``, ...) are left without a control:
+    their streams cross freely in the macro and micro engines.
     """
     from .control import ControlError
 
@@ -1014,10 +1023,20 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
     for lk in network.links.values():
         legs.setdefault(lk.to_node, set()).add(lk.from_node)
         legs.setdefault(lk.from_node, set()).add(lk.to_node)
-    out = []
+    out, all_way = [], []
     for node in snet.getNodes():
         nid = node.getID()
-        if node.getType() not in PRIORITY_JUNCTION_TYPES or nid not in network.nodes or len(legs.get(nid, ())) < 3:
+        if nid not in network.nodes or len(legs.get(nid, ())) < 3:
+            continue
+        if node.getType() in RIGHT_BEFORE_LEFT_TYPES:
+            try:
+                out.append(PriorityJunction(nid, rule="right_before_left").validate(network))
+            except ControlError:
+                continue      # no coordinates on a leg
+            if node.getType() == "allway_stop":
+                all_way.append(nid)
+            continue
+        if node.getType() not in PRIORITY_JUNCTION_TYPES:
             continue
         ins = {lk.id for lk in network.in_links(nid)}
         states = {c.getState() for e in node.getIncoming() if e.getID() in ins
@@ -1034,6 +1053,11 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
                 break
             except ControlError:
                 continue
+    if all_way:
+        shown = ", ".join(repr(n) for n in all_way[:4]) + (" and others" if len(all_way) > 4 else "")
+        warnings.warn(f"SUMO import: {len(all_way)} allway_stop junction(s) ({shown}) give way to the right "
+                      "(rule 'right_before_left'): the stop of every vehicle and SUMO's first-come order are not "
+                      "modelled", UserWarning, stacklevel=2)
     return out
 
 

@@ -414,7 +414,7 @@ def _new_state(c: CompiledMacro) -> CTMState:
         route_gen=np.zeros(R), link_inflow=np.zeros(L), slot_flow=np.zeros(G),
         green=np.ones(M, np.uint8), s_io=np.zeros(net.max_in * net.max_out), s_i=np.zeros(net.max_in),
         a_i=np.zeros(net.max_in), f_i=np.zeros(net.max_in), c_i=np.ones(net.max_in), act=np.zeros(net.max_in, np.uint8),
-        y_io=np.ones(net.max_in * net.max_out),
+        y_io=np.ones(2 * net.max_in * net.max_out),
         r_o=np.zeros(net.max_out), link_out=np.zeros(L),
         link_send=np.zeros(L), link_recv=np.zeros(L),
     )

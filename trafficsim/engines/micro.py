@@ -59,6 +59,7 @@ import heapq
 import functools
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -383,12 +384,21 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         win_off.append(len(ws))
 
     # ---- movements that give way (permitted lefts, priority junctions): what to, critical gap
-    yld_move, yld_off, yld_opp, yld_tc = [], [0], [], []
-    for m, opp, tc, _ in give_way_table(net, controls, movements):
+    # in the order of the critical gaps, one node's entries of one gap together (a block, whose
+    # order the kernel rotates: see kernels.micro._give_way)
+    table = sorted(give_way_table(net, controls, movements),
+                   key=lambda row: (row[2], net.links[movements[row[0]][0]].to_node))
+    yld_move, yld_off, yld_opp, yld_tc, yld_lo = [], [0], [], [], []
+    for i, (m, opp, tc, _) in enumerate(table):
         yld_move.append(m)
         yld_opp.extend(opp)
         yld_off.append(len(yld_opp))
         yld_tc.append(tc)
+        same = i > 0 and tc == table[i - 1][2] and \
+            net.links[movements[m][0]].to_node == net.links[movements[table[i - 1][0]][0]].to_node
+        yld_lo.append(yld_lo[-1] if same else i)
+    block_n = Counter(yld_lo)
+    yld_n = [block_n[lo] for lo in yld_lo]
 
     # ---- feeders: every lane of every link with a movement into the target's link
     feeders: list[list[int]] = [[] for _ in range(int(lane0[-1]))]
@@ -482,7 +492,9 @@ def compile_micro(scenario: Scenario, dt_s: float = 0.5, record_interval_s: floa
         src_link=int_array(src_link), par=par, maxl=int(maxl), lane_order=int_array(lane_order),
         move_in=int_array([lidx[a] for a, _ in movements]), yld_move=int_array(yld_move),
         move_gw=np.isin(np.arange(len(movements)), yld_move).astype(np.uint8),
+        move_out=int_array([lidx[b] if b is not None else -1 for _, b in movements]),
         yld_off=int_array(yld_off), yld_opp=int_array(yld_opp), yld_tc=float_array(yld_tc),
+        yld_lo=int_array(yld_lo), yld_n=int_array(yld_n),
     )
     c = CompiledMicro(scenario, float(dt_s), n_steps, spr, link_ids, routes, R_d, source_nodes, mnet,
                       movements, slot_pair, blockings, stops, [(link_ids[d[0]], d[1]) for d in dets], lane0)

@@ -163,7 +163,7 @@ class CTMState(NamedTuple):
     c_i: np.ndarray           # scratch (max_in,) share of an input's window its demand keeps after _fit_to_lanes
     act: np.ndarray           # scratch (max_in,) uint8
     r_o: np.ndarray           # scratch (max_out,)
-    y_io: np.ndarray          # scratch (max_in*max_out,) share of a movement's demand its permitted flow keeps
+    y_io: np.ndarray          # scratch (2*max_in*max_out,) share of a movement's demand its permitted flow keeps (see _permitted)
     link_out: np.ndarray      # scratch (L,) outflow of each link at its downstream node this step
     link_send: np.ndarray     # scratch (L,) sending flow of each link this step [veh] (while some of its
                               # movements are red: of its green ones, set by the node model)
@@ -993,6 +993,48 @@ def _fit_to_lanes(l, row, no, MO, s_io, out_slot_off, slot_move, move_lo, move_h
     return ratio
 
 
+#: Damped fixed-point iterations of :func:`_permitted` where movements that give way give way to
+#: each other (a chain of ranks at a priority junction, a cycle at a ``right_before_left`` one).
+PERMITTED_ITERATIONS = 12
+
+
+@kernel(inline="always")
+def _permitted_share(i, o, i0, o0, L, node_in, node_out, out_slot_off, slot_move, move_yield_off, move_yield, move_lo,
+                     move_hi, link_recv, s_io, y_io, MO, dt, tc, tf, capped):
+    """The share of movement ``(i, o)``'s demand its gap-acceptance capacity keeps (1 if it gives
+    way to nobody), with the flows of the movements it gives way to taken uncapped or, with
+    ``capped``, times their share ``y_io``; and whether one of those gives way in turn."""
+    kk = i * MO + o
+    d = s_io[_u(kk)]
+    inp = node_in[_u(i0 + i)]
+    if inp >= L or d <= 0.0:
+        return 1.0, False
+    m = slot_move[_u(out_slot_off[_u(inp * (MO + 1) + o)])]
+    y0 = move_yield_off[_u(m)]
+    y1 = move_yield_off[_u(m + 1)]
+    if y0 == y1:
+        return 1.0, False
+    v = 0.0
+    chained = False
+    for y in range(y0, y1):
+        k2 = move_yield[_u(y)]
+        f = s_io[_u(k2)]
+        if y_io[_u(k2)] < 1.0:
+            chained = True
+            if capped:
+                f *= y_io[_u(k2)]
+        out = node_out[_u(o0 + k2 % MO)]
+        if out >= 0 and link_recv[_u(out)] < f:
+            f = link_recv[_u(out)]
+        v += f
+    if v <= 0.0:
+        return 1.0, chained
+    v /= dt
+    nl = move_hi[_u(m)] - move_lo[_u(m)] + 1
+    cap = v * np.exp(-v * tc[_u(m)]) / -np.expm1(-v * tf[_u(m)]) * nl * dt
+    return (cap / d if d > cap else 1.0), chained
+
+
 @kernel(inline="always")
 def _permitted(i0, ni, no, o0, L, node_in, node_out, out_slot_off, slot_move, move_yield_off, move_yield, move_lo,
                move_hi, link_recv, s_io, y_io, MO, dt, tc, tf):
@@ -1004,37 +1046,36 @@ def _permitted(i0, ni, no, o0, L, node_in, node_out, out_slot_off, slot_move, mo
     the minor one), and set ``y_io`` to the share of its demand the cap keeps (1 for the
     others): the node model then shares the outputs' supply among the capped demands, and the
     transfer moves that share of the movement's vehicles in the window (its other vehicles stay
-    in the FIFO). A movement that gives way reads the uncapped demand of one that gives way in
-    turn (an upper bound on its flow)."""
+    in the FIFO). Where a movement gives way to one that gives way in turn (a minor through
+    movement to the major road's left turn; every approach of a loaded ``right_before_left``
+    junction, in a cycle), the flows are the fixed point of the caps, each movement's flow its
+    demand times its share: :data:`PERMITTED_ITERATIONS` damped iterations from the uncapped
+    demands (halving the step each time; a cycle of equal streams converges in about five)."""
     for i in range(ni):
-        inp = node_in[_u(i0 + i)]
+        for o in range(no):
+            y_io[_u(i * MO + o)], _ = _permitted_share(i, o, i0, o0, L, node_in, node_out, out_slot_off, slot_move,
+                                                       move_yield_off, move_yield, move_lo, move_hi, link_recv, s_io,
+                                                       y_io, MO, dt, tc, tf, False)
+    H = y_io.shape[0] // 2     # the second half holds each iteration's new shares (Jacobi: a cycle of
+    for _ in range(PERMITTED_ITERATIONS):  # equal streams stays symmetric)
+        chained = False
+        for i in range(ni):
+            for o in range(no):
+                share, ch = _permitted_share(i, o, i0, o0, L, node_in, node_out, out_slot_off, slot_move,
+                                             move_yield_off, move_yield, move_lo, move_hi, link_recv, s_io, y_io, MO,
+                                             dt, tc, tf, True)
+                y_io[_u(H + i * MO + o)] = share
+                chained = chained or ch
+        if not chained:
+            break      # nobody gives way to a movement that gives way: the first pass was exact
+        for i in range(ni):
+            for o in range(no):
+                kk = i * MO + o
+                y_io[_u(kk)] = 0.5 * (y_io[_u(kk)] + y_io[_u(H + kk)])
+    for i in range(ni):
         for o in range(no):
             kk = i * MO + o
-            y_io[_u(kk)] = 1.0
-            d = s_io[_u(kk)]
-            if inp >= L or d <= 0.0:
-                continue
-            m = slot_move[_u(out_slot_off[_u(inp * (MO + 1) + o)])]
-            y0 = move_yield_off[_u(m)]
-            y1 = move_yield_off[_u(m + 1)]
-            if y0 == y1:
-                continue
-            v = 0.0
-            for y in range(y0, y1):
-                k2 = move_yield[_u(y)]
-                f = s_io[_u(k2)]
-                out = node_out[_u(o0 + k2 % MO)]
-                if out >= 0 and link_recv[_u(out)] < f:
-                    f = link_recv[_u(out)]
-                v += f
-            if v <= 0.0:
-                continue
-            v /= dt
-            nl = move_hi[_u(m)] - move_lo[_u(m)] + 1
-            cap = v * np.exp(-v * tc[_u(m)]) / -np.expm1(-v * tf[_u(m)]) * nl * dt
-            if d > cap:
-                y_io[_u(kk)] = cap / d
-                s_io[_u(kk)] = cap
+            s_io[_u(kk)] *= y_io[_u(kk)]
 
 
 @kernel

@@ -57,7 +57,7 @@ from .micro_base import kernel
 from ._jit import unsigned
 from .micro_base import (  # noqa: F401  (P_*, C_*, STATUS_* and the lane states are re-exported)
     AMBER, BLOCKED, C_CLAMP, C_ENTERED, C_EXITED, C_INSIDE, C_LC, C_UID, F_BAY, F_COMMITTED, GIVE_WAY, GIVE_WAY_DECEL,
-    GREEN, P_AMBER,
+    GREEN, JUNCTION_CLEAR_M, P_AMBER,
     P_ALLTGT, P_BIAS, P_BINS, P_BSAFE, P_COOL, P_DELTA, P_FREEDIST, P_LOOK, P_MINGAP, P_POLITE, P_QFRAC, P_RELAX,
     P_RELAXF,
     P_STRAT, P_THR, P_YIELD,
@@ -130,10 +130,13 @@ class MicroNet(NamedTuple):
     lane_order: np.ndarray    # (NL,) the move pass's walk: lanes after the lanes they feed (see _move)
     move_in: np.ndarray       # (M,) link the movement leaves from
     move_gw: np.ndarray       # (M,) uint8: 1 = the movement gives way on its green (see _give_way)
+    move_out: np.ndarray      # (M,) link the movement enters, -1 = out of the network
     yld_move: np.ndarray      # (Y,) movements that give way (see _give_way), in the order of their critical gaps
     yld_off: np.ndarray       # (Y+1,) the movements yielding movement j gives way to: yld_opp[yld_off[j]:yld_off[j+1]]
     yld_opp: np.ndarray
     yld_tc: np.ndarray        # (Y,) critical gap [s] of yielding movement j (see _give_way)
+    yld_lo: np.ndarray        # (Y,) first entry of j's block: the entries of its node with its critical gap
+    yld_n: np.ndarray         # (Y,) length of j's block (see _give_way)
 
 
 class MicroControls(NamedTuple):
@@ -279,8 +282,8 @@ def _update_signals(t, k, first, move_sig, move_win_off, win_start, win_end, win
 
 
 @kernel
-def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, yld_tc, amber, x, v, cls, slot, tgt,
-              lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0, slot_move):
+def _give_way(k, move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, move_gw, move_out, yld_tc, yld_lo, yld_n,
+              amber, x, v, cls, flags, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0, slot_move):
     """Pass 1b: movements that give way (a left turn on a green shared with the opposing stream,
     the minor streams of a priority junction) wait for a gap.
 
@@ -294,12 +297,18 @@ def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, yld_tc, 
     the lane behind it). It is then ``GIVE_WAY``: as at amber, a vehicle that cannot stop goes
     on, but it brakes up to ``GIVE_WAY_DECEL`` (``micro_base._crossing``). No conflict: a
     vehicle at amber, or of a movement held to give way, that can stop (as ``_crossing`` decides
-    it), and a halted one with no room in the lane it enters, whose last vehicle stands too (one
+    it) and has not committed to crossing (``F_COMMITTED``: it set off into a gap), and a halted one with no room in the lane it enters, whose last vehicle stands too (one
     held in a lane that does not lead on may change lanes and go). The table is in
     the order of the critical gaps, so a movement is decided before those that give way to it
-    (a minor road's through movement sees whether the major road's left turn is held)."""
+    (a minor road's through movement sees whether the major road's left turn is held). Within a
+    block of one node's entries with one critical gap the order rotates with the step ``k``:
+    where they give way to each other in a cycle (every approach of a ``right_before_left``
+    junction loaded), the one decided last sees the others held and goes, so each approach gets
+    its turn instead of the first entry's waiting for ever."""
     L = link_len.shape[0]
-    for j in range(yld_move.shape[0]):
+    for jj in range(yld_move.shape[0]):
+        lo = yld_lo[jj]
+        j = lo + (jj - lo + k) % yld_n[jj]
         m = yld_move[j]
         raw = move_state[m]
         yld_raw[j] = raw
@@ -312,6 +321,16 @@ def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, yld_tc, 
             so = move_state[mo]
             if so == RED:
                 continue
+            out = move_out[mo]
+            if move_gw[mo] and out >= 0:
+                # a vehicle that set off from the line by it is still in the junction
+                for lane in range(link_lane0[out], link_lane0[out + 1]):
+                    u = lane_tail[lane]
+                    if u >= 0 and x[u] - cls_len[cls[u]] < JUNCTION_CLEAR_M:
+                        blocked = True
+                        break
+                if blocked:
+                    break
             c = move_in[mo]
             length = link_len[c]
             for lane in range(link_lane0[c], link_lane0[c + 1]):
@@ -321,8 +340,8 @@ def _give_way(move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, yld_tc, 
                 d = length - x[u]
                 vu = v[u]
                 cu = cls[u]
-                if so >= AMBER and vu * vu <= 2.0 * (amber if so == AMBER else GIVE_WAY_DECEL) * (
-                        d if d > 1e-3 else 1e-3):
+                if so >= AMBER and not flags[u] & F_COMMITTED and vu * vu <= 2.0 * (
+                        amber if so == AMBER else GIVE_WAY_DECEL) * (d if d > 1e-3 else 1e-3):
                     continue
                 if vu < 0.1:
                     tg = tgt[u]
@@ -816,9 +835,9 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
         _update_signals(t, k, k == k0, move_sig, move_win_off, win_start, win_end, win_amber, sig_cycle, sig_offset,
                         move_state, sig_next, sig_tc, st.move_onset)
         if yld_move.shape[0] > 0:
-            _give_way(move_state, yld_raw, yld_move, net.yld_off, net.yld_opp, net.move_in, net.yld_tc, amber, x, v,
-                      cls, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0,
-                      slot_move)
+            _give_way(k, move_state, yld_raw, yld_move, net.yld_off, net.yld_opp, net.move_in, net.move_gw,
+                      net.move_out, net.yld_tc, net.yld_lo, net.yld_n, amber, x, v, cls, flags, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len,
+                      cls_s0, cls_a, cl_v0, slot_move)
         for r in range(R):
             n = arrivals[k - k0, r]
             if n > 0:

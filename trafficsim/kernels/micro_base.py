@@ -42,6 +42,11 @@ AMBER = 2
 GIVE_WAY = 3
 #: hardest deceleration [m/s2] a vehicle of a movement that gives way uses to stop at the line
 GIVE_WAY_DECEL = 5.0
+#: A vehicle that crossed a node by a movement that gives way (it set off from the line) holds
+#: the movements that give way to that movement until its rear is this far [m] into its link:
+#: the node is a point, and without it streams that give way to each other in a cycle (a loaded
+#: ``right_before_left`` junction) crossed through each other (``micro._give_way``)
+JUNCTION_CLEAR_M = 10.0
 SINK = -2
 BLOCKED = -1
 UNKNOWN = -3
