@@ -531,12 +531,67 @@ def test_trips_by_junctions_via_edges_and_taz(tmp_path):
     assert got == {("ab", "bd"): pytest.approx(1.0), ("ab", "bc", "cb", "bd"): pytest.approx(1.0),
                    ("db", "ba"): pytest.approx(9.0)}
     rou.write_text('<routes><trip id="t" depart="0" fromTaz="a" toTaz="b"/></routes>')
-    with pytest.raises(DemandError, match="trip 't': TAZ demand"):
+    with pytest.raises(DemandError, match="trip 't': TAZ 'a' is not defined"):
         demand_from_sumo(rou, net)
     rou.write_text('<routes><trip id="u" depart="0" fromJunction="A" toJunction="Q"/></routes>')
     with pytest.raises(DemandError, match="trip 'u': .*'Q'"):
         demand_from_sumo(rou, net)
     assert demand_from_sumo(rou, net, on_unmapped="skip").flows == []
+
+
+def test_taz_trips_take_the_fastest_route_between_their_zones(tmp_path):
+    """Trips and flows between zones (``fromTaz``/``toTaz``, zones in an additional file) take
+    the fastest route from a source edge of the one to a sink edge of the other, as SUMO routes
+    them; trips from ``od2trips`` that also name their edges keep those edges."""
+    net_file = _netconvert(tmp_path, DEAD_END_NODES, DEAD_END_EDGES, None, "--no-turnarounds.except-deadend")
+    net = network_from_sumo(net_file)
+    zones = tmp_path / "zones.add.xml"
+    zones.write_text("""<additional>
+  <taz id="west" edges="ab ba"/>
+  <taz id="rest"><tazSource id="db" weight="1"/><tazSource id="cb" weight="0"/>
+    <tazSink id="bc" weight="2"/><tazSink id="bd" weight="1"/></taz>
+</additional>""")
+    rou = tmp_path / "taz.rou.xml"
+    rou.write_text("""<routes>
+  <flow id="f" begin="0" end="900" number="90" fromTaz="west" toTaz="rest"/>
+  <trip id="t" depart="10" fromTaz="rest" toTaz="west"/>
+  <trip id="o" depart="20" from="cb" to="ba" fromTaz="rest" toTaz="west"/>
+</routes>""")
+    from trafficsim.sumo_io import taz_from_sumo
+
+    assert taz_from_sumo(zones)["rest"] == ([("db", 1.0), ("cb", 0.0)], [("bc", 2.0), ("bd", 1.0)])
+    d = demand_from_sumo(rou, net, duration_s=900, taz=taz_from_sumo(zones))
+    got = {f.routes[0][0]: f.total(900) for f in d.flows}
+    # west -> rest: from ab (ba leads away; bc and bd tie, the first listed wins); rest -> west: db (cb has weight 0)
+    assert got == {("ab", "bc"): pytest.approx(90.0), ("db", "ba"): pytest.approx(1.0),
+                   ("cb", "ba"): pytest.approx(1.0)}
+    sc = scenario_from_sumo(net_file, [zones, rou], duration_s=900)
+    assert sum(f.total(900) for f in sc.demand.flows) == pytest.approx(92.0)
+    rou.write_text('<routes><trip id="h" depart="0" fromTaz="west"/></routes>')
+    with pytest.raises(DemandError, match="trip 'h': fromTaz and toTaz go together"):
+        demand_from_sumo(rou, net, taz=taz_from_sumo(zones))
+
+
+def test_vtype_distributions_split_the_demand_by_vehicle_class(tmp_path):
+    net = network_from_sumo(_netconvert(tmp_path, DEAD_END_NODES, DEAD_END_EDGES, None,
+                                        "--no-turnarounds.except-deadend"))
+    rou = tmp_path / "mix.rou.xml"
+    rou.write_text("""<routes>
+  <vTypeDistribution id="mix">
+    <vType id="car" vClass="passenger" probability="0.8"/>
+    <vType id="lorry" vClass="truck" probability="0.15"/>
+    <vType id="coach" vClass="coach" probability="0.05"/>
+  </vTypeDistribution>
+  <vType id="b" vClass="bus" probability="1"/><vType id="c" vClass="passenger" probability="3"/>
+  <vTypeDistribution id="named" vTypes="b c"/>
+  <flow id="f" type="mix" begin="0" end="3600" vehsPerHour="1000" from="ab" to="bc"/>
+  <flow id="g" type="named" begin="0" end="3600" vehsPerHour="400" from="cb" to="ba"/>
+</routes>""")
+    d = demand_from_sumo(rou, net, duration_s=3600)
+    got = {(f.routes[0][0], f.vehicle_class): f.total(3600) for f in d.flows}
+    assert got == {(("ab", "bc"), "car"): pytest.approx(800.0), (("ab", "bc"), "truck"): pytest.approx(150.0),
+                   (("ab", "bc"), "bus"): pytest.approx(50.0), (("cb", "ba"), "bus"): pytest.approx(100.0),
+                   (("cb", "ba"), "car"): pytest.approx(300.0)}
 
 
 def test_edges_shorter_than_half_a_second_are_lengthened(tmp_path):

@@ -562,11 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("from-sumo", parents=[shared],
                        help="convert a SUMO network and its route files into a scenario .toml (docs/sumo.md, Import)")
     p.add_argument("net", metavar="NET.net.xml", help="SUMO network (.net.xml or .net.xml.gz)")
-    p.add_argument("routes", nargs="*", metavar="ROUTES.rou.xml", help="SUMO route files (flows, vehicles, trips)")
+    p.add_argument("routes", nargs="*", metavar="ROUTES.rou.xml",
+                   help="SUMO route files (flows, vehicles, trips) and additional files with their <taz> zones")
     p.add_argument("--out", "-o", required=True, metavar="FILE.toml", help="the scenario file to write")
     p.add_argument("--duration", type=float, default=3600.0, metavar="S", help="scenario horizon [s] (default 3600)")
     p.add_argument("--no-junctions", action="store_true",
-                   help="leave SUMO's priority junctions without give-way rules (streams cross freely)")
+                   help="leave SUMO's priority and right-before-left junctions without give-way rules (streams cross freely)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_cmd_from_sumo)
 

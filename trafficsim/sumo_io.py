@@ -69,6 +69,7 @@ __all__ = [
     "junctions_from_sumo",
     "import_capacity",
     "demand_from_sumo",
+    "taz_from_sumo",
     "scenario_from_sumo",
 ]
 
@@ -1089,9 +1090,64 @@ def _trip_path(network: Network, el) -> list[str] | None:
     return path
 
 
+def taz_from_sumo(*paths) -> dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
+    """The traffic assignment zones (``<taz>``) of SUMO files (additional or route files, where
+    ``od2trips`` and ``sumo -a`` read them): ``{id: (sources, sinks)}``, each a list of ``(edge,
+    weight)``, from ``<tazSource>``/``<tazSink>`` children or else the ``edges`` attribute
+    (every edge a source and a sink of weight 1)."""
+    out = {}
+    for p in paths:
+        for t in ET.parse(str(p)).getroot().iter("taz"):
+            src = [(c.get("id"), float(c.get("weight", 1.0))) for c in t.iter("tazSource")]
+            snk = [(c.get("id"), float(c.get("weight", 1.0))) for c in t.iter("tazSink")]
+            edges = [(e, 1.0) for e in t.get("edges", "").split()]
+            out[t.get("id")] = (src or edges, snk or edges)
+    return out
+
+
+def _taz_path(network: Network, taz: dict, el, cache: dict) -> list[str]:
+    """The free-flow fastest route of a trip or flow from zone ``fromTaz`` to zone ``toTaz``: from
+    any of the first's source edges to any of the second's sink edges (SUMO routes TAZ trips
+    through a virtual node joined to every source and every sink edge: the weights only matter
+    where ``od2trips`` draws edges)."""
+    key = (el.get("fromTaz"), el.get("toTaz"))
+    if key in cache:
+        return cache[key]
+    for z in key:
+        if z not in taz:
+            raise DemandError(f"{el.tag} {el.get('id')!r}: TAZ {z!r} is not defined (give the file with its "
+                              "<taz> elements with the routes: scenario_from_sumo(net, [taz_file, routes]) or taz=)")
+    sources = [e for e, w in taz[key[0]][0] if w > 0 and e in network.links]
+    sinks = [e for e, w in taz[key[1]][1] if w > 0 and e in network.links]
+    best, cost = None, math.inf
+    for s in sources:
+        first = network.links[s]
+        paths = network.shortest_paths_from(first.to_node)
+        for t in sinks:
+            last = network.links[t]
+            if s == t:
+                route = [s]
+            elif last.from_node == first.to_node:
+                route = [s, t]
+            elif last.from_node in paths:
+                route = [s, *paths[last.from_node], t]
+            else:
+                continue
+            if any(not network.turn_allowed(a, b) for a, b in zip(route, route[1:])):
+                continue
+            c = sum(network.links[e].free_flow_time_s for e in route)
+            if c < cost:
+                best, cost = route, c
+    if best is None:
+        raise DemandError(f"{el.tag} {el.get('id')!r}: no route from TAZ {key[0]!r} to TAZ {key[1]!r} over "
+                          "their source and sink edges in the network")
+    cache[key] = best
+    return best
+
+
 def demand_from_sumo(
     path: str | Path, network: Network, *, duration_s: float | None = None, bin_s: float = 900.0,
-    on_unmapped: str = "error",
+    on_unmapped: str = "error", taz: dict | None = None,
 ) -> Demand:
     """A :class:`~trafficsim.demand.Demand` from a SUMO routes file.
 
@@ -1101,8 +1157,12 @@ def demand_from_sumo(
     are given by ``route`` (id or embedded ``<route edges>``; the id of a
     ``<routeDistribution>`` splits the element over its routes by their ``probability``), by
     ``from``/``to`` edges (free-flow shortest path, through the ``via`` edges) or by
-    ``fromJunction``/``toJunction`` (shortest path between the nodes). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
-    with ``on_unmapped="skip"``.
+    ``fromJunction``/``toJunction`` (shortest path between the nodes) or, with neither, by
+    ``fromTaz``/``toTaz`` (the fastest route from a source edge of the one zone to a sink edge of
+    the other; zones from ``taz``, :func:`taz_from_sumo`, and the file's own ``<taz>``
+    elements). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
+    with ``on_unmapped="skip"``. A vehicle ``type`` naming a ``<vTypeDistribution>`` splits the
+    element over its types' vehicle classes by their ``probability``.
     """
     if on_unmapped not in ("error", "skip"):
         raise DemandError(f"on_unmapped must be 'error' or 'skip', got {on_unmapped!r}")
@@ -1115,6 +1175,22 @@ def demand_from_sumo(
         for d in root.iter("routeDistribution") if d.get("id")
     }
     vclass = {t.get("id"): _VCLASS_BACK.get(t.get("vClass", "passenger"), "car") for t in root.iter("vType")}
+    # vType distributions: id -> {class: share} (member types inline, or named by vTypes)
+    class_shares: dict[str, dict[str, float]] = {}
+    type_prob = {t.get("id"): float(t.get("probability", 1.0)) for t in root.iter("vType")}
+    for dist in root.iter("vTypeDistribution"):
+        members = [(t.get("id"), float(t.get("probability", 1.0))) for t in dist.iter("vType")]
+        named = dist.get("vTypes", "").split()
+        probs = [float(p) for p in dist.get("probabilities", "").split()]
+        members += [(tid, probs[i] if i < len(probs) else type_prob.get(tid, 1.0)) for i, tid in enumerate(named)]
+        shares: dict[str, float] = {}
+        for tid, p in members:
+            shares[vclass.get(tid, "car")] = shares.get(vclass.get(tid, "car"), 0.0) + p
+        total = sum(shares.values())
+        if total > 0:
+            class_shares[dist.get("id")] = {c: p / total for c, p in shares.items()}
+    zones = {**taz_from_sumo(path), **(taz or {})}
+    taz_routes: dict = {}
 
     def mapped(el, edges) -> tuple[str, ...] | None:
         if not edges or any(e not in network.links for e in edges):
@@ -1135,9 +1211,10 @@ def demand_from_sumo(
             edges = named_routes.get(ref)
         elif el.find("route") is not None:
             edges = el.find("route").get("edges", "").split()
-        elif el.get("fromTaz") or el.get("toTaz"):
-            raise DemandError(f"{el.tag} {el.get('id')!r}: TAZ demand (fromTaz/toTaz) is not read; route it first "
-                              "(duarouter) or give from/to edges")
+        elif (el.get("fromTaz") or el.get("toTaz")) and not (el.get("from") or el.get("fromJunction")):
+            if not (el.get("fromTaz") and el.get("toTaz")):
+                raise DemandError(f"{el.tag} {el.get('id')!r}: fromTaz and toTaz go together")
+            edges = _taz_path(network, zones, el, taz_routes)
         else:
             try:
                 edges = _trip_path(network, el)
@@ -1159,7 +1236,7 @@ def demand_from_sumo(
         paths = paths_of(el)
         if not paths:
             continue
-        vc = vclass.get(el.get("type", ""), "car")
+        kinds = class_shares.get(el.get("type", ""), {vclass.get(el.get("type", ""), "car"): 1.0})
         total_p = sum(w for _, w in paths)
         if el.tag == "flow":
             begin = _num_attr(el, "begin", 0.0)
@@ -1181,7 +1258,8 @@ def demand_from_sumo(
             begin = math.floor(t / bin_s) * bin_s
             end, rate = begin + bin_s, 3600.0 / bin_s
         for p, w in paths:
-            segments.setdefault((p, vc), []).append((begin, end, rate * w / total_p))
+            for vc, share in kinds.items():
+                segments.setdefault((p, vc), []).append((begin, end, rate * w / total_p * share))
     demand = Demand()
     for (p, vc), segs in segments.items():
         o, d = network.links[p[0]].from_node, network.links[p[-1]].to_node
@@ -1196,6 +1274,8 @@ def scenario_from_sumo(
 ) -> Scenario:
     """A Scenario from a SUMO network, its route files and its static signal programs.
 
+    ``route_files`` may include additional files with the ``<taz>`` zones of TAZ trips.
+
     ``junctions`` (default True): the network's unsignalised ``priority`` junctions become
     :class:`~trafficsim.control.PriorityJunction` controls (:func:`junctions_from_sumo`), so
     minor streams give way as in SUMO; False lets every unsignalised junction's streams cross
@@ -1206,8 +1286,9 @@ def scenario_from_sumo(
     demand = Demand()
     if isinstance(route_files, (str, Path)):
         route_files = [route_files]
+    zones = taz_from_sumo(*route_files)
     for rf in route_files:
-        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s).flows)
+        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s, taz=zones).flows)
     controls = signals_from_sumo(snet, net)
     if junctions:
         signalised = {c.node for c in controls}

@@ -55,6 +55,8 @@ CASES = {
     "random-tls": ["--rand", "--rand.iterations", "120", "--rand.min-distance", "120", "--tls.guess"],
     "grid-priority": ["--grid", "--grid.number", "5", "--grid.length", "300"],
     "random-priority": ["--rand", "--rand.iterations", "120", "--rand.min-distance", "120"],
+    "grid-right-before-left": ["--grid", "--grid.number", "5", "--grid.length", "300",
+                               "--default-junction-type", "right_before_left"],
 }
 #: networks and demand shipped with SUMO (``tools/game`` of the eclipse-sumo wheel; the first
 #: four drawn in netedit, ingolstadt cut from OpenStreetMap), run with their own route files

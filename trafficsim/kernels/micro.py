@@ -283,7 +283,8 @@ def _update_signals(t, k, first, move_sig, move_win_off, win_start, win_end, win
 
 @kernel
 def _give_way(k, move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, move_gw, move_out, yld_tc, yld_lo, yld_n,
-              amber, x, v, cls, flags, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0, slot_move):
+              amber, x, v, cls, flags, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a,
+              cl_v0, slot_move, slot_next):
     """Pass 1b: movements that give way (a left turn on a green shared with the opposing stream,
     the minor streams of a priority junction) wait for a gap.
 
@@ -323,12 +324,15 @@ def _give_way(k, move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, move_
                 continue
             out = move_out[mo]
             if move_gw[mo] and out >= 0:
-                # a vehicle that set off from the line by it is still in the junction
+                # a vehicle that set off from the line by it is still in the junction (its route's
+                # slots are consecutive: the one before its own took it over the node)
                 for lane in range(link_lane0[out], link_lane0[out + 1]):
                     u = lane_tail[lane]
                     if u >= 0 and x[u] - cls_len[cls[u]] < JUNCTION_CLEAR_M:
-                        blocked = True
-                        break
+                        p = slot[u] - 1
+                        if p >= 0 and slot_next[p] == slot[u] and slot_move[p] == mo:
+                            blocked = True
+                            break
                 if blocked:
                     break
             c = move_in[mo]
@@ -836,8 +840,8 @@ def micro_advance(k0, k1, n_steps, dt, spr, traj_every, net, ctl, st, rec):
                         move_state, sig_next, sig_tc, st.move_onset)
         if yld_move.shape[0] > 0:
             _give_way(k, move_state, yld_raw, yld_move, net.yld_off, net.yld_opp, net.move_in, net.move_gw,
-                      net.move_out, net.yld_tc, net.yld_lo, net.yld_n, amber, x, v, cls, flags, slot, tgt, lane_head, lane_tail, link_len, link_lane0, cls_len,
-                      cls_s0, cls_a, cl_v0, slot_move)
+                      net.move_out, net.yld_tc, net.yld_lo, net.yld_n, amber, x, v, cls, flags, slot, tgt, lane_head,
+                      lane_tail, link_len, link_lane0, cls_len, cls_s0, cls_a, cl_v0, slot_move, net.slot_next)
         for r in range(R):
             n = arrivals[k - k0, r]
             if n > 0:
