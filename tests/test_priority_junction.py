@@ -150,7 +150,7 @@ def test_micro_minor_stream_waits_for_gaps():
     node at least 3 s later (it waits for 6.5 s at the line and takes a second or two to get
     there; 5.5 s measured at 2 x 450 veh/h); without the control a fifth of them cross within 1 s
     of one. Its discharge falls
-    with the major flow (seed 0: 1,077 veh/h at 2 x 300, 351 at 2 x 600, against the HCM's 834
+    with the major flow (seed 0: 1,092 veh/h at 2 x 300, 351 at 2 x 600, against the HCM's 834
     and 374), the major road is not held up, no collisions, exact conservation."""
     def lags(junction):
         res = ts.simulate(_cross(1500.0, 450.0, junction=junction, duration_s=900.0), engine="micro", seed=2,
