@@ -594,6 +594,28 @@ def test_vtype_distributions_split_the_demand_by_vehicle_class(tmp_path):
                    (("cb", "ba"), "car"): pytest.approx(300.0)}
 
 
+def test_bicycles_and_trains_are_left_out_and_types_may_come_from_another_file(tmp_path):
+    """The engines model road vehicles: a flow of bicycles (or the bicycle share of a type
+    distribution) is left out with a warning that counts it, not refused as a route over edges
+    the network lacks; vehicle types defined in another of the scenario's files apply."""
+    net_file = _netconvert(tmp_path, DEAD_END_NODES, DEAD_END_EDGES, None, "--no-turnarounds.except-deadend")
+    types = tmp_path / "types.add.xml"
+    types.write_text("""<additional>
+  <vType id="bike" vClass="bicycle"/><vType id="lorry" vClass="truck"/><vType id="car" vClass="passenger"/>
+  <vTypeDistribution id="street" vTypes="car bike" probabilities="0.75 0.25"/>
+</additional>""")
+    rou = tmp_path / "mixed.rou.xml"
+    rou.write_text("""<routes>
+  <flow id="b" type="bike" begin="0" end="3600" vehsPerHour="500" from="bike_only" to="elsewhere"/>
+  <flow id="t" type="lorry" begin="0" end="3600" vehsPerHour="100" from="ab" to="bc"/>
+  <flow id="s" type="street" begin="0" end="3600" vehsPerHour="400" from="cb" to="ba"/>
+</routes>""")
+    with pytest.warns(UserWarning, match=r"2 flow\(s\).*\(bicycle\): left out"):
+        sc = scenario_from_sumo(net_file, [types, rou], duration_s=3600)
+    got = {(f.routes[0][0], f.vehicle_class): f.total(3600) for f in sc.demand.flows}
+    assert got == {(("ab", "bc"), "truck"): pytest.approx(100.0), (("cb", "ba"), "car"): pytest.approx(300.0)}
+
+
 def test_edges_shorter_than_half_a_second_are_lengthened(tmp_path):
     """SUMO's tiny edges inside complex junctions would force the engines' steps down to their
     free-flow time; the import lengthens them to half a second at their speed limit."""

@@ -1063,6 +1063,18 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
 
 
 _VCLASS_BACK = {"passenger": "car", "bus": "bus", "coach": "bus", "truck": "truck", "trailer": "truck", "delivery": "truck"}
+#: SUMO vehicle classes that do not drive on the roads the engines model: their vehicles are
+#: left out of the demand, with a ``UserWarning`` that counts them (every other class is a car
+#: unless :data:`_VCLASS_BACK` says otherwise).
+NON_ROAD_VCLASSES = frozenset({
+    "pedestrian", "bicycle", "scooter", "wheelchair", "tram", "rail_urban", "rail", "rail_electric", "rail_fast",
+    "subway", "cable_car", "ship", "aircraft", "drone", "container",
+})
+
+
+def _vclass_back(sumo_vclass: str) -> str | None:
+    """trafficsim's vehicle class of a SUMO ``vClass`` (None: not a road vehicle)."""
+    return None if sumo_vclass in NON_ROAD_VCLASSES else _VCLASS_BACK.get(sumo_vclass, "car")
 
 
 def _num_attr(el, name: str, default=None):
@@ -1147,7 +1159,7 @@ def _taz_path(network: Network, taz: dict, el, cache: dict) -> list[str]:
 
 def demand_from_sumo(
     path: str | Path, network: Network, *, duration_s: float | None = None, bin_s: float = 900.0,
-    on_unmapped: str = "error", taz: dict | None = None,
+    on_unmapped: str = "error", taz: dict | None = None, types_from=(),
 ) -> Demand:
     """A :class:`~trafficsim.demand.Demand` from a SUMO routes file.
 
@@ -1162,11 +1174,15 @@ def demand_from_sumo(
     the other; zones from ``taz``, :func:`taz_from_sumo`, and the file's own ``<taz>``
     elements). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
     with ``on_unmapped="skip"``. A vehicle ``type`` naming a ``<vTypeDistribution>`` splits the
-    element over its types' vehicle classes by their ``probability``.
+    element over its types' vehicle classes by their ``probability``; types may be defined in
+    the files ``types_from`` too (:func:`scenario_from_sumo` passes all its files). Vehicles of a
+    class that does not drive on roads (:data:`NON_ROAD_VCLASSES`: bicycles, pedestrians, trams,
+    trains, ...) are left out, with a ``UserWarning`` counting them.
     """
     if on_unmapped not in ("error", "skip"):
         raise DemandError(f"on_unmapped must be 'error' or 'skip', got {on_unmapped!r}")
     root = ET.parse(str(path)).getroot()
+    type_roots = [root, *(ET.parse(str(f)).getroot() for f in types_from if Path(f) != Path(path))]
     named_routes = {r.get("id"): r.get("edges", "").split() for r in root.iter("route") if r.get("id")}
     # route distributions: id -> [(edges, probability)] (members inline or by refId)
     distributions = {
@@ -1174,16 +1190,16 @@ def demand_from_sumo(
                        float(r.get("probability", 1.0))) for r in d.iter("route")]
         for d in root.iter("routeDistribution") if d.get("id")
     }
-    vclass = {t.get("id"): _VCLASS_BACK.get(t.get("vClass", "passenger"), "car") for t in root.iter("vType")}
+    vclass = {t.get("id"): _vclass_back(t.get("vClass", "passenger")) for r in type_roots for t in r.iter("vType")}
     # vType distributions: id -> {class: share} (member types inline, or named by vTypes)
     class_shares: dict[str, dict[str, float]] = {}
-    type_prob = {t.get("id"): float(t.get("probability", 1.0)) for t in root.iter("vType")}
-    for dist in root.iter("vTypeDistribution"):
+    type_prob = {t.get("id"): float(t.get("probability", 1.0)) for r in type_roots for t in r.iter("vType")}
+    for dist in (d for r in type_roots for d in r.iter("vTypeDistribution")):
         members = [(t.get("id"), float(t.get("probability", 1.0))) for t in dist.iter("vType")]
         named = dist.get("vTypes", "").split()
         probs = [float(p) for p in dist.get("probabilities", "").split()]
         members += [(tid, probs[i] if i < len(probs) else type_prob.get(tid, 1.0)) for i, tid in enumerate(named)]
-        shares: dict[str, float] = {}
+        shares: dict[str | None, float] = {}
         for tid, p in members:
             shares[vclass.get(tid, "car")] = shares.get(vclass.get(tid, "car"), 0.0) + p
         total = sum(shares.values())
@@ -1230,13 +1246,19 @@ def demand_from_sumo(
 
     segments: dict[tuple[tuple[str, ...], str], list[tuple[float, float, float]]] = {}
     horizon = duration_s
+    off_road = 0
     for el in root:
         if el.tag not in ("flow", "vehicle", "trip"):
             continue
+        kinds = class_shares.get(el.get("type", ""), {vclass.get(el.get("type", ""), "car"): 1.0})
+        if None in kinds:
+            off_road += 1
+            kinds = {c: p for c, p in kinds.items() if c is not None}
+            if not kinds:
+                continue
         paths = paths_of(el)
         if not paths:
             continue
-        kinds = class_shares.get(el.get("type", ""), {vclass.get(el.get("type", ""), "car"): 1.0})
         total_p = sum(w for _, w in paths)
         if el.tag == "flow":
             begin = _num_attr(el, "begin", 0.0)
@@ -1260,6 +1282,11 @@ def demand_from_sumo(
         for p, w in paths:
             for vc, share in kinds.items():
                 segments.setdefault((p, vc), []).append((begin, end, rate * w / total_p * share))
+    if off_road:
+        off_classes = {t.get("vClass") for r in type_roots for t in r.iter("vType")} & NON_ROAD_VCLASSES
+        warnings.warn(f"SUMO import: {off_road} flow(s), vehicle(s) or trip(s) in {Path(path).name} are (in part) of a "
+                      f"vehicle class that does not drive on roads ({', '.join(sorted(off_classes))}): "
+                      "left out of the demand", UserWarning, stacklevel=2)
     demand = Demand()
     for (p, vc), segs in segments.items():
         o, d = network.links[p[0]].from_node, network.links[p[-1]].to_node
@@ -1288,7 +1315,7 @@ def scenario_from_sumo(
         route_files = [route_files]
     zones = taz_from_sumo(*route_files)
     for rf in route_files:
-        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s, taz=zones).flows)
+        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s, taz=zones, types_from=route_files).flows)
     controls = signals_from_sumo(snet, net)
     if junctions:
         signalised = {c.node for c in controls}
