@@ -642,16 +642,17 @@ def test_edges_shorter_than_half_a_second_are_lengthened(tmp_path):
         network_from_sumo(net_file, min_travel_time_s=-1)
 
 
-def test_actuated_programs_import_as_fixed_time_with_a_warning(tmp_path):
+@pytest.mark.parametrize("tls_type", ["actuated", "delay_based", "NEMA"])
+def test_actuated_programs_import_as_fixed_time_with_a_warning(tmp_path, tls_type):
     net_file = _netconvert(tmp_path, T_NODES.format(kind="traffic_light"), T_EDGES.format(p_main=2, p_side=1), None,
-                           "--tls.default-type", "actuated")
+                           "--tls.default-type", tls_type)
     net = network_from_sumo(net_file)
-    with pytest.warns(UserWarning, match=r"1 actuated or delay-based program\(s\) \('J'\)"):
+    with pytest.warns(UserWarning, match=r"1 actuated, delay-based or other adaptive program\(s\) \('J'\)"):
         (sig,) = signals_from_sumo(net_file, net)
     import sumolib
 
     prog = next(iter(sumolib.net.readNet(str(net_file), withPrograms=True).getTLS("J").getPrograms().values()))
-    assert prog.getType() == "actuated"
+    assert prog.getType() == tls_type
     assert sig.node == "J" and sig.cycle_s == pytest.approx(sum(float(p.duration) for p in prog.getPhases()))
 
 

@@ -944,9 +944,10 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
     Each run of phases that show green (``G``/``g``) becomes a :class:`Phase` whose movements
     are the green (in_link, out_link) pairs; the ``y`` phases after it are its amber and
     all-red phases its all-red. A traffic light that controls several junctions gives one
-    signal per junction. Actuated and delay-based programs become fixed-time plans with their
-    phases' ``duration`` (with a ``UserWarning`` naming them); other program types, and
-    movements on links the network did not import, are skipped.
+    signal per junction. Actuated, delay-based, NEMA, self-organising (``sotl_*``, ``swarm``)
+    and other adaptive programs become fixed-time plans with their phases' ``duration`` (with a
+    ``UserWarning`` naming them); programs switched ``off`` (SUMO then runs the junction
+    without its light), and movements on links the network did not import, are skipped.
     """
     snet = _read_net(path)
     out = []
@@ -956,9 +957,9 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
         if not progs:
             continue
         prog = progs.get(program) if program else progs[sorted(progs)[0]]
-        if prog is None or prog.getType() not in ("static", None, "", *_ADAPTIVE_TLS):
+        if prog is None or prog.getType() == "off":
             continue
-        if prog.getType() in _ADAPTIVE_TLS:
+        if prog.getType() not in ("static", None, ""):
             adaptive.append(tls.getID())
         links: dict[int, list[tuple[str, str]]] = {}
         for in_lane, out_lane, idx in tls.getConnections():
@@ -981,14 +982,12 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
             out.append(FixedTimeSignal(node, phases, float(prog.getOffset() or 0.0)).validate(network))
     if adaptive:
         shown = ", ".join(repr(t) for t in adaptive[:4]) + (" and others" if len(adaptive) > 4 else "")
-        warnings.warn(f"signals_from_sumo: {len(adaptive)} actuated or delay-based program(s) ({shown}) imported as "
-                      "fixed-time plans with their phases' base durations (trafficsim's signals are fixed-time)",
-                      UserWarning, stacklevel=2)
+        warnings.warn(f"signals_from_sumo: {len(adaptive)} actuated, delay-based or other adaptive program(s) ({shown}) "
+                      "imported as fixed-time plans with their phases' base durations (trafficsim's signals are "
+                      "fixed-time)", UserWarning, stacklevel=2)
     return out
 
 
-#: SUMO traffic-light types imported as fixed-time plans from their phases' ``duration``.
-_ADAPTIVE_TLS = ("actuated", "delay_based")
 #: SUMO junction types that become a :class:`PriorityJunction` on import.
 PRIORITY_JUNCTION_TYPES = ("priority", "priority_stop")
 #: SUMO junction types that become a ``PriorityJunction(rule="right_before_left")`` on import.
