@@ -394,6 +394,7 @@ def test_from_sumo_writes_a_scenario_that_runs_as_the_import_does(capsys, tmp_pa
     assert code == 0
     summary = json.loads(text)
     assert summary["links"] == 6 and summary["flows"] == 2 and summary["duration_s"] == 900
+    assert summary["right_before_left_junctions"] == 0       # netconvert made B a priority junction
     code, text, _ = run(capsys, "run", str(out), "--json", "-q")
     assert code == 0
     direct = ts.simulate(scenario_from_sumo(net_file, [rou], duration_s=900)).kpis

@@ -402,16 +402,18 @@ def _cmd_from_sumo(args) -> int:
     sc = scenario_from_sumo(args.net, args.routes, duration_s=args.duration, junctions=not args.no_junctions)
     out = sc.to_toml(args.out)
     signals = sum(isinstance(c, FixedTimeSignal) for c in sc.controls)
-    junctions = sum(isinstance(c, PriorityJunction) for c in sc.controls)
+    junctions = sum(isinstance(c, PriorityJunction) and c.rule == "priority" for c in sc.controls)
+    rbl = sum(isinstance(c, PriorityJunction) and c.rule == "right_before_left" for c in sc.controls)
     summary = {"scenario": str(out), "nodes": len(sc.network.nodes), "links": len(sc.network.links),
                "flows": len(sc.demand.flows), "vehicles": round(sc.demand.total(sc.duration_s), 1),
-               "signals": signals, "priority_junctions": junctions, "duration_s": sc.duration_s}
+               "signals": signals, "priority_junctions": junctions, "right_before_left_junctions": rbl,
+               "duration_s": sc.duration_s}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"wrote {out}: {summary['nodes']} nodes, {summary['links']} links, {summary['flows']} flows "
               f"({summary['vehicles']:,.0f} vehicles in {sc.duration_s:g} s), {signals} signals, "
-              f"{junctions} priority junctions")
+              f"{junctions} priority junctions, {rbl} right-before-left junctions")
         _info(args, f"run it with: trafficsim run {out} --engine micro")
     return 0
 
