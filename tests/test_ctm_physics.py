@@ -315,7 +315,7 @@ def test_capacity_drop_is_not_triggered_by_a_metered_queue():
     assert run(900.0) == pytest.approx(3000 + 900, rel=0.01)          # meter holds the ramp: no drop
 
 
-def _turn_bay(connect: bool, schedule=(), engine="macro", seed=0):
+def _turn_bay(connect: bool, schedule=(), engine="macro", seed=0, **options):
     """A 3-lane approach: through to a 3-lane road, right turn to a 1-lane road (5000 + 500 veh/h).
 
     With ``connect`` the lane markings say: lane 0 turns right, lanes 1-2 go straight on."""
@@ -334,8 +334,8 @@ def _turn_bay(connect: bool, schedule=(), engine="macro", seed=0):
     d.add("A", "R", [(0, 500)])
     sc = ts.Scenario(net, d, 3600)
     if engine == "macro":
-        return ts.simulate(sc, dt_s=1.8, record_interval_s=36.0)
-    return ts.simulate(sc, engine=engine, seed=seed, record_interval_s=36.0)
+        return ts.simulate(sc, dt_s=1.8, record_interval_s=36.0, **options)
+    return ts.simulate(sc, engine=engine, seed=seed, record_interval_s=36.0, **options)
 
 
 def _mean(da, t0, t1):
@@ -343,18 +343,29 @@ def _mean(da, t0, t1):
 
 
 def test_movement_carries_at_most_the_share_of_capacity_of_its_lanes():
-    """Lane markings cap a movement at its lanes' capacity; the link's queue holds back the others
-    in first-in-first-out order."""
+    """Lane markings cap a movement at its lanes' capacity. Marked into disjoint groups (lane 0
+    right, lanes 1-2 through), each group queues on its own (lane groups, the default): the right
+    turn passes its whole demand beside the through queue. With one queue for the link
+    (``lane_groups=False``) the queue holds back the right-turners in first-in-first-out order:
+    they pass in the demand mix of the through flow. Marked along the whole link, the through
+    lanes take their capacity from its start: with groups the through excess (5,000 - 2 x 2,000
+    veh/h) waits to enter at the origin, with one queue it stands on the approach (and spills
+    back to the origin once it fills it)."""
     ds = _turn_bay(connect=False).data
     # unmarked: every lane leads straight on, the approach's 3 lanes carry the 5,500 veh/h
     assert _mean(ds.inflow.sel(link="thru"), 1800, 3600) == pytest.approx(5000, rel=1e-3)
-    res = _turn_bay(connect=True)
-    ds = res.data
-    thru, right = _mean(ds.inflow.sel(link="thru"), 1800, 3600), _mean(ds.inflow.sel(link="right"), 1800, 3600)
-    assert thru == pytest.approx(2 * Q, rel=1e-3)             # 2 of 3 lanes x lane capacity
-    assert right == pytest.approx(2 * Q * 500 / 5000, rel=1e-3)  # FIFO: the demand mix of the through flow
-    assert res.kpis["bottleneck"] == "app"
-    assert res.conservation_error() < 1e-6
+    for groups, right_expected in ((True, 500.0), (False, 2 * Q * 500 / 5000)):
+        res = _turn_bay(connect=True, lane_groups=groups)
+        ds = res.data
+        thru, right = _mean(ds.inflow.sel(link="thru"), 1800, 3600), _mean(ds.inflow.sel(link="right"), 1800, 3600)
+        assert thru == pytest.approx(2 * Q, rel=1e-3)             # 2 of 3 lanes x lane capacity
+        assert right == pytest.approx(right_expected, rel=1e-3)
+        assert res.kpis["bottleneck"] == ("" if groups else "app")
+        if groups:      # the link free-flowing, the whole excess at the origin
+            assert float(ds.origin_queue.isel(time=-1).sum()) == pytest.approx(5000 - 2 * Q, rel=1e-3)
+        assert res.conservation_error() < 1e-6
+        assert ds.attrs["lane_groups"] == (2 if groups else 0)
+        assert list(ds.link.values) == ["app", "thru", "right"]
 
 
 def test_movement_share_follows_the_lanes_in_force():
@@ -402,7 +413,7 @@ def test_lanes_that_end_count_only_where_the_link_has_a_single_way_on():
     assert run(ban=True) == pytest.approx(2 * 1800, rel=1e-3)    # the continuing lanes bind
 
 
-def _protected_left(thru_vph, left_vph):
+def _protected_left(thru_vph, left_vph, **options):
     """A 3-lane approach to a signal whose lanes 0-1 go straight on (40 s green) and lane 2 turns
     left (its own 15 s phase), then a 30 s phase for the cross street: cycle 100 s. The roads
     beyond are wider than the lanes that feed them, so the markings bind."""
@@ -421,7 +432,7 @@ def _protected_left(thru_vph, left_vph):
     d = ts.Demand()
     d.add("A", "T", [(0, thru_vph)])
     d.add("A", "W", [(0, left_vph)])
-    res = ts.simulate(ts.Scenario(net, d, 3600, [sig]), dt_s=1.0, record_interval_s=100.0)
+    res = ts.simulate(ts.Scenario(net, d, 3600, [sig]), dt_s=1.0, record_interval_s=100.0, **options)
     assert res.conservation_error() < 1e-6
     return _mean(res.data.inflow.sel(link="thru"), 1200, 3600), _mean(res.data.inflow.sel(link="left"), 1200, 3600)
 
@@ -445,14 +456,23 @@ def test_saturated_movement_discharges_its_lanes_saturation_flow_times_green_sha
     veh/h), left 1 x 1,800 x 15/100 within 1%. (Until 2026-11-23: 918 and 196 veh/h.) The
     approach is one queue, first in first out: once the saturated movement's queue fills it,
     the other movement's vehicles reach the stop line only in the demand mix (a turn lane that
-    stores its own queue is a link of its own, docs/models/ctm.md)."""
-    thru, left = _protected_left(thru_vph, left_vph)
+    stores its own queue is a link of its own, docs/models/ctm.md) with ``lane_groups=False``.
+    With lane groups (the default: lanes 0-1 through and lane 2 left are disjoint) the two queue
+    apart, and the other movement passes its whole demand."""
+    thru, left = _protected_left(thru_vph, left_vph, lane_groups=False)
     if thru_vph > 2 * 1800 * 0.40:
         assert thru == pytest.approx(2 * 1800 * 0.40, rel=0.02)
         assert left == pytest.approx(thru * left_vph / thru_vph, rel=0.01)
     else:
         assert left == pytest.approx(1 * 1800 * 0.15, rel=0.01)
         assert thru == pytest.approx(left * thru_vph / left_vph, rel=0.01)
+    thru, left = _protected_left(thru_vph, left_vph)
+    if thru_vph > 2 * 1800 * 0.40:
+        assert thru == pytest.approx(2 * 1800 * 0.40, rel=0.02)
+        assert left == pytest.approx(left_vph, rel=0.01)
+    else:
+        assert left == pytest.approx(1 * 1800 * 0.15, rel=0.01)
+        assert thru == pytest.approx(thru_vph, rel=0.01)
 
 
 # ---------------------------------------------------------------- permitted left turns

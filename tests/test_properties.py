@@ -88,35 +88,50 @@ def marked_diverges(draw):
     return ts.Scenario(net, d, duration_s=1200.0), blocks, na, q
 
 
+def _check_queue(ds, sc, blocks, q, lo, hi):
+    """Movements ``blocks`` (out link -> approach lanes) served by the approach lanes ``lo..hi``
+    that queue together: for every run of adjacent lanes, the movements served only by lanes in
+    it carry at most the run's capacity; one ratio of flow to demand for all (first in, first
+    out), as high as the marked lanes, the exits and the demand allow."""
+    late = ds.time > 600.0
+    demand = {f"out{j}": f.rate_at(0.0) for j, f in enumerate(sc.demand.flows)}
+    flows = {b: float(ds.inflow.sel(link=b).where(late).dropna("time").mean()) for b in blocks}
+    runs = [(i, j) for i in range(lo, hi + 1) for j in range(i, hi + 1)]
+
+    def within(i, j):
+        return [b for b, (a, z) in blocks.items() if a >= i and z <= j]
+
+    for i, j in runs:
+        assert sum(flows[b] for b in within(i, j)) <= (j - i + 1) * q * (1 + 1e-6) + 1e-6, (i, j, flows, blocks)
+    ratios = [flows[b] / demand[b] for b in blocks]
+    assert max(ratios) - min(ratios) < 1e-3, ratios
+    bound = min([1.0] + [(j - i + 1) * q / sum(demand[b] for b in within(i, j)) for i, j in runs if within(i, j)]
+                + [sc.network.links[b].lanes * sc.network.links[b].capacity_vph_per_lane / demand[b] for b in blocks]
+                + [(hi - lo + 1) * q / sum(demand[b] for b in blocks)])
+    assert ratios[0] == pytest.approx(bound, rel=1e-3), (ratios, bound)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(marked_diverges())
 def test_no_movement_exceeds_the_capacity_of_the_lanes_marked_for_it(case):
     """The movements fit the lanes marked for them: for every run of adjacent approach lanes, the
     movements served only by lanes in it carry at most the run's capacity (one movement on k of
-    n lanes at most k/n of the approach's; movements sharing a lane share its capacity). The
-    approach's queue holds them back first in first out: every movement's flow keeps the demand
-    mix, at the largest ratio that the lanes, the exits and the demand allow."""
+    n lanes at most k/n of the approach's; movements sharing a lane share its capacity). With one
+    queue for the approach (``lane_groups=False``) it holds them back first in first out: every
+    movement's flow keeps the demand mix, at the largest ratio that the lanes, the exits and the
+    demand allow. With lane groups (the default) the same holds within each group of lanes that
+    no movement shares with another group, and the groups queue apart."""
+    from trafficsim.engines._lane_groups import lane_groups
+
     sc, blocks, na, q = case
+    res = ts.simulate(sc, record_interval_s=60.0, lane_groups=False)
+    _check_queue(res.data, sc, blocks, q, 0, na - 1)
+    assert res.conservation_error() < 1e-6
     res = ts.simulate(sc, record_interval_s=60.0)
-    ds = res.data
-    late = ds.time > 600.0
-    demand = {f"out{j}": f.rate_at(0.0) for j, f in enumerate(sc.demand.flows)}
-    flows = {b: float(ds.inflow.sel(link=b).where(late).dropna("time").mean()) for b in blocks}
-    runs = [(i, j) for i in range(na) for j in range(i, na)]
-
-    def within(i, j):
-        return [b for b, (lo, hi) in blocks.items() if lo >= i and hi <= j]
-
-    for i, j in runs:
-        assert sum(flows[b] for b in within(i, j)) <= (j - i + 1) * q * (1 + 1e-6) + 1e-6, (i, j, flows, blocks)
-    # FIFO: one ratio of flow to demand for every movement
-    ratios = [flows[b] / demand[b] for b in blocks]
-    assert max(ratios) - min(ratios) < 1e-3, ratios
-    # the ratio is as high as the marked lanes (and the downstream roads, and the demand) allow
-    bound = min([1.0] + [(j - i + 1) * q / sum(demand[b] for b in within(i, j)) for i, j in runs if within(i, j)]
-                + [sc.network.links[b].lanes * sc.network.links[b].capacity_vph_per_lane / demand[b] for b in blocks]
-                + [na * q / sum(demand.values())])
-    assert ratios[0] == pytest.approx(bound, rel=1e-3), (ratios, bound)
+    groups = lane_groups(sc.network).get("app", [((0, na - 1), tuple(blocks))])
+    assert res.data.attrs["lane_groups"] == (len(groups) if len(groups) > 1 else 0)
+    for (lo, hi), outs in groups:
+        _check_queue(res.data, sc, {b: blocks[b] for b in outs}, q, lo, hi)
     assert res.conservation_error() < 1e-6
 
 

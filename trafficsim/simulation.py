@@ -40,6 +40,8 @@ def simulate(
         Show a progress bar.
     **options
         Engine options. macro: ``capacity_drop`` (fraction), ``record_cells`` (cell densities),
+        ``lane_groups`` (default True: a link whose marked lanes split into disjoint groups queues
+        per group, :mod:`trafficsim.engines._lane_groups`),
         ``route_choice`` (``"fixed"``, default; ``"dynamic"``: departures re-split among
         candidate routes every ``route_update_s`` from instantaneous travel times; ``"en-route"``:
         the vehicles on their way re-split too; also ``route_candidates``, ``route_smoothing``,

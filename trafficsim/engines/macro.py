@@ -33,6 +33,7 @@ from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
 from ._feedback import MacroFeedback
+from ._lane_groups import fold_links, split_lane_groups
 from ..lanes import derive_connectors
 from ._route_choice import MacroRouteChoice
 from ._common import (
@@ -448,8 +449,14 @@ def run_macro(
     route_candidates: int | None = None,
     route_smoothing: float | None = None,
     route_logit_s: float | None = None,
+    lane_groups: bool = True,
 ) -> Result:
     """Run the CTM engine; see :func:`trafficsim.simulate` for the options.
+
+    ``lane_groups=True`` gives every link whose marked lanes (explicit lane connectors for every
+    movement) split into disjoint groups one queue per group (:mod:`trafficsim.engines.
+    _lane_groups`): left-turners held at their red then queue in their own lanes, not in front of
+    the through vehicles. The result names the scenario's links; each sums its groups.
 
     ``route_choice="dynamic"`` re-splits each OD flow's new departures among its candidate
     routes every ``route_update_s`` [s] (default 300) from the instantaneous route travel times
@@ -472,7 +479,8 @@ def run_macro(
                                               route_logit_s)
     except ValueError as exc:
         raise SimulationError(str(exc)) from None
-    c = compile_macro(scenario, dt_s, record_interval_s, routing.candidates if routing else 1)
+    run_scenario, parts = split_lane_groups(scenario) if lane_groups else (scenario, {})
+    c = compile_macro(run_scenario, dt_s, record_interval_s, routing.candidates if routing else 1)
     st = _new_state(c)
     rec = _new_record(c, record_cells)
     cuts = {0, c.n_steps}
@@ -506,34 +514,51 @@ def run_macro(
     finally:
         if bar is not None:
             bar.close()
+    link_ids, route_links, per_link = c.link_ids, c.routes.links, rec
+    cell_link_ids = np.asarray(c.link_ids, dtype=object)[c.cell_link]
+    if parts:       # each link of the scenario sums its lane groups
+        link_ids = list(scenario.network.links)
+        members, owner = fold_links(c.link_ids, parts, link_ids)
+        name = {p: lid for lid, ps in parts.items() for p in ps}
+        route_links = [[name.get(lid, lid) for lid in path] for path in c.routes.links]
+        cell_link_ids = np.asarray(link_ids, dtype=object)[owner[c.cell_link]]
+
+        def fold(a, how=np.add):
+            return np.stack([how.reduce(a[:, m], axis=1) for m in members], axis=1)
+
+        per_link = rec._replace(vkt=fold(rec.vkt), vht=fold(rec.vht), cum_in=fold(rec.cum_in),
+                                cum_out=fold(rec.cum_out), queue_veh=fold(rec.queue_veh),
+                                queue_m=fold(rec.queue_m, np.maximum), queue_m_max=fold(rec.queue_m_max, np.maximum),
+                                lanes=fold(rec.lanes))
     ds = build_dataset(
-        c.scenario,
+        scenario.replace(controls=[ctl.validate(scenario.network) for ctl in scenario.controls]) if parts else c.scenario,
         engine="macro",
         dt_s=c.dt,
         record_interval_s=record_interval_s,
         n_steps=c.n_steps,
-        link_ids=c.link_ids,
+        link_ids=link_ids,
         route_labels=c.routes.label,
-        route_links=c.routes.links,
+        route_links=route_links,
         origins=c.source_nodes,
-        vkt_m=rec.vkt,
-        vht_s=rec.vht,
-        cum_in=rec.cum_in,
-        cum_out=rec.cum_out,
-        queue_veh=rec.queue_veh,
-        queue_m=rec.queue_m,
-        queue_m_max=rec.queue_m_max,
-        lanes=rec.lanes,
+        vkt_m=per_link.vkt,
+        vht_s=per_link.vht,
+        cum_in=per_link.cum_in,
+        cum_out=per_link.cum_out,
+        queue_veh=per_link.queue_veh,
+        queue_m=per_link.queue_m,
+        queue_m_max=per_link.queue_m_max,
+        lanes=per_link.lanes,
         route_in=rec.route_in,
         route_out=rec.route_out,
         route_gen=rec.route_gen,
         origin_queue=rec.src_queue,
         wait_s=rec.wait,
-        extra_attrs={"capacity_drop": capacity_drop, "cells": int(c.net.cell_off[-1])},
+        extra_attrs={"capacity_drop": capacity_drop, "cells": int(c.net.cell_off[-1]),
+                     "lane_groups": int(sum(len(p) for p in parts.values()))},
     )
     if record_cells:
         ds = ds.assign_coords(
-            cell_link=("cell", np.asarray(c.link_ids, dtype=object)[c.cell_link].astype(str)),
+            cell_link=("cell", cell_link_ids.astype(str)),
             cell_x=("cell", c.cell_x, {"units": "m", "long_name": "cell centre from link start"}),
         )
         cell_len = c.net.dx[c.cell_link]

@@ -13,8 +13,9 @@ straight into Ruikang Road in the second phase.
 
 **Mechanism.** Ruikang Road's market stretch carries only
 ``(2 - 1) x 1800 x disorder_factor`` veh/h, less than the right-turners and university traffic
-bring: the queue head stands at the end of ``ruikang-entry``; the entry fills, and its queue
-blocks Xingang West Road's approach (first in, first out), delaying its through traffic.
+bring: the queue head stands at the end of ``ruikang-entry``; the entry fills, its queue fills
+the approach's kerb lane (the right-turners' lane group on the macro engine) and then blocks
+Xingang West Road's approach where vehicles sort into their lanes, delaying its through traffic.
 
 **Engines.** The disorder is a blocked lane (Blocking, all day) plus a lower lane capacity of the
 market link (friction from shoppers and parking manoeuvres) in both engines. The blocked lane
