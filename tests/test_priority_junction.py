@@ -300,6 +300,20 @@ def test_new_signal_replaces_the_give_way_rules_and_trades_major_delay_for_minor
         NewSignal(node="X").apply(sc)
 
 
+def _star(angles):
+    """A junction ``C`` of one-lane two-way roads ``in{k}``/``out{k}`` at ``angles`` [deg], at
+    least 20 degrees apart (hypothesis drops other draws)."""
+    gaps = [(b - a) % 360 for a, b in zip(angles, angles[1:] + angles[:1])]
+    assume(min(gaps) >= 20)
+    net = ts.Network()
+    net.add_node("C", 0.0, 0.0)
+    for k, a in enumerate(angles):
+        net.add_node(f"L{k}", 300.0 * math.cos(math.radians(a)), 300.0 * math.sin(math.radians(a)))
+        net.add_link(f"in{k}", f"L{k}", "C", length_m=300, lanes=1)
+        net.add_link(f"out{k}", "C", f"L{k}", length_m=300, lanes=1)
+    return net
+
+
 @settings(max_examples=60, deadline=None)
 @given(angles=st.lists(st.integers(0, 359), min_size=3, max_size=6, unique=True))
 def test_give_way_relations_are_a_ranking_at_any_star_junction(angles):
@@ -309,14 +323,7 @@ def test_give_way_relations_are_a_ranking_at_any_star_junction(angles):
     other; of two streams one at most gives way to the other; a minor stream gives way to a
     major through movement or right turn that enters its exit."""
     angles = sorted(angles)
-    gaps = [(b - a) % 360 for a, b in zip(angles, angles[1:] + angles[:1])]
-    assume(min(gaps) >= 20)
-    net = ts.Network()
-    net.add_node("C", 0.0, 0.0)
-    for k, a in enumerate(angles):
-        net.add_node(f"L{k}", 300.0 * math.cos(math.radians(a)), 300.0 * math.sin(math.radians(a)))
-        net.add_link(f"in{k}", f"L{k}", "C", length_m=300, lanes=1)
-        net.add_link(f"out{k}", "C", f"L{k}", length_m=300, lanes=1)
+    net = _star(angles)
     j = PriorityJunction("C").validate(net)
     y = priority_yields(net, j)
     moves = [(f"in{a}", f"out{b}") for a in range(len(angles)) for b in range(len(angles)) if a != b]
@@ -352,14 +359,7 @@ def test_right_before_left_gives_way_one_way_between_any_two_streams(angles):
     other; of two conflicting streams from legs that are not opposite one does, unless both turn
     right."""
     angles = sorted(angles)
-    gaps = [(b - a) % 360 for a, b in zip(angles, angles[1:] + angles[:1])]
-    assume(min(gaps) >= 20)
-    net = ts.Network()
-    net.add_node("C", 0.0, 0.0)
-    for k, a in enumerate(angles):
-        net.add_node(f"L{k}", 300.0 * math.cos(math.radians(a)), 300.0 * math.sin(math.radians(a)))
-        net.add_link(f"in{k}", f"L{k}", "C", length_m=300, lanes=1)
-        net.add_link(f"out{k}", "C", f"L{k}", length_m=300, lanes=1)
+    net = _star(angles)
     y = priority_yields(net, PriorityJunction("C", rule="right_before_left"))
     moves = [(f"in{a}", f"out{b}") for a in range(len(angles)) for b in range(len(angles)) if a != b]
 
