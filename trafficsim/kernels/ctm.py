@@ -1049,8 +1049,9 @@ def _permitted(i0, ni, no, o0, L, node_in, node_out, out_slot_off, slot_move, mo
     in the FIFO). Where a movement gives way to one that gives way in turn (a minor through
     movement to the major road's left turn; every approach of a loaded ``right_before_left``
     junction, in a cycle), the flows are the fixed point of the caps, each movement's flow its
-    demand times its share: :data:`PERMITTED_ITERATIONS` damped iterations from the uncapped
-    demands (halving the step each time; a cycle of equal streams converges in about five)."""
+    demand times its share: :data:`PERMITTED_ITERATIONS` damped Jacobi iterations from the
+    uncapped demands, each moving every share halfway to the one the last shares give (a cycle of
+    equal streams converges in about five)."""
     for i in range(ni):
         for o in range(no):
             y_io[_u(i * MO + o)], _ = _permitted_share(i, o, i0, o0, L, node_in, node_out, out_slot_off, slot_move,
