@@ -298,8 +298,11 @@ def _give_way(k, move_state, yld_raw, yld_move, yld_off, yld_opp, move_in, move_
     the lane behind it). It is then ``GIVE_WAY``: as at amber, a vehicle that cannot stop goes
     on, but it brakes up to ``GIVE_WAY_DECEL`` (``micro_base._crossing``). No conflict: a
     vehicle at amber, or of a movement held to give way, that can stop (as ``_crossing`` decides
-    it) and has not committed to crossing (``F_COMMITTED``: it set off into a gap), and a halted one with no room in the lane it enters, whose last vehicle stands too (one
-    held in a lane that does not lead on may change lanes and go). The table is in
+    it) and has not committed to crossing (``F_COMMITTED``: it set off into a gap), and a halted
+    one with no room in the lane it enters, whose last vehicle stands too (one held in a lane
+    that does not lead on may change lanes and go). A conflict too: a vehicle that crossed by a
+    movement that gives way itself and whose rear is less than ``JUNCTION_CLEAR_M`` into its
+    link (it set off from the line and is still in the junction). The table is in
     the order of the critical gaps, so a movement is decided before those that give way to it
     (a minor road's through movement sees whether the major road's left turn is held). Within a
     block of one node's entries with one critical gap the order rotates with the step ``k``:
