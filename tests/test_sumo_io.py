@@ -763,3 +763,21 @@ def test_right_before_left_junctions_import_with_sumos_own_give_way_logic(tmp_pa
         assert turn_deg(net, *m) > 45 and turn_deg(net, *o) > 45
         assert abs(turn_deg(net, m[0], o[0])) == pytest.approx(180.0, abs=1.0)    # from opposite legs
     assert len(differ) == 2
+
+
+def test_a_left_hand_network_imports_with_a_warning(tmp_path):
+    """The engines' give-way geometry assumes right-hand traffic: a network built for left-hand
+    traffic (``netconvert --lefthand``) still imports, and says that its junctions would give way
+    the wrong way round; a right-hand one says nothing."""
+    import warnings
+
+    lefthand = _netconvert(tmp_path, T_NODES.format(kind="priority"), T_EDGES.format(p_main=2, p_side=1), None,
+                           "--lefthand")
+    with pytest.warns(UserWarning, match="left-hand network"):
+        net = network_from_sumo(lefthand)
+    assert set(net.links) == {"wj", "jw", "ej", "je", "sj", "js"}
+    (tmp_path / "r").mkdir()
+    righthand = _netconvert(tmp_path / "r", T_NODES.format(kind="priority"), T_EDGES.format(p_main=2, p_side=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        network_from_sumo(righthand)

@@ -835,9 +835,24 @@ def _read_net(path):
     if not path.exists():
         raise NetworkError(f"SUMO network {str(path)!r}: file not found")
     try:
-        return sumolib.net.readNet(str(path), withPrograms=True, withInternal=True)
+        net = sumolib.net.readNet(str(path), withPrograms=True, withInternal=True)
     except Exception as exc:  # sumolib raises plain SAX/ValueErrors
         raise NetworkError(f"SUMO network {str(path)!r}: cannot read: {exc}") from None
+    net.trafficsim_lefthand = _lefthand(path)
+    return net
+
+
+def _lefthand(path: Path) -> bool:
+    """Whether the ``<net>`` element of a SUMO network file says ``lefthand="true"`` (sumolib
+    does not keep it)."""
+    import gzip
+    import re
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        head = f.read(8192)
+    tag = re.search(r"<net\b[^>]*>", head)
+    return bool(tag and re.search(r'lefthand="(true|1)"', tag.group(0)))
 
 
 def network_from_sumo(
@@ -877,6 +892,11 @@ def network_from_sumo(
     connection becomes a banned turn.
     """
     snet = _read_net(path)
+    if getattr(snet, "trafficsim_lefthand", False):
+        warnings.warn("SUMO import: a left-hand network (lefthand=\"true\"): trafficsim's give-way geometry (who "
+                      "crosses whom, left and right turns, permitted lefts, priority and right-before-left junctions) "
+                      "assumes right-hand traffic, so imported junction controls give way the wrong way round",
+                      UserWarning, stacklevel=2)
     net = Network(allow_u_turns=True)  # SUMO's connections say which turns exist, turnarounds included
     edges = []
     for e in snet.getEdges():
