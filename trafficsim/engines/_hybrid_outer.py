@@ -31,6 +31,7 @@ import numpy as np
 
 from ..control import AlineaMeter, FixedRateMeter
 from ..kernels.ctm import STATUS_NAN, STATUS_NEGATIVE, ctm_advance
+from ._lane_groups import fold_links, split_lane_groups
 from ._common import SimulationError, breakpoints, step_index
 from ._feedback import MacroFeedback, add_movement_signals
 
@@ -96,10 +97,14 @@ class MacroOuter(_Outer):
 
         super().__init__(split, R)
         self.dt, self.capacity_drop = dt, capacity_drop
-        cm = self.cm = compile_macro(split.macro, dt, record_interval_s)
+        # lane groups as on the macro engine: the links into entry nodes end the prefix flows,
+        # so they stay whole and keep the ids the coupling uses
+        macro_sc, self.parts = split_lane_groups(split.macro)
+        cm = self.cm = compile_macro(macro_sc, dt, record_interval_s)
         self.st = _new_state(cm)
         self.rec = _new_record(cm, False)
-        self.link_ids = list(cm.link_ids)
+        self.link_ids = list(split.macro.network.links)
+        self.members = fold_links(cm.link_ids, self.parts, self.link_ids)[0] if self.parts else None
         m_index = {lid: i for i, lid in enumerate(cm.link_ids)}
         G = cm.net.slot_route.shape[0]
         first_src = int(cm.net.slot_off[-1])
@@ -191,8 +196,12 @@ class MacroOuter(_Outer):
 
     def records(self) -> dict:
         rec = self.rec
-        return {"vkt": rec.vkt, "vht": rec.vht, "cum_in": rec.cum_in, "cum_out": rec.cum_out,
-                "queue_veh": rec.queue_veh, "queue_m": rec.queue_m, "lanes": rec.lanes}
+        out = {"vkt": rec.vkt, "vht": rec.vht, "cum_in": rec.cum_in, "cum_out": rec.cum_out,
+               "queue_veh": rec.queue_veh, "queue_m": rec.queue_m, "lanes": rec.lanes}
+        if self.members is not None:      # each link sums its lane groups (queue length: the longest)
+            out = {k: np.stack([(np.maximum if k == "queue_m" else np.add).reduce(a[:, m], axis=1)
+                                for m in self.members], axis=1) for k, a in out.items()}
+        return out
 
     def controller_logs(self) -> dict:
         return self.feedback.log() if self.feedback is not None else {}
