@@ -132,3 +132,30 @@ def arrived_by_turn(res):
         origin, dest = str(label).split(":")[1].split("->")
         out[("right", "through", "left")[CROSS_TURNS[origin].index(dest)]] += float(v)
     return out
+
+
+def marked_signal(thru_vph, left_vph, duration_s=3600.0, beyond=False):
+    """A 3-lane approach ``app`` to a signal at ``S`` whose lanes 0-1 go straight on to ``thru``
+    (40 s green) and lane 2 turns left onto ``left`` (its own 15 s phase), then a 30 s phase for
+    the cross street: cycle 100 s. The roads beyond are wider than the lanes that feed them, so
+    the markings bind. ``beyond``: the through road goes on past ``T`` on ``beyond`` to ``T2``
+    (the through demand's destination)."""
+    net = ts.Network()
+    for n, xy in (("A", (0, -1000)), ("S", (0, 0)), ("T", (0, 1000)), ("W", (-1000, 0))):
+        net.add_node(n, x=xy[0], y=xy[1])
+    kw = dict(free_speed_kmh=50, capacity_vph_per_lane=1800)
+    net.add_link("app", "A", "S", length_m=1000, lanes=3, **kw)
+    net.add_link("thru", "S", "T", length_m=500, lanes=3, **kw)
+    net.add_link("left", "S", "W", length_m=500, lanes=2, **kw)
+    if beyond:
+        net.add_node("T2", x=0.0, y=1600.0)
+        net.add_link("beyond", "T", "T2", length_m=600, lanes=3, **kw)
+    net.connect_lanes("app", "thru", [(0, 0), (1, 1)])
+    net.connect_lanes("app", "left", [(2, 1)])
+    sig = ts.FixedTimeSignal("S", (ts.Phase(40, (("app", "thru"),), amber_s=3, all_red_s=2),
+                                   ts.Phase(15, (("app", "left"),), amber_s=3, all_red_s=2),
+                                   ts.Phase(30, (), amber_s=3, all_red_s=2)))
+    d = ts.Demand()
+    d.add("A", "T2" if beyond else "T", [(0, thru_vph)])
+    d.add("A", "W", [(0, left_vph)])
+    return ts.Scenario(net, d, duration_s, [sig], name="marked-signal")

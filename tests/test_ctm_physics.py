@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import trafficsim as ts
-from conftest import always_green_cross, corridor, left_turn_rate
+from conftest import always_green_cross, corridor, left_turn_rate, marked_signal
 
 VF, Q, KJ = 100.0, 2000.0, 150.0           # km/h, veh/h/lane, veh/km/lane
 W = Q / (KJ - Q / VF)                       # backward wave speed, km/h
@@ -416,23 +416,8 @@ def test_lanes_that_end_count_only_where_the_link_has_a_single_way_on():
 def _protected_left(thru_vph, left_vph, **options):
     """A 3-lane approach to a signal whose lanes 0-1 go straight on (40 s green) and lane 2 turns
     left (its own 15 s phase), then a 30 s phase for the cross street: cycle 100 s. The roads
-    beyond are wider than the lanes that feed them, so the markings bind."""
-    net = ts.Network()
-    for n, xy in (("A", (0, -1000)), ("S", (0, 0)), ("T", (0, 1000)), ("W", (-1000, 0))):
-        net.add_node(n, x=xy[0], y=xy[1])
-    kw = dict(free_speed_kmh=50, capacity_vph_per_lane=1800)
-    net.add_link("app", "A", "S", length_m=1000, lanes=3, **kw)
-    net.add_link("thru", "S", "T", length_m=500, lanes=3, **kw)
-    net.add_link("left", "S", "W", length_m=500, lanes=2, **kw)
-    net.connect_lanes("app", "thru", [(0, 0), (1, 1)])
-    net.connect_lanes("app", "left", [(2, 1)])
-    sig = ts.FixedTimeSignal("S", (ts.Phase(40, (("app", "thru"),), amber_s=3, all_red_s=2),
-                                   ts.Phase(15, (("app", "left"),), amber_s=3, all_red_s=2),
-                                   ts.Phase(30, (), amber_s=3, all_red_s=2)))
-    d = ts.Demand()
-    d.add("A", "T", [(0, thru_vph)])
-    d.add("A", "W", [(0, left_vph)])
-    res = ts.simulate(ts.Scenario(net, d, 3600, [sig]), dt_s=1.0, record_interval_s=100.0, **options)
+    beyond are wider than the lanes that feed them, so the markings bind (``conftest.marked_signal``)."""
+    res = ts.simulate(marked_signal(thru_vph, left_vph), dt_s=1.0, record_interval_s=100.0, **options)
     assert res.conservation_error() < 1e-6
     return _mean(res.data.inflow.sel(link="thru"), 1200, 3600), _mean(res.data.inflow.sel(link="left"), 1200, 3600)
 

@@ -19,6 +19,7 @@ from trafficsim.engines.hybrid import default_region, split_scenario  # noqa: E4
 from trafficsim.engines.micro import MicroStepper, compile_micro  # noqa: E402
 from trafficsim.measures import RampMetering, TidalLane, VariableLane  # noqa: E402
 from test_sumo import merge_drop, two_way  # noqa: E402  (the same SUMO test networks)
+from conftest import marked_signal  # noqa: E402
 
 
 def chain(links, profile, duration, name):
@@ -494,36 +495,14 @@ def test_haiyin_bridge_outer_models_agree():
     assert runs["micro"].kpis["completed"] == pytest.approx(runs["macro"].kpis["completed"], rel=0.02)
 
 
-def _marked_signal(duration=1800.0):
-    """A 3-lane approach to a signal whose lanes 0-1 go straight on (40 s of a 100 s cycle) and
-    lane 2 turns left (15 s): left demand 400 veh/h against the 270 its phase serves, so its
-    queue grows; the through road continues past ``T`` on ``beyond``, the region."""
-    net = ts.Network()
-    for n, xy in (("A", (0, -1000)), ("S", (0, 0)), ("T", (0, 500)), ("T2", (0, 1100)), ("W", (-500, 0))):
-        net.add_node(n, x=xy[0], y=xy[1])
-    kw = dict(free_speed_kmh=50, capacity_vph_per_lane=1800)
-    net.add_link("app", "A", "S", length_m=1000, lanes=3, **kw)
-    net.add_link("thru", "S", "T", length_m=500, lanes=3, **kw)
-    net.add_link("beyond", "T", "T2", length_m=600, lanes=3, **kw)
-    net.add_link("left", "S", "W", length_m=500, lanes=2, **kw)
-    net.connect_lanes("app", "thru", [(0, 0), (1, 1)])
-    net.connect_lanes("app", "left", [(2, 1)])
-    sig = ts.FixedTimeSignal("S", (ts.Phase(40, (("app", "thru"),), amber_s=3, all_red_s=2),
-                                   ts.Phase(15, (("app", "left"),), amber_s=3, all_red_s=2),
-                                   ts.Phase(30, (), amber_s=3, all_red_s=2)))
-    d = ts.Demand()
-    d.add("A", "T2", [(0, 1000.0)])
-    d.add("A", "W", [(0, 400.0)])
-    return ts.Scenario(net, d, duration, [sig], name="marked-signal")
-
-
 def test_macro_outer_queues_per_lane_group_as_the_macro_engine_does():
-    """The outer CTM splits a marked approach into lane groups as the macro engine does: the
-    left-turners' growing queue stays in their lane and the through vehicles pass beside it into
-    the SUMO region, as many as on the macro engine (within 3%; 463 in 30 min on both) and half
+    """The outer CTM splits a marked approach into lane groups as the macro engine does (the
+    signal of ``conftest.marked_signal``, left demand 400 veh/h against the 270 its phase serves,
+    the through road going on into the region, ``beyond``): the left-turners' growing queue
+    stays in their lane and the through vehicles pass beside it into the SUMO region, as many as on the macro engine (within 3%; 463 in 30 min on both) and half
     as many again as with one queue for the approach (310); the result names the scenario's
     links and conserves vehicles."""
-    sc = _marked_signal()
+    sc = marked_signal(1000.0, 400.0, duration_s=1800.0, beyond=True)
     macro = ts.simulate(sc, engine="macro", record_interval_s=60.0)
     fifo = ts.simulate(sc, engine="macro", record_interval_s=60.0, lane_groups=False)
     hyb = ts.simulate(sc, engine="hybrid", region=["beyond"], record_interval_s=60.0)
