@@ -88,6 +88,11 @@ _GOLDEN = 0.6180339887498949
 METER_GREEN_S = 2.0
 
 
+def _first_few(names, k: int = 4) -> str:
+    """The first ``k`` of ``names`` quoted, for a warning, and "and others" if there are more."""
+    return ", ".join(repr(n) for n in names[:k]) + (" and others" if len(names) > k else "")
+
+
 class SumoError(RuntimeError):
     """A SUMO tool failed; the message quotes its error output."""
 
@@ -413,7 +418,7 @@ def write_plain_network(
                             ids.param(nid)))
     nod.append('</nodes>')
     if free_crossings:
-        shown = ", ".join(repr(n) for n in free_crossings[:4]) + (" and others" if len(free_crossings) > 4 else "")
+        shown = _first_few(free_crossings)
         warnings.warn(f"SUMO export: {len(free_crossings)} unsignalised node(s) without a PriorityJunction where the "
                       f"demand's streams cross ({shown}) become netconvert priority junctions, whose minor streams "
                       "give way; trafficsim's engines let them cross freely there. For a like-for-like comparison add "
@@ -1001,7 +1006,7 @@ def signals_from_sumo(path: str | Path, network: Network, *, program: str | None
             )
             out.append(FixedTimeSignal(node, phases, float(prog.getOffset() or 0.0)).validate(network))
     if adaptive:
-        shown = ", ".join(repr(t) for t in adaptive[:4]) + (" and others" if len(adaptive) > 4 else "")
+        shown = _first_few(adaptive)
         warnings.warn(f"signals_from_sumo: {len(adaptive)} actuated, delay-based or other adaptive program(s) ({shown}) "
                       "imported as fixed-time plans with their phases' base durations (trafficsim's signals are "
                       "fixed-time)", UserWarning, stacklevel=2)
@@ -1074,7 +1079,7 @@ def junctions_from_sumo(path: str | Path, network: Network) -> list[PriorityJunc
             except ControlError:
                 continue
     if all_way:
-        shown = ", ".join(repr(n) for n in all_way[:4]) + (" and others" if len(all_way) > 4 else "")
+        shown = _first_few(all_way)
         warnings.warn(f"SUMO import: {len(all_way)} allway_stop junction(s) ({shown}) give way to the right "
                       "(rule 'right_before_left'): the stop of every vehicle and SUMO's first-come order are not "
                       "modelled", UserWarning, stacklevel=2)

@@ -999,21 +999,36 @@ PERMITTED_ITERATIONS = 12
 
 
 @kernel(inline="always")
+def _yielding(i, o, i0, L, node_in, out_slot_off, slot_move, move_yield_off, s_io, MO):
+    """Movement ``(i, o)`` of a node and the range of the movements it gives way to in
+    ``move_yield`` (empty when it has no demand or gives way to nobody)."""
+    inp = node_in[_u(i0 + i)]
+    if inp >= L or s_io[_u(i * MO + o)] <= 0.0:
+        return 0, 0, 0
+    m = slot_move[_u(out_slot_off[_u(inp * (MO + 1) + o)])]
+    return m, move_yield_off[_u(m)], move_yield_off[_u(m + 1)]
+
+
+@kernel(inline="always")
+def _gives_way_to_capped(i, o, i0, L, node_in, out_slot_off, slot_move, move_yield_off, move_yield, s_io, y_io, MO):
+    """Whether movement ``(i, o)`` gives way to a movement whose share ``y_io`` is below 1."""
+    _, y0, y1 = _yielding(i, o, i0, L, node_in, out_slot_off, slot_move, move_yield_off, s_io, MO)
+    for y in range(y0, y1):
+        if y_io[_u(move_yield[_u(y)])] < 1.0:
+            return True
+    return False
+
+
+@kernel(inline="always")
 def _permitted_share(i, o, i0, o0, L, node_in, node_out, out_slot_off, slot_move, move_yield_off, move_yield, move_lo,
                      move_hi, link_recv, s_io, y_io, MO, dt, tc, tf, capped):
     """The share of movement ``(i, o)``'s demand its gap-acceptance capacity keeps (1 if it gives
     way to nobody), with the flows of the movements it gives way to taken uncapped or, with
     ``capped``, times their share ``y_io``; and whether one of those gives way in turn."""
-    kk = i * MO + o
-    d = s_io[_u(kk)]
-    inp = node_in[_u(i0 + i)]
-    if inp >= L or d <= 0.0:
-        return 1.0, False
-    m = slot_move[_u(out_slot_off[_u(inp * (MO + 1) + o)])]
-    y0 = move_yield_off[_u(m)]
-    y1 = move_yield_off[_u(m + 1)]
+    m, y0, y1 = _yielding(i, o, i0, L, node_in, out_slot_off, slot_move, move_yield_off, s_io, MO)
     if y0 == y1:
         return 1.0, False
+    d = s_io[_u(i * MO + o)]
     v = 0.0
     chained = False
     for y in range(y0, y1):
@@ -1057,8 +1072,13 @@ def _permitted(i0, ni, no, o0, L, node_in, node_out, out_slot_off, slot_move, mo
             y_io[_u(i * MO + o)], _ = _permitted_share(i, o, i0, o0, L, node_in, node_out, out_slot_off, slot_move,
                                                        move_yield_off, move_yield, move_lo, move_hi, link_recv, s_io,
                                                        y_io, MO, dt, tc, tf, False)
+    chained = False            # the first pass is exact unless a movement gives way to a capped one
+    for i in range(ni):
+        for o in range(no):
+            chained = chained or _gives_way_to_capped(i, o, i0, L, node_in, out_slot_off, slot_move, move_yield_off,
+                                                      move_yield, s_io, y_io, MO)
     H = y_io.shape[0] // 2     # the second half holds each iteration's new shares (Jacobi: a cycle of
-    for _ in range(PERMITTED_ITERATIONS):  # equal streams stays symmetric)
+    for _ in range(PERMITTED_ITERATIONS if chained else 0):  # equal streams stays symmetric)
         chained = False
         for i in range(ni):
             for o in range(no):
