@@ -31,7 +31,7 @@ import numpy as np
 
 from ..control import AlineaMeter, FixedRateMeter
 from ..kernels.ctm import STATUS_NAN, STATUS_NEGATIVE, ctm_advance
-from ._lane_groups import fold_links, split_lane_groups
+from ._lane_groups import fold_links, fold_records, split_lane_groups
 from ._common import SimulationError, breakpoints, step_index
 from ._feedback import MacroFeedback, add_movement_signals
 
@@ -198,10 +198,7 @@ class MacroOuter(_Outer):
         rec = self.rec
         out = {"vkt": rec.vkt, "vht": rec.vht, "cum_in": rec.cum_in, "cum_out": rec.cum_out,
                "queue_veh": rec.queue_veh, "queue_m": rec.queue_m, "lanes": rec.lanes}
-        if self.members is not None:      # each link sums its lane groups (queue length: the longest)
-            out = {k: np.stack([(np.maximum if k == "queue_m" else np.add).reduce(a[:, m], axis=1)
-                                for m in self.members], axis=1) for k, a in out.items()}
-        return out
+        return fold_records(out, self.members) if self.members is not None else out
 
     def controller_logs(self) -> dict:
         return self.feedback.log() if self.feedback is not None else {}

@@ -29,7 +29,7 @@ from ..demand import Demand
 from ..network import Network
 from ..scenario import Scenario
 
-__all__ = ["lane_groups", "split_lane_groups", "fold_links"]
+__all__ = ["lane_groups", "split_lane_groups", "fold_links", "fold_records"]
 
 
 def lane_groups(network: Network) -> dict[str, list[tuple[tuple[int, int], tuple[str, ...]]]]:
@@ -171,3 +171,14 @@ def fold_links(link_ids, parts: dict[str, list[str]], original_ids) -> tuple[lis
         owner[m] = j
     return members, owner
 
+
+#: Per-link records whose groups' values are the longest, not the sum (queue lengths [m]).
+LONGEST = ("queue_m", "queue_m_max")
+
+
+def fold_records(records: dict, members) -> dict:
+    """Per-link record arrays ``{name: (T, run links)}`` folded to the scenario's links by
+    ``members`` (of :func:`fold_links`): each link sums its groups, or takes their longest for
+    the names in :data:`LONGEST`."""
+    return {k: np.stack([(np.maximum if k in LONGEST else np.add).reduce(a[:, m], axis=1) for m in members], axis=1)
+            for k, a in records.items()}

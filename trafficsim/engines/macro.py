@@ -33,7 +33,7 @@ from ..results import Result, build_dataset
 from ..scenario import Scenario
 from ..routing import DynamicRouting
 from ._feedback import MacroFeedback
-from ._lane_groups import fold_links, split_lane_groups
+from ._lane_groups import fold_links, fold_records, split_lane_groups
 from ..lanes import derive_connectors
 from ._route_choice import MacroRouteChoice
 from ._common import (
@@ -523,13 +523,8 @@ def run_macro(
         route_links = [[name.get(lid, lid) for lid in path] for path in c.routes.links]
         cell_link_ids = np.asarray(link_ids, dtype=object)[owner[c.cell_link]]
 
-        def fold(a, how=np.add):
-            return np.stack([how.reduce(a[:, m], axis=1) for m in members], axis=1)
-
-        per_link = rec._replace(vkt=fold(rec.vkt), vht=fold(rec.vht), cum_in=fold(rec.cum_in),
-                                cum_out=fold(rec.cum_out), queue_veh=fold(rec.queue_veh),
-                                queue_m=fold(rec.queue_m, np.maximum), queue_m_max=fold(rec.queue_m_max, np.maximum),
-                                lanes=fold(rec.lanes))
+        per_link = rec._replace(**fold_records({k: getattr(rec, k) for k in (
+            "vkt", "vht", "cum_in", "cum_out", "queue_veh", "queue_m", "queue_m_max", "lanes")}, members))
     ds = build_dataset(
         scenario.replace(controls=[ctl.validate(scenario.network) for ctl in scenario.controls]) if parts else c.scenario,
         engine="macro",
