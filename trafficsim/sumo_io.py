@@ -1126,14 +1126,20 @@ def _trip_path(network: Network, el) -> list[str] | None:
     return path
 
 
-def taz_from_sumo(*paths) -> dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
+def _xml_root(source):
+    """The root element of an XML file, or ``source`` itself if it is one already."""
+    return source if isinstance(source, ET.Element) else ET.parse(str(source)).getroot()
+
+
+def taz_from_sumo(*sources) -> dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
     """The traffic assignment zones (``<taz>``) of SUMO files (additional or route files, where
-    ``od2trips`` and ``sumo -a`` read them): ``{id: (sources, sinks)}``, each a list of ``(edge,
-    weight)``, from ``<tazSource>``/``<tazSink>`` children or else the ``edges`` attribute
-    (every edge a source and a sink of weight 1)."""
+    ``od2trips`` and ``sumo -a`` read them; paths, or their parsed root elements):
+    ``{id: (sources, sinks)}``, each a list of ``(edge, weight)``, from
+    ``<tazSource>``/``<tazSink>`` children or else the ``edges`` attribute (every edge a source
+    and a sink of weight 1)."""
     out = {}
-    for p in paths:
-        for t in ET.parse(str(p)).getroot().iter("taz"):
+    for src in sources:
+        for t in _xml_root(src).iter("taz"):
             src = [(c.get("id"), float(c.get("weight", 1.0))) for c in t.iter("tazSource")]
             snk = [(c.get("id"), float(c.get("weight", 1.0))) for c in t.iter("tazSink")]
             edges = [(e, 1.0) for e in t.get("edges", "").split()]
@@ -1199,14 +1205,15 @@ def demand_from_sumo(
     elements). A route over an edge the network lacks raises :class:`DemandError`, or is skipped
     with ``on_unmapped="skip"``. A vehicle ``type`` naming a ``<vTypeDistribution>`` splits the
     element over its types' vehicle classes by their ``probability``; types may be defined in
-    the files ``types_from`` too (:func:`scenario_from_sumo` passes all its files). Vehicles of a
+    the files ``types_from`` too (paths or parsed root elements; :func:`scenario_from_sumo`
+    passes its other files). Vehicles of a
     class that does not drive on roads (:data:`NON_ROAD_VCLASSES`: bicycles, pedestrians, trams,
     trains, ...) are left out, with a ``UserWarning`` counting them.
     """
     if on_unmapped not in ("error", "skip"):
         raise DemandError(f"on_unmapped must be 'error' or 'skip', got {on_unmapped!r}")
     root = ET.parse(str(path)).getroot()
-    type_roots = [root, *(ET.parse(str(f)).getroot() for f in types_from if Path(f) != Path(path))]
+    type_roots = [root, *(_xml_root(f) for f in types_from)]
     named_routes = {r.get("id"): r.get("edges", "").split() for r in root.iter("route") if r.get("id")}
     # route distributions: id -> [(edges, probability)] (members inline or by refId)
     distributions = {
@@ -1229,7 +1236,7 @@ def demand_from_sumo(
         total = sum(shares.values())
         if total > 0:
             class_shares[dist.get("id")] = {c: p / total for c, p in shares.items()}
-    zones = {**taz_from_sumo(path), **(taz or {})}
+    zones = {**taz_from_sumo(root), **(taz or {})}
     taz_routes: dict = {}
 
     def mapped(el, edges) -> tuple[str, ...] | None:
@@ -1337,9 +1344,11 @@ def scenario_from_sumo(
     demand = Demand()
     if isinstance(route_files, (str, Path)):
         route_files = [route_files]
-    zones = taz_from_sumo(*route_files)
-    for rf in route_files:
-        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s, taz=zones, types_from=route_files).flows)
+    roots = [_xml_root(rf) for rf in route_files]     # each file read once for the zones and types
+    zones = taz_from_sumo(*roots)
+    for i, rf in enumerate(route_files):
+        others = roots[:i] + roots[i + 1:]
+        demand.flows.extend(demand_from_sumo(rf, net, duration_s=duration_s, taz=zones, types_from=others).flows)
     controls = signals_from_sumo(snet, net)
     if junctions:
         signalised = {c.node for c in controls}

@@ -121,10 +121,7 @@ def split_lane_groups(scenario: Scenario) -> tuple[Scenario, dict[str, list[str]
         return serving.get((lid, out), lid)
 
     # turn bans: the old ones, and every movement a group does not serve
-    for a, b in net.banned_turns:
-        for h in heads(b):
-            for t in (parts[a] if a in parts else [a]):
-                new.banned_turns.add((t, h))
+    new.banned_turns.update((t, h) for a, b in net.banned_turns for t in heads(a) for h in heads(b))
     for lid, names in parts.items():
         for gid in names:
             for b in new.out_links(new.links[gid].to_node):
