@@ -39,9 +39,10 @@ def lane_groups(network: Network) -> dict[str, list[tuple[tuple[int, int], tuple
     out_of: dict[str, list[str]] = {}
     for lk in network.links.values():
         out_of.setdefault(lk.from_node, []).append(lk.id)
+    marked = {a for a, _ in network.lane_connectors}   # a link without connectors cannot split
     found = {}
     for lid, lk in network.links.items():
-        if lk.lane_schedule:
+        if lk.lane_schedule or lid not in marked:
             continue
         outs = [b for b in out_of.get(lk.to_node, []) if network.turn_allowed(lid, b)]
         if len(outs) < 2 or any((lid, b) not in network.lane_connectors for b in outs):
