@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import trafficsim as ts
-from trafficsim.control import AlineaMeter, Blocking, FixedRateMeter, FixedTimeSignal, Phase
+from trafficsim.control import AlineaMeter, Blocking, ControlError, FixedRateMeter, FixedTimeSignal, Phase
 from trafficsim.engines import SimulationError
 from trafficsim.engines import sumo as sumo_engine
 from trafficsim.measures import RampMetering, TidalLane, VariableLane
@@ -429,7 +429,7 @@ def test_signal_program_gives_green_share():
     # SUMO loses start-up time at each green (vehicles accelerate from rest): within 15%
     assert q_sumo == pytest.approx(q_macro, rel=0.15)
     unused = ts.Scenario(net, d, 300, [FixedTimeSignal("B", (Phase(30, (("s", "b"),)),))])
-    with pytest.raises(SimulationError, match="green in no phase"):
+    with pytest.raises(ControlError, match="green in no phase"):   # Scenario.validate, before SUMO starts
         ts.simulate(unused, engine="sumo", dt_s=DT)
 
 

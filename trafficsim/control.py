@@ -12,7 +12,9 @@ with a ``kind`` field; :data:`CONTROL_KINDS` maps kinds to classes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+import numpy as np
 
 from .network import Network, NetworkError
 
@@ -57,6 +59,9 @@ def _named_on_link(kind: str, name: str, link: str, network: Network) -> str:
 
 
 def _num(el: str, name: str, value, *, minimum: float = 0.0, strict: bool = False) -> float:
+    # a boolean or a string is a slip of the TOML file (``true``, ``"30"``), not a number
+    if isinstance(value, (bool, np.bool_, str)):
+        raise ControlError(f"{el}: {name} must be a number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -177,8 +182,13 @@ class FixedTimeSignal:
             green = _num(pel, "green_s", p.green_s, strict=True)
             amber = _num(pel, "amber_s", p.amber_s)
             red = _num(pel, "all_red_s", p.all_red_s)
+            if isinstance(p.movements, str) or (len(p.movements) == 2 and all(isinstance(m, str) for m in p.movements)):
+                raise ControlError(f"{pel}: movements must be a sequence of (in_link, out_link) pairs, got "
+                                   f"{p.movements!r} (one movement is written ((in_link, out_link),))")
             mvs = []
             for mv in p.movements:
+                if isinstance(mv, str):
+                    raise ControlError(f"{pel}: movement must be an (in_link, out_link) pair, got the string {mv!r}")
                 try:
                     a, b = mv
                 except (TypeError, ValueError):
@@ -654,6 +664,9 @@ class Blocking:
             raise ControlError(f"{el}: end_s ({e:g}) must be after start_s ({s:g})")
         if isinstance(self.lanes, bool) or int(self.lanes) != self.lanes or self.lanes < 1:
             raise ControlError(f"{el}: lanes must be a whole number >= 1, got {self.lanes!r}")
+        if self.lanes > network.links[self.link].max_lanes:
+            raise ControlError(f"{el}: lanes ({self.lanes}) exceeds the link's lanes "
+                               f"({network.links[self.link].max_lanes})")
         pos = _num(el, "position_m", self.position_m)
         length = _num(el, "length_m", self.length_m, strict=True)
         if pos + length > network.links[self.link].length_m + 1e-9:
@@ -719,6 +732,8 @@ class BusStop:
         length = _num(el, "length_m", self.length_m, strict=True)
         if pos + length > network.links[self.link].length_m + 1e-9:
             raise ControlError(f"{el}: position_m + length_m exceeds the link length")
+        if not isinstance(self.bay, (bool, np.bool_)):
+            raise ControlError(f"{el}: bay must be true or false, got {self.bay!r}")
         return BusStop(
             self.link, pos, length, bool(self.bay), _num(el, "dwell_mean_s", self.dwell_mean_s),
             _num(el, "dwell_cv", self.dwell_cv), _num(el, "clearance_s", self.clearance_s), self.name,
@@ -946,12 +961,43 @@ CONTROL_KINDS: dict[str, type] = {
 }
 
 
-def control_from_dict(d: dict):
-    """Build a control from its TOML table (dispatch on ``kind``)."""
+def _unknown_fields(where: str, d: dict, allowed) -> None:
+    """Raise :class:`ControlError` naming the fields of the table ``d`` that are not ``allowed``
+    (a misspelt field must not fall back to its default without a word)."""
+    extra = sorted(set(d) - set(allowed))
+    if extra:
+        raise ControlError(f"{where}: unknown field(s) {extra}; known: {sorted(allowed)}")
+
+
+def control_from_dict(d: dict, where: str = "control"):
+    """Build a control from its TOML table (dispatch on ``kind``); ``where`` names the table in
+    errors (e.g. ``"controls[2]"``). Unknown fields, in the control and in a signal's phases, are
+    errors."""
+    if not isinstance(d, dict):
+        raise ControlError(f"{where}: must be a table with a 'kind' field, got {d!r}")
     kind = d.get("kind")
     if kind not in CONTROL_KINDS:
-        raise ControlError(f"control {d!r}: unknown kind {kind!r}; known: {sorted(CONTROL_KINDS)}")
+        raise ControlError(f"{where}: unknown kind {kind!r}; known: {sorted(CONTROL_KINDS)}")
+    cls = CONTROL_KINDS[kind]
+    el = f"{where} ({kind})"
+    _unknown_fields(el, d, [f.name for f in fields(cls) if f.init] + ["kind"])
+    if kind == "signal":
+        phases = d.get("phases")
+        if not isinstance(phases, list):
+            raise ControlError(f"{el}: phases must be a list of tables, got {phases!r}")
+        for i, p in enumerate(phases):
+            if not isinstance(p, dict):
+                raise ControlError(f"{el}, phases[{i}]: must be a table, got {p!r}")
+            _unknown_fields(f"{el}, phases[{i}]", p, [f.name for f in fields(Phase)])
+            if "green_s" not in p:
+                raise ControlError(f"{el}, phases[{i}]: missing field 'green_s'")
+            mv = p.get("movements", [])
+            if not isinstance(mv, list) or not all(isinstance(m, list) and len(m) == 2 for m in mv):
+                raise ControlError(f"{el}, phases[{i}]: movements must be a list of [in_link, out_link] pairs, "
+                                   f"got {mv!r}")
     try:
-        return CONTROL_KINDS[kind].from_dict({k: v for k, v in d.items() if k != "kind"} | {"kind": kind})
-    except (KeyError, TypeError) as exc:
-        raise ControlError(f"control of kind {kind!r}: missing or malformed field {exc}") from None
+        return cls.from_dict({k: v for k, v in d.items() if k != "kind"} | {"kind": kind})
+    except KeyError as exc:
+        raise ControlError(f"{el}: missing field {exc}") from None
+    except TypeError as exc:
+        raise ControlError(f"{el}: malformed field ({exc})") from None

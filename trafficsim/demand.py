@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from .network import Network, NetworkError, PathFinder
 
 __all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES", "movement_peaks", "profile_from_intervals"]
@@ -124,6 +126,8 @@ def _check_profile(label: str, profile) -> tuple[tuple[float, float], ...]:
     for i, entry in enumerate(entries):
         try:
             start, q = entry
+            if any(isinstance(x, (bool, np.bool_, str)) for x in (start, q)):   # TOML slips: true, "900"
+                raise TypeError
             start, q = float(start), float(q)
         except (TypeError, ValueError):
             raise DemandError(f"flow {label}: profile[{i}] must be a (start_s, veh_per_h) pair of numbers, got {entry!r}") from None
@@ -193,6 +197,8 @@ class Demand:
         for i, entry in enumerate(routes or []):
             try:
                 links, share = entry
+                if isinstance(share, (bool, np.bool_, str)):
+                    raise TypeError
                 share = float(share)
             except (TypeError, ValueError):
                 raise DemandError(f"flow {label}: routes[{i}] must be a (links, share) pair, got {entry!r}") from None
@@ -293,6 +299,11 @@ class Demand:
             routes = None
             if "routes" in d:
                 try:
+                    for j, r in enumerate(d["routes"]):
+                        extra = set(r) - {"links", "share"}
+                        if extra:
+                            raise DemandError(f"demand[{i}].routes[{j}]: unknown field(s) {sorted(extra)}; "
+                                              "known: ['links', 'share']")
                     routes = [(r["links"], r.get("share", 1.0)) for r in d["routes"]]
                 except (TypeError, KeyError):
                     raise DemandError(f"demand[{i}]: routes must be tables with 'links' and 'share'") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
@@ -24,6 +25,7 @@ import numpy as np
 
 __all__ = [
     "WAVE_SPEED_RANGE_KMH",
+    "SHORT_LENGTH_FACTOR",
     "Node",
     "Link",
     "Network",
@@ -36,11 +38,20 @@ __all__ = [
 WAVE_SPEED_RANGE_KMH = (8.0, 30.0)
 
 
+#: :meth:`Network.add_link` warns when a link is shorter than this fraction of the straight line
+#: between its nodes' coordinates: a length typed in km (1,000 times too short), not a schematic
+#: map (coordinates only draw the network, so a sketch with links a few times longer or shorter
+#: than drawn is fine).
+SHORT_LENGTH_FACTOR = 0.01
+
+
 class NetworkError(ValueError):
     """A network element has an invalid or inconsistent field (the message names both)."""
 
 
 def _finite(element: str, name: str, value, *, positive: bool = True, allow_zero: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_, str)):   # ``true`` or ``"50"`` in a TOML file: a slip, not a number
+        raise NetworkError(f"{element}: {name} must be a number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -289,6 +300,13 @@ class Network:
             name=name,
         )
         link = _validate_link(link, self.nodes)
+        a, b = self.nodes[from_node], self.nodes[to_node]
+        if a.x is not None and b.x is not None:
+            straight = math.hypot(b.x - a.x, b.y - a.y)
+            if link.length_m < SHORT_LENGTH_FACTOR * straight:
+                warnings.warn(f"link {id!r}: length_m={link.length_m:g} is less than {SHORT_LENGTH_FACTOR:g} x the "
+                              f"{straight:,.0f} m between its nodes' coordinates; lengths are in metres "
+                              "(coordinates only draw the map, the engines use length_m)", UserWarning, stacklevel=2)
         self.links[id] = link
         return link
 
@@ -596,7 +614,10 @@ class Network:
             net.add_link(d["id"], d["from"], d["to"], **kw)
         for t in data.get("banned_turns", []):
             net.ban_turn(*t)
-        net.allow_u_turns = bool(data.get("allow_u_turns", False))
+        u_turns = data.get("allow_u_turns", False)
+        if not isinstance(u_turns, bool):
+            raise NetworkError(f"allow_u_turns must be true or false, got {u_turns!r}")
+        net.allow_u_turns = u_turns
         for i, d in enumerate(data.get("lane_connectors", [])):
             extra = set(d) - {"from", "to", "lanes"}
             if extra:

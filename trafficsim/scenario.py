@@ -37,6 +37,7 @@ which are code, are not serialised).
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .control import ControlError, check_junction_controls, control_from_dict
+from .control import ControlError, FixedTimeSignal, check_junction_controls, control_from_dict
 from .demand import Demand, DemandError
 from .network import Network, NetworkError
 
@@ -70,6 +71,61 @@ def _plain(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return _plain(value.tolist()) if isinstance(value, np.ndarray) else value.item()
     return value
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _toml_value(key)
+
+
+def _toml_value(value) -> str:
+    """``value`` as an inline TOML value (one line)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + "".join(_ESCAPES.get(c, c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}")
+                             for c in value) + '"'
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def _toml_table(rows: dict) -> list[str]:
+    """The ``key = value`` lines of a table; an array of tables inside it (a signal's phases) one
+    inline table per line."""
+    lines = []
+    for k, v in rows.items():
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            lines += [f"{_toml_key(k)} = ["] + [f"    {_toml_value(x)}," for x in v] + ["]"]
+        else:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    return lines
+
+
+def _toml_text(data: dict) -> str:
+    """A scenario's plain-data form (:meth:`Scenario.to_dict`) as the TOML the documentation shows
+    (docs/scenario-toml.md): plain keys first, then ``[scenario]``, then one ``[[nodes]]``,
+    ``[[links]]``, ``[[demand]]``, ``[[controls]]`` table per element with its values on one line
+    each (a profile ``[[0.0, 4500.0], [2700.0, 2000.0]]``, not a number per line)."""
+    lines: list[str] = []
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    arrays = {k: v for k, v in data.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)}
+    lines += _toml_table({k: v for k, v in data.items() if k not in tables and k not in arrays})
+    for k, v in tables.items():
+        lines += ["", f"[{_toml_key(k)}]"] + _toml_table(v)
+    for k, items in arrays.items():
+        for item in items:
+            lines += ["", f"[[{_toml_key(k)}]]"] + _toml_table(item)
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 @dataclass
@@ -103,6 +159,8 @@ class Scenario:
 
     def __post_init__(self):
         try:
+            if isinstance(self.duration_s, (bool, np.bool_, str)):   # ``true`` or ``"5400"`` in a TOML file
+                raise TypeError
             d = float(self.duration_s)
         except (TypeError, ValueError):
             raise ScenarioError(f"scenario {self.name!r}: duration_s must be a number, got {self.duration_s!r}") from None
@@ -112,11 +170,26 @@ class Scenario:
         self.controls = list(self.controls)
 
     def validate(self) -> "Scenario":
-        """Check demand routes and controls against the network; raises with a clear message."""
-        self.demand.resolve_routes(self.network)
-        for c in self.controls:
-            c.validate(self.network)
+        """Check demand routes and controls against the network; raises with a clear message.
+
+        Also checked: the network has a link, and every movement through a signalised node that a
+        route of the demand takes has green in some phase (the engines refuse such a plan; a
+        route chosen at run time, ``route_choice="dynamic"``, is checked when the engine compiles)."""
+        if not self.network.links:
+            raise NetworkError("the network has no links")
+        routes = self.demand.resolve_routes(self.network)
+        checked = [c.validate(self.network) for c in self.controls]
         check_junction_controls(self.controls)
+        signals = {c.node: c for c in checked if isinstance(c, FixedTimeSignal)}
+        if signals:
+            green = {c.node: {tuple(m) for p in c.phases for m in p.movements} for c in signals.values()}
+            for f, rts in zip(self.demand.flows, routes):
+                for links, _ in rts:
+                    for a, b in zip(links[:-1], links[1:]):
+                        node = self.network.links[a].to_node
+                        if node in green and (a, b) not in green[node]:
+                            raise ControlError(f"signal at node {node!r}: movement {a!r} -> {b!r} is used by flow "
+                                               f"{f.label()} but has green in no phase; add it to a phase")
         return self
 
     def link_parts(self, link_ids) -> list[str]:
@@ -197,10 +270,13 @@ class Scenario:
         try:
             net = Network.from_dict(data)
             demand = Demand.from_list(data.get("demand", []))
-            controls = [control_from_dict(c) for c in data.get("controls", [])]
+            controls = [control_from_dict(c, f"controls[{i}]") for i, c in enumerate(data.get("controls", []))]
         except (NetworkError, DemandError, ControlError) as exc:
             raise ScenarioError(f"{source}: {exc}") from None
-        sc = cls(net, demand, head["duration_s"], controls, head.get("name", ""), head.get("description", ""))
+        try:
+            sc = cls(net, demand, head["duration_s"], controls, head.get("name", ""), head.get("description", ""))
+        except ScenarioError as exc:
+            raise ScenarioError(f"{source}: [scenario] {exc}") from None
         split = data.get("split_links", {})
         if not isinstance(split, dict):
             raise ScenarioError(f"{source}: [split_links] must be a table of link id = [link ids], got {split!r}")
@@ -220,10 +296,8 @@ class Scenario:
 
     def to_toml(self, path: str | Path) -> Path:
         """Write the scenario to a TOML file (schema in this module's docstring)."""
-        import tomli_w
-
         path = Path(path)
-        path.write_text(tomli_w.dumps(self.to_dict()), encoding="utf-8")
+        path.write_text(_toml_text(self.to_dict()), encoding="utf-8")
         return path
 
     @classmethod
