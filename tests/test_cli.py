@@ -46,6 +46,8 @@ class Widen:
 def fake_load(id, demand_scale=1.0, bridge_lanes=2):
     if id != "lane-drop":
         raise KeyError(id)
+    if not demand_scale >= 0:   # as the library's builders do (scenarios._build.PeakShape)
+        raise ValueError(f"peak shape: demand_scale must be a finite number >= 0, got {demand_scale!r}")
     sc = lane_drop(demand_scale, bridge_lanes)
     sc.meta.update(
         english_name="Lane drop", original_name="车道减少", cause_class="road condition",
@@ -144,6 +146,66 @@ def test_bad_input_is_one_line_and_exit_2(capsys, library, argv, message):
     assert err.count("\n") == 1 and err.startswith("trafficsim: error: ")
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--param", "demand_scale=-1"], "bad --param: peak shape: demand_scale must be a finite number >= 0, got -1"),
+    (["--measure", "widn"], "has no measure 'widn'; did you mean 'widen'? its measures: widen"),
+    (["--out", "/nonexistent-dir/r.nc"], "--out '/nonexistent-dir/r.nc': directory '/nonexistent-dir' does not exist"),
+    (["--out", "r.csv"], "--out 'r.csv': give a file ending in one of .nc"),
+    (["--kpis", "k.txt"], "--kpis 'k.txt': give a file ending in one of .csv"),
+    (["--plot", "p.xyz"], "--plot 'p.xyz': give a file ending in one of"),
+])
+def test_bad_input_is_refused_before_the_run(capsys, library, monkeypatch, argv, message):
+    """A bad --param value, a misspelt measure, an output path that cannot be written: exit 2 and
+    one line, before anything is simulated (they used to throw a finished run away, or exit 1
+    with a raw ValueError)."""
+    import trafficsim
+
+    monkeypatch.setattr(trafficsim, "simulate", lambda *a, **k: pytest.fail("simulated before checking the input"))
+    code, out, err = run(capsys, "run", "lane-drop", "-q", *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("trafficsim: error: ")
+    assert message in err
+
+
+@pytest.mark.parametrize("option, value", [("--seed", "-3"), ("--dt", "0"), ("--dt", "-1"), ("--record-interval", "nan")])
+def test_bad_numbers_are_usage_errors_naming_the_option(capsys, library, option, value):
+    code, _, err = run(capsys, "run", "lane-drop", option, value)
+    assert code == 2 and f"argument {option}: must be" in err
+
+
+@pytest.mark.parametrize("name", ["widen", "WIDEN", "Widen", "w-i_d en"])
+def test_measures_match_without_case_or_separators(capsys, library, name):
+    code, out, err = run(capsys, "run", "lane-drop", "--json", "-q", "-m", name)
+    assert code == 0, err
+    assert json.loads(out)["kpis"]["delay_vh"] < json.loads(run(capsys, "run", "lane-drop", "--json", "-q")[1])["kpis"]["delay_vh"]
+
+
+def test_warnings_are_one_line_without_source_code(capsys, toml_file, monkeypatch):
+    import warnings
+
+    import trafficsim
+
+    def warns(*a, **k):
+        warnings.warn("micro engine: merge priorities are not modelled", UserWarning)
+        raise trafficsim.SimulationError("stop here")
+
+    monkeypatch.setattr(trafficsim, "simulate", warns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "run", toml_file, "-q")
+    assert err.splitlines()[0] == "trafficsim: warning: micro engine: merge priorities are not modelled"
+    assert ".py" not in err
+
+
+def test_tables_are_not_cut_when_the_output_is_not_a_terminal(capsys, library, monkeypatch):
+    """Piped into a file, the last column is whole (on a terminal it is cut to its width)."""
+    import os
+
+    monkeypatch.setattr(cli.shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((40, 24)))
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "6 lanes squeeze into 2" in out and "\u2026" not in out
 
 
 def test_malformed_toml_exit_2(capsys, tmp_path):

@@ -34,6 +34,44 @@ def test_evaluate_explicit_variants_and_errors():
         ts.evaluate(sc.replace(measures={}))
 
 
+def test_variants_by_the_names_of_the_scenarios_measures():
+    """``variants`` may name the scenario's measures as the command line does (case, hyphens and
+    underscores ignored); the usual mistakes are errors that say what to give instead."""
+    sc = ts.scenarios.load("luoxi-bridge")
+    by_name = ts.evaluate(sc, ["tidal-lane"]).kpis
+    by_object = ts.evaluate(sc, {"TidalLane": sc.measures["TidalLane"]}).kpis
+    assert list(by_name.index) == ["baseline", "TidalLane"]
+    assert by_name.loc["TidalLane", "delay_vh"] == by_object.loc["TidalLane", "delay_vh"]
+    assert list(ts.evaluate(sc, {"tidal": "TidalLane"}).kpis.index) == ["baseline", "tidal"]
+    with pytest.raises(ValueError, match="has no measure 'tidal-lnae'; did you mean 'TidalLane'?"):
+        ts.evaluate(sc, ["tidal-lnae"])
+    with pytest.raises(TypeError, match=r"seeds must be a sequence of seeds, e.g. range\(3\)"):
+        ts.evaluate(sc, seeds=3)
+    with pytest.raises(ValueError, match="assignment must be 'msa' or None, got 'mse'"):
+        ts.evaluate(sc, assignment="mse")
+    with pytest.raises(TypeError, match=r"scenario must be a Scenario, got str 'luoxi-bridge'; load one with "
+                                        r"trafficsim.scenarios.load\(ID\)"):
+        ts.evaluate("luoxi-bridge")
+
+
+def test_simulate_names_its_own_options_in_errors():
+    """A misspelt option is reported against ``simulate`` with the nearest name (it used to be
+    ``run_macro() got an unexpected keyword argument``), a scenario id for a Scenario and a bad seed
+    likewise."""
+    sc = ts.scenarios.load("merge")
+    with pytest.raises(TypeError, match="simulate: engine 'macro' takes no option 'dt'; did you mean 'dt_s'?"):
+        ts.simulate(sc, dt=1.0)
+    with pytest.raises(TypeError, match="simulate: engine 'micro' takes no option 'capacity_prest'; did you mean "
+                                        "'capacity_preset'?"):
+        ts.simulate(sc, engine="micro", capacity_prest="HCM")
+    with pytest.raises(TypeError, match="simulate: scenario must be a Scenario, got str 'merge'"):
+        ts.simulate("merge")
+    for seed in ("x", -3, 1.5, True):
+        with pytest.raises(ts.SimulationError, match="seed must be a whole number >= 0 or None"):
+            ts.simulate(sc, seed=seed)
+    assert ts.simulate(sc, seed=np.int64(3), dt_s=5.0).kpis["completed"] > 0
+
+
 def test_seeds_give_confidence_intervals_with_common_random_numbers():
     sc = ts.scenarios.load("merge")
     cmp = ts.evaluate(sc, seeds=[0, 1])        # macro is deterministic: CI width 0

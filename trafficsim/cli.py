@@ -38,6 +38,7 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -125,19 +126,21 @@ def _load_scenario(target: str, params: dict[str, Any]):
         raise CLIError(f"unknown scenario {target!r}; {hint}run `trafficsim list` for the ids, or pass a .toml file")
     try:
         return lib.load(target, **params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         if params:
             raise CLIError(f"bad --param: {exc}; `trafficsim show {target}` lists the parameters") from None
         raise
 
 
 def _apply_measures(sc, names: Sequence[str]):
+    from .evaluation import measure_named
+
     for name in names or ():
-        available = dict(getattr(sc, "measures", {}) or {})
-        if name not in available:
-            listed = ", ".join(sorted(available)) or "none"
-            raise CLIError(f"scenario {sc.name or 'scenario'!r} has no measure {name!r}; its measures: {listed}")
-        for measure in available[name]:
+        try:
+            _, measures = measure_named(sc, name)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        for measure in measures:
             sc = measure.apply(sc) if hasattr(measure, "apply") else measure(sc)
     return sc
 
@@ -166,12 +169,13 @@ def _fmt(value: Any) -> str:
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, align: str | None = None) -> str:
-    """A plain-text table; the last column is cut to fit the terminal."""
+    """A plain-text table; on a terminal the last column is cut to fit it (output to a file or a
+    pipe is never cut)."""
     cells = [[str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     width = shutil.get_terminal_size((120, 24)).columns
     used = sum(widths[:-1]) + 2 * (len(widths) - 1)
-    if len(widths) > 1 and used + widths[-1] > width:
+    if len(widths) > 1 and used + widths[-1] > width and sys.stdout.isatty():
         widths[-1] = max(len(headers[-1]), width - used)
     align = align or "l" * len(headers)
 
@@ -192,6 +196,30 @@ def _figure(ncols: int = 1, nrows: int = 1, size=(10, 4.5)):
 
     fig = Figure(figsize=size, layout="constrained")
     return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _check_output(path: str | None, option: str, suffixes: Sequence[str] = ()) -> None:
+    """Check an output file option before the run, so that a bad path does not throw a finished
+    simulation away: its directory exists and is writable, its suffix is one of ``suffixes``."""
+    if not path:
+        return
+    where = Path(path).expanduser().resolve().parent
+    if not where.is_dir():
+        raise CLIError(f"{option} {path!r}: directory {str(where)!r} does not exist")
+    if not os.access(where, os.W_OK):
+        raise CLIError(f"{option} {path!r}: directory {str(where)!r} is not writable")
+    if suffixes and Path(path).suffix.lower() not in suffixes:
+        raise CLIError(f"{option} {path!r}: give a file ending in one of {', '.join(suffixes)}")
+
+
+def _check_plot(path: str | None) -> None:
+    """``--plot``: a writable place and an image format matplotlib can write."""
+    if not path:
+        return
+    from matplotlib.figure import Figure
+
+    formats = sorted(Figure().canvas.get_supported_filetypes())
+    _check_output(path, "--plot", [f".{f}" for f in formats])
 
 
 def _save(fig, path: str, args) -> None:
@@ -345,6 +373,9 @@ def _simulate(sc, args, **extra):
 
 def _cmd_run(args) -> int:
     _check_engine(args.engine)
+    _check_output(args.out, "--out", [".nc"])
+    _check_output(args.kpis, "--kpis", [".csv"])
+    _check_plot(args.plot)
     params = _parse_params(args.param)
     sc = _load_scenario(args.scenario, params)
     sc = _apply_measures(sc, args.measure)
@@ -450,6 +481,8 @@ def _cmd_evaluate(args) -> int:
     except ImportError:
         raise CLIError("trafficsim.measures (evaluate) is not available in this install; use `trafficsim run --measure NAME` per variant") from None
     _check_engine(args.engine)
+    _check_output(args.out, "--out", [".csv"])
+    _check_plot(args.plot)
     params = _parse_params(args.param)
     sc = _load_scenario(args.scenario, params)
     if not sc.measures:
@@ -497,6 +530,28 @@ def _cmd_evaluate(args) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+def _non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (random seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (time steps, intervals)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trafficsim`` command."""
     from . import __version__
@@ -532,9 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("scenario", metavar="SCENARIO", help="scenario id (see `trafficsim list`) or a scenario .toml file")
         p.add_argument("--engine", "-e", default="macro", help=f"simulation engine: {', '.join(ENGINES)} (default: macro)")
         p.add_argument("--param", "-p", action="append", default=[], metavar="K=V", help="scenario parameter, e.g. demand_scale=1.2 (repeatable)")
-        p.add_argument("--seed", type=int, default=seed_default, help=seed_help)
-        p.add_argument("--dt", type=float, default=None, metavar="S", help="time step [s] (default: the engine's)")
-        p.add_argument("--record-interval", type=float, default=60.0, metavar="S", help="aggregation interval of results [s] (default 60)")
+        p.add_argument("--seed", type=_non_negative_int, default=seed_default, help=seed_help)
+        p.add_argument("--dt", type=_positive_float, default=None, metavar="S", help="time step [s] (default: the engine's)")
+        p.add_argument("--record-interval", type=_positive_float, default=60.0, metavar="S",
+                       help="aggregation interval of results [s] (default 60)")
         p.add_argument("--json", action="store_true", help="print KPIs as JSON")
         p.add_argument("--route-choice", default="fixed", choices=ROUTE_CHOICES,
                        help="fixed: the scenario's routes (default); dynamic: departures re-split among candidate "
@@ -586,6 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the command line: one line, ``trafficsim: warning: ...`` (no source path or code
+    line, which read like a crash; ``--debug`` shows Python's own form)."""
+    print(f"trafficsim: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def _error(args, exc: BaseException, code: int, *, name_type: bool = False) -> int:
     if getattr(args, "debug", False):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -612,7 +674,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .scenario import ScenarioError
 
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return int(args.handler(args) or 0)
     except (CLIError, ScenarioError, NetworkError, DemandError, ControlError) as exc:
         return _error(args, exc, 2)
     except SimulationError as exc:

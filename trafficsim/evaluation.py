@@ -14,7 +14,9 @@ relative gap is reported in the ``assignment_gap`` column.
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -24,7 +26,7 @@ import xarray as xr
 
 from .scenario import Scenario
 
-__all__ = ["evaluate", "Comparison", "KPI_COLUMNS", "spillback"]
+__all__ = ["evaluate", "Comparison", "KPI_COLUMNS", "spillback", "measure_named"]
 
 #: KPIs of the comparison table (results.KPI_DESCRIPTIONS names, plus throughput and spillback).
 KPI_COLUMNS = (
@@ -113,13 +115,42 @@ class Comparison:
         return f"<Comparison {self.engine}, {len(self.kpis)} variants, seeds {self.seeds}>\n{self.kpis[cols].round(2)}"
 
 
+def _measure_key(name: str) -> str:
+    """A measure's name as matched when given as text: case, hyphens, underscores and spaces
+    ignored (``"tidal-lane"``, ``"tidal_lane"`` and ``"TidalLane"`` name the same measure)."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def measure_named(sc: Scenario, name: str) -> tuple[str, Any]:
+    """``(name, measures)`` of the scenario's measure called ``name`` (``sc.measures``; case,
+    hyphens, underscores and spaces ignored); a :class:`ValueError` naming the scenario's measures,
+    and the nearest one, when there is none."""
+    available = dict(sc.measures or {})
+    if name in available:
+        return name, available[name]
+    by_key = {_measure_key(k): k for k in available}
+    key = by_key.get(_measure_key(name))
+    if key is None:
+        close = difflib.get_close_matches(_measure_key(name), list(by_key), n=1)
+        hint = f"did you mean {by_key[close[0]]!r}? " if close else ""
+        raise ValueError(f"scenario {sc.name or 'scenario'!r} has no measure {name!r}; {hint}its measures: "
+                         f"{', '.join(sorted(available)) or 'none'}")
+    return key, available[key]
+
+
 def _variants(sc: Scenario, variants) -> dict[str, Any]:
     if variants is None:
         variants = dict(sc.measures or {})
+    if isinstance(variants, str):
+        variants = [variants]
     if isinstance(variants, Mapping):
-        return dict(variants)
+        return {k: (measure_named(sc, v)[1] if isinstance(v, str) else v) for k, v in variants.items()}
     out: dict[str, Any] = {}
     for v in variants:
+        if isinstance(v, str):   # a measure of the scenario, by name
+            v_name, v = measure_named(sc, v)
+            out[v_name] = v
+            continue
         name = getattr(v, "name", None) or type(v).__name__
         base, i = name, 2
         while name in out:
@@ -198,8 +229,15 @@ def evaluate(
     -------
     Comparison
     """
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"evaluate: scenario must be a Scenario, got {type(scenario).__name__} {scenario!r:.60}; "
+                        "load one with trafficsim.scenarios.load(ID) or Scenario.from_toml(PATH)")
+    if assignment not in (None, "msa"):
+        raise ValueError(f"evaluate: assignment must be 'msa' or None, got {assignment!r}")
     if seeds is None:
         seeds = [0 if seed is None else seed] if engine not in _STOCHASTIC or seed is not None else list(DEFAULT_SEEDS)
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise TypeError(f"evaluate: seeds must be a sequence of seeds, e.g. range({seeds!r}), got {seeds!r}")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("evaluate: seeds is empty")

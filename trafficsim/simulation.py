@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
+
+import numpy as np
+
 from .results import Result
 from .scenario import Scenario
 
@@ -53,7 +58,27 @@ def simulate(
         model of the other links), ``sumo_dt_s`` and the sumo options. Each engine's
         ``run_*`` function documents its own.
     """
-    from .engines import get_engine
+    from .engines import SimulationError, get_engine
 
-    run = get_engine(engine)
+    if not isinstance(scenario, Scenario):
+        raise TypeError(f"simulate: scenario must be a Scenario, got {type(scenario).__name__} {scenario!r:.60}; "
+                        "load one with trafficsim.scenarios.load(ID) or Scenario.from_toml(PATH)")
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise SimulationError(f"simulate: seed must be a whole number >= 0 or None, got {seed!r}")
+    run = get_engine(engine)   # (each engine checks dt_s and record_interval_s, naming them)
+    _check_options(run, engine, options)
     return run(scenario, dt_s=dt_s, record_interval_s=record_interval_s, progress=progress, seed=seed, **options)
+
+
+def _check_options(run, engine: str, options: dict) -> None:
+    """A :class:`TypeError` naming ``simulate`` (not the engine's internal function) for an option
+    the engine does not take, with the nearest known name."""
+    params = inspect.signature(run).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD][1:]
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"simulate: engine {engine!r} takes no option {name!r}{hint} (its options: {', '.join(known)})")

@@ -754,8 +754,14 @@ def add_command(subparsers, common) -> None:
 
 
 def _cmd_sweep(args) -> int:
-    from .cli import CLIError, _figure, _info, _load_scenario, _looks_like_file, _route_options, _save
+    from .cli import CLIError, _check_output, _check_plot, _figure, _info, _load_scenario, _looks_like_file, _route_options, _save
+    from .results import KPI_DESCRIPTIONS
 
+    # everything that can be checked before the runs is: a typo must not cost the sweep
+    _check_output(args.kpis, "--kpis", [".csv"])
+    _check_plot(args.plot)
+    if args.plot and args.kpi not in KPI_DESCRIPTIONS:
+        raise CLIError(f"--kpi {args.kpi!r} is not a KPI; known: {', '.join(KPI_DESCRIPTIONS)}")
     try:
         params = dict(parse_range(t) for t in args.param)
     except ValueError as exc:
