@@ -113,14 +113,20 @@ _SUMO_DECEL = 4.5
 
 
 def default_region(scenario: Scenario) -> list[str]:
-    """The scenario's ``meta["bottleneck_link"]`` plus its immediate neighbours (the links
-    into its upstream node and out of its downstream node)."""
+    """The scenario's ``meta["bottleneck_link"]`` plus every link at its two nodes: the links
+    into and out of its upstream node and its downstream node. A merge or a diverge at either end
+    is then wholly in SUMO: with only the links into the upstream node and out of the downstream
+    one, the stream merging at the downstream node stayed outside, and the merge was split between
+    SUMO and the outer model (``jiangwan-bridge``: 6,051 veh h of delay and 1,788 vehicles never
+    served, against 936 and none with the merge whole)."""
     b = scenario.meta.get("bottleneck_link")
     if not b:
         raise SimulationError("engine 'hybrid': give region=[link ids] (the scenario has no meta['bottleneck_link'])")
     net = scenario.network
     lk = net.link(b)
-    region = [b] + [x.id for x in net.in_links(lk.from_node)] + [x.id for x in net.out_links(lk.to_node)]
+    region = [b]
+    for node in (lk.from_node, lk.to_node):
+        region += [x.id for x in net.in_links(node)] + [x.id for x in net.out_links(node)]
     return list(dict.fromkeys(region))
 
 
