@@ -139,6 +139,18 @@ def test_unmapped_route_is_an_error_or_skipped(sumo_net, tmp_path):
     assert demand_from_sumo(bad, net, on_unmapped="skip").flows == []
 
 
+def test_a_file_that_is_not_a_network_or_not_xml_is_an_error_naming_it(sumo_net, tmp_path):
+    """A route file given as the network used to import as an empty network (0 nodes, 0 links)
+    that failed only when run; a broken route file gave a ParseError without its name."""
+    with pytest.raises(ts.NetworkError, match=r"routes.rou.xml': not a SUMO network: its root element is <routes>, "
+                                           r"expected <net>"):
+        network_from_sumo(sumo_net.parent / "routes.rou.xml")
+    broken = tmp_path / "broken.rou.xml"
+    broken.write_text('<routes><flow id="x"')
+    with pytest.raises(DemandError, match=r"SUMO file '.*broken.rou.xml': malformed XML"):
+        demand_from_sumo(broken, network_from_sumo(sumo_net))
+
+
 def test_imported_scenario_runs_on_macro_and_sumo(sumo_net):
     sc = scenario_from_sumo(sumo_net, [sumo_net.parent / "routes.rou.xml"], duration_s=600)
     assert {s.node for s in sc.controls} == {"X"}

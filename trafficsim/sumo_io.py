@@ -839,6 +839,10 @@ def _read_net(path):
     path = Path(path)
     if not path.exists():
         raise NetworkError(f"SUMO network {str(path)!r}: file not found")
+    root = _root_tag(_head(path))
+    if root != "net":
+        raise NetworkError(f"SUMO network {str(path)!r}: not a SUMO network: its root element is "
+                           f"{'<' + root + '>' if root else 'missing'}, expected <net> (a route file goes after the network)")
     try:
         net = sumolib.net.readNet(str(path), withPrograms=True, withInternal=True)
     except Exception as exc:  # sumolib raises plain SAX/ValueErrors
@@ -847,15 +851,30 @@ def _read_net(path):
     return net
 
 
-def _lefthand(path: Path) -> bool:
-    """Whether the ``<net>`` element of a SUMO network file says ``lefthand="true"`` (sumolib
-    does not keep it)."""
+def _head(path: Path, size: int = 8192) -> str:
+    """The first ``size`` characters of a (possibly gzipped) XML file."""
     import gzip
-    import re
 
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        head = f.read(8192)
+        return f.read(size)
+
+
+def _root_tag(head: str) -> str:
+    """The name of the first element of an XML text (after its declaration and comments); "" if none."""
+    import re
+
+    text = re.sub(r"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>", "", head, flags=re.S)
+    m = re.search(r"<([A-Za-z_][\w.:-]*)", text)
+    return m.group(1) if m else ""
+
+
+def _lefthand(path: Path) -> bool:
+    """Whether the ``<net>`` element of a SUMO network file says ``lefthand="true"`` (sumolib
+    does not keep it)."""
+    import re
+
+    head = _head(path)
     tag = re.search(r"<net\b[^>]*>", head)
     return bool(tag and re.search(r'lefthand="(true|1)"', tag.group(0)))
 
@@ -1127,8 +1146,16 @@ def _trip_path(network: Network, el) -> list[str] | None:
 
 
 def _xml_root(source):
-    """The root element of an XML file, or ``source`` itself if it is one already."""
-    return source if isinstance(source, ET.Element) else ET.parse(str(source)).getroot()
+    """The root element of an XML file, or ``source`` itself if it is one already; a file that
+    does not parse is a :class:`~trafficsim.demand.DemandError` naming it."""
+    if isinstance(source, ET.Element):
+        return source
+    try:
+        return ET.parse(str(source)).getroot()
+    except ET.ParseError as exc:
+        raise DemandError(f"SUMO file {str(source)!r}: malformed XML: {exc}") from None
+    except OSError as exc:
+        raise DemandError(f"SUMO file {str(source)!r}: cannot read: {exc.strerror}") from None
 
 
 def taz_from_sumo(*sources) -> dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]:
@@ -1212,7 +1239,7 @@ def demand_from_sumo(
     """
     if on_unmapped not in ("error", "skip"):
         raise DemandError(f"on_unmapped must be 'error' or 'skip', got {on_unmapped!r}")
-    root = ET.parse(str(path)).getroot()
+    root = _xml_root(path)
     type_roots = [root, *(_xml_root(f) for f in types_from)]
     named_routes = {r.get("id"): r.get("edges", "").split() for r in root.iter("route") if r.get("id")}
     # route distributions: id -> [(edges, probability)] (members inline or by refId)
