@@ -88,5 +88,6 @@ class DemandRestriction(Measure):
         ]
 
     def describe(self) -> str:
+        """One line for tables and plots: the banned share and the volume cut in the peak window."""
         return (f"DemandRestriction: odd-even plates, {self.banned_share:.0%} banned -> volume -{self.volume_cut:.0%} "
                 "in the peak window")

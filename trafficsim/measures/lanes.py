@@ -146,6 +146,7 @@ class TidalLane(Measure):
             add_lane_delta(sc.network, lid, [(t, d) for t, d in deltas if t < sc.duration_s], owner=type(self).__name__)
 
     def describe(self) -> str:
+        """One line for tables and plots: the lanes reversed, the link they serve and the windows."""
         w = ", ".join(f"{a:g}-{b:g} s" for a, b in self.windows)
         return f"TidalLane: {self.lanes} lane(s) of the opposite road serve {self.link!r} during {w}"
 
@@ -267,6 +268,7 @@ class VariableLane(Measure):
         sc.demand.flows[:] = flows
 
     def describe(self) -> str:
+        """One line for tables and plots: the lanes given to one movement, the link and the windows."""
         w = ", ".join(f"{a:g}-{b:g} s" for a, b in self.windows)
         return f"VariableLane: {self.lanes} lane(s) of {self.link!r} serve only the movement to {self.turn_to!r} during {w}"
 
@@ -338,4 +340,5 @@ class Widening(Measure):
             add_lane_delta(sc.network, lid, [(0.0, int(self.add_lanes))], owner=type(self).__name__)
 
     def describe(self) -> str:
+        """One line for tables and plots: the lanes added and the links that get them."""
         return f"Widening: +{self.add_lanes} lane(s) on {', '.join(self.links)}"

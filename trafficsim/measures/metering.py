@@ -208,6 +208,7 @@ class RampMetering(Measure):
                 sc.controls[i] = replace(c, major=tuple(tail if a == ramp.id else a for a in c.major))
 
     def describe(self) -> str:
+        """One line for tables and plots: fixed rate or ALINEA, the ramp and where its stop line stands."""
         at = f", stop line {self.stop_line_m:g} m before the merge" if self.stop_line_m > 0 else ", stop line at the merge"
         if self.mode == "fixed":
             return f"RampMetering: fixed {self.rate_vph:g} veh/h on {self.link!r}{at}"
@@ -266,6 +267,7 @@ class MergeMetering(Measure):
         _signalise(sc, FixedTimeSignal(self.node, phases, 0.0))
 
     def describe(self) -> str:
+        """One line for tables and plots: the merge node released lane by lane and its cycle."""
         return f"MergeMetering: release lane by lane at {self.node!r} ({self.cycle_s:g} s cycle, green by demand)"
 
 
@@ -329,6 +331,7 @@ class PeakControl(Measure):
                                    "priority": {lk.id: sc.network.links[lk.id].priority for lk in ins}}
 
     def describe(self) -> str:
+        """One line for tables and plots: the gate and its rate, or the node whose streams officers release."""
         if self.gate_link is not None:
             return f"PeakControl: officers hold {self.gate_link!r} to {self.gate_rate_vph:g} veh/h in the peak"
         return f"PeakControl: officers at {self.node!r} release each stream by its demand (merge) or green by demand (signal)"

@@ -106,6 +106,7 @@ class OneWayLoop(Measure):
         sc.meta["one_way_removed"] = sorted(removed)
 
     def describe(self) -> str:
+        """One line for tables and plots: how many streets become one-way, and whether at full width."""
         return f"OneWayLoop: {len(self.keep)} street(s) made one-way{' (full width)' if self.widen else ''}, demand re-routed"
 
 
@@ -171,5 +172,6 @@ class NewLink(Measure):
         sc.meta["assignment"] = self.assignment
 
     def describe(self) -> str:
+        """One line for tables and plots: the new link's ends, length, lanes and re-routing method."""
         return (f"NewLink: {self.street_name or self.id} {self.from_node!r} -> {self.to_node!r}, {self.length_m:g} m, "
                 f"{self.lanes} lane(s); demand re-routed ({self.assignment})")

@@ -55,6 +55,7 @@ class BusBay(Measure):
             sc.controls[i] = replace(sc.controls[i], bay=True)
 
     def describe(self) -> str:
+        """One line for tables and plots: the links whose kerbside stops get bays."""
         return f"BusBay: bays at the stops on {', '.join(self.links) if self.links else 'every kerbside stop'}"
 
 
@@ -107,6 +108,7 @@ class StopRelocation(Measure):
             sc.demand.flows[:] = flows
 
     def describe(self) -> str:
+        """One line for tables and plots: where the stop moves and how many fewer buses pass it."""
         parts = []
         if self.to_link:
             parts.append(f"stop on {self.link!r} moved to {self.to_link!r}")
@@ -222,6 +224,7 @@ class Enforcement(Measure):
         return out
 
     def describe(self) -> str:
+        """One line for tables and plots: the cuts in blocking and trucks, the capacity recovered, the stop clearance."""
         parts = []
         if self.blocking_reduction:
             parts.append(f"lane blocking -{self.blocking_reduction:.0%}")

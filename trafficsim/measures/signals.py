@@ -154,6 +154,7 @@ class SignalRetiming(Measure):
         sc.meta["signal_retiming"] = reports
 
     def describe(self) -> str:
+        """One line for tables and plots: Webster cycle and/or splits, and the signals retimed."""
         where = ", ".join(self.nodes) if self.nodes else "every signal"
         return f"SignalRetiming: Webster {'splits' if self.keep_cycle else 'cycle and splits'} at {where}"
 
@@ -248,6 +249,7 @@ class NewSignal(Measure):
         sc.meta["new_signal"] = {**rep, "roads": roads}
 
     def describe(self) -> str:
+        """One line for tables and plots: the node signalised and its cycle."""
         cycle = "Webster cycle" if self.cycle_s is None else f"{self.cycle_s:g} s cycle"
         return f"NewSignal: a fixed-time signal at {self.node!r}, one phase per road, {cycle} and greens"
 
@@ -327,6 +329,7 @@ class GreenWave(Measure):
         return self.offsets(sc)["bandwidth_s"]
 
     def describe(self) -> str:
+        """One line for tables and plots: the design speed and the corridor's first and last signal."""
         return f"GreenWave: offsets for {self.design_speed_kmh:g} km/h along {self.corridor[0]} .. {self.corridor[-1]}"
 
 
@@ -438,6 +441,7 @@ class BusPriority(Measure):
             raise self.error("nodes", "no listed signal serves a bus movement")
 
     def describe(self) -> str:
+        """One line for tables and plots: the green added per cycle for the bus phases."""
         return f"BusPriority: +{self.extra_green_s:g} s green per cycle for bus phases"
 
 
@@ -475,4 +479,5 @@ class OffRampKeepClear(Measure):
             raise self.error("link", str(exc)) from None
 
     def describe(self) -> str:
+        """One line for tables and plots: the green added per cycle for the off-ramp."""
         return f"OffRampKeepClear: +{self.extra_green_s:g} s green per cycle for off-ramp {self.link!r}"
