@@ -777,19 +777,41 @@ def test_right_before_left_junctions_import_with_sumos_own_give_way_logic(tmp_pa
     assert len(differ) == 2
 
 
-def test_a_left_hand_network_imports_with_a_warning(tmp_path):
-    """The engines' give-way geometry assumes right-hand traffic: a network built for left-hand
-    traffic (``netconvert --lefthand``) still imports, and says that its junctions would give way
-    the wrong way round; a right-hand one says nothing."""
-    import warnings
+def test_a_left_hand_network_gives_way_as_sumo_does_and_exports_left_hand(tmp_path):
+    """A network built for keep-left traffic (``netgenerate --lefthand``) imports as
+    ``Network(left_hand=True)``: the give-way geometry is mirrored, and on a 3 x 3 grid of
+    ``right_before_left`` junctions who gives way to whom is SUMO's own logic (88 pairs, SUMO's two
+    extra opposing-left pairs as on a right-hand grid). Read as right-hand, 52 of our pairs were
+    not SUMO's. The export builds the SUMO network left-hand again."""
+    import sumolib
 
-    lefthand = _netconvert(tmp_path, T_NODES.format(kind="priority"), T_EDGES.format(p_main=2, p_side=1), None,
-                           "--lefthand")
-    with pytest.warns(UserWarning, match="left-hand network"):
-        net = network_from_sumo(lefthand)
-    assert set(net.links) == {"wj", "jw", "ej", "je", "sj", "js"}
-    (tmp_path / "r").mkdir()
-    righthand = _netconvert(tmp_path / "r", T_NODES.format(kind="priority"), T_EDGES.format(p_main=2, p_side=1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        network_from_sumo(righthand)
+    from trafficsim.control import priority_yields
+    from trafficsim.sumo_io import _lefthand, junctions_from_sumo
+
+    net_file = tmp_path / "g.net.xml"
+    subprocess.run([sumo_binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "200", "-L", "1",
+                    "--default-junction-type", "right_before_left", "--lefthand", "-o", str(net_file)],
+                   check=True, capture_output=True)
+    snet = sumolib.net.readNet(str(net_file))
+
+    def pairs(left_hand):
+        net = network_from_sumo(net_file)
+        assert net.left_hand
+        net.left_hand = left_hand
+        agree = ours_only = theirs_only = 0
+        for j in junctions_from_sumo(snet, net):
+            ours = {(m, o) for m, (os, _, _) in priority_yields(net, j).items() for o in os}
+            node = snet.getNode(j.node)
+            conns = [c for e in node.getIncoming() for cs in e.getOutgoing().values() for c in cs]
+            theirs = {((c.getFrom().getID(), c.getTo().getID()), (o.getFrom().getID(), o.getTo().getID()))
+                      for c in conns for o in conns if node.forbids(o, c)}
+            agree, ours_only, theirs_only = agree + len(ours & theirs), ours_only + len(ours - theirs), \
+                theirs_only + len(theirs - ours)
+        return agree, ours_only, theirs_only
+
+    assert pairs(True) == (88, 0, 2)
+    assert pairs(False)[1] > 40
+    sc = scenario_from_sumo(net_file, [], duration_s=60.0)
+    assert sc.network.left_hand and ts.Scenario.from_dict(sc.to_dict()).network.left_hand
+    exp = export_scenario(sc, tmp_path / "exp")
+    assert _lefthand(exp.net_file)

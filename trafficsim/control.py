@@ -240,7 +240,9 @@ TURN_DEG = 45.0
 def turn_deg(network: Network, in_link: str, out_link: str,
              pos: dict[str, tuple[float, float]] | None = None) -> float | None:
     """Signed turn [deg] from ``in_link``'s direction to ``out_link``'s, counter-clockwise
-    positive (a left turn > 0, a right turn < 0, in (-180, 180]), from the nodes' ``x``, ``y``
+    positive (a left turn > 0, a right turn < 0, in (-180, 180]; on a left-hand network,
+    ``Network.left_hand``, mirrored: > 0 is the turn across the opposing stream, there a right
+    turn, so that every rule below reads the same for both), from the nodes' ``x``, ``y``
     (or the positions ``pos`` per node id, e.g. the SUMO export's layout); ``None`` when a node
     of either link has no position or a link has no length."""
     a, b = network.links[in_link], network.links[out_link]
@@ -252,12 +254,14 @@ def turn_deg(network: Network, in_link: str, out_link: str,
     bx, by = pts[3][0] - pts[2][0], pts[3][1] - pts[2][1]
     if (ax == 0 and ay == 0) or (bx == 0 and by == 0):
         return None
-    return math.degrees(math.atan2(ax * by - ay * bx, ax * bx + ay * by))
+    deg = math.degrees(math.atan2(ax * by - ay * bx, ax * bx + ay * by))
+    # keep-left traffic is the mirror image: its left turn is a right-hand network's right turn
+    return -deg if network.left_hand and deg != 180.0 else deg
 
 
 def permissive_yields(network: Network, signal: "FixedTimeSignal") -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     """The movements of ``signal`` that turn left on a green they share with the opposing stream,
-    each mapped to the movements it gives way to (right-hand traffic).
+    each mapped to the movements it gives way to (right-hand traffic; mirrored on a left-hand network).
 
     A movement ``a -> b`` turning left (more than :data:`TURN_DEG` counter-clockwise, U-turns
     included) gives way to every movement ``c -> d`` green in the same phase whose approach ``c``
@@ -319,7 +323,8 @@ def _rank_key(lk) -> tuple:
 @dataclass(frozen=True)
 class PriorityJunction:
     """An unsignalised junction with a major road: the minor road's streams give way to the major
-    road's, and a left turn gives way to the streams it crosses from ahead (right-hand traffic;
+    road's, and a left turn gives way to the streams it crosses from ahead (right-hand traffic, mirrored
+    on a left-hand network;
     SUMO's ``priority`` junction, a two-way yield- or stop-controlled junction of the HCM).
 
     Without a control, an unsignalised node lets crossing streams pass through each other, as the
@@ -414,15 +419,16 @@ def _major_road(network: Network, node: str) -> tuple[str, ...]:
 
 
 def _leg_angle(network: Network, node: str, other: str) -> float:
-    """Direction [rad] from ``node`` towards ``other``."""
+    """Direction [rad] from ``node`` towards ``other`` (mirrored on a left-hand network, as
+    :func:`turn_deg`: counter-clockwise there is clockwise on the map)."""
     a, b = network.nodes[node], network.nodes[other]
-    return math.atan2(b.y - a.y, b.x - a.x)
+    return math.atan2(-(b.y - a.y) if network.left_hand else b.y - a.y, b.x - a.x)
 
 
 def priority_yields(network: Network, junction: PriorityJunction,
                     movements=None) -> dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], float, float]]:
     """The movements of ``junction`` that give way, each mapped to ``(movements it gives way to,
-    t_c, t_f)`` (right-hand traffic).
+    t_c, t_f)`` (right-hand traffic; mirrored on a left-hand network).
 
     Ranks as in the HCM's two-way stop control: 1 the major road's through movements and right
     turns; 2 its left turns (and U-turns) and the minor road's right turns; 3 the minor road's
@@ -516,7 +522,7 @@ def _right_before_left(network: Network, node: str, movements, conflict) -> dict
 
 def paths_cross(network: Network, node: str, m1: tuple[str, str], m2: tuple[str, str]) -> bool:
     """Whether the paths of movements ``m1`` and ``m2`` (``(in_link, out_link)`` pairs at
-    ``node``) cross inside the junction, right-hand traffic: each link meets the junction at its
+    ``node``) cross inside the junction, right-hand traffic (mirrored on a left-hand network): each link meets the junction at its
     direction from the node (a link into the node just counter-clockwise of its road's direction,
     a link out just clockwise), and two paths cross when their ends interleave around the node.
     Movements from one leg (in-links from one neighbouring node: a road and its turn pocket) or

@@ -18,14 +18,16 @@ __all__ = ["derive_connectors", "THROUGH_MAX_DEG", "U_TURN_DEG"]
 
 
 def _turn_angle(net, a, b):
-    """Turning angle [rad] from link a into link b (negative = right), or None without coordinates."""
+    """Turning angle [rad] from link a into link b (negative = towards the kerb side: right, or
+    left on a left-hand network), or None without coordinates."""
     la, lb = net.links[a], net.links[b]
     pts = [net.nodes[n] for n in (la.from_node, la.to_node, lb.to_node)]
     if any(p.x is None for p in pts):
         return None
     u = (pts[1].x - pts[0].x, pts[1].y - pts[0].y)
     w = (pts[2].x - pts[1].x, pts[2].y - pts[1].y)
-    return math.atan2(u[0] * w[1] - u[1] * w[0], u[0] * w[0] + u[1] * w[1])
+    a = math.atan2(u[0] * w[1] - u[1] * w[0], u[0] * w[0] + u[1] * w[1])
+    return -a if net.left_hand and a != math.pi else a   # keep-left: the mirror image
 
 
 def _memo_angles(net):

@@ -230,7 +230,11 @@ class Network:
     """A directed road network of nodes and links.
 
     Build one with :meth:`add_node` and :meth:`add_link`; every field is validated on entry and
-    errors name the element and the field.
+    errors name the element and the field. Network-wide: ``allow_u_turns`` (a link to its
+    reverse link is allowed everywhere, not only where it is the only way on), ``left_hand``
+    (traffic keeps left: the give-way geometry is mirrored, lane 0 stays the kerb lane), and
+    ``banned_turns``, ``lane_connectors``, ``turn_speeds`` (see :meth:`ban_turn`,
+    :meth:`connect_lanes`, :meth:`set_turn_speed`).
 
     Examples
     --------
@@ -251,6 +255,12 @@ class Network:
     #: SUMO's internal lanes). The micro engine slows turning vehicles to it before the node; the
     #: macro engine has no speeds within a node and does not use it.
     turn_speeds: dict = field(default_factory=dict)
+    #: Traffic keeps left (the United Kingdom, Japan, Hong Kong, India, ...): the give-way geometry
+    #: (which way a movement turns, who comes from the right, which left turns cross the opposing
+    #: stream) is mirrored. Lane 0 stays the kerb lane, as in SUMO's left-hand networks, so lane
+    #: indices, lane changes (keep to the kerb side, overtake on the median side) and bus stops
+    #: need no change.
+    left_hand: bool = False
 
     # ------------------------------------------------------------------ building
     def add_node(self, id: str, x: float | None = None, y: float | None = None) -> Node:
@@ -474,7 +484,7 @@ class Network:
     def copy(self) -> "Network":
         """A copy that can be edited without touching this network (links are immutable)."""
         return Network(dict(self.nodes), dict(self.links), set(self.banned_turns), self.allow_u_turns,
-                       dict(self.lane_connectors), dict(self.turn_speeds))
+                       dict(self.lane_connectors), dict(self.turn_speeds), self.left_hand)
 
     # ------------------------------------------------------------------ queries
     def node(self, id: str) -> Node:
@@ -580,6 +590,8 @@ class Network:
             out["banned_turns"] = [list(t) for t in sorted(self.banned_turns)]
         if self.allow_u_turns:
             out["allow_u_turns"] = True
+        if self.left_hand:
+            out["left_hand"] = True
         if self.lane_connectors:
             out["lane_connectors"] = [{"from": a, "to": b, "lanes": [list(p) for p in pairs]}
                                       for (a, b), pairs in sorted(self.lane_connectors.items())]
@@ -618,6 +630,10 @@ class Network:
         if not isinstance(u_turns, bool):
             raise NetworkError(f"allow_u_turns must be true or false, got {u_turns!r}")
         net.allow_u_turns = u_turns
+        left = data.get("left_hand", False)
+        if not isinstance(left, bool):
+            raise NetworkError(f"left_hand must be true or false, got {left!r}")
+        net.left_hand = left
         for i, d in enumerate(data.get("lane_connectors", [])):
             extra = set(d) - {"from", "to", "lanes"}
             if extra:

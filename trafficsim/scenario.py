@@ -256,7 +256,7 @@ class Scenario:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "scenario") -> "Scenario":
         """Build and validate a scenario from its plain-data form."""
-        known = {"scenario", "nodes", "links", "banned_turns", "allow_u_turns", "lane_connectors", "turn_speeds", "demand",
+        known = {"scenario", "nodes", "links", "banned_turns", "allow_u_turns", "left_hand", "lane_connectors", "turn_speeds", "demand",
                  "controls", "split_links"}
         extra = set(data) - known
         if extra:

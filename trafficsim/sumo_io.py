@@ -462,15 +462,16 @@ def write_plain_network(
     return paths
 
 
-def netconvert(plain: dict[str, Path], out: str | Path, *, timeout_s: float = 120.0) -> Path:
-    """Run ``netconvert`` on plain files; a failure raises :class:`SumoError` with its output."""
+def netconvert(plain: dict[str, Path], out: str | Path, *, timeout_s: float = 120.0, lefthand: bool = False) -> Path:
+    """Run ``netconvert`` on plain files (``lefthand``: a network for keep-left traffic); a failure
+    raises :class:`SumoError` with its output."""
     out = Path(out)
     cmd = [
         sumo_binary("netconvert"), "--node-files", str(plain["nod"]), "--edge-files", str(plain["edg"]),
         "--connection-files", str(plain["con"]), "--output-file", str(out),
         "--no-turnarounds", "false",  # every allowed turn is an explicit connection, every other one a <delete>
         "--offset.disable-normalization", "true", "--tls.default-type", "static", "--no-warnings", "true",
-        "--junctions.limit-turn-speed", "-1",
+        "--junctions.limit-turn-speed", "-1", "--lefthand", "true" if lefthand else "false",
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
@@ -634,7 +635,8 @@ def export_scenario(
     ids = sumo_ids(net)
     plain = write_plain_network(scenario, directory, routes, ids)
     try:
-        net_file = netconvert(plain, directory / "network.net.xml", timeout_s=timeout_s)
+        net_file = netconvert(plain, directory / "network.net.xml", timeout_s=timeout_s,
+                              lefthand=scenario.network.left_hand)
     except SumoError as exc:
         raise SumoError(ids.restore(str(exc))) from None
 
@@ -916,12 +918,9 @@ def network_from_sumo(
     connection becomes a banned turn.
     """
     snet = _read_net(path)
-    if getattr(snet, "trafficsim_lefthand", False):
-        warnings.warn("SUMO import: a left-hand network (lefthand=\"true\"): trafficsim's give-way geometry (who "
-                      "crosses whom, left and right turns, permitted lefts, priority and right-before-left junctions) "
-                      "assumes right-hand traffic, so imported junction controls give way the wrong way round",
-                      UserWarning, stacklevel=2)
-    net = Network(allow_u_turns=True)  # SUMO's connections say which turns exist, turnarounds included
+    # SUMO's connections say which turns exist, turnarounds included; a left-hand network
+    # (lefthand="true") keeps left, its lane 0 at the kerb as in trafficsim
+    net = Network(allow_u_turns=True, left_hand=bool(getattr(snet, "trafficsim_lefthand", False)))
     edges = []
     for e in snet.getEdges():
         if e.getFunction() not in ("", "normal") or not e.allows(vehicle_class):

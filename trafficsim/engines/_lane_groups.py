@@ -95,7 +95,7 @@ def split_lane_groups(scenario: Scenario) -> tuple[Scenario, dict[str, list[str]
     groups = _eligible(scenario, lane_groups(net))
     if not groups:
         return scenario, {}
-    new = Network(dict(net.nodes), {}, set(), net.allow_u_turns, {}, {})
+    new = Network(dict(net.nodes), {}, set(), net.allow_u_turns, {}, {}, net.left_hand)
     parts: dict[str, list[str]] = {}
     serving: dict[tuple[str, str], str] = {}        # (link, out) -> the group link serving it
     block: dict[str, tuple[str, int, int]] = {}     # group link -> (link, lo, hi)
