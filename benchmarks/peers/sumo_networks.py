@@ -2,9 +2,11 @@
 the networks and demand shipped with SUMO, imported through the public API and run against SUMO
 itself on the original files.
 
-Five cases are made by SUMO's own tools (``netgenerate`` and ``tools/randomTrips.py`` from the
-``eclipse-sumo`` package): a grid, a spider web and a random planar network, each with traffic
-lights (``--tls.guess``) and without (priority junctions), and trips between the fringe nodes
+Eight cases are made by SUMO's own tools (``netgenerate`` and ``tools/randomTrips.py`` from the
+``eclipse-sumo`` package): a grid, a spider web and a random planar network with traffic lights
+(``--tls.guess``), a grid and a random network without (priority junctions), a grid of
+``right_before_left`` junctions, and the signalised and right-before-left grids built for
+keep-left traffic (``--lefthand``), and trips between the fringe nodes
 for 30 minutes (the routes ``duarouter`` validates; some turn round at dead ends or end where
 they started). Five more are the networks and route files of SUMO's game (``tools/game`` in the
 ``eclipse-sumo`` wheel): an on-ramp, a corridor, a motorway, a small grid with route
@@ -57,6 +59,10 @@ CASES = {
     "random-priority": ["--rand", "--rand.iterations", "120", "--rand.min-distance", "120"],
     "grid-right-before-left": ["--grid", "--grid.number", "5", "--grid.length", "300",
                                "--default-junction-type", "right_before_left"],
+    # the same two grids built for keep-left traffic (imported as Network(left_hand=True))
+    "grid-tls-lefthand": ["--grid", "--grid.number", "5", "--grid.length", "300", "--tls.guess", "--lefthand"],
+    "grid-right-before-left-lefthand": ["--grid", "--grid.number", "5", "--grid.length", "300",
+                                        "--default-junction-type", "right_before_left", "--lefthand"],
 }
 #: networks and demand shipped with SUMO (``tools/game`` of the eclipse-sumo wheel; the first
 #: four drawn in netedit, ingolstadt cut from OpenStreetMap), run with their own route files
