@@ -368,12 +368,12 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     parts), as it does when applied before the meter; naming the tail restores the tail alone."""
     sc = merge_sc(1000, 900)
     meter = RampMetering(link="ramp", mode="fixed", rate_vph=600)
-    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1200.0, 1600.0),), restore_share=0.5)
+    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1600.0, 2000.0),), restore_share=0.5)
     cap = lambda v: {k: lk.capacity_vph_per_lane for k, lk in v.network.links.items()}  # noqa: E731
     after, before = enforce.apply(meter.apply(sc)), meter.apply(enforce.apply(sc))
     assert cap(after) == cap(before)
     assert cap(after)["ramp"] == cap(after)["ramp-merge"] == 1600.0 + 0.5 * 400.0
-    tail = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp-merge", 1200.0, 1600.0),)).apply(meter.apply(sc))
+    tail = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp-merge", 1600.0, 2000.0),)).apply(meter.apply(sc))
     assert (cap(tail)["ramp"], cap(tail)["ramp-merge"]) == (1600.0, 1800.0)
     res = ts.simulate(after.replace(duration_s=1800.0))
     assert res.conservation_error() < 1e-6
@@ -391,7 +391,12 @@ def test_enforcement_on_a_metered_ramp_restores_both_parts_whatever_the_order():
     ((("ramp", 1200.0, float("nan")),), r"capacity_restore\[0\]: the normal capacity of link 'ramp' must be"),
     ((("ramp", 1600.0, 1200.0),), r"capacity_restore\[0\]: the lowered capacity 1600 veh/h/lane of link 'ramp' is "
                                   r"above its normal capacity 1200"),
-], ids=["one-triple", "a-string", "pair", "quadruple", "unknown-link", "text-capacity", "nan-capacity", "low-above-normal"])
+    # the link (1,600 veh/h/lane) is not at the lowered capacity: 1,600 + 0.5 x 400 would pass the
+    # normal 1,600, and a second application would add the gap again
+    ((("ramp", 1200.0, 1600.0),), r"capacity_restore\[0\]: link 'ramp' has 1600 veh/h/lane, not the lowered "
+                                  r"capacity 1200 given"),
+], ids=["one-triple", "a-string", "pair", "quadruple", "unknown-link", "text-capacity", "nan-capacity", "low-above-normal",
+        "not-the-links-capacity"])
 def test_enforcement_capacity_restore_that_is_not_link_capacity_triples_is_an_error_naming_the_field(restore, message):
     """Anything but a sequence of (link, lowered, normal) triples is refused with a MeasureError
     naming Enforcement.capacity_restore (and the entry), not a bare ValueError from unpacking."""
@@ -410,7 +415,7 @@ def test_alinea_default_max_rate_is_the_capacity_of_the_ramp_that_runs_whatever_
         return m.validate(v.network).max_rate_vph
 
     widen = Widening(links=("ramp",))
-    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1200.0, 1600.0),), restore_share=0.5)
+    enforce = Enforcement(blocking_reduction=0.0, capacity_restore=(("ramp", 1600.0, 2000.0),), restore_share=0.5)
     assert max_rate(meter.apply(sc)) == 1600.0
     for other, want in ((widen, 2 * 1600.0), (enforce, 1600.0 + 0.5 * 400.0)):
         before, after = meter.apply(other.apply(sc)), other.apply(meter.apply(sc))
@@ -829,7 +834,7 @@ def test_demand_restriction_cuts_volume_by_the_documented_share():
     assert bus == [f for f in sc.demand.flows if f.vehicle_class == "bus"]
     with pytest.raises(MeasureError, match="banned_share"):
         DemandRestriction(banned_share=1.5).apply(sc)
-    with pytest.raises(MeasureError, match=r"window: end must be after start, got \(600, 300\)"):
+    with pytest.raises(MeasureError, match=r"window: need 0 <= start_s < end_s \[s\], got \(600, 300\)"):
         DemandRestriction(window=(600, 300)).apply(sc)
     # a run that ends before the peak: the derived window is empty, and the error says so
     with pytest.raises(MeasureError, match=r"peak window \(1800, 300\) s is empty .* give window="):
@@ -902,3 +907,68 @@ def test_ramp_meter_at_a_merge_node_releases_its_rate_on_micro():
     released = (500 * 450 + 800 * 450) / 3600  # 162.5 vehicles
     assert out["macro"] == pytest.approx(released, rel=0.05)
     assert 0.8 * out["macro"] <= out["micro"] <= released + 1
+
+
+# ----------------------------------------------------------------------------- windows and timings users get wrong
+def _two_way(duration_s=3600.0):
+    net = ts.Network()
+    net.add_node("A", x=0.0, y=0.0)
+    net.add_node("B", x=2000.0, y=0.0)
+    net.add_link("ab", "A", "B", length_m=2000, lanes=3)
+    net.add_link("ba", "B", "A", length_m=2000, lanes=3)
+    d = ts.Demand()
+    d.add("A", "B", [(0, 6000)])
+    d.add("B", "A", [(0, 2000)])
+    return ts.Scenario(net, d, duration_s, name="two-way")
+
+
+@pytest.mark.parametrize("windows", [((0, 1000), (1000, 2000)), ((0, 1000), (1100, 2000)), ((0, 1000), (1150, 2000)),
+                                     ((0, 1000), (1200, 2000)), ((600, 1000), (1200, 2000), (2300, 3000))])
+def test_tidal_lane_windows_closer_than_the_clearance_never_give_a_lane_to_both_directions(windows):
+    """Two windows less than a clearance apart (150 s here) are one: the lane stays reversed
+    through the gap. They used to overwrite each other's changes: from 1,150 s to 2,000 s the
+    6-lane road had 7 lanes, 4 one way and 3 the other."""
+    v = TidalLane(link="ab", windows=windows).apply(_two_way())
+    for t in np.arange(0.0, 3600.0, 10.0):
+        ab, ba = v.network.links["ab"].lanes_at(t), v.network.links["ba"].lanes_at(t)
+        assert ab + ba <= 6 and 3 <= ab <= 4 and 2 <= ba <= 3, (t, ab, ba)
+    res = ts.simulate(v)
+    assert float(res.data["lanes"].sum("link").max()) <= 6.0
+
+
+def test_variable_lane_windows_that_touch_keep_the_lane_dedicated():
+    """((0, 1000), (1000, 2000)) is one window: the through link used to get its lane back at
+    1,000 s while the pocket kept it (4 lanes on a 3-lane approach)."""
+    g = ts.scenarios.load("guangzhou-ave-south")
+    v = VariableLane(link="uturn-section", turn_to="uturn", windows=((0, 1000), (1000, 2000))).apply(g)
+    lk = v.network.links["uturn-section"]
+    assert [lk.lanes_at(t) for t in (0.0, 999.0, 1000.0, 1999.0, 2000.0)] == [2, 2, 2, 2, 3]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: TidalLane(link="ab", windows=((4000, 5000),)), r"TidalLane\.windows\[0\]: starts at 4000 s, at or after "
+                                                             r"the end of the run \(3600 s\)"),
+    (lambda: TidalLane(link="ab", windows=((3000,),)), r"TidalLane\.windows\[0\]: must be a \(start_s, end_s\) pair"),
+    (lambda: TidalLane(link="ab", windows=((1800, 600),)), r"TidalLane\.windows\[0\]: need 0 <= start_s < end_s"),
+    (lambda: DemandRestriction(window=(4000, 5000)),
+     r"DemandRestriction\.window: starts at 4000 s, at or after the end of the run"),
+])
+def test_windows_that_cannot_act_are_measure_errors(make, message):
+    """A window after the end of the run (hours given for seconds), or one that is not a pair, is
+    a MeasureError naming the measure and the field; such measures used to do nothing and still
+    be reported as applied, or to fail with a bare IndexError / ValueError."""
+    with pytest.raises(MeasureError, match=message):
+        make().apply(_two_way())
+
+
+def test_signal_measures_refuse_timings_no_engineer_would_sign():
+    cc = ts.scenarios.load("changgang-corridor")
+    hy = ts.scenarios.load("haiyin-bridge")
+    with pytest.raises(MeasureError, match=r"GreenWave\.cycle_s: a cycle of 20 s leaves a phase 4\.0 s of green"):
+        GreenWave(corridor=tuple(cc.meta["corridor"]), cycle_s=20).apply(cc)
+    with pytest.raises(MeasureError, match=r"SignalRetiming\.min_cycle_s: 200 s is above max_cycle_s = 100 s"):
+        SignalRetiming(min_cycle_s=200, max_cycle_s=100).apply(cc)
+    with pytest.raises(MeasureError, match=r"SignalRetiming\.min_green_s: must be finite and > 0, got -5"):
+        SignalRetiming(min_green_s=-5).apply(cc)
+    with pytest.raises(MeasureError, match=r"MergeMetering\.approaches: needs two or more links"):
+        MergeMetering(node="M", approaches=()).apply(hy)

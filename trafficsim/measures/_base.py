@@ -70,6 +70,23 @@ class Measure:
         """A :class:`MeasureError` naming this measure and ``field``."""
         return MeasureError(f"{type(self).__name__}.{field}: {message}")
 
+    def time_window(self, sc: Scenario, field: str, window) -> tuple[float, float]:
+        """``window`` checked as a ``(start_s, end_s)`` pair with ``0 <= start_s < end_s`` that
+        starts before the end of the run (a window after it would make the measure do nothing,
+        e.g. hours given for seconds); the end may be ``inf`` or past the run."""
+        try:
+            if isinstance(window, (str, bytes)) or len(window) != 2:
+                raise TypeError
+            start, end = float(window[0]), float(window[1])
+        except (TypeError, ValueError):
+            raise self.error(field, f"must be a (start_s, end_s) pair [s], got {window!r}") from None
+        if not (math.isfinite(start) and 0.0 <= start < end):
+            raise self.error(field, f"need 0 <= start_s < end_s [s], got {window!r}")
+        if start >= sc.duration_s:
+            raise self.error(field, f"starts at {start:g} s, at or after the end of the run ({sc.duration_s:g} s); "
+                                    "the measure would do nothing (times are in seconds)")
+        return start, end
+
     def need_link(self, sc: Scenario, field: str, link_id: str) -> Link:
         """The link ``link_id`` of ``sc``, or an error naming ``field``."""
         if link_id not in sc.network.links:

@@ -75,7 +75,7 @@ class DemandRestriction(Measure):
             v = finite(owner, f, getattr(self, f))
             if v > 1.0:
                 raise self.error(f, f"must be a fraction in [0, 1], got {v!r}")
-        start, end = peak_window(sc) if self.window is None else (float(self.window[0]), float(self.window[1]))
+        start, end = peak_window(sc) if self.window is None else self.time_window(sc, "window", self.window)
         if not end > start:
             if self.window is None:
                 raise self.error("window", f"the scenario's peak window ({start:g}, {end:g}) s is empty (the run ends "

@@ -31,25 +31,42 @@ from dataclasses import dataclass, replace
 
 from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, add_lane_delta, finite, opposite_roads, road_ends
+from ._base import Measure, MeasureError, add_lane_delta, finite, opposite_roads, road_ends
 
 __all__ = ["TidalLane", "VariableLane", "Widening"]
 
 
-def _windows(owner: str, windows, duration_s: float) -> tuple[tuple[float, float], ...]:
-    out, last = [], -1.0
+def _windows(owner: str, windows, duration_s: float, merge_gap_s: float = 0.0) -> tuple[tuple[float, float], ...]:
+    """The validated windows, each end clipped to the horizon, and windows less than (or exactly)
+    ``merge_gap_s`` apart joined into one: the lanes do not change back for a gap shorter than
+    it takes to change them (a tidal lane's clearance; for a variable lane windows that touch),
+    where the two changes would overwrite each other (two windows 1,000 s and 1,000-2,000 s gave
+    a tidal lane to both directions at once). A window that starts at or after the end of the run
+    is an error: the measure would do nothing."""
+    out: list[list[float]] = []
+    last = -1.0
+    if isinstance(windows, (str, bytes)) or not hasattr(windows, "__iter__"):
+        raise MeasureError(f"{owner}.windows: must be a sequence of (start_s, end_s) pairs, got {windows!r}")
     for i, w in enumerate(windows):
         try:
+            if isinstance(w, (str, bytes)) or len(w) != 2:
+                raise TypeError
             a, b = float(w[0]), float(w[1])
-        except (TypeError, ValueError, IndexError):
-            raise ValueError(f"{owner}.windows[{i}]: must be a (start_s, end_s) pair, got {w!r}") from None
+        except (TypeError, ValueError):
+            raise MeasureError(f"{owner}.windows[{i}]: must be a (start_s, end_s) pair, got {w!r}") from None
         if not (0.0 <= a < b) or a < last:
-            raise ValueError(f"{owner}.windows[{i}]: need 0 <= start_s < end_s, in order and not overlapping, got {w!r}")
-        out.append((a, min(b, duration_s)))
+            raise MeasureError(f"{owner}.windows[{i}]: need 0 <= start_s < end_s, in order and not overlapping, got {w!r}")
+        if a >= duration_s:
+            raise MeasureError(f"{owner}.windows[{i}]: starts at {a:g} s, at or after the end of the run "
+                               f"({duration_s:g} s); the measure would do nothing (times are in seconds)")
+        if out and a - out[-1][1] <= merge_gap_s:
+            out[-1][1] = min(b, duration_s)
+        else:
+            out.append([a, min(b, duration_s)])
         last = b
     if not out:
-        raise ValueError(f"{owner}.windows: empty")
-    return tuple(out)
+        raise MeasureError(f"{owner}.windows: empty")
+    return tuple((a, b) for a, b in out)
 
 
 @dataclass(frozen=True)
@@ -130,7 +147,7 @@ class TidalLane(Measure):
                 if b.lanes_at(t) - k < 1:
                     raise self.error("lanes", f"reversing {k} lane(s) leaves {b.id!r} with {b.lanes_at(t) - k} lanes "
                                               f"at t={t:g} s; the opposite direction must keep >= 1")
-        wins = _windows(type(self).__name__, self.windows, sc.duration_s)
+        wins = _windows(type(self).__name__, self.windows, sc.duration_s, merge_gap_s=clear)
         gain, lose = [], []
         for s, e in wins:
             lose.append((s, -k))

@@ -139,7 +139,7 @@ class RampMetering(Measure):
         back = min(finite(owner, "stop_line_m", self.stop_line_m), 0.5 * ramp.length_m)
         if back > 0.0:
             self._move_stop_line(sc, ramp, back)
-        start, end = (0.0, math.inf) if self.window is None else (float(self.window[0]), float(self.window[1]))
+        start, end = (0.0, math.inf) if self.window is None else self.time_window(sc, "window", self.window)
         if self.mode == "fixed":
             if self.rate_vph is None:
                 raise self.error("rate_vph", "a fixed-rate meter needs rate_vph [veh/h]")
@@ -250,13 +250,18 @@ class MergeMetering(Measure):
         if len(ins) < 2:
             raise self.error("node", f"node {self.node!r} is not a merge (it has {len(ins)} incoming link)")
         apps = list(self.approaches) if self.approaches is not None else ins
+        if isinstance(self.approaches, str) or len(apps) < 2:
+            raise self.error("approaches", f"needs two or more links into {self.node!r} to alternate between, got "
+                                           f"{self.approaches!r}")
         for a in apps:
             if a not in ins:
                 raise self.error("approaches", f"link {a!r} does not enter node {self.node!r}")
         outs = [lk.id for lk in sc.network.out_links(self.node)]
         flows = _approach_peak_flows(sc)
         cycle = finite(owner, "cycle_s", self.cycle_s, strict=True)
-        eff = cycle - self.amber_s * len(apps)
+        amber = finite(owner, "amber_s", self.amber_s)
+        finite(owner, "min_green_s", self.min_green_s, strict=True)
+        eff = cycle - amber * len(apps)
         if eff < self.min_green_s * len(apps):
             raise self.error("cycle_s", f"{cycle:g} s is too short for {len(apps)} approaches")
         dem = [flows.get(a, 0.0) for a in apps]

@@ -129,8 +129,9 @@ class Enforcement(Measure):
         Share of truck flows removed (trucks kept out of the ban zone), in [0, 1].
     capacity_restore : tuple of (str, float, float)
         ``((link, lowered_capacity_vph_per_lane, normal_capacity_vph_per_lane), ...)``, one triple
-        per link, capacities [veh/h/lane] with ``0 <= lowered <= normal``: ``restore_share`` of
-        the gap is won back (anything else is an error naming the entry). A link a measure cut
+        per link, capacities [veh/h/lane] with ``0 <= lowered <= normal``, ``lowered`` the link's
+        capacity in the scenario: it becomes ``lowered + restore_share x (normal - lowered)``
+        (anything else is an error naming the entry; so a second application is one). A link a measure cut
         in parts (``meta["split_links"]``, e.g. a ramp that
         :class:`~trafficsim.measures.RampMetering` metered) is restored in all its parts: the
         disorder and the enforcement cover the road, not the side of the stop line.
@@ -220,6 +221,13 @@ class Enforcement(Measure):
             if low > normal:
                 raise self.error(at, f"the lowered capacity {low:g} veh/h/lane of link {lid!r} is above its normal "
                                      f"capacity {normal:g} veh/h/lane")
+            now = sc.network.links[lid].capacity_vph_per_lane
+            if abs(now - low) > 0.5:
+                # the gap is won back from the lowered capacity: on a link that does not have it,
+                # adding it would give a capacity above the normal one (or count the gain twice
+                # when the measure is applied again)
+                raise self.error(at, f"link {lid!r} has {now:g} veh/h/lane, not the lowered capacity {low:g} given: "
+                                     "give the link's capacity in the scenario as the lowered one")
             out.append((lid, low, normal))
         return out
 

@@ -63,6 +63,21 @@ def _phase_ratios(sc: Scenario, sig: FixedTimeSignal, flows) -> list[float]:
     return ys
 
 
+#: Shortest green [s] a phase keeps when a measure rescales or moves green (a pedestrian crossing's
+#: minimum; the default ``min_green_s`` of the signal measures).
+MIN_GREEN_S = 7.0
+
+
+def _cycle_bounds(m, owner: str) -> None:
+    """``min_cycle_s <= max_cycle_s`` and ``min_green_s > 0`` of a signal measure ``m``, or a
+    :class:`MeasureError` naming the field (Webster's cycle silently took the maximum)."""
+    lo = finite(owner, "min_cycle_s", m.min_cycle_s, strict=True)
+    hi = finite(owner, "max_cycle_s", m.max_cycle_s, strict=True)
+    if lo > hi:
+        raise m.error("min_cycle_s", f"{lo:g} s is above max_cycle_s = {hi:g} s")
+    finite(owner, "min_green_s", m.min_green_s, strict=True)
+
+
 def webster(sc: Scenario, sig: FixedTimeSignal, *, min_cycle_s: float = 40.0, max_cycle_s: float = 150.0,
             min_green_s: float = 7.0, cycle_s: float | None = None) -> tuple[FixedTimeSignal, dict]:
     """Webster's cycle and flow-proportional splits for ``sig``; returns the plan and a report.
@@ -141,6 +156,7 @@ class SignalRetiming(Measure):
 
     def _edit(self, sc: Scenario) -> None:
         owner = type(self).__name__
+        _cycle_bounds(self, owner)
         try:
             sigs = _signals(sc, self.nodes, owner)
             reports = []
@@ -238,6 +254,7 @@ class NewSignal(Measure):
         if len(phases) < 2:
             raise self.error("node", f"node {self.node!r} has one road through it: a signal would only stop it")
         cycle = None if self.cycle_s is None else finite(owner, "cycle_s", self.cycle_s, strict=True)
+        _cycle_bounds(self, owner)
         try:
             plan, rep = webster(sc, FixedTimeSignal(self.node, tuple(phases), 0.0),
                                 min_cycle_s=finite(owner, "min_cycle_s", self.min_cycle_s, strict=True),
@@ -306,7 +323,10 @@ class GreenWave(Measure):
         cycle = finite(owner, "cycle_s", cycle, strict=True)
         out = []
         for node, a, b, dist in nodes:
-            sig = _scale_cycle(sigs[node], cycle)
+            try:
+                sig = _scale_cycle(sigs[node], cycle)
+            except ValueError as exc:
+                raise self.error("cycle_s", str(exc).split(": ", 1)[-1]) from None
             wins = sig.green_windows().get((a, b))
             if not wins:
                 raise self.error("corridor", f"the movement {a!r} -> {b!r} has no green at node {node!r}")
@@ -381,6 +401,10 @@ def _scale_cycle(sig: FixedTimeSignal, cycle: float) -> FixedTimeSignal:
     k = (cycle - lost) / green
     if k <= 0:
         raise ValueError(f"signal at node {sig.node!r}: cycle {cycle:g} s is shorter than its lost time")
+    short = min(p.green_s * k for p in sig.phases)
+    if short < MIN_GREEN_S - 1e-9:
+        raise ValueError(f"signal at node {sig.node!r}: a cycle of {cycle:g} s leaves a phase {short:.1f} s of green, "
+                         f"below the minimum of {MIN_GREEN_S:g} s")
     return replace(sig, phases=tuple(replace(p, green_s=p.green_s * k) for p in sig.phases))
 
 
@@ -391,7 +415,7 @@ def _extend_green(sc: Scenario, sig: FixedTimeSignal, served, extra_s: float) ->
     if not gain or not lose:
         raise ValueError(f"signal at node {sig.node!r} has no phase to take green from")
     pool = sum(sig.phases[i].green_s for i in lose)
-    take = min(extra_s, pool - 7.0 * len(lose))
+    take = min(extra_s, pool - MIN_GREEN_S * len(lose))
     if take <= 0:
         raise ValueError(f"signal at node {sig.node!r}: the other phases are at their minimum green")
     phases = list(sig.phases)
