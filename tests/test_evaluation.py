@@ -54,6 +54,24 @@ def test_variants_by_the_names_of_the_scenarios_measures():
         ts.evaluate("luoxi-bridge")
 
 
+def test_an_unfit_variant_is_named_before_anything_runs():
+    sc = ts.scenarios.load("jiangwan-bridge")
+    with pytest.raises(ts.measures.MeasureError, match=r"^evaluate: variant 'bad': Widening\.links: link 'zz'"):
+        ts.evaluate(sc, {"ok": Widening(links=("bridge",)), "bad": Widening(links=("zz",))})
+    with pytest.raises(ValueError, match=r"variants is empty \(\[\]\); give measures, or None for the scenario's own"):
+        ts.evaluate(sc, [])
+
+
+def test_micro_conservation_counts_the_vehicles_the_kernel_holds():
+    """Without the macro engine's cells the check compared the routes' bookkeeping with itself
+    (demanded = departed + waiting) and could not fail; it now takes micro's own count of the
+    vehicles inside."""
+    res = ts.simulate(ts.scenarios.load("merge").replace(duration_s=1800.0), engine="micro", seed=0)
+    assert res.final_state["inside"] > 0 and res.conservation_error() < 1e-9
+    res.data["route_arrived"] = res.data["route_arrived"] - 100.0
+    assert res.conservation_error() >= 100.0
+
+
 def test_simulate_names_its_own_options_in_errors():
     """A misspelt option is reported against ``simulate`` with the nearest name (it used to be
     ``run_macro() got an unexpected keyword argument``), a scenario id for a Scenario and a bad seed

@@ -166,6 +166,19 @@ def test_kpi_bars_relative_to_baseline():
         plot.kpi_bars(kpis, columns=["nope"])
 
 
+def test_kpi_bars_show_a_variant_that_makes_a_zero_baseline_worse():
+    """A harsh meter raising delay from 0 to 620 veh h had no bar (0 % of nothing is NaN): the
+    chart read as if no variant changed anything. A zero baseline's bars are now shares of the
+    largest value, and the tick says so."""
+    kpis = pd.DataFrame({"delay_vh": [0.0, 620.0, 0.0], "unserved": [0.0, 0.0, 0.0]},
+                        index=["baseline", "harsh meter", "widening"])
+    ax = plot.kpi_bars(kpis)
+    heights = [round(b.get_height(), 6) for b in ax.patches]   # variant by variant, KPI by KPI
+    assert heights == [0.0, 100.0, 100.0, 100.0, 0.0, 100.0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0].endswith("(baseline 0: % of largest)") and "baseline 0" not in ticks[1]
+
+
 def test_compare_time_space_shared_scale(result_links):
     other = ts.simulate(lane_drop().replace(demand=lane_drop().demand.scaled(0.5)))
     axes = plot.compare_time_space({"baseline": result_links, "half demand": other}, ["up", "bridge"])

@@ -245,12 +245,18 @@ def evaluate(
         raise ValueError(f"evaluate: workers must be an integer >= 1, got {workers!r}")
     table = {"baseline": scenario, **_variants(scenario, variants)}
     if not len(table) > 1:
+        if variants is not None:
+            raise ValueError(f"evaluate: variants is empty ({variants!r}); give measures, or None for the "
+                             f"scenario's own ({', '.join(scenario.measures or {}) or 'it has none'})")
         raise ValueError(f"evaluate: scenario {scenario.name or 'scenario'!r} has no measures and no variants were given")
     descriptions: dict[str, str] = {}
     # the tasks: (variant, its scenario, seeds, MSA first); a variant's seeds are separate tasks
     tasks: list[tuple[str, Scenario, list[int], bool]] = []
     for name, variant in table.items():
-        sc = scenario if name == "baseline" else _apply(scenario, variant)
+        try:
+            sc = scenario if name == "baseline" else _apply(scenario, variant)
+        except ValueError as exc:      # a MeasureError: say which variant, before anything runs
+            raise type(exc)(f"evaluate: variant {name!r}: {exc}") from None
         descriptions[name] = "no measure" if name == "baseline" else _describe(variant)
         msa_first = name != "baseline" and (assignment or sc.meta.get("assignment")) == "msa"
         tasks += [(name, sc, seeds, True)] if msa_first else [(name, sc, [s], False) for s in seeds]
@@ -378,6 +384,8 @@ def _table(rows: dict[str, list[dict]], gaps: dict[str, float]) -> pd.DataFrame:
         for j, c in enumerate(cols):
             d = float(delta[:, j].mean())
             ref = float(base[:, j].mean())
+            if abs(d) <= 1e-9 * max(abs(ref), 1.0):
+                d = 0.0     # rounding noise of two sums (-5.7e-05 veh h) is no change
             rec[f"{c}_delta"] = d
             rec[f"{c}_pct"] = 100.0 * d / abs(ref) if ref and math.isfinite(ref) else float("nan")
             if n > 1:

@@ -526,8 +526,10 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
         else the first row.
     relative : bool
         Bars show each value as a percentage of the baseline's [%] (KPIs of different units
-        share one axis); each bar is labelled with its absolute value. With False, raw values
-        (best for a single KPI).
+        share one axis); each bar is labelled with its absolute value. A KPI whose baseline is 0
+        shows each value as a percentage of the largest one instead (its tick says so), so a
+        variant that makes it worse from nothing still has a bar. With False, raw values (best
+        for a single KPI).
 
     Returns
     -------
@@ -551,19 +553,26 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
     n = len(table.index)
     width = 0.8 / n
     x = np.arange(len(columns))
+    ref = table.loc[base].values
+    # a KPI whose baseline is 0 (no queue, no delay) has no percentage of it: its bars are each
+    # variant's share of the largest value (the baseline's is 0), so a variant that makes things
+    # worse from nothing still shows, and its tick says so
+    zero_base = (ref == 0) & (table.abs().max(axis=0).values > 0) if relative else np.zeros(len(columns), bool)
+    largest = table.abs().max(axis=0).values
     for j, variant in enumerate(table.index):
         raw = table.loc[variant].values
         if relative:
-            ref = table.loc[base].values
             with np.errstate(divide="ignore", invalid="ignore"):
-                height = np.where(ref != 0, raw / ref * 100.0, np.where(raw == 0, 100.0, np.nan))
+                height = np.where(ref != 0, raw / ref * 100.0,
+                                  np.where(zero_base, raw / np.where(largest > 0, largest, 1.0) * 100.0, 100.0))
         else:
             height = raw
         bars = ax.bar(x + (j - (n - 1) / 2) * width, height, width, label=str(variant))
         # vertical labels once bars get narrow, so that neighbours' labels do not overlap
         ax.bar_label(bars, labels=[_value_label(v) for v in raw], fontsize="x-small", padding=2,
                      rotation=90 if n >= 4 else 0)
-    ax.set_xticks(x, [_kpi_label(c).replace(" [", "\n[", 1) for c in columns])
+    ax.set_xticks(x, [_kpi_label(c).replace(" [", "\n[", 1) + ("\n(baseline 0: % of largest)" if z else "")
+                      for c, z in zip(columns, zero_base)])
     if relative:
         ax.axhline(100.0, color="0.3", lw=0.8, ls="--")
         ax.set_ylabel(f"relative to {base} [%]")
@@ -584,10 +593,20 @@ def _value_label(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
+#: Units of the KPIs a comparison adds to a result's (``trafficsim.evaluation.KPI_COLUMNS``).
+_COMPARISON_UNITS = {"throughput_vph": "veh/h", "spillback_m": "m", "spillback_links": "links"}
+
+
 def _kpi_label(name: str) -> str:
+    """``name [unit]``; a comparison's ``<kpi>_delta`` has the KPI's unit, ``<kpi>_pct`` %."""
     from .results import KPI_DESCRIPTIONS
 
-    unit = KPI_DESCRIPTIONS.get(name, ("", ""))[0]
+    base = name
+    for suffix in ("_delta_ci95", "_ci95", "_delta"):
+        if name.endswith(suffix):
+            base = name[: -len(suffix)]
+            break
+    unit = "%" if name.endswith("_pct") else KPI_DESCRIPTIONS.get(base, ("", ""))[0] or _COMPARISON_UNITS.get(base, "")
     return f"{name} [{unit}]" if unit else name
 
 
