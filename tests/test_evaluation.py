@@ -54,6 +54,33 @@ def test_variants_by_the_names_of_the_scenarios_measures():
         ts.evaluate("luoxi-bridge")
 
 
+def test_discharge_deltas_compare_one_link_only():
+    """haiyin-bridge's lane-by-lane release moves the bottleneck to the ramp: its discharge (267
+    veh/h) is another link's than the baseline's (2,605), so no delta is given (it read as a 90 %
+    loss); the bottleneck column says which link each discharge is."""
+    cmp = ts.evaluate(ts.scenarios.load("haiyin-bridge"), ["MergeMetering", "PeakControl"])
+    k = cmp.kpis
+    assert k.loc["baseline", "bottleneck"] == k.loc["PeakControl", "bottleneck"] != k.loc["MergeMetering", "bottleneck"]
+    assert np.isnan(k.loc["MergeMetering", "bottleneck_discharge_vph_delta"])
+    assert np.isnan(k.loc["MergeMetering", "bottleneck_discharge_vph_pct"])
+    assert np.isfinite(k.loc["PeakControl", "bottleneck_discharge_vph_delta"])
+    assert np.isfinite(k.loc["MergeMetering", "delay_vh_delta"])
+
+
+def test_a_comparison_reads_as_a_table_in_a_notebook():
+    """``Comparison.summary()`` (what ``trafficsim evaluate`` prints) and the notebook view: every
+    KPI with its unit, each variant's value with its change from the baseline, what each variant
+    does."""
+    cmp = ts.evaluate(ts.scenarios.load("luoxi-bridge"), ["TidalLane"])
+    table = cmp.summary()
+    assert list(table.columns) == ["baseline", "TidalLane"]
+    delay = table.loc[("delay_vh", "veh h")]
+    pct = cmp.kpis.loc["TidalLane", "delay_vh_pct"]
+    assert delay["TidalLane"].endswith(f"({pct:+.0f}%)") and "%" not in delay["baseline"]
+    html = cmp._repr_html_()
+    assert "<table" in html and "delay_vh" in html and cmp.descriptions["TidalLane"][:20] in html
+
+
 def test_an_unfit_variant_is_named_before_anything_runs():
     sc = ts.scenarios.load("jiangwan-bridge")
     with pytest.raises(ts.measures.MeasureError, match=r"^evaluate: variant 'bad': Widening\.links: link 'zz'"):

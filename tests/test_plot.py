@@ -223,6 +223,10 @@ def test_trajectories_along_path():
     assert ax.figure.axes[-1].get_ylabel() == "speed [km/h]"
     ax = plot.trajectories(ds, links=["a", "b"], lengths_m={"a": 100.0, "b": 100.0}, max_vehicles=1)
     assert "1 of 3" in ax.get_title()
+    # a run that recorded only its first vehicles (micro's trajectories max_vehicles) says so
+    ds.attrs["vehicles_created"] = 8809
+    ax = plot.trajectories(ds, links=["a", "b"], lengths_m={"a": 100.0, "b": 100.0})
+    assert "3 of the first 3 of 8,809 vehicles" in ax.get_title()
 
 
 def test_trajectories_errors():

@@ -42,6 +42,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from .evaluation import _fmt, _jsonable
+
 __all__ = ["main", "build_parser", "CLIError", "EXTENSIONS"]
 
 #: Modules that may contribute a sub-command through ``add_command(subparsers, common)``.
@@ -143,29 +145,6 @@ def _apply_measures(sc, names: Sequence[str]):
         for measure in measures:
             sc = measure.apply(sc) if hasattr(measure, "apply") else measure(sc)
     return sc
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _fmt(value: Any) -> str:
-    value = _jsonable(value)
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        if abs(value) >= 1:
-            return f"{value:,.2f}"
-        return f"{value:.3g}"
-    return str(value)
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, align: str | None = None) -> str:
@@ -450,29 +429,12 @@ def _cmd_from_sumo(args) -> int:
 
 
 def _variant_table(table) -> str:
-    """KPIs as rows, variants as columns, each numeric value with its change from the baseline (and
-    its 95% confidence half-width over the seeds when the table has one)."""
-    from .results import KPI_DESCRIPTIONS
+    """KPIs as rows, variants as columns (:func:`trafficsim.evaluation.summary_table`)."""
+    from .evaluation import summary_table
 
-    rows_kpis = [k for k in KPI_DESCRIPTIONS if k in table.columns] or [str(c) for c in table.columns]
-    variants = list(table.index)
-    base = "baseline" if "baseline" in variants else variants[0]
-    rows = []
-    for kpi in rows_kpis:
-        unit = KPI_DESCRIPTIONS.get(kpi, ("", ""))[0]
-        ref = _jsonable(table.loc[base, kpi])
-        row = [kpi, unit]
-        for v in variants:
-            value = _jsonable(table.loc[v, kpi])
-            text = _fmt(value)
-            ci = _jsonable(table.loc[v, f"{kpi}_ci95"]) if f"{kpi}_ci95" in table.columns else None
-            if isinstance(ci, (int, float)) and math.isfinite(ci) and ci > 0:
-                text += f" ±{_fmt(ci)}"  # 95% confidence half-width over the seeds
-            if v != base and isinstance(value, (int, float)) and isinstance(ref, (int, float)) and ref:
-                text += f" ({(value - ref) / abs(ref) * 100:+.0f}%)"
-            row.append(text)
-        rows.append(row)
-    return _table(rows, ["kpi", "unit"] + [str(v) for v in variants], align="ll" + "r" * len(variants))
+    cells = summary_table(table)
+    rows = [[kpi, unit, *cells.loc[(kpi, unit)]] for kpi, unit in cells.index]
+    return _table(rows, ["kpi", "unit"] + [str(v) for v in cells.columns], align="ll" + "r" * len(cells.columns))
 
 
 def _cmd_evaluate(args) -> int:

@@ -26,7 +26,7 @@ import xarray as xr
 
 from .scenario import Scenario
 
-__all__ = ["evaluate", "Comparison", "KPI_COLUMNS", "spillback", "measure_named"]
+__all__ = ["evaluate", "Comparison", "KPI_COLUMNS", "spillback", "measure_named", "summary_table"]
 
 #: KPIs of the comparison table (results.KPI_DESCRIPTIONS names, plus throughput and spillback).
 KPI_COLUMNS = (
@@ -71,7 +71,10 @@ class Comparison:
     kpis : pandas.DataFrame
         One row per variant (index ``variant``, ``"baseline"`` first): the KPIs of
         :data:`KPI_COLUMNS` (seed means), ``<kpi>_delta`` and ``<kpi>_pct`` [%] from the
-        baseline, and with several seeds ``<kpi>_ci95`` and ``<kpi>_delta_ci95``.
+        baseline, and with several seeds ``<kpi>_ci95`` and ``<kpi>_delta_ci95``; and
+        ``bottleneck``, the link whose discharge ``bottleneck_discharge_vph`` is (the most
+        frequent over the seeds). Where a variant's bottleneck is another link than the
+        baseline's, its discharge delta and percentage are NaN: they would compare two links.
     data : xarray.Dataset
         The result datasets (first seed) stacked along a ``variant`` dimension (outer join on
         links and routes: a link a variant adds is NaN elsewhere).
@@ -109,6 +112,20 @@ class Comparison:
                 links = plot.default_path(self.data.isel(variant=0), self.scenario)
             return plot.compare_time_space(self.data, links=links, axes=ax, **kwargs)
         raise ValueError(f"Comparison.plot: kind must be 'kpis' or 'time-space', got {kind!r}")
+
+    def summary(self) -> pd.DataFrame:
+        """The KPIs as text, one row per KPI and one column per variant, each value with its
+        change from the baseline (:func:`summary_table`)."""
+        return summary_table(self.kpis)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: :meth:`summary` and what each variant does."""
+        import html
+
+        head = (f"<p><b>Comparison</b> on {html.escape(str(self.engine))}, {len(self.kpis)} variants, "
+                f"seeds {html.escape(str(list(self.seeds)))}</p>")
+        what = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in self.descriptions.items())
+        return head + self.summary().to_html() + (f"<ul>{what}</ul>" if what else "")
 
     def __repr__(self) -> str:
         cols = [c for c in ("travel_time_index", "delay_vh", "completed", "max_queue_m") if c in self.kpis]
@@ -284,6 +301,7 @@ def evaluate(
             gaps[name] = gap
     rows = {name: [_row(r) for r in results[name]] for name in table}
     kpis = _table(rows, gaps)
+    _bottleneck_links(kpis, results)
     data = _stack([results[n][0].data for n in table], list(table))
     return Comparison(kpis, data, results, descriptions, engine, seeds, scenario)
 
@@ -368,6 +386,83 @@ def _stack(datasets: list[xr.Dataset], names: list[str]) -> xr.Dataset:
     if same_cells:
         out = out.assign_coords(cell_coords)
     return out.assign_coords(variant=("variant", np.array(names, dtype=str)))
+
+
+def _jsonable(value: Any) -> Any:
+    """A plain Python value (numpy scalars unboxed); ``None`` for NaN and infinities."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _fmt(value: Any) -> str:
+    """A KPI value for a table: thousands separators from 100 on, 3 significant digits below 1,
+    ``-`` for NaN."""
+    value = _jsonable(value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        if abs(value) >= 1:
+            return f"{value:,.2f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def summary_table(kpis: pd.DataFrame) -> pd.DataFrame:
+    """A comparison's KPIs as text to read: one row per KPI (index ``(kpi, unit)``, in the order
+    of :data:`~trafficsim.results.KPI_DESCRIPTIONS`), one column per variant, each value with its
+    95 % confidence half-width over the seeds where the table has one (``±``) and its change from
+    the baseline in % (none where the comparison gives none: a zero baseline, a discharge of
+    another link). What ``trafficsim evaluate`` prints and a notebook shows."""
+    from .results import KPI_DESCRIPTIONS
+
+    rows_kpis = [k for k in KPI_DESCRIPTIONS if k in kpis.columns] or [str(c) for c in kpis.columns]
+    variants = list(kpis.index)
+    base = "baseline" if "baseline" in variants else variants[0]
+    cells = {}
+    for kpi in rows_kpis:
+        ref = _jsonable(kpis.loc[base, kpi])
+        row = []
+        for v in variants:
+            value = _jsonable(kpis.loc[v, kpi])
+            text = _fmt(value)
+            ci = _jsonable(kpis.loc[v, f"{kpi}_ci95"]) if f"{kpi}_ci95" in kpis.columns else None
+            if isinstance(ci, (int, float)) and ci > 0:
+                text += f" \u00b1{_fmt(ci)}"
+            if v != base:
+                if f"{kpi}_pct" in kpis.columns:
+                    pct = _jsonable(kpis.loc[v, f"{kpi}_pct"])
+                    if isinstance(pct, (int, float)):
+                        text += f" ({pct:+.0f}%)"
+                elif isinstance(value, (int, float)) and isinstance(ref, (int, float)) and ref:
+                    text += f" ({(value - ref) / abs(ref) * 100:+.0f}%)"
+            row.append(text)
+        cells[(kpi, KPI_DESCRIPTIONS.get(kpi, ("", ""))[0])] = row
+    out = pd.DataFrame.from_dict(cells, orient="index", columns=[str(v) for v in variants])
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["kpi", "unit"])
+    return out
+
+
+def _bottleneck_links(kpis: pd.DataFrame, results: dict[str, list]) -> None:
+    """Add the ``bottleneck`` column (each variant's most frequent over its runs) and blank the
+    discharge deltas of variants whose bottleneck is another link than the baseline's (a ramp
+    metered to 270 veh/h read as a 90 % loss of the merge's discharge)."""
+    links = {}
+    for name, runs in results.items():
+        named = [str(r.kpis["bottleneck"]) for r in runs]
+        links[name] = max(sorted(set(named)), key=named.count) if named else ""
+    kpis.insert(kpis.columns.get_loc("bottleneck_discharge_vph"), "bottleneck", pd.Series(links))
+    for name, link in links.items():
+        if link != links["baseline"]:
+            for c in ("bottleneck_discharge_vph_delta", "bottleneck_discharge_vph_pct", "bottleneck_discharge_vph_delta_ci95"):
+                if c in kpis.columns:
+                    kpis.loc[name, c] = float("nan")
 
 
 def _table(rows: dict[str, list[dict]], gaps: dict[str, float]) -> pd.DataFrame:

@@ -790,7 +790,10 @@ def trajectories(
     ax.autoscale_view()
     ax.set_xlabel("time [min]")
     ax.set_ylabel("distance along path [km]")
-    ax.set_title(f"trajectories ({keep.size} of {n_veh} vehicles)")
+    created = int(traj_ds.attrs.get("vehicles_created", n_veh))
+    ax.set_title(f"trajectories ({keep.size} of {n_veh} vehicles)" if created <= n_veh else
+                 f"trajectories ({keep.size} of the first {n_veh} of {created:,} vehicles: "
+                 "raise trajectories max_vehicles for more)")
     if speed is not None and colorbar:
         ax.figure.colorbar(lc, ax=ax, label="speed [km/h]")
     return ax

@@ -1050,6 +1050,8 @@ def run_micro(
         state["route_shares"] = chooser.log()
     if trajectories is not None:
         state["trajectories"] = _trajectory_dataset(c, rec, traj_every)
+        # the plot and the reader see how many vehicles the sample leaves out (max_vehicles)
+        state["trajectories"].attrs["vehicles_created"] = int(counters[C_UID])
     return Result(ds, scenario=scenario, engine="micro", final_state=state)
 
 
