@@ -972,3 +972,19 @@ def test_signal_measures_refuse_timings_no_engineer_would_sign():
         SignalRetiming(min_green_s=-5).apply(cc)
     with pytest.raises(MeasureError, match=r"MergeMetering\.approaches: needs two or more links"):
         MergeMetering(node="M", approaches=()).apply(hy)
+
+
+def test_parameters_that_would_be_ignored_are_errors():
+    """A fixed rate given to an ALINEA meter, an occupancy set-point of 150 %, a gate rate without a
+    gate and a bus stop moved onto a link no bus uses all applied without a word and reported the
+    measure as it was written."""
+    mg = ts.scenarios.load("merge")
+    with pytest.raises(MeasureError, match=r"RampMetering\.rate_vph: applies to mode='fixed'"):
+        RampMetering(link="ramp", mode="alinea", rate_vph=600).apply(mg)
+    with pytest.raises(MeasureError, match=r"RampMetering\.setpoint_pct: an occupancy must lie in \(0, 100\) %"):
+        RampMetering(link="ramp", setpoint_pct=150).apply(mg)
+    with pytest.raises(MeasureError, match=r"PeakControl\.gate_rate_vph: applies with gate_link"):
+        PeakControl(node="M", gate_rate_vph=1000).apply(ts.scenarios.load("haiyin-bridge"))
+    jw = ts.scenarios.load("jiangwan-bridge")
+    with pytest.raises(MeasureError, match=r"StopRelocation\.to_link: no bus route uses link 'ring-approach'"):
+        StopRelocation(link="ground-approach", to_link="ring-approach", position_m=300).apply(jw)

@@ -149,6 +149,12 @@ class RampMetering(Measure):
             return
         if self.mode != "alinea":
             raise self.error("mode", f"must be 'alinea' or 'fixed', got {self.mode!r}")
+        if self.rate_vph is not None:
+            # an ALINEA meter sets its own rate: a fixed rate given with it would be ignored
+            raise self.error("rate_vph", f"applies to mode='fixed'; ALINEA sets the rate itself between min_rate_vph and "
+                                         f"max_rate_vph (got rate_vph={self.rate_vph!r} with mode='alinea')")
+        if self.setpoint_pct is not None and not 0.0 < finite(owner, "setpoint_pct", self.setpoint_pct) < 100.0:
+            raise self.error("setpoint_pct", f"an occupancy must lie in (0, 100) %, got {self.setpoint_pct!r}")
         outs = sc.network.out_links(merge_node)
         det = self.detector_link
         if det is None:
@@ -311,6 +317,9 @@ class PeakControl(Measure):
         raise self.error("node", f"node {self.node!r} is neither a merge nor a signalised junction")
 
     def _edit(self, sc: Scenario) -> None:
+        if self.gate_link is None and self.gate_rate_vph is not None:
+            raise self.error("gate_rate_vph", "applies with gate_link (officers holding one link's inflow); at a "
+                                              f"node ({self.node!r}) they share the green or the merge by demand")
         if self.mode(sc) == "gate":
             self.need_link(sc, "gate_link", self.gate_link)
             if self.gate_rate_vph is None:

@@ -96,6 +96,12 @@ class StopRelocation(Measure):
             raise self.error("to_link", "give to_link or a bus_flow_factor below 1 (otherwise nothing changes)")
         if self.to_link is not None:
             self.need_link(sc, "to_link", self.to_link)
+            buses = [f for f, rts in zip(sc.demand.flows, sc.demand.resolve_routes(sc.network))
+                     if f.vehicle_class == "bus" and any(self.to_link in p for p, _ in rts)]
+            if not buses:
+                # the stop would serve nobody: the variant would be the stop's removal, not a move
+                raise self.error("to_link", f"no bus route uses link {self.to_link!r}: the moved stop would serve no "
+                                            "bus (remove the stop with bus_flow_factor, or move it onto the buses' route)")
             for i in idx:
                 sc.controls[i] = replace(sc.controls[i], link=self.to_link, position_m=finite(owner, "position_m", self.position_m))
         if factor < 1.0:
