@@ -61,3 +61,13 @@ def test_netcdf_round_trip(result, tmp_path):
         assert list(back.link.values) == list(result.data.link.values)
     finally:
         back.close()
+
+
+@pytest.mark.parametrize("engine", ["macro", "micro"])
+def test_a_run_without_traffic_has_no_congestion(engine):
+    """Zero demand gave a travel time index of NaN (0 / 0), which left a comparison's TTI bars
+    empty; no traffic is no congestion: 1. Mean speed stays NaN (no kilometre was driven)."""
+    sc = corridor()
+    sc = sc.replace(demand=sc.demand.scaled(0.0), duration_s=600.0)
+    k = ts.simulate(sc, engine=engine).kpis
+    assert k["travel_time_index"] == 1.0 and k["delay_vh"] == 0.0 and np.isnan(k["mean_speed_kmh"])

@@ -529,7 +529,8 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
         share one axis); each bar is labelled with its absolute value. A KPI whose baseline is 0
         shows each value as a percentage of the largest one instead (its tick says so), so a
         variant that makes it worse from nothing still has a bar. With False, raw values (best
-        for a single KPI).
+        for a single KPI). Where the table has ``<kpi>_ci95`` columns (a comparison over several
+        seeds) each bar carries its 95 % confidence half-width as an error bar.
 
     Returns
     -------
@@ -567,7 +568,17 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
                                   np.where(zero_base, raw / np.where(largest > 0, largest, 1.0) * 100.0, 100.0))
         else:
             height = raw
-        bars = ax.bar(x + (j - (n - 1) / 2) * width, height, width, label=str(variant))
+        # the 95 % confidence half-width over the seeds, where the comparison has one (micro,
+        # SUMO): a difference within it is noise, not an effect of the measure
+        ci = np.array([float(kpis.loc[variant, f"{c}_ci95"]) if f"{c}_ci95" in kpis.columns else np.nan
+                       for c in columns])
+        if relative:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(ref != 0, 100.0 / np.abs(ref), np.where(zero_base, 100.0 / np.where(largest > 0, largest, 1.0), 0.0))
+            ci = ci * scale
+        yerr = np.where(np.isfinite(ci) & (ci > 0), ci, 0.0) if np.isfinite(ci).any() else None
+        bars = ax.bar(x + (j - (n - 1) / 2) * width, height, width, label=str(variant), yerr=yerr,
+                      error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"})
         # vertical labels once bars get narrow, so that neighbours' labels do not overlap
         ax.bar_label(bars, labels=[_value_label(v) for v in raw], fontsize="x-small", padding=2,
                      rotation=90 if n >= 4 else 0)

@@ -42,8 +42,8 @@ KPI_DESCRIPTIONS = {
     "vht_free_flow": ("veh h", "vehicle-hours the same kilometres take at free-flow speed"),
     "origin_wait_vh": ("veh h", "vehicle-hours waited in origin queues before entering"),
     "delay_vh": ("veh h", "vht + origin_wait_vh - vht_free_flow"),
-    "travel_time_index": ("1", "(vht + origin_wait_vh) / vht_free_flow: the congestion index"),
-    "mean_speed_kmh": ("km/h", "vkt / vht"),
+    "travel_time_index": ("1", "(vht + origin_wait_vh) / vht_free_flow: the congestion index (1 without traffic)"),
+    "mean_speed_kmh": ("km/h", "vkt / vht (NaN without traffic)"),
     "demand": ("veh", "vehicles demanded during the run"),
     "entered": ("veh", "vehicles that entered the network"),
     "completed": ("veh", "vehicles that reached their destination"),
@@ -277,7 +277,8 @@ def compute_kpis(ds: xr.Dataset) -> pd.Series:
         "origin_wait_vh": wait,
         # VKT <= v_f VHT holds step by step, so a delay within rounding of 0 is 0
         "delay_vh": delay if delay > 1e-9 * max(vht, 1.0) else 0.0,
-        "travel_time_index": (vht + wait) / vht_ff if vht_ff > 0 else float("nan"),
+        # no traffic at all is no congestion (1); vehicles that only waited have no free-flow time
+        "travel_time_index": (vht + wait) / vht_ff if vht_ff > 0 else (1.0 if vht + wait == 0 else float("inf")),
         "mean_speed_kmh": vkt / vht if vht > 0 else float("nan"),
         "demand": float(last["route_demand"].sum()),
         "entered": entered,
