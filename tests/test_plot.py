@@ -239,6 +239,24 @@ def test_trajectories_along_path():
     assert "3 of the first 3 of 8,809 vehicles" in ax.get_title()
 
 
+def test_network_map_names_the_links_of_a_small_network():
+    """A map of coloured segments without ids could not tell which line is which link."""
+    res = ts.simulate(ts.scenarios.load("jiangwan-bridge").replace(duration_s=600.0))
+    ax = plot.network_map(res)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(res.data.link.values.tolist())
+    assert len(plot.network_map(res, labels=False).texts) == 0
+
+
+def test_a_time_space_path_must_connect():
+    """Two links that do not connect drew one distance axis through the gap; the error names the
+    pair and the links that do go on."""
+    res = ts.simulate(ts.scenarios.load("jiangwan-bridge").replace(duration_s=600.0))
+    with pytest.raises(ValueError, match=r"links 'bridge' and 'ring-feeder' do not connect: 'bridge' ends at node "
+                                         r"'N', 'ring-feeder' starts at 'R0' \(links from 'N': deck\)"):
+        plot.time_space(res, links=["bridge", "ring-feeder"])
+    plot.time_space(res, links=["ring-feeder", "ring-approach", "bridge"])
+
+
 def test_trajectories_errors():
     ds = synthetic_trajectories()
     with pytest.raises(ValueError, match="give links="):

@@ -104,6 +104,22 @@ def _check_links(ds: xr.Dataset, links: Sequence[str]) -> list[str]:
     return list(links)
 
 
+def _check_path(ds: xr.Dataset, links: list[str]) -> list[str]:
+    """``links`` as a path: each link starts where the one before it ends (from the result's
+    ``from_node``/``to_node``), else a :class:`ValueError` naming the pair; a diagram stacked
+    over links that do not connect draws one distance axis through a gap."""
+    if "from_node" in ds.coords and "to_node" in ds.coords:
+        to = dict(zip(ds["link"].values.tolist(), ds["to_node"].values.tolist()))
+        frm = dict(zip(ds["link"].values.tolist(), ds["from_node"].values.tolist()))
+        for a, b in zip(links[:-1], links[1:]):
+            if to[a] != frm[b]:
+                nxt = [lid for lid, n in frm.items() if n == to[a]]
+                raise ValueError(f"links {a!r} and {b!r} do not connect: {a!r} ends at node {to[a]!r}, {b!r} starts "
+                                 f"at {frm[b]!r} (links from {to[a]!r}: {', '.join(nxt) or 'none'}); a path is a "
+                                 "chain of links in travel order")
+    return links
+
+
 def _corridor(scenario: Any) -> list[str]:
     """The scenario's ``meta["corridor"]``, a link a measure cut in parts (``meta["split_links"]``,
     a meter's stop line) or any of its parts (``"<link>-merge"``) standing for the whole road, so
@@ -236,7 +252,7 @@ def time_space(
     if variable not in ("speed", "density"):
         raise ValueError(f"variable must be 'speed' or 'density', got {variable!r}")
     ds, scenario = _split(ds)
-    links = _check_links(ds, default_path(ds, scenario) if links is None else links)
+    links = _check_path(ds, _check_links(ds, default_path(ds, scenario) if links is None else links))
     ax = _axes(ax)
     dist, field, bounds = _space_time_field(ds, scenario, links, variable)
     cmap, lo, hi = _colour_scale(variable, ds, links)
@@ -365,6 +381,10 @@ def _peak_index(ds: xr.Dataset) -> int:
     return int(np.argmax(ds["queue"].sum("link").values)) if ds.sizes["time"] else 0
 
 
+#: :func:`network_map` writes the link ids on networks of at most this many links by default.
+MAP_LABEL_MAX_LINKS = 20
+
+
 def network_map(
     obj,
     time: float | None = None,
@@ -373,6 +393,7 @@ def network_map(
     *,
     scenario=None,
     colorbar: bool = True,
+    labels: bool | None = None,
 ) -> "Axes":
     """The network drawn from its node coordinates, links coloured by a variable at one time.
 
@@ -397,6 +418,9 @@ def network_map(
         Supplies node coordinates when ``obj`` is a dataset.
     colorbar : bool
         Add a colour bar labelled with the variable and unit.
+    labels : bool, optional
+        Write each link's id at its middle; default for networks of at most
+        :data:`MAP_LABEL_MAX_LINKS` links (beyond that the ids cover the map).
 
     Returns
     -------
@@ -454,6 +478,16 @@ def network_map(
     lc.set_clim(lo, hi)
     ax.add_collection(lc)
     ax.scatter(xy[:, 0], xy[:, 1], s=8, color="k", zorder=3)
+    if labels or (labels is None and len(link_ids) <= MAP_LABEL_MAX_LINKS):
+        # each id beside its link, on the link's right (where the link is drawn), so that the
+        # ids of a street's two directions and of links meeting at a node stand apart
+        for lid, (a, b) in zip(link_ids, segments):
+            side = (b - a)[::-1] * np.array([1.0, -1.0])
+            side = side / (float(np.hypot(*side)) or 1.0)
+            ax.annotate(lid, (a + b) / 2.0 + side * 2.0 * offset, fontsize="x-small", color="0.15",
+                        ha="left" if side[0] > 0.3 else "right" if side[0] < -0.3 else "center",
+                        va="bottom" if side[1] > 0.3 else "top" if side[1] < -0.3 else "center",
+                        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
     ax.set_aspect("equal", adjustable="datalim")
     ax.autoscale_view()
     ax.set_xlabel("x [km]")
