@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from .network import Network, NetworkError
+from .network import Network, NetworkError, _not_a_number
 
 __all__ = [
     "ControlError",
@@ -59,8 +59,7 @@ def _named_on_link(kind: str, name: str, link: str, network: Network) -> str:
 
 
 def _num(el: str, name: str, value, *, minimum: float = 0.0, strict: bool = False) -> float:
-    # a boolean or a string is a slip of the TOML file (``true``, ``"30"``), not a number
-    if isinstance(value, (bool, np.bool_, str)):
+    if _not_a_number(value):
         raise ControlError(f"{el}: {name} must be a number, got {value!r}")
     try:
         x = float(value)

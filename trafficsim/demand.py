@@ -12,9 +12,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-import numpy as np
-
-from .network import Network, NetworkError, PathFinder
+from .network import Network, NetworkError, PathFinder, _not_a_number
 
 __all__ = ["ODFlow", "Demand", "DemandError", "VEHICLE_CLASSES", "movement_peaks", "profile_from_intervals"]
 
@@ -126,7 +124,7 @@ def _check_profile(label: str, profile) -> tuple[tuple[float, float], ...]:
     for i, entry in enumerate(entries):
         try:
             start, q = entry
-            if any(isinstance(x, (bool, np.bool_, str)) for x in (start, q)):   # TOML slips: true, "900"
+            if _not_a_number(start) or _not_a_number(q):
                 raise TypeError
             start, q = float(start), float(q)
         except (TypeError, ValueError):
@@ -197,7 +195,7 @@ class Demand:
         for i, entry in enumerate(routes or []):
             try:
                 links, share = entry
-                if isinstance(share, (bool, np.bool_, str)):
+                if _not_a_number(share):
                     raise TypeError
                 share = float(share)
             except (TypeError, ValueError):

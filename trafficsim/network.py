@@ -49,8 +49,14 @@ class NetworkError(ValueError):
     """A network element has an invalid or inconsistent field (the message names both)."""
 
 
+def _not_a_number(value) -> bool:
+    """A boolean or a string where a number belongs (``true``, ``"50"`` in a TOML file): a slip
+    that ``float()`` would convert without a word, so every number field refuses it."""
+    return isinstance(value, (bool, np.bool_, str))
+
+
 def _finite(element: str, name: str, value, *, positive: bool = True, allow_zero: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_, str)):   # ``true`` or ``"50"`` in a TOML file: a slip, not a number
+    if _not_a_number(value):
         raise NetworkError(f"{element}: {name} must be a number, got {value!r}")
     try:
         x = float(value)

@@ -589,27 +589,26 @@ def kpi_bars(kpis, columns: Sequence[str] | None = None, ax: "Axes | None" = Non
     width = 0.8 / n
     x = np.arange(len(columns))
     ref = table.loc[base].values
+    largest = table.abs().max(axis=0).values
     # a KPI whose baseline is 0 (no queue, no delay) has no percentage of it: its bars are each
     # variant's share of the largest value (the baseline's is 0), so a variant that makes things
-    # worse from nothing still shows, and its tick says so
-    zero_base = (ref == 0) & (table.abs().max(axis=0).values > 0) if relative else np.zeros(len(columns), bool)
-    largest = table.abs().max(axis=0).values
+    # worse from nothing still shows, and its tick says so. ``unit``: the value drawn as 100 %;
+    # ``flat``: every variant 0, all bars at 100 %, equal to the baseline
+    zero_base = (ref == 0) & (largest > 0) if relative else np.zeros(len(columns), bool)
+    flat = (ref == 0) & ~zero_base
+    unit = np.where(zero_base, largest, ref)
     for j, variant in enumerate(table.index):
         raw = table.loc[variant].values
-        if relative:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                height = np.where(ref != 0, raw / ref * 100.0,
-                                  np.where(zero_base, raw / np.where(largest > 0, largest, 1.0) * 100.0, 100.0))
-        else:
-            height = raw
         # the 95 % confidence half-width over the seeds, where the comparison has one (micro,
         # SUMO): a difference within it is noise, not an effect of the measure
         ci = np.array([float(kpis.loc[variant, f"{c}_ci95"]) if f"{c}_ci95" in kpis.columns else np.nan
                        for c in columns])
         if relative:
             with np.errstate(divide="ignore", invalid="ignore"):
-                scale = np.where(ref != 0, 100.0 / np.abs(ref), np.where(zero_base, 100.0 / np.where(largest > 0, largest, 1.0), 0.0))
-            ci = ci * scale
+                height = np.where(flat, 100.0, raw / unit * 100.0)
+                ci = np.where(flat, 0.0, ci / np.abs(unit) * 100.0)
+        else:
+            height = raw
         yerr = np.where(np.isfinite(ci) & (ci > 0), ci, 0.0) if np.isfinite(ci).any() else None
         bars = ax.bar(x + (j - (n - 1) / 2) * width, height, width, label=str(variant), yerr=yerr,
                       error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"})

@@ -47,7 +47,7 @@ import numpy as np
 
 from .control import ControlError, FixedTimeSignal, check_junction_controls, control_from_dict
 from .demand import Demand, DemandError
-from .network import Network, NetworkError
+from .network import Network, NetworkError, _not_a_number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -159,7 +159,7 @@ class Scenario:
 
     def __post_init__(self):
         try:
-            if isinstance(self.duration_s, (bool, np.bool_, str)):   # ``true`` or ``"5400"`` in a TOML file
+            if _not_a_number(self.duration_s):
                 raise TypeError
             d = float(self.duration_s)
         except (TypeError, ValueError):

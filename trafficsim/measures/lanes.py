@@ -31,41 +31,35 @@ from dataclasses import dataclass, replace
 
 from ..control import AlineaMeter, FixedRateMeter, FixedTimeSignal
 from ..scenario import Scenario
-from ._base import Measure, MeasureError, add_lane_delta, finite, opposite_roads, road_ends
+from ._base import Measure, add_lane_delta, finite, opposite_roads, road_ends
 
 __all__ = ["TidalLane", "VariableLane", "Widening"]
 
 
-def _windows(owner: str, windows, duration_s: float, merge_gap_s: float = 0.0) -> tuple[tuple[float, float], ...]:
-    """The validated windows, each end clipped to the horizon, and windows less than (or exactly)
-    ``merge_gap_s`` apart joined into one: the lanes do not change back for a gap shorter than
-    it takes to change them (a tidal lane's clearance; for a variable lane windows that touch),
-    where the two changes would overwrite each other (two windows 1,000 s and 1,000-2,000 s gave
-    a tidal lane to both directions at once). A window that starts at or after the end of the run
-    is an error: the measure would do nothing."""
+def _windows(m: Measure, sc: Scenario, merge_gap_s: float = 0.0) -> tuple[tuple[float, float], ...]:
+    """``m.windows`` validated one by one as :meth:`Measure.time_window` does (a pair, ``0 <=
+    start < end``, starting before the end of the run: else the measure would do nothing), in
+    order and not overlapping, each end clipped to the horizon, and windows less than (or
+    exactly) ``merge_gap_s`` apart joined into one: the lanes do not change back for a gap
+    shorter than it takes to change them (a tidal lane's clearance; for a variable lane windows
+    that touch), where the two changes would overwrite each other (two windows 1,000 s and
+    1,000-2,000 s gave a tidal lane to both directions at once)."""
+    windows = m.windows
+    if isinstance(windows, (str, bytes)) or not hasattr(windows, "__iter__"):
+        raise m.error("windows", f"must be a sequence of (start_s, end_s) pairs, got {windows!r}")
     out: list[list[float]] = []
     last = -1.0
-    if isinstance(windows, (str, bytes)) or not hasattr(windows, "__iter__"):
-        raise MeasureError(f"{owner}.windows: must be a sequence of (start_s, end_s) pairs, got {windows!r}")
     for i, w in enumerate(windows):
-        try:
-            if isinstance(w, (str, bytes)) or len(w) != 2:
-                raise TypeError
-            a, b = float(w[0]), float(w[1])
-        except (TypeError, ValueError):
-            raise MeasureError(f"{owner}.windows[{i}]: must be a (start_s, end_s) pair, got {w!r}") from None
-        if not (0.0 <= a < b) or a < last:
-            raise MeasureError(f"{owner}.windows[{i}]: need 0 <= start_s < end_s, in order and not overlapping, got {w!r}")
-        if a >= duration_s:
-            raise MeasureError(f"{owner}.windows[{i}]: starts at {a:g} s, at or after the end of the run "
-                               f"({duration_s:g} s); the measure would do nothing (times are in seconds)")
+        a, b = m.time_window(sc, f"windows[{i}]", w)
+        if a < last:
+            raise m.error(f"windows[{i}]", f"windows must be in order and not overlap, got {w!r} after one ending at {last:g} s")
         if out and a - out[-1][1] <= merge_gap_s:
-            out[-1][1] = min(b, duration_s)
+            out[-1][1] = min(b, sc.duration_s)
         else:
-            out.append([a, min(b, duration_s)])
+            out.append([a, min(b, sc.duration_s)])
         last = b
     if not out:
-        raise MeasureError(f"{owner}.windows: empty")
+        raise m.error("windows", "empty")
     return tuple((a, b) for a, b in out)
 
 
@@ -147,7 +141,7 @@ class TidalLane(Measure):
                 if b.lanes_at(t) - k < 1:
                     raise self.error("lanes", f"reversing {k} lane(s) leaves {b.id!r} with {b.lanes_at(t) - k} lanes "
                                               f"at t={t:g} s; the opposite direction must keep >= 1")
-        wins = _windows(type(self).__name__, self.windows, sc.duration_s, merge_gap_s=clear)
+        wins = _windows(self, sc, merge_gap_s=clear)
         gain, lose = [], []
         for s, e in wins:
             lose.append((s, -k))
@@ -236,7 +230,7 @@ class VariableLane(Measure):
         k = self.lanes
         if isinstance(k, bool) or int(k) != k or not (1 <= k < lk.lanes):
             raise self.error("lanes", f"must be a whole number in [1, {lk.lanes - 1}] (link {part!r} has {lk.lanes}), got {k!r}")
-        wins = _windows(owner, self.windows, sc.duration_s)
+        wins = _windows(self, sc)
         net = sc.network
         pocket_cap = lk.capacity_vph_per_lane if self.pocket_capacity_vph_per_lane is None else finite(
             owner, "pocket_capacity_vph_per_lane", self.pocket_capacity_vph_per_lane, strict=True)
